@@ -1,0 +1,126 @@
+// Command chatd is the chat server: it serves chat.v1.ChatService over gRPC
+// until it gets SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/chatd/chatd/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything chatd is told on its command line.
+type config struct {
+	grpcAddr        string
+	logFormat       string
+	logLevel        slog.Level
+	shutdownTimeout time.Duration
+	server          server.Config
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	cfg := config{server: server.DefaultConfig()}
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service. Everything is kept in memory: a restart clears it.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	sc := &cfg.server
+	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:50051", "`address` to serve gRPC on; loopback by default, so that nobody else reaches this unauthenticated server unless you say so (use :50051 for every interface)")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long to wait for sessions to end before closing every connection")
+	fs.IntVar(&sc.MaxSessions, "max-sessions", sc.MaxSessions, "most users online at once; joins past it get RESOURCE_EXHAUSTED")
+	fs.DurationVar(&sc.JoinTimeout, "join-timeout", sc.JoinTimeout, "how long a new stream may take to send its join")
+	fs.IntVar(&sc.QueueSize, "queue-size", sc.QueueSize, "events that may wait for one client; a client that falls further behind is dropped as too slow")
+	fs.Float64Var(&sc.MessageRate, "message-rate", sc.MessageRate, "messages per second one session may send on average; 0 turns rate limiting off")
+	fs.IntVar(&sc.MessageBurst, "message-burst", sc.MessageBurst, "messages one session may send at once before --message-rate applies")
+	fs.IntVar(&sc.MaxRecvMsgSize, "max-recv-msg-size", sc.MaxRecvMsgSize, "largest request accepted, in `bytes`")
+	fs.DurationVar(&sc.KeepaliveTime, "keepalive-time", sc.KeepaliveTime, "ping a connection idle this long to check its peer is still there (at least 1s)")
+	fs.DurationVar(&sc.KeepaliveTimeout, "keepalive-timeout", sc.KeepaliveTimeout, "drop a connection whose ping is not answered within this time")
+	fs.DurationVar(&sc.KeepaliveMinClientPing, "keepalive-min-client-ping", sc.KeepaliveMinClientPing, "shortest interval at which clients may ping; clients that ping more often are disconnected")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		return cfg, fmt.Errorf("--log-format must be text or json, not %q", cfg.logFormat)
+	}
+	if cfg.shutdownTimeout <= 0 {
+		return cfg, fmt.Errorf("--shutdown-timeout must be positive, got %s", cfg.shutdownTimeout)
+	}
+	if err := cfg.server.Validate(); err != nil {
+		return cfg, fmt.Errorf("bad settings:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// run serves until ctx is cancelled, then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var log *slog.Logger
+	if cfg.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, opts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+
+	srv, err := server.New(cfg.server, log)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen for gRPC: %w", err)
+	}
+	fmt.Fprintf(stdout, "chatd: gRPC listening on %s\n", lis.Addr())
+	log.Info("started", "grpc_addr", lis.Addr().String(), "max_sessions", cfg.server.MaxSessions,
+		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("gRPC server stopped: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Warn("serve ended", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds every limit of the chat service. Start from [DefaultConfig]
+// and change what you need; [New] rejects values that make no sense.
+type Config struct {
+	// MaxSessions is how many users may be online at once. Joins past it are
+	// refused with RESOURCE_EXHAUSTED.
+	MaxSessions int
+	// JoinTimeout is how long a new stream may take to send its join before
+	// it is ended with DEADLINE_EXCEEDED.
+	JoinTimeout time.Duration
+	// QueueSize is how many events may wait for one session's writer. A
+	// client that falls this far behind is disconnected as too slow.
+	QueueSize int
+	// MessageRate is how many messages per second one session may send on
+	// average; 0 turns rate limiting off.
+	MessageRate float64
+	// MessageBurst is how many messages one session may send at once before
+	// MessageRate applies.
+	MessageBurst int
+	// MaxRecvMsgSize is the largest request, in bytes, the server accepts.
+	MaxRecvMsgSize int
+	// KeepaliveTime is how long a connection may be idle before the server
+	// pings it to check that the peer is still there.
+	KeepaliveTime time.Duration
+	// KeepaliveTimeout is how long the server waits for the answer to a ping
+	// before it closes the connection and ends its sessions.
+	KeepaliveTimeout time.Duration
+	// KeepaliveMinClientPing is the shortest interval at which clients may
+	// ping the server; clients that ping more often are disconnected.
+	KeepaliveMinClientPing time.Duration
+}
+
+// Limits on what a client may send. They are part of the API contract (see
+// proto/chat/v1/chat.proto), so they are constants, not settings.
+const (
+	// MaxUsernameLength is the longest username, in characters.
+	MaxUsernameLength = 32
+	// MaxTextBytes is the longest message text, in bytes, after trimming.
+	MaxTextBytes = 4096
+	// MaxClientIDBytes is the longest client_id, in bytes.
+	MaxClientIDBytes = 64
+)
+
+// DefaultConfig returns the limits chatd runs with unless told otherwise.
+// The keepalive defaults follow socket.io's ping interval and timeout
+// (25 s and 20 s), so a vanished peer is gone within about 45 seconds.
+func DefaultConfig() Config {
+	return Config{
+		MaxSessions:            10000,
+		JoinTimeout:            10 * time.Second,
+		QueueSize:              1024,
+		MessageRate:            10,
+		MessageBurst:           20,
+		MaxRecvMsgSize:         16 << 10,
+		KeepaliveTime:          25 * time.Second,
+		KeepaliveTimeout:       20 * time.Second,
+		KeepaliveMinClientPing: 10 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxSessions < 1 {
+		errs = append(errs, fmt.Errorf("max sessions must be at least 1, got %d", c.MaxSessions))
+	}
+	if c.JoinTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("join timeout must be positive, got %s", c.JoinTimeout))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("queue size must be at least 1, got %d", c.QueueSize))
+	}
+	if c.MessageRate < 0 {
+		errs = append(errs, fmt.Errorf("message rate must be 0 (off) or positive, got %g", c.MessageRate))
+	}
+	if c.MessageRate > 0 && c.MessageBurst < 1 {
+		errs = append(errs, fmt.Errorf("message burst must be at least 1 when rate limiting is on, got %d", c.MessageBurst))
+	}
+	// A request must be able to carry the longest message with its
+	// client_id and framing.
+	if minSize := MaxTextBytes + MaxClientIDBytes + 64; c.MaxRecvMsgSize < minSize {
+		errs = append(errs, fmt.Errorf("max receive message size must be at least %d bytes, got %d", minSize, c.MaxRecvMsgSize))
+	}
+	if c.KeepaliveTime < time.Second {
+		errs = append(errs, fmt.Errorf("keepalive time must be at least 1s (gRPC's minimum), got %s", c.KeepaliveTime))
+	}
+	if c.KeepaliveTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("keepalive timeout must be positive, got %s", c.KeepaliveTimeout))
+	}
+	if c.KeepaliveMinClientPing < 0 {
+		errs = append(errs, fmt.Errorf("minimum client ping interval must not be negative, got %s", c.KeepaliveMinClientPing))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Kinds of refusal. Every error the service shows a client wraps one of
+// these (see [Error]); [Status] is the one place that maps them to gRPC codes.
+var (
+	ErrInvalidUsername = errors.New("invalid username")
+	ErrUsernameTaken   = errors.New("username taken")
+	ErrServerFull      = errors.New("server full")
+	ErrInvalidText     = errors.New("invalid message text")
+	ErrInvalidRequest  = errors.New("invalid request")
+	ErrRateLimited     = errors.New("rate limited")
+	ErrNotJoined       = errors.New("not joined")
+	ErrAlreadyJoined   = errors.New("already joined")
+	ErrJoinTimeout     = errors.New("join timeout")
+	ErrTooSlow         = errors.New("client too slow")
+	ErrShuttingDown    = errors.New("server shutting down")
+	ErrRequestTooLarge = errors.New("request too large")
+)
+
+// Error is a refusal whose message is safe to show to the client: it says
+// what went wrong and what to do about it. Kind is one of the Err* values.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap lets errors.Is match the kind.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func invalidUsername(why string) error {
+	return &Error{Kind: ErrInvalidUsername, Msg: "invalid username: " + why}
+}
+
+func invalidText(why string) error {
+	return &Error{Kind: ErrInvalidText, Msg: why}
+}
+
+// codes maps each kind of refusal to its gRPC code.
+var kindCodes = []struct {
+	kind error
+	code codes.Code
+}{
+	{ErrInvalidUsername, codes.InvalidArgument},
+	{ErrInvalidText, codes.InvalidArgument},
+	{ErrInvalidRequest, codes.InvalidArgument},
+	{ErrUsernameTaken, codes.AlreadyExists},
+	{ErrServerFull, codes.ResourceExhausted},
+	{ErrRateLimited, codes.ResourceExhausted},
+	{ErrTooSlow, codes.ResourceExhausted},
+	{ErrRequestTooLarge, codes.ResourceExhausted},
+	{ErrNotJoined, codes.FailedPrecondition},
+	{ErrAlreadyJoined, codes.FailedPrecondition},
+	{ErrJoinTimeout, codes.DeadlineExceeded},
+	{ErrShuttingDown, codes.Unavailable},
+}
+
+// Status turns an error from the service into the gRPC status a client
+// sees. Refusals keep their message; context errors keep their meaning;
+// anything else is an internal error whose details stay in the server's log.
+func Status(err error) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		for _, kc := range kindCodes {
+			if errors.Is(e.Kind, kc.kind) {
+				return status.New(kc.code, e.Msg)
+			}
+		}
+	}
+	if s, ok := status.FromError(err); ok {
+		return s
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err)
+	}
+	return status.New(codes.Internal, "internal error")
+}
+
+// recvError explains why reading a request failed, in terms of what the
+// client sent. gRPC reports an oversized request as RESOURCE_EXHAUSTED and an
+// undecodable one (bad protobuf, invalid UTF-8) as INTERNAL; the latter is
+// the client's fault, so it becomes INVALID_ARGUMENT.
+func recvError(err error, maxSize int) error {
+	s, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch s.Code() {
+	case codes.ResourceExhausted:
+		return &Error{Kind: ErrRequestTooLarge, Msg: fmt.Sprintf("request too large: at most %d bytes", maxSize)}
+	case codes.Internal:
+		return &Error{Kind: ErrInvalidRequest, Msg: "request could not be decoded: " + s.Message()}
+	}
+	return err
+}

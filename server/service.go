@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Service implements chat.v1.ChatService on top of a [Hub].
+type Service struct {
+	chatv1.UnimplementedChatServiceServer
+
+	cfg Config
+	hub *Hub
+	log *slog.Logger
+}
+
+var _ chatv1.ChatServiceServer = (*Service)(nil)
+
+// NewService returns a service with its own hub. cfg must be valid (see
+// [Config.Validate]).
+func NewService(cfg Config, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, hub: NewHub(cfg.MaxSessions, cfg.QueueSize), log: log}
+}
+
+// Hub returns the service's hub.
+func (svc *Service) Hub() *Hub { return svc.hub }
+
+// ListUsers returns who is online now.
+func (svc *Service) ListUsers(context.Context, *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
+	return &chatv1.ListUsersResponse{Users: svc.hub.Users()}, nil
+}
+
+// Chat runs one session: join, then messages until the client leaves, goes
+// away or is dropped.
+func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) error {
+	ctx := stream.Context()
+	log := svc.log.With("peer", peerAddr(ctx))
+
+	req, err := svc.awaitJoin(ctx, stream)
+	if err == nil {
+		err = checkClientID(req.GetClientId())
+	}
+	if err != nil {
+		log.Info("join refused", "err", err)
+		return Status(err).Err()
+	}
+	s, err := svc.hub.Join(req.GetJoin().GetUsername())
+	if err != nil {
+		log.Info("join refused", "username", req.GetJoin().GetUsername(), "err", err)
+		return Status(err).Err()
+	}
+	log = log.With("user", s.user.Username)
+	log.Info("joined")
+	return svc.serve(ctx, stream, s, log)
+}
+
+// awaitJoin reads the first request, which must be a join, within the join
+// timeout.
+func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) (*chatv1.ChatRequest, error) {
+	type result struct {
+		req *chatv1.ChatRequest
+		err error
+	}
+	// Recv cannot be given a deadline. On timeout the handler returns, which
+	// cancels the stream and so ends this Recv and its goroutine.
+	got := make(chan result, 1)
+	go func() {
+		req, err := stream.Recv()
+		got <- result{req, err}
+	}()
+	timer := time.NewTimer(svc.cfg.JoinTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-got:
+		switch {
+		case r.err == io.EOF:
+			return nil, &Error{Kind: ErrNotJoined, Msg: "stream closed before a join: the first request must be a join"}
+		case r.err != nil:
+			return nil, recvError(r.err, svc.cfg.MaxRecvMsgSize)
+		case r.req.GetJoin() == nil:
+			return nil, &Error{Kind: ErrNotJoined, Msg: "not joined: the first request must be a join with a username"}
+		}
+		return r.req, nil
+	case <-timer.C:
+		return nil, &Error{Kind: ErrJoinTimeout, Msg: fmt.Sprintf("no join within %s: send a join as the first request", svc.cfg.JoinTimeout)}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// serve runs a joined session until it ends. The handler's goroutine only
+// waits here; a reader goroutine handles requests and one writer goroutine,
+// the only caller of stream.Send, writes the session's queue.
+func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, log *slog.Logger) error {
+	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
+	written := make(chan error, 1)
+	go func() { written <- writeLoop(stream, s, drain) }()
+	read := make(chan error, 1)
+	go func() { read <- svc.readLoop(stream, s) }()
+
+	select {
+	case err := <-read:
+		if err != nil {
+			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+			return Status(err).Err()
+		}
+		// Logout: the leaver's own user_left is the last event queued for it.
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil)
+		close(drain)
+		select {
+		case err := <-written:
+			return err
+		case <-s.ended: // dropped while draining
+			return Status(s.endErr).Err()
+		}
+	case err := <-written:
+		// Send failed: the stream is broken.
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+		return err
+	case <-s.ended:
+		log.Info("left", "reason", reasonName(s.endReason))
+		// The writer may be blocked in Send on a client that stopped
+		// reading. Returning ends the stream, which fails that Send.
+		return Status(s.endErr).Err()
+	case <-ctx.Done():
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// leave takes s off the hub and logs it, unless the hub already dropped it.
+func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logger, err error) {
+	if !svc.hub.Leave(s, reason) {
+		return
+	}
+	if err != nil && Status(err).Code() != codes.Canceled {
+		log.Info("left", "reason", reasonName(reason), "err", err)
+		return
+	}
+	log.Info("left", "reason", reasonName(reason))
+}
+
+// readLoop handles the requests of a joined session. It returns nil when the
+// client logs out (leave, or closing its sending side), or why reading failed.
+func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session) error {
+	var limiter *rate.Limiter
+	if svc.cfg.MessageRate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(svc.cfg.MessageRate), svc.cfg.MessageBurst)
+	}
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return recvError(err, svc.cfg.MaxRecvMsgSize)
+		}
+		if err := checkClientID(req.GetClientId()); err != nil {
+			svc.hub.Reject(s, "", err)
+			continue
+		}
+		switch action := req.GetAction().(type) {
+		case *chatv1.ChatRequest_Leave:
+			return nil
+		case *chatv1.ChatRequest_Send:
+			if limiter != nil && !limiter.Allow() {
+				err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many messages: at most %g per second; wait a moment and send again", svc.cfg.MessageRate)}
+			} else {
+				err = svc.hub.Send(s, action.Send.GetText(), req.GetClientId())
+			}
+			if errors.Is(err, ErrNotJoined) {
+				return err // dropped by the hub meanwhile; serve has seen it
+			}
+		case *chatv1.ChatRequest_Join:
+			err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}
+		default:
+			err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send or leave"}
+		}
+		if err != nil {
+			svc.hub.Reject(s, req.GetClientId(), err)
+		}
+	}
+}
+
+// writeLoop sends s's events in order until the session ends. After drain
+// is closed nothing more is queued, so it sends what is left and returns.
+func writeLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, drain <-chan struct{}) error {
+	for {
+		select {
+		case ev := <-s.queue:
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		case <-drain:
+			for {
+				select {
+				case ev := <-s.queue:
+					if err := stream.Send(ev); err != nil {
+						return err
+					}
+				default:
+					return nil
+				}
+			}
+		case <-s.ended:
+			return nil
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return "unknown"
+}
+
+// reasonName is a leave reason as logs show it: "logout", "too_slow", ….
+func reasonName(r chatv1.LeaveReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "LEAVE_REASON_"))
+}

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/secure/precis"
+)
+
+// CheckUsername checks a requested username against the PRECIS username
+// profile (RFC 8265) and the length limit. It returns the name to show (the
+// enforced, case-preserved form) and the key that makes names unique (the
+// case-mapped form), or an [ErrInvalidUsername] error that says what to fix.
+func CheckUsername(name string) (display, key string, err error) {
+	if name == "" {
+		return "", "", invalidUsername("a username is required")
+	}
+	display, err = precis.UsernameCasePreserved.String(name)
+	if err != nil {
+		return "", "", invalidUsername("use letters, digits and punctuation only, with no spaces")
+	}
+	if n := utf8.RuneCountInString(display); n > MaxUsernameLength {
+		return "", "", invalidUsername("use at most 32 characters")
+	}
+	key, err = precis.UsernameCaseMapped.String(name)
+	if err != nil {
+		// Unreachable in practice: the case-preserved profile accepted it.
+		return "", "", invalidUsername("use letters, digits and punctuation only, with no spaces")
+	}
+	return display, key, nil
+}
+
+// CleanText trims a message's surrounding white space and checks it: 1 to
+// [MaxTextBytes] bytes, not made only of control characters. It returns the
+// text to broadcast or an [ErrInvalidText] error.
+func CleanText(text string) (string, error) {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return "", invalidText("message is empty")
+	case len(text) > MaxTextBytes:
+		return "", invalidText("message is too long: at most 4096 bytes")
+	case !utf8.ValidString(text):
+		return "", invalidText("message is not valid UTF-8")
+	}
+	for _, r := range text {
+		if !unicode.IsControl(r) {
+			return text, nil
+		}
+	}
+	return "", invalidText("message has no visible characters")
+}
+
+// checkClientID limits what a client can make the server echo back.
+func checkClientID(id string) error {
+	if len(id) > MaxClientIDBytes {
+		return &Error{Kind: ErrInvalidRequest, Msg: "client_id is too long: at most 64 bytes"}
+	}
+	return nil
+}
