@@ -17,6 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// drainTimeout bounds how long a session that logged out may take to read
+// the events queued for it before its stream is ended anyway.
+const drainTimeout = 10 * time.Second
+
 // Service implements chat.v1.ChatService on top of a [Hub].
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
@@ -119,25 +123,41 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		// Logout: the leaver's own user_left is the last event queued for it.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil)
 		close(drain)
+		// The writer returns the end status if the session is dropped
+		// while draining. A client that half-closed and then stopped
+		// reading gets a bounded time, not a stream held open for ever.
+		timer := time.NewTimer(drainTimeout)
+		defer timer.Stop()
 		select {
 		case err := <-written:
 			return err
-		case <-s.ended: // dropped while draining
-			return Status(s.endErr).Err()
+		case <-timer.C:
+			log.Info("logout drain timed out", "timeout", drainTimeout)
+			return status.Errorf(codes.DeadlineExceeded, "logged out, but events were not read within %s", drainTimeout)
 		}
 	case err := <-written:
+		select {
+		case <-s.ended: // the writer saw the hub end the session first
+			return svc.endedByHub(s, log)
+		default:
+		}
 		// Send failed: the stream is broken.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
 		return err
 	case <-s.ended:
-		log.Info("left", "reason", reasonName(s.endReason))
 		// The writer may be blocked in Send on a client that stopped
 		// reading. Returning ends the stream, which fails that Send.
-		return Status(s.endErr).Err()
+		return svc.endedByHub(s, log)
 	case <-ctx.Done():
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
 		return status.FromContextError(ctx.Err()).Err()
 	}
+}
+
+// endedByHub logs and returns the end of a session the hub dropped.
+func (svc *Service) endedByHub(s *Session, log *slog.Logger) error {
+	log.Info("left", "reason", reasonName(s.endReason))
+	return Status(s.endErr).Err()
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
@@ -215,7 +235,7 @@ func writeLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatRe
 				}
 			}
 		case <-s.ended:
-			return nil
+			return Status(s.endErr).Err()
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of run's logger
+// and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, io.Discard, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(--help) = %v, want flag.ErrHelp", err)
+	}
+	for _, name := range []string{
+		"grpc-addr", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
+		"queue-size", "message-rate", "message-burst", "max-recv-msg-size", "keepalive-time",
+		"keepalive-timeout", "keepalive-min-client-ping",
+	} {
+		if !strings.Contains(stderr.String(), "-"+name) {
+			t.Errorf("--help does not mention -%s:\n%s", name, stderr.String())
+		}
+	}
+}
+
+func TestBadFlagsAreRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "xml"}, "--log-format must be text or json"},
+		{[]string{"--max-sessions", "0"}, "max sessions must be at least 1"},
+		{[]string{"--keepalive-time", "100ms"}, "keepalive time must be at least 1s"},
+		{[]string{"--max-recv-msg-size", "100"}, "max receive message size must be at least"},
+		{[]string{"--message-rate", "-1"}, "message rate must be 0 (off) or positive"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
+	} {
+		err := run(context.Background(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServesUntilCancelled starts chatd on a free port, talks to it, and
+// checks that cancelling run's context ends every session with UNAVAILABLE
+// and makes run return.
+func TestServesUntilCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stdoutR, stdoutW := io.Pipe()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"}, stdoutW, logs)
+		stdoutW.Close()
+	}()
+
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading chatd's first line: %v", err)
+	}
+	go io.Copy(io.Discard, stdoutR) //nolint:errcheck // drain until run ends
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "chatd: gRPC listening on ")
+	if !ok {
+		t.Fatalf("first line = %q, want it to say where chatd listens", line)
+	}
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := chatv1.NewChatServiceClient(conn)
+	stream, err := client.Chat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: "alice"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := stream.Recv()
+	if err != nil || ev.GetWelcome() == nil {
+		t.Fatalf("first event = %v, %v; want a welcome", ev, err)
+	}
+
+	// The message is acknowledged, and its text stays out of the logs.
+	const secret = "secret-text-1234"
+	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: secret}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := stream.Recv(); err != nil || ev.GetMessage().GetText() != secret {
+		t.Fatalf("event after send = %v, %v; want the echoed message", ev, err)
+	}
+
+	cancel()
+	_, err = stream.Recv()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "shutting down") {
+		t.Errorf("after shutdown, Recv = %v; want UNAVAILABLE saying the server is shutting down", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after its context was cancelled, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return within 10s of its context being cancelled")
+	}
+	for _, want := range []string{`"msg":"started"`, `"msg":"joined"`, `"user":"alice"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("logs show message text at info level:\n%s", logs.String())
+	}
+}
