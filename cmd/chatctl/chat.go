@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// chatStream is the client side of a Chat stream.
+type chatStream = chatv1.ChatService_ChatClient
+
+// joinChat opens a Chat stream on ctx and joins as name. It returns the
+// stream and the server's welcome, or why the server refused the join as an
+// error carrying the matching exit code. Cancelling ctx ends the stream.
+func joinChat(ctx context.Context, client chatv1.ChatServiceClient, name string) (chatStream, *chatv1.ChatResponse, error) {
+	stream, err := client.Chat(ctx)
+	if err != nil {
+		return nil, nil, joinError(err)
+	}
+	// If Send fails, the stream is over and Recv says why.
+	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name}}})
+	first, err := stream.Recv()
+	if err == io.EOF {
+		return nil, nil, withExitCode(exitConnLost, errors.New("cannot join: the server ended the session before welcoming it"))
+	}
+	if err != nil {
+		return nil, nil, joinError(err)
+	}
+	if first.GetWelcome() == nil {
+		return nil, nil, fmt.Errorf("cannot join: the server answered the join with %T instead of a welcome", first.GetEvent())
+	}
+	return stream, first, nil
+}
+
+// joinError explains why a join failed, with the exit code for it.
+func joinError(err error) error {
+	st := status.Convert(err)
+	msg := fmt.Errorf("cannot join: %s", st.Message())
+	switch st.Code() {
+	case codes.AlreadyExists:
+		return withExitCode(exitNameTaken, msg)
+	case codes.InvalidArgument:
+		return withExitCode(exitInvalidName, msg)
+	case codes.ResourceExhausted:
+		return withExitCode(exitServerFull, msg)
+	case codes.Unavailable:
+		// No session was lost: the server is going away or just went.
+		return withExitCode(exitUnreachable, msg)
+	case codes.Canceled:
+		return errors.New("interrupted while joining")
+	}
+	return msg
+}
+
+// sessionError explains why a session that had been welcomed ended with an
+// error. It is never called for the end a client asked for.
+func sessionError(err error) error {
+	if err == io.EOF {
+		// chatd only ends a session OK after a leave or a half-close.
+		return withExitCode(exitConnLost, errors.New("connection lost: the server ended the session"))
+	}
+	return withExitCode(exitConnLost, fmt.Errorf("connection lost: %s", status.Convert(err).Message()))
+}
+
+// newClientID returns a client_id for a request. It is random rather than a
+// counter so that it is also unique across chatctl runs, which helps anyone
+// correlating JSON output.
+func newClientID() string {
+	return rand.Text()[:16]
+}
+
+// sendText sends one message with clientID. A failed Send means the stream
+// is over; the caller learns why from Recv.
+func sendText(stream chatStream, text, clientID string) {
+	_ = stream.Send(&chatv1.ChatRequest{
+		ClientId: clientID,
+		Action:   &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: text}},
+	})
+}
+
+// sendLeave logs out. As with sendText, a failure shows up in Recv.
+func sendLeave(stream chatStream) {
+	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Exit codes. They are part of chatctl's interface: scripts and tests tell
+// failures apart by them, so never renumber one.
+const (
+	exitOK          = 0 // success, including a session ended by /quit, end of input or Ctrl-C
+	exitFailure     = 1 // any other error
+	exitUsage       = 2 // bad flags or arguments
+	exitUnreachable = 3 // no connection to chatd within --dial-timeout, or chatd is shutting down
+	exitNameTaken   = 4 // the name is online already (names are unique ignoring case)
+	exitInvalidName = 5 // the server refused the name as invalid
+	exitConnLost    = 6 // the session ended with an error: server shutdown, client too slow, network failure
+	exitServerFull  = 7 // the server has as many users as it admits
+)
+
+// exitCodeHelp documents the exit codes for --help, in order.
+var exitCodeHelp = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "success (a session ended by /quit, end of input or Ctrl-C is a success)"},
+	{exitFailure, "other error (e.g. a message was rejected)"},
+	{exitUsage, "bad usage: unknown flag, bad flag value, missing or extra argument"},
+	{exitUnreachable, "cannot reach chatd within --dial-timeout, or it is shutting down"},
+	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
+	{exitInvalidName, "the server refused the name as invalid"},
+	{exitConnLost, "connection lost: the session ended with an error (server shutdown, too slow, network)"},
+	{exitServerFull, "the server is full"},
+}
+
+func printExitCodes(w io.Writer) {
+	for _, e := range exitCodeHelp {
+		fmt.Fprintf(w, "  %d  %s\n", e.code, e.meaning)
+	}
+}
+
+// errHelp reports that help was asked for and printed; it is not a failure.
+var errHelp = errors.New("help requested")
+
+// exitError is an error that ends chatctl with a particular exit code. Its
+// message is the wrapped error's.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withExitCode(code int, err error) error {
+	return &exitError{code: code, err: err}
+}
+
+func usageErrorf(format string, args ...any) error {
+	return withExitCode(exitUsage, fmt.Errorf(format, args...))
+}

@@ -1,0 +1,113 @@
+// Command chatctl is the command-line client of chatd.
+//
+//	chatctl join --name alice         chat interactively, or from a pipe
+//	chatctl send --name bot "hello"   send one message and leave
+//	chatctl who                       list who is online
+//
+// Every command takes --server, --dial-timeout and -o/--output; run
+// "chatctl --help" for the details and the exit codes, which scripts may rely
+// on.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	// SIGINT and SIGTERM cancel ctx; join turns that into a clean leave.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling, so that a
+		// second Ctrl-C kills chatctl at once if the leave hangs.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand of chatctl.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+// commands lists the subcommands in the order --help shows them.
+var commands = []command{
+	{"join", "chat under a name, interactively or from a pipe", runJoin},
+	{"send", "join, send one message, wait for it to be delivered, leave", runSend},
+	{"who", "list who is online", runWho},
+}
+
+// run runs chatctl with the arguments after the program name and returns the
+// process's exit code. It is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	code := exitCode(err)
+	if err != nil && code != exitOK {
+		fmt.Fprintf(stderr, "chatctl: %v\n", err)
+	}
+	return code
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErrorf("missing command (join, send or who); run 'chatctl --help' for usage")
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if name == "help" && len(args) > 1 {
+			// "chatctl help join" is "chatctl join --help".
+			return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+		}
+		printUsage(stdout)
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, args[1:], stdin, stdout, stderr)
+		}
+	}
+	return usageErrorf("unknown command %q; run 'chatctl --help' for usage", name)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: chatctl <command> [flags] [arguments]
+
+chatctl is the command-line client of chatd, the real-time chat server.
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run 'chatctl <command> --help' for a command's flags. Every command takes:
+`)
+	fs, _ := newFlagSet("chatctl")
+	printFlags(w, fs)
+	fmt.Fprint(w, "\nExit codes:\n")
+	printExitCodes(w)
+}
+
+// exitCode is the one place that maps an error to chatctl's exit code.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return exitFailure
+	}
+}

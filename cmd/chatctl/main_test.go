@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// runCLI runs chatctl in-process and returns its exit code and output.
+func runCLI(t *testing.T, ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string // in stderr
+	}{
+		{nil, "missing command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"join"}, "--name is required"},
+		{[]string{"join", "--name", "bob", "extra"}, `unexpected argument "extra"`},
+		{[]string{"join", "--nme", "bob"}, "flag provided but not defined: -nme"},
+		{[]string{"join", "--name"}, "flag needs an argument: -name"},
+		{[]string{"join", "--name", "bob", "-o", "yaml"}, "must be text or json"},
+		{[]string{"who", "--output=xml"}, "must be text or json"},
+		{[]string{"who", "--dial-timeout", "soon"}, "invalid value"},
+		{[]string{"who", "--dial-timeout", "0s"}, "--dial-timeout must be positive"},
+		{[]string{"who", "--server", ""}, "--server must not be empty"},
+		{[]string{"who", "everyone"}, `unexpected argument "everyone"`},
+		{[]string{"send", "hi"}, "--name is required"},
+		{[]string{"send", "--name", "bot"}, "exactly one TEXT argument"},
+		{[]string{"send", "--name", "bot", "hi", "--server", "x:1"}, "exactly one TEXT argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runCLI(t, t.Context(), "", tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d (usage)", code, exitUsage)
+			}
+			if !strings.HasPrefix(stderr, "chatctl: ") || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q does not say %q", stderr, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want []string // in stdout
+	}{
+		{[]string{"--help"}, []string{"Usage: chatctl <command>", "join", "send", "who", "--server", "--dial-timeout", "--output", "Exit codes:"}},
+		{[]string{"-h"}, []string{"Usage: chatctl <command>"}},
+		{[]string{"help"}, []string{"Usage: chatctl <command>"}},
+		{[]string{"help", "send"}, []string{"Usage: chatctl send --name NAME [flags] TEXT"}},
+		{[]string{"join", "--help"}, []string{"Usage: chatctl join", "--name username", "/quit", "/who", "default localhost:50051", "Exit codes:"}},
+		{[]string{"send", "-h"}, []string{"Usage: chatctl send", "--name username"}},
+		{[]string{"who", "--help"}, []string{"Usage: chatctl who", "-o format"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runCLI(t, t.Context(), "", tt.args...)
+			if code != exitOK {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("help does not mention %q:\n%s", w, stdout)
+				}
+			}
+			if stderr != "" {
+				t.Errorf("stderr %q, want nothing", stderr)
+			}
+		})
+	}
+}
+
+// TestHelpListsEveryExitCode keeps the documentation and the codes in step.
+func TestHelpListsEveryExitCode(t *testing.T) {
+	t.Parallel()
+	_, stdout, _ := runCLI(t, t.Context(), "", "--help")
+	for code := exitOK; code <= exitServerFull; code++ {
+		if !strings.Contains(stdout, fmt.Sprintf("\n  %d  ", code)) {
+			t.Errorf("--help does not document exit code %d", code)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, exitOK},
+		{errHelp, exitOK},
+		{errors.New("boom"), exitFailure},
+		{usageErrorf("bad"), exitUsage},
+		{fmt.Errorf("wrapped: %w", withExitCode(exitNameTaken, errors.New("taken"))), exitNameTaken},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.err); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}

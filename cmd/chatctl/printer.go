@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// printer shows what chatctl receives, in the format --output chose.
+type printer interface {
+	// event shows one event received on a Chat stream.
+	event(ev *chatv1.ChatResponse) error
+	// online shows the session's local view of who is online (/who).
+	online(users []*chatv1.User, you string) error
+	// users shows a ListUsers answer (chatctl who).
+	users(resp *chatv1.ListUsersResponse) error
+	// note shows feedback from chatctl itself, such as /help.
+	note(msg string) error
+}
+
+// newPrinter returns the printer for format. Output meant for programs goes
+// to stdout; in JSON mode chatctl's own notes go to stderr, so that stdout
+// holds nothing but the server's responses.
+func newPrinter(format outputFormat, stdout, stderr io.Writer) printer {
+	if format == outputJSON {
+		return &jsonPrinter{w: stdout, notes: &textPrinter{w: stderr, loc: time.Local}}
+	}
+	return &textPrinter{w: stdout, loc: time.Local}
+}
+
+// textPrinter prints for people, one line per event, prefixed with the
+// event's time. Everything that comes from other users is escaped (see
+// sanitize), so their text cannot drive the terminal.
+type textPrinter struct {
+	w   io.Writer
+	loc *time.Location // time zone of the times shown
+}
+
+// indent starts the continuation lines of a multi-line message, under the
+// sender's name.
+const indent = "         " // len("15:04:05 ")
+
+func (p *textPrinter) event(ev *chatv1.ChatResponse) error {
+	at := p.clock(ev.GetTime())
+	var err error
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.ChatResponse_Welcome:
+		you := e.Welcome.GetYou().GetUsername()
+		_, err = fmt.Fprintf(p.w, "%s * you joined as %s\n%s %s\n", at, sanitize(you, ""), at, onlineLine(e.Welcome.GetOnlineUsers(), you))
+	case *chatv1.ChatResponse_UserJoined:
+		_, err = fmt.Fprintf(p.w, "%s * %s joined\n", at, sanitize(e.UserJoined.GetUser().GetUsername(), ""))
+	case *chatv1.ChatResponse_UserLeft:
+		_, err = fmt.Fprintf(p.w, "%s * %s left (%s)\n", at, sanitize(e.UserLeft.GetUser().GetUsername(), ""), leaveReason(e.UserLeft.GetReason()))
+	case *chatv1.ChatResponse_Message:
+		_, err = fmt.Fprintf(p.w, "%s %s: %s\n", at, sanitize(e.Message.GetSender(), ""), sanitize(e.Message.GetText(), indent))
+	case *chatv1.ChatResponse_Rejected:
+		_, err = fmt.Fprintf(p.w, "%s ! %s\n", at, sanitize(e.Rejected.GetReason(), indent))
+	default:
+		// A newer server may send events this chatctl predates.
+		_, err = fmt.Fprintf(p.w, "%s ? an event this chatctl does not know (try a newer chatctl)\n", at)
+	}
+	return err
+}
+
+func (p *textPrinter) online(users []*chatv1.User, you string) error {
+	_, err := fmt.Fprintln(p.w, onlineLine(users, you))
+	return err
+}
+
+func (p *textPrinter) users(resp *chatv1.ListUsersResponse) error {
+	if len(resp.GetUsers()) == 0 {
+		_, err := fmt.Fprintln(p.w, "Nobody is online.")
+		return err
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tJOINED")
+	for _, u := range resp.GetUsers() {
+		joined := "-"
+		if u.GetJoinTime() != nil {
+			joined = u.GetJoinTime().AsTime().In(p.loc).Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", sanitize(u.GetUsername(), ""), joined)
+	}
+	return tw.Flush()
+}
+
+func (p *textPrinter) note(msg string) error {
+	_, err := fmt.Fprintln(p.w, msg)
+	return err
+}
+
+// clock formats an event's time as the time of day.
+func (p *textPrinter) clock(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "--:--:--"
+	}
+	return ts.AsTime().In(p.loc).Format(time.TimeOnly)
+}
+
+// onlineLine is "Online (2): alice (you), bob".
+func onlineLine(users []*chatv1.User, you string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Online (%d):", len(users))
+	for i, u := range users {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(" " + sanitize(u.GetUsername(), ""))
+		if u.GetUsername() == you {
+			b.WriteString(" (you)")
+		}
+	}
+	return b.String()
+}
+
+// leaveReason says why a user left, as in "bob left (logged out)".
+func leaveReason(r chatv1.LeaveReason) string {
+	switch r {
+	case chatv1.LeaveReason_LEAVE_REASON_LOGOUT:
+		return "logged out"
+	case chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED:
+		return "disconnected"
+	case chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW:
+		return "too slow"
+	case chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN:
+		return "server shutdown"
+	}
+	return "unknown reason"
+}
+
+// sanitize makes text from the network safe to print on a terminal. A
+// terminal acts on control characters (ESC starts escape sequences that can
+// retitle the window, move the cursor, rewrite what is shown or, on some
+// terminals, answer back as typed input), so another user's text must never
+// reach it raw. Control characters are shown as Go-style escapes (ESC as
+// \x1b, the C1 control CSI as \u009b), as are invalid UTF-8 bytes and the
+// invisible bidirectional controls that can make text read differently from
+// what it is. A newline is kept, followed by nl so that a multi-line message
+// stays indented under its first line; with nl == "" it is escaped too. A
+// tab is kept.
+func sanitize(s string, nl string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' && nl != "":
+			b.WriteString("\n" + nl)
+		case r == '\t':
+			b.WriteRune(r)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029':
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// jsonPrinter prints for programs: each response from the server as one
+// line of protojson, and nothing else on stdout.
+type jsonPrinter struct {
+	w     io.Writer
+	notes *textPrinter // where chatctl's own feedback goes
+}
+
+func (p *jsonPrinter) event(ev *chatv1.ChatResponse) error { return p.line(ev) }
+
+func (p *jsonPrinter) users(resp *chatv1.ListUsersResponse) error { return p.line(resp) }
+
+func (p *jsonPrinter) online(users []*chatv1.User, you string) error {
+	return p.notes.online(users, you)
+}
+
+func (p *jsonPrinter) note(msg string) error { return p.notes.note(msg) }
+
+func (p *jsonPrinter) line(m proto.Message) error {
+	// protojson never puts a raw newline in its single-line form: newlines
+	// in strings are escaped.
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = p.w.Write(append(b, '\n'))
+	return err
+}
