@@ -38,7 +38,9 @@ const (
 	LeaveReason_LEAVE_REASON_DISCONNECTED LeaveReason = 2
 	// LEAVE_REASON_TOO_SLOW: the client fell too far behind and was dropped.
 	LeaveReason_LEAVE_REASON_TOO_SLOW LeaveReason = 3
-	// LEAVE_REASON_SERVER_SHUTDOWN: the server the user was on stopped.
+	// LEAVE_REASON_SERVER_SHUTDOWN: the server the user was on stopped. A
+	// single chatd sends no user_left when it stops (its sessions all end
+	// with UNAVAILABLE); this is for servers that share one chat.
 	LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN LeaveReason = 4
 )
 
@@ -92,7 +94,8 @@ type ChatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// client_id is optional and chosen by the client (at most 64 bytes); the
 	// server copies it onto what this request causes: the echoed message and
-	// any rejection, so a client can match answers to requests.
+	// any rejection, so a client can match answers to requests. A request
+	// whose client_id is too long is rejected with an empty client_id.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// action is what the client wants to do. The first request on a stream must
 	// be a join.
