@@ -116,6 +116,14 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 
 	select {
 	case err := <-read:
+		// The reader stops with ErrNotJoined when the hub dropped s (Send
+		// on an offline session); if that wins this select over s.ended,
+		// the client must still get the hub's reason, not FAILED_PRECONDITION.
+		select {
+		case <-s.ended:
+			return svc.endedByHub(s, log)
+		default:
+		}
 		if err != nil {
 			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
 			return Status(err).Err()
@@ -201,7 +209,7 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 				err = svc.hub.Send(s, action.Send.GetText(), req.GetClientId())
 			}
 			if errors.Is(err, ErrNotJoined) {
-				return err // dropped by the hub meanwhile; serve has seen it
+				return err // dropped by the hub meanwhile; serve returns its reason
 			}
 		case *chatv1.ChatRequest_Join:
 			err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}

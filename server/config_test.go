@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	t.Parallel()
+	if err := server.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v; want nil", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		edit func(*server.Config)
+		want string
+	}{
+		{func(c *server.Config) { c.MaxSessions = 0 }, "max sessions"},
+		{func(c *server.Config) { c.JoinTimeout = 0 }, "join timeout"},
+		{func(c *server.Config) { c.QueueSize = 0 }, "queue size"},
+		{func(c *server.Config) { c.MessageRate = -1 }, "message rate"},
+		{func(c *server.Config) { c.MessageRate, c.MessageBurst = 1, 0 }, "message burst"},
+		{func(c *server.Config) { c.MaxRecvMsgSize = server.MaxTextBytes }, "max receive message size"},
+		{func(c *server.Config) { c.KeepaliveTime = 999 * time.Millisecond }, "keepalive time"},
+		{func(c *server.Config) { c.KeepaliveTimeout = 0 }, "keepalive timeout"},
+		{func(c *server.Config) { c.KeepaliveMinClientPing = -time.Second }, "client ping"},
+	} {
+		cfg := testConfig(tc.edit)
+		srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v; want an error about %s", cfg, err, tc.want)
+		}
+		if srv != nil {
+			t.Errorf("New returned a server along with error %v", err)
+		}
+	}
+	// Rate limiting off needs no burst.
+	if err := testConfig(func(c *server.Config) { c.MessageRate, c.MessageBurst = 0, 0 }).Validate(); err != nil {
+		t.Errorf("rate 0 with burst 0: %v; want valid", err)
+	}
+	// Every problem is reported at once.
+	err := testConfig(func(c *server.Config) { c.MaxSessions, c.QueueSize = 0, 0 }).Validate()
+	if err == nil || !strings.Contains(err.Error(), "max sessions") || !strings.Contains(err.Error(), "queue size") {
+		t.Errorf("Validate with two bad settings = %v; want both reported", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		{nil, codes.OK, ""},
+		{&server.Error{Kind: server.ErrInvalidUsername, Msg: "m"}, codes.InvalidArgument, "m"},
+		{&server.Error{Kind: server.ErrInvalidText, Msg: "m"}, codes.InvalidArgument, "m"},
+		{&server.Error{Kind: server.ErrInvalidRequest, Msg: "m"}, codes.InvalidArgument, "m"},
+		{&server.Error{Kind: server.ErrUsernameTaken, Msg: "m"}, codes.AlreadyExists, "m"},
+		{&server.Error{Kind: server.ErrServerFull, Msg: "m"}, codes.ResourceExhausted, "m"},
+		{&server.Error{Kind: server.ErrRateLimited, Msg: "m"}, codes.ResourceExhausted, "m"},
+		{&server.Error{Kind: server.ErrTooSlow, Msg: "m"}, codes.ResourceExhausted, "m"},
+		{&server.Error{Kind: server.ErrRequestTooLarge, Msg: "m"}, codes.ResourceExhausted, "m"},
+		{&server.Error{Kind: server.ErrNotJoined, Msg: "m"}, codes.FailedPrecondition, "m"},
+		{&server.Error{Kind: server.ErrAlreadyJoined, Msg: "m"}, codes.FailedPrecondition, "m"},
+		{&server.Error{Kind: server.ErrJoinTimeout, Msg: "m"}, codes.DeadlineExceeded, "m"},
+		{&server.Error{Kind: server.ErrShuttingDown, Msg: "m"}, codes.Unavailable, "m"},
+		{fmt.Errorf("wrapped: %w", &server.Error{Kind: server.ErrServerFull, Msg: "m"}), codes.ResourceExhausted, "m"},
+		{status.Error(codes.NotFound, "nf"), codes.NotFound, "nf"},
+		{context.Canceled, codes.Canceled, context.Canceled.Error()},
+		{context.DeadlineExceeded, codes.DeadlineExceeded, context.DeadlineExceeded.Error()},
+		// Anything else stays in the server's log.
+		{errors.New("disk on fire at /secret/path"), codes.Internal, "internal error"},
+	} {
+		st := server.Status(tc.err)
+		if st.Code() != tc.code || st.Message() != tc.msg {
+			t.Errorf("Status(%v) = %v %q; want %v %q", tc.err, st.Code(), st.Message(), tc.code, tc.msg)
+		}
+	}
+}
