@@ -38,6 +38,10 @@ func (e *Error) Error() string { return e.Msg }
 // Unwrap lets errors.Is match the kind.
 func (e *Error) Unwrap() error { return e.Kind }
 
+// errShutdown ends every session, and every stream not joined yet, when the
+// server shuts down.
+var errShutdown = &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
+
 func invalidUsername(why string) error {
 	return &Error{Kind: ErrInvalidUsername, Msg: "invalid username: " + why}
 }

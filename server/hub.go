@@ -23,6 +23,8 @@ type Hub struct {
 	queueSize   int
 	idPrefix    string // makes message ids unique across restarts
 
+	closing chan struct{} // closed by Shutdown
+
 	mu     sync.Mutex // guards the fields below and the hub-owned fields of every Session
 	seq    uint64     // seq of the last broadcast event
 	closed bool       // set by Shutdown; no more joins
@@ -42,8 +44,13 @@ func NewHub(maxSessions, queueSize int) *Hub {
 		queueSize:   queueSize,
 		idPrefix:    hex.EncodeToString(b[:]) + "-",
 		byKey:       make(map[string]*Session),
+		closing:     make(chan struct{}),
 	}
 }
+
+// Closing is closed when Shutdown starts, so that streams that have not
+// joined yet can end at once instead of holding up the shutdown.
+func (h *Hub) Closing() <-chan struct{} { return h.closing }
 
 // Join admits a user and queues its welcome. It refuses an invalid name
 // (ErrInvalidUsername), a name already online in any letter case
@@ -58,7 +65,7 @@ func (h *Hub) Join(username string) (*Session, error) {
 	defer h.mu.Unlock()
 	switch {
 	case h.closed:
-		return nil, &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
+		return nil, errShutdown
 	case h.byKey[key] != nil:
 		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name", display)}
 	case len(h.byKey) >= h.maxSessions:
@@ -162,11 +169,14 @@ func (h *Hub) Users() []*chatv1.User {
 func (h *Hub) Shutdown() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.closed {
+		close(h.closing)
+	}
 	h.closed = true
 	for s := h.head; s != nil; {
 		next := s.next
 		s.online, s.prev, s.next = false, nil, nil
-		s.endLocked(&Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
 		s = next
 	}
 	h.head, h.tail = nil, nil

@@ -202,7 +202,7 @@ func TestShutdown(t *testing.T) {
 	}
 	cancelWatch()
 
-	pending.send(t, joinReq("dave"))
+	// It ends without waiting for its join or the join timeout.
 	pending.expectEnd(t, codes.Unavailable)
 
 	select {
@@ -223,8 +223,9 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// A stream that will not end by itself (here a health watch, and a stream
-// that never joins) cannot hold Shutdown past its context.
+// A stream that will not end by itself (here a health watch) cannot hold
+// Shutdown past its context. A stream that never joins does not hold it at
+// all: it ends when the shutdown starts.
 func TestShutdownIsBoundedByContext(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, testConfig(nil)) // JoinTimeout 10s

@@ -97,6 +97,8 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 			return nil, &Error{Kind: ErrNotJoined, Msg: "not joined: the first request must be a join with a username"}
 		}
 		return r.req, nil
+	case <-svc.hub.Closing():
+		return nil, errShutdown
 	case <-timer.C:
 		return nil, &Error{Kind: ErrJoinTimeout, Msg: fmt.Sprintf("no join within %s: send a join as the first request", svc.cfg.JoinTimeout)}
 	case <-ctx.Done():
