@@ -1,0 +1,206 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+var memberCounts = []int{10, 100, 1000}
+
+// benchHub returns a hub with n joined sessions whose queues are empty.
+func benchHub(b *testing.B, n, queueSize int) (*server.Hub, []*server.Session) {
+	b.Helper()
+	h := server.NewHub(n+1, queueSize)
+	sessions := make([]*server.Session, 0, n)
+	for i := range n {
+		s, err := h.Join(fmt.Sprintf("m%05d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sessions = append(sessions, s)
+		drain(sessions)
+	}
+	return h, sessions
+}
+
+// drain empties every session's queue, as their writers would.
+func drain(sessions []*server.Session) {
+	for _, s := range sessions {
+		for len(s.Events()) > 0 {
+			<-s.Events()
+		}
+	}
+}
+
+// BenchmarkHubPublish measures one message published to N sessions and
+// taken off their queues: the hub's share of a fan-out, without the network.
+func BenchmarkHubPublish(b *testing.B) {
+	for _, n := range memberCounts {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			h, sessions := benchHub(b, n, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := h.Send(sessions[0], "hello, everyone", "c1"); err != nil {
+					b.Fatal(err)
+				}
+				for _, s := range sessions {
+					<-s.Events()
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkHubJoinLeave measures a user joining and logging out while N
+// others are online: two broadcasts to N, a snapshot of N+1 users.
+func BenchmarkHubJoinLeave(b *testing.B) {
+	for _, n := range memberCounts {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			h, sessions := benchHub(b, n, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := h.Join("newcomer")
+				if err != nil {
+					b.Fatal(err)
+				}
+				h.Leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+				drain(sessions)
+				drain([]*server.Session{s})
+			}
+		})
+	}
+}
+
+// BenchmarkEncode compares marshalling a message event once per subscriber
+// with marshalling it once for all of them, for 1,000 subscribers.
+func BenchmarkEncode(b *testing.B) {
+	ev := &chatv1.ChatResponse{
+		Seq:  12345,
+		Time: timestamppb.Now(),
+		Event: &chatv1.ChatResponse_Message{Message: &chatv1.Message{
+			Id: "5de0e0fd-12345", Sender: "alice", Text: "hello, everyone: how is it going?", ClientId: "c1",
+		}},
+	}
+	const subscribers = 1000
+	b.Run("per-subscriber", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for range subscribers {
+				if _, err := proto.Marshal(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("once", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := proto.Marshal(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkFanoutGRPC measures the whole path over loopback TCP: one sender,
+// N members each on its own connection, every message received by all.
+func BenchmarkFanoutGRPC(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			cfg := server.DefaultConfig()
+			cfg.MessageRate = 0
+			srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go srv.Serve(lis) //nolint:errcheck // ends at Shutdown
+			b.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			})
+
+			ctx, cancel := context.WithCancel(context.Background())
+			b.Cleanup(cancel)
+			var received atomic.Int64
+			progress := make(chan struct{}, 1)
+			var wg sync.WaitGroup
+			b.Cleanup(wg.Wait)
+			var sender grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+			for i := range n {
+				conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { conn.Close() })
+				stream, err := chatv1.NewChatServiceClient(conn).Chat(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: fmt.Sprintf("m%05d", i)}}}); err != nil {
+					b.Fatal(err)
+				}
+				if i == 0 {
+					sender = stream
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var ev chatv1.ChatResponse
+					for stream.RecvMsg(&ev) == nil {
+						if ev.GetMessage() != nil {
+							received.Add(1)
+							select {
+							case progress <- struct{}{}:
+							default:
+							}
+						}
+					}
+				}()
+			}
+			// Every member has joined once the last one is in ListUsers.
+			for {
+				resp, err := srv.Service().ListUsers(ctx, &chatv1.ListUsersRequest{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(resp.GetUsers()) == n {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+
+			req := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: "hello, everyone"}}}
+			want := int64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := sender.Send(req); err != nil {
+					b.Fatal(err)
+				}
+				want += int64(n)
+				for received.Load() < want {
+					<-progress
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
