@@ -75,16 +75,16 @@ func (h *Hub) Join(username string) (*Session, error) {
 	ev := h.nextLocked()
 	s := newSession(key, &chatv1.User{Username: display, JoinTime: ev.Time}, h.queueSize)
 	ev.Event = &chatv1.ChatResponse_UserJoined{UserJoined: &chatv1.UserJoined{User: s.user}}
-	h.publishLocked(ev) // to everyone already here
+	h.publishLocked(newEvent(ev)) // to everyone already here
 
 	h.addLocked(s)
 	// The snapshot reflects every event up to and including this join, so
 	// the welcome carries its seq and the joiner skips its own user_joined.
-	s.queue <- &chatv1.ChatResponse{
+	s.queue <- newEvent(&chatv1.ChatResponse{
 		Seq:   ev.Seq,
 		Time:  ev.Time,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: s.user, OnlineUsers: h.usersLocked()}},
-	} // cannot block: the queue is new and holds at least one event
+	}) // cannot block: the queue is new and holds at least one event
 	h.flushSlowLocked()
 	return s, nil
 }
@@ -110,7 +110,7 @@ func (h *Hub) Send(s *Session, text, clientID string) error {
 		Text:     text,
 		ClientId: clientID,
 	}}
-	h.publishLocked(ev)
+	h.publishLocked(newEvent(ev))
 	h.flushSlowLocked()
 	return nil
 }
@@ -127,10 +127,11 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 	h.removeLocked(s)
 	ev := h.nextLocked()
 	ev.Event = &chatv1.ChatResponse_UserLeft{UserLeft: &chatv1.UserLeft{User: s.user, Reason: reason}}
+	e := newEvent(ev)
 	if reason == chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
-		h.deliverLocked(s, ev)
+		h.deliverLocked(s, e)
 	}
-	h.publishLocked(ev)
+	h.publishLocked(e)
 	h.flushSlowLocked()
 	return true
 }
@@ -139,14 +140,14 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 // not part of the global order, so it carries seq 0.
 func (h *Hub) Reject(s *Session, clientID string, err error) {
 	st := Status(err)
-	ev := &chatv1.ChatResponse{
+	ev := newEvent(&chatv1.ChatResponse{
 		Time: timestamppb.Now(),
 		Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{
 			ClientId: clientID,
 			Code:     int32(st.Code()),
 			Reason:   st.Message(),
 		}},
-	}
+	})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !s.online {
@@ -189,10 +190,10 @@ func (h *Hub) nextLocked() *chatv1.ChatResponse {
 	return &chatv1.ChatResponse{Seq: h.seq, Time: timestamppb.New(time.Now())}
 }
 
-// publishLocked queues ev for every online session. The same message value
-// goes to every queue: it is never modified once published. Lock must be
-// held, and flushSlowLocked called before it is released.
-func (h *Hub) publishLocked(ev *chatv1.ChatResponse) {
+// publishLocked queues ev for every online session. The same event, encoded
+// once, goes to every queue. Lock must be held, and flushSlowLocked called
+// before it is released.
+func (h *Hub) publishLocked(ev *Event) {
 	for s := h.head; s != nil; s = s.next {
 		h.deliverLocked(s, ev)
 	}
@@ -201,7 +202,7 @@ func (h *Hub) publishLocked(ev *chatv1.ChatResponse) {
 // deliverLocked queues ev for s without blocking. If the queue is full, s
 // gets nothing more (so what it does get has no gap) and is marked to be
 // dropped. Lock must be held.
-func (h *Hub) deliverLocked(s *Session, ev *chatv1.ChatResponse) {
+func (h *Hub) deliverLocked(s *Session, ev *Event) {
 	if s.overflowed {
 		return
 	}
@@ -224,7 +225,7 @@ func (h *Hub) flushSlowLocked() {
 			h.removeLocked(s)
 			ev := h.nextLocked()
 			ev.Event = &chatv1.ChatResponse_UserLeft{UserLeft: &chatv1.UserLeft{User: s.user, Reason: chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW}}
-			h.publishLocked(ev)
+			h.publishLocked(newEvent(ev))
 		}
 		// A session that logged out with a full queue is no longer online
 		// but is ended all the same: it cannot be sent all it is owed.

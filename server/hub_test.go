@@ -33,7 +33,7 @@ func queued(s *server.Session) []*chatv1.ChatResponse {
 	for {
 		select {
 		case ev := <-s.Events():
-			evs = append(evs, ev)
+			evs = append(evs, ev.Response())
 		default:
 			return evs
 		}

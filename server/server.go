@@ -27,6 +27,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	g := grpc.NewServer(
+		grpc.ForceServerCodecV2(newWireCodec()),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// Server pings find peers that vanished without closing (network
 		// cut, machine gone); their streams' contexts are then cancelled.

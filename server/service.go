@@ -230,24 +230,38 @@ func writeLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatRe
 	for {
 		select {
 		case ev := <-s.queue:
-			if err := stream.Send(ev); err != nil {
+			if err := sendQueued(stream, s, ev); err != nil {
 				return err
 			}
 		case <-drain:
-			for {
-				select {
-				case ev := <-s.queue:
-					if err := stream.Send(ev); err != nil {
-						return err
-					}
-				default:
-					return nil
-				}
+			select {
+			case ev := <-s.queue:
+				return sendQueued(stream, s, ev)
+			default:
+				return nil
 			}
 		case <-s.ended:
 			return Status(s.endErr).Err()
 		case <-stream.Context().Done():
 			return stream.Context().Err()
+		}
+	}
+}
+
+// sendQueued sends ev and then whatever else is already queued, without
+// going back to writeLoop's select for each: under load a session's events
+// come in bursts, and gRPC writes a burst to the socket together.
+func sendQueued(stream grpc.ServerStream, s *Session, ev *Event) error {
+	for {
+		// SendMsg, not Send: an *Event goes out as the bytes encoded when
+		// it was published (see wireCodec).
+		if err := stream.SendMsg(ev); err != nil {
+			return err
+		}
+		select {
+		case ev = <-s.queue:
+		default:
+			return nil
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 type Session struct {
 	key   string       // case-mapped username; unique among online sessions
 	user  *chatv1.User // never modified after the join
-	queue chan *chatv1.ChatResponse
+	queue chan *Event
 
 	// ended is closed when the hub ends the session itself (too slow, server
 	// shutdown). endErr and endReason are written before the close and never
@@ -29,7 +29,7 @@ func newSession(key string, user *chatv1.User, queueSize int) *Session {
 	return &Session{
 		key:   key,
 		user:  user,
-		queue: make(chan *chatv1.ChatResponse, queueSize),
+		queue: make(chan *Event, queueSize),
 		ended: make(chan struct{}),
 	}
 }
@@ -55,4 +55,4 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 
 // Events is the session's queue of events to send, in order. Only the
 // session's writer may receive from it.
-func (s *Session) Events() <-chan *chatv1.ChatResponse { return s.queue }
+func (s *Session) Events() <-chan *Event { return s.queue }

@@ -1,0 +1,63 @@
+package server
+
+import (
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// Event is one event queued for a session: the response, and its protobuf
+// encoding made once when it was published. A broadcast to N sessions is
+// marshalled once, not N times; every writer sends the same bytes.
+type Event struct {
+	resp *chatv1.ChatResponse
+	wire []byte // proto encoding of resp; nil if it could not be encoded
+}
+
+// newEvent encodes resp, which must never be modified afterwards.
+func newEvent(resp *chatv1.ChatResponse) *Event {
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		// Cannot happen for what the hub builds (every string was checked
+		// as UTF-8 on the way in). If it did, wireCodec marshals resp at
+		// send time and the error reaches that one stream.
+		wire = nil
+	}
+	return &Event{resp: resp, wire: wire}
+}
+
+// Response returns the event as a message. It is shared by every session
+// that receives the event: do not modify it.
+func (e *Event) Response() *chatv1.ChatResponse { return e.resp }
+
+// wireCodec is the server's gRPC codec: it sends an *Event as the bytes
+// encoded at publish time and handles every other message as the standard
+// proto codec does.
+type wireCodec struct {
+	proto encoding.CodecV2
+}
+
+func newWireCodec() wireCodec {
+	return wireCodec{proto: encoding.GetCodecV2(protoenc.Name)}
+}
+
+func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*Event); ok {
+		if e.wire == nil {
+			return c.proto.Marshal(e.resp)
+		}
+		// A SliceBuffer's Free does nothing, so no stream can recycle the
+		// bytes while other streams still send them.
+		return mem.BufferSlice{mem.SliceBuffer(e.wire)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return c.proto.Unmarshal(data, v)
+}
+
+// Name is "proto": on the wire this is the standard protobuf encoding.
+func (c wireCodec) Name() string { return protoenc.Name }
