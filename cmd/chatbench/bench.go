@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pollInterval is how often the waits for settled joins and drained
+// messages look at the members' counters.
+const pollInterval = 5 * time.Millisecond
+
+// bench is one measured run against one server: join every member, let
+// them settle and idle, send, drain, and account. pid is the server's
+// process (0: unknown, so its CPU and memory are unavailable); stopServer,
+// if not nil, is called once the figures are taken and before the members
+// hang up, so that the server does not work through their leaves.
+//
+// It returns what it measured; an error means the run could not be
+// completed (a join failed, the server went away) and the result is partial.
+func bench(ctx context.Context, cfg *config, name string, tr transport, pid int, stopServer func(), prog *progress) (*result, error) {
+	res := &result{Server: name}
+	if pid > 0 {
+		res.ServerPID = pid
+	}
+	ms := make([]*member, cfg.members)
+	for i := range ms {
+		ms[i] = newMember(i, cfg.senders)
+	}
+	for _, m := range ms[:cfg.senders] {
+		m.snd = &sender{}
+		if cfg.saturated() {
+			m.snd.credits = make(chan struct{}, cfg.window)
+			for range cfg.window {
+				m.snd.credits <- struct{}{}
+			}
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tearing atomic.Bool // set before chatbench ends the sessions itself
+	var recvWG sync.WaitGroup
+	teardown := sync.OnceFunc(func() {
+		tearing.Store(true)
+		if stopServer != nil {
+			stopServer()
+		}
+		cancel()
+		tr.close()
+		recvWG.Wait()
+	})
+	defer teardown()
+
+	var joined atomic.Int64
+	var phase atomic.Value // read by the progress line
+	phase.Store("joining")
+	prog.set(func() string {
+		var sent, recv uint64
+		for _, m := range ms[:cfg.senders] {
+			sent += m.snd.sent.Load()
+		}
+		for _, m := range ms {
+			recv += m.received.Load()
+		}
+		return fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), cfg.members, sent, recv)
+	})
+	defer prog.set(nil)
+
+	rssBefore, rssErr := procRSS(pid)
+	joinCPU0, joinCPUErr := procCPU(pid)
+
+	// Joins. If they take too long, cancelling runCtx fails whatever is
+	// still in flight.
+	start := time.Now()
+	watchdog := time.AfterFunc(cfg.joinTimeout, cancel)
+	defer watchdog.Stop()
+	startReceiving := func(m *member, c client, seq uint64) {
+		m.client, m.welcomeSeq, m.lastSeq = c, seq, seq
+		m.seqSeen.Store(seq)
+		joined.Add(1)
+		recvWG.Go(func() {
+			err := c.receive(m)
+			m.endErr, m.early = err, !tearing.Load()
+			close(m.done)
+		})
+	}
+	err := joinAll(runCtx, cfg, tr, ms, startReceiving)
+	res.Joined = int(joined.Load())
+	res.JoinS = time.Since(start).Seconds()
+	if err != nil {
+		if runCtx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("joins did not finish within --join-timeout %s (%d of %d joined): %w", cfg.joinTimeout, res.Joined, cfg.members, err)
+		}
+		return res, err
+	}
+
+	// Settle: every member has received every join (the join storm is
+	// over) or was dropped.
+	var maxSeq uint64
+	for _, m := range ms {
+		maxSeq = max(maxSeq, m.welcomeSeq)
+	}
+	phase.Store("receiving the joins")
+	settled := waitUntil(runCtx, func() bool {
+		for _, m := range ms {
+			if m.seqSeen.Load() < maxSeq && !m.ended() {
+				return false
+			}
+		}
+		return true
+	})
+	if !settled {
+		return res, fmt.Errorf("members did not receive every join within --join-timeout %s", cfg.joinTimeout)
+	}
+	watchdog.Stop()
+	res.SettleS = time.Since(start).Seconds()
+	if joinCPU1, err := procCPU(pid); joinCPUErr == nil && err == nil {
+		res.ServerJoinCPUS = ptr((joinCPU1 - joinCPU0).Seconds())
+	}
+
+	phase.Store("idle")
+	if !sleep(runCtx, cfg.idleWait) {
+		return res, ctx.Err()
+	}
+	rssJoined, err := procRSS(pid)
+	if err := errors.Join(rssErr, err); err != nil {
+		res.unavailable("server memory", err)
+	} else {
+		res.ServerRSSBeforeMiB = ptr(float64(rssBefore) / (1 << 20))
+		res.ServerRSSJoinedMiB = ptr(float64(rssJoined) / (1 << 20))
+		res.ServerMemPerSessionKiB = ptr((float64(rssJoined) - float64(rssBefore)) / 1024 / float64(res.Joined))
+	}
+
+	if cfg.senders > 0 {
+		phase.Store("sending")
+		if err := sendAndDrain(runCtx, cfg, ms, pid, res, &phase); err != nil {
+			return res, err
+		}
+	}
+
+	teardown()
+	res.account(ms, cfg.senders)
+	return res, nil
+}
+
+// joinAll joins every member, cfg.joinConcurrency at a time, and calls
+// started for each as soon as it is welcomed, so that it reads the join
+// storm while the others join. It stops at the first failure.
+func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, started func(*member, client, uint64)) error {
+	var next atomic.Int64
+	var failed sync.Once
+	var firstErr error
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range min(cfg.joinConcurrency, len(ms)) {
+		wg.Go(func() {
+			for !stop.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= len(ms) {
+					return
+				}
+				c, seq, err := tr.join(ctx, ms[i])
+				if err != nil {
+					failed.Do(func() { firstErr = err })
+					stop.Store(true)
+					return
+				}
+				started(ms[i], c, seq)
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// sendAndDrain runs the send phase, waits until every member has every
+// message, and records the server's CPU use over that span.
+func sendAndDrain(ctx context.Context, cfg *config, ms []*member, pid int, res *result, phase *atomic.Value) error {
+	senders := ms[:cfg.senders]
+	cpu0, cpuErr := procCPU(pid)
+	self0, selfErr := procCPU(os.Getpid())
+
+	sendStart := now()
+	deadline := sendStart + int64(cfg.duration)
+	stop := make(chan struct{})
+	timer := time.AfterFunc(cfg.duration, func() { close(stop) })
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	for k, m := range senders {
+		wg.Go(func() {
+			if cfg.saturated() {
+				m.snd.sendErr = sendSaturated(ctx, m, stop)
+			} else {
+				m.snd.sendErr = sendAtRate(ctx, m, k, cfg, sendStart, deadline)
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	// Drain: every member that is still there has every message that was
+	// sent and not refused.
+	phase.Store("draining")
+	drainCtx, cancel := context.WithTimeout(ctx, cfg.drainTimeout)
+	defer cancel()
+	drained := waitUntil(drainCtx, func() bool {
+		var want uint64
+		for _, m := range senders {
+			want += m.snd.sent.Load() - m.snd.rejected.Load()
+		}
+		for _, m := range ms {
+			if m.received.Load() < want && !m.ended() {
+				return false
+			}
+		}
+		return true
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res.DrainTimedOut = !drained
+
+	var last int64
+	for _, m := range ms {
+		last = max(last, m.lastRecv.Load())
+	}
+	res.SendS = time.Duration(max(last-sendStart, 0)).Seconds()
+	cpu1, err := procCPU(pid)
+	if err := errors.Join(cpuErr, err); err != nil {
+		res.unavailable("server CPU", err)
+	} else {
+		res.ServerCPUS = ptr((cpu1 - cpu0).Seconds())
+	}
+	if self1, err := procCPU(os.Getpid()); selfErr == nil && err == nil {
+		res.ChatbenchCPUS = ptr((self1 - self0).Seconds())
+	}
+	return nil
+}
+
+// sendSaturated sends whenever the window allows, until stop.
+func sendSaturated(ctx context.Context, m *member, stop <-chan struct{}) error {
+	var buf []byte
+	for n := uint64(0); ; n++ {
+		select {
+		case <-m.snd.credits:
+		case <-stop:
+			return nil
+		case <-m.done:
+			return nil // the receive side ended: the member's end says why
+		case <-ctx.Done():
+			return nil
+		}
+		select {
+		case <-stop: // both were ready: stop wins, so the phase ends on time
+			return nil
+		default:
+		}
+		buf = appendText(buf[:0], m.idx, n, now())
+		if err := m.client.send(buf); err != nil {
+			return err
+		}
+		m.snd.sent.Add(1)
+	}
+}
+
+// sendAtRate sends at cfg.rate/cfg.senders messages per second from
+// sender k, whatever the acknowledgements, until the deadline: an open loop,
+// so a server that cannot keep up shows as latency, not as a lower rate.
+// The senders' schedules are interleaved, so the total is evenly spaced.
+func sendAtRate(ctx context.Context, m *member, k int, cfg *config, start, deadline int64) error {
+	interval := float64(time.Second) * float64(cfg.senders) / cfg.rate
+	var buf []byte
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for n := uint64(0); ; n++ {
+		at := start + int64((float64(n)+float64(k)/float64(cfg.senders))*interval)
+		if at >= deadline {
+			return nil
+		}
+		if d := at - now(); d > 0 {
+			timer.Reset(time.Duration(d))
+			select {
+			case <-timer.C:
+			case <-m.done:
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		// The timestamp is when the message was due, not when it went:
+		// if chatbench falls behind, that shows as latency too.
+		buf = appendText(buf[:0], m.idx, n, at)
+		if err := m.client.send(buf); err != nil {
+			return err
+		}
+		m.snd.sent.Add(1)
+	}
+}
+
+// ended reports whether m's receive goroutine has ended.
+func (m *member) ended() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitUntil polls cond until it holds (true) or ctx ends (false).
+func waitUntil(ctx context.Context, cond func() bool) bool {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return cond()
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// sleep waits for d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

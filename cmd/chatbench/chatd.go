@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// startTimeout bounds how long a chatd that chatbench starts may take to
+// say where it listens, and how long it may take to stop.
+const startTimeout = 15 * time.Second
+
+// listeningPrefix starts chatd's first line on stdout.
+const listeningPrefix = "chatd: gRPC listening on "
+
+// chatdProc is a chatd that chatbench started.
+type chatdProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	pid    int
+	stderr *tailBuffer
+	exited chan struct{} // closed once the process has been waited for
+	err    error         // how it exited; set before exited is closed
+}
+
+// startChatd starts the chatd at path on a free loopback port, with the
+// rate limit off (the benchmark sends far faster than a person) and room
+// for every member, then extra, and waits until it listens.
+func startChatd(ctx context.Context, path string, members int, extra []string) (*chatdProc, error) {
+	args := []string{
+		"--grpc-addr", "127.0.0.1:0",
+		"--message-rate", "0",
+		"--max-sessions", strconv.Itoa(members + 16),
+	}
+	// A chatd with a browser gateway would also listen on a fixed HTTP
+	// port: turn it off, so that runs (and tests) never collide on it and
+	// only gRPC is measured. Older chatds have no such flag.
+	if help, _ := exec.Command(path, "--help").CombinedOutput(); strings.Contains(string(help), "-http-addr") {
+		args = append(args, "--http-addr=")
+	}
+	// The flag package lets a later flag override an earlier one, so extra
+	// can change any of these.
+	args = append(args, extra...)
+	p := &chatdProc{
+		cmd:    exec.Command(path, args...),
+		stderr: &tailBuffer{max: 16 << 10},
+		exited: make(chan struct{}),
+	}
+	p.cmd.Stderr = p.stderr
+	p.cmd.WaitDelay = time.Second
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start chatd: %w", err)
+	}
+	p.pid = p.cmd.Process.Pid
+
+	line := make(chan string, 1)
+	go func() {
+		// chatd may print other lines (other listeners) before or after.
+		r := bufio.NewReader(stdout)
+		var first string
+		for {
+			l, err := r.ReadString('\n')
+			if first == "" {
+				first = l
+			}
+			if strings.HasPrefix(l, listeningPrefix) || err != nil {
+				line <- cmp.Or(l, first)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, r) // keep reading, so chatd never blocks on stdout
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	select {
+	case l := <-line:
+		addr, ok := strings.CutPrefix(strings.TrimSpace(l), listeningPrefix)
+		if ok && addr != "" {
+			p.addr = addr
+			return p, nil
+		}
+		p.kill()
+		return nil, fmt.Errorf("chatd %s did not start: printed %q, want %q…\n%s", strings.Join(args, " "), l, listeningPrefix, p.stderr)
+	case <-timer.C:
+		p.kill()
+		return nil, fmt.Errorf("chatd did not say where it listens within %s\n%s", startTimeout, p.stderr)
+	case <-ctx.Done():
+		p.kill()
+		return nil, ctx.Err()
+	}
+}
+
+// alive reports whether the process is still running.
+func (p *chatdProc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop stops chatd as a service manager would, with SIGTERM, and reports
+// whether it shut down cleanly. It may be called more than once.
+func (p *chatdProc) stop() error {
+	if p.alive() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(startTimeout):
+		p.kill()
+		return fmt.Errorf("chatd did not stop within %s of SIGTERM; killed it", startTimeout)
+	}
+	if p.err != nil {
+		return fmt.Errorf("chatd exited with %v\n%s", p.err, p.stderr)
+	}
+	return nil
+}
+
+func (p *chatdProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// tailBuffer keeps the last max bytes written to it: enough of chatd's log
+// to say why it failed, without holding a long run's every line.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) == 0 {
+		return "(chatd wrote nothing on stderr)"
+	}
+	return "chatd's last log lines:\n" + string(b.buf)
+}

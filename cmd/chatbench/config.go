@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// config is everything chatbench is told on its command line.
+type config struct {
+	// The chatd to measure: started from chatdPath, or attached to at server.
+	chatdPath string
+	chatdArgs []string // extra flags for a chatd chatbench starts
+	server    string
+	serverPID int // 0: unknown, so server CPU and memory are unavailable
+
+	members         int
+	senders         int // 0: join only (memory per idle session)
+	window          int // saturated mode: unacknowledged messages per sender
+	rate            float64
+	duration        time.Duration
+	joinConcurrency int
+	conns           int // 0: one gRPC connection per member
+
+	joinTimeout  time.Duration
+	drainTimeout time.Duration
+	idleWait     time.Duration
+
+	baseline      bool
+	baselineQueue int
+
+	jsonOnly bool
+	progress time.Duration // 0: no progress lines
+}
+
+// saturated reports whether senders send as fast as acknowledgements allow.
+func (c *config) saturated() bool { return c.rate == 0 }
+
+// stringsFlag is a flag that may be repeated; each use adds one value.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, " ") }
+func (s *stringsFlag) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+const about = `Usage: chatbench (--chatd PATH | --server ADDR [--server-pid PID]) [flags]
+
+chatbench drives a chatd over real sockets and measures it: --members
+sessions join (each one broadcast to everyone already there), then --senders
+of them send messages that every member receives, either as fast as
+acknowledgements allow (--window unacknowledged messages per sender) or at a
+fixed total --rate. It then runs the same fan-out over plain TCP with
+length-prefixed frames (--baseline), so that chatd's throughput can be quoted
+as a fraction of what the machine can do.
+
+It prints a summary, then the same figures as one JSON line (the last line
+of its output). It exits 1 if a message was lost or duplicated (members the
+server dropped as too slow are counted apart), 2 on bad usage.
+
+Flags:
+`
+
+// parseArgs reads the command line. On --help it prints the usage to stdout
+// and returns flag.ErrHelp.
+func parseArgs(args []string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors go through run's one error path
+	fs.Usage = func() {}
+	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0 and enough --max-sessions, and stop it at the end")
+	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts, e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
+	fs.StringVar(&cfg.server, "server", "", "measure the chatd already running at `address` (host:port); it must run with --message-rate 0")
+	fs.IntVar(&cfg.serverPID, "server-pid", 0, "`pid` of the chatd at --server, to read its CPU time and memory from /proc (without it they are unavailable)")
+	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
+	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
+	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
+	fs.Float64Var(&cfg.rate, "rate", 0, "messages per `second`, in total across senders, instead of saturating (0: saturate)")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long senders send")
+	fs.IntVar(&cfg.joinConcurrency, "join-concurrency", 64, "joins in flight at once")
+	fs.IntVar(&cfg.conns, "conns", 0, "gRPC connections the members share (0: one per member, which is what memory per session means)")
+	fs.DurationVar(&cfg.joinTimeout, "join-timeout", time.Minute, "give up if joining and receiving every join takes longer")
+	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "after sending, how long to wait for every member to receive every message")
+	fs.DurationVar(&cfg.idleWait, "idle-wait", time.Second, "after the joins, how long members stay idle before the server's memory is read")
+	fs.BoolVar(&cfg.baseline, "baseline", true, "also run the same fan-out over plain TCP in-process (--baseline=false to skip)")
+	fs.IntVar(&cfg.baselineQueue, "baseline-queue-size", 1024, "frames that may wait for one baseline client before it is dropped as too slow (chatd's --queue-size default)")
+	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON line")
+	fs.DurationVar(&cfg.progress, "progress", time.Second, "print progress to stderr this often (0: never)")
+
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, about)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil, flag.ErrHelp
+	}
+	if err != nil {
+		return nil, usageErrorf("%v (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErrorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// validate reports every setting that cannot work, as a usage error.
+func (c *config) validate() error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	switch {
+	case c.chatdPath == "" && c.server == "":
+		bad("say which chatd to measure: --chatd PATH to start one, or --server ADDR to use a running one")
+	case c.chatdPath != "" && c.server != "":
+		bad("--chatd and --server exclude each other: start a chatd or attach to one")
+	}
+	if c.serverPID != 0 && c.server == "" {
+		bad("--server-pid goes with --server (chatbench knows the pid of a chatd it starts)")
+	}
+	if c.serverPID < 0 {
+		bad("--server-pid must be positive, got %d", c.serverPID)
+	}
+	if len(c.chatdArgs) > 0 && c.chatdPath == "" {
+		bad("--chatd-arg goes with --chatd")
+	}
+	if c.members < 1 {
+		bad("--members must be at least 1, got %d", c.members)
+	}
+	if c.senders < 0 || c.senders > c.members {
+		bad("--senders must be between 0 and --members (%d), got %d", c.members, c.senders)
+	}
+	if c.window < 1 {
+		bad("--window must be at least 1, got %d", c.window)
+	}
+	if c.rate < 0 || c.rate != c.rate {
+		bad("--rate must be 0 (saturate) or positive, got %g", c.rate)
+	}
+	if c.senders > 0 && c.duration <= 0 {
+		bad("--duration must be positive, got %s", c.duration)
+	}
+	if c.joinConcurrency < 1 {
+		bad("--join-concurrency must be at least 1, got %d", c.joinConcurrency)
+	}
+	if c.conns < 0 {
+		bad("--conns must be 0 (one per member) or positive, got %d", c.conns)
+	}
+	if c.joinTimeout <= 0 || c.drainTimeout <= 0 {
+		bad("--join-timeout and --drain-timeout must be positive, got %s and %s", c.joinTimeout, c.drainTimeout)
+	}
+	if c.idleWait < 0 || c.progress < 0 {
+		bad("--idle-wait and --progress must not be negative, got %s and %s", c.idleWait, c.progress)
+	}
+	if c.baselineQueue < 1 {
+		bad("--baseline-queue-size must be at least 1, got %d", c.baselineQueue)
+	}
+	if len(errs) > 0 {
+		return usageErrorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}

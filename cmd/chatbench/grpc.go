@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// grpcTransport reaches chatd over gRPC, with one connection per member
+// unless told to share a few.
+type grpcTransport struct {
+	addr   string
+	shared []*grpc.ClientConn // --conns > 0: members use shared[idx % len]
+
+	mu  sync.Mutex
+	own []*grpc.ClientConn // one per member
+}
+
+func newGRPCTransport(addr string, conns int) (*grpcTransport, error) {
+	t := &grpcTransport{addr: addr}
+	for range conns {
+		cc, err := t.dial()
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.shared = append(t.shared, cc)
+	}
+	return t, nil
+}
+
+func (t *grpcTransport) dial() (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(t.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("bad server address %q: %w", t.addr, err)
+	}
+	return cc, nil
+}
+
+func (t *grpcTransport) join(ctx context.Context, m *member) (client, uint64, error) {
+	var cc *grpc.ClientConn
+	if len(t.shared) > 0 {
+		cc = t.shared[m.idx%len(t.shared)]
+	} else {
+		var err error
+		if cc, err = t.dial(); err != nil {
+			return nil, 0, err
+		}
+		t.mu.Lock()
+		t.own = append(t.own, cc)
+		t.mu.Unlock()
+	}
+	// WaitForReady: a storm of thousands of connections may see a refused
+	// connect or two (a full listen backlog); ride them out, within
+	// --join-timeout, as any real client would retry.
+	stream, err := chatv1.NewChatServiceClient(cc).Chat(ctx, grpc.WaitForReady(true))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: open stream: %w", m.name, err)
+	}
+	join := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name}}}
+	if err := stream.Send(join); err != nil {
+		// The stream's status says why; Send only reports io.EOF.
+		_, err = stream.Recv()
+		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+	}
+	resp := new(chatv1.ChatResponse)
+	if err := stream.RecvMsg(resp); err != nil {
+		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+	}
+	if resp.GetWelcome() == nil {
+		return nil, 0, fmt.Errorf("%s: join answered with %v, want a welcome", m.name, resp)
+	}
+	return &grpcClient{stream: stream, resp: resp}, resp.GetSeq(), nil
+}
+
+func (t *grpcTransport) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, cc := range append(t.shared, t.own...) {
+		_ = cc.Close()
+	}
+	t.shared, t.own = nil, nil
+}
+
+type grpcClient struct {
+	stream grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+	resp   *chatv1.ChatResponse // reused by every receive
+}
+
+func (c *grpcClient) send(text []byte) error {
+	// A fresh request each time: gRPC does not promise that a message is
+	// no longer used once SendMsg returns.
+	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text)}}})
+}
+
+func (c *grpcClient) receive(m *member) error {
+	for {
+		if err := c.stream.RecvMsg(c.resp); err != nil {
+			if status.Code(err) == codes.ResourceExhausted {
+				return fmt.Errorf("%w: %v", errSlowDropped, err)
+			}
+			return err
+		}
+		m.seq(c.resp.GetSeq())
+		switch ev := c.resp.GetEvent().(type) {
+		case *chatv1.ChatResponse_Message:
+			onMessage(m, ev.Message.GetText())
+		case *chatv1.ChatResponse_Rejected:
+			m.reject(ev.Rejected.GetReason())
+		}
+	}
+}

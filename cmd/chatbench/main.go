@@ -1,0 +1,147 @@
+// Command chatbench is chatd's load tool. It drives a real chatd over real
+// sockets: --members sessions join, each on its own gRPC connection (the join
+// storm: every join is broadcast to everyone already there), then --senders
+// of them send messages that every member receives, either as fast as
+// acknowledgements allow or at a fixed --rate. It reports how long the joins
+// took, deliveries per second, end-to-end latency, messages lost or
+// duplicated, and the server's CPU time per million deliveries and memory per
+// session, read from /proc.
+//
+// In the same invocation it runs the same fan-out over plain TCP with
+// length-prefixed frames (the baseline), so that chatd's throughput can be
+// quoted as a fraction of what the machine can do.
+//
+//	chatbench --chatd bin/chatd --members 1000 --senders 5 --window 16 --duration 5s
+//	chatbench --server localhost:50051 --server-pid $(pidof chatd) --rate 10
+//
+// Every member is both a receiver and a checker: messages carry
+// "b:<sender>:<n>:<sent at>", so each member sees each sender's numbers in
+// order and can tell a lost message from a duplicate, and the latency of
+// every single delivery goes into a histogram.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "chatbench:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "chatbench:", err)
+		os.Exit(1)
+	}
+}
+
+// run is chatbench without the process: tests call it. It returns an error
+// if the runs could not be completed or found a message lost, duplicated or
+// refused, after printing the report.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseArgs(args, stdout)
+	if err != nil {
+		return err
+	}
+	prog := startProgress(stderr, cfg.progress)
+	defer prog.close()
+
+	rep := newReport(cfg)
+	if err := benchChatd(ctx, cfg, rep, prog); err != nil {
+		return err
+	}
+	if cfg.baseline {
+		if err := benchBaseline(ctx, cfg, rep, prog); err != nil {
+			return err
+		}
+	}
+	rep.finish()
+	prog.close()
+	if !cfg.jsonOnly {
+		rep.writeText(stdout)
+	}
+	if err := rep.writeJSON(stdout); err != nil {
+		return err
+	}
+	if !rep.OK {
+		return rep.summary()
+	}
+	return nil
+}
+
+func newReport(cfg *config) *report {
+	rep := &report{Members: cfg.members, Senders: cfg.senders, Conns: cfg.conns}
+	switch {
+	case cfg.senders == 0:
+		rep.Mode = "join-only"
+	case cfg.saturated():
+		rep.Mode, rep.Window = "saturated", ptr(cfg.window)
+	default:
+		rep.Mode, rep.Rate = "rate", ptr(cfg.rate)
+	}
+	if cfg.senders > 0 {
+		rep.DurationS = ptr(cfg.duration.Seconds())
+	}
+	return rep
+}
+
+// benchChatd measures chatd: one that chatbench starts, or the one at
+// --server.
+func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) error {
+	addr, pid, name := cfg.server, cfg.serverPID, "chatd "+cfg.server
+	var stopServer func()
+	var stopErr error
+	if cfg.chatdPath != "" {
+		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, cfg.chatdArgs)
+		if err != nil {
+			return err
+		}
+		defer p.kill()
+		addr, pid, name = p.addr, p.pid, "chatd"
+		// Stop chatd before the members hang up, so it does not spend
+		// minutes telling the remaining thousands about each leave.
+		stopServer = func() { stopErr = p.stop() }
+	}
+	tr, err := newGRPCTransport(addr, cfg.conns)
+	if err != nil {
+		return err
+	}
+	res, err := bench(ctx, cfg, name, tr, pid, stopServer, prog)
+	rep.Chatd = res
+	if err != nil {
+		return fmt.Errorf("chatd: %w", err)
+	}
+	if stopErr != nil {
+		res.Problems = append(res.Problems, stopErr.Error())
+	}
+	return nil
+}
+
+// benchBaseline measures the raw TCP fan-out, served in this process.
+func benchBaseline(ctx context.Context, cfg *config, rep *report, prog *progress) error {
+	srv, err := startRawServer(cfg.baselineQueue)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	res, err := bench(ctx, cfg, "raw TCP", &rawTransport{addr: srv.addr()}, 0, srv.close, prog)
+	// Its CPU and memory are chatbench's own; see chatbench_cpu_s.
+	res.Unavailable = []string{"server CPU and memory: the baseline server runs inside chatbench"}
+	rep.Baseline = res
+	if err != nil {
+		return fmt.Errorf("raw TCP baseline: %w", err)
+	}
+	return nil
+}

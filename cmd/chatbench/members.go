@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// transport is how members reach a server: chatd over gRPC, or the raw TCP
+// baseline. Both carry the same texts and the same global seq.
+type transport interface {
+	// join connects m, joins it under m.name and waits for the welcome. It
+	// returns the welcome's seq: every later event m receives is seq+1,
+	// seq+2, …. The stream lives until ctx ends or the transport is closed.
+	join(ctx context.Context, m *member) (client, uint64, error)
+	// close closes every connection the transport opened.
+	close()
+}
+
+// client is one joined member's session.
+type client interface {
+	// send sends a message. Only the member's sender goroutine calls it.
+	send(text []byte) error
+	// receive reads events and hands them to m until the session ends, and
+	// returns why it ended: errSlowDropped if the server dropped m as too
+	// slow.
+	receive(m *member) error
+}
+
+// errSlowDropped is how a session that the server dropped as too slow ends.
+var errSlowDropped = errors.New("dropped by the server as too slow")
+
+// epoch is the origin of the timestamps in message texts. Senders and
+// members live in this one process, so a monotonic clock serves both ends
+// and wall-clock steps cannot skew latencies.
+var epoch = time.Now()
+
+func now() int64 { return int64(time.Since(epoch)) }
+
+// member is one session. Its receive goroutine owns the unexported counters
+// below and publishes through the atomic ones what other goroutines need
+// while the run goes on; the rest is read only after that goroutine ends.
+type member struct {
+	idx  int
+	name string
+	snd  *sender // nil unless this member sends
+
+	// Set by the join, before the receive goroutine starts.
+	client     client
+	welcomeSeq uint64
+
+	// Owned by the receive goroutine.
+	next     []uint64 // per sender: the message number expected next
+	got      []uint64 // per sender: distinct messages received
+	hist     *histogram
+	lastSeq  uint64
+	dup      uint64 // message numbers at or below one already seen
+	seqGaps  uint64 // events whose seq was not the previous one + 1
+	foreign  uint64 // messages chatbench did not send
+	rejected string // the first rejection's reason
+
+	// Published while the run goes on.
+	received atomic.Uint64 // distinct benchmark messages
+	seqSeen  atomic.Uint64 // seq of the last event
+	lastRecv atomic.Int64  // when the last benchmark message came (see now)
+
+	// Set when the receive goroutine ends, before done is closed.
+	done   chan struct{}
+	endErr error
+	early  bool // ended before the teardown: dropped, or an error
+}
+
+// sender is the sending side of a member that sends.
+type sender struct {
+	credits  chan struct{} // saturated mode: one per message that may be sent
+	sent     atomic.Uint64
+	rejected atomic.Uint64
+	sendErr  error // set by the sender goroutine before it ends
+}
+
+func newMember(idx, senders int) *member {
+	return &member{
+		idx:  idx,
+		name: fmt.Sprintf("m%05d", idx+1),
+		next: make([]uint64, senders),
+		got:  make([]uint64, senders),
+		done: make(chan struct{}),
+	}
+}
+
+// seq checks that an event's seq follows the last one: chatd's contract is
+// one global order with no gaps. Events for one session alone carry seq 0.
+func (m *member) seq(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	if seq != m.lastSeq+1 {
+		m.seqGaps++
+	}
+	m.lastSeq = seq
+	m.seqSeen.Store(seq)
+}
+
+// reject counts a refused send: the sender may send another.
+func (m *member) reject(reason string) {
+	if m.snd == nil {
+		return
+	}
+	if m.rejected == "" {
+		m.rejected = reason
+	}
+	m.snd.rejected.Add(1)
+	m.credit()
+}
+
+// credit lets the sender send one more message (saturated mode).
+func (m *member) credit() {
+	select {
+	case m.snd.credits <- struct{}{}:
+	default: // rate mode, or a credit per message already waiting
+	}
+}
+
+// onMessage accounts for one message received by m. It is generic so that
+// gRPC's strings and the baseline's byte slices are parsed without copies.
+func onMessage[T ~string | ~[]byte](m *member, text T) {
+	from, n, sentAt, ok := parseText(text)
+	if !ok || from >= len(m.next) {
+		m.foreign++
+		return
+	}
+	if n < m.next[from] {
+		// Each sender's messages come in the order sent, so this is a
+		// duplicate or a reordering; either breaks chatd's contract.
+		m.dup++
+		return
+	}
+	t := now()
+	m.next[from] = n + 1
+	m.got[from]++
+	if m.hist == nil {
+		m.hist = new(histogram) // only members that receive messages pay for one
+	}
+	m.hist.record(time.Duration(t - sentAt))
+	m.received.Add(1)
+	m.lastRecv.Store(t)
+	if from == m.idx && m.snd != nil {
+		m.credit() // our own echo is the acknowledgement
+	}
+}
+
+// appendText appends the text of message n from sender `from`:
+// "b:<from>:<n>:<nanoseconds since epoch>".
+func appendText(b []byte, from int, n uint64, sentAt int64) []byte {
+	b = append(b, "b:"...)
+	b = strconv.AppendInt(b, int64(from), 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, n, 10)
+	b = append(b, ':')
+	return strconv.AppendInt(b, sentAt, 10)
+}
+
+// parseText reads a text made by appendText, without allocating.
+func parseText[T ~string | ~[]byte](t T) (from int, n uint64, sentAt int64, ok bool) {
+	if len(t) < 2 || t[0] != 'b' || t[1] != ':' {
+		return 0, 0, 0, false
+	}
+	var f [3]uint64
+	i := 2
+	for k := range f {
+		start := i
+		for i < len(t) && t[i] >= '0' && t[i] <= '9' && i-start < 19 {
+			f[k] = f[k]*10 + uint64(t[i]-'0')
+			i++
+		}
+		if i == start {
+			return 0, 0, 0, false
+		}
+		if k < 2 {
+			if i >= len(t) || t[i] != ':' {
+				return 0, 0, 0, false
+			}
+			i++
+		}
+	}
+	if i != len(t) || f[0] > 1<<30 {
+		return 0, 0, 0, false
+	}
+	return int(f[0]), f[1], int64(f[2]), true
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is everything one invocation measured. It is printed as text and
+// as one JSON line; figures that could not be measured are null, not 0.
+type report struct {
+	Members   int      `json:"members"`
+	Senders   int      `json:"senders"`
+	Mode      string   `json:"mode"`              // "saturated", "rate" or "join-only"
+	Window    *int     `json:"window"`            // saturated mode
+	Rate      *float64 `json:"rate_per_s"`        // rate mode: messages per second, in total
+	DurationS *float64 `json:"duration_s"`        // how long senders sent
+	Conns     int      `json:"conns"`             // 0: one gRPC connection per member
+	Chatd     *result  `json:"chatd"`             // never null in a printed report
+	Baseline  *result  `json:"baseline"`          // null with --baseline=false
+	Ratio     *float64 `json:"chatd_vs_baseline"` // chatd's deliveries/s over the baseline's
+	OK        bool     `json:"ok"`                // no loss, duplicate, gap, error or refusal
+}
+
+// result is what one run against one server measured.
+type result struct {
+	Server    string `json:"server"`               // what was measured
+	ServerPID int    `json:"server_pid,omitempty"` // whose CPU and memory are reported
+
+	Joined  int     `json:"joined"`
+	JoinS   float64 `json:"join_s"`        // first join sent → last welcome received
+	SettleS float64 `json:"join_settle_s"` // → every member has received every join
+
+	Sent               uint64   `json:"sent"`
+	Rejected           uint64   `json:"rejected"`            // sends the server refused
+	Deliveries         uint64   `json:"deliveries"`          // messages received, summed over members
+	ExpectedDeliveries uint64   `json:"expected_deliveries"` // what members still online should have received
+	SendS              float64  `json:"send_s"`              // first send → last delivery
+	DeliveriesPerS     *float64 `json:"deliveries_per_s"`
+	LatencyMS          *latency `json:"latency_ms"` // send → receipt, over every delivery
+	DrainTimedOut      bool     `json:"drain_timed_out"`
+
+	Lost        uint64 `json:"lost"`         // expected but never received (slow-dropped members excluded)
+	Duplicated  uint64 `json:"duplicated"`   // received again, or out of order
+	SeqGaps     uint64 `json:"seq_gaps"`     // events whose seq did not follow the previous one
+	Foreign     uint64 `json:"foreign"`      // messages chatbench did not send (someone else chatting)
+	SlowDropped int    `json:"slow_dropped"` // members the server dropped as too slow
+	Errors      int    `json:"errors"`       // sessions that ended otherwise before the end
+	FirstError  string `json:"first_error,omitempty"`
+
+	ServerJoinCPUS         *float64 `json:"server_join_cpu_s"` // joins, until every member has every join
+	ServerCPUS             *float64 `json:"server_cpu_s"`      // during the send phase
+	ServerCPUPerMillion    *float64 `json:"server_cpu_s_per_million_deliveries"`
+	ServerRSSBeforeMiB     *float64 `json:"server_rss_before_mib"` // before the joins
+	ServerRSSJoinedMiB     *float64 `json:"server_rss_joined_mib"` // every member joined and idle
+	ServerMemPerSessionKiB *float64 `json:"server_mem_per_session_kib"`
+	ChatbenchCPUS          *float64 `json:"chatbench_cpu_s"` // chatbench's own process during the send phase
+	Unavailable            []string `json:"unavailable,omitempty"`
+
+	Problems []string `json:"problems,omitempty"` // why this run is not OK
+}
+
+// latency is a distribution in milliseconds.
+type latency struct {
+	P50  float64 `json:"p50"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// unavailable notes a figure that could not be measured, and why.
+func (r *result) unavailable(what string, err error) {
+	r.Unavailable = append(r.Unavailable, fmt.Sprintf("%s: %v", what, err))
+}
+
+// account adds up the members' counters once their receive goroutines have
+// ended, and says what is wrong.
+func (r *result) account(ms []*member, senders int) {
+	// What each sender's messages should have reached: all it sent, less
+	// what the server refused. A sender dropped as too slow may have sent
+	// messages the server never took; for it, what its best-served
+	// member got is the most that can be expected.
+	want := make([]uint64, senders)
+	for s, m := range ms[:senders] {
+		want[s] = m.snd.sent.Load() - m.snd.rejected.Load()
+		r.Sent += m.snd.sent.Load()
+		r.Rejected += m.snd.rejected.Load()
+		if m.early && errors.Is(m.endErr, errSlowDropped) {
+			want[s] = 0
+			for _, o := range ms {
+				want[s] = max(want[s], o.got[s])
+			}
+		}
+		if m.snd.sendErr != nil {
+			r.fail(fmt.Errorf("%s could not send: %w", m.name, m.snd.sendErr))
+		}
+	}
+	var h histogram
+	var rejection string
+	for _, m := range ms {
+		h.merge(m.hist)
+		r.Deliveries += m.received.Load()
+		r.Duplicated += m.dup
+		r.SeqGaps += m.seqGaps
+		r.Foreign += m.foreign
+		if rejection == "" {
+			rejection = m.rejected
+		}
+		if m.early {
+			if errors.Is(m.endErr, errSlowDropped) {
+				r.SlowDropped++
+			} else if m.endErr != nil {
+				r.fail(fmt.Errorf("%s: session ended: %w", m.name, m.endErr))
+			}
+			continue
+		}
+		for s, w := range want {
+			r.ExpectedDeliveries += w
+			r.Lost += w - min(w, m.got[s])
+		}
+	}
+	if h.n > 0 {
+		r.LatencyMS = &latency{P50: millis(h.quantile(0.50)), P99: millis(h.quantile(0.99)), P999: millis(h.quantile(0.999)), Max: millis(h.quantile(1))}
+	}
+	if r.SendS > 0 && r.Deliveries > 0 {
+		r.DeliveriesPerS = ptr(float64(r.Deliveries) / r.SendS)
+	}
+	if r.ServerCPUS != nil && r.Deliveries > 0 {
+		r.ServerCPUPerMillion = ptr(*r.ServerCPUS / (float64(r.Deliveries) / 1e6))
+	}
+
+	if r.Lost > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d messages lost (of %d expected)", r.Lost, r.ExpectedDeliveries))
+	}
+	if r.Duplicated > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d messages duplicated or out of order", r.Duplicated))
+	}
+	if r.SeqGaps > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d gaps in the event seq", r.SeqGaps))
+	}
+	if r.Rejected > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("the server refused %d messages (%q): run chatd with --message-rate 0", r.Rejected, rejection))
+	}
+	if r.Errors > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d sessions failed, the first with: %s", r.Errors, r.FirstError))
+	}
+}
+
+func (r *result) fail(err error) {
+	if r.Errors == 0 {
+		r.FirstError = err.Error()
+	}
+	r.Errors++
+}
+
+// finish works out the ratio and whether the whole invocation is OK.
+func (rep *report) finish() {
+	rep.OK = rep.Chatd != nil && len(rep.Chatd.Problems) == 0
+	if rep.Baseline != nil {
+		rep.OK = rep.OK && len(rep.Baseline.Problems) == 0
+		if c, b := rep.Chatd.DeliveriesPerS, rep.Baseline.DeliveriesPerS; c != nil && b != nil && *b > 0 {
+			rep.Ratio = ptr(*c / *b)
+		}
+	}
+}
+
+// problems lists what went wrong, for the error chatbench exits with.
+func (rep *report) problems() []string {
+	var out []string
+	for _, r := range []*result{rep.Chatd, rep.Baseline} {
+		if r == nil {
+			continue
+		}
+		for _, p := range r.Problems {
+			out = append(out, r.Server+": "+p)
+		}
+	}
+	return out
+}
+
+// writeJSON writes the report as one line, with nothing before it on the
+// line, so that `chatbench … | tail -1 | jq` works.
+func (rep *report) writeJSON(w io.Writer) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// writeText writes the report for people: a column per server.
+func (rep *report) writeText(w io.Writer) {
+	switch rep.Mode {
+	case "saturated":
+		fmt.Fprintf(w, "%d members, %d senders, saturated (window %d per sender) for %gs\n", rep.Members, rep.Senders, *rep.Window, *rep.DurationS)
+	case "rate":
+		fmt.Fprintf(w, "%d members, %d senders, %g messages/s in total for %gs\n", rep.Members, rep.Senders, *rep.Rate, *rep.DurationS)
+	default:
+		fmt.Fprintf(w, "%d members joining, nobody sending\n", rep.Members)
+	}
+	rs := []*result{rep.Chatd}
+	if rep.Baseline != nil {
+		rs = append(rs, rep.Baseline)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(label string, f func(r *result) string) {
+		fmt.Fprintf(tw, "%s\t", label)
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t", f(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	row("", func(r *result) string { return r.Server })
+	row("joined", func(r *result) string { return fmt.Sprint(r.Joined) })
+	row("all joined in", func(r *result) string { return fmt.Sprintf("%.3f s", r.JoinS) })
+	row("every join received in", func(r *result) string { return fmt.Sprintf("%.3f s", r.SettleS) })
+	row("server CPU for the joins", func(r *result) string { return num(r.ServerJoinCPUS, "%.2f s") })
+	if rep.Senders > 0 {
+		row("messages sent", func(r *result) string { return fmt.Sprint(r.Sent) })
+		row("deliveries", func(r *result) string { return fmt.Sprint(r.Deliveries) })
+		row("deliveries/s", func(r *result) string { return num(r.DeliveriesPerS, "%.0f") })
+		lat := func(f func(l *latency) float64) func(r *result) string {
+			return func(r *result) string {
+				if r.LatencyMS == nil {
+					return "n/a"
+				}
+				return fmt.Sprintf("%.3f ms", f(r.LatencyMS))
+			}
+		}
+		row("latency p50", lat(func(l *latency) float64 { return l.P50 }))
+		row("latency p99", lat(func(l *latency) float64 { return l.P99 }))
+		row("latency p99.9", lat(func(l *latency) float64 { return l.P999 }))
+		row("latency max", lat(func(l *latency) float64 { return l.Max }))
+		row("lost", func(r *result) string { return fmt.Sprint(r.Lost) })
+		row("duplicated", func(r *result) string { return fmt.Sprint(r.Duplicated) })
+		row("server CPU", func(r *result) string { return num(r.ServerCPUS, "%.2f s") })
+		row("server CPU per 1M deliveries", func(r *result) string { return num(r.ServerCPUPerMillion, "%.2f s") })
+		row("chatbench CPU", func(r *result) string { return num(r.ChatbenchCPUS, "%.2f s") })
+	}
+	row("dropped as too slow", func(r *result) string { return fmt.Sprint(r.SlowDropped) })
+	row("server RSS before joins", func(r *result) string { return num(r.ServerRSSBeforeMiB, "%.1f MiB") })
+	row("server RSS joined, idle", func(r *result) string { return num(r.ServerRSSJoinedMiB, "%.1f MiB") })
+	row("server memory per session", func(r *result) string { return num(r.ServerMemPerSessionKiB, "%.1f KiB") })
+	tw.Flush()
+	if rep.Ratio != nil {
+		fmt.Fprintf(w, "chatd delivers %.2f× the raw TCP baseline's deliveries/s\n", *rep.Ratio)
+	}
+	if rep.Baseline != nil {
+		fmt.Fprintln(w, "(the baseline server runs inside chatbench: its CPU and memory are not measured apart; chatbench CPU includes it)")
+	}
+	for _, r := range rs {
+		for _, u := range r.Unavailable {
+			fmt.Fprintf(w, "%s: unavailable: %s\n", r.Server, u)
+		}
+	}
+	if rep.OK {
+		fmt.Fprintln(w, "OK: no message lost or duplicated")
+	}
+	for _, p := range rep.problems() {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+func num(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// summary is the one-line error for a report that is not OK.
+func (rep *report) summary() error {
+	return errors.New(strings.Join(rep.problems(), "; "))
+}
