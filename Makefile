@@ -1,9 +1,11 @@
 # chatd's everyday commands. `make test` is what CI runs (.ci/run).
-# Every tool comes from go.mod's tool directives: nothing to install globally.
+# Go tools come from go.mod's tool directives; the page's tools from
+# web/package-lock.json (npm ci); the browser tests' Chromium from Debian
+# (scripts/install-chromium.sh, run by make test when it is missing).
 
 GO ?= go
 
-.PHONY: all run build generate lint check-gen test test-short fuzz clean
+.PHONY: all run build generate web web-deps browser lint check-gen check-web test test-short fuzz clean
 
 all: test
 
@@ -15,9 +17,23 @@ run:
 build:
 	$(GO) build -o bin/ ./cmd/chatd ./cmd/chatctl
 
-## generate: regenerate gen/ from proto/
-generate:
+## generate: regenerate gen/ (Go) and web/src/gen/ (TypeScript) from proto/
+generate: web-deps
 	$(GO) tool buf generate
+	$(GO) tool buf generate --template buf.gen.web.yaml
+
+## web-deps: install the page's pinned npm packages into web/node_modules
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+## web: type-check the page and rebuild web/dist/app.js (commit it: chatd embeds it)
+web: web-deps
+	cd web && npm run typecheck && npm run build
+
+## browser: install Debian's chromium for the browser tests, if missing
+browser:
+	./scripts/install-chromium.sh
 
 ## lint: gofmt, go vet and buf lint
 lint:
@@ -26,13 +42,17 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool buf lint
 
-## check-gen: fail if gen/ does not match what proto/ generates
-check-gen:
+## check-gen: fail if gen/ or web/src/gen/ does not match what proto/ generates
+check-gen: web-deps
 	./scripts/check-gen.sh
 
+## check-web: fail if the page does not type-check or web/dist/app.js is not a clean build of web/src
+check-web: web-deps
+	./scripts/check-web.sh
+
 ## test: every check and every test, with the race detector
-test: lint check-gen
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: lint check-gen check-web browser
+	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 
 ## test-short: the tests alone, without lint and generation checks
 test-short:

@@ -233,7 +233,7 @@ type chatd struct {
 // cleanup stops it with SIGTERM and checks that it exits 0.
 func startChatd(t *testing.T) *chatd {
 	t.Helper()
-	p := start(t, chatdBin, "--grpc-addr", "127.0.0.1:0")
+	p := start(t, chatdBin, "--grpc-addr", "127.0.0.1:0", "--http-addr", "")
 	t.Cleanup(func() { // runs before start's cleanup
 		p.terminate(t)
 	})

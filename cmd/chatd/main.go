@@ -1,5 +1,6 @@
-// Command chatd is the chat server: it serves chat.v1.ChatService over gRPC
-// until it gets SIGINT or SIGTERM.
+// Command chatd is the chat server: it serves chat.v1.ChatService over gRPC,
+// and to browsers over grpc-web together with the chat page, until it gets
+// SIGINT or SIGTERM.
 package main
 
 import (
@@ -12,10 +13,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/chatd/chatd/gateway"
 	"github.com/chatd/chatd/server"
+	"github.com/chatd/chatd/web"
 )
 
 func main() {
@@ -34,6 +38,8 @@ func main() {
 // config is everything chatd is told on its command line.
 type config struct {
 	grpcAddr        string
+	httpAddr        string   // "" serves no HTTP
+	allowedOrigins  []string // origins besides the page's own
 	logFormat       string
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
@@ -45,11 +51,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service. Everything is kept in memory: a restart clears it.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	sc := &cfg.server
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:50051", "`address` to serve gRPC on; loopback by default, so that nobody else reaches this unauthenticated server unless you say so (use :50051 for every interface)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "localhost:8080", "`address` to serve the chat page and grpc-web on, for browsers; loopback by default like --grpc-addr; empty for none")
+	fs.Func("allowed-origins", "comma-separated `origins` (https://chat.example.com) whose pages may use the API besides chatd's own page; * for any", func(v string) error {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.allowedOrigins = append(cfg.allowedOrigins, o)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long to wait for sessions to end before closing every connection")
@@ -102,24 +117,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen for gRPC: %w", err)
 	}
+	var (
+		gw       *gateway.Gateway
+		httpLis  net.Listener
+		httpAddr string
+	)
+	if cfg.httpAddr != "" {
+		gw, err = gateway.New(srv.GRPCServer(), gateway.Config{
+			AllowedOrigins:   cfg.allowedOrigins,
+			KeepaliveTime:    cfg.server.KeepaliveTime,
+			KeepaliveTimeout: cfg.server.KeepaliveTimeout,
+			MaxRecvMsgSize:   cfg.server.MaxRecvMsgSize,
+			Page:             web.Files(),
+		}, log)
+		if err == nil {
+			httpLis, err = net.Listen("tcp", cfg.httpAddr)
+		}
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("cannot serve HTTP: %w", err)
+		}
+		httpAddr = httpLis.Addr().String()
+	}
 	fmt.Fprintf(stdout, "chatd: gRPC listening on %s\n", lis.Addr())
-	log.Info("started", "grpc_addr", lis.Addr().String(), "max_sessions", cfg.server.MaxSessions,
+	if gw != nil {
+		fmt.Fprintf(stdout, "chatd: chat page on http://%s\n", httpAddr)
+	}
+	log.Info("started", "grpc_addr", lis.Addr().String(), "http_addr", httpAddr, "max_sessions", cfg.server.MaxSessions,
 		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	httpServed := make(chan error, 1)
+	if gw != nil {
+		go func() { httpServed <- gw.Serve(httpLis) }()
+	}
 	select {
 	case err := <-served:
+		if gw != nil {
+			_ = gw.Shutdown(context.Background())
+			<-httpServed
+		}
 		return fmt.Errorf("gRPC server stopped: %w", err)
+	case err := <-httpServed:
+		srv.Shutdown(context.Background())
+		<-served
+		return fmt.Errorf("HTTP server stopped: %w", err)
 	case <-ctx.Done():
 	}
 
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
+	// The gRPC server first: it ends every session, browsers' included,
+	// with UNAVAILABLE; then the gateway closes what is left.
 	srv.Shutdown(sctx)
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("serve ended", "err", err)
+	}
+	if gw != nil {
+		if err := gw.Shutdown(sctx); err != nil {
+			log.Warn("HTTP shutdown", "err", err)
+		}
+		if err := <-httpServed; err != nil {
+			log.Warn("HTTP serve ended", "err", err)
+		}
 	}
 	log.Info("stopped")
 	return nil

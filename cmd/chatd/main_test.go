@@ -46,7 +46,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("run(--help) = %v, want flag.ErrHelp", err)
 	}
 	for _, name := range []string{
-		"grpc-addr", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
+		"grpc-addr", "http-addr", "allowed-origins", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
 		"queue-size", "message-rate", "message-burst", "max-recv-msg-size", "keepalive-time",
 		"keepalive-timeout", "keepalive-min-client-ping",
 	} {
@@ -69,6 +69,8 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--message-rate", "-1"}, "message rate must be 0 (off) or positive"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
+		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
+		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--allowed-origins", "ftp://x"}, "cannot serve HTTP: gateway: allowed origin"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -88,7 +90,7 @@ func TestServesUntilCancelled(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"}, stdoutW, logs)
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--log-format", "json", "--shutdown-timeout", "5s"}, stdoutW, logs)
 		stdoutW.Close()
 	}()
 

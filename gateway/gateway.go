@@ -1,0 +1,251 @@
+// Package gateway serves chatd to browsers over HTTP, on one port: the
+// grpc-web endpoint (improbable-eng/grpc-web around the same *grpc.Server
+// that serves native gRPC, with its websocket transport, since a browser can
+// only run a bidirectional stream over a websocket), the chat page, and
+// /healthz.
+//
+// Three things improbable's wrapper does not do are done here:
+//   - Origins: a grpc-web, websocket or CORS preflight request from a page of
+//     another origin gets 403 unless that origin was allowed. (The wrapper's
+//     own CORS check only withholds CORS headers, after the request has run.)
+//   - Aborts: when a websocket closes without the grpc-web end-of-stream
+//     marker, the wrapper cancels the request's context and hands the gRPC
+//     server a clean io.EOF, which chatd would take for a logout. The body
+//     seen by the gRPC server turns that EOF into an error, so a closed tab
+//     is a disconnect, as it is for a native client.
+//   - Dead peers: the wrapper's websocket pings never check for an answer.
+//     Connections accepted by [Gateway.Serve] are watched instead: one that
+//     has sent nothing for the keepalive time is pinged, and one that has
+//     still sent nothing when the keepalive timeout has passed as well is
+//     closed, the same bound native gRPC clients get (see keepalive.go).
+//
+// Everything improbable-specific is in this package, so that the wrapper,
+// which is in maintenance mode, can be swapped without touching the server.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/improbable-eng/grpc-web/go/grpcweb"
+	"google.golang.org/grpc"
+)
+
+// Config is how the gateway behaves.
+type Config struct {
+	// AllowedOrigins are origins ("https://chat.example.com") whose pages
+	// may use the API besides the page's own; "*" allows every origin.
+	AllowedOrigins []string
+	// KeepaliveTime is how long a websocket may send nothing before it is
+	// pinged; KeepaliveTimeout is how much longer it may then stay silent
+	// before it is taken for dead and closed. Use the gRPC server's values,
+	// so browsers and native clients are held to one bound.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// MaxRecvMsgSize is the gRPC server's largest request; websocket frames
+	// are allowed that much plus grpc-web's framing.
+	MaxRecvMsgSize int
+	// Page is the chat page's files, served at /; index.html is the page.
+	Page fs.FS
+}
+
+// Gateway is an http.Handler for browsers. Its methods are safe for
+// concurrent use.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	web     *grpcweb.WrappedGrpcServer
+	page    http.Handler
+	allowed map[string]bool // lower-cased AllowedOrigins
+	any     bool            // AllowedOrigins has "*"
+	srv     *http.Server    // used by Serve and Shutdown
+
+	mu    sync.Mutex                // guards conns
+	conns map[*watchedConn]struct{} // websockets being watched, for Shutdown
+}
+
+// New returns a gateway to the services of g.
+func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
+	if cfg.KeepaliveTime <= 0 || cfg.KeepaliveTimeout <= 0 {
+		return nil, errors.New("gateway: keepalive time and timeout must be positive")
+	}
+	if cfg.Page == nil {
+		return nil, errors.New("gateway: no page to serve")
+	}
+	gw := &Gateway{
+		cfg:     cfg,
+		log:     log,
+		allowed: make(map[string]bool),
+		conns:   make(map[*watchedConn]struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			gw.any = true
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("gateway: allowed origin %q is not scheme://host[:port] (or *)", o)
+		}
+		gw.allowed[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+	}
+	// The wrapper calls grpcHandler rather than g directly, so that the
+	// request body can be replaced before the gRPC server reads it. With a
+	// handler instead of a server, the wrapper must be told which methods
+	// exist, or it refuses every websocket and preflight.
+	gw.web = grpcweb.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = &abortAwareBody{ReadCloser: r.Body, ctx: r.Context()}
+		g.ServeHTTP(w, r)
+	}),
+		grpcweb.WithEndpointsFunc(func() []string { return grpcweb.ListGRPCResources(g) }),
+		grpcweb.WithWebsockets(true),
+		// ServeHTTP has checked the origin already, with the request's Host.
+		grpcweb.WithWebsocketOriginFunc(func(*http.Request) bool { return true }),
+		grpcweb.WithOriginFunc(gw.crossOriginAllowed),
+		grpcweb.WithWebsocketsMessageReadLimit(int64(cfg.MaxRecvMsgSize)+64),
+	)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	files := http.FileServerFS(cfg.Page)
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		// The page needs nothing but its own files and its own websocket,
+		// so nothing else may run or load even if some text did slip
+		// through as markup.
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		// A restarted (perhaps upgraded) chatd must not be talked to by a
+		// cached old script.
+		h.Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+	gw.page = mux
+	gw.srv = &http.Server{
+		Handler: gw,
+		// No read or write timeouts: websockets live for hours. Headers
+		// must still come promptly.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return gw, nil
+}
+
+// ServeHTTP routes grpc-web, websocket and CORS preflight requests to the
+// grpc-web wrapper, after the origin check, and everything else to the page.
+func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	isWS := gw.web.IsGrpcWebSocketRequest(r)
+	if !isWS && !gw.web.IsGrpcWebRequest(r) && !gw.web.IsAcceptableGrpcCorsRequest(r) {
+		gw.page.ServeHTTP(w, r)
+		return
+	}
+	if !gw.originAllowed(r) {
+		gw.log.Info("refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path, "peer", r.RemoteAddr)
+		http.Error(w, "requests from pages of this origin are not allowed: start chatd with --allowed-origins to allow it", http.StatusForbidden)
+		return
+	}
+	if isWS {
+		w = &hijackHook{ResponseWriter: w, gw: gw}
+	}
+	gw.web.ServeHTTP(w, r)
+}
+
+// originAllowed reports whether r may use the API: it comes from the
+// page's own origin, an allowed one, or carries no Origin. Browsers send
+// Origin on every websocket and every cross-origin request, so a request
+// without one is not a browser acting for another site.
+func (gw *Gateway) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return gw.any // "null" and other opaque origins
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return gw.crossOriginAllowed(origin)
+}
+
+// crossOriginAllowed reports whether pages of origin, another origin than
+// the gateway's own, may use the API.
+func (gw *Gateway) crossOriginAllowed(origin string) bool {
+	return gw.any || gw.allowed[strings.ToLower(origin)]
+}
+
+// Serve accepts HTTP connections on lis until Shutdown. Websockets accepted
+// here are watched for dead peers; ServeHTTP used on its own does not
+// watch them.
+func (gw *Gateway) Serve(lis net.Listener) error {
+	err := gw.srv.Serve(&watchListener{Listener: lis})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, waits (until ctx ends) for plain
+// HTTP requests to finish, and closes every websocket still open. Shut the
+// gRPC server down first: that ends every chat session properly, and their
+// websockets with them.
+func (gw *Gateway) Shutdown(ctx context.Context) error {
+	err := gw.srv.Shutdown(ctx)
+	gw.mu.Lock()
+	conns := gw.conns
+	gw.conns = make(map[*watchedConn]struct{})
+	gw.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+	return err
+}
+
+func (gw *Gateway) track(c *watchedConn) {
+	gw.mu.Lock()
+	gw.conns[c] = struct{}{}
+	gw.mu.Unlock()
+}
+
+func (gw *Gateway) untrack(c *watchedConn) {
+	gw.mu.Lock()
+	delete(gw.conns, c)
+	gw.mu.Unlock()
+}
+
+// errAborted is what the gRPC server reads instead of io.EOF when a
+// websocket went away without ending its stream.
+var errAborted = errors.New("the websocket closed without ending the stream")
+
+// abortAwareBody is the request body the gRPC server reads. improbable's
+// websocket reader cancels the request's context before it returns io.EOF
+// for a websocket that closed, and only then; for the end-of-stream marker
+// it returns io.EOF with the context alive. So an EOF with the context done
+// is an abort, and must reach Recv as an error, not as a half-close.
+type abortAwareBody struct {
+	io.ReadCloser
+	ctx context.Context
+}
+
+func (b *abortAwareBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.ctx.Err() != nil {
+		return n, errAborted
+	}
+	return n, err
+}
