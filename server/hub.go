@@ -80,11 +80,11 @@ func (h *Hub) Join(username string) (*Session, error) {
 	h.addLocked(s)
 	// The snapshot reflects every event up to and including this join, so
 	// the welcome carries its seq and the joiner skips its own user_joined.
-	s.queue <- newEvent(&chatv1.ChatResponse{
+	s.queue.push(newEvent(&chatv1.ChatResponse{
 		Seq:   ev.Seq,
 		Time:  ev.Time,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: s.user, OnlineUsers: h.usersLocked()}},
-	}) // cannot block: the queue is new and holds at least one event
+	})) // cannot fail: the queue is new and holds at least one event
 	h.flushSlowLocked()
 	return s, nil
 }
@@ -206,9 +206,7 @@ func (h *Hub) deliverLocked(s *Session, ev *Event) {
 	if s.overflowed {
 		return
 	}
-	select {
-	case s.queue <- ev:
-	default:
+	if !s.queue.push(ev) {
 		s.overflowed = true
 		h.slow = append(h.slow, s)
 	}

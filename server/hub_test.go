@@ -30,14 +30,10 @@ func hubJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 // queued takes every event waiting on s's queue.
 func queued(s *server.Session) []*chatv1.ChatResponse {
 	var evs []*chatv1.ChatResponse
-	for {
-		select {
-		case ev := <-s.Events():
-			evs = append(evs, ev.Response())
-		default:
-			return evs
-		}
+	for _, ev := range s.Take() {
+		evs = append(evs, ev.Response())
 	}
+	return evs
 }
 
 // take takes the one event waiting on s's queue.

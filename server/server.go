@@ -28,6 +28,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	g := grpc.NewServer(
 		grpc.ForceServerCodecV2(newWireCodec()),
+		// Most sessions are idle most of the time: give a connection's
+		// 32 KiB write buffer back to a pool between writes instead of
+		// keeping one per connection for ever.
+		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// Server pings find peers that vanished without closing (network
 		// cut, machine gone); their streams' contexts are then cancelled.

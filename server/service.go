@@ -224,44 +224,40 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 	}
 }
 
-// writeLoop sends s's events in order until the session ends. After drain
-// is closed nothing more is queued, so it sends what is left and returns.
-func writeLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, drain <-chan struct{}) error {
+// writeLoop sends s's events in order until the session ends. It takes
+// everything queued at once and sends it as one burst, which gRPC writes to
+// the socket together. After drain is closed nothing more is queued, so it
+// sends what is left and returns.
+func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) error {
+	var batch []*Event
+	send := func() error {
+		for {
+			batch = s.queue.take(batch)
+			if len(batch) == 0 {
+				return nil
+			}
+			for _, ev := range batch {
+				// SendMsg, not Send: an *Event goes out as the bytes
+				// encoded when it was published (see wireCodec).
+				if err := stream.SendMsg(ev); err != nil {
+					return err
+				}
+			}
+			batch = recycle(batch)
+		}
+	}
 	for {
 		select {
-		case ev := <-s.queue:
-			if err := sendQueued(stream, s, ev); err != nil {
+		case <-s.queue.ready:
+			if err := send(); err != nil {
 				return err
 			}
 		case <-drain:
-			select {
-			case ev := <-s.queue:
-				return sendQueued(stream, s, ev)
-			default:
-				return nil
-			}
+			return send()
 		case <-s.ended:
 			return Status(s.endErr).Err()
 		case <-stream.Context().Done():
 			return stream.Context().Err()
-		}
-	}
-}
-
-// sendQueued sends ev and then whatever else is already queued, without
-// going back to writeLoop's select for each: under load a session's events
-// come in bursts, and gRPC writes a burst to the socket together.
-func sendQueued(stream grpc.ServerStream, s *Session, ev *Event) error {
-	for {
-		// SendMsg, not Send: an *Event goes out as the bytes encoded when
-		// it was published (see wireCodec).
-		if err := stream.SendMsg(ev); err != nil {
-			return err
-		}
-		select {
-		case ev = <-s.queue:
-		default:
-			return nil
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 type Session struct {
 	key   string       // case-mapped username; unique among online sessions
 	user  *chatv1.User // never modified after the join
-	queue chan *Event
+	queue *queue
 
 	// ended is closed when the hub ends the session itself (too slow, server
 	// shutdown). endErr and endReason are written before the close and never
@@ -29,7 +29,7 @@ func newSession(key string, user *chatv1.User, queueSize int) *Session {
 	return &Session{
 		key:   key,
 		user:  user,
-		queue: make(chan *Event, queueSize),
+		queue: newQueue(queueSize),
 		ended: make(chan struct{}),
 	}
 }
@@ -53,6 +53,9 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	close(s.ended)
 }
 
-// Events is the session's queue of events to send, in order. Only the
-// session's writer may receive from it.
-func (s *Session) Events() <-chan *Event { return s.queue }
+// Ready receives a value when events may be waiting: call Take then.
+func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
+
+// Take returns every event waiting for the session, in order, and empties
+// its queue. Only the session's writer may call it.
+func (s *Session) Take() []*Event { return s.queue.take(nil) }

@@ -39,6 +39,7 @@ func main() {
 type config struct {
 	grpcAddr        string
 	httpAddr        string   // "" serves no HTTP
+	debugAddr       string   // "" serves no profiles
 	allowedOrigins  []string // origins besides the page's own
 	logFormat       string
 	logLevel        slog.Level
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	sc := &cfg.server
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:50051", "`address` to serve gRPC on; loopback by default, so that nobody else reaches this unauthenticated server unless you say so (use :50051 for every interface)")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "localhost:8080", "`address` to serve the chat page and grpc-web on, for browsers; loopback by default like --grpc-addr; empty for none")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "`address` to serve Go's profiles (/debug/pprof/) on, for performance work; empty (the default) for none. Never expose it: it is unauthenticated")
 	fs.Func("allowed-origins", "comma-separated `origins` (https://chat.example.com) whose pages may use the API besides chatd's own page; * for any", func(v string) error {
 		for _, o := range strings.Split(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -113,6 +115,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.debugAddr != "" {
+		addr, stop, err := serveDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "chatd: profiles on http://%s/debug/pprof/\n", addr)
+	}
 	lis, err := net.Listen("tcp", cfg.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("cannot listen for gRPC: %w", err)
@@ -160,7 +170,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("gRPC server stopped: %w", err)
 	case err := <-httpServed:
-		srv.Shutdown(context.Background())
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		srv.Shutdown(sctx)
 		<-served
 		return fmt.Errorf("HTTP server stopped: %w", err)
 	case <-ctx.Done():
