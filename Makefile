@@ -5,7 +5,7 @@
 
 GO ?= go
 
-.PHONY: all run build generate web web-deps browser lint check-gen check-web test test-short fuzz clean
+.PHONY: all run build bench generate web web-deps browser lint check-gen check-web test test-short fuzz clean
 
 all: test
 
@@ -13,9 +13,9 @@ all: test
 run:
 	$(GO) run ./cmd/chatd
 
-## build: build chatd and chatctl into bin/
+## build: build chatd, chatctl and chatbench into bin/
 build:
-	$(GO) build -o bin/ ./cmd/chatd ./cmd/chatctl
+	$(GO) build -o bin/ ./cmd/chatd ./cmd/chatctl ./cmd/chatbench
 
 ## generate: regenerate gen/ (Go) and web/src/gen/ (TypeScript) from proto/
 generate: web-deps
@@ -57,6 +57,10 @@ test: lint check-gen check-web browser
 ## test-short: the tests alone, without lint and generation checks
 test-short:
 	$(GO) test -race ./...
+
+## bench: the Go benchmarks of the hub and the fan-out (compare runs with benchstat)
+bench:
+	$(GO) test ./server -run '^$$' -bench . -count 6
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s by default)
 FUZZTIME ?= 30s

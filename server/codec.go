@@ -13,19 +13,23 @@ import (
 // marshalled once, not N times; every writer sends the same bytes.
 type Event struct {
 	resp *chatv1.ChatResponse
-	wire []byte // proto encoding of resp; nil if it could not be encoded
+	wire mem.BufferSlice // proto encoding of resp; nil if it could not be encoded
 }
 
 // newEvent encodes resp, which must never be modified afterwards.
 func newEvent(resp *chatv1.ChatResponse) *Event {
-	wire, err := proto.Marshal(resp)
+	b, err := proto.Marshal(resp)
 	if err != nil {
 		// Cannot happen for what the hub builds (every string was checked
 		// as UTF-8 on the way in). If it did, wireCodec marshals resp at
 		// send time and the error reaches that one stream.
-		wire = nil
+		return &Event{resp: resp}
 	}
-	return &Event{resp: resp, wire: wire}
+	// Built once here, not per delivery: wireCodec hands this same slice
+	// to every stream, so a delivery allocates nothing of ours. A
+	// SliceBuffer's Free does nothing, so no stream can recycle the bytes
+	// while others still send them.
+	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }
 
 // Response returns the event as a message. It is shared by every session
@@ -48,9 +52,7 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		if e.wire == nil {
 			return c.proto.Marshal(e.resp)
 		}
-		// A SliceBuffer's Free does nothing, so no stream can recycle the
-		// bytes while other streams still send them.
-		return mem.BufferSlice{mem.SliceBuffer(e.wire)}, nil
+		return e.wire, nil
 	}
 	return c.proto.Marshal(v)
 }
