@@ -13,10 +13,17 @@ import (
 // marshalled once, not N times; every writer sends the same bytes.
 type Event struct {
 	resp *chatv1.ChatResponse
-	wire mem.BufferSlice // proto encoding of resp; nil if it could not be encoded
+	wire mem.BufferSlice // proto encoding of resp; nil to marshal at send time
 }
 
-// newEvent encodes resp, which must never be modified afterwards.
+// privateEvent wraps a response for one session only. It is not encoded
+// ahead: its one writer has the codec marshal it, outside the hub's lock.
+func privateEvent(resp *chatv1.ChatResponse) *Event {
+	return &Event{resp: resp}
+}
+
+// newEvent encodes resp for a broadcast; resp must never be modified
+// afterwards.
 func newEvent(resp *chatv1.ChatResponse) *Event {
 	b, err := proto.Marshal(resp)
 	if err != nil {

@@ -80,7 +80,7 @@ func (h *Hub) Join(username string) (*Session, error) {
 	h.addLocked(s)
 	// The snapshot reflects every event up to and including this join, so
 	// the welcome carries its seq and the joiner skips its own user_joined.
-	s.queue.push(newEvent(&chatv1.ChatResponse{
+	s.queue.push(privateEvent(&chatv1.ChatResponse{
 		Seq:   ev.Seq,
 		Time:  ev.Time,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: s.user, OnlineUsers: h.usersLocked()}},
@@ -140,7 +140,7 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 // not part of the global order, so it carries seq 0.
 func (h *Hub) Reject(s *Session, clientID string, err error) {
 	st := Status(err)
-	ev := newEvent(&chatv1.ChatResponse{
+	ev := privateEvent(&chatv1.ChatResponse{
 		Time: timestamppb.Now(),
 		Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{
 			ClientId: clientID,

@@ -30,7 +30,7 @@ func hubJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 // queued takes every event waiting on s's queue.
 func queued(s *server.Session) []*chatv1.ChatResponse {
 	var evs []*chatv1.ChatResponse
-	for _, ev := range s.Take() {
+	for _, ev := range s.Take(nil) {
 		evs = append(evs, ev.Response())
 	}
 	return evs

@@ -232,7 +232,7 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 	var batch []*Event
 	send := func() error {
 		for {
-			batch = s.queue.take(batch)
+			batch = s.Take(batch)
 			if len(batch) == 0 {
 				return nil
 			}

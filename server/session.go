@@ -57,5 +57,7 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
 
 // Take returns every event waiting for the session, in order, and empties
-// its queue. Only the session's writer may call it.
-func (s *Session) Take() []*Event { return s.queue.take(nil) }
+// its queue. spare, if not nil, is the emptied result of an earlier Take for
+// the queue to reuse, so that a steady flow of events allocates nothing.
+// Only the session's writer may call it.
+func (s *Session) Take(spare []*Event) []*Event { return s.queue.take(spare) }
