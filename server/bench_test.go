@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -132,20 +132,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			cfg := server.DefaultConfig()
 			cfg.MessageRate = 0
-			srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(lis) //nolint:errcheck // ends at Shutdown
-			b.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
+			srv, addr := servertest.Start(b, cfg, slog.New(slog.DiscardHandler))
 
 			ctx, cancel := context.WithCancel(context.Background())
 			b.Cleanup(cancel)
@@ -155,7 +142,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 			b.Cleanup(wg.Wait)
 			var sender grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
 			for i := range n {
-				conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+				conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,25 +39,8 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
 	logw := &testLogWriter{t: t}
 	t.Cleanup(logw.stop) // runs last: after the server is down
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(logw, nil)))
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		srv.Shutdown(ctx) // a second Shutdown, after a test's own, is harmless
-		if err := <-served; err != nil {
-			t.Errorf("Serve returned %v; want nil after Shutdown", err)
-		}
-	})
-	ts := &testServer{srv: srv, addr: lis.Addr().String()}
+	srv, addr := servertest.Start(t, cfg, slog.New(slog.NewTextHandler(logw, nil)))
+	ts := &testServer{srv: srv, addr: addr}
 	ts.admin = dial(t, ts.addr)
 	return ts
 }

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -29,30 +29,19 @@ func TestMain(m *testing.M) {
 type testServer struct {
 	addr string
 	srv  *server.Server
-	stop func()
 }
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	srv, err := server.New(server.DefaultConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	ts := &testServer{addr: lis.Addr().String(), srv: srv}
-	ts.stop = sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
-	})
-	t.Cleanup(ts.stop)
-	return ts
+	srv, addr := servertest.Start(t, server.DefaultConfig(), slog.New(slog.DiscardHandler))
+	return &testServer{addr: addr, srv: srv}
+}
+
+// stop shuts the server down, as SIGTERM does chatd.
+func (ts *testServer) stop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ts.srv.Shutdown(ctx)
 }
 
 // waitOnline waits until name is online.
@@ -188,7 +177,7 @@ func TestJoinConnectionLost(t *testing.T) {
 	ts := startServer(t)
 	r := startJoin(t, t.Context(), "--name", "alice", "--server", ts.addr)
 	ts.waitOnline(t, "alice")
-	ts.stop()
+	ts.stop(t)
 	r.wait(t)
 	if r.code != exitConnLost {
 		t.Errorf("exit code %d, want %d (connection lost)", r.code, exitConnLost)

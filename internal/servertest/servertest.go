@@ -1,0 +1,44 @@
+// Package servertest starts an in-process chat server on a real TCP port of
+// 127.0.0.1 for tests and benchmarks, and stops it when they end.
+package servertest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/server"
+)
+
+// shutdownTimeout bounds the Shutdown at the end of a test: long enough for
+// a busy machine, short enough that a hung stream fails the test quickly.
+const shutdownTimeout = 10 * time.Second
+
+// Start serves cfg until tb ends, logging to log, and returns the server
+// and the address it listens on. At the end it shuts the server down (a
+// test may already have done so: a second Shutdown is harmless) and fails
+// tb if Serve did not end cleanly.
+func Start(tb testing.TB, cfg server.Config, log *slog.Logger) (*server.Server, string) {
+	tb.Helper()
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		tb.Fatalf("server.New: %v", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-served; err != nil {
+			tb.Errorf("Serve returned %v; want nil after Shutdown", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
