@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -249,6 +250,10 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 	for {
 		select {
 		case <-s.queue.ready:
+			// Let whatever else is runnable (often the hub publishing the
+			// next event) go first: when there is a burst, the writer then
+			// takes several events at once and gRPC writes them together.
+			runtime.Gosched()
 			if err := send(); err != nil {
 				return err
 			}
