@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +148,8 @@ func TestBrowserShowsMarkupAsText(t *testing.T) {
 // reconnects on its own, rejoins with the same name and rebuilds its list.
 func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	t.Parallel()
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	grpcAddr, httpAddr := addrs[0], addrs[1]
 	srv := startWebChatd(t, grpcAddr, httpAddr)
 	browser := newBrowser(t)
 	alice := openTab(t, browser, "alice", srv.url)
@@ -172,17 +172,4 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	})
 	alice.say(t, "back again")
 	cli.expect(t, clock+`alice: back again$`)
-}
-
-// freeAddr returns a loopback address with a port nobody listens on, for a
-// chatd that must come back on the same address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

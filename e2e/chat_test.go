@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -188,12 +187,7 @@ func TestWho(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close() // a port nobody listens on
+	addr := freeAddrs(t, 1)[0] // a port nobody listens on, nor will
 
 	flags := []string{"--server", addr, "--dial-timeout", "1s"}
 	for _, args := range [][]string{

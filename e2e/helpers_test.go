@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,4 +305,32 @@ func goTool(t *testing.T, timeout time.Duration, args ...string) (code int, stdo
 // matches reports whether s matches pattern.
 func matches(pattern, s string) bool {
 	return regexp.MustCompile(pattern).MatchString(s)
+}
+
+// freeAddrs returns n distinct loopback addresses whose ports nobody
+// listens on, for a chatd that must come back on the same ports after a
+// restart. The ports are below Linux's ephemeral range (32768 and up), from
+// which every other test's ":0" listener and every outgoing connection take
+// theirs, so none of them can take one of these while chatd is down.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for try := 0; len(addrs) < n; try++ {
+		if try == 1000 {
+			t.Fatalf("found only %d free ports below 32768 in 1000 tries", len(addrs))
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue // taken: try another
+		}
+		held = append(held, l) // held until all are found, so they differ
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
 }
