@@ -122,10 +122,8 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		// The reader stops with ErrNotJoined when the hub dropped s (Send
 		// on an offline session); if that wins this select over s.ended,
 		// the client must still get the hub's reason, not FAILED_PRECONDITION.
-		select {
-		case <-s.ended:
+		if s.isEnded() {
 			return svc.endedByHub(s, log)
-		default:
 		}
 		if err != nil {
 			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
@@ -147,10 +145,8 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 			return status.Errorf(codes.DeadlineExceeded, "logged out, but events were not read within %s", drainTimeout)
 		}
 	case err := <-written:
-		select {
-		case <-s.ended: // the writer saw the hub end the session first
+		if s.isEnded() { // the writer saw the hub end the session first
 			return svc.endedByHub(s, log)
-		default:
 		}
 		// Send failed: the stream is broken.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)

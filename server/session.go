@@ -43,6 +43,16 @@ func (s *Session) Ended() <-chan struct{} { return s.ended }
 // EndErr says why the hub ended the session, once Ended is closed.
 func (s *Session) EndErr() error { return s.endErr }
 
+// isEnded reports whether the hub has ended the session.
+func (s *Session) isEnded() bool {
+	select {
+	case <-s.ended:
+		return true
+	default:
+		return false
+	}
+}
+
 // endLocked ends the session from the hub's side. Hub.mu must be held.
 func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	if s.endClosed {
