@@ -67,15 +67,16 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 // connection at once.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown() // health checks now answer NOT_SERVING
+	// GracefulStop waits for running streams, and chat streams only end
+	// when told to: end them all first, so that every session ends with
+	// UNAVAILABLE and none is seen to leave as its connection is drained.
+	// Joins that race in are refused by the closed hub.
+	s.svc.hub.Shutdown()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
-	// GracefulStop waits for running streams, and chat streams only end
-	// when told to: end them all. Joins that race in are refused by the
-	// closed hub.
-	s.svc.hub.Shutdown()
 	select {
 	case <-stopped:
 	case <-ctx.Done():

@@ -129,8 +129,11 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
 			return Status(err).Err()
 		}
-		// Logout: the leaver's own user_left is the last event queued for it.
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil)
+		// Logout: the leaver's own user_left is the last event queued for
+		// it. If the hub dropped s just before, its reason stands.
+		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil) {
+			return svc.endedByHub(s, log)
+		}
 		close(drain)
 		// The writer returns the end status if the session is dropped
 		// while draining. A client that half-closed and then stopped
@@ -168,15 +171,17 @@ func (svc *Service) endedByHub(s *Session, log *slog.Logger) error {
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
-func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logger, err error) {
+// It reports whether s was still online.
+func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logger, err error) bool {
 	if !svc.hub.Leave(s, reason) {
-		return
+		return false
 	}
 	if err != nil && Status(err).Code() != codes.Canceled {
 		log.Info("left", "reason", reasonName(reason), "err", err)
-		return
+	} else {
+		log.Info("left", "reason", reasonName(reason))
 	}
-	log.Info("left", "reason", reasonName(reason))
+	return true
 }
 
 // readLoop handles the requests of a joined session. It returns nil when the

@@ -95,7 +95,8 @@ type ChatRequest struct {
 	// client_id is optional and chosen by the client (at most 64 bytes); the
 	// server copies it onto what this request causes: the echoed message and
 	// any rejection, so a client can match answers to requests. A request
-	// whose client_id is too long is rejected with an empty client_id.
+	// whose client_id is too long is rejected with an empty client_id; a join
+	// whose client_id is too long ends the stream with INVALID_ARGUMENT.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// action is what the client wants to do. The first request on a stream must
 	// be a join.

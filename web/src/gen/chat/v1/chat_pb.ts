@@ -28,7 +28,8 @@ export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
    * client_id is optional and chosen by the client (at most 64 bytes); the
    * server copies it onto what this request causes: the echoed message and
    * any rejection, so a client can match answers to requests. A request
-   * whose client_id is too long is rejected with an empty client_id.
+   * whose client_id is too long is rejected with an empty client_id; a join
+   * whose client_id is too long ends the stream with INVALID_ARGUMENT.
    *
    * @generated from field: string client_id = 1;
    */
