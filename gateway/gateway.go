@@ -35,6 +35,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
@@ -237,15 +238,34 @@ var errAborted = errors.New("the websocket closed without ending the stream")
 // for a websocket that closed, and only then; for the end-of-stream marker
 // it returns io.EOF with the context alive. So an EOF with the context done
 // is an abort, and must reach Recv as an error, not as a half-close.
+//
+// It also ends the body once the gRPC server has closed it. When a stream
+// is over (the session ended: logout, too slow, shutdown), gRPC closes the
+// body and waits for its reading goroutine, which buffers whatever it reads
+// for a stream nobody reads any more. improbable's body does not stop on
+// Close, so a client that kept sending would keep that goroutine, the
+// websocket and an ever-growing buffer alive.
 type abortAwareBody struct {
 	io.ReadCloser
-	ctx context.Context
+	ctx    context.Context
+	closed atomic.Bool // Close was called
 }
 
 func (b *abortAwareBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, io.EOF
+	}
 	n, err := b.ReadCloser.Read(p)
+	if b.closed.Load() {
+		return 0, io.EOF // what arrived after the end is dropped
+	}
 	if err == io.EOF && b.ctx.Err() != nil {
 		return n, errAborted
 	}
 	return n, err
+}
+
+func (b *abortAwareBody) Close() error {
+	b.closed.Store(true)
+	return b.ReadCloser.Close()
 }

@@ -47,9 +47,10 @@ type watchedConn struct {
 	net.Conn
 	lastRead atomic.Int64 // UnixNano of the last read that returned bytes
 
-	wmu    sync.Mutex   // held by every write; guards frames and ws
-	ws     bool         // the connection carries a websocket: writes are frames
-	frames frameTracker // the frames written so far
+	wmu          sync.Mutex    // held by every write; guards the three fields below
+	ws           bool          // the connection carries a websocket: writes are frames
+	frames       frameTracker  // the frames written so far
+	writeTimeout time.Duration // once ws: how long one write may block
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close, to stop the watcher
@@ -72,6 +73,14 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 func (c *watchedConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.ws {
+		// A peer that stops reading but keeps sending would otherwise hold
+		// a write, and with it the stream and whatever the peer sends, for
+		// ever: the silence check only sees what the peer sends. The
+		// websocket library sets no deadlines of its own; a failed write
+		// closes the websocket, which ends the session as a disconnect.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
 	n, err := c.Conn.Write(p)
 	if c.ws {
 		c.frames.consume(p[:n])
@@ -90,6 +99,9 @@ func (c *watchedConn) Close() error {
 func (c *watchedConn) startWebsocket(gw *Gateway) {
 	c.wmu.Lock()
 	c.ws = true
+	// The same bound as for a silent peer: a live browser drains its
+	// socket long before.
+	c.writeTimeout = gw.cfg.KeepaliveTime + gw.cfg.KeepaliveTimeout
 	c.wmu.Unlock()
 	gw.track(c)
 	go func() {
@@ -129,8 +141,8 @@ func (c *watchedConn) watch(gw *Gateway) {
 
 // tryPing writes a ping if no write is under way and the last frame is
 // complete, and reports whether it did. A write blocked on a peer that reads
-// nothing holds the lock: then there is no ping, and the timeout closes the
-// connection, as it should.
+// nothing holds the lock: then there is no ping, and either the silence
+// check or the write's own deadline (see Write) closes the connection.
 func (c *watchedConn) tryPing() bool {
 	if !c.wmu.TryLock() {
 		return false
@@ -144,7 +156,6 @@ func (c *watchedConn) tryPing() bool {
 	// deadline is a guard. The library sets no deadlines of its own.
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := c.Conn.Write(pingFrame)
-	_ = c.Conn.SetWriteDeadline(time.Time{})
 	return err == nil
 }
 
