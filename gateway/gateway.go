@@ -70,6 +70,8 @@ type Gateway struct {
 	any     bool            // AllowedOrigins has "*"
 	srv     *http.Server    // used by Serve and Shutdown
 
+	loopbackOnly atomic.Bool // Serve listens on a loopback address (see knownHost)
+
 	mu    sync.Mutex                // guards conns
 	conns map[*watchedConn]struct{} // websockets being watched, for Shutdown
 }
@@ -178,10 +180,32 @@ func (gw *Gateway) originAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return gw.any // "null" and other opaque origins
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, r.Host) && gw.knownHost(r.Host) {
 		return true
 	}
 	return gw.crossOriginAllowed(origin)
+}
+
+// knownHost reports whether host (from the Host header) can name this
+// gateway. On a loopback listener only loopback names can: a page from
+// evil.example whose name an attacker re-points at 127.0.0.1 (DNS
+// rebinding) sends Origin and Host both evil.example, and must not count
+// as the page's own origin. On other listeners the operator's names are
+// unknown here, and rebinding gains an attacker nothing it could not do by
+// connecting directly.
+func (gw *Gateway) knownHost(host string) bool {
+	if !gw.loopbackOnly.Load() {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // crossOriginAllowed reports whether pages of origin, another origin than
@@ -194,6 +218,9 @@ func (gw *Gateway) crossOriginAllowed(origin string) bool {
 // here are watched for dead peers; ServeHTTP used on its own does not
 // watch them.
 func (gw *Gateway) Serve(lis net.Listener) error {
+	if a, ok := lis.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		gw.loopbackOnly.Store(true)
+	}
 	err := gw.srv.Serve(&watchListener{Listener: lis})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

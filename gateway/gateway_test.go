@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
 	"io/fs"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -60,6 +62,39 @@ func TestOrigins(t *testing.T) {
 	}
 	if resp := preflight(t, gw.addr, "https://evil.example"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("preflight from a foreign origin: %d, want 403", resp.StatusCode)
+	}
+}
+
+// DNS rebinding: a page from evil.example whose name was re-pointed at
+// 127.0.0.1 sends Origin and Host both naming evil.example. On a loopback
+// listener that is not the page's own origin.
+func TestRebindingRefused(t *testing.T) {
+	t.Parallel()
+	gw := startGateway(t, nil)
+	_, port, err := net.SplitHostPort(gw.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"evil.example:" + port, false},
+		{"localhost:" + port, true},
+		{"127.0.0.1:" + port, true},
+	} {
+		req, err := http.NewRequest(http.MethodPost, "http://"+gw.addr+"/chat.v1.ChatService/ListUsers", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tc.host
+		req.Header.Set("Content-Type", "application/grpc-web+proto")
+		req.Header.Set("X-Grpc-Web", "1")
+		req.Header.Set("Origin", "http://"+tc.host)
+		resp := do(t, req)
+		if tc.ok && resp.StatusCode != http.StatusOK || !tc.ok && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("grpc-web POST with Host and Origin %s: %d, want ok=%v (403 if refused)", tc.host, resp.StatusCode, tc.ok)
+		}
 	}
 }
 
