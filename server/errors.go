@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -93,10 +94,11 @@ func Status(err error) *status.Status {
 	return status.New(codes.Internal, "internal error")
 }
 
-// recvError explains why reading a request failed, in terms of what the
-// client sent. gRPC reports an oversized request as RESOURCE_EXHAUSTED and an
-// undecodable one (bad protobuf, invalid UTF-8) as INTERNAL; the latter is
-// the client's fault, so it becomes INVALID_ARGUMENT.
+// recvError names why reading a request failed, for the log and for how
+// the session ends. The client does not see this: gRPC itself has already
+// ended the stream with its own status (RESOURCE_EXHAUSTED for an oversized
+// request, INTERNAL "grpc: failed to unmarshal …" for bytes that are not a
+// ChatRequest) before Recv returns.
 func recvError(err error, maxSize int) error {
 	s, ok := status.FromError(err)
 	if !ok {
@@ -106,7 +108,9 @@ func recvError(err error, maxSize int) error {
 	case codes.ResourceExhausted:
 		return &Error{Kind: ErrRequestTooLarge, Msg: fmt.Sprintf("request too large: at most %d bytes", maxSize)}
 	case codes.Internal:
-		return &Error{Kind: ErrInvalidRequest, Msg: "request could not be decoded: " + s.Message()}
+		if strings.Contains(s.Message(), "failed to unmarshal") {
+			return &Error{Kind: ErrInvalidRequest, Msg: "request could not be decoded: " + s.Message()}
+		}
 	}
 	return err
 }

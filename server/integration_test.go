@@ -12,9 +12,11 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -414,4 +416,36 @@ func TestHealthAndReflection(t *testing.T) {
 		}
 	}
 	_ = stream.CloseSend()
+}
+
+// rawCodec sends []byte as they are, so that a test can put bytes on the
+// wire that no protobuf library would produce.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)      { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error { *v.(*[]byte) = data; return nil }
+func (rawCodec) Name() string                       { return "proto" }
+
+// Bytes that are not a ChatRequest end the stream with gRPC's own status,
+// which says so, and the server carries on.
+func TestUndecodableRequest(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig(nil))
+	conn := dial(t, ts.addr, grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	stream, err := conn.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/chat.v1.ChatService/Chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 1 (client_id, a string) holding invalid UTF-8.
+	if err := stream.SendMsg([]byte{0x0a, 0x02, 0xff, 0xfe}); err != nil {
+		t.Fatal(err)
+	}
+	var reply []byte
+	err = stream.RecvMsg(&reply)
+	if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "failed to unmarshal") {
+		t.Errorf("undecodable request: %v; want gRPC's INTERNAL saying it failed to unmarshal the request", describe(err))
+	}
+	alice := join(t, ts, "alice") // the server is fine
+	alice.say(t, "still here", "")
+	expectMessage(t, "alice", alice.next(t), "alice", "still here", "")
 }
