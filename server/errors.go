@@ -51,7 +51,7 @@ func invalidText(why string) error {
 	return &Error{Kind: ErrInvalidText, Msg: why}
 }
 
-// codes maps each kind of refusal to its gRPC code.
+// kindCodes maps each kind of refusal to its gRPC code.
 var kindCodes = []struct {
 	kind error
 	code codes.Code
