@@ -5,7 +5,7 @@
 
 GO ?= go
 
-.PHONY: all run build bench generate web web-deps browser lint check-gen check-web test test-short fuzz clean
+.PHONY: all run build bench generate web web-deps browser lint check-gen check-breaking check-web test test-short fuzz clean
 
 all: test
 
@@ -46,12 +46,16 @@ lint:
 check-gen: web-deps
 	./scripts/check-gen.sh
 
+## check-breaking: fail if proto/ breaks any committed version of the chat.v1 API (buf breaking)
+check-breaking:
+	./scripts/check-breaking.sh
+
 ## check-web: fail if the page does not type-check or web/dist/app.js is not a clean build of web/src
 check-web: web-deps
 	./scripts/check-web.sh
 
 ## test: every check and every test, with the race detector
-test: lint check-gen check-web browser
+test: lint check-gen check-breaking check-web browser
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 20m ./...
 
 ## test-short: the tests alone, without lint and generation checks

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fails if proto/ breaks the wire or JSON compatibility (buf's WIRE_JSON
+# rules, set in buf.yaml) of any version of the API that was ever committed.
+#
+# chat.v1 is a released API: clients built against any earlier main must
+# keep working. Comparing with every committed version, not only the last
+# one, means a change cannot be slipped through in two steps (add, then
+# remove), and needs no record of which commit "previous main" was: the
+# previous main is among them. It needs the repository's history, so a
+# shallow clone is refused rather than silently checked against nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+	echo "check-breaking: shallow clone; run 'git fetch --unshallow' so every released API can be compared" >&2
+	exit 1
+fi
+revs=$(git log --format=%H -- proto/)
+if [ -z "$revs" ]; then
+	echo "check-breaking: no committed version of proto/ to compare with" >&2
+	exit 1
+fi
+n=0
+for rev in $revs; do
+	if ! go tool buf breaking --against ".git#ref=$rev"; then
+		echo "check-breaking: proto/ breaks the API as committed in $(git log -1 --format='%h (%s)' "$rev")" >&2
+		exit 1
+	fi
+	n=$((n + 1))
+done
+echo "proto/ is compatible with all $n committed versions of the API"
