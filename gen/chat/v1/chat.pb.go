@@ -5,8 +5,10 @@
 // source: chat/v1/chat.proto
 
 // Package chat.v1 is chatd's public API: one bidirectional stream per chat
-// session, on which a client joins with a username, sends messages and
-// receives presence and message events in one global order.
+// session, on which a client joins with a username, joins channels, sends
+// messages to channels or to one user, and receives presence and message
+// events. The server puts every event in one order; each session receives
+// the part of it that concerns it, numbered 1, 2, 3, … by seq.
 
 package chatv1
 
@@ -25,6 +27,64 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// Recovery is the outcome of a resume.
+type Recovery int32
+
+const (
+	// RECOVERY_UNSPECIFIED: the join asked for no resume; a new session.
+	Recovery_RECOVERY_UNSPECIFIED Recovery = 0
+	// RECOVERY_COMPLETE: the session was taken back and every event after the
+	// join's last_seq follows, in order, then live events. Keep your state.
+	Recovery_RECOVERY_COMPLETE Recovery = 1
+	// RECOVERY_INCOMPLETE: the server cannot send every missed event (the
+	// token is unknown or expired, the server restarted, or too much was
+	// missed). Drop your state: the welcome is a fresh snapshot, and a
+	// channel_joined with history follows for every channel you are in (only
+	// "general" if the session itself could not be taken back).
+	Recovery_RECOVERY_INCOMPLETE Recovery = 2
+)
+
+// Enum value maps for Recovery.
+var (
+	Recovery_name = map[int32]string{
+		0: "RECOVERY_UNSPECIFIED",
+		1: "RECOVERY_COMPLETE",
+		2: "RECOVERY_INCOMPLETE",
+	}
+	Recovery_value = map[string]int32{
+		"RECOVERY_UNSPECIFIED": 0,
+		"RECOVERY_COMPLETE":    1,
+		"RECOVERY_INCOMPLETE":  2,
+	}
+)
+
+func (x Recovery) Enum() *Recovery {
+	p := new(Recovery)
+	*p = x
+	return p
+}
+
+func (x Recovery) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Recovery) Descriptor() protoreflect.EnumDescriptor {
+	return file_chat_v1_chat_proto_enumTypes[0].Descriptor()
+}
+
+func (Recovery) Type() protoreflect.EnumType {
+	return &file_chat_v1_chat_proto_enumTypes[0]
+}
+
+func (x Recovery) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Recovery.Descriptor instead.
+func (Recovery) EnumDescriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{0}
+}
 
 // LeaveReason says why a user left.
 type LeaveReason int32
@@ -73,11 +133,11 @@ func (x LeaveReason) String() string {
 }
 
 func (LeaveReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_chat_v1_chat_proto_enumTypes[0].Descriptor()
+	return file_chat_v1_chat_proto_enumTypes[1].Descriptor()
 }
 
 func (LeaveReason) Type() protoreflect.EnumType {
-	return &file_chat_v1_chat_proto_enumTypes[0]
+	return &file_chat_v1_chat_proto_enumTypes[1]
 }
 
 func (x LeaveReason) Number() protoreflect.EnumNumber {
@@ -86,15 +146,16 @@ func (x LeaveReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeaveReason.Descriptor instead.
 func (LeaveReason) EnumDescriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{0}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{1}
 }
 
 // ChatRequest is one action from the client on a Chat stream.
 type ChatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// client_id is optional and chosen by the client (at most 64 bytes); the
-	// server copies it onto what this request causes: the echoed message and
-	// any rejection, so a client can match answers to requests. A request
+	// server copies it onto what this request causes: the echoed message, the
+	// channel list and any rejection, so a client can match answers to
+	// requests. A request
 	// whose client_id is too long is rejected with an empty client_id; a join
 	// whose client_id is too long ends the stream with INVALID_ARGUMENT.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -106,6 +167,9 @@ type ChatRequest struct {
 	//	*ChatRequest_Join
 	//	*ChatRequest_Send
 	//	*ChatRequest_Leave
+	//	*ChatRequest_JoinChannel
+	//	*ChatRequest_LeaveChannel
+	//	*ChatRequest_ListChannels
 	Action        isChatRequest_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -182,6 +246,33 @@ func (x *ChatRequest) GetLeave() *Leave {
 	return nil
 }
 
+func (x *ChatRequest) GetJoinChannel() *JoinChannel {
+	if x != nil {
+		if x, ok := x.Action.(*ChatRequest_JoinChannel); ok {
+			return x.JoinChannel
+		}
+	}
+	return nil
+}
+
+func (x *ChatRequest) GetLeaveChannel() *LeaveChannel {
+	if x != nil {
+		if x, ok := x.Action.(*ChatRequest_LeaveChannel); ok {
+			return x.LeaveChannel
+		}
+	}
+	return nil
+}
+
+func (x *ChatRequest) GetListChannels() *ListChannels {
+	if x != nil {
+		if x, ok := x.Action.(*ChatRequest_ListChannels); ok {
+			return x.ListChannels
+		}
+	}
+	return nil
+}
+
 type isChatRequest_Action interface {
 	isChatRequest_Action()
 }
@@ -192,7 +283,8 @@ type ChatRequest_Join struct {
 }
 
 type ChatRequest_Send struct {
-	// send broadcasts a message to everyone online, the sender included.
+	// send sends a message to a channel's members or to one user; the
+	// sender gets its own copy as the acknowledgement.
 	Send *SendMessage `protobuf:"bytes,3,opt,name=send,proto3,oneof"`
 }
 
@@ -201,11 +293,32 @@ type ChatRequest_Leave struct {
 	Leave *Leave `protobuf:"bytes,4,opt,name=leave,proto3,oneof"`
 }
 
+type ChatRequest_JoinChannel struct {
+	// join_channel enters a channel, creating it if it does not exist.
+	JoinChannel *JoinChannel `protobuf:"bytes,5,opt,name=join_channel,json=joinChannel,proto3,oneof"`
+}
+
+type ChatRequest_LeaveChannel struct {
+	// leave_channel leaves a channel.
+	LeaveChannel *LeaveChannel `protobuf:"bytes,6,opt,name=leave_channel,json=leaveChannel,proto3,oneof"`
+}
+
+type ChatRequest_ListChannels struct {
+	// list_channels asks for the channel list, answered by a channel_list.
+	ListChannels *ListChannels `protobuf:"bytes,7,opt,name=list_channels,json=listChannels,proto3,oneof"`
+}
+
 func (*ChatRequest_Join) isChatRequest_Action() {}
 
 func (*ChatRequest_Send) isChatRequest_Action() {}
 
 func (*ChatRequest_Leave) isChatRequest_Action() {}
+
+func (*ChatRequest_JoinChannel) isChatRequest_Action() {}
+
+func (*ChatRequest_LeaveChannel) isChatRequest_Action() {}
+
+func (*ChatRequest_ListChannels) isChatRequest_Action() {}
 
 // Join enters the chat.
 type Join struct {
@@ -214,7 +327,20 @@ type Join struct {
 	// the PRECIS UsernameCaseMapped profile (RFC 8265; letters, digits and
 	// punctuation, no spaces). Names are unique by their case-mapped form, so
 	// "Alice" and "alice" cannot be online at once; the name is shown as given.
-	Username      string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// A name stays held for its session's resume grace period after a
+	// disconnect, except for a join that presents the session's resume_token.
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// resume_token, if set, asks to take back an earlier session of the same
+	// username: the token from that session's welcome. It works within the
+	// grace period after the session's stream ended without a logout, or
+	// while that stream still looks alive to the server (a half-dead
+	// connection): then the old stream is ended with ABORTED and this one
+	// takes its place. An unknown or expired token is not an error: the join
+	// goes on as a new session and the welcome says RECOVERY_INCOMPLETE.
+	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// last_seq is the seq of the last event the client received on the
+	// session it is resuming; the server sends every event after it.
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,12 +382,35 @@ func (x *Join) GetUsername() string {
 	return ""
 }
 
-// SendMessage sends a message to everyone online.
+func (x *Join) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *Join) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+// SendMessage sends a message to a channel or to one user. With neither
+// channel nor recipient set it goes to "general"; setting both is
+// INVALID_ARGUMENT.
 type SendMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// text is the message: 1 to 4096 bytes of UTF-8 once surrounding white
 	// space is trimmed, and not made only of control characters.
-	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// channel is the channel to send to; the sender must be in it
+	// (FAILED_PRECONDITION otherwise, NOT_FOUND if it does not exist).
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// recipient is the username of the one user to send to, privately: only
+	// that user and the sender receive the message. A user who is not online
+	// is rejected with NOT_FOUND.
+	Recipient     string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,6 +452,20 @@ func (x *SendMessage) GetText() string {
 	return ""
 }
 
+func (x *SendMessage) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *SendMessage) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
 // Leave logs out of the chat.
 type Leave struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -340,18 +503,161 @@ func (*Leave) Descriptor() ([]byte, []int) {
 	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
 }
 
+// JoinChannel enters a channel. Channel names are 1 to 32 characters:
+// letters, digits, "-", "_" and "."; they are unique whatever their letter
+// case, and shown as their creator wrote them. One leading "#" is ignored.
+// The session receives a channel_joined with the members, then the
+// channel's recent messages marked as history, then its live messages.
+// Channels and their history last while the server runs; when the server's
+// channel limit is reached, creating one drops the empty channel unused the
+// longest, and if none is empty the join is refused with RESOURCE_EXHAUSTED.
+type JoinChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel       string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinChannel) Reset() {
+	*x = JoinChannel{}
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinChannel) ProtoMessage() {}
+
+func (x *JoinChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinChannel.ProtoReflect.Descriptor instead.
+func (*JoinChannel) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JoinChannel) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+// LeaveChannel leaves a channel. Every member, the leaver included, gets a
+// channel_left.
+type LeaveChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel       string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveChannel) Reset() {
+	*x = LeaveChannel{}
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveChannel) ProtoMessage() {}
+
+func (x *LeaveChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveChannel.ProtoReflect.Descriptor instead.
+func (*LeaveChannel) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LeaveChannel) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+// ListChannels asks for every channel with its member count.
+type ListChannels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannels) Reset() {
+	*x = ListChannels{}
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannels) ProtoMessage() {}
+
+func (x *ListChannels) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannels.ProtoReflect.Descriptor instead.
+func (*ListChannels) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+}
+
 // ChatResponse is one event pushed by the server on a Chat stream.
 type ChatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// seq is the event's place in the one global order of broadcast events
-	// (joins, leaves and messages), shared by every session. On a welcome it is
-	// the seq of the last event already reflected in its snapshot; every later
-	// event on the stream has seq welcome.seq+1, +2, … with no gaps. Events
-	// meant only for this session (rejected) carry seq 0: they are not part of
-	// the global order.
+	// seq numbers the session's events: every later event on the stream has
+	// seq welcome.seq+1, +2, … with no gaps. On a welcome it is the seq of the
+	// last event the client's state reflects: the welcome itself (1 on a new
+	// session) when it carries a snapshot, or the join's last_seq on a
+	// complete recovery. The numbers belong to the session (two sessions see
+	// different numbers for one event), and survive a resume. Answers to a
+	// request (rejected, channel_list) carry seq 0: they are not events of the
+	// session and are not replayed on a resume.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// time is when the server created the event.
+	// time is when the server created the event; for a history message, when
+	// the message was first sent.
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// history is true for a message replayed from a channel's history when
+	// the session joined the channel, rather than sent just now.
+	History bool `protobuf:"varint,3,opt,name=history,proto3" json:"history,omitempty"`
 	// event is what happened.
 	//
 	// Types that are valid to be assigned to Event:
@@ -361,6 +667,9 @@ type ChatResponse struct {
 	//	*ChatResponse_UserLeft
 	//	*ChatResponse_Message
 	//	*ChatResponse_Rejected
+	//	*ChatResponse_ChannelJoined
+	//	*ChatResponse_ChannelLeft
+	//	*ChatResponse_ChannelList
 	Event         isChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -368,7 +677,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +689,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +702,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChatResponse) GetSeq() uint64 {
@@ -408,6 +717,13 @@ func (x *ChatResponse) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *ChatResponse) GetHistory() bool {
+	if x != nil {
+		return x.History
+	}
+	return false
 }
 
 func (x *ChatResponse) GetEvent() isChatResponse_Event {
@@ -462,6 +778,33 @@ func (x *ChatResponse) GetRejected() *Rejected {
 	return nil
 }
 
+func (x *ChatResponse) GetChannelJoined() *ChannelJoined {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_ChannelJoined); ok {
+			return x.ChannelJoined
+		}
+	}
+	return nil
+}
+
+func (x *ChatResponse) GetChannelLeft() *ChannelLeft {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_ChannelLeft); ok {
+			return x.ChannelLeft
+		}
+	}
+	return nil
+}
+
+func (x *ChatResponse) GetChannelList() *ChannelList {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_ChannelList); ok {
+			return x.ChannelList
+		}
+	}
+	return nil
+}
+
 type isChatResponse_Event interface {
 	isChatResponse_Event()
 }
@@ -493,6 +836,23 @@ type ChatResponse_Rejected struct {
 	Rejected *Rejected `protobuf:"bytes,14,opt,name=rejected,proto3,oneof"`
 }
 
+type ChatResponse_ChannelJoined struct {
+	// channel_joined says a user entered one of your channels, or that you
+	// entered a channel.
+	ChannelJoined *ChannelJoined `protobuf:"bytes,15,opt,name=channel_joined,json=channelJoined,proto3,oneof"`
+}
+
+type ChatResponse_ChannelLeft struct {
+	// channel_left says a user left one of your channels, or that you left
+	// a channel.
+	ChannelLeft *ChannelLeft `protobuf:"bytes,16,opt,name=channel_left,json=channelLeft,proto3,oneof"`
+}
+
+type ChatResponse_ChannelList struct {
+	// channel_list answers list_channels.
+	ChannelList *ChannelList `protobuf:"bytes,17,opt,name=channel_list,json=channelList,proto3,oneof"`
+}
+
 func (*ChatResponse_Welcome) isChatResponse_Event() {}
 
 func (*ChatResponse_UserJoined) isChatResponse_Event() {}
@@ -502,6 +862,12 @@ func (*ChatResponse_UserLeft) isChatResponse_Event() {}
 func (*ChatResponse_Message) isChatResponse_Event() {}
 
 func (*ChatResponse_Rejected) isChatResponse_Event() {}
+
+func (*ChatResponse_ChannelJoined) isChatResponse_Event() {}
+
+func (*ChatResponse_ChannelLeft) isChatResponse_Event() {}
+
+func (*ChatResponse_ChannelList) isChatResponse_Event() {}
 
 // User is a user who is online.
 type User struct {
@@ -516,7 +882,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +894,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +907,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *User) GetUsername() string {
@@ -564,15 +930,22 @@ type Welcome struct {
 	// you is the joined user, as the server recorded it.
 	You *User `protobuf:"bytes,1,opt,name=you,proto3" json:"you,omitempty"`
 	// online_users is everyone online at the instant of the join, you
-	// included, in join order.
-	OnlineUsers   []*User `protobuf:"bytes,2,rep,name=online_users,json=onlineUsers,proto3" json:"online_users,omitempty"`
+	// included, in join order. It is empty on RECOVERY_COMPLETE: the client's
+	// own state, with the events that follow, is current.
+	OnlineUsers []*User `protobuf:"bytes,2,rep,name=online_users,json=onlineUsers,proto3" json:"online_users,omitempty"`
+	// resume_token takes this session back after a disconnect (see
+	// Join.resume_token). It is secret: whoever has it can take the session.
+	// It stays the same for the whole life of the session.
+	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// recovery says what came of a join's resume_token.
+	Recovery      Recovery `protobuf:"varint,4,opt,name=recovery,proto3,enum=chat.v1.Recovery" json:"recovery,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +957,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +970,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetYou() *User {
@@ -614,18 +987,38 @@ func (x *Welcome) GetOnlineUsers() []*User {
 	return nil
 }
 
-// UserJoined says a user came online.
+func (x *Welcome) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *Welcome) GetRecovery() Recovery {
+	if x != nil {
+		return x.Recovery
+	}
+	return Recovery_RECOVERY_UNSPECIFIED
+}
+
+// UserJoined says a user came online. A new session is in "general" from
+// its join: members of general add the user to it on this event, without a
+// channel_joined. A resumed session (resumed set) is followed by a
+// channel_joined for each channel it is back in, general included.
 type UserJoined struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user is who joined.
-	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// resumed is true when the user came back by resuming its session after a
+	// disconnect.
+	Resumed       bool `protobuf:"varint,2,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +1030,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +1043,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UserJoined) GetUser() *User {
@@ -660,7 +1053,15 @@ func (x *UserJoined) GetUser() *User {
 	return nil
 }
 
-// UserLeft says a user went offline.
+func (x *UserJoined) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
+// UserLeft says a user went offline. The user is no longer in any channel's
+// member list either; no channel_left is sent for that.
 type UserLeft struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user is who left.
@@ -673,7 +1074,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +1086,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +1099,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserLeft) GetUser() *User {
@@ -725,14 +1126,20 @@ type Message struct {
 	// text is the message text, trimmed of surrounding white space.
 	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
 	// client_id is the sender's client_id from its send request.
-	ClientId      string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// channel is the channel the message was sent to; empty for a private
+	// message.
+	Channel string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	// recipient is the username a private message was sent to; empty for a
+	// channel message.
+	Recipient     string `protobuf:"bytes,6,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1151,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1164,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Message) GetId() string {
@@ -788,13 +1195,267 @@ func (x *Message) GetClientId() string {
 	return ""
 }
 
+func (x *Message) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Message) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+// ChannelJoined says a user entered a channel.
+type ChannelJoined struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// user is who entered it.
+	User *User `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// members is set only when user is you: everyone online in the channel,
+	// you included, in the order they entered it.
+	Members []*User `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	// history_count is set only when user is you: how many history messages
+	// follow this event, before the channel's live messages.
+	HistoryCount  uint32 `protobuf:"varint,4,opt,name=history_count,json=historyCount,proto3" json:"history_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelJoined) Reset() {
+	*x = ChannelJoined{}
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelJoined) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelJoined) ProtoMessage() {}
+
+func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelJoined.ProtoReflect.Descriptor instead.
+func (*ChannelJoined) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ChannelJoined) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChannelJoined) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ChannelJoined) GetMembers() []*User {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ChannelJoined) GetHistoryCount() uint32 {
+	if x != nil {
+		return x.HistoryCount
+	}
+	return 0
+}
+
+// ChannelLeft says a user left a channel by leave_channel.
+type ChannelLeft struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// user is who left it.
+	User          *User `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelLeft) Reset() {
+	*x = ChannelLeft{}
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelLeft) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelLeft) ProtoMessage() {}
+
+func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelLeft.ProtoReflect.Descriptor instead.
+func (*ChannelLeft) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChannelLeft) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChannelLeft) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Channel describes a channel.
+type Channel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the channel's name as its creator wrote it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// member_count is how many users online are in it.
+	MemberCount   uint32 `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Channel) Reset() {
+	*x = Channel{}
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Channel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Channel) ProtoMessage() {}
+
+func (x *Channel) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Channel.ProtoReflect.Descriptor instead.
+func (*Channel) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Channel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Channel) GetMemberCount() uint32 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+// ChannelList lists every channel.
+type ChannelList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_id is the client_id of the list_channels request.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// channels is every channel, by name.
+	Channels      []*Channel `protobuf:"bytes,2,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelList) Reset() {
+	*x = ChannelList{}
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelList) ProtoMessage() {}
+
+func (x *ChannelList) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelList.ProtoReflect.Descriptor instead.
+func (*ChannelList) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ChannelList) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ChannelList) GetChannels() []*Channel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
 // Rejected says a request was refused. The session goes on.
 type Rejected struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// client_id is the client_id of the refused request.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// code is the numeric gRPC status code (3 INVALID_ARGUMENT, 8
-	// RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, …).
+	// code is the numeric gRPC status code (3 INVALID_ARGUMENT, 5 NOT_FOUND,
+	// 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, …).
 	Code int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	// reason says what was wrong, in words that can be shown to a person.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -804,7 +1465,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1477,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1490,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Rejected) GetClientId() string {
@@ -862,7 +1523,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1535,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1548,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 // ListUsersResponse lists who is online.
@@ -901,7 +1562,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1574,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1587,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -936,66 +1597,192 @@ func (x *ListUsersResponse) GetUsers() []*User {
 	return nil
 }
 
+// ListChannelsRequest asks for every channel.
+type ListChannelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsRequest) Reset() {
+	*x = ListChannelsRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsRequest) ProtoMessage() {}
+
+func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+}
+
+// ListChannelsResponse lists every channel.
+type ListChannelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channels is every channel, by name.
+	Channels      []*Channel `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsResponse) Reset() {
+	*x = ListChannelsResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsResponse) ProtoMessage() {}
+
+func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListChannelsResponse) GetChannels() []*Channel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n" +
 	"\vChatRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\x04join\x18\x02 \x01(\v2\r.chat.v1.JoinH\x00R\x04join\x12*\n" +
 	"\x04send\x18\x03 \x01(\v2\x14.chat.v1.SendMessageH\x00R\x04send\x12&\n" +
-	"\x05leave\x18\x04 \x01(\v2\x0e.chat.v1.LeaveH\x00R\x05leaveB\b\n" +
-	"\x06action\"\"\n" +
+	"\x05leave\x18\x04 \x01(\v2\x0e.chat.v1.LeaveH\x00R\x05leave\x129\n" +
+	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
+	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
+	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannelsB\b\n" +
+	"\x06action\"`\n" +
 	"\x04Join\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"!\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"Y\n" +
 	"\vSendMessage\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"\a\n" +
-	"\x05Leave\"\xd0\x02\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x03 \x01(\tR\trecipient\"\a\n" +
+	"\x05Leave\"'\n" +
+	"\vJoinChannel\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"(\n" +
+	"\fLeaveChannel\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"\x0e\n" +
+	"\fListChannels\"\xa1\x04\n" +
 	"\fChatResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12,\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\ahistory\x18\x03 \x01(\bR\ahistory\x12,\n" +
 	"\awelcome\x18\n" +
 	" \x01(\v2\x10.chat.v1.WelcomeH\x00R\awelcome\x126\n" +
 	"\vuser_joined\x18\v \x01(\v2\x13.chat.v1.UserJoinedH\x00R\n" +
 	"userJoined\x120\n" +
 	"\tuser_left\x18\f \x01(\v2\x11.chat.v1.UserLeftH\x00R\buserLeft\x12,\n" +
 	"\amessage\x18\r \x01(\v2\x10.chat.v1.MessageH\x00R\amessage\x12/\n" +
-	"\brejected\x18\x0e \x01(\v2\x11.chat.v1.RejectedH\x00R\brejectedB\a\n" +
+	"\brejected\x18\x0e \x01(\v2\x11.chat.v1.RejectedH\x00R\brejected\x12?\n" +
+	"\x0echannel_joined\x18\x0f \x01(\v2\x16.chat.v1.ChannelJoinedH\x00R\rchannelJoined\x129\n" +
+	"\fchannel_left\x18\x10 \x01(\v2\x14.chat.v1.ChannelLeftH\x00R\vchannelLeft\x129\n" +
+	"\fchannel_list\x18\x11 \x01(\v2\x14.chat.v1.ChannelListH\x00R\vchannelListB\a\n" +
 	"\x05event\"[\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x127\n" +
-	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\\\n" +
+	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\xae\x01\n" +
 	"\aWelcome\x12\x1f\n" +
 	"\x03you\x18\x01 \x01(\v2\r.chat.v1.UserR\x03you\x120\n" +
-	"\fonline_users\x18\x02 \x03(\v2\r.chat.v1.UserR\vonlineUsers\"/\n" +
+	"\fonline_users\x18\x02 \x03(\v2\r.chat.v1.UserR\vonlineUsers\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x12-\n" +
+	"\brecovery\x18\x04 \x01(\x0e2\x11.chat.v1.RecoveryR\brecovery\"I\n" +
 	"\n" +
 	"UserJoined\x12!\n" +
-	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\"[\n" +
+	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12\x18\n" +
+	"\aresumed\x18\x02 \x01(\bR\aresumed\"[\n" +
 	"\bUserLeft\x12!\n" +
 	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12,\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"b\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\x9a\x01\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1b\n" +
-	"\tclient_id\x18\x04 \x01(\tR\bclientId\"S\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\x18\n" +
+	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x06 \x01(\tR\trecipient\"\x9a\x01\n" +
+	"\rChannelJoined\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
+	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\x12'\n" +
+	"\amembers\x18\x03 \x03(\v2\r.chat.v1.UserR\amembers\x12#\n" +
+	"\rhistory_count\x18\x04 \x01(\rR\fhistoryCount\"J\n" +
+	"\vChannelLeft\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
+	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\"@\n" +
+	"\aChannel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fmember_count\x18\x02 \x01(\rR\vmemberCount\"X\n" +
+	"\vChannelList\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12,\n" +
+	"\bchannels\x18\x02 \x03(\v2\x10.chat.v1.ChannelR\bchannels\"S\n" +
 	"\bRejected\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x12\n" +
 	"\x10ListUsersRequest\"8\n" +
 	"\x11ListUsersResponse\x12#\n" +
-	"\x05users\x18\x01 \x03(\v2\r.chat.v1.UserR\x05users*\xa0\x01\n" +
+	"\x05users\x18\x01 \x03(\v2\r.chat.v1.UserR\x05users\"\x15\n" +
+	"\x13ListChannelsRequest\"D\n" +
+	"\x14ListChannelsResponse\x12,\n" +
+	"\bchannels\x18\x01 \x03(\v2\x10.chat.v1.ChannelR\bchannels*T\n" +
+	"\bRecovery\x12\x18\n" +
+	"\x14RECOVERY_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11RECOVERY_COMPLETE\x10\x01\x12\x17\n" +
+	"\x13RECOVERY_INCOMPLETE\x10\x02*\xa0\x01\n" +
 	"\vLeaveReason\x12\x1c\n" +
 	"\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LEAVE_REASON_LOGOUT\x10\x01\x12\x1d\n" +
 	"\x19LEAVE_REASON_DISCONNECTED\x10\x02\x12\x19\n" +
 	"\x15LEAVE_REASON_TOO_SLOW\x10\x03\x12 \n" +
-	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x042\x8a\x01\n" +
+	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x042\xd7\x01\n" +
 	"\vChatService\x127\n" +
 	"\x04Chat\x12\x14.chat.v1.ChatRequest\x1a\x15.chat.v1.ChatResponse(\x010\x01\x12B\n" +
-	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
+	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12K\n" +
+	"\fListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -1009,51 +1796,75 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_chat_v1_chat_proto_goTypes = []any{
-	(LeaveReason)(0),              // 0: chat.v1.LeaveReason
-	(*ChatRequest)(nil),           // 1: chat.v1.ChatRequest
-	(*Join)(nil),                  // 2: chat.v1.Join
-	(*SendMessage)(nil),           // 3: chat.v1.SendMessage
-	(*Leave)(nil),                 // 4: chat.v1.Leave
-	(*ChatResponse)(nil),          // 5: chat.v1.ChatResponse
-	(*User)(nil),                  // 6: chat.v1.User
-	(*Welcome)(nil),               // 7: chat.v1.Welcome
-	(*UserJoined)(nil),            // 8: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 9: chat.v1.UserLeft
-	(*Message)(nil),               // 10: chat.v1.Message
-	(*Rejected)(nil),              // 11: chat.v1.Rejected
-	(*ListUsersRequest)(nil),      // 12: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 13: chat.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(Recovery)(0),                 // 0: chat.v1.Recovery
+	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
+	(*ChatRequest)(nil),           // 2: chat.v1.ChatRequest
+	(*Join)(nil),                  // 3: chat.v1.Join
+	(*SendMessage)(nil),           // 4: chat.v1.SendMessage
+	(*Leave)(nil),                 // 5: chat.v1.Leave
+	(*JoinChannel)(nil),           // 6: chat.v1.JoinChannel
+	(*LeaveChannel)(nil),          // 7: chat.v1.LeaveChannel
+	(*ListChannels)(nil),          // 8: chat.v1.ListChannels
+	(*ChatResponse)(nil),          // 9: chat.v1.ChatResponse
+	(*User)(nil),                  // 10: chat.v1.User
+	(*Welcome)(nil),               // 11: chat.v1.Welcome
+	(*UserJoined)(nil),            // 12: chat.v1.UserJoined
+	(*UserLeft)(nil),              // 13: chat.v1.UserLeft
+	(*Message)(nil),               // 14: chat.v1.Message
+	(*ChannelJoined)(nil),         // 15: chat.v1.ChannelJoined
+	(*ChannelLeft)(nil),           // 16: chat.v1.ChannelLeft
+	(*Channel)(nil),               // 17: chat.v1.Channel
+	(*ChannelList)(nil),           // 18: chat.v1.ChannelList
+	(*Rejected)(nil),              // 19: chat.v1.Rejected
+	(*ListUsersRequest)(nil),      // 20: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 21: chat.v1.ListUsersResponse
+	(*ListChannelsRequest)(nil),   // 22: chat.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),  // 23: chat.v1.ListChannelsResponse
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
-	2,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
-	3,  // 1: chat.v1.ChatRequest.send:type_name -> chat.v1.SendMessage
-	4,  // 2: chat.v1.ChatRequest.leave:type_name -> chat.v1.Leave
-	14, // 3: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
-	7,  // 4: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
-	8,  // 5: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
-	9,  // 6: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
-	10, // 7: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
-	11, // 8: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
-	14, // 9: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: chat.v1.Welcome.you:type_name -> chat.v1.User
-	6,  // 11: chat.v1.Welcome.online_users:type_name -> chat.v1.User
-	6,  // 12: chat.v1.UserJoined.user:type_name -> chat.v1.User
-	6,  // 13: chat.v1.UserLeft.user:type_name -> chat.v1.User
-	0,  // 14: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
-	6,  // 15: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
-	1,  // 16: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	12, // 17: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	5,  // 18: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	13, // 19: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
+	4,  // 1: chat.v1.ChatRequest.send:type_name -> chat.v1.SendMessage
+	5,  // 2: chat.v1.ChatRequest.leave:type_name -> chat.v1.Leave
+	6,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
+	7,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
+	8,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
+	24, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	11, // 7: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
+	12, // 8: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
+	13, // 9: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
+	14, // 10: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
+	19, // 11: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
+	15, // 12: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
+	16, // 13: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
+	18, // 14: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
+	24, // 15: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	10, // 16: chat.v1.Welcome.you:type_name -> chat.v1.User
+	10, // 17: chat.v1.Welcome.online_users:type_name -> chat.v1.User
+	0,  // 18: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
+	10, // 19: chat.v1.UserJoined.user:type_name -> chat.v1.User
+	10, // 20: chat.v1.UserLeft.user:type_name -> chat.v1.User
+	1,  // 21: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
+	10, // 22: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
+	10, // 23: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
+	10, // 24: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
+	17, // 25: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
+	10, // 26: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
+	17, // 27: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
+	2,  // 28: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	20, // 29: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	22, // 30: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	9,  // 31: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	21, // 32: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	23, // 33: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	31, // [31:34] is the sub-list for method output_type
+	28, // [28:31] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -1065,21 +1876,27 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatRequest_Join)(nil),
 		(*ChatRequest_Send)(nil),
 		(*ChatRequest_Leave)(nil),
+		(*ChatRequest_JoinChannel)(nil),
+		(*ChatRequest_LeaveChannel)(nil),
+		(*ChatRequest_ListChannels)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[4].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[7].OneofWrappers = []any{
 		(*ChatResponse_Welcome)(nil),
 		(*ChatResponse_UserJoined)(nil),
 		(*ChatResponse_UserLeft)(nil),
 		(*ChatResponse_Message)(nil),
 		(*ChatResponse_Rejected)(nil),
+		(*ChatResponse_ChannelJoined)(nil),
+		(*ChatResponse_ChannelLeft)(nil),
+		(*ChatResponse_ChannelList)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   13,
+			NumEnums:      2,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

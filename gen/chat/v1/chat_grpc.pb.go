@@ -5,8 +5,10 @@
 // source: chat/v1/chat.proto
 
 // Package chat.v1 is chatd's public API: one bidirectional stream per chat
-// session, on which a client joins with a username, sends messages and
-// receives presence and message events in one global order.
+// session, on which a client joins with a username, joins channels, sends
+// messages to channels or to one user, and receives presence and message
+// events. The server puts every event in one order; each session receives
+// the part of it that concerns it, numbered 1, 2, 3, … by seq.
 
 package chatv1
 
@@ -23,8 +25,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ChatService_Chat_FullMethodName      = "/chat.v1.ChatService/Chat"
-	ChatService_ListUsers_FullMethodName = "/chat.v1.ChatService/ListUsers"
+	ChatService_Chat_FullMethodName         = "/chat.v1.ChatService/Chat"
+	ChatService_ListUsers_FullMethodName    = "/chat.v1.ChatService/ListUsers"
+	ChatService_ListChannels_FullMethodName = "/chat.v1.ChatService/ListChannels"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -34,14 +37,22 @@ const (
 // ChatService is the presence-aware chat service.
 type ChatServiceClient interface {
 	// Chat is one session. The first request must be a join; the server answers
-	// with a welcome (a snapshot of who is online) and then pushes every later
-	// presence and message event, each exactly once and in seq order.
+	// with a welcome (a snapshot of who is online), puts the session in the
+	// channel "general" (a channel_joined with its members, then its history),
+	// and then pushes every later event that concerns the session, each
+	// exactly once and in seq order.
+	//
 	// Cancelling the stream (closing the client, losing the connection) is a
-	// disconnect: the user leaves everyone's list. Closing the sending side
-	// (half-close) is a logout once the events already queued have been sent.
+	// disconnect: the user leaves everyone's list at once, but the session is
+	// kept for a grace period (30 s by default), in which a join with the
+	// welcome's resume_token takes it back with every event it missed.
+	// Closing the sending side (half-close) or sending leave is a logout once
+	// the events already queued have been sent; a logout cannot be resumed.
 	Chat(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatRequest, ChatResponse], error)
 	// ListUsers returns who is online now, in join order.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// ListChannels returns every channel and how many users online are in it.
+	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
 }
 
 type chatServiceClient struct {
@@ -75,6 +86,16 @@ func (c *chatServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
+func (c *chatServiceClient) ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChannelsResponse)
+	err := c.cc.Invoke(ctx, ChatService_ListChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -82,14 +103,22 @@ func (c *chatServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 // ChatService is the presence-aware chat service.
 type ChatServiceServer interface {
 	// Chat is one session. The first request must be a join; the server answers
-	// with a welcome (a snapshot of who is online) and then pushes every later
-	// presence and message event, each exactly once and in seq order.
+	// with a welcome (a snapshot of who is online), puts the session in the
+	// channel "general" (a channel_joined with its members, then its history),
+	// and then pushes every later event that concerns the session, each
+	// exactly once and in seq order.
+	//
 	// Cancelling the stream (closing the client, losing the connection) is a
-	// disconnect: the user leaves everyone's list. Closing the sending side
-	// (half-close) is a logout once the events already queued have been sent.
+	// disconnect: the user leaves everyone's list at once, but the session is
+	// kept for a grace period (30 s by default), in which a join with the
+	// welcome's resume_token takes it back with every event it missed.
+	// Closing the sending side (half-close) or sending leave is a logout once
+	// the events already queued have been sent; a logout cannot be resumed.
 	Chat(grpc.BidiStreamingServer[ChatRequest, ChatResponse]) error
 	// ListUsers returns who is online now, in join order.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// ListChannels returns every channel and how many users online are in it.
+	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -105,6 +134,9 @@ func (UnimplementedChatServiceServer) Chat(grpc.BidiStreamingServer[ChatRequest,
 }
 func (UnimplementedChatServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedChatServiceServer) ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChannels not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -152,6 +184,24 @@ func _ChatService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_ListChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).ListChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_ListChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).ListChannels(ctx, req.(*ListChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +212,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUsers",
 			Handler:    _ChatService_ListUsers_Handler,
+		},
+		{
+			MethodName: "ListChannels",
+			Handler:    _ChatService_ListChannels_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

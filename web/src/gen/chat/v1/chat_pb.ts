@@ -3,8 +3,10 @@
 /* eslint-disable */
 
 // Package chat.v1 is chatd's public API: one bidirectional stream per chat
-// session, on which a client joins with a username, sends messages and
-// receives presence and message events in one global order.
+// session, on which a client joins with a username, joins channels, sends
+// messages to channels or to one user, and receives presence and message
+// events. The server puts every event in one order; each session receives
+// the part of it that concerns it, numbered 1, 2, 3, … by seq.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -16,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEikAEKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIAEIICgZhY3Rpb24iGAoESm9pbhIQCgh1c2VybmFtZRgBIAEoCSIbCgtTZW5kTWVzc2FnZRIMCgR0ZXh0GAEgASgJIgcKBUxlYXZlIpMCCgxDaGF0UmVzcG9uc2USCwoDc2VxGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSABCBwoFZXZlbnQiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKB1dlbGNvbWUSGgoDeW91GAEgASgLMg0uY2hhdC52MS5Vc2VyEiMKDG9ubGluZV91c2VycxgCIAMoCzINLmNoYXQudjEuVXNlciIpCgpVc2VySm9pbmVkEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXIiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIkYKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJIjsKCFJlamVjdGVkEhEKCWNsaWVudF9pZBgBIAEoCRIMCgRjb2RlGAIgASgFEg4KBnJlYXNvbhgDIAEoCSISChBMaXN0VXNlcnNSZXF1ZXN0IjEKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uY2hhdC52MS5Vc2VyKqABCgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNMRUFWRV9SRUFTT05fTE9HT1VUEAESHQoZTEVBVkVfUkVBU09OX0RJU0NPTk5FQ1RFRBACEhkKFUxFQVZFX1JFQVNPTl9UT09fU0xPVxADEiAKHExFQVZFX1JFQVNPTl9TRVJWRVJfU0hVVERPV04QBDKKAQoLQ2hhdFNlcnZpY2USNwoEQ2hhdBIULmNoYXQudjEuQ2hhdFJlcXVlc3QaFS5jaGF0LnYxLkNoYXRSZXNwb25zZSgBMAESQgoJTGlzdFVzZXJzEhkuY2hhdC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouY2hhdC52MS5MaXN0VXNlcnNSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uIkAKBEpvaW4SEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEhAKCGxhc3Rfc2VxGAMgASgEIj8KC1NlbmRNZXNzYWdlEgwKBHRleHQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIRCglyZWNpcGllbnQYAyABKAkiBwoFTGVhdmUiHgoLSm9pbkNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIfCgxMZWF2ZUNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIOCgxMaXN0Q2hhbm5lbHMisgMKDENoYXRSZXNwb25zZRILCgNzZXEYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHaGlzdG9yeRgDIAEoCBIjCgd3ZWxjb21lGAogASgLMhAuY2hhdC52MS5XZWxjb21lSAASKgoLdXNlcl9qb2luZWQYCyABKAsyEy5jaGF0LnYxLlVzZXJKb2luZWRIABImCgl1c2VyX2xlZnQYDCABKAsyES5jaGF0LnYxLlVzZXJMZWZ0SAASIwoHbWVzc2FnZRgNIAEoCzIQLmNoYXQudjEuTWVzc2FnZUgAEiUKCHJlamVjdGVkGA4gASgLMhEuY2hhdC52MS5SZWplY3RlZEgAEjAKDmNoYW5uZWxfam9pbmVkGA8gASgLMhYuY2hhdC52MS5DaGFubmVsSm9pbmVkSAASLAoMY2hhbm5lbF9sZWZ0GBAgASgLMhQuY2hhdC52MS5DaGFubmVsTGVmdEgAEiwKDGNoYW5uZWxfbGlzdBgRIAEoCzIULmNoYXQudjEuQ2hhbm5lbExpc3RIAEIHCgVldmVudCJHCgRVc2VyEhAKCHVzZXJuYW1lGAEgASgJEi0KCWpvaW5fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKB1dlbGNvbWUSGgoDeW91GAEgASgLMg0uY2hhdC52MS5Vc2VyEiMKDG9ubGluZV91c2VycxgCIAMoCzINLmNoYXQudjEuVXNlchIUCgxyZXN1bWVfdG9rZW4YAyABKAkSIwoIcmVjb3ZlcnkYBCABKA4yES5jaGF0LnYxLlJlY292ZXJ5IjoKClVzZXJKb2luZWQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIPCgdyZXN1bWVkGAIgASgIIk0KCFVzZXJMZWZ0EhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISJAoGcmVhc29uGAIgASgOMhQuY2hhdC52MS5MZWF2ZVJlYXNvbiJqCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCSJ0Cg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0iOwoLQ2hhbm5lbExlZnQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyIi0KB0NoYW5uZWwSDAoEbmFtZRgBIAEoCRIUCgxtZW1iZXJfY291bnQYAiABKA0iRAoLQ2hhbm5lbExpc3QSEQoJY2xpZW50X2lkGAEgASgJEiIKCGNoYW5uZWxzGAIgAygLMhAuY2hhdC52MS5DaGFubmVsIjsKCFJlamVjdGVkEhEKCWNsaWVudF9pZBgBIAEoCRIMCgRjb2RlGAIgASgFEg4KBnJlYXNvbhgDIAEoCSISChBMaXN0VXNlcnNSZXF1ZXN0IjEKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uY2hhdC52MS5Vc2VyIhUKE0xpc3RDaGFubmVsc1JlcXVlc3QiOgoUTGlzdENoYW5uZWxzUmVzcG9uc2USIgoIY2hhbm5lbHMYASADKAsyEC5jaGF0LnYxLkNoYW5uZWwqVAoIUmVjb3ZlcnkSGAoUUkVDT1ZFUllfVU5TUEVDSUZJRUQQABIVChFSRUNPVkVSWV9DT01QTEVURRABEhcKE1JFQ09WRVJZX0lOQ09NUExFVEUQAiqgAQoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTTEVBVkVfUkVBU09OX0xPR09VVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIZChVMRUFWRV9SRUFTT05fVE9PX1NMT1cQAxIgChxMRUFWRV9SRUFTT05fU0VSVkVSX1NIVVRET1dOEAQy1wEKC0NoYXRTZXJ2aWNlEjcKBENoYXQSFC5jaGF0LnYxLkNoYXRSZXF1ZXN0GhUuY2hhdC52MS5DaGF0UmVzcG9uc2UoATABEkIKCUxpc3RVc2VycxIZLmNoYXQudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmNoYXQudjEuTGlzdFVzZXJzUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -26,8 +28,9 @@ export const file_chat_v1_chat: GenFile = /*@__PURE__*/
 export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
   /**
    * client_id is optional and chosen by the client (at most 64 bytes); the
-   * server copies it onto what this request causes: the echoed message and
-   * any rejection, so a client can match answers to requests. A request
+   * server copies it onto what this request causes: the echoed message, the
+   * channel list and any rejection, so a client can match answers to
+   * requests. A request
    * whose client_id is too long is rejected with an empty client_id; a join
    * whose client_id is too long ends the stream with INVALID_ARGUMENT.
    *
@@ -51,7 +54,8 @@ export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
     case: "join";
   } | {
     /**
-     * send broadcasts a message to everyone online, the sender included.
+     * send sends a message to a channel's members or to one user; the
+     * sender gets its own copy as the acknowledgement.
      *
      * @generated from field: chat.v1.SendMessage send = 3;
      */
@@ -65,6 +69,30 @@ export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
      */
     value: Leave;
     case: "leave";
+  } | {
+    /**
+     * join_channel enters a channel, creating it if it does not exist.
+     *
+     * @generated from field: chat.v1.JoinChannel join_channel = 5;
+     */
+    value: JoinChannel;
+    case: "joinChannel";
+  } | {
+    /**
+     * leave_channel leaves a channel.
+     *
+     * @generated from field: chat.v1.LeaveChannel leave_channel = 6;
+     */
+    value: LeaveChannel;
+    case: "leaveChannel";
+  } | {
+    /**
+     * list_channels asks for the channel list, answered by a channel_list.
+     *
+     * @generated from field: chat.v1.ListChannels list_channels = 7;
+     */
+    value: ListChannels;
+    case: "listChannels";
   } | { case: undefined; value?: undefined };
 };
 
@@ -86,10 +114,33 @@ export type Join = Message$1<"chat.v1.Join"> & {
    * the PRECIS UsernameCaseMapped profile (RFC 8265; letters, digits and
    * punctuation, no spaces). Names are unique by their case-mapped form, so
    * "Alice" and "alice" cannot be online at once; the name is shown as given.
+   * A name stays held for its session's resume grace period after a
+   * disconnect, except for a join that presents the session's resume_token.
    *
    * @generated from field: string username = 1;
    */
   username: string;
+
+  /**
+   * resume_token, if set, asks to take back an earlier session of the same
+   * username: the token from that session's welcome. It works within the
+   * grace period after the session's stream ended without a logout, or
+   * while that stream still looks alive to the server (a half-dead
+   * connection): then the old stream is ended with ABORTED and this one
+   * takes its place. An unknown or expired token is not an error: the join
+   * goes on as a new session and the welcome says RECOVERY_INCOMPLETE.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+
+  /**
+   * last_seq is the seq of the last event the client received on the
+   * session it is resuming; the server sends every event after it.
+   *
+   * @generated from field: uint64 last_seq = 3;
+   */
+  lastSeq: bigint;
 };
 
 /**
@@ -100,7 +151,9 @@ export const JoinSchema: GenMessage<Join> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 1);
 
 /**
- * SendMessage sends a message to everyone online.
+ * SendMessage sends a message to a channel or to one user. With neither
+ * channel nor recipient set it goes to "general"; setting both is
+ * INVALID_ARGUMENT.
  *
  * @generated from message chat.v1.SendMessage
  */
@@ -112,6 +165,23 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
    * @generated from field: string text = 1;
    */
   text: string;
+
+  /**
+   * channel is the channel to send to; the sender must be in it
+   * (FAILED_PRECONDITION otherwise, NOT_FOUND if it does not exist).
+   *
+   * @generated from field: string channel = 2;
+   */
+  channel: string;
+
+  /**
+   * recipient is the username of the one user to send to, privately: only
+   * that user and the sender receive the message. A user who is not online
+   * is rejected with NOT_FOUND.
+   *
+   * @generated from field: string recipient = 3;
+   */
+  recipient: string;
 };
 
 /**
@@ -137,29 +207,105 @@ export const LeaveSchema: GenMessage<Leave> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 3);
 
 /**
+ * JoinChannel enters a channel. Channel names are 1 to 32 characters:
+ * letters, digits, "-", "_" and "."; they are unique whatever their letter
+ * case, and shown as their creator wrote them. One leading "#" is ignored.
+ * The session receives a channel_joined with the members, then the
+ * channel's recent messages marked as history, then its live messages.
+ * Channels and their history last while the server runs; when the server's
+ * channel limit is reached, creating one drops the empty channel unused the
+ * longest, and if none is empty the join is refused with RESOURCE_EXHAUSTED.
+ *
+ * @generated from message chat.v1.JoinChannel
+ */
+export type JoinChannel = Message$1<"chat.v1.JoinChannel"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+};
+
+/**
+ * Describes the message chat.v1.JoinChannel.
+ * Use `create(JoinChannelSchema)` to create a new message.
+ */
+export const JoinChannelSchema: GenMessage<JoinChannel> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 4);
+
+/**
+ * LeaveChannel leaves a channel. Every member, the leaver included, gets a
+ * channel_left.
+ *
+ * @generated from message chat.v1.LeaveChannel
+ */
+export type LeaveChannel = Message$1<"chat.v1.LeaveChannel"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+};
+
+/**
+ * Describes the message chat.v1.LeaveChannel.
+ * Use `create(LeaveChannelSchema)` to create a new message.
+ */
+export const LeaveChannelSchema: GenMessage<LeaveChannel> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 5);
+
+/**
+ * ListChannels asks for every channel with its member count.
+ *
+ * @generated from message chat.v1.ListChannels
+ */
+export type ListChannels = Message$1<"chat.v1.ListChannels"> & {
+};
+
+/**
+ * Describes the message chat.v1.ListChannels.
+ * Use `create(ListChannelsSchema)` to create a new message.
+ */
+export const ListChannelsSchema: GenMessage<ListChannels> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 6);
+
+/**
  * ChatResponse is one event pushed by the server on a Chat stream.
  *
  * @generated from message chat.v1.ChatResponse
  */
 export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
   /**
-   * seq is the event's place in the one global order of broadcast events
-   * (joins, leaves and messages), shared by every session. On a welcome it is
-   * the seq of the last event already reflected in its snapshot; every later
-   * event on the stream has seq welcome.seq+1, +2, … with no gaps. Events
-   * meant only for this session (rejected) carry seq 0: they are not part of
-   * the global order.
+   * seq numbers the session's events: every later event on the stream has
+   * seq welcome.seq+1, +2, … with no gaps. On a welcome it is the seq of the
+   * last event the client's state reflects: the welcome itself (1 on a new
+   * session) when it carries a snapshot, or the join's last_seq on a
+   * complete recovery. The numbers belong to the session (two sessions see
+   * different numbers for one event), and survive a resume. Answers to a
+   * request (rejected, channel_list) carry seq 0: they are not events of the
+   * session and are not replayed on a resume.
    *
    * @generated from field: uint64 seq = 1;
    */
   seq: bigint;
 
   /**
-   * time is when the server created the event.
+   * time is when the server created the event; for a history message, when
+   * the message was first sent.
    *
    * @generated from field: google.protobuf.Timestamp time = 2;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * history is true for a message replayed from a channel's history when
+   * the session joined the channel, rather than sent just now.
+   *
+   * @generated from field: bool history = 3;
+   */
+  history: boolean;
 
   /**
    * event is what happened.
@@ -208,6 +354,32 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
      */
     value: Rejected;
     case: "rejected";
+  } | {
+    /**
+     * channel_joined says a user entered one of your channels, or that you
+     * entered a channel.
+     *
+     * @generated from field: chat.v1.ChannelJoined channel_joined = 15;
+     */
+    value: ChannelJoined;
+    case: "channelJoined";
+  } | {
+    /**
+     * channel_left says a user left one of your channels, or that you left
+     * a channel.
+     *
+     * @generated from field: chat.v1.ChannelLeft channel_left = 16;
+     */
+    value: ChannelLeft;
+    case: "channelLeft";
+  } | {
+    /**
+     * channel_list answers list_channels.
+     *
+     * @generated from field: chat.v1.ChannelList channel_list = 17;
+     */
+    value: ChannelList;
+    case: "channelList";
   } | { case: undefined; value?: undefined };
 };
 
@@ -216,7 +388,7 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
  * Use `create(ChatResponseSchema)` to create a new message.
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 4);
+  messageDesc(file_chat_v1_chat, 7);
 
 /**
  * User is a user who is online.
@@ -244,7 +416,7 @@ export type User = Message$1<"chat.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 5);
+  messageDesc(file_chat_v1_chat, 8);
 
 /**
  * Welcome answers a successful join.
@@ -261,11 +433,28 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
 
   /**
    * online_users is everyone online at the instant of the join, you
-   * included, in join order.
+   * included, in join order. It is empty on RECOVERY_COMPLETE: the client's
+   * own state, with the events that follow, is current.
    *
    * @generated from field: repeated chat.v1.User online_users = 2;
    */
   onlineUsers: User[];
+
+  /**
+   * resume_token takes this session back after a disconnect (see
+   * Join.resume_token). It is secret: whoever has it can take the session.
+   * It stays the same for the whole life of the session.
+   *
+   * @generated from field: string resume_token = 3;
+   */
+  resumeToken: string;
+
+  /**
+   * recovery says what came of a join's resume_token.
+   *
+   * @generated from field: chat.v1.Recovery recovery = 4;
+   */
+  recovery: Recovery;
 };
 
 /**
@@ -273,10 +462,13 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 6);
+  messageDesc(file_chat_v1_chat, 9);
 
 /**
- * UserJoined says a user came online.
+ * UserJoined says a user came online. A new session is in "general" from
+ * its join: members of general add the user to it on this event, without a
+ * channel_joined. A resumed session (resumed set) is followed by a
+ * channel_joined for each channel it is back in, general included.
  *
  * @generated from message chat.v1.UserJoined
  */
@@ -287,6 +479,14 @@ export type UserJoined = Message$1<"chat.v1.UserJoined"> & {
    * @generated from field: chat.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * resumed is true when the user came back by resuming its session after a
+   * disconnect.
+   *
+   * @generated from field: bool resumed = 2;
+   */
+  resumed: boolean;
 };
 
 /**
@@ -294,10 +494,11 @@ export type UserJoined = Message$1<"chat.v1.UserJoined"> & {
  * Use `create(UserJoinedSchema)` to create a new message.
  */
 export const UserJoinedSchema: GenMessage<UserJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 7);
+  messageDesc(file_chat_v1_chat, 10);
 
 /**
- * UserLeft says a user went offline.
+ * UserLeft says a user went offline. The user is no longer in any channel's
+ * member list either; no channel_left is sent for that.
  *
  * @generated from message chat.v1.UserLeft
  */
@@ -322,7 +523,7 @@ export type UserLeft = Message$1<"chat.v1.UserLeft"> & {
  * Use `create(UserLeftSchema)` to create a new message.
  */
 export const UserLeftSchema: GenMessage<UserLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 8);
+  messageDesc(file_chat_v1_chat, 11);
 
 /**
  * Message is a chat message.
@@ -357,6 +558,22 @@ export type Message = Message$1<"chat.v1.Message"> & {
    * @generated from field: string client_id = 4;
    */
   clientId: string;
+
+  /**
+   * channel is the channel the message was sent to; empty for a private
+   * message.
+   *
+   * @generated from field: string channel = 5;
+   */
+  channel: string;
+
+  /**
+   * recipient is the username a private message was sent to; empty for a
+   * channel message.
+   *
+   * @generated from field: string recipient = 6;
+   */
+  recipient: string;
 };
 
 /**
@@ -364,7 +581,135 @@ export type Message = Message$1<"chat.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 9);
+  messageDesc(file_chat_v1_chat, 12);
+
+/**
+ * ChannelJoined says a user entered a channel.
+ *
+ * @generated from message chat.v1.ChannelJoined
+ */
+export type ChannelJoined = Message$1<"chat.v1.ChannelJoined"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * user is who entered it.
+   *
+   * @generated from field: chat.v1.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * members is set only when user is you: everyone online in the channel,
+   * you included, in the order they entered it.
+   *
+   * @generated from field: repeated chat.v1.User members = 3;
+   */
+  members: User[];
+
+  /**
+   * history_count is set only when user is you: how many history messages
+   * follow this event, before the channel's live messages.
+   *
+   * @generated from field: uint32 history_count = 4;
+   */
+  historyCount: number;
+};
+
+/**
+ * Describes the message chat.v1.ChannelJoined.
+ * Use `create(ChannelJoinedSchema)` to create a new message.
+ */
+export const ChannelJoinedSchema: GenMessage<ChannelJoined> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 13);
+
+/**
+ * ChannelLeft says a user left a channel by leave_channel.
+ *
+ * @generated from message chat.v1.ChannelLeft
+ */
+export type ChannelLeft = Message$1<"chat.v1.ChannelLeft"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * user is who left it.
+   *
+   * @generated from field: chat.v1.User user = 2;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message chat.v1.ChannelLeft.
+ * Use `create(ChannelLeftSchema)` to create a new message.
+ */
+export const ChannelLeftSchema: GenMessage<ChannelLeft> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 14);
+
+/**
+ * Channel describes a channel.
+ *
+ * @generated from message chat.v1.Channel
+ */
+export type Channel = Message$1<"chat.v1.Channel"> & {
+  /**
+   * name is the channel's name as its creator wrote it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * member_count is how many users online are in it.
+   *
+   * @generated from field: uint32 member_count = 2;
+   */
+  memberCount: number;
+};
+
+/**
+ * Describes the message chat.v1.Channel.
+ * Use `create(ChannelSchema)` to create a new message.
+ */
+export const ChannelSchema: GenMessage<Channel> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 15);
+
+/**
+ * ChannelList lists every channel.
+ *
+ * @generated from message chat.v1.ChannelList
+ */
+export type ChannelList = Message$1<"chat.v1.ChannelList"> & {
+  /**
+   * client_id is the client_id of the list_channels request.
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * channels is every channel, by name.
+   *
+   * @generated from field: repeated chat.v1.Channel channels = 2;
+   */
+  channels: Channel[];
+};
+
+/**
+ * Describes the message chat.v1.ChannelList.
+ * Use `create(ChannelListSchema)` to create a new message.
+ */
+export const ChannelListSchema: GenMessage<ChannelList> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 16);
 
 /**
  * Rejected says a request was refused. The session goes on.
@@ -380,8 +725,8 @@ export type Rejected = Message$1<"chat.v1.Rejected"> & {
   clientId: string;
 
   /**
-   * code is the numeric gRPC status code (3 INVALID_ARGUMENT, 8
-   * RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, …).
+   * code is the numeric gRPC status code (3 INVALID_ARGUMENT, 5 NOT_FOUND,
+   * 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, …).
    *
    * @generated from field: int32 code = 2;
    */
@@ -400,7 +745,7 @@ export type Rejected = Message$1<"chat.v1.Rejected"> & {
  * Use `create(RejectedSchema)` to create a new message.
  */
 export const RejectedSchema: GenMessage<Rejected> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 10);
+  messageDesc(file_chat_v1_chat, 17);
 
 /**
  * ListUsersRequest asks who is online.
@@ -415,7 +760,7 @@ export type ListUsersRequest = Message$1<"chat.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 11);
+  messageDesc(file_chat_v1_chat, 18);
 
 /**
  * ListUsersResponse lists who is online.
@@ -436,7 +781,82 @@ export type ListUsersResponse = Message$1<"chat.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 12);
+  messageDesc(file_chat_v1_chat, 19);
+
+/**
+ * ListChannelsRequest asks for every channel.
+ *
+ * @generated from message chat.v1.ListChannelsRequest
+ */
+export type ListChannelsRequest = Message$1<"chat.v1.ListChannelsRequest"> & {
+};
+
+/**
+ * Describes the message chat.v1.ListChannelsRequest.
+ * Use `create(ListChannelsRequestSchema)` to create a new message.
+ */
+export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 20);
+
+/**
+ * ListChannelsResponse lists every channel.
+ *
+ * @generated from message chat.v1.ListChannelsResponse
+ */
+export type ListChannelsResponse = Message$1<"chat.v1.ListChannelsResponse"> & {
+  /**
+   * channels is every channel, by name.
+   *
+   * @generated from field: repeated chat.v1.Channel channels = 1;
+   */
+  channels: Channel[];
+};
+
+/**
+ * Describes the message chat.v1.ListChannelsResponse.
+ * Use `create(ListChannelsResponseSchema)` to create a new message.
+ */
+export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 21);
+
+/**
+ * Recovery is the outcome of a resume.
+ *
+ * @generated from enum chat.v1.Recovery
+ */
+export enum Recovery {
+  /**
+   * RECOVERY_UNSPECIFIED: the join asked for no resume; a new session.
+   *
+   * @generated from enum value: RECOVERY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * RECOVERY_COMPLETE: the session was taken back and every event after the
+   * join's last_seq follows, in order, then live events. Keep your state.
+   *
+   * @generated from enum value: RECOVERY_COMPLETE = 1;
+   */
+  COMPLETE = 1,
+
+  /**
+   * RECOVERY_INCOMPLETE: the server cannot send every missed event (the
+   * token is unknown or expired, the server restarted, or too much was
+   * missed). Drop your state: the welcome is a fresh snapshot, and a
+   * channel_joined with history follows for every channel you are in (only
+   * "general" if the session itself could not be taken back).
+   *
+   * @generated from enum value: RECOVERY_INCOMPLETE = 2;
+   */
+  INCOMPLETE = 2,
+}
+
+/**
+ * Describes the enum chat.v1.Recovery.
+ */
+export const RecoverySchema: GenEnum<Recovery> = /*@__PURE__*/
+  enumDesc(file_chat_v1_chat, 0);
 
 /**
  * LeaveReason says why a user left.
@@ -486,7 +906,7 @@ export enum LeaveReason {
  * Describes the enum chat.v1.LeaveReason.
  */
 export const LeaveReasonSchema: GenEnum<LeaveReason> = /*@__PURE__*/
-  enumDesc(file_chat_v1_chat, 0);
+  enumDesc(file_chat_v1_chat, 1);
 
 /**
  * ChatService is the presence-aware chat service.
@@ -496,11 +916,17 @@ export const LeaveReasonSchema: GenEnum<LeaveReason> = /*@__PURE__*/
 export const ChatService: GenService<{
   /**
    * Chat is one session. The first request must be a join; the server answers
-   * with a welcome (a snapshot of who is online) and then pushes every later
-   * presence and message event, each exactly once and in seq order.
+   * with a welcome (a snapshot of who is online), puts the session in the
+   * channel "general" (a channel_joined with its members, then its history),
+   * and then pushes every later event that concerns the session, each
+   * exactly once and in seq order.
+   *
    * Cancelling the stream (closing the client, losing the connection) is a
-   * disconnect: the user leaves everyone's list. Closing the sending side
-   * (half-close) is a logout once the events already queued have been sent.
+   * disconnect: the user leaves everyone's list at once, but the session is
+   * kept for a grace period (30 s by default), in which a join with the
+   * welcome's resume_token takes it back with every event it missed.
+   * Closing the sending side (half-close) or sending leave is a logout once
+   * the events already queued have been sent; a logout cannot be resumed.
    *
    * @generated from rpc chat.v1.ChatService.Chat
    */
@@ -518,6 +944,16 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersRequestSchema;
     output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * ListChannels returns every channel and how many users online are in it.
+   *
+   * @generated from rpc chat.v1.ChatService.ListChannels
+   */
+  listChannels: {
+    methodKind: "unary";
+    input: typeof ListChannelsRequestSchema;
+    output: typeof ListChannelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 0);
