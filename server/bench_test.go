@@ -24,7 +24,7 @@ var memberCounts = []int{10, 100, 1000}
 // emptied batch back, as the writer does.
 type reader struct {
 	s     *server.Session
-	spare []*server.Event
+	spare []server.Delivery
 }
 
 func (r *reader) drain() {
@@ -36,10 +36,10 @@ func (r *reader) drain() {
 // benchHub returns a hub with n joined sessions whose queues are empty.
 func benchHub(b *testing.B, n, queueSize int) (*server.Hub, []*reader) {
 	b.Helper()
-	h := server.NewHub(n+1, queueSize)
+	h := newHub(n+1, queueSize)
 	readers := make([]*reader, 0, n)
 	for i := range n {
-		s, err := h.Join(fmt.Sprintf("m%05d", i))
+		s, err := h.Join(fmt.Sprintf("m%05d", i), "", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func BenchmarkHubPublish(b *testing.B) {
 			h, readers := benchHub(b, n, 64)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := h.Send(readers[0].s, "hello, everyone", "c1"); err != nil {
+				if err := h.Send(readers[0].s, "hello, everyone", "", "", "c1"); err != nil {
 					b.Fatal(err)
 				}
 				drain(readers)
@@ -82,7 +82,7 @@ func BenchmarkHubJoinLeave(b *testing.B) {
 			h, readers := benchHub(b, n, 64)
 			b.ReportAllocs()
 			for b.Loop() {
-				s, err := h.Join("newcomer")
+				s, err := h.Join("newcomer", "", 0)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -5,15 +5,38 @@ import (
 	"google.golang.org/grpc/encoding"
 	protoenc "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-// Event is one event queued for a session: the response, and its protobuf
-// encoding made once when it was published. A broadcast to N sessions is
-// marshalled once, not N times; every writer sends the same bytes.
+// Event is something that happened, as one or more sessions receive it: the
+// response without its seq, and the protobuf encoding of that made once
+// when it was published. A broadcast to N sessions is marshalled once, not
+// N times; every writer sends the same bytes behind its own seq (see
+// [Delivery]).
 type Event struct {
-	resp *chatv1.ChatResponse
-	wire mem.BufferSlice // proto encoding of resp; nil to marshal at send time
+	resp *chatv1.ChatResponse // Seq and History are never set here
+	wire mem.BufferSlice      // proto encoding of resp; nil to marshal at send time
+}
+
+// Delivery is an event as one session receives it: its place in the
+// session's numbering, and whether it is replayed history.
+type Delivery struct {
+	// Seq is the event's number in the session, or 0 for an answer to a
+	// request, which is not numbered.
+	Seq uint64
+	// History marks a channel message replayed when the session joined.
+	History bool
+	// Event is the event, shared with every other session receiving it.
+	Event *Event
+}
+
+// Response returns the delivery as the client receives it, in a new
+// message; for tests and logs, not the hot path.
+func (d Delivery) Response() *chatv1.ChatResponse {
+	resp := proto.CloneOf(d.Event.resp)
+	resp.Seq, resp.History = d.Seq, d.History
+	return resp
 }
 
 // privateEvent wraps a response for one session only. It is not encoded
@@ -32,20 +55,18 @@ func newEvent(resp *chatv1.ChatResponse) *Event {
 		// send time and the error reaches that one stream.
 		return &Event{resp: resp}
 	}
-	// Built once here, not per delivery: wireCodec hands this same slice
-	// to every stream, so a delivery allocates nothing of ours. A
-	// SliceBuffer's Free does nothing, so no stream can recycle the bytes
-	// while others still send them.
+	// Built once here, not per delivery: wireCodec hands this same buffer
+	// to every stream. A SliceBuffer's Free does nothing, so no stream can
+	// recycle the bytes while others still send them.
 	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }
 
-// Response returns the event as a message. It is shared by every session
-// that receives the event: do not modify it.
-func (e *Event) Response() *chatv1.ChatResponse { return e.resp }
-
-// wireCodec is the server's gRPC codec: it sends an *Event as the bytes
-// encoded at publish time and handles every other message as the standard
-// proto codec does.
+// wireCodec is the server's gRPC codec: it sends a *Delivery as its own
+// seq (and history flag) followed by the bytes of its event encoded at
+// publish time, and handles every other message as the standard proto codec
+// does. Protobuf parsers accept fields in any order and the seq (field 1)
+// and history (field 3) come first, so the result is an ordinary encoding
+// of ChatResponse.
 type wireCodec struct {
 	proto encoding.CodecV2
 }
@@ -54,14 +75,43 @@ func newWireCodec() wireCodec {
 	return wireCodec{proto: encoding.GetCodecV2(protoenc.Name)}
 }
 
+// header is the per-delivery part of a message: one allocation holds the
+// bytes and the two-part slice handed to gRPC, which keeps both until the
+// message is on the wire.
+type header struct {
+	parts [2]mem.Buffer
+	bytes mem.SliceBuffer
+	buf   [1 + 10 + 2]byte // seq tag and varint, history tag and value
+}
+
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(*Event); ok {
-		if e.wire == nil {
-			return c.proto.Marshal(e.resp)
-		}
-		return e.wire, nil
+	d, ok := v.(*Delivery)
+	if !ok {
+		return c.proto.Marshal(v)
 	}
-	return c.proto.Marshal(v)
+	h := new(header)
+	b := h.buf[:0]
+	if d.Seq != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, d.Seq)
+	}
+	if d.History {
+		b = protowire.AppendTag(b, 3, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	h.bytes = b
+	body := d.Event.wire
+	if body == nil {
+		var err error
+		if body, err = c.proto.Marshal(d.Event.resp); err != nil {
+			return nil, err
+		}
+	}
+	if len(body) == 1 {
+		h.parts = [2]mem.Buffer{&h.bytes, body[0]}
+		return mem.BufferSlice(h.parts[:]), nil
+	}
+	return append(mem.BufferSlice{&h.bytes}, body...), nil
 }
 
 func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {

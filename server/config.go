@@ -24,6 +24,23 @@ type Config struct {
 	// MessageBurst is how many messages one session may send at once before
 	// MessageRate applies.
 	MessageBurst int
+	// HistorySize is how many of its last messages each channel keeps and
+	// shows to whoever joins it; 0 keeps none.
+	HistorySize int
+	// MaxChannels is how many channels the server keeps. When it has that
+	// many, creating one drops the one that has been empty the longest; if
+	// none is empty, creating one is refused with RESOURCE_EXHAUSTED.
+	MaxChannels int
+	// MaxChannelsPerUser is how many channels one session may be in at once.
+	MaxChannelsPerUser int
+	// ResumeGrace is how long a session whose stream ended without a logout
+	// is kept for a resume; its username is held for it meanwhile. 0 turns
+	// resuming off.
+	ResumeGrace time.Duration
+	// ResumeBuffer is how many of its last events each session keeps for a
+	// resume. A client that missed more gets a fresh snapshot instead
+	// (RECOVERY_INCOMPLETE).
+	ResumeBuffer int
 	// MaxRecvMsgSize is the largest request, in bytes, the server accepts.
 	MaxRecvMsgSize int
 	// KeepaliveTime is how long a connection may be idle before the server
@@ -46,6 +63,8 @@ const (
 	MaxTextBytes = 4096
 	// MaxClientIDBytes is the longest client_id, in bytes.
 	MaxClientIDBytes = 64
+	// MaxChannelNameLength is the longest channel name, in characters.
+	MaxChannelNameLength = 32
 )
 
 // DefaultConfig returns the limits chatd runs with unless told otherwise.
@@ -58,6 +77,11 @@ func DefaultConfig() Config {
 		QueueSize:              1024,
 		MessageRate:            10,
 		MessageBurst:           20,
+		HistorySize:            100,
+		MaxChannels:            1000,
+		MaxChannelsPerUser:     100,
+		ResumeGrace:            30 * time.Second,
+		ResumeBuffer:           1024,
 		MaxRecvMsgSize:         16 << 10,
 		KeepaliveTime:          25 * time.Second,
 		KeepaliveTimeout:       20 * time.Second,
@@ -82,6 +106,21 @@ func (c Config) Validate() error {
 	}
 	if c.MessageRate > 0 && c.MessageBurst < 1 {
 		errs = append(errs, fmt.Errorf("message burst must be at least 1 when rate limiting is on, got %d", c.MessageBurst))
+	}
+	if c.HistorySize < 0 {
+		errs = append(errs, fmt.Errorf("history size must not be negative, got %d", c.HistorySize))
+	}
+	if c.MaxChannels < 1 {
+		errs = append(errs, fmt.Errorf("max channels must be at least 1 (general), got %d", c.MaxChannels))
+	}
+	if c.MaxChannelsPerUser < 1 {
+		errs = append(errs, fmt.Errorf("max channels per user must be at least 1, got %d", c.MaxChannelsPerUser))
+	}
+	if c.ResumeGrace < 0 {
+		errs = append(errs, fmt.Errorf("resume grace must be 0 (off) or positive, got %s", c.ResumeGrace))
+	}
+	if c.ResumeBuffer < 0 {
+		errs = append(errs, fmt.Errorf("resume buffer must not be negative, got %d", c.ResumeBuffer))
 	}
 	// A request must be able to carry the longest message with its
 	// client_id and framing.

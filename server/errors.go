@@ -13,18 +13,24 @@ import (
 // Kinds of refusal. Every error the service shows a client wraps one of
 // these (see [Error]); [Status] is the one place that maps them to gRPC codes.
 var (
-	ErrInvalidUsername = errors.New("invalid username")
-	ErrUsernameTaken   = errors.New("username taken")
-	ErrServerFull      = errors.New("server full")
-	ErrInvalidText     = errors.New("invalid message text")
-	ErrInvalidRequest  = errors.New("invalid request")
-	ErrRateLimited     = errors.New("rate limited")
-	ErrNotJoined       = errors.New("not joined")
-	ErrAlreadyJoined   = errors.New("already joined")
-	ErrJoinTimeout     = errors.New("join timeout")
-	ErrTooSlow         = errors.New("client too slow")
-	ErrShuttingDown    = errors.New("server shutting down")
-	ErrRequestTooLarge = errors.New("request too large")
+	ErrInvalidUsername  = errors.New("invalid username")
+	ErrUsernameTaken    = errors.New("username taken")
+	ErrServerFull       = errors.New("server full")
+	ErrInvalidText      = errors.New("invalid message text")
+	ErrInvalidRequest   = errors.New("invalid request")
+	ErrRateLimited      = errors.New("rate limited")
+	ErrNotJoined        = errors.New("not joined")
+	ErrAlreadyJoined    = errors.New("already joined")
+	ErrJoinTimeout      = errors.New("join timeout")
+	ErrTooSlow          = errors.New("client too slow")
+	ErrShuttingDown     = errors.New("server shutting down")
+	ErrRequestTooLarge  = errors.New("request too large")
+	ErrInvalidChannel   = errors.New("invalid channel name")
+	ErrNotFound         = errors.New("not found")
+	ErrNotInChannel     = errors.New("not in channel")
+	ErrAlreadyInChannel = errors.New("already in channel")
+	ErrTooManyChannels  = errors.New("too many channels")
+	ErrReplaced         = errors.New("session taken over")
 )
 
 // Error is a refusal whose message is safe to show to the client: it says
@@ -43,8 +49,17 @@ func (e *Error) Unwrap() error { return e.Kind }
 // server shuts down.
 var errShutdown = &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
 
+// errReplaced ends a stream whose session was taken over by a join with its
+// resume token: the client should not reconnect, or the two would take the
+// session from each other for ever.
+var errReplaced = &Error{Kind: ErrReplaced, Msg: "this session was resumed on another connection"}
+
 func invalidUsername(why string) error {
 	return &Error{Kind: ErrInvalidUsername, Msg: "invalid username: " + why}
+}
+
+func invalidChannel(why string) error {
+	return &Error{Kind: ErrInvalidChannel, Msg: "invalid channel name: " + why}
 }
 
 func invalidText(why string) error {
@@ -59,6 +74,12 @@ var kindCodes = []struct {
 	{ErrInvalidUsername, codes.InvalidArgument},
 	{ErrInvalidText, codes.InvalidArgument},
 	{ErrInvalidRequest, codes.InvalidArgument},
+	{ErrInvalidChannel, codes.InvalidArgument},
+	{ErrNotFound, codes.NotFound},
+	{ErrNotInChannel, codes.FailedPrecondition},
+	{ErrAlreadyInChannel, codes.FailedPrecondition},
+	{ErrTooManyChannels, codes.ResourceExhausted},
+	{ErrReplaced, codes.Aborted},
 	{ErrUsernameTaken, codes.AlreadyExists},
 	{ErrServerFull, codes.ResourceExhausted},
 	{ErrRateLimited, codes.ResourceExhausted},

@@ -96,6 +96,7 @@ type client struct {
 	cancel  context.CancelFunc
 	recvs   chan received
 	welcome *chatv1.ChatResponse // set by join
+	general *channelSnapshot     // set by join: general's members and history
 }
 
 type received struct {
@@ -155,7 +156,35 @@ func joinOn(t *testing.T, conn *grpc.ClientConn, name string) *client {
 		t.Fatalf("%s: first event after join = %v; want a welcome for %q", name, ev, name)
 	}
 	c.welcome = ev
+	c.general = c.expectChannelSnapshot(t, "general")
 	return c
+}
+
+// expectChannelSnapshot reads what a session gets on entering a channel:
+// its own channel_joined, with the members, then the history it announces.
+func (c *client) expectChannelSnapshot(t *testing.T, channel string) *channelSnapshot {
+	t.Helper()
+	ev := c.next(t)
+	cj := ev.GetChannelJoined()
+	if cj == nil || cj.GetChannel() != channel || cj.GetUser().GetUsername() != c.name || ev.GetSeq() == 0 {
+		t.Fatalf("%s: got %v; want its own channel_joined for #%s, with a seq", c.name, ev, channel)
+	}
+	snap := &channelSnapshot{joined: ev, members: names(cj.GetMembers())}
+	for range cj.GetHistoryCount() {
+		h := c.next(t)
+		if h.GetMessage() == nil || !h.GetHistory() || h.GetMessage().GetChannel() != cj.GetChannel() {
+			t.Fatalf("%s: got %v; want a history message of #%s", c.name, h, channel)
+		}
+		snap.history = append(snap.history, h)
+	}
+	return snap
+}
+
+// channelSnapshot is what a session got on entering a channel.
+type channelSnapshot struct {
+	joined  *chatv1.ChatResponse
+	members []string
+	history []*chatv1.ChatResponse
 }
 
 func joinReq(name string) *chatv1.ChatRequest {

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -12,149 +15,394 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Hub keeps who is online and puts every broadcast event in one order.
+// Hub keeps who is online, the channels, and every session's events.
 //
-// Each broadcast event takes the next seq and is queued on every session
-// under mu, so all sessions see the same order and a welcome's snapshot is
-// exact. Queuing never blocks: a session whose queue is full is dropped as
-// too slow (see flushSlowLocked). A Hub is safe for concurrent use.
+// Everything happens under one mutex, in one order: each event is queued on
+// every session it concerns (and recorded in each one's resume log) before
+// the next event happens, so all sessions see common events in the same
+// order, a channel's messages reach exactly the members it has at that
+// instant, and a snapshot (welcome, channel members, history) is exact with
+// no gap or duplicate before the live events that follow it. Queuing never
+// blocks: a session whose queue is full is dropped as too slow (see
+// flushSlowLocked). A Hub is safe for concurrent use.
 type Hub struct {
-	maxSessions int
-	queueSize   int
-	idPrefix    string // makes message ids unique across restarts
+	cfg      Config
+	idPrefix string // makes message ids unique across restarts
 
 	closing chan struct{} // closed by Shutdown
 
-	mu     sync.Mutex // guards the fields below and the hub-owned fields of every Session
-	seq    uint64     // seq of the last broadcast event
-	closed bool       // set by Shutdown; no more joins
-	byKey  map[string]*Session
-	head   *Session   // oldest session; the list runs in join order
-	tail   *Session   // newest session
-	slow   []*Session // sessions whose queue overflowed, to drop before mu is released
+	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session
+	msgs     uint64               // messages sent so far; numbers message ids
+	closed   bool                 // set by Shutdown; no more joins
+	byKey    map[string]*member   // every member, online or parked, by username key
+	byToken  map[string]*member   // every member by resume token
+	head     *member              // oldest online member; the list runs in join order
+	tail     *member              // newest online member
+	parked   map[*member]struct{} // members whose stream ended, within their grace period
+	channels map[string]*channel  // by name key
+	general  *channel
+	slow     []*Session // sessions whose queue overflowed, to drop before mu is released
 }
 
-// NewHub returns an empty hub that admits at most maxSessions users and
-// queues at most queueSize events per session.
-func NewHub(maxSessions, queueSize int) *Hub {
+// NewHub returns a hub with only the channel "general", run with the limits
+// of cfg, which must be valid (see [Config.Validate]).
+func NewHub(cfg Config) *Hub {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return &Hub{
-		maxSessions: maxSessions,
-		queueSize:   queueSize,
-		idPrefix:    hex.EncodeToString(b[:]) + "-",
-		byKey:       make(map[string]*Session),
-		closing:     make(chan struct{}),
+	h := &Hub{
+		cfg:      cfg,
+		idPrefix: hex.EncodeToString(b[:]) + "-",
+		byKey:    make(map[string]*member),
+		byToken:  make(map[string]*member),
+		parked:   make(map[*member]struct{}),
+		channels: make(map[string]*channel),
+		closing:  make(chan struct{}),
 	}
+	h.general = &channel{name: generalChannel, key: generalChannel, idleSince: time.Now()}
+	h.channels[generalChannel] = h.general
+	return h
 }
 
 // Closing is closed when Shutdown starts, so that streams that have not
 // joined yet can end at once instead of holding up the shutdown.
 func (h *Hub) Closing() <-chan struct{} { return h.closing }
 
-// Join admits a user and queues its welcome. It refuses an invalid name
-// (ErrInvalidUsername), a name already online in any letter case
-// (ErrUsernameTaken), a full server (ErrServerFull) and a server that is
-// shutting down (ErrShuttingDown).
-func (h *Hub) Join(username string) (*Session, error) {
+// Join admits a user and queues its welcome, then puts a new session in
+// general. With a resume token that belongs to a session of the same name,
+// it takes that session back instead (see resumeLocked). It refuses an
+// invalid name (ErrInvalidUsername), a name in use or held for a
+// disconnected session in any letter case (ErrUsernameTaken), a full
+// server (ErrServerFull) and a server that is shutting down
+// (ErrShuttingDown).
+func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 	display, key, err := CheckUsername(username)
 	if err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch {
-	case h.closed:
+	defer h.flushSlowLocked()
+	if h.closed {
 		return nil, errShutdown
-	case h.byKey[key] != nil:
-		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name", display)}
-	case len(h.byKey) >= h.maxSessions:
-		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users online): try again later", len(h.byKey))}
+	}
+	recovery := chatv1.Recovery_RECOVERY_UNSPECIFIED
+	if token != "" {
+		// A token for another name is treated as unknown, so that a token
+		// tells nothing about anyone else's session.
+		if m := h.byToken[token]; m != nil && m.key == key {
+			return h.resumeLocked(m, lastSeq), nil
+		}
+		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	}
+	if old := h.byKey[key]; old != nil {
+		if old.online() {
+			return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name", display)}
+		}
+		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}
+	}
+	if len(h.byKey) >= h.cfg.MaxSessions {
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users): try again later", len(h.byKey))}
 	}
 
-	ev := h.nextLocked()
-	s := newSession(key, &chatv1.User{Username: display, JoinTime: ev.Time}, h.queueSize)
-	ev.Event = &chatv1.ChatResponse_UserJoined{UserJoined: &chatv1.UserJoined{User: s.user}}
-	h.publishLocked(newEvent(ev)) // to everyone already here
-
-	h.addLocked(s)
-	// The snapshot reflects every event up to and including this join, so
-	// the welcome carries its seq and the joiner skips its own user_joined.
-	s.queue.push(privateEvent(&chatv1.ChatResponse{
-		Seq:   ev.Seq,
-		Time:  ev.Time,
-		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: s.user, OnlineUsers: h.usersLocked()}},
-	})) // cannot fail: the queue is new and holds at least one event
-	h.flushSlowLocked()
+	now := timestamppb.Now()
+	m := &member{key: key, token: newToken(), user: &chatv1.User{Username: display, JoinTime: now}}
+	// Joining the chat is joining general too: members of general take a
+	// user_joined as that, so no channel_joined is sent for it.
+	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
+		UserJoined: &chatv1.UserJoined{User: m.user},
+	}}), nil)
+	h.byKey[key], h.byToken[m.token] = m, m
+	s := h.attachLocked(m)
+	m.seq = 1 // the welcome
+	m.logFloor = m.seq
+	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+		Time: now,
+		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+			You:         m.user,
+			OnlineUsers: h.usersLocked(),
+			ResumeToken: m.token,
+			Recovery:    recovery,
+		}},
+	})}) // cannot fail: the queue is new and holds at least one event
+	h.general.members = append(h.general.members, m)
+	m.channels = append(m.channels, h.general)
+	h.channelSnapshotLocked(m, h.general)
 	return s, nil
 }
 
-// Send broadcasts a message from s to everyone online, s included: the
-// sender's copy, with its clientID, is its acknowledgement. It refuses
-// invalid text (ErrInvalidText) and a session that is no longer online
-// (ErrNotJoined).
-func (h *Hub) Send(s *Session, text, clientID string) error {
+// resumeLocked attaches a new stream to m and gives it what it missed after
+// lastSeq, or, if m's log no longer has all of it, a fresh snapshot. If m
+// still has a stream (a connection that died without the server noticing
+// yet), that stream is ended: whoever holds the token is m's user. Lock must
+// be held.
+func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
+	var s *Session
+	if old := m.att; old != nil {
+		// The others never saw the user leave, so they hear nothing, and
+		// the user keeps its place on the online list.
+		s = newSession(m, h.cfg.QueueSize)
+		m.att = s
+		old.endLocked(errReplaced, chatv1.LeaveReason_LEAVE_REASON_UNSPECIFIED)
+	} else {
+		h.unparkLocked(m)
+		m.user = &chatv1.User{Username: m.user.Username, JoinTime: timestamppb.Now()}
+		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
+			UserJoined: &chatv1.UserJoined{User: m.user, Resumed: true},
+		}}), m)
+		for _, ch := range m.channels {
+			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
+				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
+			}}), m)
+		}
+		s = h.attachLocked(m)
+	}
+	now := timestamppb.Now()
+	if lastSeq >= m.logFloor && lastSeq <= m.seq {
+		// Complete: the client's state as of lastSeq, plus what follows,
+		// is current. From its point of view it never left.
+		missed := m.log.last(int(m.seq - lastSeq))
+		s.queue.push(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+			Time: now,
+			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+				You:         m.user,
+				ResumeToken: m.token,
+				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
+			}},
+		})})
+		s.queue.pushAll(missed)
+		return s
+	}
+	// Incomplete: start the client over from a snapshot, in the channels it
+	// is in. The log restarts after the new welcome, so a resume cannot ask
+	// for events from before it.
+	m.seq++
+	m.log.reset()
+	m.logFloor = m.seq
+	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+		Time: now,
+		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+			You:         m.user,
+			OnlineUsers: h.usersLocked(),
+			ResumeToken: m.token,
+			Recovery:    chatv1.Recovery_RECOVERY_INCOMPLETE,
+		}},
+	})})
+	for _, ch := range m.channels {
+		h.channelSnapshotLocked(m, ch)
+	}
+	return s
+}
+
+// Send sends a message from s: to a channel's members, or privately to one
+// user online, and in both cases to the sender, whose copy is its
+// acknowledgement. With neither channel nor recipient it goes to general.
+// It refuses invalid text (ErrInvalidText), a bad target
+// (ErrInvalidChannel, ErrInvalidRequest), an unknown channel or a user not
+// online (ErrNotFound), a channel s is not in (ErrNotInChannel) and a
+// session that is no longer online (ErrNotJoined).
+func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) error {
 	text, err := CleanText(text)
+	if err != nil {
+		return err
+	}
+	if channelName != "" && recipient != "" {
+		return &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
+	}
+	var chKey, rKey string
+	switch {
+	case recipient != "":
+		var name string
+		if name, rKey, err = CheckUsername(recipient); err != nil {
+			// No such name can be online.
+			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("%q is not online: private messages go to users who are online", recipient)}
+		}
+		recipient = name
+	case channelName == "":
+		chKey = generalChannel
+	default:
+		if _, chKey, err = CheckChannel(channelName); err != nil {
+			return err
+		}
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer h.flushSlowLocked()
+	m := s.m
+	if m.att != s {
+		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+	}
+	var to *member
+	var ch *channel
+	if rKey != "" {
+		if to = h.byKey[rKey]; to == nil || !to.online() {
+			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("%q is not online: private messages go to users who are online", recipient)}
+		}
+	} else {
+		switch ch = h.channels[chKey]; {
+		case ch == nil:
+			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s: join it to create it", channelName)}
+		case !m.in(ch):
+			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s: join it first", ch.name)}
+		}
+	}
+
+	h.msgs++
+	msg := &chatv1.Message{
+		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
+		Sender:   m.user.Username,
+		Text:     text,
+		ClientId: clientID,
+	}
+	resp := &chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_Message{Message: msg}}
+	if to != nil {
+		msg.Recipient = to.user.Username
+		ev := newEvent(resp)
+		h.deliverLocked(to, ev, false)
+		if to != m {
+			h.deliverLocked(m, ev, false)
+		}
+		return nil
+	}
+	msg.Channel = ch.name
+	ev := newEvent(resp)
+	h.publishLocked(ch, ev, nil)
+	ch.history.push(ev, h.cfg.HistorySize)
+	return nil
+}
+
+// JoinChannel puts s in a channel, creating it if there is none of that
+// name. The members hear of it; s gets the members and the history. It
+// refuses a bad name (ErrInvalidChannel), a channel s is in already
+// (ErrAlreadyInChannel), and s in too many channels or the server at its
+// channel limit (ErrTooManyChannels).
+func (h *Hub) JoinChannel(s *Session, name string) error {
+	display, key, err := CheckChannel(name)
 	if err != nil {
 		return err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !s.online {
+	defer h.flushSlowLocked()
+	m := s.m
+	if m.att != s {
 		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
 	}
-	ev := h.nextLocked()
-	ev.Event = &chatv1.ChatResponse_Message{Message: &chatv1.Message{
-		Id:       h.idPrefix + strconv.FormatUint(ev.Seq, 10),
-		Sender:   s.user.Username,
-		Text:     text,
-		ClientId: clientID,
-	}}
-	h.publishLocked(newEvent(ev))
-	h.flushSlowLocked()
+	ch := h.channels[key]
+	switch {
+	case ch != nil && m.in(ch):
+		return &Error{Kind: ErrAlreadyInChannel, Msg: fmt.Sprintf("you are already in #%s", ch.name)}
+	case len(m.channels) >= h.cfg.MaxChannelsPerUser:
+		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %d channels, the most allowed: leave one first", len(m.channels))}
+	case ch == nil:
+		if !h.makeRoomLocked() {
+			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %d channels, the most it keeps, and none is empty: join an existing channel", len(h.channels))}
+		}
+		ch = &channel{name: display, key: key}
+		h.channels[key] = ch
+	}
+	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
+		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
+	}}), nil)
+	ch.members = append(ch.members, m)
+	m.channels = append(m.channels, ch)
+	h.channelSnapshotLocked(m, ch)
 	return nil
 }
 
-// Leave takes s off the online list and tells everyone why. On a logout s
-// is told too, as the last event of its session. Leave reports whether s
-// was still online: it does nothing for a session the hub already dropped.
+// LeaveChannel takes s out of a channel; every member, s included, hears of
+// it. It refuses a channel s is not in (ErrNotInChannel).
+func (h *Hub) LeaveChannel(s *Session, name string) error {
+	display, key, err := CheckChannel(name)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer h.flushSlowLocked()
+	m := s.m
+	if m.att != s {
+		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+	}
+	ch := h.channels[key]
+	if ch == nil || !m.in(ch) {
+		return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", display)}
+	}
+	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelLeft{
+		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: m.user},
+	}}), nil)
+	leaveChannel(m, ch)
+	return nil
+}
+
+// Channels lists every channel by name, with how many users online are in
+// it.
+func (h *Hub) Channels() []*chatv1.Channel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.channelsLocked()
+}
+
+// ListChannels queues the channel list for s alone, as the answer to its
+// request clientID.
+func (h *Hub) ListChannels(s *Session, clientID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer h.flushSlowLocked()
+	if s.m.att != s {
+		return
+	}
+	h.replyLocked(s, &chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelList{
+		ChannelList: &chatv1.ChannelList{ClientId: clientID, Channels: h.channelsLocked()},
+	}})
+}
+
+// Leave ends s's stream's part in the chat and tells everyone the user went
+// offline, and why. On a logout the session is over, and s is told too, as
+// the last event of its stream. Otherwise (a disconnect) the session is
+// parked for the resume grace period. Leave reports whether s was still
+// attached: it does nothing for a stream the hub already ended.
 func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !s.online {
+	defer h.flushSlowLocked()
+	m := s.m
+	if m.att != s {
 		return false
 	}
-	h.removeLocked(s)
-	ev := h.nextLocked()
-	ev.Event = &chatv1.ChatResponse_UserLeft{UserLeft: &chatv1.UserLeft{User: s.user, Reason: reason}}
-	e := newEvent(ev)
-	if reason == chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
-		h.deliverLocked(s, e)
+	if reason != chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
+		h.parkLocked(m, reason)
+		return true
 	}
-	h.publishLocked(e)
-	h.flushSlowLocked()
+	h.detachLocked(m)
+	h.forgetLocked(m)
+	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_UserLeft{
+		UserLeft: &chatv1.UserLeft{User: m.user, Reason: reason},
+	}})
+	h.deliverTo(s, m, ev)
+	h.broadcastLocked(ev, nil)
 	return true
 }
 
 // Reject queues a refusal of one of s's requests for s alone. A rejection is
-// not part of the global order, so it carries seq 0.
+// an answer, not an event of the session, so it carries seq 0.
 func (h *Hub) Reject(s *Session, clientID string, err error) {
 	st := Status(err)
-	ev := privateEvent(&chatv1.ChatResponse{
+	resp := &chatv1.ChatResponse{
 		Time: timestamppb.Now(),
 		Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{
 			ClientId: clientID,
 			Code:     int32(st.Code()),
 			Reason:   st.Message(),
 		}},
-	})
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !s.online {
+	defer h.flushSlowLocked()
+	if s.m.att != s {
 		return
 	}
-	h.deliverLocked(s, ev)
-	h.flushSlowLocked()
+	h.replyLocked(s, resp)
 }
 
 // Users returns everyone online, in join order.
@@ -164,9 +412,10 @@ func (h *Hub) Users() []*chatv1.User {
 	return h.usersLocked()
 }
 
-// Shutdown ends every session with UNAVAILABLE and refuses new joins. It
-// broadcasts no user_left events: every session is ending at once, and
-// telling each of N users about the other N-1 would only delay the end.
+// Shutdown ends every stream with UNAVAILABLE, forgets every session and
+// refuses new joins. It broadcasts no user_left events: every session is
+// ending at once, and telling each of N users about the other N-1 would
+// only delay the end.
 func (h *Hub) Shutdown() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -174,99 +423,247 @@ func (h *Hub) Shutdown() {
 		close(h.closing)
 	}
 	h.closed = true
-	for s := h.head; s != nil; {
-		next := s.next
-		s.online, s.prev, s.next = false, nil, nil
+	for m := h.head; m != nil; {
+		next, s := m.next, m.att
+		m.att, m.prev, m.next = nil, nil, nil
 		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
-		s = next
+		m = next
+	}
+	for m := range h.parked {
+		m.expiry.Stop()
 	}
 	h.head, h.tail = nil, nil
 	clear(h.byKey)
+	clear(h.byToken)
+	clear(h.parked)
+	clear(h.channels)
 }
 
-// nextLocked starts the next broadcast event. Lock must be held.
-func (h *Hub) nextLocked() *chatv1.ChatResponse {
-	h.seq++
-	return &chatv1.ChatResponse{Seq: h.seq, Time: timestamppb.New(time.Now())}
+// attachLocked gives m a new stream and puts it at the end of the online
+// list. Lock must be held.
+func (h *Hub) attachLocked(m *member) *Session {
+	s := newSession(m, h.cfg.QueueSize)
+	m.att = s
+	m.prev = h.tail
+	if h.tail != nil {
+		h.tail.next = m
+	} else {
+		h.head = m
+	}
+	h.tail = m
+	return s
 }
 
-// publishLocked queues ev for every online session. The same event, encoded
-// once, goes to every queue. Lock must be held, and flushSlowLocked called
-// before it is released.
-func (h *Hub) publishLocked(ev *Event) {
-	for s := h.head; s != nil; s = s.next {
-		h.deliverLocked(s, ev)
+// detachLocked takes m's stream away and m off the online list. Lock must
+// be held.
+func (h *Hub) detachLocked(m *member) {
+	m.att = nil
+	if m.prev != nil {
+		m.prev.next = m.next
+	} else {
+		h.head = m.next
+	}
+	if m.next != nil {
+		m.next.prev = m.prev
+	} else {
+		h.tail = m.prev
+	}
+	m.prev, m.next = nil, nil
+}
+
+// parkLocked takes m offline after its stream ended without a logout, and
+// keeps it, still receiving its events, for the resume grace period. Lock
+// must be held.
+func (h *Hub) parkLocked(m *member, reason chatv1.LeaveReason) {
+	h.detachLocked(m)
+	if h.cfg.ResumeGrace > 0 {
+		h.parked[m] = struct{}{}
+		m.parkGen++
+		gen := m.parkGen
+		m.expiry = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(m, gen) })
+	} else {
+		h.forgetLocked(m)
+	}
+	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_UserLeft{
+		UserLeft: &chatv1.UserLeft{User: m.user, Reason: reason},
+	}}), m)
+}
+
+// unparkLocked ends m's grace period because it is coming back. Lock must
+// be held.
+func (h *Hub) unparkLocked(m *member) {
+	delete(h.parked, m)
+	m.parkGen++
+	m.expiry.Stop()
+	m.expiry = nil
+}
+
+// expire forgets m at the end of its grace period, unless it came back (or
+// was parked again) since the timer was set.
+func (h *Hub) expire(m *member, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.parked[m]; !ok || m.parkGen != gen {
+		return
+	}
+	delete(h.parked, m)
+	h.forgetLocked(m)
+}
+
+// forgetLocked ends m's session for good: its name and token are free and
+// it is in no channel. Members of its channels were told already (the user
+// left, or is parked and offline). Lock must be held.
+func (h *Hub) forgetLocked(m *member) {
+	delete(h.byKey, m.key)
+	delete(h.byToken, m.token)
+	for len(m.channels) > 0 {
+		leaveChannel(m, m.channels[len(m.channels)-1])
+	}
+	m.log.reset()
+}
+
+// makeRoomLocked makes room for a new channel if the server is at its
+// limit, by dropping the empty channel that has been empty the longest. It
+// reports whether there is room. Lock must be held.
+func (h *Hub) makeRoomLocked() bool {
+	if len(h.channels) < h.cfg.MaxChannels {
+		return true
+	}
+	var oldest *channel
+	for _, ch := range h.channels {
+		if len(ch.members) == 0 && ch != h.general && (oldest == nil || ch.idleSince.Before(oldest.idleSince)) {
+			oldest = ch
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(h.channels, oldest.key)
+	return true
+}
+
+// channelSnapshotLocked queues for m that it is in ch, with ch's members
+// and then its history. Lock must be held.
+func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
+	history := ch.history.items()
+	h.deliverLocked(m, privateEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
+		ChannelJoined: &chatv1.ChannelJoined{
+			Channel:      ch.name,
+			User:         m.user,
+			Members:      ch.onlineMembers(),
+			HistoryCount: uint32(len(history)),
+		},
+	}}), false)
+	for _, ev := range history {
+		h.deliverLocked(m, ev, true)
 	}
 }
 
-// deliverLocked queues ev for s without blocking. If the queue is full, s
-// gets nothing more (so what it does get has no gap) and is marked to be
-// dropped. Lock must be held.
-func (h *Hub) deliverLocked(s *Session, ev *Event) {
+// broadcastLocked gives ev to every member, online or parked, except skip.
+// Lock must be held.
+func (h *Hub) broadcastLocked(ev *Event, skip *member) {
+	for m := h.head; m != nil; m = m.next {
+		if m != skip {
+			h.deliverLocked(m, ev, false)
+		}
+	}
+	for m := range h.parked {
+		if m != skip {
+			h.deliverLocked(m, ev, false)
+		}
+	}
+}
+
+// publishLocked gives ev to every member of ch except skip. Lock must be
+// held.
+func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
+	for _, m := range ch.members {
+		if m != skip {
+			h.deliverLocked(m, ev, false)
+		}
+	}
+}
+
+// deliverLocked numbers ev for m, records it in m's resume log and queues
+// it for m's stream without blocking. If the queue is full, the stream gets
+// nothing more (so what it does get has no gap) and is marked to be
+// dropped; the log keeps recording. Lock must be held, and flushSlowLocked
+// called before it is released.
+func (h *Hub) deliverLocked(m *member, ev *Event, history bool) {
+	m.seq++
+	d := Delivery{Seq: m.seq, History: history, Event: ev}
+	if dropped, ok := m.log.push(d, h.cfg.ResumeBuffer); ok {
+		m.logFloor = dropped.Seq
+	}
+	if s := m.att; s != nil {
+		h.queueLocked(s, d)
+	}
+}
+
+// deliverTo is deliverLocked for a stream no longer attached to m: its
+// last event (a logout's own user_left). Lock must be held.
+func (h *Hub) deliverTo(s *Session, m *member, ev *Event) {
+	m.seq++
+	h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+}
+
+// replyLocked queues an answer to a request, unnumbered and not logged.
+// Lock must be held.
+func (h *Hub) replyLocked(s *Session, resp *chatv1.ChatResponse) {
+	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
+}
+
+// queueLocked queues d for s, or marks s to be dropped if its queue is
+// full. Lock must be held.
+func (h *Hub) queueLocked(s *Session, d Delivery) {
 	if s.overflowed {
 		return
 	}
-	if !s.queue.push(ev) {
+	if !s.queue.push(d) {
 		s.overflowed = true
 		h.slow = append(h.slow, s)
 	}
 }
 
-// flushSlowLocked drops every session whose queue overflowed and tells the
-// others. Telling them can overflow more queues; the loop takes those too.
-// Lock must be held.
+// flushSlowLocked drops every stream whose queue overflowed, parking its
+// session, and tells the others. Telling them can overflow more queues;
+// the loop takes those too. Lock must be held.
 func (h *Hub) flushSlowLocked() {
 	for len(h.slow) > 0 {
 		s := h.slow[0]
 		h.slow = h.slow[1:]
-		if s.online {
-			h.removeLocked(s)
-			ev := h.nextLocked()
-			ev.Event = &chatv1.ChatResponse_UserLeft{UserLeft: &chatv1.UserLeft{User: s.user, Reason: chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW}}
-			h.publishLocked(newEvent(ev))
+		if s.m.att == s {
+			h.parkLocked(s.m, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
 		}
-		// A session that logged out with a full queue is no longer online
+		// A stream that logged out with a full queue is no longer attached
 		// but is ended all the same: it cannot be sent all it is owed.
-		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %d events behind; reconnect", h.queueSize)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
+		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %d events behind; reconnect", h.cfg.QueueSize)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
 	}
 	h.slow = nil
 }
 
-// addLocked appends s to the online list. Lock must be held.
-func (h *Hub) addLocked(s *Session) {
-	s.online = true
-	h.byKey[s.key] = s
-	s.prev = h.tail
-	if h.tail != nil {
-		h.tail.next = s
-	} else {
-		h.head = s
-	}
-	h.tail = s
-}
-
-// removeLocked takes s off the online list. Lock must be held.
-func (h *Hub) removeLocked(s *Session) {
-	s.online = false
-	delete(h.byKey, s.key)
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		h.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else {
-		h.tail = s.prev
-	}
-	s.prev, s.next = nil, nil
-}
-
 // usersLocked lists the online users in join order. Lock must be held.
 func (h *Hub) usersLocked() []*chatv1.User {
-	users := make([]*chatv1.User, 0, len(h.byKey))
-	for s := h.head; s != nil; s = s.next {
-		users = append(users, s.user)
+	var users []*chatv1.User
+	for m := h.head; m != nil; m = m.next {
+		users = append(users, m.user)
 	}
 	return users
+}
+
+// channelsLocked lists every channel by name. Lock must be held.
+func (h *Hub) channelsLocked() []*chatv1.Channel {
+	list := make([]*chatv1.Channel, 0, len(h.channels))
+	for _, ch := range h.channels {
+		list = append(list, ch.info())
+	}
+	slices.SortFunc(list, func(a, b *chatv1.Channel) int { return cmp.Compare(a.Name, b.Name) })
+	return list
+}
+
+// newToken returns a resume token: 256 random bits, which nobody can guess.
+func newToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

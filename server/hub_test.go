@@ -20,7 +20,7 @@ import (
 
 func hubJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 	t.Helper()
-	s, err := h.Join(name)
+	s, err := h.Join(name, "", 0)
 	if err != nil {
 		t.Fatalf("Join(%q) = %v; want success", name, err)
 	}
@@ -64,7 +64,7 @@ func isEnded(s *server.Session) bool {
 
 func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 
 	alice := hubJoin(t, h, "Alice")
 	w := take(t, alice)
@@ -100,7 +100,7 @@ func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
 
 func TestHubUsersInJoinOrder(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	a := hubJoin(t, h, "a")
 	hubJoin(t, h, "b")
 	hubJoin(t, h, "c")
@@ -118,10 +118,10 @@ func TestHubUsersInJoinOrder(t *testing.T) {
 
 func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	alice := hubJoin(t, h, "Alice")
 	for _, name := range []string{"Alice", "alice", "ALICE", "ａｌｉｃｅ"} {
-		_, err := h.Join(name)
+		_, err := h.Join(name, "", 0)
 		if !errors.Is(err, server.ErrUsernameTaken) {
 			t.Errorf("Join(%q) with Alice online = %v; want ErrUsernameTaken", name, err)
 		}
@@ -135,7 +135,7 @@ func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 
 func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(2, 16)
+	h := newHub(2, 16)
 	a := hubJoin(t, h, "a")
 	hubJoin(t, h, "b")
 	queued(a)
@@ -150,7 +150,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 		{"B", server.ErrUsernameTaken},
 		{"c", server.ErrServerFull},
 	} {
-		s, err := h.Join(tc.name)
+		s, err := h.Join(tc.name, "", 0)
 		if !errors.Is(err, tc.want) || s != nil {
 			t.Errorf("Join(%q) = %v, %v; want nil, %v", tc.name, s, err, tc.want)
 		}
@@ -162,26 +162,26 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// Refusals took no seq: the next event follows b's join (seq 2).
-	if err := h.Send(a, "hi", ""); err != nil {
+	if err := h.Send(a, "hi", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, a); ev.GetSeq() != 3 {
 		t.Fatalf("message after refused joins has seq %d; want 3 (no gap)", ev.GetSeq())
 	}
-	if got := server.Status(func() error { _, err := h.Join("c"); return err }()).Code(); got != codes.ResourceExhausted {
+	if got := server.Status(func() error { _, err := h.Join("c", "", 0); return err }()).Code(); got != codes.ResourceExhausted {
 		t.Errorf("full server status = %v; want RESOURCE_EXHAUSTED", got)
 	}
 }
 
 func TestHubSendBroadcastsToEveryoneIncludingSender(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	alice := hubJoin(t, h, "Alice")
 	bob := hubJoin(t, h, "bob")
 	queued(alice)
 	queued(bob)
 
-	if err := h.Send(alice, "  hello bob \n", "c1"); err != nil {
+	if err := h.Send(alice, "  hello bob \n", "", "", "c1"); err != nil {
 		t.Fatalf("Send = %v", err)
 	}
 	mine, theirs := take(t, alice), take(t, bob)
@@ -193,7 +193,7 @@ func TestHubSendBroadcastsToEveryoneIncludingSender(t *testing.T) {
 		t.Errorf("message = %v (seq %d); want sender Alice, text trimmed to %q, client_id c1, an id, seq 3", m, mine.GetSeq(), "hello bob")
 	}
 
-	if err := h.Send(bob, "again", ""); err != nil {
+	if err := h.Send(bob, "again", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if id2 := take(t, alice).GetMessage().GetId(); id2 == m.GetId() {
@@ -202,7 +202,7 @@ func TestHubSendBroadcastsToEveryoneIncludingSender(t *testing.T) {
 	queued(bob)
 
 	for _, text := range []string{"", "   ", "\x00\x07", strings.Repeat("x", server.MaxTextBytes+1), "\xff"} {
-		err := h.Send(alice, text, "bad")
+		err := h.Send(alice, text, "", "", "bad")
 		if !errors.Is(err, server.ErrInvalidText) {
 			t.Errorf("Send(%q) = %v; want ErrInvalidText", text, err)
 		}
@@ -213,7 +213,7 @@ func TestHubSendBroadcastsToEveryoneIncludingSender(t *testing.T) {
 
 func TestHubLeave(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	a := hubJoin(t, h, "a")
 	b := hubJoin(t, h, "b")
 	c := hubJoin(t, h, "c")
@@ -244,7 +244,7 @@ func TestHubLeave(t *testing.T) {
 	if h.Leave(a, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("second Leave(a) = true; want false")
 	}
-	if err := h.Send(a, "hello?", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(a, "hello?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from a gone session = %v; want ErrNotJoined", err)
 	}
 	expectNothingQueued(t, c)
@@ -258,7 +258,7 @@ func TestHubLeave(t *testing.T) {
 
 func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	a := hubJoin(t, h, "a")
 	b := hubJoin(t, h, "b")
 	queued(a)
@@ -273,7 +273,7 @@ func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// The global order has no hole where the rejection was.
-	if err := h.Send(a, "next", ""); err != nil {
+	if err := h.Send(a, "next", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, b); ev.GetSeq() != 3 {
@@ -287,14 +287,14 @@ func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 func TestHubDropsSlowSession(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
-	h := server.NewHub(10, queueSize)
+	h := newHub(10, queueSize)
 	slow := hubJoin(t, h, "slow") // queue: welcome
 	fast := hubJoin(t, h, "fast") // slow's queue: welcome, user_joined: full
 	if got := take(t, fast).GetSeq(); got != 2 {
 		t.Fatalf("fast's welcome seq = %d; want 2", got)
 	}
 
-	if err := h.Send(fast, "one", ""); err != nil { // overflows slow's queue
+	if err := h.Send(fast, "one", "", "", ""); err != nil { // overflows slow's queue
 		t.Fatal(err)
 	}
 	evs := queued(fast)
@@ -322,12 +322,12 @@ func TestHubDropsSlowSession(t *testing.T) {
 	if h.Leave(slow, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("Leave(slow) after the hub dropped it = true; want false (no second user_left)")
 	}
-	if err := h.Send(slow, "still here?", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(slow, "still here?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from dropped session = %v; want ErrNotJoined", err)
 	}
 
 	// fast goes on with no gap.
-	if err := h.Send(fast, "two", ""); err != nil {
+	if err := h.Send(fast, "two", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, fast); ev.GetSeq() != 5 {
@@ -340,12 +340,12 @@ func TestHubDropsSlowSession(t *testing.T) {
 // is dropped and announced, and the order stays gap-free for the rest.
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 3)
+	h := newHub(10, 3)
 	a := hubJoin(t, h, "a") // a: welcome
 	b := hubJoin(t, h, "b") // a: +joined b; b: welcome
 	c := hubJoin(t, h, "c") // a: +joined c (full); b: +joined c
 	queued(c)
-	if err := h.Send(c, "m", ""); err != nil { // a overflows; b full
+	if err := h.Send(c, "m", "", "", ""); err != nil { // a overflows; b full
 		t.Fatal(err)
 	}
 	// Dropping a announces it; b overflows on that and is dropped too.
@@ -373,7 +373,7 @@ func TestHubDropCascades(t *testing.T) {
 
 func TestHubShutdown(t *testing.T) {
 	t.Parallel()
-	h := server.NewHub(10, 16)
+	h := newHub(10, 16)
 	sessions := []*server.Session{hubJoin(t, h, "a"), hubJoin(t, h, "b"), hubJoin(t, h, "c")}
 	for _, s := range sessions {
 		queued(s)
@@ -395,7 +395,7 @@ func TestHubShutdown(t *testing.T) {
 	if u := h.Users(); len(u) != 0 {
 		t.Errorf("Users() after Shutdown = %q; want none", names(u))
 	}
-	if _, err := h.Join("d"); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
+	if _, err := h.Join("d", "", 0); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
 		t.Errorf("Join after Shutdown = %v; want ErrShuttingDown (UNAVAILABLE)", err)
 	}
 }
@@ -409,7 +409,7 @@ func TestHubConcurrentOrder(t *testing.T) {
 	const users, msgs = 24, 10
 	// Queues big enough for everything: this test is about order, not
 	// slowness. Total events: 24 joins + 240 messages + 8 leaves.
-	h := server.NewHub(users, 1024)
+	h := newHub(users, 1024)
 
 	sessions := make([]*server.Session, users)
 	var wg sync.WaitGroup
@@ -418,14 +418,14 @@ func TestHubConcurrentOrder(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			name := fmt.Sprintf("u%02d", i)
-			s, err := h.Join(name)
+			s, err := h.Join(name, "", 0)
 			if err != nil {
 				t.Errorf("Join(%q) = %v", name, err)
 				return
 			}
 			sessions[i] = s
 			for j := range msgs {
-				if err := h.Send(s, fmt.Sprintf("%s-%d", name, j), ""); err != nil {
+				if err := h.Send(s, fmt.Sprintf("%s-%d", name, j), "", "", ""); err != nil {
 					t.Errorf("Send from %s = %v", name, err)
 				}
 			}
@@ -485,4 +485,12 @@ func TestHubConcurrentOrder(t *testing.T) {
 	if len(seen) != total {
 		t.Errorf("sessions saw %d distinct seqs; want %d", len(seen), total)
 	}
+}
+
+// newHub returns a hub with the default configuration but for its session
+// and queue limits.
+func newHub(maxSessions, queueSize int) *server.Hub {
+	cfg := server.DefaultConfig()
+	cfg.MaxSessions, cfg.QueueSize = maxSessions, queueSize
+	return server.NewHub(cfg)
 }

@@ -36,7 +36,7 @@ var _ chatv1.ChatServiceServer = (*Service)(nil)
 // NewService returns a service with its own hub. cfg must be valid (see
 // [Config.Validate]).
 func NewService(cfg Config, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: NewHub(cfg.MaxSessions, cfg.QueueSize), log: log}
+	return &Service{cfg: cfg, hub: NewHub(cfg), log: log}
 }
 
 // Hub returns the service's hub.
@@ -45,6 +45,11 @@ func (svc *Service) Hub() *Hub { return svc.hub }
 // ListUsers returns who is online now.
 func (svc *Service) ListUsers(context.Context, *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
 	return &chatv1.ListUsersResponse{Users: svc.hub.Users()}, nil
+}
+
+// ListChannels returns every channel with its member count.
+func (svc *Service) ListChannels(context.Context, *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
+	return &chatv1.ListChannelsResponse{Channels: svc.hub.Channels()}, nil
 }
 
 // Chat runs one session: join, then messages until the client leaves, goes
@@ -61,13 +66,18 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		log.Info("join refused", "err", err)
 		return Status(err).Err()
 	}
-	s, err := svc.hub.Join(req.GetJoin().GetUsername())
+	join := req.GetJoin()
+	s, err := svc.hub.Join(join.GetUsername(), join.GetResumeToken(), join.GetLastSeq())
 	if err != nil {
-		log.Info("join refused", "username", req.GetJoin().GetUsername(), "err", err)
+		log.Info("join refused", "username", join.GetUsername(), "err", err)
 		return Status(err).Err()
 	}
 	log = log.With("user", s.user.Username)
-	log.Info("joined")
+	if join.GetResumeToken() != "" {
+		log.Info("joined", "resume", "asked")
+	} else {
+		log.Info("joined")
+	}
 	return svc.serve(ctx, stream, s, log)
 }
 
@@ -206,19 +216,32 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 		switch action := req.GetAction().(type) {
 		case *chatv1.ChatRequest_Leave:
 			return nil
-		case *chatv1.ChatRequest_Send:
+		case *chatv1.ChatRequest_Join:
+			err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}
+		case nil:
+			err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send, leave, join_channel, leave_channel or list_channels"}
+		default:
+			// Every other request costs the hub work for others (a
+			// broadcast, a snapshot, a list): one limit covers them all.
 			if limiter != nil && !limiter.Allow() {
-				err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many messages: at most %g per second; wait a moment and send again", svc.cfg.MessageRate)}
-			} else {
-				err = svc.hub.Send(s, action.Send.GetText(), req.GetClientId())
+				err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
+				break
+			}
+			switch action := action.(type) {
+			case *chatv1.ChatRequest_Send:
+				err = svc.hub.Send(s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), req.GetClientId())
+			case *chatv1.ChatRequest_JoinChannel:
+				err = svc.hub.JoinChannel(s, action.JoinChannel.GetChannel())
+			case *chatv1.ChatRequest_LeaveChannel:
+				err = svc.hub.LeaveChannel(s, action.LeaveChannel.GetChannel())
+			case *chatv1.ChatRequest_ListChannels:
+				svc.hub.ListChannels(s, req.GetClientId())
+			default:
+				err = &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
 			}
 			if errors.Is(err, ErrNotJoined) {
 				return err // dropped by the hub meanwhile; serve returns its reason
 			}
-		case *chatv1.ChatRequest_Join:
-			err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}
-		default:
-			err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send or leave"}
 		}
 		if err != nil {
 			svc.hub.Reject(s, req.GetClientId(), err)
@@ -231,17 +254,18 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 // the socket together. After drain is closed nothing more is queued, so it
 // sends what is left and returns.
 func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) error {
-	var batch []*Event
+	var batch []Delivery
 	send := func() error {
 		for {
 			batch = s.Take(batch)
 			if len(batch) == 0 {
 				return nil
 			}
-			for _, ev := range batch {
-				// SendMsg, not Send: an *Event goes out as the bytes
-				// encoded when it was published (see wireCodec).
-				if err := stream.SendMsg(ev); err != nil {
+			for i := range batch {
+				// SendMsg, not Send: a *Delivery goes out as its seq
+				// and the bytes encoded when its event was published
+				// (see wireCodec).
+				if err := stream.SendMsg(&batch[i]); err != nil {
 					return err
 				}
 			}

@@ -1,49 +1,91 @@
 package server
 
 import (
+	"time"
+
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 )
 
-// Session is one joined user: its entry in the hub and its queue of events
-// waiting to be written to its stream.
+// member is a user's session as the hub keeps it. It outlives the stream
+// that created it: after a disconnect it is parked for the resume grace
+// period, still receiving (into its log) the events of its channels, and a
+// join with its token attaches a new stream to it.
+//
+// Every field is owned by the hub: read and written only with Hub.mu held.
+type member struct {
+	key   string       // case-mapped username; unique among members
+	token string       // resume token; unique among members
+	user  *chatv1.User // replaced, not modified, when the user comes back
+
+	att        *Session // the stream attached; nil while parked
+	prev, next *member  // neighbours on the online list, while attached
+
+	// seq numbers the member's events. log keeps the last numbered
+	// deliveries for a resume; every event with a seq up to logFloor is
+	// no longer in it.
+	seq      uint64
+	log      ring[Delivery]
+	logFloor uint64
+
+	channels []*channel // the channels it is in, in the order it entered them
+
+	parkGen uint64      // counts parkings, so a stale expiry timer does nothing
+	expiry  *time.Timer // ends the grace period while parked
+}
+
+// online reports whether a stream is attached: the user is on the online
+// list.
+func (m *member) online() bool { return m.att != nil }
+
+// in reports whether the member is in ch.
+func (m *member) in(ch *channel) bool {
+	for _, c := range m.channels {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+// Session is one stream's hold on a user's session: the queue of
+// deliveries its writer sends, and how the hub ended it, if it did.
 type Session struct {
-	key   string       // case-mapped username; unique among online sessions
-	user  *chatv1.User // never modified after the join
+	m     *member
+	user  *chatv1.User // the user as of this stream's join; never modified
 	queue *queue
 
-	// ended is closed when the hub ends the session itself (too slow, server
-	// shutdown). endErr and endReason are written before the close and never
-	// after, so they may be read once ended is closed.
+	// ended is closed when the hub ends the stream itself (too slow, server
+	// shutdown, taken over by a resume). endErr and endReason are written
+	// before the close and never after, so they may be read once ended is
+	// closed.
 	ended     chan struct{}
 	endErr    error
 	endReason chatv1.LeaveReason
 
 	// Owned by the hub: read and written only with Hub.mu held.
-	online     bool     // on the hub's online list
-	overflowed bool     // queue overflowed; gets no more events
-	endClosed  bool     // ended has been closed
-	prev, next *Session // neighbours on the online list
+	overflowed bool // queue overflowed; gets no more events
+	endClosed  bool // ended has been closed
 }
 
-func newSession(key string, user *chatv1.User, queueSize int) *Session {
+func newSession(m *member, queueSize int) *Session {
 	return &Session{
-		key:   key,
-		user:  user,
+		m:     m,
+		user:  m.user,
 		queue: newQueue(queueSize),
 		ended: make(chan struct{}),
 	}
 }
 
-// User returns the user this session joined as.
+// User returns the user this stream joined as.
 func (s *Session) User() *chatv1.User { return s.user }
 
-// Ended is closed when the hub has ended the session; see [Session.EndErr].
+// Ended is closed when the hub has ended the stream; see [Session.EndErr].
 func (s *Session) Ended() <-chan struct{} { return s.ended }
 
-// EndErr says why the hub ended the session, once Ended is closed.
+// EndErr says why the hub ended the stream, once Ended is closed.
 func (s *Session) EndErr() error { return s.endErr }
 
-// isEnded reports whether the hub has ended the session.
+// isEnded reports whether the hub has ended the stream.
 func (s *Session) isEnded() bool {
 	select {
 	case <-s.ended:
@@ -53,7 +95,7 @@ func (s *Session) isEnded() bool {
 	}
 }
 
-// endLocked ends the session from the hub's side. Hub.mu must be held.
+// endLocked ends the stream from the hub's side. Hub.mu must be held.
 func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	if s.endClosed {
 		return
@@ -63,11 +105,11 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	close(s.ended)
 }
 
-// Ready receives a value when events may be waiting: call Take then.
+// Ready receives a value when deliveries may be waiting: call Take then.
 func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
 
-// Take returns every event waiting for the session, in order, and empties
-// its queue. spare, if not nil, is the emptied result of an earlier Take for
-// the queue to reuse, so that a steady flow of events allocates nothing.
-// Only the session's writer may call it.
-func (s *Session) Take(spare []*Event) []*Event { return s.queue.take(spare) }
+// Take returns every delivery waiting for the stream, in order, and
+// empties its queue. spare, if not nil, is the emptied result of an earlier
+// Take for the queue to reuse, so that a steady flow of events allocates
+// nothing. Only the stream's writer may call it.
+func (s *Session) Take(spare []Delivery) []Delivery { return s.queue.take(spare) }

@@ -31,6 +31,35 @@ func CheckUsername(name string) (display, key string, err error) {
 	return display, key, nil
 }
 
+// CheckChannel checks a channel name: one leading "#" is dropped, then 1 to
+// [MaxChannelNameLength] letters, digits, "-", "_" and ".". It returns the
+// name to show (as written, normalised) and the key that makes names unique
+// whatever their letter case, or an [ErrInvalidChannel] error that says what
+// to fix.
+func CheckChannel(name string) (display, key string, err error) {
+	name = strings.TrimPrefix(name, "#")
+	if name == "" {
+		return "", "", invalidChannel("a channel name is required")
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' && r != '.' {
+			return "", "", invalidChannel(`use letters, digits, "-", "_" and "." only`)
+		}
+	}
+	display, err = precis.UsernameCasePreserved.String(name)
+	if err != nil {
+		return "", "", invalidChannel(`use letters, digits, "-", "_" and "." only`)
+	}
+	if utf8.RuneCountInString(display) > MaxChannelNameLength {
+		return "", "", invalidChannel("use at most 32 characters")
+	}
+	key, err = precis.UsernameCaseMapped.String(name)
+	if err != nil {
+		return "", "", invalidChannel(`use letters, digits, "-", "_" and "." only`)
+	}
+	return display, key, nil
+}
+
 // CleanText trims a message's surrounding white space and checks it: 1 to
 // [MaxTextBytes] bytes, not made only of control characters. It returns the
 // text to broadcast or an [ErrInvalidText] error.

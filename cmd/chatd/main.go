@@ -75,6 +75,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&sc.QueueSize, "queue-size", sc.QueueSize, "events that may wait for one client; a client that falls further behind is dropped as too slow")
 	fs.Float64Var(&sc.MessageRate, "message-rate", sc.MessageRate, "messages per second one session may send on average; 0 turns rate limiting off")
 	fs.IntVar(&sc.MessageBurst, "message-burst", sc.MessageBurst, "messages one session may send at once before --message-rate applies")
+	fs.IntVar(&sc.HistorySize, "history-size", sc.HistorySize, "messages each channel keeps and shows to whoever joins it; 0 for none")
+	fs.IntVar(&sc.MaxChannels, "max-channels", sc.MaxChannels, "most channels kept; past it, creating one drops the channel empty the longest, or is refused if none is empty")
+	fs.IntVar(&sc.MaxChannelsPerUser, "max-channels-per-user", sc.MaxChannelsPerUser, "most channels one session may be in at once")
+	fs.DurationVar(&sc.ResumeGrace, "resume-grace", sc.ResumeGrace, "how long a session that lost its connection can be resumed, its name held for it; 0 turns resuming off")
+	fs.IntVar(&sc.ResumeBuffer, "resume-buffer", sc.ResumeBuffer, "events each session keeps for a resume; a client that missed more gets a fresh snapshot")
 	fs.IntVar(&sc.MaxRecvMsgSize, "max-recv-msg-size", sc.MaxRecvMsgSize, "largest request accepted, in `bytes`")
 	fs.DurationVar(&sc.KeepaliveTime, "keepalive-time", sc.KeepaliveTime, "ping a connection idle this long to check its peer is still there (at least 1s)")
 	fs.DurationVar(&sc.KeepaliveTimeout, "keepalive-timeout", sc.KeepaliveTimeout, "drop a connection whose ping is not answered within this time")
@@ -154,7 +159,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "chatd: chat page on http://%s\n", httpAddr)
 	}
 	log.Info("started", "grpc_addr", lis.Addr().String(), "http_addr", httpAddr, "max_sessions", cfg.server.MaxSessions,
-		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate)
+		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate, "history_size", cfg.server.HistorySize,
+		"resume_grace", cfg.server.ResumeGrace.String(), "resume_buffer", cfg.server.ResumeBuffer)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()

@@ -1,0 +1,69 @@
+package server
+
+// ring keeps the last items pushed to it, up to a limit given at each push.
+// It grows only as items arrive, so a quiet channel or session holds
+// little. The zero value is an empty ring. Not safe for concurrent use: the
+// hub guards every ring with its lock.
+type ring[T any] struct {
+	buf   []T
+	start int // index of the oldest item
+	n     int // number of items
+}
+
+// push adds v as the newest item. If the ring already holds limit items,
+// the oldest is dropped and returned with true. With limit 0 nothing is
+// kept.
+func (r *ring[T]) push(v T, limit int) (dropped T, ok bool) {
+	if limit <= 0 {
+		return v, true
+	}
+	if r.n < len(r.buf) {
+		r.buf[(r.start+r.n)%len(r.buf)] = v
+		r.n++
+		return dropped, false
+	}
+	if len(r.buf) < limit {
+		// Grow by doubling, up to the limit, and straighten the items out.
+		nb := make([]T, min(max(2*len(r.buf), 8), limit))
+		r.copyTo(nb)
+		r.buf, r.start = nb, 0
+		r.buf[r.n] = v
+		r.n++
+		return dropped, false
+	}
+	// Full: overwrite the oldest.
+	dropped = r.buf[r.start]
+	r.buf[r.start] = v
+	r.start = (r.start + 1) % len(r.buf)
+	return dropped, true
+}
+
+// len returns how many items the ring holds.
+func (r *ring[T]) len() int { return r.n }
+
+// items returns the items, oldest first, in a new slice.
+func (r *ring[T]) items() []T {
+	out := make([]T, r.n)
+	r.copyTo(out)
+	return out
+}
+
+// last returns the newest k items (all of them if k is larger), oldest
+// first, in a new slice.
+func (r *ring[T]) last(k int) []T {
+	k = min(k, r.n)
+	out := make([]T, k)
+	for i := range k {
+		out[i] = r.buf[(r.start+r.n-k+i)%len(r.buf)]
+	}
+	return out
+}
+
+// reset empties the ring and lets go of its memory.
+func (r *ring[T]) reset() { *r = ring[T]{} }
+
+func (r *ring[T]) copyTo(dst []T) {
+	for i := range r.n {
+		dst[i] = r.buf[(r.start+i)%len(r.buf)]
+	}
+}
