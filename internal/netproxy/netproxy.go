@@ -89,6 +89,20 @@ func (p *Proxy) Close() error {
 	return err
 }
 
+// CloseConns closes both sockets of every connection open now, so that
+// both ends see their connection go away at once, as when a router in
+// between restarts; unlike Close, the proxy goes on accepting and
+// forwarding new connections. It returns how many sockets it closed.
+func (p *Proxy) CloseConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns)
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	return n
+}
+
 func (p *Proxy) isFrozen() bool {
 	select {
 	case <-p.frozen:

@@ -209,3 +209,42 @@ func TestUnreachableTargetClosesClient(t *testing.T) {
 		t.Fatalf("read via a proxy whose target refuses = %v; want the connection closed", err)
 	}
 }
+
+func TestCloseConnsCutsOpenConnectionsAndKeepsServing(t *testing.T) {
+	t.Parallel()
+	target, ended := echoServer(t)
+	p := newProxy(t, target)
+
+	c := dial(t, p.Addr())
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "before\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadString('\n'); err != nil || got != "before\n" {
+		t.Fatalf("read echo = %q, %v; want %q, nil", got, err, "before\n")
+	}
+
+	if n := p.CloseConns(); n != 2 {
+		t.Errorf("CloseConns closed %d sockets, want 2 (client and upstream)", n)
+	}
+	// Both ends see the connection go.
+	if _, err := r.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after CloseConns = %v; want the connection closed", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's connection did not end within 10s of CloseConns")
+	}
+
+	// A new connection is forwarded as before.
+	c2 := dial(t, p.Addr())
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c2, "after\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bufio.NewReader(c2).ReadString('\n'); err != nil || got != "after\n" {
+		t.Fatalf("read echo on a new connection = %q, %v; want %q, nil", got, err, "after\n")
+	}
+}
