@@ -1,0 +1,432 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc/codes"
+)
+
+func TestCheckChannel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, display, key string }{
+		{"go", "go", "go"},
+		{"#Go", "Go", "go"},
+		{"Café-au_lait.2", "Café-au_lait.2", "café-au_lait.2"},
+		{"ＧＯ", "GO", "go"}, // full-width letters are the same name
+		{strings.Repeat("x", server.MaxChannelNameLength), strings.Repeat("x", 32), strings.Repeat("x", 32)},
+	} {
+		display, key, err := server.CheckChannel(tc.in)
+		if err != nil || display != tc.display || key != tc.key {
+			t.Errorf("CheckChannel(%q) = %q, %q, %v; want %q, %q", tc.in, display, key, err, tc.display, tc.key)
+		}
+	}
+	for _, bad := range []string{"", "#", "##go", "two words", "a/b", "<b>", "tab\t", "x\x00", strings.Repeat("x", 33), "emoji😀"} {
+		_, _, err := server.CheckChannel(bad)
+		if !errors.Is(err, server.ErrInvalidChannel) || server.Status(err).Code() != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
+			t.Errorf("CheckChannel(%q) = %v; want ErrInvalidChannel (INVALID_ARGUMENT) saying what to fix", bad, err)
+		}
+	}
+}
+
+func TestHubChannelJoinSendLeave(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	a := hubJoin(t, h, "a")
+	b := hubJoin(t, h, "b")
+	c := hubJoin(t, h, "c")
+	queued(a)
+	queued(b)
+
+	if err := h.JoinChannel(a, "#Go"); err != nil {
+		t.Fatalf("JoinChannel(a, #Go) = %v", err)
+	}
+	evs := queued(a)
+	if len(evs) != 1 || evs[0].GetChannelJoined().GetChannel() != "Go" || !slices.Equal(names(evs[0].GetChannelJoined().GetMembers()), []string{"a"}) {
+		t.Fatalf("a got %v; want its channel_joined Go with members [a]", evs)
+	}
+	expectNothingQueued(t, b) // not a member: hears nothing
+
+	if err := h.JoinChannel(b, "go"); err != nil { // same channel, any case
+		t.Fatalf("JoinChannel(b, go) = %v", err)
+	}
+	if ev := take(t, a); ev.GetChannelJoined().GetChannel() != "Go" || ev.GetChannelJoined().GetUser().GetUsername() != "b" || len(ev.GetChannelJoined().GetMembers()) != 0 {
+		t.Errorf("a got %v; want channel_joined Go b, without members", ev)
+	}
+	if ev := take(t, b); !slices.Equal(names(ev.GetChannelJoined().GetMembers()), []string{"a", "b"}) || ev.GetChannelJoined().GetChannel() != "Go" {
+		t.Errorf("b got %v; want channel_joined Go (as its creator wrote it) with members [a b]", ev)
+	}
+
+	// Messages reach members only.
+	if err := h.Send(a, "gophers!", "GO", "", "m1"); err != nil {
+		t.Fatalf("Send to GO = %v", err)
+	}
+	for _, s := range []*server.Session{a, b} {
+		if m := take(t, s).GetMessage(); m.GetChannel() != "Go" || m.GetText() != "gophers!" {
+			t.Errorf("%s got %v; want the message in Go", s.User().GetUsername(), m)
+		}
+	}
+	expectNothingQueued(t, c)
+
+	// Refusals.
+	for _, tc := range []struct {
+		what string
+		err  error
+		kind error
+	}{
+		{"c sends to Go, not a member", h.Send(c, "hi", "go", "", ""), server.ErrNotInChannel},
+		{"send to a channel nobody made", h.Send(c, "hi", "nowhere", "", ""), server.ErrNotFound},
+		{"send to a bad name", h.Send(c, "hi", "no way", "", ""), server.ErrInvalidChannel},
+		{"send to a channel and a user", h.Send(a, "hi", "go", "b", ""), server.ErrInvalidRequest},
+		{"join twice", h.JoinChannel(a, "GO"), server.ErrAlreadyInChannel},
+		{"join a bad name", h.JoinChannel(a, "a b"), server.ErrInvalidChannel},
+		{"leave a channel c is not in", h.LeaveChannel(c, "go"), server.ErrNotInChannel},
+		{"leave a channel nobody made", h.LeaveChannel(c, "nowhere"), server.ErrNotInChannel},
+	} {
+		if !errors.Is(tc.err, tc.kind) {
+			t.Errorf("%s: %v; want %v", tc.what, tc.err, tc.kind)
+		}
+	}
+	expectNothingQueued(t, a)
+	expectNothingQueued(t, c)
+
+	// Leaving: every member, the leaver included, hears of it.
+	if err := h.LeaveChannel(b, "#go"); err != nil {
+		t.Fatalf("LeaveChannel = %v", err)
+	}
+	for _, s := range []*server.Session{a, b} {
+		if l := take(t, s).GetChannelLeft(); l.GetChannel() != "Go" || l.GetUser().GetUsername() != "b" {
+			t.Errorf("%s got %v; want channel_left Go b", s.User().GetUsername(), l)
+		}
+	}
+	if err := h.Send(b, "still?", "go", "", ""); !errors.Is(err, server.ErrNotInChannel) {
+		t.Errorf("send after leaving = %v; want ErrNotInChannel", err)
+	}
+	// Leaving general is allowed; general's messages stop.
+	if err := h.LeaveChannel(c, "general"); err != nil {
+		t.Fatalf("LeaveChannel(general) = %v", err)
+	}
+	queued(a)
+	queued(b)
+	queued(c)
+	if err := h.Send(a, "general news", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	expectNothingQueued(t, c)
+
+	got := map[string]uint32{}
+	for _, ch := range h.Channels() {
+		got[ch.GetName()] = ch.GetMemberCount()
+	}
+	if len(got) != 2 || got["general"] != 2 || got["Go"] != 1 {
+		t.Errorf("Channels() = %v; want general 2, Go 1", got)
+	}
+
+	// A user who goes offline leaves every list, with no channel_left.
+	queued(a)
+	h.Leave(b, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	if ev := take(t, a); ev.GetUserLeft() == nil {
+		t.Errorf("a got %v; want only user_left b", ev)
+	}
+}
+
+func TestHubListChannelsIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	a := hubJoin(t, h, "a")
+	b := hubJoin(t, h, "b")
+	queued(a)
+	for _, name := range []string{"zeta", "Alpha", "mid"} {
+		if err := h.JoinChannel(b, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued(b)
+	h.ListChannels(a, "q1")
+	ev := take(t, a)
+	var list []string
+	for _, ch := range ev.GetChannelList().GetChannels() {
+		list = append(list, fmt.Sprintf("%s:%d", ch.GetName(), ch.GetMemberCount()))
+	}
+	if ev.GetSeq() != 0 || ev.GetChannelList().GetClientId() != "q1" || !slices.Equal(list, []string{"Alpha:1", "general:2", "mid:1", "zeta:1"}) {
+		t.Errorf("a got %v (%q); want channel_list q1 with seq 0 and [Alpha:1 general:2 mid:1 zeta:1] by name", ev, list)
+	}
+	expectNothingQueued(t, b)
+}
+
+func TestHubChannelLimits(t *testing.T) {
+	t.Parallel()
+	h := newHubWith(func(c *server.Config) { c.MaxChannels, c.MaxChannelsPerUser = 3, 3 })
+	a := hubJoin(t, h, "a")
+	b := hubJoin(t, h, "b")
+	mustJoinChannel(t, h, a, "one")
+	mustJoinChannel(t, h, a, "two") // a: general, one, two
+	if err := h.JoinChannel(a, "three"); !errors.Is(err, server.ErrTooManyChannels) || server.Status(err).Code() != codes.ResourceExhausted {
+		t.Errorf("a's fourth channel = %v; want ErrTooManyChannels (RESOURCE_EXHAUSTED)", err)
+	}
+	// The server is at 3 channels, none empty: b cannot create one.
+	if err := h.JoinChannel(b, "three"); !errors.Is(err, server.ErrTooManyChannels) {
+		t.Errorf("creating a fourth channel with none empty = %v; want ErrTooManyChannels", err)
+	}
+	// Once "one" is empty, creating a channel drops it, history and all.
+	if err := h.Send(a, "in one", "one", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LeaveChannel(a, "one"); err != nil {
+		t.Fatal(err)
+	}
+	mustJoinChannel(t, h, b, "three")
+	var got []string
+	for _, ch := range h.Channels() {
+		got = append(got, ch.GetName())
+	}
+	if !slices.Equal(got, []string{"general", "three", "two"}) {
+		t.Errorf("channels = %q; want one dropped for three", got)
+	}
+	// "two" empties; a new "one" takes its place, with no history.
+	if err := h.LeaveChannel(a, "two"); err != nil {
+		t.Fatal(err)
+	}
+	queued(a)
+	mustJoinChannel(t, h, a, "one")
+	if evs := queued(a); len(evs) != 1 || evs[0].GetChannelJoined().GetHistoryCount() != 0 {
+		t.Errorf("a got %v on joining the new one; want no history", evs)
+	}
+}
+
+func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string) {
+	t.Helper()
+	if err := h.JoinChannel(s, name); err != nil {
+		t.Fatalf("%s: JoinChannel(%q) = %v", s.User().GetUsername(), name, err)
+	}
+}
+
+func TestHubPrivateMessages(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	a := hubJoin(t, h, "alice")
+	b := hubJoin(t, h, "Bob")
+	c := hubJoin(t, h, "carol")
+	queued(a)
+	queued(b)
+
+	if err := h.Send(a, "psst", "", "BOB", "d1"); err != nil {
+		t.Fatalf("Send to BOB = %v", err)
+	}
+	mine, theirs := take(t, a), take(t, b)
+	m := theirs.GetMessage()
+	if !sameEvent(mine, theirs) || m.GetRecipient() != "Bob" || m.GetChannel() != "" || m.GetSender() != "alice" || m.GetClientId() != "d1" {
+		t.Errorf("alice got %v, Bob got %v; want the same private message to Bob (as he wrote his name), no channel", mine, theirs)
+	}
+	expectNothingQueued(t, c)
+
+	// To yourself: one copy.
+	if err := h.Send(a, "note to self", "", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	take(t, a)
+
+	for _, who := range []string{"nobody", "not a name"} {
+		err := h.Send(a, "hello?", "", who, "")
+		if !errors.Is(err, server.ErrNotFound) || server.Status(err).Code() != codes.NotFound || !strings.Contains(err.Error(), "not online") {
+			t.Errorf("Send to %q = %v; want ErrNotFound (NOT_FOUND) saying they are not online", who, err)
+		}
+	}
+	// A disconnected user, parked for a resume, is not online either.
+	h.Leave(c, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if err := h.Send(a, "where are you?", "", "carol", ""); !errors.Is(err, server.ErrNotFound) {
+		t.Errorf("Send to a disconnected user = %v; want ErrNotFound", err)
+	}
+	queued(a)
+	queued(b)
+	expectNothingQueued(t, a)
+}
+
+func TestHubHistory(t *testing.T) {
+	t.Parallel()
+	const size = 5
+	h := newHubWith(func(c *server.Config) { c.HistorySize = size })
+	a := hubJoin(t, h, "a")
+	mustJoinChannel(t, h, a, "go")
+	for i := range size + 3 {
+		if err := h.Send(a, fmt.Sprint("m", i), "go", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Send(a, "in general", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	sent := queued(a)
+
+	b := hubJoin(t, h, "b") // general's history: one message
+	mustJoinChannel(t, h, b, "go")
+	evs := queued(b)
+	cj := evs[0].GetChannelJoined()
+	if cj.GetHistoryCount() != size || len(evs) != 1+size {
+		t.Fatalf("b got %v; want channel_joined with history_count %d and that many messages", evs, size)
+	}
+	for i, ev := range evs[1:] {
+		want := sent[len(sent)-1-size+i] // the last size messages sent to go
+		if !ev.GetHistory() || ev.GetMessage().GetId() != want.GetMessage().GetId() || !ev.GetTime().AsTime().Equal(want.GetTime().AsTime()) ||
+			ev.GetSeq() != evs[0].GetSeq()+uint64(i)+1 {
+			t.Errorf("b's history %d = %v; want %v marked history, at its first time, numbered in b's order", i, ev, want)
+		}
+	}
+	// History, then live: no gap, no duplicate.
+	if err := h.Send(a, "live", "go", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ev := take(t, b); ev.GetHistory() || ev.GetMessage().GetText() != "live" {
+		t.Errorf("b's next event = %v; want the live message, not history", ev)
+	}
+
+	// With history off, joiners get none.
+	h0 := newHubWith(func(c *server.Config) { c.HistorySize = 0 })
+	x := hubJoin(t, h0, "x")
+	if err := h0.Send(x, "gone", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	y := mustJoin(t, h0, "y")
+	if evs := queued(y); len(evs) != 2 || evs[1].GetChannelJoined().GetHistoryCount() != 0 {
+		t.Errorf("y got %v; want no history with HistorySize 0", evs)
+	}
+}
+
+// TestHubConcurrentChannels runs many sessions joining and leaving
+// channels, sending to them and to each other at once, then checks every
+// session's stream: numbered without gaps; no channel message outside a
+// membership of the receiver; per channel, every message sent while the
+// receiver was a member, in the one order, and history that meets the live
+// messages with no gap; private messages only to and from the receiver.
+func TestHubConcurrentChannels(t *testing.T) {
+	t.Parallel()
+	const users, rounds, history = 16, 30, 4
+	channels := []string{"general", "a", "b", "c"}
+	h := newHubWith(func(c *server.Config) {
+		c.MaxSessions, c.QueueSize, c.HistorySize = users, 1<<16, history
+	})
+	sessions := make([]*server.Session, users)
+	for i := range users {
+		sessions[i] = mustJoin(t, h, fmt.Sprintf("u%02d", i))
+	}
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Go(func() {
+			in := map[string]bool{"general": true}
+			for r := range rounds {
+				ch := channels[(i+r)%len(channels)]
+				switch r % 4 {
+				case 0:
+					if in[ch] {
+						_ = h.LeaveChannel(s, ch)
+					} else {
+						_ = h.JoinChannel(s, ch)
+					}
+					in[ch] = !in[ch]
+				case 1, 2:
+					err := h.Send(s, fmt.Sprintf("%s-%d", s.User().GetUsername(), r), ch, "", "")
+					if in[ch] != (err == nil) {
+						t.Errorf("send to %s (member %v) = %v", ch, in[ch], err)
+					}
+				case 3:
+					to := fmt.Sprintf("u%02d", (i+r)%users)
+					if err := h.Send(s, "dm", "", to, ""); err != nil {
+						t.Errorf("dm to %s = %v", to, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	// Message ids end in the hub's message counter: the one order of all
+	// messages.
+	order := func(m *chatv1.Message) int {
+		n, err := strconv.Atoi(m.GetId()[strings.LastIndexByte(m.GetId(), '-')+1:])
+		if err != nil {
+			t.Fatalf("message id %q does not end in a number", m.GetId())
+		}
+		return n
+	}
+	streams := make([][]*chatv1.ChatResponse, users)
+	all := map[string][]int{} // channel -> every message's order, from the senders' echoes
+	for i, s := range sessions {
+		streams[i] = queued(s)
+		for _, ev := range streams[i] {
+			if m := ev.GetMessage(); m != nil && !ev.GetHistory() && m.GetSender() == s.User().GetUsername() && m.GetChannel() != "" {
+				all[m.GetChannel()] = append(all[m.GetChannel()], order(m))
+			}
+		}
+	}
+	for ch := range all {
+		slices.Sort(all[ch])
+	}
+	next := func(ch string, n int) int { // the message after n in ch, or -1
+		i, _ := slices.BinarySearch(all[ch], n+1)
+		if i < len(all[ch]) {
+			return all[ch][i]
+		}
+		return -1
+	}
+	for i, s := range sessions {
+		me := s.User().GetUsername()
+		in := map[string]bool{}
+		last := map[string]int{} // channel -> order of the last message seen in it while a member
+		var seq uint64
+		histLeft := 0
+		for _, ev := range streams[i] {
+			if ev.GetSeq() == 0 {
+				continue
+			}
+			if seq++; ev.GetSeq() != seq {
+				t.Fatalf("%s: seq %d after %d", me, ev.GetSeq(), seq-1)
+			}
+			switch e := ev.GetEvent().(type) {
+			case *chatv1.ChatResponse_ChannelJoined:
+				if e.ChannelJoined.GetUser().GetUsername() == me {
+					ch := e.ChannelJoined.GetChannel()
+					in[ch], last[ch], histLeft = true, -1, int(e.ChannelJoined.GetHistoryCount())
+				}
+			case *chatv1.ChatResponse_ChannelLeft:
+				if e.ChannelLeft.GetUser().GetUsername() == me {
+					delete(in, e.ChannelLeft.GetChannel())
+				}
+			case *chatv1.ChatResponse_Message:
+				m := e.Message
+				if m.GetChannel() == "" {
+					if m.GetSender() != me && m.GetRecipient() != me {
+						t.Errorf("%s got a private message from %s to %s", me, m.GetSender(), m.GetRecipient())
+					}
+					continue
+				}
+				ch, n := m.GetChannel(), order(m)
+				if !in[ch] {
+					t.Errorf("%s got %q in %s while not a member", me, m.GetText(), ch)
+					continue
+				}
+				if ev.GetHistory() != (histLeft > 0) {
+					t.Errorf("%s: %q history=%v; want history only right after joining", me, m.GetText(), ev.GetHistory())
+				}
+				if histLeft > 0 {
+					histLeft--
+				}
+				if prev := last[ch]; prev >= 0 && next(ch, prev) != n {
+					t.Errorf("%s: in %s, message %d after %d; want %d (no gap, one order)", me, ch, n, prev, next(ch, prev))
+				}
+				last[ch] = n
+			}
+		}
+		for ch := range in {
+			if n := last[ch]; n >= 0 && next(ch, n) != -1 {
+				t.Errorf("%s is still in %s but its last message there is %d; want the last one sent, %d", me, ch, n, all[ch][len(all[ch])-1])
+			}
+		}
+	}
+}

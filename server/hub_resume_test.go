@@ -1,0 +1,311 @@
+package server_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc/codes"
+)
+
+// joined is a session with what it was told at its join.
+type joined struct {
+	s       *server.Session
+	token   string
+	lastSeq uint64 // of the last event taken off its queue
+}
+
+func joinKeep(t *testing.T, h *server.Hub, name string) *joined {
+	t.Helper()
+	s := mustJoin(t, h, name)
+	j := &joined{s: s}
+	evs := j.take()
+	j.token = evs[0].GetWelcome().GetResumeToken()
+	return j
+}
+
+// take empties the session's queue and remembers the last seq seen, as a
+// client does.
+func (j *joined) take() []*chatv1.ChatResponse {
+	evs := queued(j.s)
+	for _, ev := range evs {
+		if ev.GetSeq() != 0 {
+			j.lastSeq = ev.GetSeq()
+		}
+	}
+	return evs
+}
+
+func resume(t *testing.T, h *server.Hub, name string, j *joined, lastSeq uint64) *joined {
+	t.Helper()
+	s, err := h.Join(name, j.token, lastSeq)
+	if err != nil {
+		t.Fatalf("resume as %s = %v; want success", name, err)
+	}
+	return &joined{s: s, token: j.token, lastSeq: lastSeq}
+}
+
+func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := joinKeep(t, h, "alice")
+	mustJoinChannel(t, h, alice.s, "go")
+	bob := joinKeep(t, h, "bob")
+	mustJoinChannel(t, h, bob.s, "go")
+	alice.take()
+	bob.take()
+
+	if !h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
+		t.Fatal("Leave = false")
+	}
+	if ev := bob.take(); len(ev) != 1 || ev[0].GetUserLeft().GetReason() != chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED {
+		t.Fatalf("bob got %v; want alice's user_left DISCONNECTED at once", ev)
+	}
+	if got := names(h.Users()); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("Users() while alice is away = %q; want [bob]", got)
+	}
+	// While alice is away: messages in both her channels, someone joining.
+	for _, send := range []struct{ text, ch string }{{"one", "go"}, {"two", ""}} {
+		if err := h.Send(bob.s, send.text, send.ch, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	carol := joinKeep(t, h, "carol")
+	if err := h.Send(carol.s, "three", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	bob.take()
+
+	re := resume(t, h, "alice", alice, alice.lastSeq)
+	evs := re.take()
+	w := evs[0]
+	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || w.GetSeq() != alice.lastSeq ||
+		len(w.GetWelcome().GetOnlineUsers()) != 0 || w.GetWelcome().GetResumeToken() != alice.token {
+		t.Fatalf("resumed welcome = %v; want COMPLETE, seq %d, no snapshot, the same token", w, alice.lastSeq)
+	}
+	var got []string
+	for i, ev := range evs[1:] {
+		if ev.GetSeq() != alice.lastSeq+uint64(i)+1 {
+			t.Errorf("missed event %d has seq %d; want %d", i, ev.GetSeq(), alice.lastSeq+uint64(i)+1)
+		}
+		switch {
+		case ev.GetMessage() != nil:
+			got = append(got, ev.GetMessage().GetText())
+		case ev.GetUserJoined() != nil:
+			got = append(got, "+"+ev.GetUserJoined().GetUser().GetUsername())
+		default:
+			got = append(got, ev.String())
+		}
+	}
+	if want := []string{"one", "two", "+carol", "three"}; !slices.Equal(got, want) {
+		t.Errorf("alice missed %q; want %q, in order", got, want)
+	}
+
+	// The others see alice come back, in each of her channels.
+	var back []string
+	for _, ev := range bob.take() {
+		switch {
+		case ev.GetUserJoined() != nil && ev.GetUserJoined().GetResumed():
+			back = append(back, "+alice")
+		case ev.GetChannelJoined() != nil:
+			back = append(back, ev.GetChannelJoined().GetChannel())
+		}
+	}
+	if want := []string{"+alice", "general", "go"}; !slices.Equal(back, want) {
+		t.Errorf("bob saw %q; want alice back (resumed) then in general and go", back)
+	}
+	if got := names(h.Users()); !slices.Equal(got, []string{"bob", "carol", "alice"}) {
+		t.Errorf("Users() = %q; want alice back at the end", got)
+	}
+	// And she goes on, numbered on from there.
+	if err := h.Send(bob.s, "welcome back", "go", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ev := re.take(); len(ev) != 1 || ev[0].GetSeq() != alice.lastSeq+5 {
+		t.Errorf("alice's next event = %v; want seq %d", ev, alice.lastSeq+5)
+	}
+}
+
+func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := joinKeep(t, h, "alice")
+	bob := joinKeep(t, h, "bob")
+	alice.take()
+	for _, text := range []string{"a", "b", "c"} {
+		if err := h.Send(bob.s, text, "", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.take() // written to the network, but say the last two were lost
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	re := resume(t, h, "alice", alice, alice.lastSeq-2)
+	evs := re.take()
+	if len(evs) != 3 || evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE ||
+		evs[1].GetMessage().GetText() != "b" || evs[2].GetMessage().GetText() != "c" || evs[2].GetSeq() != alice.lastSeq {
+		t.Errorf("resume from two events back gave %v; want COMPLETE, then b and c again under their seqs", evs)
+	}
+}
+
+func TestHubResumeTakesOverALiveStream(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := joinKeep(t, h, "alice")
+	bob := joinKeep(t, h, "bob")
+	carol := joinKeep(t, h, "carol")
+	alice.take()
+	bob.take()
+	if err := h.Send(carol.s, "queued but not read", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	carol.take()
+	bob.take()
+
+	// alice's connection is dead but the server has not noticed: nobody
+	// else may take her name, but her token may.
+	if _, err := h.Join("ALICE", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
+		t.Errorf("Join(ALICE) without the token = %v; want ErrUsernameTaken", err)
+	}
+	if _, err := h.Join("alice", bob.token, 0); !errors.Is(err, server.ErrUsernameTaken) {
+		t.Errorf("Join(alice) with bob's token = %v; want ErrUsernameTaken (a token is for its own name)", err)
+	}
+	re := resume(t, h, "alice", alice, alice.lastSeq)
+	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || server.Status(alice.s.EndErr()).Code() != codes.Aborted {
+		t.Errorf("old stream ended %v with %v; want ended ABORTED (taken over)", isEnded(alice.s), alice.s.EndErr())
+	}
+	evs := re.take()
+	if len(evs) != 2 || evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || evs[1].GetMessage().GetText() != "queued but not read" {
+		t.Errorf("new stream got %v; want COMPLETE and the message the old one never sent", evs)
+	}
+	expectNothingQueued(t, bob.s) // the others saw nothing happen
+	if got := names(h.Users()); !slices.Equal(got, []string{"alice", "bob", "carol"}) {
+		t.Errorf("Users() = %q; want alice where she was", got)
+	}
+	// The old stream is out of the hub: its leave changes nothing.
+	if h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
+		t.Error("Leave on the replaced stream = true; want false")
+	}
+	if err := h.Send(alice.s, "zombie", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+		t.Errorf("Send on the replaced stream = %v; want ErrNotJoined", err)
+	}
+	expectNothingQueued(t, bob.s)
+}
+
+func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
+	t.Parallel()
+	h := newHubWith(func(c *server.Config) { c.ResumeGrace = 20 * time.Millisecond })
+	alice := joinKeep(t, h, "alice")
+	mustJoinChannel(t, h, alice.s, "go")
+	alice.take()
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if _, err := h.Join("alice", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
+		t.Errorf("Join(alice) within her grace period = %v; want ErrUsernameTaken (held)", err)
+	}
+	waitFor(t, "alice's grace period to end", func() bool { return nameFree(h, "alice") })
+	re := resume(t, h, "alice", alice, alice.lastSeq)
+	evs := re.take()
+	w := evs[0].GetWelcome()
+	if w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || !slices.Equal(names(w.GetOnlineUsers()), []string{"alice"}) ||
+		evs[0].GetSeq() != 1 || w.GetResumeToken() == alice.token {
+		t.Errorf("late resume welcome = %v; want INCOMPLETE, a fresh snapshot, seq 1, a new token", evs[0])
+	}
+	if len(evs) != 2 || evs[1].GetChannelJoined().GetChannel() != "general" {
+		t.Errorf("late resume got %v; want the welcome and general only (go was forgotten)", evs)
+	}
+}
+
+// nameFree reports whether a plain join of name would succeed now.
+func nameFree(h *server.Hub, name string) bool {
+	s, err := h.Join(name, "", 0)
+	if err != nil {
+		return false
+	}
+	h.Leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	return true
+}
+
+func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
+	t.Parallel()
+	h := newHubWith(func(c *server.Config) { c.ResumeBuffer = 3 })
+	alice := joinKeep(t, h, "alice")
+	mustJoinChannel(t, h, alice.s, "go")
+	bob := joinKeep(t, h, "bob")
+	mustJoinChannel(t, h, bob.s, "go")
+	alice.take()
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	for _, text := range []string{"1", "2", "3", "4"} {
+		if err := h.Send(bob.s, text, "go", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	re := resume(t, h, "alice", alice, alice.lastSeq)
+	evs := re.take()
+	w := evs[0]
+	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetSeq() <= alice.lastSeq ||
+		!slices.Equal(names(w.GetWelcome().GetOnlineUsers()), []string{"bob", "alice"}) || w.GetWelcome().GetResumeToken() != alice.token {
+		t.Fatalf("welcome = %v; want INCOMPLETE with a fresh snapshot, numbered after %d, the same token", w, alice.lastSeq)
+	}
+	var channels []string
+	for i, ev := range evs[1:] {
+		if ev.GetSeq() != w.GetSeq()+uint64(i)+1 {
+			t.Errorf("event %d after the welcome has seq %d; want %d", i, ev.GetSeq(), w.GetSeq()+uint64(i)+1)
+		}
+		if cj := ev.GetChannelJoined(); cj != nil {
+			channels = append(channels, cj.GetChannel())
+			if cj.GetChannel() == "go" && cj.GetHistoryCount() != 4 {
+				t.Errorf("go's snapshot = %v; want its 4 messages as history", cj)
+			}
+		}
+	}
+	if !slices.Equal(channels, []string{"general", "go"}) {
+		t.Errorf("snapshots for %q; want general and go: she is still in them", channels)
+	}
+}
+
+func TestHubLogoutCannotBeResumed(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := joinKeep(t, h, "alice")
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	re := resume(t, h, "alice", alice, alice.lastSeq)
+	if w := re.take()[0].GetWelcome(); w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetResumeToken() == alice.token {
+		t.Errorf("resume after a logout = %v; want INCOMPLETE with a new token", w)
+	}
+}
+
+func TestHubSlowSessionCanResume(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 4)
+	slow := joinKeep(t, h, "slow")
+	fast := joinKeep(t, h, "fast")
+	for _, text := range []string{"1", "2", "3", "4", "5"} {
+		if err := h.Send(fast.s, text, "", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		fast.take()
+	}
+	if !isEnded(slow.s) {
+		t.Fatal("slow not dropped")
+	}
+	var texts []string
+	for _, ev := range slow.take() { // what it had queued: a prefix
+		if m := ev.GetMessage(); m != nil {
+			texts = append(texts, m.GetText())
+		}
+	}
+	before := len(texts)
+	re := resume(t, h, "slow", slow, slow.lastSeq)
+	evs := re.take()
+	if evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
+		t.Fatalf("resume after a too-slow drop = %v; want COMPLETE", evs[0])
+	}
+	for _, ev := range evs[1:] {
+		texts = append(texts, ev.GetMessage().GetText())
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; before == 5 || !slices.Equal(texts, want) {
+		t.Errorf("slow got %q before its drop, then %q after resuming; want the rest of %q", texts[:before], texts[before:], want)
+	}
+}
