@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,7 @@ type Proxy struct {
 	freezeOne sync.Once
 	closed    chan struct{} // closed by Close
 	closeOne  sync.Once
+	refusing  atomic.Bool     // set by Refuse
 	wg        sync.WaitGroup  // the accept loop and every connection's goroutines
 	ctx       context.Context // cancelled by Close, to abandon dials
 	cancel    context.CancelFunc
@@ -103,6 +105,15 @@ func (p *Proxy) CloseConns() int {
 	return n
 }
 
+// Refuse, with on set, makes the proxy close every connection it accepts
+// from now on at once, without reaching the target, as a server that is
+// down refuses them; connections already open are not touched. Refuse(false)
+// forwards new connections again. With CloseConns it breaks a connection
+// and keeps its client from reconnecting for as long as a test needs.
+func (p *Proxy) Refuse(on bool) {
+	p.refusing.Store(on)
+}
+
 func (p *Proxy) isFrozen() bool {
 	select {
 	case <-p.frozen:
@@ -156,6 +167,9 @@ func (p *Proxy) serve(client net.Conn) {
 	if p.isFrozen() {
 		<-p.closed // a cut network: hold the socket, forward nothing
 		return
+	}
+	if p.refusing.Load() {
+		return // closed by untrack, before a byte is read or sent
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
 	upstream, err := d.DialContext(p.ctx, "tcp", p.target)

@@ -248,3 +248,36 @@ func TestCloseConnsCutsOpenConnectionsAndKeepsServing(t *testing.T) {
 		t.Fatalf("read echo on a new connection = %q, %v; want %q, nil", got, err, "after\n")
 	}
 }
+
+func TestRefuseClosesNewConnectionsUntilLifted(t *testing.T) {
+	t.Parallel()
+	target, _ := echoServer(t)
+	p := newProxy(t, target)
+
+	open := dial(t, p.Addr()) // opened before Refuse: left alone
+	_ = open.SetDeadline(time.Now().Add(10 * time.Second))
+	openR := bufio.NewReader(open)
+
+	p.Refuse(true)
+	c := dial(t, p.Addr()) // the kernel accepts; the proxy closes it
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read on a connection made while refusing = %v; want it closed", err)
+	}
+	if _, err := io.WriteString(open, "still here\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openR.ReadString('\n'); err != nil || got != "still here\n" {
+		t.Fatalf("echo on a connection open before Refuse = %q, %v; want %q, nil", got, err, "still here\n")
+	}
+
+	p.Refuse(false)
+	c2 := dial(t, p.Addr())
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c2, "again\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bufio.NewReader(c2).ReadString('\n'); err != nil || got != "again\n" {
+		t.Fatalf("echo after Refuse(false) = %q, %v; want %q, nil", got, err, "again\n")
+	}
+}
