@@ -11,17 +11,17 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// joined is a session with what it was told at its join.
-type joined struct {
+// hubJoined is a session with what it was told at its join.
+type hubJoined struct {
 	s       *server.Session
 	token   string
 	lastSeq uint64 // of the last event taken off its queue
 }
 
-func joinKeep(t *testing.T, h *server.Hub, name string) *joined {
+func hubJoinKeep(t *testing.T, h *server.Hub, name string) *hubJoined {
 	t.Helper()
 	s := mustJoin(t, h, name)
-	j := &joined{s: s}
+	j := &hubJoined{s: s}
 	evs := j.take()
 	j.token = evs[0].GetWelcome().GetResumeToken()
 	return j
@@ -29,7 +29,7 @@ func joinKeep(t *testing.T, h *server.Hub, name string) *joined {
 
 // take empties the session's queue and remembers the last seq seen, as a
 // client does.
-func (j *joined) take() []*chatv1.ChatResponse {
+func (j *hubJoined) take() []*chatv1.ChatResponse {
 	evs := queued(j.s)
 	for _, ev := range evs {
 		if ev.GetSeq() != 0 {
@@ -39,21 +39,21 @@ func (j *joined) take() []*chatv1.ChatResponse {
 	return evs
 }
 
-func resume(t *testing.T, h *server.Hub, name string, j *joined, lastSeq uint64) *joined {
+func hubResume(t *testing.T, h *server.Hub, name string, j *hubJoined, lastSeq uint64) *hubJoined {
 	t.Helper()
 	s, err := h.Join(name, j.token, lastSeq)
 	if err != nil {
 		t.Fatalf("resume as %s = %v; want success", name, err)
 	}
-	return &joined{s: s, token: j.token, lastSeq: lastSeq}
+	return &hubJoined{s: s, token: j.token, lastSeq: lastSeq}
 }
 
 func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 	t.Parallel()
 	h := newHub(10, 64)
-	alice := joinKeep(t, h, "alice")
+	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
-	bob := joinKeep(t, h, "bob")
+	bob := hubJoinKeep(t, h, "bob")
 	mustJoinChannel(t, h, bob.s, "go")
 	alice.take()
 	bob.take()
@@ -73,13 +73,13 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	carol := joinKeep(t, h, "carol")
+	carol := hubJoinKeep(t, h, "carol")
 	if err := h.Send(carol.s, "three", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	bob.take()
 
-	re := resume(t, h, "alice", alice, alice.lastSeq)
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	evs := re.take()
 	w := evs[0]
 	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || w.GetSeq() != alice.lastSeq ||
@@ -132,8 +132,8 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 	t.Parallel()
 	h := newHub(10, 64)
-	alice := joinKeep(t, h, "alice")
-	bob := joinKeep(t, h, "bob")
+	alice := hubJoinKeep(t, h, "alice")
+	bob := hubJoinKeep(t, h, "bob")
 	alice.take()
 	for _, text := range []string{"a", "b", "c"} {
 		if err := h.Send(bob.s, text, "", "", ""); err != nil {
@@ -142,7 +142,7 @@ func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 	}
 	alice.take() // written to the network, but say the last two were lost
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	re := resume(t, h, "alice", alice, alice.lastSeq-2)
+	re := hubResume(t, h, "alice", alice, alice.lastSeq-2)
 	evs := re.take()
 	if len(evs) != 3 || evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE ||
 		evs[1].GetMessage().GetText() != "b" || evs[2].GetMessage().GetText() != "c" || evs[2].GetSeq() != alice.lastSeq {
@@ -153,9 +153,9 @@ func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 func TestHubResumeTakesOverALiveStream(t *testing.T) {
 	t.Parallel()
 	h := newHub(10, 64)
-	alice := joinKeep(t, h, "alice")
-	bob := joinKeep(t, h, "bob")
-	carol := joinKeep(t, h, "carol")
+	alice := hubJoinKeep(t, h, "alice")
+	bob := hubJoinKeep(t, h, "bob")
+	carol := hubJoinKeep(t, h, "carol")
 	alice.take()
 	bob.take()
 	if err := h.Send(carol.s, "queued but not read", "", "", ""); err != nil {
@@ -172,7 +172,7 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 	if _, err := h.Join("alice", bob.token, 0); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) with bob's token = %v; want ErrUsernameTaken (a token is for its own name)", err)
 	}
-	re := resume(t, h, "alice", alice, alice.lastSeq)
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || server.Status(alice.s.EndErr()).Code() != codes.Aborted {
 		t.Errorf("old stream ended %v with %v; want ended ABORTED (taken over)", isEnded(alice.s), alice.s.EndErr())
 	}
@@ -197,15 +197,15 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	t.Parallel()
 	h := newHubWith(func(c *server.Config) { c.ResumeGrace = 20 * time.Millisecond })
-	alice := joinKeep(t, h, "alice")
+	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	if _, err := h.Join("alice", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) within her grace period = %v; want ErrUsernameTaken (held)", err)
 	}
-	waitFor(t, "alice's grace period to end", func() bool { return nameFree(h, "alice") })
-	re := resume(t, h, "alice", alice, alice.lastSeq)
+	waitFor(t, "alice's grace period to end", func() bool { return hubNameFree(h, "alice") })
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	evs := re.take()
 	w := evs[0].GetWelcome()
 	if w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || !slices.Equal(names(w.GetOnlineUsers()), []string{"alice"}) ||
@@ -217,8 +217,8 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	}
 }
 
-// nameFree reports whether a plain join of name would succeed now.
-func nameFree(h *server.Hub, name string) bool {
+// hubNameFree reports whether a plain join of name would succeed now.
+func hubNameFree(h *server.Hub, name string) bool {
 	s, err := h.Join(name, "", 0)
 	if err != nil {
 		return false
@@ -230,9 +230,9 @@ func nameFree(h *server.Hub, name string) bool {
 func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 	t.Parallel()
 	h := newHubWith(func(c *server.Config) { c.ResumeBuffer = 3 })
-	alice := joinKeep(t, h, "alice")
+	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
-	bob := joinKeep(t, h, "bob")
+	bob := hubJoinKeep(t, h, "bob")
 	mustJoinChannel(t, h, bob.s, "go")
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
@@ -241,7 +241,7 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	re := resume(t, h, "alice", alice, alice.lastSeq)
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	evs := re.take()
 	w := evs[0]
 	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetSeq() <= alice.lastSeq ||
@@ -268,9 +268,9 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 func TestHubLogoutCannotBeResumed(t *testing.T) {
 	t.Parallel()
 	h := newHub(10, 64)
-	alice := joinKeep(t, h, "alice")
+	alice := hubJoinKeep(t, h, "alice")
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
-	re := resume(t, h, "alice", alice, alice.lastSeq)
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	if w := re.take()[0].GetWelcome(); w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetResumeToken() == alice.token {
 		t.Errorf("resume after a logout = %v; want INCOMPLETE with a new token", w)
 	}
@@ -279,8 +279,8 @@ func TestHubLogoutCannotBeResumed(t *testing.T) {
 func TestHubSlowSessionCanResume(t *testing.T) {
 	t.Parallel()
 	h := newHub(10, 4)
-	slow := joinKeep(t, h, "slow")
-	fast := joinKeep(t, h, "fast")
+	slow := hubJoinKeep(t, h, "slow")
+	fast := hubJoinKeep(t, h, "fast")
 	for _, text := range []string{"1", "2", "3", "4", "5"} {
 		if err := h.Send(fast.s, text, "", "", ""); err != nil {
 			t.Fatal(err)
@@ -297,7 +297,7 @@ func TestHubSlowSessionCanResume(t *testing.T) {
 		}
 	}
 	before := len(texts)
-	re := resume(t, h, "slow", slow, slow.lastSeq)
+	re := hubResume(t, h, "slow", slow, slow.lastSeq)
 	evs := re.take()
 	if evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
 		t.Fatalf("resume after a too-slow drop = %v; want COMPLETE", evs[0])
