@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -244,29 +245,30 @@ type rawTransport struct {
 	conns []net.Conn
 }
 
-func (t *rawTransport) join(ctx context.Context, m *member) (client, uint64, error) {
+func (t *rawTransport) join(ctx context.Context, m *member) (client, welcome, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
 	}
 	t.mu.Lock()
 	t.conns = append(t.conns, c)
 	t.mu.Unlock()
 	rc := &rawClient{c: c, r: bufio.NewReaderSize(c, 32<<10)}
 	if err := rc.write(frameJoin, []byte(m.name)); err != nil {
-		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
 	}
 	// Closing the connection is what ends a blocked read when ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	if rc.buf, err = readFrame(rc.r, rc.buf); err != nil {
-		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
 	}
 	if len(rc.buf) < 9 || rc.buf[0] != frameWelcome {
-		return nil, 0, fmt.Errorf("%s: join answered with frame type %q, want a welcome", m.name, rc.buf[:min(len(rc.buf), 1)])
+		return nil, welcome{}, fmt.Errorf("%s: join answered with frame type %q, want a welcome", m.name, rc.buf[:min(len(rc.buf), 1)])
 	}
-	return rc, binary.BigEndian.Uint64(rc.buf[1:9]), nil
+	w := welcome{seq: binary.BigEndian.Uint64(rc.buf[1:9]), online: uint64(bytes.Count(rc.buf[9:], []byte{','}) + 1)}
+	return rc, w, nil
 }
 
 func (t *rawTransport) close() {
@@ -308,6 +310,9 @@ func (c *rawClient) receive(m *member) error {
 			return fmt.Errorf("baseline frame of %d bytes is too short", len(f))
 		}
 		m.seq(binary.BigEndian.Uint64(f[1:9]))
+		if f[0] == frameJoin {
+			m.joins.Add(1)
+		}
 		if f[0] == frameMessage {
 			if len(f) < 10 || len(f) < 10+int(f[9]) {
 				return errors.New("baseline message frame is truncated")

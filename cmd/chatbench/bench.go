@@ -79,9 +79,9 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 	start := time.Now()
 	watchdog := time.AfterFunc(cfg.joinTimeout, cancel)
 	defer watchdog.Stop()
-	startReceiving := func(m *member, c client, seq uint64) {
-		m.client, m.welcomeSeq, m.lastSeq = c, seq, seq
-		m.seqSeen.Store(seq)
+	startReceiving := func(m *member, c client, w welcome) {
+		m.client, m.lastSeq = c, w.seq
+		m.joins.Store(w.online)
 		joined.Add(1)
 		recvWG.Go(func() {
 			err := c.receive(m)
@@ -101,14 +101,10 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 
 	// Settle: every member has received every join (the join storm is
 	// over) or was dropped.
-	var maxSeq uint64
-	for _, m := range ms {
-		maxSeq = max(maxSeq, m.welcomeSeq)
-	}
 	phase.Store("receiving the joins")
 	settled := waitUntil(runCtx, func() bool {
 		for _, m := range ms {
-			if m.seqSeen.Load() < maxSeq && !m.ended() {
+			if m.joins.Load() < uint64(len(ms)) && !m.ended() {
 				return false
 			}
 		}
@@ -151,7 +147,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 // joinAll joins every member, cfg.joinConcurrency at a time, and calls
 // started for each as soon as it is welcomed, so that it reads the join
 // storm while the others join. It stops at the first failure.
-func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, started func(*member, client, uint64)) error {
+func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, started func(*member, client, welcome)) error {
 	var next atomic.Int64
 	var failed sync.Once
 	var firstErr error
@@ -164,13 +160,13 @@ func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, start
 				if i >= len(ms) {
 					return
 				}
-				c, seq, err := tr.join(ctx, ms[i])
+				c, w, err := tr.join(ctx, ms[i])
 				if err != nil {
 					failed.Do(func() { firstErr = err })
 					stop.Store(true)
 					return
 				}
-				started(ms[i], c, seq)
+				started(ms[i], c, w)
 			}
 		})
 	}

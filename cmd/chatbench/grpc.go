@@ -43,14 +43,14 @@ func (t *grpcTransport) dial() (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-func (t *grpcTransport) join(ctx context.Context, m *member) (client, uint64, error) {
+func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, error) {
 	var cc *grpc.ClientConn
 	if len(t.shared) > 0 {
 		cc = t.shared[m.idx%len(t.shared)]
 	} else {
 		var err error
 		if cc, err = t.dial(); err != nil {
-			return nil, 0, err
+			return nil, welcome{}, err
 		}
 		t.mu.Lock()
 		t.own = append(t.own, cc)
@@ -61,22 +61,23 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, uint64, er
 	// --join-timeout, as any real client would retry.
 	stream, err := chatv1.NewChatServiceClient(cc).Chat(ctx, grpc.WaitForReady(true))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: open stream: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: open stream: %w", m.name, err)
 	}
 	join := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name}}}
 	if err := stream.Send(join); err != nil {
 		// The stream's status says why; Send only reports io.EOF.
 		_, err = stream.Recv()
-		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
 	}
 	resp := new(chatv1.ChatResponse)
 	if err := stream.RecvMsg(resp); err != nil {
-		return nil, 0, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
 	}
 	if resp.GetWelcome() == nil {
-		return nil, 0, fmt.Errorf("%s: join answered with %v, want a welcome", m.name, resp)
+		return nil, welcome{}, fmt.Errorf("%s: join answered with %v, want a welcome", m.name, resp)
 	}
-	return &grpcClient{stream: stream, resp: resp}, resp.GetSeq(), nil
+	w := welcome{seq: resp.GetSeq(), online: uint64(len(resp.GetWelcome().GetOnlineUsers()))}
+	return &grpcClient{stream: stream, resp: resp}, w, nil
 }
 
 func (t *grpcTransport) close() {
@@ -109,8 +110,14 @@ func (c *grpcClient) receive(m *member) error {
 		}
 		m.seq(c.resp.GetSeq())
 		switch ev := c.resp.GetEvent().(type) {
+		case *chatv1.ChatResponse_UserJoined:
+			m.joins.Add(1)
 		case *chatv1.ChatResponse_Message:
-			onMessage(m, ev.Message.GetText())
+			// History is what general said before this run (when
+			// attached to a running chatd): not the run's to count.
+			if !c.resp.GetHistory() {
+				onMessage(m, ev.Message.GetText())
+			}
 		case *chatv1.ChatResponse_Rejected:
 			m.reject(ev.Rejected.GetReason())
 		}

@@ -10,12 +10,14 @@ import (
 )
 
 // transport is how members reach a server: chatd over gRPC, or the raw TCP
-// baseline. Both carry the same texts and the same global seq.
+// baseline. Both carry the same texts, and number each member's events
+// without gaps.
 type transport interface {
 	// join connects m, joins it under m.name and waits for the welcome. It
-	// returns the welcome's seq: every later event m receives is seq+1,
-	// seq+2, …. The stream lives until ctx ends or the transport is closed.
-	join(ctx context.Context, m *member) (client, uint64, error)
+	// returns the welcome: its seq (every later event m receives is seq+1,
+	// seq+2, …) and how many users it lists. The stream lives until ctx
+	// ends or the transport is closed.
+	join(ctx context.Context, m *member) (client, welcome, error)
 	// close closes every connection the transport opened.
 	close()
 }
@@ -28,6 +30,12 @@ type client interface {
 	// returns why it ended: errSlowDropped if the server dropped m as too
 	// slow.
 	receive(m *member) error
+}
+
+// welcome is what a member learns from its welcome.
+type welcome struct {
+	seq    uint64 // the welcome's seq
+	online uint64 // users online, the member included
 }
 
 // errSlowDropped is how a session that the server dropped as too slow ends.
@@ -49,8 +57,7 @@ type member struct {
 	snd  *sender // nil unless this member sends
 
 	// Set by the join, before the receive goroutine starts.
-	client     client
-	welcomeSeq uint64
+	client client
 
 	// Owned by the receive goroutine.
 	next     []uint64 // per sender: the message number expected next
@@ -64,7 +71,7 @@ type member struct {
 
 	// Published while the run goes on.
 	received atomic.Uint64 // distinct benchmark messages
-	seqSeen  atomic.Uint64 // seq of the last event
+	joins    atomic.Uint64 // users the member knows joined: its welcome's, then each user_joined
 	lastRecv atomic.Int64  // when the last benchmark message came (see now)
 
 	// Set when the receive goroutine ends, before done is closed.
@@ -91,8 +98,8 @@ func newMember(idx, senders int) *member {
 	}
 }
 
-// seq checks that an event's seq follows the last one: chatd's contract is
-// one global order with no gaps. Events for one session alone carry seq 0.
+// seq checks that an event's seq follows the last one: chatd numbers each
+// session's events with no gaps. Answers to a request carry seq 0.
 func (m *member) seq(seq uint64) {
 	if seq == 0 {
 		return
@@ -101,7 +108,6 @@ func (m *member) seq(seq uint64) {
 		m.seqGaps++
 	}
 	m.lastSeq = seq
-	m.seqSeen.Store(seq)
 }
 
 // reject counts a refused send: the sender may send another.
