@@ -97,6 +97,12 @@ type client struct {
 	recvs   chan received
 	welcome *chatv1.ChatResponse // set by join
 	general *channelSnapshot     // set by join: general's members and history
+	// greeting is every event the join read: the welcome, then (for a new
+	// session) general's channel_joined and history.
+	greeting []*chatv1.ChatResponse
+	// lastSeq is the seq of the last numbered event received: what a
+	// resume asks to continue from.
+	lastSeq uint64
 }
 
 type received struct {
@@ -145,19 +151,37 @@ func join(t *testing.T, ts *testServer, name string) *client {
 	return joinOn(t, dial(t, ts.addr), name)
 }
 
-// joinOn joins as name on a new stream of conn, and checks the welcome.
+// joinOn joins as name on a new stream of conn, and checks the welcome
+// and general's snapshot that follow.
 func joinOn(t *testing.T, conn *grpc.ClientConn, name string) *client {
+	t.Helper()
+	c := joinWith(t, conn, name, joinReq(name))
+	c.general = c.expectChannelSnapshot(t, "general")
+	c.greeting = append(c.greeting, c.general.events()...)
+	return c
+}
+
+// joinWith opens a stream on conn, sends req (a join as name) and reads the
+// welcome, and nothing after it.
+func joinWith(t *testing.T, conn *grpc.ClientConn, name string, req *chatv1.ChatRequest) *client {
 	t.Helper()
 	c := openStream(t, conn)
 	c.name = name
-	c.send(t, joinReq(name))
+	c.send(t, req)
 	ev := c.next(t)
-	if ev.GetWelcome() == nil || ev.GetWelcome().GetYou().GetUsername() != name {
-		t.Fatalf("%s: first event after join = %v; want a welcome for %q", name, ev, name)
+	if ev.GetWelcome() == nil || ev.GetWelcome().GetYou().GetUsername() != name || ev.GetSeq() == 0 {
+		t.Fatalf("%s: first event after join = %v; want a welcome for %q, with a seq", name, ev, name)
 	}
 	c.welcome = ev
-	c.general = c.expectChannelSnapshot(t, "general")
+	c.greeting = []*chatv1.ChatResponse{ev}
 	return c
+}
+
+// resumeStream joins as c's user on a new connection with c's resume token and
+// lastSeq, and returns the new stream after its welcome.
+func resumeStream(t *testing.T, ts *testServer, c *client, lastSeq uint64) *client {
+	t.Helper()
+	return joinWith(t, dial(t, ts.addr), c.name, resumeReq(c.name, c.welcome.GetWelcome().GetResumeToken(), lastSeq))
 }
 
 // expectChannelSnapshot reads what a session gets on entering a channel:
@@ -187,6 +211,11 @@ type channelSnapshot struct {
 	history []*chatv1.ChatResponse
 }
 
+// events returns the snapshot's events as they were received.
+func (s *channelSnapshot) events() []*chatv1.ChatResponse {
+	return append([]*chatv1.ChatResponse{s.joined}, s.history...)
+}
+
 func joinReq(name string) *chatv1.ChatRequest {
 	return &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name}}}
 }
@@ -197,6 +226,29 @@ func sayReq(text, clientID string) *chatv1.ChatRequest {
 
 func leaveReq() *chatv1.ChatRequest {
 	return &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}}
+}
+
+func resumeReq(name, token string, lastSeq uint64) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name, ResumeToken: token, LastSeq: lastSeq}}}
+}
+
+// sendReq sends text to a channel or a recipient (or both, or neither).
+func sendReq(text, channel, recipient, clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{
+		Text: text, Channel: channel, Recipient: recipient,
+	}}}
+}
+
+func joinChannelReq(channel, clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: channel}}}
+}
+
+func leaveChannelReq(channel, clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: channel}}}
+}
+
+func listChannelsReq(clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_ListChannels{ListChannels: &chatv1.ListChannels{}}}
 }
 
 func (c *client) send(t *testing.T, req *chatv1.ChatRequest) {
@@ -218,6 +270,9 @@ func (c *client) recv(timeout time.Duration) (*chatv1.ChatResponse, error) {
 	defer timer.Stop()
 	select {
 	case r := <-c.recvs:
+		if r.ev.GetSeq() != 0 {
+			c.lastSeq = r.ev.GetSeq()
+		}
 		return r.ev, r.err
 	case <-timer.C:
 		return nil, errNoEvent
@@ -356,53 +411,361 @@ func names(users []*chatv1.User) []string {
 	return out
 }
 
-// applyEvents checks one session's events: a welcome, then broadcasts with
-// seqs welcome.seq+1, +2, … (rejections, seq 0, aside), each equal to what
-// other sessions got under the same seq (recorded in bySeq), each message
-// from someone online. It returns the online list the welcome and the
-// joined/left deltas give, in join order.
-func applyEvents(evs []*chatv1.ChatResponse, bySeq map[uint64]*chatv1.ChatResponse) ([]string, error) {
+// joinChannel has c enter channel and reads its snapshot: the
+// channel_joined (shown under the name want) and the history.
+func (c *client) joinChannel(t *testing.T, channel, want string) *channelSnapshot {
+	t.Helper()
+	c.send(t, joinChannelReq(channel, ""))
+	return c.expectChannelSnapshot(t, want)
+}
+
+// expectChannelJoined checks that ev tells c that user entered channel:
+// a channel_joined with a seq, and no members or history, which are only
+// for the user who entered.
+func expectChannelJoined(t *testing.T, who string, ev *chatv1.ChatResponse, channel, user string) *chatv1.ChannelJoined {
+	t.Helper()
+	cj := ev.GetChannelJoined()
+	if cj == nil || cj.GetChannel() != channel || cj.GetUser().GetUsername() != user || ev.GetSeq() == 0 ||
+		len(cj.GetMembers()) != 0 || cj.GetHistoryCount() != 0 {
+		t.Fatalf("%s: got %v; want channel_joined #%s by %s, with a seq and no members or history", who, ev, channel, user)
+	}
+	return cj
+}
+
+// expectChannelLeft checks that ev is channel_left of channel by user.
+func expectChannelLeft(t *testing.T, who string, ev *chatv1.ChatResponse, channel, user string) {
+	t.Helper()
+	cl := ev.GetChannelLeft()
+	if cl == nil || cl.GetChannel() != channel || cl.GetUser().GetUsername() != user || ev.GetSeq() == 0 {
+		t.Fatalf("%s: got %v; want channel_left #%s by %s, with a seq", who, ev, channel, user)
+	}
+}
+
+// expectJoined checks that ev is user_joined for user, resumed or not.
+func expectJoined(t *testing.T, who string, ev *chatv1.ChatResponse, user string, resumed bool) *chatv1.User {
+	t.Helper()
+	j := ev.GetUserJoined()
+	if j == nil || j.GetUser().GetUsername() != user || j.GetResumed() != resumed || ev.GetSeq() == 0 {
+		t.Fatalf("%s: got %v; want user_joined %s (resumed %v) with a seq", who, ev, user, resumed)
+	}
+	return j.GetUser()
+}
+
+// expectChannelMessage checks that ev is a live message to channel.
+func expectChannelMessage(t *testing.T, who string, ev *chatv1.ChatResponse, channel, sender, text string) *chatv1.Message {
+	t.Helper()
+	m := ev.GetMessage()
+	if m == nil || m.GetChannel() != channel || m.GetRecipient() != "" || m.GetSender() != sender || m.GetText() != text ||
+		ev.GetHistory() || ev.GetSeq() == 0 {
+		t.Fatalf("%s: got %v; want live message %q from %s to #%s, with a seq", who, ev, text, sender, channel)
+	}
+	return m
+}
+
+// expectSeqs checks that evs are numbered from+1, from+2, … in order.
+func expectSeqs(t *testing.T, who string, evs []*chatv1.ChatResponse, from uint64) {
+	t.Helper()
+	for i, ev := range evs {
+		if want := from + uint64(i) + 1; ev.GetSeq() != want {
+			t.Fatalf("%s: event %d (%v) has seq %d; want %d", who, i, ev, ev.GetSeq(), want)
+		}
+	}
+}
+
+// nextN returns c's next n events.
+func (c *client) nextN(t *testing.T, n int) []*chatv1.ChatResponse {
+	t.Helper()
+	evs := make([]*chatv1.ChatResponse, n)
+	for i := range evs {
+		evs[i] = c.next(t)
+	}
+	return evs
+}
+
+// mark has c send text to general and reads c's echo: a marker that
+// every member of general receives at the same point of the one order, so
+// that a test can check that nothing came before it.
+func (c *client) mark(t *testing.T, text string) *chatv1.ChatResponse {
+	t.Helper()
+	c.send(t, sendReq(text, "", "", "mark"))
+	ev := c.next(t)
+	expectChannelMessage(t, c.name, ev, "general", c.name, text)
+	return ev
+}
+
+// expectMark checks that c's next event is the marker text from sender:
+// nothing else reached c before it.
+func (c *client) expectMark(t *testing.T, sender, text string) *chatv1.ChatResponse {
+	t.Helper()
+	ev := c.next(t)
+	if ev.GetMessage().GetText() != text || ev.GetMessage().GetSender() != sender {
+		t.Fatalf("%s: got %v; want nothing before the marker %q from %s", c.name, ev, text, sender)
+	}
+	return ev
+}
+
+// listChannels calls the ListChannels rpc and returns each channel's member
+// count by name, and the names in the order listed.
+func listChannels(t *testing.T, ts *testServer) (map[string]uint32, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	resp, err := chatv1.NewChatServiceClient(ts.admin).ListChannels(ctx, &chatv1.ListChannelsRequest{})
+	if err != nil {
+		t.Fatalf("ListChannels: %v", err)
+	}
+	return channelCounts(resp.GetChannels())
+}
+
+func channelCounts(chs []*chatv1.Channel) (map[string]uint32, []string) {
+	counts := map[string]uint32{}
+	var order []string
+	for _, ch := range chs {
+		counts[ch.GetName()] = ch.GetMemberCount()
+		order = append(order, ch.GetName())
+	}
+	return counts, order
+}
+
+// equalButSeq reports whether two sessions' copies are the same event:
+// equal but for the seq, which each session numbers its own way.
+func equalButSeq(a, b *chatv1.ChatResponse) bool {
+	a, b = proto.CloneOf(a), proto.CloneOf(b)
+	a.Seq, b.Seq = 0, 0
+	return proto.Equal(a, b)
+}
+
+// eventKey names an event the same way for every session that receives it,
+// whatever its seq there: a message by its id, presence by the user and
+// join time, a channel event by its channel, user and time. It is "" for
+// what only one session receives (welcome, its own channel snapshot,
+// rejections and channel lists).
+func eventKey(ev *chatv1.ChatResponse) string {
+	at := func(ts interface{ AsTime() time.Time }) int64 { return ts.AsTime().UnixNano() }
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.ChatResponse_Message:
+		return "message " + e.Message.GetId()
+	case *chatv1.ChatResponse_UserJoined:
+		u := e.UserJoined.GetUser()
+		return fmt.Sprintf("user_joined %s %d", u.GetUsername(), at(u.GetJoinTime()))
+	case *chatv1.ChatResponse_UserLeft:
+		u := e.UserLeft.GetUser()
+		return fmt.Sprintf("user_left %s %d", u.GetUsername(), at(u.GetJoinTime()))
+	case *chatv1.ChatResponse_ChannelJoined:
+		if len(e.ChannelJoined.GetMembers()) > 0 {
+			return "" // the joiner's own snapshot
+		}
+		return fmt.Sprintf("channel_joined #%s %s %d", e.ChannelJoined.GetChannel(), e.ChannelJoined.GetUser().GetUsername(), at(ev.GetTime()))
+	case *chatv1.ChatResponse_ChannelLeft:
+		return fmt.Sprintf("channel_left #%s %s %d", e.ChannelLeft.GetChannel(), e.ChannelLeft.GetUser().GetUsername(), at(ev.GetTime()))
+	}
+	return ""
+}
+
+// sessionView is one session's picture of the chat, rebuilt from its
+// events alone.
+type sessionView struct {
+	name     string
+	online   []string            // who is online, in join order
+	channels map[string][]string // the session's channels and their members, in the order they entered
+	live     []*chatv1.ChatResponse
+	keys     []string          // eventKey of each of live: shared events, history aside, in order
+	messages []observedMessage // every live message, in order
+}
+
+// observedMessage is a live message as one session received it.
+type observedMessage struct {
+	key string
+	msg *chatv1.Message
+	// members is the channel's members as the session saw them when the
+	// message arrived: exactly who should receive it.
+	members []string
+}
+
+// applyEvents replays one session's events (from its welcome) and checks
+// what chat.proto promises each session: a welcome, then seqs welcome.seq+1,
+// +2, … with no gap or repeat (answers, seq 0, aside); presence that
+// agrees with itself; channel_joined with members and then exactly
+// history_count history messages on entering a channel; other users'
+// channel_joined and channel_left only for the session's channels; channel
+// messages only in the session's channels, from a member; private messages
+// only to or from the session, between users online; no event twice.
+func applyEvents(name string, evs []*chatv1.ChatResponse) (*sessionView, error) {
 	if len(evs) == 0 || evs[0].GetWelcome() == nil {
 		return nil, fmt.Errorf("first event is not a welcome: %v", evs)
 	}
-	online := names(evs[0].GetWelcome().GetOnlineUsers())
-	want := evs[0].GetSeq()
+	v := &sessionView{
+		name:     name,
+		online:   names(evs[0].GetWelcome().GetOnlineUsers()),
+		channels: map[string][]string{},
+	}
+	if !slices.Contains(v.online, name) {
+		return nil, fmt.Errorf("welcome lists %q, without %s", v.online, name)
+	}
+	seen := map[string]bool{}
+	seq := evs[0].GetSeq()
+	history, historyOf := 0, "" // history messages still due, and their channel
 	for _, ev := range evs[1:] {
 		if ev.GetSeq() == 0 {
-			if ev.GetRejected() == nil {
-				return nil, fmt.Errorf("event %v has seq 0 but is not a rejection", ev)
+			if ev.GetRejected() == nil && ev.GetChannelList() == nil {
+				return nil, fmt.Errorf("event %v has seq 0 but is not an answer (rejected, channel_list)", ev)
 			}
 			continue
 		}
-		want++
-		if ev.GetSeq() != want {
-			return nil, fmt.Errorf("got seq %d after %d; want %d (no gaps, no repeats)", ev.GetSeq(), want-1, want)
+		seq++
+		if ev.GetSeq() != seq {
+			return nil, fmt.Errorf("got seq %d after %d; want %d (no gaps, no repeats): %v", ev.GetSeq(), seq-1, seq, ev)
 		}
-		if other, ok := bySeq[ev.GetSeq()]; ok && !proto.Equal(other, ev) {
-			return nil, fmt.Errorf("seq %d is %v here but %v for another session", ev.GetSeq(), ev, other)
+		if history > 0 {
+			if m := ev.GetMessage(); m == nil || !ev.GetHistory() || m.GetChannel() != historyOf {
+				return nil, fmt.Errorf("seq %d: %v; want one of %d more history messages of #%s", seq, ev, history, historyOf)
+			}
+			history--
+			continue
 		}
-		bySeq[ev.GetSeq()] = ev
-		switch e := ev.GetEvent().(type) {
-		case *chatv1.ChatResponse_UserJoined:
-			name := e.UserJoined.GetUser().GetUsername()
-			if slices.Contains(online, name) {
-				return nil, fmt.Errorf("seq %d: %s joined but was already online", ev.GetSeq(), name)
+		if ev.GetHistory() {
+			return nil, fmt.Errorf("seq %d: history %v outside a channel snapshot", seq, ev)
+		}
+		if k := eventKey(ev); k != "" {
+			if seen[k] {
+				return nil, fmt.Errorf("seq %d: %v received twice", seq, ev)
 			}
-			online = append(online, name)
-		case *chatv1.ChatResponse_UserLeft:
-			name := e.UserLeft.GetUser().GetUsername()
-			i := slices.Index(online, name)
-			if i < 0 {
-				return nil, fmt.Errorf("seq %d: %s left but was not online", ev.GetSeq(), name)
-			}
-			online = slices.Delete(online, i, i+1)
-		case *chatv1.ChatResponse_Message:
-			if !slices.Contains(online, e.Message.GetSender()) {
-				return nil, fmt.Errorf("seq %d: message from %s, who is not online (%q)", ev.GetSeq(), e.Message.GetSender(), online)
-			}
-		default:
-			return nil, fmt.Errorf("seq %d: unexpected event %v", ev.GetSeq(), ev)
+			seen[k] = true
+			v.live = append(v.live, ev)
+			v.keys = append(v.keys, k)
+		}
+		if err := v.apply(ev, &history, &historyOf); err != nil {
+			return nil, fmt.Errorf("seq %d: %v: %w", seq, ev, err)
 		}
 	}
-	return online, nil
+	if history > 0 {
+		return nil, fmt.Errorf("stream stops %d history messages short", history)
+	}
+	return v, nil
+}
+
+func (v *sessionView) apply(ev *chatv1.ChatResponse, history *int, historyOf *string) error {
+	removeName := func(list []string, name string) ([]string, bool) {
+		i := slices.Index(list, name)
+		if i < 0 {
+			return list, false
+		}
+		return slices.Delete(slices.Clone(list), i, i+1), true
+	}
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.ChatResponse_Welcome:
+		return errors.New("a second welcome on one stream")
+	case *chatv1.ChatResponse_UserJoined:
+		u := e.UserJoined.GetUser().GetUsername()
+		if slices.Contains(v.online, u) {
+			return fmt.Errorf("%s joined but was online already", u)
+		}
+		v.online = append(v.online, u)
+		// A new session is in general from its join; a resumed one
+		// gets a channel_joined for each of its channels.
+		if members, ok := v.channels["general"]; ok && !e.UserJoined.GetResumed() {
+			v.channels["general"] = append(slices.Clone(members), u)
+		}
+	case *chatv1.ChatResponse_UserLeft:
+		u := e.UserLeft.GetUser().GetUsername()
+		var ok bool
+		if v.online, ok = removeName(v.online, u); !ok {
+			return fmt.Errorf("%s left but was not online", u)
+		}
+		for ch, members := range v.channels {
+			v.channels[ch], _ = removeName(members, u)
+		}
+	case *chatv1.ChatResponse_ChannelJoined:
+		cj := e.ChannelJoined
+		ch, u := cj.GetChannel(), cj.GetUser().GetUsername()
+		if u == v.name {
+			if _, ok := v.channels[ch]; ok {
+				return fmt.Errorf("entered #%s again", ch)
+			}
+			members := names(cj.GetMembers())
+			if !slices.Contains(members, v.name) {
+				return fmt.Errorf("#%s's members %q leave out the session", ch, members)
+			}
+			for _, m := range members {
+				if !slices.Contains(v.online, m) {
+					return fmt.Errorf("#%s's members %q include %s, who is not online", ch, members, m)
+				}
+			}
+			v.channels[ch] = members
+			*history, *historyOf = int(cj.GetHistoryCount()), ch
+			return nil
+		}
+		members, ok := v.channels[ch]
+		switch {
+		case !ok:
+			return fmt.Errorf("told of #%s, which the session is not in", ch)
+		case !slices.Contains(v.online, u):
+			return fmt.Errorf("%s entered #%s but is not online", u, ch)
+		case slices.Contains(members, u):
+			return fmt.Errorf("%s entered #%s but was in it already", u, ch)
+		}
+		v.channels[ch] = append(slices.Clone(members), u)
+	case *chatv1.ChatResponse_ChannelLeft:
+		ch, u := e.ChannelLeft.GetChannel(), e.ChannelLeft.GetUser().GetUsername()
+		members, ok := v.channels[ch]
+		if !ok {
+			return fmt.Errorf("told of #%s, which the session is not in", ch)
+		}
+		if v.channels[ch], ok = removeName(members, u); !ok {
+			return fmt.Errorf("%s left #%s but was not in it", u, ch)
+		}
+		if u == v.name {
+			delete(v.channels, ch)
+		}
+	case *chatv1.ChatResponse_Message:
+		m := e.Message
+		om := observedMessage{key: eventKey(ev), msg: m}
+		switch ch, to := m.GetChannel(), m.GetRecipient(); {
+		case ch != "" && to != "", ch == "" && to == "":
+			return errors.New("a message has a channel or a recipient, not both or neither")
+		case ch != "":
+			members, ok := v.channels[ch]
+			if !ok {
+				return fmt.Errorf("message to #%s, which the session is not in", ch)
+			}
+			if !slices.Contains(members, m.GetSender()) {
+				return fmt.Errorf("message to #%s from %s, who is not in it (%q)", ch, m.GetSender(), members)
+			}
+			om.members = members
+		default:
+			if m.GetSender() != v.name && to != v.name {
+				return fmt.Errorf("private message between others reached %s", v.name)
+			}
+			for _, u := range []string{m.GetSender(), to} {
+				if !slices.Contains(v.online, u) {
+					return fmt.Errorf("private message between %s and %s, who is not online", m.GetSender(), to)
+				}
+			}
+		}
+		v.messages = append(v.messages, om)
+	default:
+		return errors.New("unexpected event")
+	}
+	return nil
+}
+
+// sameOrder checks that the events two sessions both received came to
+// them in the same order.
+func sameOrder(a, b *sessionView) error {
+	pos := make(map[string]int, len(b.keys))
+	for i, k := range b.keys {
+		pos[k] = i
+	}
+	last, lastKey := -1, ""
+	for _, k := range a.keys {
+		i, ok := pos[k]
+		if !ok {
+			continue
+		}
+		if i < last {
+			return fmt.Errorf("%s got %q before %q; %s got them the other way round", a.name, lastKey, k, b.name)
+		}
+		last, lastKey = i, k
+	}
+	return nil
 }

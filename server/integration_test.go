@@ -33,12 +33,27 @@ func TestJoinWelcomesAndAnnounces(t *testing.T) {
 	if got := names(w.GetWelcome().GetOnlineUsers()); !slices.Equal(got, []string{"alice", "Bob"}) {
 		t.Errorf("Bob's welcome lists %q; want [alice Bob], in join order, Bob included", got)
 	}
-	if w.GetSeq() != alice.welcome.GetSeq()+1 {
-		t.Errorf("Bob's welcome seq = %d; want %d (his join, right after alice's)", w.GetSeq(), alice.welcome.GetSeq()+1)
+	// Each session numbers its own events, from its welcome: 1, then
+	// general's channel_joined 2.
+	for _, c := range []*client{alice, bob} {
+		if c.welcome.GetSeq() != 1 || c.general.joined.GetSeq() != 2 {
+			t.Errorf("%s: welcome seq %d, general's channel_joined seq %d; want 1 and 2 on a new session", c.name, c.welcome.GetSeq(), c.general.joined.GetSeq())
+		}
+		if w := c.welcome.GetWelcome(); w.GetRecovery() != chatv1.Recovery_RECOVERY_UNSPECIFIED || w.GetResumeToken() == "" {
+			t.Errorf("%s: welcome %v; want a resume token and no recovery, for a join that asked for none", c.name, w)
+		}
 	}
+	if alice.welcome.GetWelcome().GetResumeToken() == w.GetWelcome().GetResumeToken() {
+		t.Error("alice and Bob got the same resume token")
+	}
+	if got := bob.general.members; !slices.Equal(got, []string{"alice", "Bob"}) {
+		t.Errorf("Bob's general members = %q; want [alice Bob]", got)
+	}
+	// alice is told with the next number of her own, and nothing more:
+	// Bob's user_joined makes him a member of general too.
 	ev := alice.next(t)
-	if !proto.Equal(ev.GetUserJoined().GetUser(), w.GetWelcome().GetYou()) || ev.GetSeq() != w.GetSeq() {
-		t.Fatalf("alice got %v; want user_joined %v with seq %d (Bob's welcome seq)", ev, w.GetWelcome().GetYou(), w.GetSeq())
+	if !proto.Equal(ev.GetUserJoined().GetUser(), w.GetWelcome().GetYou()) || ev.GetUserJoined().GetResumed() || ev.GetSeq() != 3 {
+		t.Fatalf("alice got %v; want user_joined %v, not resumed, with seq 3 (after her welcome and general's channel_joined)", ev, w.GetWelcome().GetYou())
 	}
 	if got := listUsers(t, ts); !slices.Equal(got, []string{"alice", "Bob"}) {
 		t.Errorf("ListUsers = %q; want [alice Bob]", got)
@@ -46,8 +61,11 @@ func TestJoinWelcomesAndAnnounces(t *testing.T) {
 
 	// Bob gets nothing for his own join: his next event is the next one.
 	alice.say(t, "hi Bob", "")
-	if ev := bob.next(t); ev.GetSeq() != w.GetSeq()+1 || ev.GetMessage().GetText() != "hi Bob" {
-		t.Errorf("Bob's first event after his welcome = %v; want alice's message with seq %d", ev, w.GetSeq()+1)
+	if ev := bob.next(t); ev.GetSeq() != 3 || ev.GetMessage().GetText() != "hi Bob" {
+		t.Errorf("Bob's first event after general's snapshot = %v; want alice's message with seq 3", ev)
+	}
+	if ev := alice.next(t); ev.GetSeq() != 4 || ev.GetMessage().GetText() != "hi Bob" {
+		t.Errorf("alice's echo = %v; want her message with seq 4", ev)
 	}
 }
 
@@ -158,8 +176,11 @@ func TestMessagesReachEveryoneWithServerStampedSender(t *testing.T) {
 	alice.say(t, "  hello, bob!\n", "c-1")
 	mine := alice.next(t)
 	m := expectMessage(t, "Alice", mine, "Alice", "hello, bob!", "c-1")
+	if m.GetChannel() != "general" || m.GetRecipient() != "" {
+		t.Errorf("message %v; want it sent to general, with no recipient", m)
+	}
 	theirs := bob.next(t)
-	if !proto.Equal(mine, theirs) {
+	if !equalButSeq(mine, theirs) {
 		t.Errorf("bob got %v; want the same event as the sender's echo %v", theirs, mine)
 	}
 	bob.say(t, "hi", "")
@@ -204,13 +225,16 @@ func TestBadRequestsAreRejectedAndSessionGoesOn(t *testing.T) {
 		expectRejected(t, "alice ("+tc.name+")", ev, tc.wantClientID, tc.code)
 	}
 	// The session goes on, and nothing was broadcast: bob's next event is
-	// the next message, right after his own welcome.
+	// the next message, right after general's snapshot.
+	before := alice.lastSeq
 	alice.say(t, "ok now", "r7")
-	expectMessage(t, "alice", alice.next(t), "alice", "ok now", "r7")
+	if ev := alice.next(t); expectMessage(t, "alice", ev, "alice", "ok now", "r7") != nil && ev.GetSeq() != before+1 {
+		t.Errorf("alice's echo has seq %d; want %d (rejections take no seq)", ev.GetSeq(), before+1)
+	}
 	ev := bob.next(t)
 	expectMessage(t, "bob", ev, "alice", "ok now", "r7")
-	if ev.GetSeq() != bob.welcome.GetSeq()+1 {
-		t.Errorf("bob's next event has seq %d; want %d (rejections take no seq)", ev.GetSeq(), bob.welcome.GetSeq()+1)
+	if ev.GetSeq() != bob.general.joined.GetSeq()+1 {
+		t.Errorf("bob's next event has seq %d; want %d, right after general's snapshot", ev.GetSeq(), bob.general.joined.GetSeq()+1)
 	}
 }
 
@@ -290,7 +314,7 @@ func TestLeave(t *testing.T) {
 	expectLeft(t, "bob", left, "bob", chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
 	bob.expectEnd(t, codes.OK)
 	ev := alice.next(t)
-	if !proto.Equal(ev, left) {
+	if !equalButSeq(ev, left) {
 		t.Errorf("alice got %v; want the same user_left bob LOGOUT bob got, %v", ev, left)
 	}
 	if got := listUsers(t, ts); !slices.Equal(got, []string{"alice"}) {

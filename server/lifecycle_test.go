@@ -44,7 +44,7 @@ func TestSlowClientIsDropped(t *testing.T) {
 	// couple of events behind, until the server reports slow gone. 64 KiB of
 	// window plus gRPC's 64 KiB of write buffer plus the queue is about 40
 	// messages; a thousand means the server never dropped it.
-	observed := []*chatv1.ChatResponse{observer.welcome, senderJoined}
+	observed := append(slices.Clone(observer.greeting), senderJoined)
 	// upTo reads c's events up to the message with clientID, and reports
 	// whether slow's user_left TOO_SLOW was among them.
 	upTo := func(c *client, clientID string) (droppedSlow bool) {
@@ -88,12 +88,12 @@ func TestSlowClientIsDropped(t *testing.T) {
 	}
 
 	// The observer saw every event, in order, slow's TOO_SLOW among them.
-	online, err := applyEvents(observed, map[uint64]*chatv1.ChatResponse{})
+	obsView, err := applyEvents("observer", observed)
 	if err != nil {
 		t.Fatalf("observer's events: %v", err)
 	}
-	if !slices.Equal(online, []string{"observer", "sender"}) {
-		t.Errorf("observer's view = %q; want [observer sender]", online)
+	if !slices.Equal(obsView.online, []string{"observer", "sender"}) {
+		t.Errorf("observer's view = %q; want [observer sender]", obsView.online)
 	}
 	if got := listUsers(t, ts); !slices.Equal(got, []string{"observer", "sender"}) {
 		t.Errorf("ListUsers = %q; want [observer sender]", got)
@@ -103,13 +103,22 @@ func TestSlowClientIsDropped(t *testing.T) {
 	// then RESOURCE_EXHAUSTED, not its own user_left.
 	got, st := slow.drainToEnd(t, codes.ResourceExhausted)
 	t.Logf("slow got %d events before %q", len(got), st.Message())
-	if _, err := applyEvents(append([]*chatv1.ChatResponse{slow.welcome}, got...), map[uint64]*chatv1.ChatResponse{}); err != nil {
-		t.Errorf("slow's events: %v", err)
+	slowView, err := applyEvents("slow", append(slices.Clone(slow.greeting), got...))
+	if err != nil {
+		t.Fatalf("slow's events: %v", err)
 	}
 	for _, ev := range got {
 		if ev.GetUserLeft() != nil {
 			t.Errorf("slow got %v; want no user_left before its stream ends", ev)
 		}
+	}
+	// From the observer's join on, what slow got is what the observer got,
+	// up to where slow was dropped.
+	if len(slowView.keys) == 0 || !strings.HasPrefix(slowView.keys[0], "user_joined observer ") {
+		t.Fatalf("slow's first events %v; want the observer's join first", got)
+	}
+	if rest := slowView.keys[1:]; len(rest) > len(obsView.keys) || !slices.Equal(rest, obsView.keys[:len(rest)]) {
+		t.Errorf("slow's events after the observer's join are not a prefix of the observer's:\n slow:     %q\n observer: %q", rest, obsView.keys)
 	}
 	if len(got) < queueSize {
 		t.Errorf("slow got %d events; want at least its queue's %d", len(got), queueSize)
