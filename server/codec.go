@@ -17,16 +17,28 @@ import (
 type Event struct {
 	resp *chatv1.ChatResponse // Seq and History are never set here
 	wire mem.BufferSlice      // proto encoding of resp; nil to marshal at send time
+
+	// history marks the copy of a channel message replayed to those who
+	// join the channel later; replay is that copy, made on first need.
+	history bool
+	replay  *Event
 }
 
-// Delivery is an event as one session receives it: its place in the
-// session's numbering, and whether it is replayed history.
+// asHistory returns the event as history: the same message, marked so.
+// Only the hub calls it, under its lock.
+func (e *Event) asHistory() *Event {
+	if e.replay == nil {
+		e.replay = &Event{resp: e.resp, wire: e.wire, history: true}
+	}
+	return e.replay
+}
+
+// Delivery is an event as one session receives it, with its place in the
+// session's numbering.
 type Delivery struct {
 	// Seq is the event's number in the session, or 0 for an answer to a
 	// request, which is not numbered.
 	Seq uint64
-	// History marks a channel message replayed when the session joined.
-	History bool
 	// Event is the event, shared with every other session receiving it.
 	Event *Event
 }
@@ -35,7 +47,7 @@ type Delivery struct {
 // message; for tests and logs, not the hot path.
 func (d Delivery) Response() *chatv1.ChatResponse {
 	resp := proto.CloneOf(d.Event.resp)
-	resp.Seq, resp.History = d.Seq, d.History
+	resp.Seq, resp.History = d.Seq, d.Event.history
 	return resp
 }
 
@@ -95,7 +107,7 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)
 		b = protowire.AppendVarint(b, d.Seq)
 	}
-	if d.History {
+	if d.Event.history {
 		b = protowire.AppendTag(b, 3, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
 	}

@@ -113,8 +113,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 	}}), nil)
 	h.byKey[key], h.byToken[m.token] = m, m
 	s := h.attachLocked(m)
-	m.seq = 1 // the welcome
-	m.logFloor = m.seq
+	m.seq = 1 // the welcome; the log starts after it
 	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
@@ -157,10 +156,10 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 		s = h.attachLocked(m)
 	}
 	now := timestamppb.Now()
-	if lastSeq >= m.logFloor && lastSeq <= m.seq {
+	if lastSeq >= m.logFloor() && lastSeq <= m.seq {
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
-		missed := m.log.last(int(m.seq - lastSeq))
+		missed := m.missed(lastSeq)
 		s.queue.push(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
@@ -177,7 +176,6 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	// for events from before it.
 	m.seq++
 	m.log.reset()
-	m.logFloor = m.seq
 	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
@@ -258,9 +256,9 @@ func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) er
 	if to != nil {
 		msg.Recipient = to.user.Username
 		ev := newEvent(resp)
-		h.deliverLocked(to, ev, false)
+		h.deliverLocked(to, ev)
 		if to != m {
-			h.deliverLocked(m, ev, false)
+			h.deliverLocked(m, ev)
 		}
 		return nil
 	}
@@ -553,9 +551,9 @@ func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 			Members:      ch.onlineMembers(),
 			HistoryCount: uint32(len(history)),
 		},
-	}}), false)
+	}}))
 	for _, ev := range history {
-		h.deliverLocked(m, ev, true)
+		h.deliverLocked(m, ev.asHistory())
 	}
 }
 
@@ -564,12 +562,12 @@ func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 func (h *Hub) broadcastLocked(ev *Event, skip *member) {
 	for m := h.head; m != nil; m = m.next {
 		if m != skip {
-			h.deliverLocked(m, ev, false)
+			h.deliverLocked(m, ev)
 		}
 	}
 	for m := range h.parked {
 		if m != skip {
-			h.deliverLocked(m, ev, false)
+			h.deliverLocked(m, ev)
 		}
 	}
 }
@@ -579,24 +577,22 @@ func (h *Hub) broadcastLocked(ev *Event, skip *member) {
 func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
 	for _, m := range ch.members {
 		if m != skip {
-			h.deliverLocked(m, ev, false)
+			h.deliverLocked(m, ev)
 		}
 	}
 }
 
-// deliverLocked numbers ev for m, records it in m's resume log and queues
-// it for m's stream without blocking. If the queue is full, the stream gets
+// deliverLocked numbers ev for m, records it in m's resume log (dropping
+// the oldest past the resume buffer) and queues it for m's stream without
+// blocking. If the queue is full, the stream gets
 // nothing more (so what it does get has no gap) and is marked to be
 // dropped; the log keeps recording. Lock must be held, and flushSlowLocked
 // called before it is released.
-func (h *Hub) deliverLocked(m *member, ev *Event, history bool) {
+func (h *Hub) deliverLocked(m *member, ev *Event) {
 	m.seq++
-	d := Delivery{Seq: m.seq, History: history, Event: ev}
-	if dropped, ok := m.log.push(d, h.cfg.ResumeBuffer); ok {
-		m.logFloor = dropped.Seq
-	}
+	m.log.push(ev, h.cfg.ResumeBuffer)
 	if s := m.att; s != nil {
-		h.queueLocked(s, d)
+		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
 	}
 }
 

@@ -11,16 +11,15 @@ type ring[T any] struct {
 }
 
 // push adds v as the newest item. If the ring already holds limit items,
-// the oldest is dropped and returned with true. With limit 0 nothing is
-// kept.
-func (r *ring[T]) push(v T, limit int) (dropped T, ok bool) {
+// the oldest is dropped. With limit 0 nothing is kept.
+func (r *ring[T]) push(v T, limit int) {
 	if limit <= 0 {
-		return v, true
+		return
 	}
 	if r.n < len(r.buf) {
 		r.buf[(r.start+r.n)%len(r.buf)] = v
 		r.n++
-		return dropped, false
+		return
 	}
 	if len(r.buf) < limit {
 		// Grow by doubling, up to the limit, and straighten the items out.
@@ -29,13 +28,11 @@ func (r *ring[T]) push(v T, limit int) (dropped T, ok bool) {
 		r.buf, r.start = nb, 0
 		r.buf[r.n] = v
 		r.n++
-		return dropped, false
+		return
 	}
 	// Full: overwrite the oldest.
-	dropped = r.buf[r.start]
 	r.buf[r.start] = v
 	r.start = (r.start + 1) % len(r.buf)
-	return dropped, true
 }
 
 // len returns how many items the ring holds.

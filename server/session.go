@@ -20,17 +20,30 @@ type member struct {
 	att        *Session // the stream attached; nil while parked
 	prev, next *member  // neighbours on the online list, while attached
 
-	// seq numbers the member's events. log keeps the last numbered
-	// deliveries for a resume; every event with a seq up to logFloor is
-	// no longer in it.
-	seq      uint64
-	log      ring[Delivery]
-	logFloor uint64
+	// seq numbers the member's events. log keeps the last numbered events
+	// for a resume, up to and including seq: their seqs follow from
+	// there, so it needs no room for them.
+	seq uint64
+	log ring[*Event]
 
 	channels []*channel // the channels it is in, in the order it entered them
 
 	parkGen uint64      // counts parkings, so a stale expiry timer does nothing
 	expiry  *time.Timer // ends the grace period while parked
+}
+
+// logFloor is the seq of the newest event a resume can no longer be given:
+// every event after it is in the log.
+func (m *member) logFloor() uint64 { return m.seq - uint64(m.log.len()) }
+
+// missed returns the logged events after lastSeq, numbered.
+func (m *member) missed(lastSeq uint64) []Delivery {
+	evs := m.log.last(int(m.seq - lastSeq))
+	ds := make([]Delivery, len(evs))
+	for i, ev := range evs {
+		ds[i] = Delivery{Seq: lastSeq + 1 + uint64(i), Event: ev}
+	}
+	return ds
 }
 
 // online reports whether a stream is attached: the user is on the online
