@@ -395,7 +395,8 @@ func TestHubDropCascades(t *testing.T) {
 	a := mustJoin(t, h, "a") // a: welcome, general
 	b := mustJoin(t, h, "b") // a: +joined b; b: welcome, general
 	c := hubJoin(t, h, "c")  // a: +joined c (full); b: +joined c
-	if err := h.Send(c, "m", "", "", ""); err != nil { // a overflows; b full
+	// The message overflows a's queue and fills b's.
+	if err := h.Send(c, "m", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	// Dropping a announces it; b overflows on that and is dropped too.
