@@ -73,10 +73,10 @@ func newEvent(resp *chatv1.ChatResponse) *Event {
 	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }
 
-// wireCodec is the server's gRPC codec: it sends a *Delivery as its own
-// seq (and history flag) followed by the bytes of its event encoded at
-// publish time, and handles every other message as the standard proto codec
-// does. Protobuf parsers accept fields in any order and the seq (field 1)
+// wireCodec is the server's gRPC codec: it sends an *outgoing delivery as
+// its own seq (and history flag) followed by the bytes of its event encoded
+// at publish time, and handles every other message as the standard proto
+// codec does. Protobuf parsers accept fields in any order and the seq (field 1)
 // and history (field 3) come first, so the result is an ordinary encoding
 // of ChatResponse.
 type wireCodec struct {
@@ -87,21 +87,23 @@ func newWireCodec() wireCodec {
 	return wireCodec{proto: encoding.GetCodecV2(protoenc.Name)}
 }
 
-// header is the per-delivery part of a message: one allocation holds the
-// bytes and the two-part slice handed to gRPC, which keeps both until the
-// message is on the wire.
-type header struct {
+// outgoing is a delivery on its way to the network, with room for its own
+// part of the message: gRPC keeps the bytes and the two-part slice it is
+// handed until the message is written, so they cannot be reused, but a
+// writer allocates the outgoing deliveries of a whole batch at once.
+type outgoing struct {
+	d     Delivery
 	parts [2]mem.Buffer
 	bytes mem.SliceBuffer
 	buf   [1 + 10 + 2]byte // seq tag and varint, history tag and value
 }
 
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	d, ok := v.(*Delivery)
+	h, ok := v.(*outgoing)
 	if !ok {
 		return c.proto.Marshal(v)
 	}
-	h := new(header)
+	d := &h.d
 	b := h.buf[:0]
 	if d.Seq != 0 {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)

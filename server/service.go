@@ -261,11 +261,13 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 			if len(batch) == 0 {
 				return nil
 			}
-			for i := range batch {
-				// SendMsg, not Send: a *Delivery goes out as its seq
+			out := make([]outgoing, len(batch)) // one allocation per batch, not per event
+			for i, d := range batch {
+				out[i].d = d
+				// SendMsg, not Send: an *outgoing goes out as its seq
 				// and the bytes encoded when its event was published
 				// (see wireCodec).
-				if err := stream.SendMsg(&batch[i]); err != nil {
+				if err := stream.SendMsg(&out[i]); err != nil {
 					return err
 				}
 			}
