@@ -113,6 +113,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 	}}), nil)
 	h.byKey[key], h.byToken[m.token] = m, m
 	s := h.attachLocked(m)
+	s.recovery = recovery
 	m.seq = 1 // the welcome; the log starts after it
 	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
@@ -157,6 +158,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	}
 	now := timestamppb.Now()
 	if lastSeq >= m.logFloor() && lastSeq <= m.seq {
+		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
 		missed := m.missed(lastSeq)
@@ -174,6 +176,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	// Incomplete: start the client over from a snapshot, in the channels it
 	// is in. The log restarts after the new welcome, so a resume cannot ask
 	// for events from before it.
+	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	m.seq++
 	m.log.reset()
 	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{

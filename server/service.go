@@ -74,7 +74,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 	}
 	log = log.With("user", s.user.Username)
 	if join.GetResumeToken() != "" {
-		log.Info("joined", "resume", "asked")
+		log.Info("joined", "recovery", strings.ToLower(strings.TrimPrefix(s.recovery.String(), "RECOVERY_")))
 	} else {
 		log.Info("joined")
 	}
@@ -176,7 +176,11 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 
 // endedByHub logs and returns the end of a session the hub dropped.
 func (svc *Service) endedByHub(s *Session, log *slog.Logger) error {
-	log.Info("left", "reason", reasonName(s.endReason))
+	if errors.Is(s.endErr, ErrReplaced) {
+		log.Info("stream replaced", "by", "a resume of the session")
+	} else {
+		log.Info("left", "reason", reasonName(s.endReason))
+	}
 	return Status(s.endErr).Err()
 }
 

@@ -63,9 +63,10 @@ func (m *member) in(ch *channel) bool {
 // Session is one stream's hold on a user's session: the queue of
 // deliveries its writer sends, and how the hub ended it, if it did.
 type Session struct {
-	m     *member
-	user  *chatv1.User // the user as of this stream's join; never modified
-	queue *queue
+	m        *member
+	user     *chatv1.User    // the user as of this stream's join; never modified
+	recovery chatv1.Recovery // what came of the join's resume token; never modified
+	queue    *queue
 
 	// ended is closed when the hub ends the stream itself (too slow, server
 	// shutdown, taken over by a resume). endErr and endReason are written
