@@ -37,6 +37,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{func(c *server.Config) { c.KeepaliveTime = 999 * time.Millisecond }, "keepalive time"},
 		{func(c *server.Config) { c.KeepaliveTimeout = 0 }, "keepalive timeout"},
 		{func(c *server.Config) { c.KeepaliveMinClientPing = -time.Second }, "client ping"},
+		{func(c *server.Config) { c.HistorySize = -1 }, "history size"},
+		{func(c *server.Config) { c.MaxChannels = 0 }, "max channels"},
+		{func(c *server.Config) { c.MaxChannelsPerUser = 0 }, "max channels per user"},
+		{func(c *server.Config) { c.ResumeGrace = -time.Second }, "resume grace"},
+		{func(c *server.Config) { c.ResumeBuffer = -1 }, "resume buffer"},
 	} {
 		cfg := testConfig(tc.edit)
 		srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

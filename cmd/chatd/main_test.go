@@ -48,7 +48,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, name := range []string{
 		"grpc-addr", "http-addr", "allowed-origins", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
 		"queue-size", "message-rate", "message-burst", "max-recv-msg-size", "keepalive-time",
-		"keepalive-timeout", "keepalive-min-client-ping",
+		"keepalive-timeout", "keepalive-min-client-ping", "history-size", "max-channels", "max-channels-per-user",
+		"resume-grace", "resume-buffer",
 	} {
 		if !strings.Contains(stderr.String(), "-"+name) {
 			t.Errorf("--help does not mention -%s:\n%s", name, stderr.String())
@@ -67,6 +68,11 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--keepalive-time", "100ms"}, "keepalive time must be at least 1s"},
 		{[]string{"--max-recv-msg-size", "100"}, "max receive message size must be at least"},
 		{[]string{"--message-rate", "-1"}, "message rate must be 0 (off) or positive"},
+		{[]string{"--history-size", "-1"}, "history size must not be negative"},
+		{[]string{"--max-channels", "0"}, "max channels must be at least 1"},
+		{[]string{"--max-channels-per-user", "0"}, "max channels per user must be at least 1"},
+		{[]string{"--resume-grace", "-1s"}, "resume grace must be 0 (off) or positive"},
+		{[]string{"--resume-buffer", "-5"}, "resume buffer must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
