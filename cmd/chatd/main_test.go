@@ -127,6 +127,9 @@ func TestServesUntilCancelled(t *testing.T) {
 	if err != nil || ev.GetWelcome() == nil {
 		t.Fatalf("first event = %v, %v; want a welcome", ev, err)
 	}
+	if ev, err := stream.Recv(); err != nil || ev.GetChannelJoined().GetChannel() != "general" {
+		t.Fatalf("second event = %v, %v; want general's channel_joined", ev, err)
+	}
 
 	// The message is acknowledged, and its text stays out of the logs.
 	const secret = "secret-text-1234"
