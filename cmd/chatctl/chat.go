@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/grpc/codes"
@@ -15,32 +16,42 @@ import (
 // chatStream is the client side of a Chat stream.
 type chatStream = chatv1.ChatService_ChatClient
 
-// joinChat opens a Chat stream on ctx and joins as name. It returns the
-// stream and the server's welcome, or why the server refused the join as an
-// error carrying the matching exit code. Cancelling ctx ends the stream.
-func joinChat(ctx context.Context, client chatv1.ChatServiceClient, name string) (chatStream, *chatv1.ChatResponse, error) {
+// errNoWelcome is a join that the server ended without a welcome or
+// answered with something else.
+var errNoWelcome = errors.New("the server ended the session before welcoming it")
+
+// joinChat opens a Chat stream on ctx and sends join. It returns the stream
+// and the server's welcome, or why there is none: the stream's status, or
+// errNoWelcome. Cancelling ctx ends the stream.
+func joinChat(ctx context.Context, client chatv1.ChatServiceClient, join *chatv1.Join) (chatStream, *chatv1.ChatResponse, error) {
 	stream, err := client.Chat(ctx)
 	if err != nil {
-		return nil, nil, joinError(err)
+		return nil, nil, err
 	}
 	// If Send fails, the stream is over and Recv says why.
-	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name}}})
+	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: join}})
 	first, err := stream.Recv()
 	if err == io.EOF {
-		return nil, nil, withExitCode(exitConnLost, errors.New("cannot join: the server ended the session before welcoming it"))
+		return nil, nil, errNoWelcome
 	}
 	if err != nil {
-		return nil, nil, joinError(err)
+		return nil, nil, err
 	}
 	if first.GetWelcome() == nil {
-		return nil, nil, fmt.Errorf("cannot join: the server answered the join with %T instead of a welcome", first.GetEvent())
+		return nil, nil, fmt.Errorf("%w: it answered the join with %T", errNoWelcome, first.GetEvent())
 	}
 	return stream, first, nil
 }
 
 // joinError explains why a join failed, with the exit code for it.
 func joinError(err error) error {
-	st := status.Convert(err)
+	if errors.Is(err, errNoWelcome) {
+		return withExitCode(exitConnLost, fmt.Errorf("cannot join: %w", err))
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err // from dial, already explained
+	}
 	msg := fmt.Errorf("cannot join: %s", st.Message())
 	switch st.Code() {
 	case codes.AlreadyExists:
@@ -75,16 +86,36 @@ func newClientID() string {
 	return rand.Text()[:16]
 }
 
-// sendText sends one message with clientID. A failed Send means the stream
-// is over; the caller learns why from Recv.
-func sendText(stream chatStream, text, clientID string) {
-	_ = stream.Send(&chatv1.ChatRequest{
+// sendText sends one message with clientID to channel, or privately to
+// recipient; with neither it goes to "general". A failed Send means the
+// stream is over; the caller learns why from Recv.
+func sendText(stream chatStream, text, channel, recipient, clientID string) {
+	_ = stream.Send(textRequest(text, channel, recipient, clientID))
+}
+
+// textRequest is the request that sends text (see sendText).
+func textRequest(text, channel, recipient, clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{
 		ClientId: clientID,
-		Action:   &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: text}},
-	})
+		Action:   &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: text, Channel: channel, Recipient: recipient}},
+	}
+}
+
+// joinChannelRequest is the request that enters channel.
+func joinChannelRequest(channel, clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{
+		ClientId: clientID,
+		Action:   &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: channel}},
+	}
 }
 
 // sendLeave logs out. As with sendText, a failure shows up in Recv.
 func sendLeave(stream chatStream) {
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
+}
+
+// sameChannel reports whether a and b name the same channel: channel names
+// are unique whatever their letter case, and one leading "#" is ignored.
+func sameChannel(a, b string) bool {
+	return strings.EqualFold(strings.TrimPrefix(a, "#"), strings.TrimPrefix(b, "#"))
 }

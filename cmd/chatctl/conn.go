@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,7 @@ func dial(ctx context.Context, opts *options) (*grpc.ClientConn, error) {
 		// and chatd may be starting up, so keep waiting until the deadline.
 		if !conn.WaitForStateChange(wctx, state) {
 			conn.Close()
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil, fmt.Errorf("interrupted while connecting to %s", opts.server)
 			}
 			return nil, withExitCode(exitUnreachable,

@@ -1,8 +1,10 @@
 // Command chatctl is the command-line client of chatd.
 //
-//	chatctl join --name alice         chat interactively, or from a pipe
-//	chatctl send --name bot "hello"   send one message and leave
-//	chatctl who                       list who is online
+//	chatctl join --name alice                  chat interactively, or from a pipe
+//	chatctl send --name bot "hello"            send one message and leave
+//	chatctl send --name bot --to alice "psst"  send one private message
+//	chatctl who                                list who is online
+//	chatctl channels                           list the channels
 //
 // Every command takes --server, --dial-timeout and -o/--output; run
 // "chatctl --help" for the details and the exit codes, which scripts may rely
@@ -45,6 +47,7 @@ var commands = []command{
 	{"join", "chat under a name, interactively or from a pipe", runJoin},
 	{"send", "join, send one message, wait for it to be delivered, leave", runSend},
 	{"who", "list who is online", runWho},
+	{"channels", "list the channels and how many are in each", runChannels},
 }
 
 // run runs chatctl with the arguments after the program name and returns the
@@ -60,7 +63,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErrorf("missing command (join, send or who); run 'chatctl --help' for usage")
+		return usageErrorf("missing command (join, send, who or channels); run 'chatctl --help' for usage")
 	}
 	name := args[0]
 	switch name {
@@ -88,7 +91,7 @@ chatctl is the command-line client of chatd, the real-time chat server.
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'chatctl <command> --help' for a command's flags. Every command takes:

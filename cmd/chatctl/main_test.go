@@ -38,6 +38,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "hi"}, "--name is required"},
 		{[]string{"send", "--name", "bot"}, "exactly one TEXT argument"},
 		{[]string{"send", "--name", "bot", "hi", "--server", "x:1"}, "exactly one TEXT argument"},
+		{[]string{"send", "--name", "bot", "--channel", "go", "--to", "alice", "hi"}, "--channel and --to cannot both be set"},
+		{[]string{"join", "--name", "bob", "--reconnect-timeout", "-1s"}, "--reconnect-timeout must not be negative"},
+		{[]string{"channels", "all"}, `unexpected argument "all"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -65,10 +68,12 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"Usage: chatctl <command>", "join", "send", "who", "--server", "--dial-timeout", "--output", "Exit codes:"}},
 		{[]string{"-h"}, []string{"Usage: chatctl <command>"}},
 		{[]string{"help"}, []string{"Usage: chatctl <command>"}},
-		{[]string{"help", "send"}, []string{"Usage: chatctl send --name NAME [flags] TEXT"}},
-		{[]string{"join", "--help"}, []string{"Usage: chatctl join", "--name username", "/quit", "/who", "default localhost:50051", "Exit codes:"}},
-		{[]string{"send", "-h"}, []string{"Usage: chatctl send", "--name username"}},
+		{[]string{"help", "send"}, []string{"Usage: chatctl send --name NAME [--channel NAME | --to NAME] [flags] TEXT"}},
+		{[]string{"join", "--help"}, []string{"Usage: chatctl join", "--name username", "/quit", "/who", "/join #name", "/leave", "/switch", "/channels", "/msg NAME text", "--reconnect-timeout duration", "(default 30s)", "default localhost:50051", "Exit codes:"}},
+		{[]string{"send", "-h"}, []string{"Usage: chatctl send", "--name username", "--channel channel", "--to username"}},
 		{[]string{"who", "--help"}, []string{"Usage: chatctl who", "-o format"}},
+		{[]string{"channels", "--help"}, []string{"Usage: chatctl channels", "-o format"}},
+		{[]string{"--help"}, []string{"channels  list the channels"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -17,15 +17,36 @@ import (
 
 // printer shows what chatctl receives, in the format --output chose.
 type printer interface {
-	// event shows one event received on a Chat stream.
-	event(ev *chatv1.ChatResponse) error
+	// event shows one event received on a Chat stream, as seen by the
+	// session v describes.
+	event(ev *chatv1.ChatResponse, v view) error
+	// historyEnd closes the history of channel that a channel_joined
+	// announced, once its last history message is shown.
+	historyEnd(channel string) error
 	// online shows the session's local view of who is online (/who).
 	online(users []*chatv1.User, you string) error
+	// members shows the session's local view of a channel's members
+	// (/who #channel).
+	members(channel string, users []*chatv1.User, you string) error
 	// users shows a ListUsers answer (chatctl who).
 	users(resp *chatv1.ListUsersResponse) error
+	// channels shows a ListChannels answer (chatctl channels).
+	channels(resp *chatv1.ListChannelsResponse) error
 	// note shows feedback from chatctl itself, such as /help.
 	note(msg string) error
 }
+
+// view is what the text of an event depends on besides the event: the
+// session's state once the event is applied. The zero view suits a printer
+// outside a session, as in chatctl send.
+type view struct {
+	you     string               // the session's username
+	current string               // the channel plain lines go to, if any
+	joined  func(ch string) bool // whether the session is in channel ch; nil for none
+}
+
+// in reports whether v's session is in channel ch.
+func (v view) in(ch string) bool { return v.joined != nil && v.joined(ch) }
 
 // newPrinter returns the printer for format. Output meant for programs goes
 // to stdout; in JSON mode chatctl's own notes go to stderr, so that stdout
@@ -49,21 +70,38 @@ type textPrinter struct {
 // sender's name.
 const indent = "         " // len("15:04:05 ")
 
-func (p *textPrinter) event(ev *chatv1.ChatResponse) error {
+func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 	at := p.clock(ev.GetTime())
 	var err error
 	switch e := ev.GetEvent().(type) {
 	case *chatv1.ChatResponse_Welcome:
-		you := e.Welcome.GetYou().GetUsername()
-		_, err = fmt.Fprintf(p.w, "%s * you joined as %s\n%s %s\n", at, sanitize(you, ""), at, onlineLine(e.Welcome.GetOnlineUsers(), you))
+		err = p.welcome(at, e.Welcome)
 	case *chatv1.ChatResponse_UserJoined:
-		_, err = fmt.Fprintf(p.w, "%s * %s joined\n", at, sanitize(e.UserJoined.GetUser().GetUsername(), ""))
+		verb := "joined"
+		if e.UserJoined.GetResumed() {
+			verb = "reconnected"
+		}
+		_, err = fmt.Fprintf(p.w, "%s * %s %s\n", at, sanitize(e.UserJoined.GetUser().GetUsername(), ""), verb)
 	case *chatv1.ChatResponse_UserLeft:
 		_, err = fmt.Fprintf(p.w, "%s * %s left (%s)\n", at, sanitize(e.UserLeft.GetUser().GetUsername(), ""), leaveReason(e.UserLeft.GetReason()))
 	case *chatv1.ChatResponse_Message:
-		_, err = fmt.Fprintf(p.w, "%s %s: %s\n", at, sanitize(e.Message.GetSender(), ""), sanitize(e.Message.GetText(), indent))
+		mark := ""
+		if ev.GetHistory() {
+			mark = "[history] "
+		}
+		_, err = fmt.Fprintf(p.w, "%s %s%s: %s\n", at, mark, messageHead(e.Message), sanitize(e.Message.GetText(), indent))
 	case *chatv1.ChatResponse_Rejected:
 		_, err = fmt.Fprintf(p.w, "%s ! %s\n", at, sanitize(e.Rejected.GetReason(), indent))
+	case *chatv1.ChatResponse_ChannelJoined:
+		err = p.channelJoined(at, e.ChannelJoined, v)
+	case *chatv1.ChatResponse_ChannelLeft:
+		who := sanitize(e.ChannelLeft.GetUser().GetUsername(), "")
+		if e.ChannelLeft.GetUser().GetUsername() == v.you {
+			who = "you"
+		}
+		_, err = fmt.Fprintf(p.w, "%s * %s left %s\n", at, who, channelName(e.ChannelLeft.GetChannel()))
+	case *chatv1.ChatResponse_ChannelList:
+		err = p.channelList(at, e.ChannelList.GetChannels(), v)
 	default:
 		// A newer server may send events this chatctl predates.
 		_, err = fmt.Fprintf(p.w, "%s ? an event this chatctl does not know (try a newer chatctl)\n", at)
@@ -71,8 +109,78 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse) error {
 	return err
 }
 
+// welcome shows a welcome: a new session's snapshot, or the outcome of a
+// reconnection.
+func (p *textPrinter) welcome(at string, w *chatv1.Welcome) error {
+	you := w.GetYou().GetUsername()
+	var err error
+	switch w.GetRecovery() {
+	case chatv1.Recovery_RECOVERY_COMPLETE:
+		// The state from before the break is current: no snapshot.
+		_, err = fmt.Fprintf(p.w, "%s * reconnected: nothing missed\n", at)
+	case chatv1.Recovery_RECOVERY_INCOMPLETE:
+		_, err = fmt.Fprintf(p.w, "%s * reconnected, but some events were lost: state rebuilt\n%s %s\n", at, at, onlineLine(w.GetOnlineUsers(), you))
+	default:
+		_, err = fmt.Fprintf(p.w, "%s * you joined as %s\n%s %s\n", at, sanitize(you, ""), at, onlineLine(w.GetOnlineUsers(), you))
+	}
+	return err
+}
+
+// channelJoined shows someone entering a channel, or you entering one with
+// the start of its history.
+func (p *textPrinter) channelJoined(at string, cj *chatv1.ChannelJoined, v view) error {
+	ch := channelName(cj.GetChannel())
+	if cj.GetUser().GetUsername() != v.you {
+		_, err := fmt.Fprintf(p.w, "%s * %s joined %s\n", at, sanitize(cj.GetUser().GetUsername(), ""), ch)
+		return err
+	}
+	line := fmt.Sprintf("%s * you joined %s (%s)", at, ch, plural(len(cj.GetMembers()), "member"))
+	if v.current != "" && sameChannel(v.current, cj.GetChannel()) {
+		line += ", your current channel"
+	}
+	if n := cj.GetHistoryCount(); n > 0 {
+		line += fmt.Sprintf("\n-- history of %s (%s) --", ch, plural(int(n), "message"))
+	}
+	_, err := fmt.Fprintln(p.w, line)
+	return err
+}
+
+// channelList shows a channel_list answer with the session's own channels
+// marked.
+func (p *textPrinter) channelList(at string, channels []*chatv1.Channel, v view) error {
+	if _, err := fmt.Fprintf(p.w, "%s Channels (%d):\n", at, len(channels)); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
+	for _, c := range channels {
+		mark := ""
+		switch {
+		case v.current != "" && sameChannel(v.current, c.GetName()):
+			mark = "(current)"
+		case v.in(c.GetName()):
+			mark = "(joined)"
+		}
+		line := "  " + channelName(c.GetName()) + "\t" + plural(int(c.GetMemberCount()), "member")
+		if mark != "" {
+			line += "\t" + mark
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+func (p *textPrinter) historyEnd(string) error {
+	_, err := fmt.Fprintln(p.w, "-- end of history --")
+	return err
+}
+
 func (p *textPrinter) online(users []*chatv1.User, you string) error {
 	_, err := fmt.Fprintln(p.w, onlineLine(users, you))
+	return err
+}
+
+func (p *textPrinter) members(channel string, users []*chatv1.User, you string) error {
+	_, err := fmt.Fprintln(p.w, membersLine(channelName(channel), users, you))
 	return err
 }
 
@@ -93,6 +201,19 @@ func (p *textPrinter) users(resp *chatv1.ListUsersResponse) error {
 	return tw.Flush()
 }
 
+func (p *textPrinter) channels(resp *chatv1.ListChannelsResponse) error {
+	if len(resp.GetChannels()) == 0 {
+		_, err := fmt.Fprintln(p.w, "No channels.")
+		return err
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tMEMBERS")
+	for _, c := range resp.GetChannels() {
+		fmt.Fprintf(tw, "%s\t%d\n", channelName(c.GetName()), c.GetMemberCount())
+	}
+	return tw.Flush()
+}
+
 func (p *textPrinter) note(msg string) error {
 	_, err := fmt.Fprintln(p.w, msg)
 	return err
@@ -108,8 +229,13 @@ func (p *textPrinter) clock(ts *timestamppb.Timestamp) string {
 
 // onlineLine is "Online (2): alice (you), bob".
 func onlineLine(users []*chatv1.User, you string) string {
+	return membersLine("Online", users, you)
+}
+
+// membersLine is "label (2): alice (you), bob".
+func membersLine(label string, users []*chatv1.User, you string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Online (%d):", len(users))
+	fmt.Fprintf(&b, "%s (%d):", label, len(users))
 	for i, u := range users {
 		if i > 0 {
 			b.WriteByte(',')
@@ -120,6 +246,33 @@ func onlineLine(users []*chatv1.User, you string) string {
 		}
 	}
 	return b.String()
+}
+
+// messageHead is what comes before a message's text: "#go alice" for a
+// channel message, "[private] alice -> bob" for a private one, and the bare
+// sender for a message from a server that predates channels.
+func messageHead(m *chatv1.Message) string {
+	sender := sanitize(m.GetSender(), "")
+	switch {
+	case m.GetRecipient() != "":
+		return fmt.Sprintf("[private] %s -> %s", sender, sanitize(m.GetRecipient(), ""))
+	case m.GetChannel() != "":
+		return channelName(m.GetChannel()) + " " + sender
+	}
+	return sender
+}
+
+// channelName is how a channel is shown: "#go".
+func channelName(name string) string {
+	return "#" + sanitize(name, "")
+}
+
+// plural is "1 member", "2 members".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // leaveReason says why a user left, as in "bob left (logged out)".
@@ -187,9 +340,18 @@ type jsonPrinter struct {
 	notes *textPrinter // where chatctl's own feedback goes
 }
 
-func (p *jsonPrinter) event(ev *chatv1.ChatResponse) error { return p.line(ev) }
+func (p *jsonPrinter) event(ev *chatv1.ChatResponse, _ view) error { return p.line(ev) }
+
+// historyEnd prints nothing: each history message says it is one.
+func (p *jsonPrinter) historyEnd(string) error { return nil }
 
 func (p *jsonPrinter) users(resp *chatv1.ListUsersResponse) error { return p.line(resp) }
+
+func (p *jsonPrinter) channels(resp *chatv1.ListChannelsResponse) error { return p.line(resp) }
+
+func (p *jsonPrinter) members(channel string, users []*chatv1.User, you string) error {
+	return p.notes.members(channel, users, you)
+}
 
 func (p *jsonPrinter) online(users []*chatv1.User, you string) error {
 	return p.notes.online(users, you)

@@ -65,7 +65,7 @@ func TestTextPrinterEvent(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
 			p := &textPrinter{w: &out, loc: time.UTC}
-			if err := p.event(tt.ev); err != nil {
+			if err := p.event(tt.ev, view{}); err != nil {
 				t.Fatalf("event: %v", err)
 			}
 			if got := out.String(); got != tt.want {
@@ -136,7 +136,7 @@ func TestJSONPrinter(t *testing.T) {
 		{Seq: 2, Time: testTime, Event: &chatv1.ChatResponse_Message{Message: &chatv1.Message{Id: "m", Sender: "alice", Text: "two\nlines \x1b", ClientId: "c"}}},
 	}
 	for _, ev := range events {
-		if err := p.event(ev); err != nil {
+		if err := p.event(ev, view{}); err != nil {
 			t.Fatal(err)
 		}
 	}

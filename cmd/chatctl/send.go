@@ -5,20 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 )
 
 const sendAbout = `send joins the chat as --name, sends TEXT, waits until the server has
-delivered it (everyone gets it, the sender included, which is how send knows)
-or refused it, then leaves. It exits 0 once the message is delivered and the
-session has ended, and prints the delivered message as join would.
+delivered it (to #general by default, to --channel, or privately to --to;
+the sender gets a copy, which is how send knows) or refused it, then leaves.
+It exits 0 once the message is delivered and the session has ended, and
+prints the delivered message as join would.
+
+A --channel other than general is entered first (and created if it does not
+exist), since only its members may send to it.
 `
 
 func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs, opts := newFlagSet("send")
 	name := fs.String("name", "", "the `username` to send as (required)")
-	if err := parse(fs, opts, args, stdout, "--name NAME [flags] TEXT", sendAbout); err != nil {
+	channel := fs.String("channel", "", "send to this `channel` instead of general")
+	to := fs.String("to", "", "send privately to this `username`, who must be online")
+	if err := parse(fs, opts, args, stdout, "--name NAME [--channel NAME | --to NAME] [flags] TEXT", sendAbout); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -29,7 +36,11 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		// than send something surprising.
 		return usageErrorf("send: want exactly one TEXT argument after the flags, got %d (quote a message with spaces)", fs.NArg())
 	}
+	if *channel != "" && *to != "" {
+		return usageErrorf("send: --channel and --to cannot both be set: a message goes to a channel or to one user")
+	}
 	text := fs.Arg(0)
+	*channel = strings.TrimPrefix(*channel, "#")
 
 	conn, err := dial(ctx, opts)
 	if err != nil {
@@ -38,37 +49,22 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	defer conn.Close()
 
 	// Ctrl-C cancels ctx and with it the stream: a disconnect.
-	stream, welcome, err := joinChat(ctx, chatv1.NewChatServiceClient(conn), *name)
+	stream, welcome, err := joinChat(ctx, chatv1.NewChatServiceClient(conn), &chatv1.Join{Username: *name})
 	if err != nil {
-		return err
+		return joinError(err)
 	}
 	you := welcome.GetWelcome().GetYou().GetUsername()
-	id := newClientID()
-	sendText(stream, text, id)
-
-	// Every user's messages reach every session, so the acknowledgement is
-	// the message from us with our client_id, not just any with that id.
 	out := newPrinter(opts.output, stdout, stderr)
+
 	var refused error
-wait:
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return interrupted(ctx, sessionError(err))
+	if *channel != "" && !sameChannel(*channel, "general") {
+		if refused, err = enterChannel(ctx, stream, you, *channel); err != nil {
+			return err
 		}
-		switch e := ev.GetEvent().(type) {
-		case *chatv1.ChatResponse_Message:
-			if e.Message.GetSender() == you && e.Message.GetClientId() == id {
-				if err := out.event(ev); err != nil {
-					return err
-				}
-				break wait
-			}
-		case *chatv1.ChatResponse_Rejected:
-			if e.Rejected.GetClientId() == id {
-				refused = fmt.Errorf("message not sent: %s", e.Rejected.GetReason())
-				break wait
-			}
+	}
+	if refused == nil {
+		if refused, err = sendAndWait(ctx, stream, out, you, textRequest(text, *channel, *to, newClientID())); err != nil {
+			return err
 		}
 	}
 
@@ -83,6 +79,53 @@ wait:
 		}
 		if err != nil {
 			return errors.Join(refused, interrupted(ctx, sessionError(err)))
+		}
+	}
+}
+
+// enterChannel joins channel and waits until the server confirms it or
+// refuses. err is set if the session ended.
+func enterChannel(ctx context.Context, stream chatStream, you, channel string) (refused, err error) {
+	id := newClientID()
+	_ = stream.Send(joinChannelRequest(channel, id))
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return nil, interrupted(ctx, sessionError(err))
+		}
+		switch e := ev.GetEvent().(type) {
+		case *chatv1.ChatResponse_ChannelJoined:
+			if e.ChannelJoined.GetUser().GetUsername() == you && sameChannel(e.ChannelJoined.GetChannel(), channel) {
+				return nil, nil
+			}
+		case *chatv1.ChatResponse_Rejected:
+			if e.Rejected.GetClientId() == id {
+				return fmt.Errorf("cannot enter #%s: %s", sanitize(channel, ""), sanitize(e.Rejected.GetReason(), "")), nil
+			}
+		}
+	}
+}
+
+// sendAndWait sends req, a send, and waits until the server delivers it,
+// which it prints, or refuses it. err is set if the session ended.
+func sendAndWait(ctx context.Context, stream chatStream, out printer, you string, req *chatv1.ChatRequest) (refused, err error) {
+	_ = stream.Send(req)
+	// Everyone's messages reach us, so the acknowledgement is the message
+	// from us with our client_id, not just any with that id.
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return nil, interrupted(ctx, sessionError(err))
+		}
+		switch e := ev.GetEvent().(type) {
+		case *chatv1.ChatResponse_Message:
+			if e.Message.GetSender() == you && e.Message.GetClientId() == req.GetClientId() && !ev.GetHistory() {
+				return nil, out.event(ev, view{you: you})
+			}
+		case *chatv1.ChatResponse_Rejected:
+			if e.Rejected.GetClientId() == req.GetClientId() {
+				return fmt.Errorf("message not sent: %s", sanitize(e.Rejected.GetReason(), "")), nil
+			}
 		}
 	}
 }

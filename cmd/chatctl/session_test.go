@@ -98,7 +98,7 @@ func TestJoinFromPipe(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr: %s", code, stderr)
 	}
-	for _, want := range []string{"* you joined as bot", "Online (1): bot (you)", "bot: hi", "* bot left (logged out)"} {
+	for _, want := range []string{"* you joined as bot", "Online (1): bot (you)", "* you joined #general (1 member)", "#general bot: hi", "* bot left (logged out)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout does not contain %q:\n%s", want, stdout)
 		}
@@ -123,7 +123,7 @@ func TestJoinJSON(t *testing.T) {
 		}
 		kinds = append(kinds, string(ev.ProtoReflect().WhichOneof(ev.ProtoReflect().Descriptor().Oneofs().ByName("event")).Name()))
 	}
-	if got, want := strings.Join(kinds, ","), "welcome,message,user_left"; got != want {
+	if got, want := strings.Join(kinds, ","), "welcome,channel_joined,message,user_left"; got != want {
 		t.Errorf("events %s, want %s", got, want)
 	}
 	if !strings.Contains(stderr, "Online (1): bot (you)") {
@@ -175,7 +175,7 @@ func TestJoinQuit(t *testing.T) {
 func TestJoinConnectionLost(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	r := startJoin(t, t.Context(), "--name", "alice", "--server", ts.addr)
+	r := startJoin(t, t.Context(), "--name", "alice", "--server", ts.addr, "--reconnect-timeout", "0")
 	ts.waitOnline(t, "alice")
 	ts.stop(t)
 	r.wait(t)
@@ -218,7 +218,7 @@ func TestSend(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	code, stdout, stderr := runCLI(t, t.Context(), "", "send", "--name", "bot", "--server", ts.addr, "hello")
-	if code != exitOK || !strings.Contains(stdout, "bot: hello") {
+	if code != exitOK || !strings.Contains(stdout, "#general bot: hello") {
 		t.Errorf("send: exit code %d, stdout %q, stderr %q; want 0 and the delivered message", code, stdout, stderr)
 	}
 	code, _, stderr = runCLI(t, t.Context(), "", "send", "--name", "bot", "--server", ts.addr, "   ")

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+)
+
+const sessionHelp = `  /join #name      enter a channel (created if new) and talk there
+  /leave [#name]   leave a channel, the current one by default
+  /switch #name    talk in another channel you are in
+  /channels        list every channel and how many are in it
+  /msg NAME text   send text to NAME only
+  /who [#name]     list who is online, or who is in a channel you are in
+  /quit            leave the chat and exit
+  /help            list these commands
+  //text           send "/text" (a message that starts with a slash)
+`
+
+// command acts on one line of input: a command or a message to send. It
+// reports whether the user asked to quit.
+func (s *session) command(line string) (quit bool) {
+	if strings.TrimSpace(line) == "" {
+		return false // nothing to send; the server would refuse it anyway
+	}
+	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
+		s.say(strings.TrimPrefix(line, "/"))
+		return false
+	}
+	cmd, rest := splitWord(line)
+	args := strings.Fields(rest)
+	switch cmd {
+	case "/quit":
+		return true
+	case "/help":
+		s.note("Type a line and press Enter to send it to the current channel. Commands:\n" + strings.TrimSuffix(sessionHelp, "\n"))
+	case "/who":
+		s.who(args)
+	case "/join":
+		if len(args) != 1 {
+			s.note("usage: /join #name")
+			return false
+		}
+		s.joinChannel(args[0])
+	case "/leave", "/part":
+		if len(args) > 1 {
+			s.note("usage: /leave [#name]")
+			return false
+		}
+		name := s.current
+		if len(args) == 1 {
+			name = args[0]
+		}
+		s.leaveChannel(name)
+	case "/switch":
+		if len(args) != 1 {
+			s.note("usage: /switch #name")
+			return false
+		}
+		s.switchChannel(args[0])
+	case "/channels", "/list":
+		s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_ListChannels{ListChannels: &chatv1.ListChannels{}}})
+	case "/msg":
+		to, text := splitWord(rest)
+		if to == "" || text == "" {
+			s.note("usage: /msg NAME text")
+			return false
+		}
+		s.request(textRequest(text, "", to, newClientID()))
+	default:
+		s.note(fmt.Sprintf("unknown command %s: type /help for the commands, or //text to send a message that starts with a slash", sanitize(cmd, "")))
+	}
+	return false
+}
+
+// note shows chatctl's own feedback.
+func (s *session) note(msg string) { _ = s.out.note(msg) }
+
+// say sends text to the current channel.
+func (s *session) say(text string) {
+	if s.wanted != "" {
+		// An incomplete recovery did not bring the current channel back
+		// (by the time a person types, the server has said so).
+		s.note(fmt.Sprintf("You are not in %s any more.", channelName(s.wanted)))
+		s.wanted = ""
+	}
+	if s.current == "" {
+		s.note("You are in no channel: /join #name to enter one, or /msg NAME text. Not sent.")
+		return
+	}
+	s.request(textRequest(text, strings.TrimPrefix(s.current, "#"), "", newClientID()))
+}
+
+// who shows who is online, or with a channel's name, who is in it.
+func (s *session) who(args []string) {
+	switch len(args) {
+	case 0:
+		_ = s.out.online(s.online, s.you)
+	case 1:
+		c := s.channel(args[0])
+		if c == nil {
+			s.note(fmt.Sprintf("You are not in %s: /channels shows how many are in each channel.", channelName(strings.TrimPrefix(args[0], "#"))))
+			return
+		}
+		_ = s.out.members(c.name, c.members, s.you)
+	default:
+		s.note("usage: /who [#name]")
+	}
+}
+
+// joinChannel enters a channel and makes it current, or just makes it
+// current if the session is in it already. Lines typed after it go to the
+// new channel at once: the server handles a session's requests in order,
+// so they reach it after the join; if the join is refused, the channel
+// before it is current again.
+func (s *session) joinChannel(name string) {
+	name = strings.TrimPrefix(name, "#")
+	if name == "" {
+		s.note("usage: /join #name")
+		return
+	}
+	if c := s.channel(name); c != nil {
+		s.switchChannel(name)
+		return
+	}
+	id := newClientID()
+	s.joining[name] = joinRequest{clientID: id, previous: s.current}
+	s.current, s.wanted = name, ""
+	s.request(joinChannelRequest(name, id))
+}
+
+// leaveChannel leaves a channel the session is in.
+func (s *session) leaveChannel(name string) {
+	if name == "" {
+		s.note("You are in no channel.")
+		return
+	}
+	c := s.channel(name)
+	if c == nil {
+		s.note(fmt.Sprintf("You are not in %s.", channelName(strings.TrimPrefix(name, "#"))))
+		return
+	}
+	s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: c.name}}})
+}
+
+// switchChannel makes a channel the session is in, or is entering, current.
+func (s *session) switchChannel(name string) {
+	if c := s.channel(name); c != nil {
+		name = c.name
+	} else if !s.isJoining(name) {
+		s.note(fmt.Sprintf("You are not in %s: /join it first.", channelName(strings.TrimPrefix(name, "#"))))
+		return
+	}
+	s.current, s.wanted = strings.TrimPrefix(name, "#"), ""
+	s.note(fmt.Sprintf("Talking in %s now.", channelName(s.current)))
+}
+
+// isJoining reports whether a /join of channel name awaits its answer.
+func (s *session) isJoining(name string) bool {
+	for ch := range s.joining {
+		if sameChannel(ch, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitWord splits the first word off s; rest has no surrounding space.
+func splitWord(s string) (word, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimSpace(s[i:])
+}
+
+// readLines sends each line of r, without its line ending, on lines, then
+// the error that ended r (io.EOF at the end of input). It stops early once
+// done is closed.
+func readLines(r io.Reader, lines chan<- input, done <-chan struct{}) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			// A last line without a newline is still a line.
+			select {
+			case lines <- input{line: strings.TrimRight(line, "\r\n")}:
+			case <-done:
+				return
+			}
+		}
+		if err != nil {
+			select {
+			case lines <- input{err: err}:
+			case <-done:
+			}
+			return
+		}
+	}
+}

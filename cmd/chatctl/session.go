@@ -1,0 +1,579 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// leaveGrace is how long Ctrl-C waits for the server to end the session
+// after the leave before giving up on it: a logout is nicer for the others
+// than a disconnect, but not worth a hang.
+const leaveGrace = time.Second
+
+// maxQueued is how many requests typed while disconnected are kept to send
+// once reconnected; past it, lines are refused with a note.
+const maxQueued = 100
+
+// session is a joined chat session, kept across reconnections. Only run's
+// goroutine uses it, so that its state, the printer and the stream's
+// sending side need no lock.
+type session struct {
+	out              printer
+	stderr           io.Writer
+	connector        *connector
+	reconnectTimeout time.Duration // 0: do not reconnect
+
+	link  *link  // the current connection; nil while reconnecting
+	epoch int    // how many links the session has had, to date unconfirmed messages
+	you   string // the username, as the server recorded it
+	token string // the resume token of the session
+	seq   uint64 // seq of the last event received
+
+	online   []*chatv1.User // who is online: the welcome's snapshot plus later joins and leaves
+	channels []*channel     // the channels the session is in, in the order it entered them
+	// current is the channel plain lines go to; "" for none. It may name
+	// a channel the session is entering: "general" at first, and one /join
+	// asked for, since the server handles requests in order.
+	current string
+	// joining maps the channels /join asked for and the server has not
+	// confirmed yet to their requests.
+	joining map[string]joinRequest
+	// wanted is, after an incomplete recovery, the channel that was
+	// current, to go back to if the session turns out to be in it again;
+	// meanwhile current is a channel the session is in.
+	wanted string
+
+	historyChannel string // the channel whose history is being shown
+	historyLeft    int    // how many of its history messages are still to come
+
+	unconfirmed map[string]unconfirmed // messages sent but not echoed nor rejected yet, by client_id
+	queue       []*chatv1.ChatRequest  // requests typed while disconnected
+}
+
+// channel is a channel the session is in.
+type channel struct {
+	name    string         // as the server shows it
+	members []*chatv1.User // who is in it, in the order they entered it
+}
+
+// joinRequest is a /join not yet answered.
+type joinRequest struct {
+	clientID string
+	previous string // the current channel before it, to go back to if refused
+}
+
+// unconfirmed is a message sent and not yet acknowledged.
+type unconfirmed struct {
+	text  string
+	epoch int // the link it was sent on
+}
+
+// newSession returns the session that welcome starts, on l.
+func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectTimeout time.Duration) *session {
+	return &session{
+		out:              out,
+		stderr:           stderr,
+		connector:        c,
+		reconnectTimeout: reconnectTimeout,
+		link:             l,
+		epoch:            1,
+		current:          "general",
+		joining:          map[string]joinRequest{},
+		unconfirmed:      map[string]unconfirmed{},
+	}
+}
+
+// input is one line of standard input, or with err set, the end of it.
+type input struct {
+	line string
+	err  error
+}
+
+// received is one response from a stream, or with err set, its end.
+type received struct {
+	ev  *chatv1.ChatResponse
+	err error
+}
+
+// run prints events and sends what is typed until the session ends,
+// reconnecting when the connection breaks. It returns nil when the session
+// ends because the user asked (/quit, end of input, Ctrl-C, which cancels
+// ctx), and an error otherwise.
+func (s *session) run(ctx context.Context, stdin io.Reader) error {
+	done := make(chan struct{}) // closed when run returns, to release the helpers
+	var helpers sync.WaitGroup
+	rctx, stopReconnecting := context.WithCancel(ctx)
+	defer func() {
+		stopReconnecting()
+		if s.link != nil {
+			s.link.close()
+		}
+		close(done)
+		helpers.Wait()
+	}()
+
+	receive := func(l *link) <-chan received {
+		ch := make(chan received)
+		helpers.Go(func() {
+			for {
+				ev, err := l.stream.Recv()
+				select {
+				case ch <- received{ev, err}:
+				case <-done:
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+		return ch
+	}
+	events := receive(s.link)
+
+	// Reading standard input cannot be interrupted: after run returns, this
+	// goroutine ends at the next line or at the end of input. chatctl exits
+	// by then anyway.
+	lines := make(chan input)
+	go readLines(stdin, lines, done)
+
+	var (
+		interrupt  = ctx.Done()
+		grace      <-chan time.Time
+		reconnects chan reconnected // set while reconnecting
+		lost       error            // why the connection broke, while reconnecting
+		leaving    bool             // the user asked to end the session, so its end is no error
+		sendOpen   = true
+		cancelled  bool // we cancelled the stream after the grace period
+		endOfInput bool // input ended while disconnected: log out once back
+	)
+	// closeSend half-closes the stream: a logout once the server has sent
+	// what is queued for us, which we keep printing until it ends the
+	// stream.
+	closeSend := func() {
+		leaving = true
+		if sendOpen {
+			_ = s.link.stream.CloseSend()
+			sendOpen = false
+		}
+	}
+	// leave asks the server to end the session, as a real logout.
+	leave := func() {
+		leaving = true
+		lines = nil // read no more
+		if sendOpen {
+			sendLeave(s.link.stream)
+			closeSend()
+		}
+	}
+	for {
+		select {
+		case r := <-events:
+			if r.err == nil {
+				if err := s.handle(r.ev); err != nil {
+					return err
+				}
+				continue
+			}
+			events = nil
+			s.link.close()
+			s.link = nil
+			if leaving || cancelled || s.reconnectTimeout == 0 || !resumable(r.err) {
+				return s.ended(r.err, leaving, cancelled)
+			}
+			lost = r.err
+			s.broke(lost)
+			result := make(chan reconnected)
+			reconnects = result
+			c, deadline := s.connector, time.Now().Add(s.reconnectTimeout)
+			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq}
+			helpers.Go(func() {
+				res := c.reconnect(rctx, deadline, join)
+				select {
+				case result <- res:
+				case <-done:
+					if res.link != nil {
+						res.link.close()
+					}
+				}
+			})
+		case res := <-reconnects:
+			reconnects = nil
+			if res.err != nil {
+				s.dropQueue()
+				if ctx.Err() != nil {
+					return nil // Ctrl-C stopped it
+				}
+				return reconnectFailed(lost, res.err, s.reconnectTimeout)
+			}
+			s.link, s.epoch, sendOpen = res.link, s.epoch+1, true
+			events = receive(s.link)
+			if err := s.handle(res.welcome); err != nil {
+				return err
+			}
+			s.flush()
+			if endOfInput {
+				closeSend()
+			}
+		case in := <-lines:
+			if in.err != nil {
+				if in.err != io.EOF {
+					fmt.Fprintf(s.stderr, "chatctl: reading standard input: %v; leaving\n", in.err)
+				}
+				lines = nil
+				if s.link == nil {
+					// Get back to send what was typed, then log out.
+					endOfInput = true
+					continue
+				}
+				closeSend()
+				continue
+			}
+			if quit := s.command(in.line); quit {
+				if s.link == nil {
+					// There is no stream to log out on: the server ends
+					// the session after its grace period.
+					s.dropQueue()
+					return nil
+				}
+				leave()
+			}
+		case <-interrupt:
+			interrupt = nil
+			if s.link == nil {
+				s.dropQueue()
+				return nil
+			}
+			leave()
+			grace = time.After(leaveGrace)
+		case <-grace:
+			cancelled = true
+			if s.link != nil {
+				s.link.cancel()
+			}
+		}
+	}
+}
+
+// dropQueue says that the requests typed while disconnected will not be
+// sent, if there are any.
+func (s *session) dropQueue() {
+	if n := len(s.queue); n > 0 {
+		fmt.Fprintf(s.stderr, "chatctl: not connected: %s typed while disconnected not sent\n", plural(n, "request"))
+		s.queue = nil
+	}
+}
+
+// broke says that the connection broke with err and what happens now.
+func (s *session) broke(err error) {
+	_ = s.out.note(fmt.Sprintf("chatctl: connection lost (%s); reconnecting for up to %s...", reason(err), s.reconnectTimeout))
+	if n := len(s.unconfirmed); n > 0 {
+		_ = s.out.note(fmt.Sprintf("chatctl: %s sent just before that not confirmed yet", plural(n, "message")))
+	}
+}
+
+// ended turns the end of the stream into run's result.
+func (s *session) ended(err error, leaving, cancelled bool) error {
+	switch {
+	case err == io.EOF && leaving:
+		return nil
+	case cancelled && status.Code(err) == codes.Canceled:
+		fmt.Fprintln(s.stderr, "chatctl: the server did not confirm the leave in time; disconnected")
+		return nil
+	case status.Code(err) == codes.Aborted:
+		return withExitCode(exitConnLost, fmt.Errorf("session taken over by another client: %s", reason(err)))
+	}
+	return sessionError(err)
+}
+
+// view is the session's state as the printer needs it. While channels
+// are announced again after an incomplete recovery, the current channel may
+// still change, so none is shown as current.
+func (s *session) view() view {
+	v := view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }}
+	if s.wanted != "" {
+		v.current = ""
+	}
+	return v
+}
+
+// channel returns the channel the session is in called name, or nil.
+func (s *session) channel(name string) *channel {
+	for _, c := range s.channels {
+		if sameChannel(c.name, name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// handle applies ev to the session's state and prints it.
+func (s *session) handle(ev *chatv1.ChatResponse) error {
+	welcome := ev.GetWelcome()
+	if seq := ev.GetSeq(); seq != 0 {
+		// The server promises every event exactly once, in order; say so if
+		// it breaks that promise rather than silently show a wrong list. A
+		// welcome sets where the count starts.
+		if welcome == nil && seq != s.seq+1 {
+			fmt.Fprintf(s.stderr, "chatctl: warning: events out of order (seq %d after %d); /who may be wrong\n", seq, s.seq)
+		}
+		s.seq = seq
+	}
+	if s.historyLeft > 0 && !ev.GetHistory() && welcome.GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
+		// Fewer history messages came than announced; a complete recovery
+		// goes on with the rest.
+		if err := s.endHistory(); err != nil {
+			return err
+		}
+	}
+	var notes []string // what chatctl has to say about the event, after it
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.ChatResponse_Welcome:
+		notes = s.welcome(e.Welcome)
+	case *chatv1.ChatResponse_UserJoined:
+		u := e.UserJoined.GetUser()
+		s.online = append(removeUser(s.online, u.GetUsername()), u)
+		// A new session is in general from its join; a resumed one is
+		// followed by a channel_joined for each of its channels.
+		if g := s.channel("general"); g != nil && !e.UserJoined.GetResumed() {
+			g.members = append(removeUser(g.members, u.GetUsername()), u)
+		}
+	case *chatv1.ChatResponse_UserLeft:
+		name := e.UserLeft.GetUser().GetUsername()
+		s.online = removeUser(s.online, name)
+		for _, c := range s.channels {
+			c.members = removeUser(c.members, name)
+		}
+	case *chatv1.ChatResponse_ChannelJoined:
+		s.channelJoined(e.ChannelJoined)
+	case *chatv1.ChatResponse_ChannelLeft:
+		notes = s.channelLeft(e.ChannelLeft)
+	case *chatv1.ChatResponse_Message:
+		notes = s.confirmed(e.Message)
+	case *chatv1.ChatResponse_Rejected:
+		delete(s.unconfirmed, e.Rejected.GetClientId())
+		notes = s.joinRefused(e.Rejected.GetClientId())
+	}
+	if err := s.out.event(ev, s.view()); err != nil {
+		return err
+	}
+	if ev.GetHistory() && s.historyLeft > 0 {
+		if s.historyLeft--; s.historyLeft == 0 {
+			if err := s.endHistory(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range notes {
+		if err := s.out.note(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// welcome applies a welcome: a new session, or the outcome of a
+// reconnection. It returns what to tell the user.
+func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
+	s.you = w.GetYou().GetUsername()
+	s.token = w.GetResumeToken()
+	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
+		return nil // the state is current, and the missed events follow
+	}
+	// A fresh snapshot: whatever we knew is stale.
+	s.online = slices.Clone(w.GetOnlineUsers())
+	s.channels = nil
+	// Joins sent before the break are lost or done; the ones still queued
+	// are yet to come.
+	maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool {
+		return !slices.ContainsFunc(s.queue, func(r *chatv1.ChatRequest) bool { return r.GetClientId() == j.clientID })
+	})
+	s.historyLeft = 0
+	if s.epoch > 1 {
+		// The channel_joined events that follow say which channels the
+		// session is back in.
+		s.wanted = s.current
+		if len(s.unconfirmed) > 0 {
+			var texts []string
+			for _, u := range s.unconfirmed {
+				texts = append(texts, fmt.Sprintf("%q", sanitize(u.text, "")))
+			}
+			slices.Sort(texts)
+			notes = append(notes, "chatctl: these messages may not have been delivered: "+strings.Join(texts, ", "))
+			clear(s.unconfirmed)
+		}
+	}
+	return notes
+}
+
+// channelJoined applies a channel_joined.
+func (s *session) channelJoined(cj *chatv1.ChannelJoined) {
+	name := cj.GetChannel()
+	if cj.GetUser().GetUsername() != s.you {
+		if c := s.channel(name); c != nil {
+			c.members = append(removeUser(c.members, cj.GetUser().GetUsername()), cj.GetUser())
+		}
+		return
+	}
+	c := s.channel(name)
+	if c == nil {
+		c = &channel{}
+		s.channels = append(s.channels, c)
+	}
+	c.name, c.members = name, slices.Clone(cj.GetMembers())
+	if n := cj.GetHistoryCount(); n > 0 {
+		s.historyChannel, s.historyLeft = name, int(n)
+	}
+	for ch := range s.joining {
+		if sameChannel(ch, name) {
+			delete(s.joining, ch)
+		}
+	}
+	switch {
+	case s.wanted != "" && sameChannel(s.wanted, name):
+		s.current, s.wanted = name, ""
+	case sameChannel(s.current, name):
+		s.current = name // as the server writes it
+	case s.wanted != "" && s.channel(s.current) == nil:
+		// Until (and unless) the channel that was current comes back,
+		// talk in one the session is in.
+		s.current = name
+	}
+}
+
+// joinRefused goes back to the channel that was current before a /join
+// the server refused, if clientID is that /join's, and returns what to tell
+// the user.
+func (s *session) joinRefused(clientID string) (notes []string) {
+	for ch, j := range s.joining {
+		if j.clientID != clientID {
+			continue
+		}
+		delete(s.joining, ch)
+		if !sameChannel(s.current, ch) {
+			return nil // the user has moved on already
+		}
+		s.current = ""
+		if c := s.channel(j.previous); c != nil {
+			s.current = c.name
+		} else if len(s.channels) > 0 {
+			s.current = s.channels[0].name
+		}
+		if s.current == "" {
+			return []string{"You are in no channel: /join #name to enter one, or /msg NAME text."}
+		}
+		return []string{fmt.Sprintf("Still talking in %s.", channelName(s.current))}
+	}
+	return nil
+}
+
+// channelLeft applies a channel_left and returns what to tell the user.
+func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
+	name := cl.GetChannel()
+	if cl.GetUser().GetUsername() != s.you {
+		if c := s.channel(name); c != nil {
+			c.members = removeUser(c.members, cl.GetUser().GetUsername())
+		}
+		return nil
+	}
+	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
+	if !sameChannel(s.current, name) {
+		return nil
+	}
+	s.current = ""
+	if g := s.channel("general"); g != nil {
+		s.current = g.name
+	} else if len(s.channels) > 0 {
+		s.current = s.channels[0].name
+	}
+	if s.current == "" {
+		return []string{"You are in no channel now: /join #name to enter one, or /msg NAME text."}
+	}
+	return []string{fmt.Sprintf("Talking in %s now.", channelName(s.current))}
+}
+
+// confirmed notes that a message of ours, if m is one, was delivered, and
+// returns what to tell the user about messages that it shows were not.
+func (s *session) confirmed(m *chatv1.Message) (notes []string) {
+	if m.GetSender() != s.you {
+		return nil
+	}
+	u, ok := s.unconfirmed[m.GetClientId()]
+	if !ok {
+		return nil
+	}
+	delete(s.unconfirmed, m.GetClientId())
+	// The server handles a session's requests in order, and a complete
+	// recovery replays every event since the break before new ones: so a
+	// message sent before the break that is still unconfirmed when one
+	// sent after it is confirmed never reached the server.
+	var lost []string
+	for id, o := range s.unconfirmed {
+		if o.epoch < u.epoch {
+			lost = append(lost, fmt.Sprintf("%q", sanitize(o.text, "")))
+			delete(s.unconfirmed, id)
+		}
+	}
+	if len(lost) > 0 {
+		slices.Sort(lost)
+		notes = append(notes, "chatctl: lost when the connection broke, not delivered: "+strings.Join(lost, ", ")+"; send again if needed")
+	}
+	return notes
+}
+
+// endHistory closes the history being shown.
+func (s *session) endHistory() error {
+	ch := s.historyChannel
+	s.historyChannel, s.historyLeft = "", 0
+	return s.out.historyEnd(ch)
+}
+
+// request sends req, or queues it while disconnected, saying so.
+func (s *session) request(req *chatv1.ChatRequest) {
+	if s.link == nil {
+		if len(s.queue) >= maxQueued {
+			_ = s.out.note(fmt.Sprintf("Not connected, and %d requests are waiting already: not sent.", maxQueued))
+			return
+		}
+		s.queue = append(s.queue, req)
+		_ = s.out.note("Not connected: this will be sent once reconnected.")
+		return
+	}
+	s.send(req)
+}
+
+// send sends req on the current link. A failed Send means the stream is
+// over; run learns why from Recv.
+func (s *session) send(req *chatv1.ChatRequest) {
+	if m := req.GetSend(); m != nil {
+		s.unconfirmed[req.GetClientId()] = unconfirmed{text: m.GetText(), epoch: s.epoch}
+	}
+	_ = s.link.stream.Send(req)
+}
+
+// flush sends the requests typed while disconnected.
+func (s *session) flush() {
+	if len(s.queue) == 0 {
+		return
+	}
+	_ = s.out.note(fmt.Sprintf("Sending %s typed while disconnected.", plural(len(s.queue), "request")))
+	for _, req := range s.queue {
+		s.send(req)
+	}
+	s.queue = nil
+}
+
+// removeUser returns users without the one called name.
+func removeUser(users []*chatv1.User, name string) []*chatv1.User {
+	return slices.DeleteFunc(users, func(u *chatv1.User) bool { return u.GetUsername() == name })
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+)
+
+// These tests feed a session events as the server would send them, without
+// a server, to check what it keeps and prints.
+
+// stateTest is a session with no connection (what it sends is queued), and
+// what it prints.
+type stateTest struct {
+	t      *testing.T
+	s      *session
+	out    bytes.Buffer
+	stderr bytes.Buffer
+	seq    uint64
+}
+
+func newStateTest(t *testing.T) *stateTest {
+	st := &stateTest{t: t}
+	st.s = newSession(nil, nil, &textPrinter{w: &st.out, loc: time.UTC}, &st.stderr, 0)
+	return st
+}
+
+// feed hands the session one event with the next seq (history marks it as
+// a history message; replies carry seq 0).
+func (st *stateTest) feed(history bool, e *chatv1.ChatResponse) {
+	st.t.Helper()
+	e.Time = testTime
+	e.History = history
+	switch e.GetEvent().(type) {
+	case *chatv1.ChatResponse_Rejected, *chatv1.ChatResponse_ChannelList:
+	case *chatv1.ChatResponse_Welcome:
+		if e.Seq == 0 {
+			st.seq = 1
+			e.Seq = 1
+		}
+	default:
+		st.seq++
+		e.Seq = st.seq
+	}
+	if err := st.s.handle(e); err != nil {
+		st.t.Fatalf("handle: %v", err)
+	}
+}
+
+// printed returns what was printed since the last call.
+func (st *stateTest) printed() string {
+	s := st.out.String()
+	st.out.Reset()
+	return s
+}
+
+func user(name string) *chatv1.User { return &chatv1.User{Username: name, JoinTime: testTime} }
+
+func welcomeEv(you string, online ...string) *chatv1.ChatResponse {
+	var users []*chatv1.User
+	for _, n := range online {
+		users = append(users, user(n))
+	}
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: user(you), OnlineUsers: users, ResumeToken: "tok"}}}
+}
+
+func channelJoinedEv(ch, who string, history uint32, members ...string) *chatv1.ChatResponse {
+	var users []*chatv1.User
+	for _, n := range members {
+		users = append(users, user(n))
+	}
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelJoined{ChannelJoined: &chatv1.ChannelJoined{Channel: ch, User: user(who), Members: users, HistoryCount: history}}}
+}
+
+func channelLeftEv(ch, who string) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelLeft{ChannelLeft: &chatv1.ChannelLeft{Channel: ch, User: user(who)}}}
+}
+
+func messageEv(from, ch, to, text, clientID string) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Message{Message: &chatv1.Message{Id: clientID + "m", Sender: from, Channel: ch, Recipient: to, Text: text, ClientId: clientID}}}
+}
+
+func joinedEv(who string, resumed bool) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_UserJoined{UserJoined: &chatv1.UserJoined{User: user(who), Resumed: resumed}}}
+}
+
+func leftEv(who string) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_UserLeft{UserLeft: &chatv1.UserLeft{User: user(who), Reason: chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED}}}
+}
+
+func TestSessionTracksChannelsAndHistory(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "bob", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 2, "bob", "alice"))
+	st.feed(true, messageEv("bob", "general", "", "first", "b1"))
+	st.feed(true, messageEv("bob", "general", "", "second", "b2"))
+	st.feed(false, messageEv("bob", "general", "", "live", "b3"))
+	want := "15:04:05 * you joined as alice\n" +
+		"15:04:05 Online (2): bob, alice (you)\n" +
+		"15:04:05 * you joined #general (2 members), your current channel\n" +
+		"-- history of #general (2 messages) --\n" +
+		"15:04:05 [history] #general bob: first\n" +
+		"15:04:05 [history] #general bob: second\n" +
+		"-- end of history --\n" +
+		"15:04:05 #general bob: live\n"
+	if got := st.printed(); got != want {
+		t.Fatalf("printed\n%s\nwant\n%s", got, want)
+	}
+
+	// A new user is in general without a channel_joined; one who leaves is
+	// in no channel any more.
+	st.feed(false, joinedEv("carol", false))
+	st.feed(false, channelJoinedEv("Go", "alice", 0, "alice"))
+	st.feed(false, channelJoinedEv("Go", "carol", 0))
+	st.feed(false, joinedEv("dave", false))
+	st.feed(false, leftEv("bob"))
+	st.printed()
+	for _, tt := range []struct{ cmd, want string }{
+		{"/who", "Online (3): alice (you), carol, dave\n"},
+		{"/who #general", "#general (3): alice (you), carol, dave\n"},
+		{"/who #go", "#Go (2): alice (you), carol\n"}, // any letter case, shown as the server does
+		{"/who go", "#Go (2): alice (you), carol\n"},
+		{"/who #rust", "You are not in #rust: /channels shows how many are in each channel.\n"},
+	} {
+		if st.s.command(tt.cmd) {
+			t.Fatalf("%s quits", tt.cmd)
+		}
+		if got := st.printed(); got != tt.want {
+			t.Errorf("%s printed %q, want %q", tt.cmd, got, tt.want)
+		}
+	}
+
+	// A leave from a channel is seen by its members; one's own leave of the
+	// current channel goes back to general.
+	st.feed(false, channelLeftEv("Go", "carol"))
+	st.s.command("/switch go")
+	if st.s.current != "Go" {
+		t.Errorf("after /switch go, current is %q, want Go", st.s.current)
+	}
+	st.feed(false, channelLeftEv("Go", "alice"))
+	if want := "Talking in #Go now.\n15:04:05 * you left #Go\nTalking in #general now.\n"; !strings.HasSuffix(st.printed(), want) {
+		t.Errorf("leaving the current channel did not print %q", want)
+	}
+	if st.s.current != "general" || st.s.channel("go") != nil {
+		t.Errorf("after leaving #Go: current %q, in go: %v; want general, false", st.s.current, st.s.channel("go") != nil)
+	}
+	st.feed(false, channelLeftEv("general", "alice"))
+	if want := "You are in no channel now: /join #name to enter one, or /msg NAME text.\n"; !strings.HasSuffix(st.printed(), want) {
+		t.Errorf("leaving the last channel did not say %q", want)
+	}
+	st.s.command("hello?")
+	if got, want := st.printed(), "You are in no channel: /join #name to enter one, or /msg NAME text. Not sent.\n"; got != want {
+		t.Errorf("a line with no channel printed %q, want %q", got, want)
+	}
+	if len(st.s.queue) != 0 {
+		t.Errorf("a line with no channel was queued: %v", st.s.queue)
+	}
+}
+
+func TestSessionHistoryShorterThanAnnounced(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 3, "alice"))
+	st.feed(true, messageEv("bob", "general", "", "old", "b1"))
+	st.feed(false, joinedEv("bob", false))
+	want := "-- history of #general (3 messages) --\n" +
+		"15:04:05 [history] #general bob: old\n" +
+		"-- end of history --\n" +
+		"15:04:05 * bob joined\n"
+	if got := st.printed(); !strings.HasSuffix(got, want) {
+		t.Errorf("printed\n%s\nwant it to end with\n%s", got, want)
+	}
+}
+
+func TestSessionJoinSwitchesAtOnceAndBackIfRefused(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+
+	// Lines typed right after /join go to the new channel: the server
+	// handles the join first.
+	st.s.command("/join #go")
+	st.s.command("hi go")
+	if len(st.s.queue) != 2 || st.s.queue[1].GetSend().GetChannel() != "go" {
+		t.Fatalf("queued %v; want the join, then the line to go", st.s.queue)
+	}
+	id := st.s.queue[0].GetClientId()
+	st.feed(false, &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{ClientId: id, Code: 8, Reason: "too many channels"}}})
+	if !strings.HasSuffix(st.printed(), "15:04:05 ! too many channels\nStill talking in #general.\n") {
+		t.Errorf("a refused join did not say it went back to general")
+	}
+	if st.s.current != "general" {
+		t.Errorf("current %q after a refused join, want general", st.s.current)
+	}
+
+	st.s.command("/join rust")
+	st.feed(false, channelJoinedEv("Rust", "alice", 0, "alice"))
+	if st.s.current != "Rust" {
+		t.Errorf("current %q after joining, want the server's spelling Rust", st.s.current)
+	}
+	// /join of a channel one is in just switches.
+	st.s.command("/join general")
+	if got := st.printed(); !strings.HasSuffix(got, "Talking in #general now.\n") || st.s.current != "general" {
+		t.Errorf("/join general: current %q, printed %q", st.s.current, got)
+	}
+	if n := len(st.s.queue); n != 3 {
+		t.Errorf("%d requests queued, want 3 (the /join of a channel one is in sends nothing)", n)
+	}
+	st.s.command("/switch #nowhere")
+	if got := st.printed(); got != "You are not in #nowhere: /join it first.\n" {
+		t.Errorf("/switch to a channel one is not in printed %q", got)
+	}
+}
+
+func TestSessionCommandsQueuedWhileDisconnected(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.printed()
+
+	for _, line := range []string{"hello", "//slash", "/msg bob  psst  there", "/channels", "/leave", "/join"} {
+		st.s.command(line)
+	}
+	out := st.printed()
+	if n := strings.Count(out, "Not connected: this will be sent once reconnected.\n"); n != 5 {
+		t.Errorf("said %d times that a request is queued, want 5:\n%s", n, out)
+	}
+	if !strings.HasSuffix(out, "usage: /join #name\n") {
+		t.Errorf("/join without a name did not print its usage:\n%s", out)
+	}
+	q := st.s.queue
+	if len(q) != 5 {
+		t.Fatalf("queued %d requests, want 5", len(q))
+	}
+	if m := q[0].GetSend(); m.GetText() != "hello" || m.GetChannel() != "general" || m.GetRecipient() != "" {
+		t.Errorf("a line queued as %v, want hello to general", m)
+	}
+	if m := q[1].GetSend(); m.GetText() != "/slash" {
+		t.Errorf("//slash queued as %v, want /slash", m)
+	}
+	if m := q[2].GetSend(); m.GetText() != "psst  there" || m.GetRecipient() != "bob" || m.GetChannel() != "" {
+		t.Errorf("/msg queued as %v, want psst  there to bob", m)
+	}
+	if q[3].GetListChannels() == nil || q[4].GetLeaveChannel().GetChannel() != "general" {
+		t.Errorf("queued %v, %v; want list_channels, then leave_channel general", q[3], q[4])
+	}
+	for i := range maxQueued {
+		st.s.command("more " + string(rune('a'+i%26)))
+	}
+	if len(st.s.queue) != maxQueued || !strings.Contains(st.printed(), "requests are waiting already: not sent.") {
+		t.Errorf("queue grew to %d (limit %d) without saying lines were not sent", len(st.s.queue), maxQueued)
+	}
+}
+
+func TestSessionUnconfirmedMessages(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	// Sent before a break, one confirmed in the replay, one never.
+	st.s.unconfirmed = map[string]unconfirmed{"a": {"replayed", 1}, "b": {"lost", 1}, "c": {"after", 2}}
+	st.s.epoch = 2
+	st.feed(false, messageEv("alice", "general", "", "replayed", "a"))
+	if out := st.printed(); strings.Contains(out, "lost") {
+		t.Errorf("a confirmation from before the break says something was lost:\n%s", out)
+	}
+	st.feed(false, messageEv("alice", "general", "", "after", "c"))
+	if want := `chatctl: lost when the connection broke, not delivered: "lost"; send again if needed`; !strings.Contains(st.printed(), want) {
+		t.Errorf("a message sent after the break was confirmed first, and nothing said %q", want)
+	}
+	if len(st.s.unconfirmed) != 0 {
+		t.Errorf("still unconfirmed: %v", st.s.unconfirmed)
+	}
+
+	// An incomplete recovery cannot tell: say which may be lost.
+	st.s.unconfirmed["d"] = unconfirmed{"maybe", 2}
+	st.s.epoch = 3
+	w := welcomeEv("alice", "alice")
+	w.GetWelcome().Recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	st.feed(false, w)
+	if want := `chatctl: these messages may not have been delivered: "maybe"`; !strings.Contains(st.printed(), want) {
+		t.Errorf("an incomplete recovery did not say %q", want)
+	}
+}
+
+func TestSessionIncompleteRecoveryRebuildsState(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice", "bob"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice", "bob"))
+	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
+	st.s.command("/switch go")
+	st.s.epoch = 2 // as after a reconnection
+
+	w := welcomeEv("alice", "alice", "carol")
+	w.GetWelcome().Recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	w.Seq = 40
+	st.feed(false, w)
+	st.seq = 40
+	if st.s.channel("general") != nil || st.s.channel("go") != nil {
+		t.Errorf("channels kept across an incomplete recovery")
+	}
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice", "carol"))
+	if st.s.current != "general" {
+		t.Errorf("current %q while go is not back yet, want general", st.s.current)
+	}
+	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
+	if st.s.current != "go" {
+		t.Errorf("current %q once go is back, want go", st.s.current)
+	}
+	st.printed()
+	st.s.command("/who")
+	if got := st.printed(); got != "Online (2): alice (you), carol\n" {
+		t.Errorf("/who after the rebuild printed %q", got)
+	}
+	if st.stderr.Len() != 0 {
+		t.Errorf("stderr %q; the welcome's seq restarts the count without a warning", st.stderr.String())
+	}
+
+	// A complete recovery keeps everything.
+	w = welcomeEv("alice")
+	w.GetWelcome().Recovery = chatv1.Recovery_RECOVERY_COMPLETE
+	w.Seq = st.seq
+	st.feed(false, w)
+	st.s.command("/who #go")
+	if got := st.printed(); got != "15:04:05 * reconnected: nothing missed\n#go (1): alice (you)\n" {
+		t.Errorf("after a complete recovery printed %q", got)
+	}
+}
+
+func TestSessionWarnsOfGaps(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.seq++ // one event lost
+	st.feed(false, joinedEv("bob", false))
+	if want := "chatctl: warning: events out of order (seq 3 after 1); /who may be wrong\n"; st.stderr.String() != want {
+		t.Errorf("stderr %q, want %q", st.stderr.String(), want)
+	}
+}
