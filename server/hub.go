@@ -170,7 +170,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
 			}},
 		})})
-		s.queue.pushAll(missed)
+		s.queue.pushExtra(missed...)
 		return s
 	}
 	// Incomplete: start the client over from a snapshot, in the channels it
@@ -556,7 +556,7 @@ func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 		},
 	}}))
 	for _, ev := range history {
-		h.deliverLocked(m, ev.asHistory())
+		h.deliverExtraLocked(m, ev.asHistory())
 	}
 }
 
@@ -596,6 +596,17 @@ func (h *Hub) deliverLocked(m *member, ev *Event) {
 	m.log.push(ev, h.cfg.ResumeBuffer)
 	if s := m.att; s != nil {
 		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+	}
+}
+
+// deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
+// count against the stream's queue limit (see queue.pushExtra). Lock must
+// be held.
+func (h *Hub) deliverExtraLocked(m *member, ev *Event) {
+	m.seq++
+	m.log.push(ev, h.cfg.ResumeBuffer)
+	if s := m.att; s != nil && !s.overflowed {
+		s.queue.pushExtra(Delivery{Seq: m.seq, Event: ev})
 	}
 }
 

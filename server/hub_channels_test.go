@@ -430,3 +430,42 @@ func TestHubConcurrentChannels(t *testing.T) {
 		}
 	}
 }
+
+// A channel's history is a snapshot of kept events: however long, it does
+// not make the joiner look too slow, and neither does the next live event.
+func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
+	t.Parallel()
+	const queueSize = 4
+	h := newHubWith(func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, 3*queueSize })
+	a := hubJoin(t, h, "a")
+	mustJoinChannel(t, h, a, "go")
+	for i := range 3 * queueSize {
+		if err := h.Send(a, fmt.Sprint(i), "go", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		queued(a)
+	}
+	b := hubJoin(t, h, "b")
+	mustJoinChannel(t, h, b, "go")
+	mustJoinChannel(t, h, b, "more") // more snapshot, still not counted
+	if err := h.Send(a, "live", "go", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if isEnded(b) {
+		t.Fatalf("b was dropped (%v) for a history of %d with a queue of %d", b.EndErr(), 3*queueSize, queueSize)
+	}
+	evs := queued(b)
+	if n := len(evs); n != 1+3*queueSize+1+1 || evs[n-1].GetMessage().GetText() != "live" {
+		t.Errorf("b got %d events, last %v; want go's snapshot and history, more's snapshot, then the live message", n, evs[n-1])
+	}
+	// Once taken, the limit applies again as usual.
+	for i := range queueSize + 1 {
+		if err := h.Send(a, fmt.Sprint("flood ", i), "go", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		queued(a)
+	}
+	if !isEnded(b) {
+		t.Error("b kept up with no reading past its queue size; want it dropped as too slow")
+	}
+}

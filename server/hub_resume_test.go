@@ -309,3 +309,32 @@ func TestHubSlowSessionCanResume(t *testing.T) {
 		t.Errorf("slow got %q before its drop, then %q after resuming; want the rest of %q", texts[:before], texts[before:], want)
 	}
 }
+
+// Replaying what a session missed does not count against its queue: a
+// resume that missed as much as the queue holds goes on with live events.
+func TestHubResumeReplayIsNotSlowness(t *testing.T) {
+	t.Parallel()
+	const queueSize = 4
+	h := newHub(10, queueSize)
+	alice := hubJoinKeep(t, h, "alice")
+	bob := hubJoinKeep(t, h, "bob")
+	alice.take()
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	for i := range 2 * queueSize {
+		if err := h.Send(bob.s, string(rune('a'+i)), "", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		bob.take()
+	}
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
+	if err := h.Send(bob.s, "live", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if isEnded(re.s) {
+		t.Fatalf("resumed stream dropped (%v) for replaying %d events with a queue of %d", re.s.EndErr(), 2*queueSize, queueSize)
+	}
+	evs := re.take()
+	if n := len(evs); n != 1+2*queueSize+1 || evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || evs[n-1].GetMessage().GetText() != "live" {
+		t.Errorf("resumed stream got %v; want COMPLETE, %d missed messages, then the live one", evs, 2*queueSize)
+	}
+}

@@ -9,8 +9,9 @@ type queue struct {
 	limit int
 	ready chan struct{} // holds a token while deliveries may be waiting
 
-	mu    sync.Mutex // guards items
+	mu    sync.Mutex // guards items and extra
 	items []Delivery
+	extra int // items pushed past the limit by pushExtra, forgiven until taken
 }
 
 func newQueue(limit int) *queue {
@@ -20,7 +21,7 @@ func newQueue(limit int) *queue {
 // push adds d unless the queue is full, and reports whether it did.
 func (q *queue) push(d Delivery) bool {
 	q.mu.Lock()
-	if len(q.items) >= q.limit {
+	if len(q.items) >= q.limit+q.extra {
 		q.mu.Unlock()
 		return false
 	}
@@ -33,15 +34,18 @@ func (q *queue) push(d Delivery) bool {
 	return true
 }
 
-// pushAll adds ds whatever the limit: it replays, to a resumed session,
-// events that are already kept in its log, so they cost the queue only
-// their slots.
-func (q *queue) pushAll(ds []Delivery) {
+// pushExtra adds ds whatever the limit, and does not count them against it
+// until the writer has taken them: a snapshot (a channel's history, what a
+// resumed session missed) is made of events kept anyway, costs the queue
+// only its slots, and must not make the next live event look like the
+// client fell behind.
+func (q *queue) pushExtra(ds ...Delivery) {
 	if len(ds) == 0 {
 		return
 	}
 	q.mu.Lock()
 	q.items = append(q.items, ds...)
+	q.extra += len(ds)
 	q.mu.Unlock()
 	q.signal()
 }
@@ -61,7 +65,7 @@ func (q *queue) signal() {
 func (q *queue) take(spare []Delivery) []Delivery {
 	q.mu.Lock()
 	items := q.items
-	q.items = spare[:0]
+	q.items, q.extra = spare[:0], 0
 	q.mu.Unlock()
 	return items
 }
