@@ -3,11 +3,14 @@ package server_test
 import (
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/server"
 )
 
 // TestConcurrentSessionsShareOneOrder has many users join, talk and leave
@@ -227,3 +230,197 @@ func afterAllOnline(view *sessionView, welcome *chatv1.ChatResponse, who []strin
 	}
 	return nil
 }
+
+// TestConcurrentChannelsAndPrivateMessages has many users enter and leave
+// channels and send to several channels and to each other at once, and
+// checks for every session, from its own stream alone, that it got each
+// channel message only while in the channel, from a member, and private
+// messages only to or from itself; then, across sessions, that each
+// message reached exactly the members its sender saw in the channel when
+// its echo came back (the one order makes that view exact), that any two
+// sessions got what they share in the same order, and that the member
+// counts the server lists agree with what the sessions saw.
+func TestConcurrentChannelsAndPrivateMessages(t *testing.T) {
+	t.Parallel()
+	const users, actions = 12, 40
+	channels := []string{"a", "b", "c"}
+	ts := startServer(t, testConfig(func(c *server.Config) { c.MessageRate = 0 }))
+
+	clients := make([]*client, users)
+	for i := range clients {
+		clients[i] = openStream(t, dial(t, ts.addr))
+		clients[i].name = fmt.Sprintf("user%02d", i)
+	}
+	events := make([][]*chatv1.ChatResponse, users)
+	finalIn := make([][]string, users) // the channels each session asked to be in at the end
+	var joined, done, senders, readers sync.WaitGroup
+	joined.Add(users)
+	done.Add(users)
+	fail := make(chan struct{}) // closed on the first error, so nobody waits for ever
+	var failOnce sync.Once
+	report := func(format string, args ...any) {
+		t.Errorf(format, args...)
+		failOnce.Do(func() { close(fail) })
+	}
+	const fence = "fence"
+	for i, c := range clients {
+		readers.Go(func() {
+			joinedOnce, doneOnce := sync.OnceFunc(joined.Done), sync.OnceFunc(done.Done)
+			defer joinedOnce()
+			defer doneOnce()
+			for {
+				ev, err := c.recv(waitTimeout)
+				if err != nil {
+					report("%s: receiving: %s", c.name, describe(err))
+					return
+				}
+				events[i] = append(events[i], ev)
+				switch m := ev.GetMessage(); {
+				case ev.GetWelcome() != nil:
+					joinedOnce()
+				case ev.GetRejected() != nil:
+					report("%s: request refused: %v", c.name, ev)
+				case m.GetSender() == c.name && m.GetClientId() == "done":
+					doneOnce()
+				case m.GetText() == fence:
+					return
+				}
+			}
+		})
+		senders.Go(func() {
+			send := func(req *chatv1.ChatRequest) bool {
+				if err := c.stream.Send(req); err != nil {
+					report("%s: Send: %v", c.name, err)
+					return false
+				}
+				return true
+			}
+			if !send(joinReq(c.name)) {
+				return
+			}
+			// Private messages go to users who are online: start once
+			// everyone is.
+			select {
+			case <-waitGroupDone(&joined):
+			case <-fail:
+				return
+			}
+			rng := rand.New(rand.NewPCG(uint64(i), 5))
+			in := map[string]bool{} // the channels besides general this session is in
+			for j := range actions {
+				var req *chatv1.ChatRequest
+				ch := channels[rng.IntN(len(channels))]
+				switch r := rng.IntN(100); {
+				case r < 25 && !in[ch]:
+					in[ch] = true
+					req = joinChannelReq(ch, "")
+				case r < 40 && in[ch]:
+					delete(in, ch)
+					req = leaveChannelReq(ch, "")
+				case r < 85:
+					if !in[ch] {
+						ch = "general"
+					}
+					req = sendReq(fmt.Sprintf("%s to #%s: %d", c.name, ch, j), ch, "", fmt.Sprint(j))
+				default:
+					to := clients[rng.IntN(users)].name
+					req = sendReq(fmt.Sprintf("%s to %s: %d", c.name, to, j), "", to, fmt.Sprint(j))
+				}
+				if !send(req) {
+					return
+				}
+			}
+			send(sendReq("done", "", "", "done"))
+			finalIn[i] = append(slices.Collect(maps.Keys(in)), "general")
+		})
+	}
+	select {
+	case <-waitGroupDone(&done):
+	case <-fail:
+	}
+	senders.Wait()
+	if !t.Failed() {
+		// Everyone's last request is through: a last message to general
+		// marks the end of every stream.
+		clients[0].send(t, sendReq(fence, "", "", ""))
+	}
+	readers.Wait()
+	if t.Failed() {
+		return
+	}
+
+	views := make([]*sessionView, users)
+	for i, c := range clients {
+		v, err := applyEvents(c.name, events[i])
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		views[i] = v
+		if got := slices.Collect(maps.Keys(v.channels)); !sameSet(got, finalIn[i]) {
+			t.Errorf("%s ends in %q by its own stream; it asked to be in %q", c.name, sorted(got), sorted(finalIn[i]))
+		}
+	}
+	// Who received each message.
+	receivers := map[string][]string{}
+	total := 0
+	for _, v := range views {
+		for _, m := range v.messages {
+			receivers[m.key] = append(receivers[m.key], v.name)
+			total++
+		}
+	}
+	for _, v := range views {
+		for _, m := range v.messages {
+			if m.msg.GetSender() != v.name {
+				continue
+			}
+			want, to := m.members, "#"+m.msg.GetChannel()
+			if m.msg.GetChannel() == "" {
+				want, to = slices.Compact(sorted([]string{v.name, m.msg.GetRecipient()})), m.msg.GetRecipient()
+			}
+			if got := receivers[m.key]; !sameSet(got, want) {
+				t.Errorf("%s's message to %s reached %q; want %q", v.name, to, sorted(got), sorted(want))
+			}
+		}
+	}
+	for i := range views {
+		for j := range i {
+			if err := sameOrder(views[i], views[j]); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	// The member counts listed are those the sessions saw.
+	counts, _ := listChannels(t, ts)
+	for _, ch := range append([]string{"general"}, channels...) {
+		var in []string
+		for _, v := range views {
+			if _, ok := v.channels[ch]; ok {
+				in = append(in, v.name)
+			}
+		}
+		for _, v := range views {
+			if members, ok := v.channels[ch]; ok && !sameSet(members, in) {
+				t.Errorf("%s sees #%s's members as %q; want %q", v.name, ch, sorted(members), in)
+			}
+		}
+		if int(counts[ch]) != len(in) {
+			t.Errorf("ListChannels counts %d in #%s; the sessions say %d", counts[ch], ch, len(in))
+		}
+	}
+	t.Logf("%d sessions; %d messages received", users, total)
+}
+
+// waitGroupDone returns a channel closed when wg's count is zero.
+func waitGroupDone(wg *sync.WaitGroup) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(ch)
+	}()
+	return ch
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+func sameSet(a, b []string) bool { return slices.Equal(sorted(a), sorted(b)) }
