@@ -33,10 +33,10 @@ func TestTwoUsersChat(t *testing.T) {
 	alice.expect(t, clock+`\* bob joined$`)
 
 	alice.send(t, "hello bob")
-	bob.expect(t, clock+`alice: hello bob$`)
-	alice.expect(t, clock+`alice: hello bob$`) // the echo is alice's acknowledgement
+	bob.expect(t, clock+`#general alice: hello bob$`)
+	alice.expect(t, clock+`#general alice: hello bob$`) // the echo is alice's acknowledgement
 	bob.send(t, "hi alice, \x1b[2Jcleared?")
-	alice.expect(t, clock+`bob: hi alice, \\x1b\[2Jcleared\?$`)
+	alice.expect(t, clock+`#general bob: hi alice, \\x1b\[2Jcleared\?$`)
 
 	alice.send(t, "/who")
 	alice.expect(t, `^Online \(2\): alice \(you\), bob$`)
@@ -93,7 +93,7 @@ func TestJoinFromPipe(t *testing.T) {
 		t.Fatalf("exit code %d, want 0\nstderr:\n%s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	want := []string{`\* you joined as bot$`, `Online \(1\): bot \(you\)$`, `bot: hi$`, `\* bot left \(logged out\)$`}
+	want := []string{`\* you joined as bot$`, `Online \(1\): bot \(you\)$`, `\* you joined #general \(1 member\), your current channel$`, `#general bot: hi$`, `\* bot left \(logged out\)$`}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), stdout)
 	}
@@ -114,11 +114,11 @@ func TestSend(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("send: exit code %d, want 0\nstderr:\n%s", code, stderr)
 	}
-	if !matches(clock+`bot: hello from bot\n$`, stdout) {
+	if !matches(clock+`#general bot: hello from bot\n$`, stdout) {
 		t.Errorf("send printed %q, want the delivered message", stdout)
 	}
 	alice.expect(t, clock+`\* bot joined$`)
-	alice.expect(t, clock+`bot: hello from bot$`)
+	alice.expect(t, clock+`#general bot: hello from bot$`)
 	alice.expect(t, clock+`\* bot left \(logged out\)$`)
 }
 
@@ -213,10 +213,10 @@ func TestUnreachable(t *testing.T) {
 func TestConnectionLost(t *testing.T) {
 	t.Parallel()
 	srv := startChatd(t)
-	alice := chatctl(t, "join", "--name", "alice", "--server", srv.addr)
+	alice := chatctl(t, "join", "--name", "alice", "--server", srv.addr, "--reconnect-timeout", "1s")
 	alice.expect(t, `\* you joined as alice$`)
 
-	srv.terminate(t)
+	srv.terminate(t) // and it does not come back within 1s
 	if code := alice.wait(t); code != exitConnLost {
 		t.Errorf("exit code %d when chatd stopped, want %d", code, exitConnLost)
 	}
