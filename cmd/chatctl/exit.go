@@ -15,7 +15,7 @@ const (
 	exitUnreachable = 3 // no connection to chatd within --dial-timeout, or chatd is shutting down
 	exitNameTaken   = 4 // the name is online already (names are unique ignoring case)
 	exitInvalidName = 5 // the server refused the name as invalid
-	exitConnLost    = 6 // the session ended with an error: server shutdown, client too slow, network failure
+	exitConnLost    = 6 // the session ended with an error (server shutdown, too slow, network) and join could not resume it
 	exitServerFull  = 7 // the server has as many users as it admits
 )
 
@@ -30,7 +30,7 @@ var exitCodeHelp = []struct {
 	{exitUnreachable, "cannot reach chatd within --dial-timeout, or it is shutting down"},
 	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
 	{exitInvalidName, "the server refused the name as invalid"},
-	{exitConnLost, "connection lost: the session ended with an error (server shutdown, too slow, network)"},
+	{exitConnLost, "connection lost (server shutdown, too slow, network) and not regained within --reconnect-timeout, or the session taken over"},
 	{exitServerFull, "the server is full"},
 }
 
