@@ -5,6 +5,7 @@ package server_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -156,8 +157,15 @@ func TestResumeFromEarlierSeqResends(t *testing.T) {
 		sent = append(sent, alice.next(t))
 		bob.next(t)
 	}
-	// bob's client saw the last two, but lost them before it could use
-	// them.
+	// Answers are not events of the session: they are not resent.
+	bob.send(t, listChannelsReq("list"))
+	if ev := bob.next(t); ev.GetChannelList() == nil || ev.GetSeq() != 0 {
+		t.Fatalf("bob got %v; want a channel_list with seq 0", ev)
+	}
+	bob.send(t, sendReq("", "", "", "bad"))
+	expectRejected(t, "bob", bob.next(t), "bad", codes.InvalidArgument)
+	// bob's client saw the last two messages, but lost them before it
+	// could use them.
 	lastSeq := bob.lastSeq - 2
 	bob.cancel()
 	expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
@@ -561,10 +569,13 @@ func TestTooSlowSessionCanResume(t *testing.T) {
 // A resumed session's missed events are replayed whatever the queue's
 // limit: they are kept in its log anyway. They must not count against the
 // limit either, or the first live event to come before the writer takes
-// them would drop a client that is reading as fast as it can.
+// them would drop a client that is reading as fast as it can. Here the
+// live events are the client's own, sent right behind its join, so that
+// the server handles them as the stream starts; there are too few to
+// fill the queue by themselves.
 func TestResumeBacklogIsNotSlowness(t *testing.T) {
 	t.Parallel()
-	const queueSize, backlog, live = 8, 40, 200
+	const queueSize, backlog, live = 8, 40, 3
 	ts := startServer(t, testConfig(func(c *server.Config) {
 		c.QueueSize = queueSize
 		c.MessageRate = 0
@@ -581,57 +592,34 @@ func TestResumeBacklogIsNotSlowness(t *testing.T) {
 		alice.next(t)
 	}
 
-	// Live messages flow, one at a time, while bob comes back.
-	stop := make(chan struct{})
-	sent := make(chan error, 1)
-	go func() {
-		for i := range live {
-			select {
-			case <-stop:
-				sent <- nil
-				return
-			default:
-			}
-			if err := alice.stream.Send(sayReq(fmt.Sprint("live ", i), "")); err != nil {
-				sent <- err
-				return
-			}
-			for { // to her echo, past bob's return
-				ev, err := alice.recv(waitTimeout)
-				if err != nil {
-					sent <- fmt.Errorf("alice: %s", describe(err))
-					return
-				}
-				if ev.GetMessage() != nil {
-					break
-				}
-			}
-		}
-		sent <- nil
-	}()
-	back := resumeStream(t, ts, bob, lastSeq)
-	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+	back := openStream(t, dial(t, ts.addr))
+	back.name = "bob"
+	back.send(t, resumeReq("bob", bob.welcome.GetWelcome().GetResumeToken(), lastSeq))
+	for i := range live {
+		back.say(t, fmt.Sprint("live ", i), "")
+	}
+	if ev := back.next(t); ev.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || ev.GetSeq() != lastSeq {
+		t.Fatalf("bob got %v; want a welcome with RECOVERY_COMPLETE and seq %d", ev, lastSeq)
+	}
 	for i := range backlog {
 		ev, err := back.recv(waitTimeout)
 		if err != nil {
-			close(stop)
-			<-sent
 			t.Fatalf("bob, reading his missed events: %s after %d of %d", describe(err), i, backlog)
 		}
-		if ev.GetMessage().GetText() != fmt.Sprint("missed ", i) {
-			t.Fatalf("bob got %v; want missed message %d", ev, i)
+		if ev.GetMessage().GetText() != fmt.Sprint("missed ", i) || ev.GetSeq() != lastSeq+uint64(i)+1 {
+			t.Fatalf("bob got %v; want missed message %d with seq %d", ev, i, lastSeq+uint64(i)+1)
 		}
 	}
-	close(stop)
-	if err := <-sent; err != nil {
-		t.Fatal(err)
+	for i := range live {
+		expectMessage(t, "bob", back.next(t), "bob", fmt.Sprint("live ", i), "")
 	}
-	// bob is still there, and gets what follows.
-	alice.say(t, "mark", "")
-	for _, c := range []*client{alice, back} {
-		for c.next(t).GetMessage().GetText() != "mark" {
-		}
+	expectJoined(t, "alice", alice.next(t), "bob", true)
+	expectChannelJoined(t, "alice", alice.next(t), "general", "bob")
+	for i := range live {
+		expectMessage(t, "alice", alice.next(t), "bob", fmt.Sprint("live ", i), "")
 	}
+	alice.mark(t, "mark")
+	back.expectMark(t, "alice", "mark")
 }
 
 // A session that missed too much is rebuilt from a snapshot: every
@@ -676,4 +664,83 @@ func TestResumeSnapshotLargerThanQueue(t *testing.T) {
 	expectChannelJoined(t, "alice", alice.next(t), "room", "bob")
 	alice.mark(t, "mark")
 	back.expectMark(t, "alice", "mark")
+}
+
+// A parked session keeps its channels: a channel whose only member is
+// parked lists no members but is not dropped to make room, so the session
+// gets it back on resuming.
+func TestParkedSessionKeepsItsChannels(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig(func(c *server.Config) {
+		c.MaxChannels = 3
+		c.ResumeGrace = longGrace
+	}))
+	alice := join(t, ts, "alice")
+	bob := join(t, ts, "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	bob.joinChannel(t, "bobs", "bobs")
+	lastSeq := bob.lastSeq
+	bob.cancel()
+	expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if counts, _ := listChannels(t, ts); counts["bobs"] != 0 {
+		t.Errorf("ListChannels = %v; want bobs listed with no members online", counts)
+	}
+
+	// At the limit, the channel that is really empty goes; bobs stays.
+	alice.joinChannel(t, "x", "x")
+	alice.send(t, leaveChannelReq("x", ""))
+	expectChannelLeft(t, "alice", alice.next(t), "x", "alice")
+	alice.joinChannel(t, "y", "y")
+	alice.send(t, joinChannelReq("z", "z"))
+	st := alice.next(t)
+	expectRejected(t, "alice", st, "z", codes.ResourceExhausted)
+	t.Logf("creating z with bobs held for bob: %s", st.GetRejected().GetReason())
+	if counts, _ := listChannels(t, ts); !maps.Equal(counts, map[string]uint32{"general": 1, "bobs": 0, "y": 1}) {
+		t.Errorf("ListChannels = %v; want general, bobs and y", counts)
+	}
+
+	back := resumeStream(t, ts, bob, lastSeq)
+	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+	back.send(t, sendReq("still mine", "bobs", "", ""))
+	expectChannelMessage(t, "bob", back.next(t), "bobs", "bob", "still mine")
+}
+
+// ResumeBuffer is how many missed events a resume can be given: exactly
+// that many is a complete recovery, one more is not.
+func TestResumeBufferBoundary(t *testing.T) {
+	t.Parallel()
+	const buffer = 5
+	for _, missed := range []int{buffer, buffer + 1} {
+		t.Run(fmt.Sprint(missed, " missed"), func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, testConfig(func(c *server.Config) {
+				c.ResumeGrace = longGrace
+				c.ResumeBuffer = buffer
+			}))
+			alice := join(t, ts, "alice")
+			bob := join(t, ts, "bob")
+			expectJoined(t, "alice", alice.next(t), "bob", false)
+			lastSeq := bob.lastSeq
+			bob.cancel()
+			expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+			for i := range missed {
+				alice.say(t, fmt.Sprint("m", i), "")
+				alice.next(t)
+			}
+			back := resumeStream(t, ts, bob, lastSeq)
+			if missed <= buffer {
+				expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+				expectSeqs(t, "bob", back.nextN(t, missed), lastSeq)
+			} else {
+				expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_INCOMPLETE, 0)
+				if snap := back.expectChannelSnapshot(t, "general"); len(snap.history) != missed {
+					t.Errorf("bob's general history has %d messages; want %d", len(snap.history), missed)
+				}
+			}
+			expectJoined(t, "alice", alice.next(t), "bob", true)
+			expectChannelJoined(t, "alice", alice.next(t), "general", "bob")
+			alice.mark(t, "mark")
+			back.expectMark(t, "alice", "mark")
+		})
+	}
 }
