@@ -47,7 +47,7 @@ func TestBrowserAndChatctl(t *testing.T) {
 	cli.expect(t, clock+`\* bob joined$`)
 
 	bob.say(t, "hi from the browser")
-	cli.expect(t, clock+`bob: hi from the browser$`)
+	cli.expect(t, clock+`#general bob: hi from the browser$`)
 	cli.send(t, "hi from the terminal")
 	bob.waitLine(t, "#messages li.message", "alicehi from the terminal")
 	cli.send(t, "/quit")
@@ -134,7 +134,7 @@ func TestBrowserShowsMarkupAsText(t *testing.T) {
 	cli.send(t, `<b>bold</b><script>alert(2)</script>`)
 	tb.waitLine(t, "#messages li.message", `carol<b>bold</b><script>alert(2)</script>`)
 	tb.say(t, `<i>mine</i>`)
-	cli.expect(t, clock+`<img/src=x/onerror=alert\(1\)>: <i>mine</i>$`)
+	cli.expect(t, clock+`#general <img/src=x/onerror=alert\(1\)>: <i>mine</i>$`)
 	tb.waitLine(t, "#messages li.message.mine", evil+`<i>mine</i>`)
 
 	var n int
@@ -171,5 +171,5 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 		return len(got) == 2 && strings.Contains(s, "alice you") && strings.Contains(s, "bob")
 	})
 	alice.say(t, "back again")
-	cli.expect(t, clock+`alice: back again$`)
+	cli.expect(t, clock+`#general alice: back again$`)
 }
