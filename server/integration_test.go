@@ -148,6 +148,19 @@ func TestServerFull(t *testing.T) {
 	join(t, ts, "c") // room again
 }
 
+// The smallest queue the configuration allows still serves: what a join
+// brings (the welcome, general's channel_joined) is not slowness.
+func TestSmallestQueueServesJoins(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig(func(c *server.Config) { c.QueueSize = 1 }))
+	alice := join(t, ts, "alice")
+	alice.mark(t, "hello")
+	bob := join(t, ts, "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	bob.mark(t, "hi")
+	alice.expectMark(t, "bob", "hi")
+}
+
 func TestSecondJoinIsRejectedAndSessionGoesOn(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, testConfig(nil))

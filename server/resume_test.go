@@ -744,3 +744,38 @@ func TestResumeBufferBoundary(t *testing.T) {
 		})
 	}
 }
+
+// A snapshot is not slowness however many channels it covers: a session
+// rebuilt from one gets a channel_joined for each of its channels even if
+// they alone are more than the queue holds.
+func TestResumeSnapshotWithMoreChannelsThanQueue(t *testing.T) {
+	t.Parallel()
+	const queueSize = 2
+	channels := []string{"general", "a", "b"}
+	ts := startServer(t, testConfig(func(c *server.Config) {
+		c.QueueSize = queueSize
+		c.ResumeBuffer = 0 // any missed event makes the recovery incomplete
+		c.ResumeGrace = longGrace
+	}))
+	alice := join(t, ts, "alice")
+	bob := join(t, ts, "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	for _, ch := range channels[1:] {
+		bob.joinChannel(t, ch, ch)
+	}
+	lastSeq := bob.lastSeq
+	bob.cancel()
+	expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	alice.say(t, "missed", "")
+	alice.next(t)
+
+	back := resumeStream(t, ts, bob, lastSeq)
+	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_INCOMPLETE, 0)
+	for _, ch := range channels {
+		back.expectChannelSnapshot(t, ch)
+	}
+	expectJoined(t, "alice", alice.next(t), "bob", true)
+	expectChannelJoined(t, "alice", alice.next(t), "general", "bob")
+	alice.mark(t, "mark")
+	back.expectMark(t, "alice", "mark")
+}
