@@ -663,11 +663,16 @@ func (h *Hub) usersLocked() []*chatv1.User {
 
 // channelsLocked lists every channel by name. Lock must be held.
 func (h *Hub) channelsLocked() []*chatv1.Channel {
-	list := make([]*chatv1.Channel, 0, len(h.channels))
+	chs := make([]*channel, 0, len(h.channels))
 	for _, ch := range h.channels {
-		list = append(list, ch.info())
+		chs = append(chs, ch)
 	}
-	slices.SortFunc(list, func(a, b *chatv1.Channel) int { return cmp.Compare(a.Name, b.Name) })
+	// By key: whatever their letter case, names sort as people read them.
+	slices.SortFunc(chs, func(a, b *channel) int { return cmp.Compare(a.key, b.key) })
+	list := make([]*chatv1.Channel, len(chs))
+	for i, ch := range chs {
+		list[i] = ch.info()
+	}
 	return list
 }
 

@@ -1399,7 +1399,7 @@ type ChannelList struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// client_id is the client_id of the list_channels request.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// channels is every channel, by name.
+	// channels is every channel, by name whatever its letter case.
 	Channels      []*Channel `protobuf:"bytes,2,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1637,7 +1637,7 @@ func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
 // ListChannelsResponse lists every channel.
 type ListChannelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// channels is every channel, by name.
+	// channels is every channel, by name whatever its letter case.
 	Channels      []*Channel `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
