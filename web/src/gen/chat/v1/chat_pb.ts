@@ -697,7 +697,7 @@ export type ChannelList = Message$1<"chat.v1.ChannelList"> & {
   clientId: string;
 
   /**
-   * channels is every channel, by name.
+   * channels is every channel, by name whatever its letter case.
    *
    * @generated from field: repeated chat.v1.Channel channels = 2;
    */
@@ -805,7 +805,7 @@ export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__P
  */
 export type ListChannelsResponse = Message$1<"chat.v1.ListChannelsResponse"> & {
   /**
-   * channels is every channel, by name.
+   * channels is every channel, by name whatever its letter case.
    *
    * @generated from field: repeated chat.v1.Channel channels = 1;
    */
