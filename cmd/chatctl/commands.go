@@ -70,11 +70,28 @@ func (s *session) command(line string) (quit bool) {
 			s.note("usage: /msg NAME text")
 			return false
 		}
+		if err := checkLength(text); err != nil {
+			s.note(err.Error())
+			return false
+		}
 		s.request(textRequest(text, "", to, newClientID()))
 	default:
 		s.note(fmt.Sprintf("unknown command %s: type /help for the commands, or //text to send a message that starts with a slash", sanitize(cmd, "")))
 	}
 	return false
+}
+
+// maxTextBytes is the server's limit on a message's text (see
+// proto/chat/v1/chat.proto). Longer text is refused here: the server would
+// refuse it, and past its request size limit it would end the stream.
+const maxTextBytes = 4096
+
+// checkLength refuses text the server would not take for its length.
+func checkLength(text string) error {
+	if n := len(strings.TrimSpace(text)); n > maxTextBytes {
+		return fmt.Errorf("message too long: %d bytes, at most %d; not sent", n, maxTextBytes)
+	}
+	return nil
 }
 
 // note shows chatctl's own feedback.
@@ -90,6 +107,10 @@ func (s *session) say(text string) {
 	}
 	if s.current == "" {
 		s.note("You are in no channel: /join #name to enter one, or /msg NAME text. Not sent.")
+		return
+	}
+	if err := checkLength(text); err != nil {
+		s.note(err.Error())
 		return
 	}
 	s.request(textRequest(text, strings.TrimPrefix(s.current, "#"), "", newClientID()))

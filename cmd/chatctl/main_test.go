@@ -41,6 +41,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"send", "--name", "bot", "--channel", "go", "--to", "alice", "hi"}, "--channel and --to cannot both be set"},
 		{[]string{"join", "--name", "bob", "--reconnect-timeout", "-1s"}, "--reconnect-timeout must not be negative"},
 		{[]string{"channels", "all"}, `unexpected argument "all"`},
+		{[]string{"send", "--name", "bot", strings.Repeat("x", 4097)}, "message too long: 4097 bytes, at most 4096; not sent"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -40,6 +40,9 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return usageErrorf("send: --channel and --to cannot both be set: a message goes to a channel or to one user")
 	}
 	text := fs.Arg(0)
+	if err := checkLength(text); err != nil {
+		return usageErrorf("send: %v", err)
+	}
 	*channel = strings.TrimPrefix(*channel, "#")
 
 	conn, err := dial(ctx, opts)

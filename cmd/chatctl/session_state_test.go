@@ -344,3 +344,27 @@ func TestSessionWarnsOfGaps(t *testing.T) {
 		t.Errorf("stderr %q, want %q", st.stderr.String(), want)
 	}
 }
+
+// A line longer than the server takes is refused here, with a reason, and
+// not sent: past the server's request limit it would end the session.
+func TestSessionRefusesTooLongLines(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.printed()
+	for _, line := range []string{strings.Repeat("x", 4097), "/msg bob " + strings.Repeat("y", 20000)} {
+		st.s.command(line)
+	}
+	out := st.printed()
+	if n := strings.Count(out, "message too long"); n != 2 {
+		t.Errorf("said %d times that a line is too long, want 2:\n%s", n, out)
+	}
+	if len(st.s.queue) != 0 {
+		t.Errorf("queued %d requests, want none", len(st.s.queue))
+	}
+	st.s.command(strings.Repeat("z", 4096)) // the longest that may go
+	if strings.Contains(st.printed(), "too long") {
+		t.Error("a line of exactly 4096 bytes was refused")
+	}
+}
