@@ -115,7 +115,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 	s := h.attachLocked(m)
 	s.recovery = recovery
 	m.seq = 1 // the welcome; the log starts after it
-	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+	s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 			You:         m.user,
@@ -123,7 +123,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 			ResumeToken: m.token,
 			Recovery:    recovery,
 		}},
-	})}) // cannot fail: the queue is new and holds at least one event
+	})})
 	h.general.members = append(h.general.members, m)
 	m.channels = append(m.channels, h.general)
 	h.channelSnapshotLocked(m, h.general)
@@ -162,7 +162,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
 		missed := m.missed(lastSeq)
-		s.queue.push(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushExtra(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 				You:         m.user,
@@ -179,7 +179,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	m.seq++
 	m.log.reset()
-	s.queue.push(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+	s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 			You:         m.user,
@@ -544,10 +544,13 @@ func (h *Hub) makeRoomLocked() bool {
 }
 
 // channelSnapshotLocked queues for m that it is in ch, with ch's members
-// and then its history. Lock must be held.
+// and then its history. Like a welcome, a snapshot does not count against
+// the queue's limit: however small the queue, or however many channels an
+// incomplete resume restores, a client is not dropped for being told where
+// it is. Lock must be held.
 func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 	history := ch.history.items()
-	h.deliverLocked(m, privateEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
+	h.deliverExtraLocked(m, privateEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
 		ChannelJoined: &chatv1.ChannelJoined{
 			Channel:      ch.name,
 			User:         m.user,

@@ -337,19 +337,25 @@ func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 
 func TestHubDropsSlowSession(t *testing.T) {
 	t.Parallel()
-	const queueSize = 3
+	const queueSize = 2
 	h := newHub(10, queueSize)
-	slow := mustJoin(t, h, "slow") // queue: welcome, channel_joined
-	fast := hubJoin(t, h, "fast")  // slow's queue: + user_joined: full
+	slow := mustJoin(t, h, "slow")                          // queue: welcome, channel_joined (a snapshot: not counted)
+	fast := hubJoin(t, h, "fast")                           // slow's queue: + user_joined
+	if err := h.Send(fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
+		t.Fatal(err)
+	}
+	if ev := take(t, fast); ev.GetSeq() != 3 {
+		t.Fatalf("fast got %v; want its message with seq 3", ev)
+	}
 
-	if err := h.Send(fast, "one", "", "", ""); err != nil { // overflows slow's queue
+	if err := h.Send(fast, "two", "", "", ""); err != nil { // overflows slow's queue
 		t.Fatal(err)
 	}
 	evs := queued(fast)
-	if len(evs) != 2 || evs[0].GetMessage().GetText() != "one" || evs[0].GetSeq() != 3 ||
+	if len(evs) != 2 || evs[0].GetMessage().GetText() != "two" || evs[0].GetSeq() != 4 ||
 		evs[1].GetUserLeft().GetUser().GetUsername() != "slow" ||
-		evs[1].GetUserLeft().GetReason() != chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW || evs[1].GetSeq() != 4 {
-		t.Fatalf("fast got %v; want message seq 3, then user_left slow TOO_SLOW seq 4", evs)
+		evs[1].GetUserLeft().GetReason() != chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW || evs[1].GetSeq() != 5 {
+		t.Fatalf("fast got %v; want message seq 4, then user_left slow TOO_SLOW seq 5", evs)
 	}
 
 	if !isEnded(slow) {
@@ -361,8 +367,8 @@ func TestHubDropsSlowSession(t *testing.T) {
 	}
 	// What slow did get is a gap-free prefix: nothing after the overflow.
 	got := queued(slow)
-	if len(got) != queueSize || got[0].GetWelcome() == nil || got[2].GetUserJoined() == nil || got[2].GetSeq() != 3 {
-		t.Errorf("slow's queue = %v; want its welcome, general and fast's join, nothing after", got)
+	if len(got) != 2+queueSize || got[0].GetWelcome() == nil || got[2].GetUserJoined() == nil || got[3].GetMessage().GetText() != "one" || got[3].GetSeq() != 4 {
+		t.Errorf("slow's queue = %v; want its welcome, general, fast's join and the first message, nothing after", got)
 	}
 	if n := names(h.Users()); !slices.Equal(n, []string{"fast"}) {
 		t.Errorf("Users() = %q; want [fast]", n)
@@ -375,11 +381,11 @@ func TestHubDropsSlowSession(t *testing.T) {
 	}
 
 	// fast goes on with no gap.
-	if err := h.Send(fast, "two", "", "", ""); err != nil {
+	if err := h.Send(fast, "three", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if ev := take(t, fast); ev.GetSeq() != 5 {
-		t.Errorf("next event seq = %d; want 5", ev.GetSeq())
+	if ev := take(t, fast); ev.GetSeq() != 6 {
+		t.Errorf("next event seq = %d; want 6", ev.GetSeq())
 	}
 	// The name is held for slow's resume, not free.
 	if _, err := h.Join("slow", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
@@ -391,22 +397,25 @@ func TestHubDropsSlowSession(t *testing.T) {
 // is dropped and announced, and the order stays gap-free for the rest.
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 4)
-	a := mustJoin(t, h, "a") // a: welcome, general
-	b := mustJoin(t, h, "b") // a: +joined b; b: welcome, general
-	c := hubJoin(t, h, "c")  // a: +joined c (full); b: +joined c
-	// The message overflows a's queue and fills b's.
+	h := newHub(10, 3)
+	a := mustJoin(t, h, "a")                             // a: welcome, general (a snapshot: not counted)
+	b := mustJoin(t, h, "b")                             // a: +joined b; b: welcome, general
+	c := hubJoin(t, h, "c")                              // a: +joined c; b: +joined c
+	if err := h.Send(b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
+		t.Fatal(err)
+	}
+	queued(c)
+	// c's message overflows a's queue and fills b's; a's drop overflows b's.
 	if err := h.Send(c, "m", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	// Dropping a announces it; b overflows on that and is dropped too.
 	if !isEnded(a) || !isEnded(b) {
 		t.Fatalf("a ended %v, b ended %v; want both dropped as too slow", isEnded(a), isEnded(b))
 	}
 	evs := queued(c)
 	var summary []string
 	for i, ev := range evs {
-		if want := uint64(3 + i); ev.GetSeq() != want {
+		if want := uint64(4 + i); ev.GetSeq() != want {
 			t.Errorf("c's event %d has seq %d; want %d", i, ev.GetSeq(), want)
 		}
 		if l := ev.GetUserLeft(); l != nil {
