@@ -101,7 +101,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}
 	}
 	if len(h.byKey) >= h.cfg.MaxSessions {
-		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users): try again later", len(h.byKey))}
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users, counting those reconnecting): try again later", len(h.byKey))}
 	}
 
 	now := timestamppb.Now()
@@ -297,7 +297,9 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %d channels, the most allowed: leave one first", len(m.channels))}
 	case ch == nil:
 		if !h.makeRoomLocked() {
-			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %d channels, the most it keeps, and none is empty: join an existing channel", len(h.channels))}
+			// A channel whose members are all reconnecting shows no
+			// members but is theirs: it is not empty.
+			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %d channels, the most it keeps, and every one has members (online or reconnecting): join an existing channel", len(h.channels))}
 		}
 		ch = &channel{name: display, key: key}
 		h.channels[key] = ch
