@@ -1,35 +1,23 @@
-// The chat page: a login form, then the online list, the messages and a
-// text box, all driven by one Chat stream. Everything a user typed is put
-// on the page with textContent, never as markup.
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { LeaveReason, type ChatResponse, type User } from "./gen/chat/v1/chat_pb";
+// The chat page: a login form, then channels, private conversations and
+// who is online, all driven by one Chat stream at a time. This file is the
+// session: joining, resuming after a lost connection (with backoff), and
+// logging out; the state is in model.ts and the DOM in view.ts.
 import { grpc, openChat, type ChatStream } from "./rpc";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
+import { ChatModel, channelKey, fold } from "./model";
+import { View } from "./view";
 
-function el<T extends HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (!e) throw new Error(`page lacks #${id}`);
-  return e as T;
+// The tab's session, kept in sessionStorage so that a reload resumes it:
+// per tab, and gone when the tab is closed.
+const storeKey = "chatd.session";
+interface Saved {
+  name: string;
+  token: string;
 }
 
-const loginView = el<HTMLElement>("login-view");
-const loginForm = el<HTMLFormElement>("login-form");
-const nameInput = el<HTMLInputElement>("name");
-const joinButton = el<HTMLButtonElement>("join");
-const loginError = el<HTMLElement>("login-error");
-const chatView = el<HTMLElement>("chat-view");
-const meLabel = el<HTMLElement>("me");
-const logoutButton = el<HTMLButtonElement>("logout");
-const banner = el<HTMLElement>("banner");
-const onlineCount = el<HTMLElement>("online-count");
-const userList = el<HTMLUListElement>("users");
-const messageList = el<HTMLOListElement>("messages");
-const sendForm = el<HTMLFormElement>("send-form");
-const textInput = el<HTMLInputElement>("text");
-
-// The session. Only one stream is open at a time.
 let stream: ChatStream | undefined;
 let name = ""; // the name the user logged in with; reconnects reuse it
-let me = ""; // the name as the server recorded it
 let joined = false; // the current stream got its welcome
 let everJoined = false; // some stream of this login got a welcome: reconnect on loss
 let loggingOut = false;
@@ -37,41 +25,63 @@ let attempt = 0; // reconnects since the last welcome
 let reconnectTimer: number | undefined;
 let countdownTimer: number | undefined;
 let logoutTimer: number | undefined;
-let nextClientID = 0;
-// Who is online, by case-folded name (the server's uniqueness), in join order.
-const online = new Map<string, User>();
 
-const fold = (s: string) => s.toLowerCase();
+const model: ChatModel = new ChatModel({
+  added: (c, e) => view.added(c, e),
+  joinFailed: (text) => view.showChannelError(text),
+  channelList: (channels) => view.channelList(channels),
+  listFailed: (text) => view.listFailed(text),
+});
 
-loginForm.addEventListener("submit", (e) => {
+const view: View = new View(model, {
+  select(key) {
+    model.select(key);
+    view.render();
+  },
+  openPrivate(user) {
+    model.openPrivate(user);
+    view.render();
+    view.textInput.focus();
+  },
+  joinChannel,
+  leaveChannel(channel) {
+    send({ clientId: model.track({ kind: "leaveChannel", channel }), action: { case: "leaveChannel", value: { channel } } });
+  },
+  listChannels() {
+    send({ clientId: model.track({ kind: "listChannels" }), action: { case: "listChannels", value: {} } });
+  },
+});
+
+view.loginForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  const n = nameInput.value.trim();
+  const n = view.nameInput.value.trim();
   if (n === "") {
-    showLoginError("Enter a name to join.");
+    view.showLoginError("Enter a name to join.");
     return;
   }
-  name = n;
-  everJoined = false;
-  attempt = 0;
-  messageList.replaceChildren();
-  hideLoginError();
-  joinButton.disabled = true;
-  joinButton.textContent = "Joining…";
-  connect();
+  login(n);
 });
 
-sendForm.addEventListener("submit", (e) => {
+view.sendForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  const text = textInput.value;
-  if (text.trim() === "" || !stream || !joined) return;
-  nextClientID++;
-  stream.send({ clientId: `c${nextClientID}`, action: { case: "send", value: { text } } });
-  textInput.value = "";
+  const text = view.textInput.value;
+  const c = model.conv();
+  if (text.trim() === "" || !c) return;
+  const to = c.kind === "channel" ? { channel: c.name } : { recipient: c.name };
+  if (send({ clientId: model.track({ kind: "send", conv: c.key }), action: { case: "send", value: { text, ...to } } })) {
+    view.textInput.value = "";
+  }
 });
 
-logoutButton.addEventListener("click", () => {
+view.channelForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  joinChannel(view.channelInput.value);
+});
+
+view.logoutButton.addEventListener("click", () => {
   loggingOut = true;
   clearTimers();
+  forget();
   if (!stream) {
     showLogin();
     return;
@@ -84,86 +94,119 @@ logoutButton.addEventListener("click", () => {
   }, 3000);
 });
 
+// A reload (or a tab restored) takes its session back.
+const saved = load();
+if (saved) {
+  view.nameInput.value = saved.name;
+  login(saved.name);
+}
+
+function login(n: string): void {
+  name = n;
+  everJoined = false;
+  attempt = 0;
+  model.reset();
+  view.render();
+  view.showJoining();
+  connect();
+}
+
+/** send sends req on the live session, and reports whether it could. */
+function send(req: MessageInitShape<typeof ChatRequestSchema>): boolean {
+  if (!stream || !joined) return false;
+  stream.send(req);
+  return true;
+}
+
+function joinChannel(input: string): void {
+  const channel = input.trim().replace(/^#/, "");
+  if (channel === "") {
+    view.showChannelError("Enter the name of a channel to join or create.");
+    return;
+  }
+  view.showChannelError("");
+  const c = model.convs.get(channelKey(channel));
+  if (c?.joined) {
+    model.select(c.key);
+    view.render();
+    view.channelInput.value = "";
+    return;
+  }
+  model.want(channel);
+  if (send({ clientId: model.track({ kind: "joinChannel", channel }), action: { case: "joinChannel", value: { channel } } })) {
+    view.channelInput.value = "";
+  } else {
+    view.showChannelError("Not connected: try again once the page has reconnected.");
+  }
+}
+
 function connect(): void {
   joined = false;
   const s = openChat(location.origin, {
     onEvent: (ev) => {
-      if (s === stream) handleEvent(ev);
+      if (s !== stream) return;
+      model.apply(ev);
+      if (ev.event.case === "welcome") {
+        joined = everJoined = true;
+        attempt = 0;
+        clearTimers();
+        save({ name, token: model.token });
+        view.showChat();
+      }
+      view.render();
     },
     onEnd: (code, message) => {
       if (s === stream) handleEnd(code, message);
     },
   });
   stream = s;
-  s.send({ action: { case: "join", value: { username: name } } });
-}
-
-function handleEvent(ev: ChatResponse): void {
-  const when = ev.time ? timestampDate(ev.time) : new Date();
-  switch (ev.event.case) {
-    case "welcome": {
-      const w = ev.event.value;
-      me = w.you?.username ?? name;
-      const rejoin = everJoined;
-      joined = everJoined = true;
-      attempt = 0;
-      online.clear();
-      for (const u of w.onlineUsers) online.set(fold(u.username), u);
-      showChat();
-      renderUsers();
-      notice(when, rejoin ? `Reconnected as ${me}` : `You joined as ${me}`);
-      break;
-    }
-    case "userJoined": {
-      const u = ev.event.value.user;
-      if (!u) break;
-      online.set(fold(u.username), u);
-      renderUsers();
-      notice(when, `${u.username} joined`);
-      break;
-    }
-    case "userLeft": {
-      const u = ev.event.value.user;
-      if (!u) break;
-      online.delete(fold(u.username));
-      renderUsers();
-      const who = fold(u.username) === fold(me) ? "You" : u.username;
-      notice(when, `${who} left (${reasonText(ev.event.value.reason)})`);
-      break;
-    }
-    case "message": {
-      const m = ev.event.value;
-      addMessage(when, m.sender, m.text, fold(m.sender) === fold(me));
-      break;
-    }
-    case "rejected":
-      notice(when, `Not sent: ${ev.event.value.reason}`, "error");
-      break;
+  // The token asks for the session back: the one this page holds, or, on
+  // a fresh page, the one this tab saved before a reload.
+  let token = model.token;
+  if (token === "") {
+    const sv = load();
+    if (sv && fold(sv.name) === fold(name)) token = sv.token;
   }
+  s.send({ action: { case: "join", value: { username: name, resumeToken: token, lastSeq: model.lastSeq } } });
 }
 
 function handleEnd(code: grpc.Code, message: string): void {
   stream = undefined;
   const wasJoined = joined;
   joined = false;
+  view.setConnected(false);
   if (loggingOut) {
     showLogin();
+    return;
+  }
+  if (code === grpc.Code.Aborted) {
+    // Another tab or window took this session over with its token: it is
+    // that tab's now, so do not take it back.
+    clearTimers();
+    forget();
+    view.showBanner("This session continued in another tab or window, so this tab is no longer connected.");
     return;
   }
   if (!everJoined) {
     // The first join of this login failed: say why, in the form.
     showLogin();
-    showLoginError(joinError(code, message));
+    view.showLoginError(joinError(code, message));
     return;
   }
-  if (!wasJoined && code === grpc.Code.InvalidArgument) {
-    // A rejoin with a name the server now refuses: nothing to retry.
+  if (!wasJoined && (code === grpc.Code.InvalidArgument || code === grpc.Code.AlreadyExists)) {
+    // The session could not be taken back and the name is now refused or
+    // someone else's: retrying will not help.
+    forget();
     showLogin();
-    showLoginError(joinError(code, message));
+    view.showLoginError(
+      code === grpc.Code.AlreadyExists
+        ? `Your session ended while you were away, and the name "${name}" is now taken. Choose another one.`
+        : joinError(code, message),
+    );
     return;
   }
-  // Connection lost (or a rejoin failed, e.g. the old session is not gone
-  // yet): keep the page, say so, and try again.
+  // Connection lost (or a rejoin failed, e.g. the server is still down):
+  // keep the page, say so, and try again.
   scheduleReconnect();
 }
 
@@ -174,10 +217,9 @@ function scheduleReconnect(): void {
   const delay = Math.round(base * (0.75 + Math.random() * 0.5));
   attempt++;
   const at = Date.now() + delay;
-  textInput.disabled = true;
   const tick = () => {
     const s = Math.ceil((at - Date.now()) / 1000);
-    showBanner(s > 0 ? `Connection lost. Reconnecting in ${s} s…` : "Connection lost. Reconnecting…");
+    view.showBanner(s > 0 ? `Connection lost. Reconnecting in ${s} s…` : "Connection lost. Reconnecting…");
   };
   tick();
   window.clearInterval(countdownTimer);
@@ -185,7 +227,7 @@ function scheduleReconnect(): void {
   window.clearTimeout(reconnectTimer);
   reconnectTimer = window.setTimeout(() => {
     window.clearInterval(countdownTimer);
-    showBanner("Connection lost. Reconnecting…");
+    view.showBanner("Connection lost. Reconnecting…");
     connect();
   }, delay);
 }
@@ -194,6 +236,13 @@ function clearTimers(): void {
   window.clearTimeout(reconnectTimer);
   window.clearInterval(countdownTimer);
   window.clearTimeout(logoutTimer);
+}
+
+function showLogin(): void {
+  clearTimers();
+  stream = undefined;
+  joined = everJoined = loggingOut = false;
+  view.showLogin();
 }
 
 function joinError(code: grpc.Code, message: string): string {
@@ -211,121 +260,28 @@ function joinError(code: grpc.Code, message: string): string {
   }
 }
 
-function reasonText(r: LeaveReason): string {
-  switch (r) {
-    case LeaveReason.LOGOUT:
-      return "logged out";
-    case LeaveReason.DISCONNECTED:
-      return "disconnected";
-    case LeaveReason.TOO_SLOW:
-      return "connection too slow";
-    case LeaveReason.SERVER_SHUTDOWN:
-      return "server shut down";
-    default:
-      return "left";
+function load(): Saved | undefined {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(storeKey) ?? "null") as Partial<Saved> | null;
+    if (typeof v?.name === "string" && typeof v.token === "string" && v.name !== "") return { name: v.name, token: v.token };
+  } catch {
+    // Storage off or garbled: start afresh.
+  }
+  return undefined;
+}
+
+function save(s: Saved): void {
+  try {
+    sessionStorage.setItem(storeKey, JSON.stringify(s));
+  } catch {
+    // Storage off: a reload starts a new session.
   }
 }
 
-function showLogin(): void {
-  clearTimers();
-  stream = undefined;
-  joined = everJoined = loggingOut = false;
-  online.clear();
-  chatView.hidden = true;
-  loginView.hidden = false;
-  joinButton.disabled = false;
-  joinButton.textContent = "Join";
-  hideBanner();
-  nameInput.focus();
-}
-
-function showChat(): void {
-  loginView.hidden = true;
-  chatView.hidden = false;
-  hideBanner();
-  meLabel.textContent = me;
-  textInput.disabled = false;
-  textInput.focus();
-}
-
-function showLoginError(text: string): void {
-  loginError.textContent = text;
-  loginError.hidden = false;
-  nameInput.setAttribute("aria-invalid", "true");
-  nameInput.focus();
-}
-
-function hideLoginError(): void {
-  loginError.hidden = true;
-  loginError.textContent = "";
-  nameInput.removeAttribute("aria-invalid");
-}
-
-function showBanner(text: string): void {
-  banner.textContent = text;
-  banner.hidden = false;
-}
-
-function hideBanner(): void {
-  window.clearInterval(countdownTimer);
-  banner.hidden = true;
-  banner.textContent = "";
-}
-
-function renderUsers(): void {
-  onlineCount.textContent = `Online (${online.size})`;
-  const items: HTMLLIElement[] = [];
-  for (const u of online.values()) {
-    const li = document.createElement("li");
-    li.textContent = u.username;
-    if (fold(u.username) === fold(me)) {
-      li.classList.add("you");
-      const tag = document.createElement("span");
-      tag.className = "tag";
-      tag.textContent = "you";
-      li.append(" ", tag);
-    }
-    items.push(li);
+function forget(): void {
+  try {
+    sessionStorage.removeItem(storeKey);
+  } catch {
+    // Nothing to forget.
   }
-  userList.replaceChildren(...items);
-}
-
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-
-function row(when: Date, cls: string): HTMLLIElement {
-  const li = document.createElement("li");
-  li.className = cls;
-  const t = document.createElement("time");
-  t.dateTime = when.toISOString();
-  t.textContent = timeFormat.format(when);
-  li.append(t);
-  return li;
-}
-
-function append(li: HTMLLIElement): void {
-  // Follow new messages only if the reader is at the bottom already.
-  const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
-  messageList.append(li);
-  if (atBottom) messageList.scrollTop = messageList.scrollHeight;
-}
-
-function addMessage(when: Date, sender: string, text: string, mine: boolean): void {
-  const li = row(when, mine ? "message mine" : "message");
-  const who = document.createElement("span");
-  who.className = "sender";
-  who.textContent = sender;
-  const body = document.createElement("span");
-  body.className = "text";
-  body.textContent = text;
-  li.append(who, body);
-  append(li);
-}
-
-function notice(when: Date, text: string, kind = "notice"): void {
-  const li = row(when, kind === "error" ? "notice error" : "notice");
-  const body = document.createElement("span");
-  body.className = "text";
-  body.textContent = text;
-  li.append(body);
-  append(li);
 }

@@ -1,0 +1,454 @@
+// The page's state, driven by the Chat stream's events and nothing else:
+// who is online, the conversations (channels the session is in, and
+// private conversations with one user each) with their entries and unread
+// counts, and what the resume needs (token and last seq). No DOM here: the
+// view draws from this state, told what changed through ModelEvents and the
+// dirty flags.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  LeaveReason,
+  Recovery,
+  type Channel,
+  type ChannelJoined,
+  type ChatResponse,
+  type Message,
+  type Rejected,
+  type User,
+  type Welcome,
+} from "./gen/chat/v1/chat_pb";
+
+/** GENERAL is the channel every new session is put in. */
+export const GENERAL = "general";
+
+/** fold gives the form under which names are unique (the server's case mapping, near enough). */
+export const fold = (s: string): string => s.toLowerCase();
+
+/** channelKey and privateKey name conversations: "#general", "@bob". */
+export const channelKey = (name: string): string => "#" + fold(name);
+export const privateKey = (user: string): string => "@" + fold(user);
+
+/** Tone is how a notice is shown. */
+export type Tone = "plain" | "warn" | "error";
+
+/** Entry is one line of a conversation. */
+export type Entry =
+  | { kind: "message"; time: Date; id: string; sender: string; text: string; mine: boolean; history: boolean }
+  | { kind: "notice"; time: Date; text: string; tone: Tone }
+  | { kind: "separator"; time: Date; text: string };
+
+/** Conversation is a channel or a private conversation with one user. */
+export interface Conversation {
+  readonly key: string;
+  readonly kind: "channel" | "private";
+  /** name is the channel's name as the server spells it, or the other user's name. */
+  name: string;
+  /** joined: for a channel, the session is in it (false after an incomplete recovery until the server puts it back). */
+  joined: boolean;
+  /** members of a channel, by folded name, in the order they entered. */
+  readonly members: Map<string, User>;
+  readonly entries: Entry[];
+  /** ids of the messages shown, so that history already on screen is not shown twice. */
+  readonly ids: Set<string>;
+  /** unread counts live messages from others that arrived while another conversation was shown. */
+  unread: number;
+  /** historyLeft is how many history messages announced by channel_joined are still to come. */
+  historyLeft: number;
+  /** separated: the "earlier messages" separator of the current history is in. */
+  separated: boolean;
+  /** afterHistory is the join notice, added once the history is in. */
+  afterHistory?: { time: Date; text: string };
+}
+
+/** A request the page sent, remembered by client_id to place its answer. */
+export type Pending =
+  | { kind: "send"; conv: string }
+  | { kind: "joinChannel"; channel: string }
+  | { kind: "leaveChannel"; channel: string }
+  | { kind: "listChannels" };
+
+/** ModelEvents is how the model tells the view about what is not a redraw. */
+export interface ModelEvents {
+  /** added is called for every entry added to a conversation. */
+  added(c: Conversation, e: Entry): void;
+  /** joinFailed says a join_channel the user asked for was refused. */
+  joinFailed(text: string): void;
+  /** channelList delivers a list_channels answer. */
+  channelList(channels: readonly Channel[]): void;
+  /** listFailed says a list_channels was refused. */
+  listFailed(text: string): void;
+}
+
+/** Dirty says which parts of the page need drawing again. */
+export interface Dirty {
+  /** lists: the channel and private conversation lists (names, unread counts, which is current). */
+  lists: boolean;
+  /** people: who is online and the current channel's members. */
+  people: boolean;
+  /** current: another conversation is shown, or the shown one was redrawn. */
+  current: boolean;
+}
+
+/**
+ * ChatModel is the state of one login: it lives across reconnects of the
+ * same session and is reset by a new login. Not safe for concurrent use
+ * (there is none in a page).
+ */
+export class ChatModel {
+  /** me is the name as the server recorded it; empty until the first welcome. */
+  me = "";
+  /** token is the session's resume token; empty until the first welcome. */
+  token = "";
+  /** lastSeq is the seq of the last event received (0 before any). */
+  lastSeq = 0n;
+  /** online is who is online, by folded name, in join order. */
+  readonly online = new Map<string, User>();
+  /** convs are the conversations, in the order they were opened. */
+  readonly convs = new Map<string, Conversation>();
+  /** current is the key of the conversation shown, or "" for none. */
+  current = "";
+  readonly dirty: Dirty = { lists: true, people: true, current: true };
+
+  private nextID = 0;
+  private readonly pending = new Map<string, Pending>();
+  /** wanted is the channel the user asked to join, shown once joined. */
+  private wanted = "";
+  /** welcomeNote is the new session's greeting, put in general after its history. */
+  private welcomeNote = "";
+
+  constructor(private readonly events: ModelEvents) {}
+
+  /** reset forgets everything, for a new login. */
+  reset(): void {
+    this.me = this.token = this.wanted = this.welcomeNote = this.current = "";
+    this.lastSeq = 0n;
+    this.online.clear();
+    this.convs.clear();
+    this.pending.clear();
+    this.markAll();
+  }
+
+  /** isMe reports whether name is this session's user. */
+  isMe(name: string): boolean {
+    return this.me !== "" && fold(name) === fold(this.me);
+  }
+
+  /** conv returns the conversation shown, if any. */
+  conv(): Conversation | undefined {
+    return this.convs.get(this.current);
+  }
+
+  /** track remembers a request and returns the client_id to send it with. */
+  track(p: Pending): string {
+    const id = `c${++this.nextID}`;
+    this.pending.set(id, p);
+    // Answers to joins and leaves carry no client_id unless refused, so
+    // entries are dropped oldest first rather than on an answer.
+    if (this.pending.size > 200) this.pending.delete(this.pending.keys().next().value!);
+    return id;
+  }
+
+  /** want makes the channel the conversation shown as soon as the session is in it. */
+  want(channel: string): void {
+    this.wanted = channelKey(channel);
+  }
+
+  /** select shows the conversation key. */
+  select(key: string): void {
+    const c = this.convs.get(key);
+    if (!c) return;
+    this.current = key;
+    c.unread = 0;
+    this.dirty.current = this.dirty.lists = this.dirty.people = true;
+  }
+
+  /** openPrivate opens (creating it if need be) the private conversation with user, and shows it. */
+  openPrivate(user: string): void {
+    if (this.isMe(user)) return;
+    this.privateConv(this.online.get(fold(user))?.username ?? user);
+    this.select(privateKey(user));
+  }
+
+  /** apply applies one event of the stream. */
+  apply(ev: ChatResponse): void {
+    if (ev.seq !== 0n) {
+      if (ev.event.case !== "welcome" && this.lastSeq !== 0n && ev.seq !== this.lastSeq + 1n) {
+        console.warn(`chatd: event seq ${ev.seq} after ${this.lastSeq}`);
+      }
+      this.lastSeq = ev.seq;
+    }
+    const when = ev.time ? timestampDate(ev.time) : new Date();
+    const e = ev.event;
+    switch (e.case) {
+      case "welcome":
+        this.welcome(e.value, when);
+        break;
+      case "userJoined":
+        if (e.value.user) this.userJoined(e.value.user, e.value.resumed, when);
+        break;
+      case "userLeft":
+        if (e.value.user) this.userLeft(e.value.user, e.value.reason, when);
+        break;
+      case "message":
+        this.message(e.value, ev.history, when);
+        break;
+      case "channelJoined":
+        this.channelJoined(e.value, when);
+        break;
+      case "channelLeft":
+        if (e.value.user) this.channelLeft(e.value.channel, e.value.user, when);
+        break;
+      case "channelList":
+        this.pending.delete(e.value.clientId);
+        this.events.channelList(e.value.channels);
+        break;
+      case "rejected":
+        this.rejected(e.value, when);
+        break;
+    }
+  }
+
+  private welcome(w: Welcome, when: Date): void {
+    const hadState = this.me !== "";
+    this.me = w.you?.username ?? this.me;
+    this.token = w.resumeToken;
+    this.markAll();
+    if (hadState && w.recovery === Recovery.COMPLETE) {
+      // Everything missed follows: the state stays.
+      this.note(this.conv(), when, `Reconnected as ${this.me}.`);
+      return;
+    }
+    this.online.clear();
+    for (const u of w.onlineUsers) this.online.set(fold(u.username), u);
+    if (!hadState) {
+      // A new session: general and its history follow.
+      this.welcomeNote = `You joined as ${this.me}`;
+      return;
+    }
+    // The server could not send everything missed: its snapshot replaces
+    // ours, and a channel_joined follows for each channel the session is
+    // in. What is on screen stays (history already shown is not repeated);
+    // channels the session is no longer in stay listed, marked, until it
+    // joins them again.
+    for (const c of this.convs.values()) {
+      if (c.kind !== "channel") continue;
+      c.joined = false;
+      c.members.clear();
+      c.historyLeft = 0;
+      c.afterHistory = undefined;
+    }
+    this.note(
+      this.conv(),
+      when,
+      `Reconnected as ${this.me}, but some of what happened while you were away could not be recovered: messages may be missing.`,
+      "warn",
+    );
+  }
+
+  private userJoined(u: User, resumed: boolean, when: Date): void {
+    this.online.set(fold(u.username), u);
+    this.dirty.people = this.dirty.lists = true;
+    if (this.isMe(u.username)) return;
+    if (!resumed) {
+      // A new session is in general from its join; a resumed one gets a
+      // channel_joined for each of its channels instead.
+      const g = this.convs.get(channelKey(GENERAL));
+      if (g?.joined) {
+        g.members.set(fold(u.username), u);
+        this.note(g, when, `${u.username} joined`);
+      }
+    }
+    const p = this.convs.get(privateKey(u.username));
+    if (p) this.note(p, when, resumed ? `${u.username} is back online` : `${u.username} is online`);
+  }
+
+  private userLeft(u: User, reason: LeaveReason, when: Date): void {
+    const f = fold(u.username);
+    this.online.delete(f);
+    this.dirty.people = this.dirty.lists = true;
+    const why = reasonText(reason);
+    if (this.isMe(u.username)) {
+      this.note(this.conv(), when, `You left (${why})`);
+      return;
+    }
+    for (const c of this.convs.values()) {
+      if (c.kind === "channel" && c.members.delete(f)) this.note(c, when, `${u.username} left (${why})`);
+    }
+    const p = this.convs.get(privateKey(u.username));
+    if (p) this.note(p, when, `${u.username} left (${why})`);
+  }
+
+  private message(m: Message, history: boolean, when: Date): void {
+    let c: Conversation;
+    if (m.recipient !== "") {
+      c = this.privateConv(this.isMe(m.sender) ? m.recipient : m.sender);
+    } else {
+      const name = m.channel || GENERAL;
+      c = this.convs.get(channelKey(name)) ?? this.channelConv(name);
+    }
+    if (m.clientId !== "" && this.isMe(m.sender)) this.pending.delete(m.clientId);
+    const mine = this.isMe(m.sender);
+    if (history) {
+      if (!c.ids.has(m.id)) {
+        if (!c.separated) {
+          c.separated = true;
+          this.add(c, { kind: "separator", time: when, text: "Earlier messages" });
+        }
+        c.ids.add(m.id);
+        this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: true });
+      }
+      if (c.historyLeft > 0 && --c.historyLeft === 0) this.endHistory(c);
+      return;
+    }
+    if (c.historyLeft > 0) {
+      // Fewer history messages came than announced: carry on.
+      c.historyLeft = 0;
+      this.endHistory(c);
+    }
+    c.ids.add(m.id);
+    this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: false });
+    if (!mine && c.key !== this.current) {
+      c.unread++;
+      this.dirty.lists = true;
+    }
+  }
+
+  private channelJoined(j: ChannelJoined, when: Date): void {
+    const u = j.user;
+    if (!u) return;
+    const key = channelKey(j.channel);
+    if (!this.isMe(u.username)) {
+      const c = this.convs.get(key);
+      if (!c?.joined) return;
+      c.members.set(fold(u.username), u);
+      this.note(c, when, `${u.username} joined #${c.name}`);
+      this.dirty.people = true;
+      return;
+    }
+    const known = this.convs.get(key);
+    const c = known ?? this.channelConv(j.channel);
+    c.name = j.channel;
+    // Back in a channel still on screen after an incomplete recovery.
+    let text = known && !known.joined && known.entries.length > 0 ? `You are back in #${c.name}` : `You joined #${c.name}`;
+    c.joined = true;
+    c.members.clear();
+    for (const m of j.members) c.members.set(fold(m.username), m);
+    if (this.welcomeNote !== "" && key === channelKey(GENERAL)) {
+      text = this.welcomeNote;
+      this.welcomeNote = "";
+    }
+    c.historyLeft = j.historyCount;
+    c.separated = false;
+    c.afterHistory = { time: when, text };
+    if (c.historyLeft === 0) this.endHistory(c);
+    if (this.current === "" || !this.convs.has(this.current) || this.wanted === key) {
+      this.wanted = "";
+      this.select(key);
+    }
+    this.dirty.lists = this.dirty.people = true;
+  }
+
+  private channelLeft(channel: string, u: User, when: Date): void {
+    const key = channelKey(channel);
+    const c = this.convs.get(key);
+    if (!c) return;
+    if (!this.isMe(u.username)) {
+      if (c.members.delete(fold(u.username))) this.note(c, when, `${u.username} left #${c.name}`);
+      this.dirty.people = true;
+      return;
+    }
+    this.convs.delete(key);
+    this.markAll();
+    if (this.current === key) {
+      this.current = "";
+      const next = this.convs.get(channelKey(GENERAL)) ?? this.convs.values().next().value;
+      if (next) this.select(next.key);
+    }
+    this.note(this.conv(), when, `You left #${c.name}`);
+  }
+
+  private rejected(r: Rejected, when: Date): void {
+    const p = this.pending.get(r.clientId);
+    this.pending.delete(r.clientId);
+    const reason = r.reason || "the server refused it";
+    switch (p?.kind) {
+      case "send":
+        this.note(this.convs.get(p.conv) ?? this.conv(), when, `Not sent: ${reason}`, "error");
+        break;
+      case "joinChannel":
+        if (this.wanted === channelKey(p.channel)) this.wanted = "";
+        this.events.joinFailed(`Could not join #${p.channel}: ${reason}`);
+        break;
+      case "leaveChannel":
+        this.note(this.convs.get(channelKey(p.channel)) ?? this.conv(), when, `Could not leave #${p.channel}: ${reason}`, "error");
+        break;
+      case "listChannels":
+        this.events.listFailed(`Could not list the channels: ${reason}`);
+        break;
+      default:
+        this.note(this.conv(), when, `Refused: ${reason}`, "error");
+    }
+  }
+
+  private endHistory(c: Conversation): void {
+    c.historyLeft = 0;
+    c.separated = false;
+    const a = c.afterHistory;
+    c.afterHistory = undefined;
+    if (a) this.note(c, a.time, a.text);
+  }
+
+  private channelConv(name: string): Conversation {
+    return this.newConv(channelKey(name), "channel", name);
+  }
+
+  private privateConv(user: string): Conversation {
+    return this.convs.get(privateKey(user)) ?? this.newConv(privateKey(user), "private", user);
+  }
+
+  private newConv(key: string, kind: Conversation["kind"], name: string): Conversation {
+    const c: Conversation = {
+      key,
+      kind,
+      name,
+      joined: kind === "private",
+      members: new Map(),
+      entries: [],
+      ids: new Set(),
+      unread: 0,
+      historyLeft: 0,
+      separated: false,
+    };
+    this.convs.set(key, c);
+    this.dirty.lists = true;
+    return c;
+  }
+
+  private note(c: Conversation | undefined, time: Date, text: string, tone: Tone = "plain"): void {
+    if (c) this.add(c, { kind: "notice", time, text, tone });
+  }
+
+  private add(c: Conversation, e: Entry): void {
+    c.entries.push(e);
+    this.events.added(c, e);
+  }
+
+  private markAll(): void {
+    this.dirty.lists = this.dirty.people = this.dirty.current = true;
+  }
+}
+
+/** reasonText says why a user left, in words. */
+export function reasonText(r: LeaveReason): string {
+  switch (r) {
+    case LeaveReason.LOGOUT:
+      return "logged out";
+    case LeaveReason.DISCONNECTED:
+      return "disconnected";
+    case LeaveReason.TOO_SLOW:
+      return "connection too slow";
+    case LeaveReason.SERVER_SHUTDOWN:
+      return "server shut down";
+    default:
+      return "left";
+  }
+}

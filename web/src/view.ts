@@ -1,0 +1,415 @@
+// The page's DOM: it draws the model and turns clicks into calls to
+// ViewActions. Everything a user typed (names, channel names, messages) is
+// put on the page with textContent, never as markup.
+import type { Channel, User } from "./gen/chat/v1/chat_pb";
+import { channelKey, fold, type ChatModel, type Conversation, type Entry } from "./model";
+
+function el<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`page lacks #${id}`);
+  return e as T;
+}
+
+function make<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className !== "") e.className = className;
+  if (text !== "") e.textContent = text;
+  return e;
+}
+
+/** ViewActions are what the user can ask for from the lists and the dialog. */
+export interface ViewActions {
+  select(key: string): void;
+  openPrivate(user: string): void;
+  joinChannel(name: string): void;
+  leaveChannel(name: string): void;
+  listChannels(): void;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+/** View is the chat page's DOM. */
+export class View {
+  readonly loginView = el<HTMLElement>("login-view");
+  readonly loginForm = el<HTMLFormElement>("login-form");
+  readonly nameInput = el<HTMLInputElement>("name");
+  readonly joinButton = el<HTMLButtonElement>("join");
+  readonly logoutButton = el<HTMLButtonElement>("logout");
+  readonly sendForm = el<HTMLFormElement>("send-form");
+  readonly textInput = el<HTMLInputElement>("text");
+  readonly channelForm = el<HTMLFormElement>("channel-form");
+  readonly channelInput = el<HTMLInputElement>("channel-name");
+  private readonly loginError = el<HTMLElement>("login-error");
+  private readonly chatView = el<HTMLElement>("chat-view");
+  private readonly meLabel = el<HTMLElement>("me");
+  private readonly banner = el<HTMLElement>("banner");
+  private readonly menu = el<HTMLButtonElement>("menu");
+  private readonly menuUnread = el<HTMLElement>("menu-unread");
+  private readonly channelItems = new KeyedList(el("channels"));
+  private readonly channelError = el<HTMLElement>("channel-error");
+  private readonly privatesSection = el<HTMLElement>("privates-section");
+  private readonly privateItems = new KeyedList(el("privates"));
+  private readonly membersSection = el<HTMLElement>("members-section");
+  private readonly memberCount = el<HTMLElement>("member-count");
+  private readonly memberItems = new KeyedList(el("members"));
+  private readonly onlineCount = el<HTMLElement>("online-count");
+  private readonly userItems = new KeyedList(el("users"));
+  private readonly convTitle = el<HTMLElement>("conv-title");
+  private readonly convInfo = el<HTMLElement>("conv-info");
+  private readonly convAction = el<HTMLButtonElement>("conv-action");
+  private readonly empty = el<HTMLElement>("empty");
+  private readonly messageList = el<HTMLOListElement>("messages");
+  private readonly dialog = el<HTMLDialogElement>("channel-dialog");
+  private readonly dialogStatus = el<HTMLElement>("channel-status");
+  private readonly dialogList = el<HTMLUListElement>("channel-list");
+
+  /** connected: the session is live, so the page may send. */
+  private connected = false;
+  /** shown is the key of the conversation drawn last. */
+  private shown = "";
+
+  constructor(
+    private readonly m: ChatModel,
+    private readonly act: ViewActions,
+  ) {
+    this.menu.addEventListener("click", () => this.toggleMenu());
+    el("browse").addEventListener("click", () => this.openChannels());
+    el("channel-refresh").addEventListener("click", () => this.openChannels());
+    el("channel-close").addEventListener("click", () => this.dialog.close());
+    this.convAction.addEventListener("click", () => {
+      const c = this.m.conv();
+      if (c?.kind !== "channel") return;
+      if (c.joined) this.act.leaveChannel(c.name);
+      else this.act.joinChannel(c.name);
+    });
+  }
+
+  // --- login and connection state ---
+
+  showLogin(): void {
+    this.chatView.hidden = true;
+    this.loginView.hidden = false;
+    if (this.dialog.open) this.dialog.close();
+    this.joinButton.disabled = false;
+    this.joinButton.textContent = "Join";
+    this.hideBanner();
+    this.nameInput.focus();
+  }
+
+  showJoining(): void {
+    this.hideLoginError();
+    this.joinButton.disabled = true;
+    this.joinButton.textContent = "Joining…";
+  }
+
+  showChat(): void {
+    this.loginView.hidden = true;
+    this.chatView.hidden = false;
+    this.hideBanner();
+    this.meLabel.textContent = this.m.me;
+    this.setConnected(true);
+    this.textInput.focus();
+  }
+
+  showLoginError(text: string): void {
+    this.loginError.textContent = text;
+    this.loginError.hidden = false;
+    this.nameInput.setAttribute("aria-invalid", "true");
+    this.nameInput.focus();
+  }
+
+  hideLoginError(): void {
+    this.loginError.hidden = true;
+    this.loginError.textContent = "";
+    this.nameInput.removeAttribute("aria-invalid");
+  }
+
+  showBanner(text: string): void {
+    this.banner.textContent = text;
+    this.banner.hidden = false;
+  }
+
+  hideBanner(): void {
+    this.banner.hidden = true;
+    this.banner.textContent = "";
+  }
+
+  setConnected(on: boolean): void {
+    this.connected = on;
+    this.drawComposer();
+  }
+
+  showChannelError(text: string): void {
+    this.channelError.textContent = text;
+    this.channelError.hidden = text === "";
+  }
+
+  // --- drawing the model ---
+
+  /** render draws what the model marked as changed. */
+  render(): void {
+    const d = this.m.dirty;
+    if (d.lists) this.drawLists();
+    if (d.people) this.drawPeople();
+    if (d.current) this.drawCurrent();
+    d.lists = d.people = d.current = false;
+  }
+
+  /** added shows a new entry if its conversation is the one shown. */
+  added(c: Conversation, e: Entry): void {
+    if (c.key !== this.m.current || this.m.dirty.current) return; // drawn whole by render
+    // Follow new lines only if the reader is at the bottom already.
+    const l = this.messageList;
+    const atBottom = l.scrollHeight - l.scrollTop - l.clientHeight < 40;
+    l.append(entryItem(e));
+    if (atBottom) l.scrollTop = l.scrollHeight;
+  }
+
+  private drawLists(): void {
+    const channels: [string, Conversation][] = [];
+    const privates: [string, Conversation][] = [];
+    let unread = 0;
+    for (const c of this.m.convs.values()) {
+      unread += c.unread;
+      (c.kind === "channel" ? channels : privates).push([c.key, c]);
+    }
+    this.channelItems.draw(channels, (key) => this.convItem(key), (li, c) => this.updateConv(li, c));
+    this.privateItems.draw(privates, (key) => this.convItem(key), (li, c) => this.updateConv(li, c));
+    this.privatesSection.hidden = privates.length === 0;
+    this.menuUnread.textContent = unread > 0 ? String(unread) : "";
+    this.menuUnread.hidden = unread === 0;
+  }
+
+  private convItem(key: string): HTMLLIElement {
+    const b = make("button", "conv");
+    b.type = "button";
+    b.dataset.conv = key;
+    b.append(make("span", "conv-name"));
+    b.addEventListener("click", () => {
+      this.act.select(key);
+      this.closeMenu();
+    });
+    const li = make("li");
+    li.append(b);
+    return li;
+  }
+
+  private updateConv(li: HTMLLIElement, c: Conversation): void {
+    const b = li.firstElementChild as HTMLButtonElement;
+    const name = b.firstElementChild as HTMLElement;
+    if (c.key === this.m.current) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+    if (c.kind === "channel") {
+      name.textContent = "#" + c.name;
+      b.classList.toggle("gone", !c.joined);
+    } else {
+      name.textContent = c.name;
+      name.className = this.m.online.has(fold(c.name)) ? "conv-name dot on" : "conv-name dot";
+    }
+    let badge = b.querySelector<HTMLElement>(".badge");
+    if (c.unread === 0) {
+      badge?.remove();
+      return;
+    }
+    if (!badge) {
+      badge = make("span", "badge");
+      b.append(badge);
+    }
+    badge.textContent = String(c.unread);
+    badge.setAttribute("aria-label", `${c.unread} unread`);
+  }
+
+  private drawPeople(): void {
+    this.onlineCount.textContent = `Online (${this.m.online.size})`;
+    this.userItems.draw(this.people(this.m.online.values()), (_, u) => this.personItem(u), () => {});
+    const c = this.m.conv();
+    if (c?.kind === "channel" && c.joined) {
+      this.membersSection.hidden = false;
+      this.memberCount.textContent = `In #${c.name} (${c.members.size})`;
+      this.memberItems.draw(this.people(c.members.values()), (_, u) => this.personItem(u), () => {});
+    } else {
+      this.membersSection.hidden = true;
+      this.memberItems.draw([], (_, u: User) => this.personItem(u), () => {});
+    }
+    this.drawHead(); // member count, online state
+  }
+
+  /** people keys users for a KeyedList; you are drawn apart from the others. */
+  private *people(users: Iterable<User>): Iterable<[string, User]> {
+    for (const u of users) yield [(this.m.isMe(u.username) ? "you:" : "user:") + fold(u.username), u];
+  }
+
+  private personItem(u: User): HTMLLIElement {
+    const li = make("li");
+    if (this.m.isMe(u.username)) {
+      li.className = "you";
+      li.append(u.username, " ", make("span", "tag", "you"));
+      return li;
+    }
+    const b = make("button", "person", u.username);
+    b.type = "button";
+    b.title = `Talk privately with ${u.username}`;
+    b.addEventListener("click", () => {
+      this.act.openPrivate(u.username);
+      this.closeMenu();
+    });
+    li.append(b);
+    return li;
+  }
+
+  private drawCurrent(): void {
+    const c = this.m.conv();
+    // On a phone, a conversation picked or joined from the lists is shown.
+    if (this.m.current !== this.shown) this.closeMenu();
+    this.shown = this.m.current;
+    this.empty.hidden = c !== undefined;
+    this.messageList.replaceChildren(...(c ? c.entries.map(entryItem) : []));
+    this.messageList.scrollTop = this.messageList.scrollHeight;
+    this.drawHead();
+  }
+
+  private drawHead(): void {
+    const c = this.m.conv();
+    if (!c) {
+      this.convTitle.textContent = "";
+      this.convInfo.textContent = "";
+      this.convAction.hidden = true;
+    } else if (c.kind === "channel") {
+      this.convTitle.textContent = "#" + c.name;
+      this.convInfo.textContent = c.joined ? plural(c.members.size, "member") : "you are not in this channel";
+      this.convAction.hidden = false;
+      this.convAction.textContent = c.joined ? "Leave" : "Join again";
+    } else {
+      this.convTitle.textContent = c.name;
+      this.convInfo.textContent = this.m.online.has(fold(c.name)) ? "private, online" : "private, offline";
+      this.convAction.hidden = true;
+    }
+    this.drawComposer();
+  }
+
+  private drawComposer(): void {
+    const c = this.m.conv();
+    let ready = false;
+    let hint = "Write a message, Enter to send";
+    if (!this.connected) {
+      hint = "Not connected";
+    } else if (!c) {
+      hint = "Pick a conversation first";
+    } else if (c.kind === "channel" && !c.joined) {
+      hint = `Join #${c.name} again to write here`;
+    } else if (c.kind === "private" && !this.m.online.has(fold(c.name))) {
+      hint = `${c.name} is offline`;
+    } else {
+      ready = true;
+      hint = c.kind === "channel" ? `Message #${c.name}, Enter to send` : `Message ${c.name} privately, Enter to send`;
+    }
+    this.textInput.disabled = !ready;
+    this.textInput.placeholder = hint;
+  }
+
+  // --- the channel list dialog ---
+
+  private openChannels(): void {
+    this.dialogStatus.textContent = this.connected ? "Loading…" : "Not connected.";
+    if (!this.dialog.open) this.dialog.showModal();
+    if (this.connected) this.act.listChannels();
+  }
+
+  /** channelList shows a list_channels answer in the dialog, if it is open. */
+  channelList(channels: readonly Channel[]): void {
+    if (!this.dialog.open) return;
+    this.dialogStatus.textContent =
+      channels.length === 0 ? "There are no channels yet: create one by joining it." : plural(channels.length, "channel");
+    const sorted = [...channels].sort((a, b) => (fold(a.name) < fold(b.name) ? -1 : fold(a.name) > fold(b.name) ? 1 : 0));
+    this.dialogList.replaceChildren(
+      ...sorted.map((ch) => {
+        const li = make("li");
+        const joined = this.m.convs.get(channelKey(ch.name))?.joined === true;
+        const b = make("button", joined ? "secondary small" : "small", joined ? "Open" : "Join");
+        b.type = "button";
+        b.addEventListener("click", () => {
+          this.dialog.close();
+          this.closeMenu();
+          if (joined) this.act.select(channelKey(ch.name));
+          else this.act.joinChannel(ch.name);
+        });
+        li.dataset.channel = fold(ch.name);
+        li.append(make("span", "channel-name", "#" + ch.name), make("span", "count", plural(ch.memberCount, "member")), b);
+        return li;
+      }),
+    );
+  }
+
+  listFailed(text: string): void {
+    if (this.dialog.open) this.dialogStatus.textContent = text;
+  }
+
+  // --- the sidebar on a phone ---
+
+  private toggleMenu(): void {
+    const open = !this.chatView.classList.contains("menu-open");
+    this.chatView.classList.toggle("menu-open", open);
+    this.menu.setAttribute("aria-expanded", String(open));
+  }
+
+  private closeMenu(): void {
+    this.chatView.classList.remove("menu-open");
+    this.menu.setAttribute("aria-expanded", "false");
+  }
+}
+
+/**
+ * KeyedList keeps a list's items in step with keyed data, making each
+ * key's element once: a redraw (someone joined, a message came) does not
+ * replace the element under the pointer, which would lose a click that is
+ * under way.
+ */
+class KeyedList {
+  private readonly items = new Map<string, HTMLLIElement>();
+
+  constructor(private readonly ul: HTMLElement) {}
+
+  /** draw makes the list entries' items, in order: make makes a key's item, update brings it up to date. */
+  draw<T>(entries: Iterable<[string, T]>, make: (key: string, v: T) => HTMLLIElement, update: (li: HTMLLIElement, v: T) => void): void {
+    const want: HTMLLIElement[] = [];
+    const keys = new Set<string>();
+    for (const [k, v] of entries) {
+      let li = this.items.get(k);
+      if (!li) {
+        li = make(k, v);
+        this.items.set(k, li);
+      }
+      update(li, v);
+      want.push(li);
+      keys.add(k);
+    }
+    for (const k of this.items.keys()) if (!keys.has(k)) this.items.delete(k);
+    const now = this.ul.children;
+    if (now.length !== want.length || want.some((li, i) => now[i] !== li)) this.ul.replaceChildren(...want);
+  }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function entryItem(e: Entry): HTMLLIElement {
+  if (e.kind === "separator") {
+    const li = make("li", "separator");
+    li.append(make("span", "", e.text));
+    return li;
+  }
+  const li = make("li", e.kind === "message" ? "message" : "notice");
+  const t = make("time", "", timeFormat.format(e.time));
+  t.dateTime = e.time.toISOString();
+  li.append(t);
+  if (e.kind === "message") {
+    if (e.mine) li.classList.add("mine");
+    if (e.history) li.classList.add("history");
+    li.append(make("span", "sender", e.sender), make("span", "text", e.text));
+  } else {
+    if (e.tone !== "plain") li.classList.add(e.tone);
+    li.append(make("span", "text", e.text));
+  }
+  return li;
+}
