@@ -2,7 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log"
 	"os"
 	"strings"
 	"testing"
@@ -22,8 +24,8 @@ type webChatd struct {
 }
 
 // startWebChatd starts chatd with its HTTP listener on httpAddr (a free
-// port if empty) and gRPC on grpcAddr (likewise).
-func startWebChatd(t *testing.T, grpcAddr, httpAddr string) *webChatd {
+// port if empty) and gRPC on grpcAddr (likewise), and more flags if given.
+func startWebChatd(t *testing.T, grpcAddr, httpAddr string, flags ...string) *webChatd {
 	t.Helper()
 	if grpcAddr == "" {
 		grpcAddr = "127.0.0.1:0"
@@ -31,7 +33,7 @@ func startWebChatd(t *testing.T, grpcAddr, httpAddr string) *webChatd {
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:0"
 	}
-	p := start(t, chatdBin, "--grpc-addr", grpcAddr, "--http-addr", httpAddr)
+	p := start(t, chatdBin, append([]string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr}, flags...)...)
 	t.Cleanup(func() { p.terminate(t) })
 	line := p.expect(t, `^chatd: gRPC listening on `)
 	addr := strings.TrimPrefix(line, "chatd: gRPC listening on ")
@@ -67,7 +69,14 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
+		// This chromedp predates Chromium's top-layer event (sent when the
+		// page opens a modal dialog), and says so for each: not an error.
+		if format == "unhandled node event %T" {
+			return
+		}
+		log.Printf("ERROR: "+format, args...)
+	}))
 	if err := chromedp.Run(bctx); err != nil { // starts the browser
 		cancelBrowser()
 		cancelAlloc()
@@ -208,4 +217,118 @@ func (tb *tab) waitVisible(t *testing.T, id string, shown bool) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not an assertion
 	}
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // a string always marshals
+	}
+	return string(b)
+}
+
+// joinChannel joins (or creates) the channel name and waits until it is
+// the conversation shown.
+func (tb *tab) joinChannel(t *testing.T, name string) {
+	t.Helper()
+	tb.tryJoinChannel(t, name)
+	key := "#" + strings.ToLower(strings.TrimPrefix(name, "#"))
+	tb.waitFor(t, waitTimeout, "#"+name+" shown", fmt.Sprintf(`[data-conv=%s][aria-current="true"]`, js(key)), func(got []string) bool { return len(got) == 1 })
+}
+
+// tryJoinChannel types name into the sidebar's channel box and submits it.
+func (tb *tab) tryJoinChannel(t *testing.T, name string) {
+	t.Helper()
+	tb.run(t,
+		chromedp.WaitEnabled("#channel-name", chromedp.ByQuery),
+		chromedp.SendKeys("#channel-name", name+"\r", chromedp.ByQuery),
+	)
+}
+
+// openConv clicks the conversation key ("#general", "@bob") in the sidebar
+// and waits until it is the one shown.
+func (tb *tab) openConv(t *testing.T, key string) {
+	t.Helper()
+	sel := fmt.Sprintf(`[data-conv=%s]`, js(key))
+	tb.run(t, chromedp.Click(sel, chromedp.ByQuery))
+	tb.waitFor(t, waitTimeout, "conversation "+key+" shown", sel+`[aria-current="true"]`, func(got []string) bool { return len(got) == 1 })
+}
+
+// waitConvs waits until the sidebar lists exactly the conversations keys, in order.
+func (tb *tab) waitConvs(t *testing.T, keys ...string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var got []string
+		tb.eval(t, `Array.from(document.querySelectorAll("#sidebar [data-conv]"), e => e.dataset.conv)`, &got)
+		if strings.Join(got, " ") == strings.Join(keys, " ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the sidebar lists %q, want %q within %s", tb.name, got, keys, waitTimeout)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not an assertion
+	}
+}
+
+// waitUnread waits until the conversation key shows n unread messages (no
+// badge for 0).
+func (tb *tab) waitUnread(t *testing.T, key string, n int) {
+	t.Helper()
+	want := []string{}
+	if n > 0 {
+		want = []string{fmt.Sprint(n)}
+	}
+	tb.waitFor(t, waitTimeout, fmt.Sprintf("%d unread in %s", n, key), fmt.Sprintf(`[data-conv=%s] .badge`, js(key)), func(got []string) bool {
+		return strings.Join(got, ",") == strings.Join(want, ",")
+	})
+}
+
+// openPrivate clicks user in the online list, which opens a private
+// conversation with them.
+func (tb *tab) openPrivate(t *testing.T, user string) {
+	t.Helper()
+	var ok bool
+	tb.eval(t, fmt.Sprintf(`(() => {
+		const b = Array.from(document.querySelectorAll("#users button.person")).find(b => b.textContent === %s);
+		if (b) b.click();
+		return !!b;
+	})()`, js(user)), &ok)
+	if !ok {
+		t.Fatalf("%s: %s is not in the online list as someone to click: %q", tb.name, user, tb.text(t, "#users li"))
+	}
+	tb.waitLine(t, "#conv-title", user)
+}
+
+// sendAll sends each text from the message box at once, without typing,
+// so that they leave within one round trip to the browser.
+func (tb *tab) sendAll(t *testing.T, texts ...string) {
+	t.Helper()
+	b, err := json.Marshal(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	tb.eval(t, fmt.Sprintf(`(() => {
+		const input = document.getElementById("text"), form = document.getElementById("send-form");
+		if (input.disabled) return false;
+		for (const text of %s) { input.value = text; form.requestSubmit(); }
+		return true;
+	})()`, b), &ok)
+	if !ok {
+		t.Fatalf("%s: the message box is disabled", tb.name)
+	}
+}
+
+// count returns how many elements of selector have text containing s.
+func (tb *tab) count(t *testing.T, selector, s string) int {
+	t.Helper()
+	n := 0
+	for _, g := range tb.text(t, selector) {
+		if strings.Contains(g, s) {
+			n++
+		}
+	}
+	return n
 }
