@@ -338,3 +338,24 @@ func TestHubResumeReplayIsNotSlowness(t *testing.T) {
 		t.Errorf("resumed stream got %v; want COMPLETE, %d missed messages, then the live one", evs, 2*queueSize)
 	}
 }
+
+// A client that kept nothing (a reloaded page) resumes with last_seq 0 and
+// gets its session back as a fresh snapshot, in its channels.
+func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := hubJoinKeep(t, h, "alice")
+	mustJoinChannel(t, h, alice.s, "go")
+	alice.take()
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	re := hubResume(t, h, "alice", alice, 0)
+	evs := re.take()
+	var channels []string
+	for _, ev := range evs[1:] {
+		channels = append(channels, ev.GetChannelJoined().GetChannel())
+	}
+	if w := evs[0].GetWelcome(); w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetResumeToken() != alice.token ||
+		!slices.Equal(names(w.GetOnlineUsers()), []string{"alice"}) || !slices.Equal(channels, []string{"general", "go"}) {
+		t.Errorf("resume from seq 0 gave %v; want INCOMPLETE, the same token, a snapshot, and general and go", evs)
+	}
+}

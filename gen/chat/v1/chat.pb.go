@@ -339,7 +339,9 @@ type Join struct {
 	// goes on as a new session and the welcome says RECOVERY_INCOMPLETE.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// last_seq is the seq of the last event the client received on the
-	// session it is resuming; the server sends every event after it.
+	// session it is resuming; the server sends every event after it. A client
+	// that kept nothing (a reloaded page) sends 0 and gets the session back
+	// as a fresh snapshot: RECOVERY_INCOMPLETE, in the session's channels.
 	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -136,7 +136,9 @@ export type Join = Message$1<"chat.v1.Join"> & {
 
   /**
    * last_seq is the seq of the last event the client received on the
-   * session it is resuming; the server sends every event after it.
+   * session it is resuming; the server sends every event after it. A client
+   * that kept nothing (a reloaded page) sends 0 and gets the session back
+   * as a fresh snapshot: RECOVERY_INCOMPLETE, in the session's channels.
    *
    * @generated from field: uint64 last_seq = 3;
    */
