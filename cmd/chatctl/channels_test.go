@@ -47,8 +47,8 @@ func TestJoinChannelsAndPrivateMessages(t *testing.T) {
 	// /channels marks the session's channels.
 	alice.send(t, "/channels")
 	alice.expect(t, clock+`Channels \(2\):$`)
-	alice.expect(t, `^  #Go +2 members +\(current\)$`) // "by name": bytewise
-	alice.expect(t, `^  #general +3 members +\(joined\)$`)
+	alice.expect(t, `^  #general +3 members +\(joined\)$`) // by name, whatever the case
+	alice.expect(t, `^  #Go +2 members +\(current\)$`)
 	alice.send(t, "/who #go")
 	alice.expect(t, `^#Go \(2\): alice \(you\), bob$`)
 

@@ -257,6 +257,14 @@ func TestRefuseClosesNewConnectionsUntilLifted(t *testing.T) {
 	open := dial(t, p.Addr()) // opened before Refuse: left alone
 	_ = open.SetDeadline(time.Now().Add(10 * time.Second))
 	openR := bufio.NewReader(open)
+	// The kernel completes a dial before the proxy accepts it: wait for an
+	// echo, so that the proxy has taken this connection before refusing.
+	if _, err := io.WriteString(open, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openR.ReadString('\n'); err != nil || got != "first\n" {
+		t.Fatalf("echo before Refuse = %q, %v; want %q, nil", got, err, "first\n")
+	}
 
 	p.Refuse(true)
 	c := dial(t, p.Addr()) // the kernel accepts; the proxy closes it
