@@ -157,11 +157,10 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 		s = h.attachLocked(m)
 	}
 	now := timestamppb.Now()
-	if lastSeq >= m.logFloor() && lastSeq <= m.seq {
+	if missed, ok := m.missed(lastSeq); ok {
 		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
-		missed := m.missed(lastSeq)
 		s.queue.pushExtra(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
@@ -552,7 +551,10 @@ func (h *Hub) makeRoomLocked() bool {
 // it is. Lock must be held.
 func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 	history := ch.history.items()
-	h.deliverExtraLocked(m, privateEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
+	// The channel_joined is not kept in m's log: it lists every member,
+	// and a join storm would keep N such lists of up to N users. A resume
+	// that missed it gets a fresh snapshot instead.
+	h.deliverExtraLocked(m, nil, privateEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
 		ChannelJoined: &chatv1.ChannelJoined{
 			Channel:      ch.name,
 			User:         m.user,
@@ -561,7 +563,7 @@ func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 		},
 	}}))
 	for _, ev := range history {
-		h.deliverExtraLocked(m, ev.asHistory())
+		h.deliverExtraLocked(m, ev.asHistory(), ev.asHistory())
 	}
 }
 
@@ -605,11 +607,12 @@ func (h *Hub) deliverLocked(m *member, ev *Event) {
 }
 
 // deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
-// count against the stream's queue limit (see queue.pushExtra). Lock must
-// be held.
-func (h *Hub) deliverExtraLocked(m *member, ev *Event) {
+// count against the stream's queue limit (see queue.pushExtra), and what the
+// log keeps of it is logged, which may be nil (see member.log). Lock must be
+// held.
+func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
 	m.seq++
-	m.log.push(ev, h.cfg.ResumeBuffer)
+	m.log.push(logged, h.cfg.ResumeBuffer)
 	if s := m.att; s != nil && !s.overflowed {
 		s.queue.pushExtra(Delivery{Seq: m.seq, Event: ev})
 	}

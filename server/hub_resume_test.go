@@ -359,3 +359,30 @@ func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
 		t.Errorf("resume from seq 0 gave %v; want INCOMPLETE, the same token, a snapshot, and general and go", evs)
 	}
 }
+
+// A channel's snapshot (its member list) is not kept for a resume: a
+// client that missed one gets a fresh snapshot of everything instead.
+func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := hubJoinKeep(t, h, "alice")
+	before := alice.lastSeq
+	mustJoinChannel(t, h, alice.s, "go")
+	alice.take() // sent, but say the connection died with it in flight
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	evs := hubResume(t, h, "alice", alice, before).take()
+	var channels []string
+	for _, ev := range evs[1:] {
+		channels = append(channels, ev.GetChannelJoined().GetChannel())
+	}
+	if evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || !slices.Equal(channels, []string{"general", "go"}) {
+		t.Errorf("resume from before a channel snapshot gave %v; want INCOMPLETE and snapshots of general and go", evs)
+	}
+	// Past the snapshot, a resume is complete as usual.
+	re := hubResume(t, h, "alice", alice, 0)
+	re.take()
+	h.Leave(re.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if w := hubResume(t, h, "alice", re, re.lastSeq).take()[0]; w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
+		t.Errorf("resume after the snapshot = %v; want COMPLETE", w)
+	}
+}

@@ -22,7 +22,8 @@ type member struct {
 
 	// seq numbers the member's events. log keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from
-	// there, so it needs no room for them.
+	// there, so it needs no room for them. A nil entry stands for a
+	// channel snapshot, which is not kept (see channelSnapshotLocked).
 	seq uint64
 	log ring[*Event]
 
@@ -36,14 +37,21 @@ type member struct {
 // every event after it is in the log.
 func (m *member) logFloor() uint64 { return m.seq - uint64(m.log.len()) }
 
-// missed returns the logged events after lastSeq, numbered.
-func (m *member) missed(lastSeq uint64) []Delivery {
+// missed returns the logged events after lastSeq, numbered, or false if
+// the log cannot give every one of them.
+func (m *member) missed(lastSeq uint64) ([]Delivery, bool) {
+	if lastSeq < m.logFloor() || lastSeq > m.seq {
+		return nil, false
+	}
 	evs := m.log.last(int(m.seq - lastSeq))
 	ds := make([]Delivery, len(evs))
 	for i, ev := range evs {
+		if ev == nil {
+			return nil, false
+		}
 		ds[i] = Delivery{Seq: lastSeq + 1 + uint64(i), Event: ev}
 	}
-	return ds
+	return ds, true
 }
 
 // online reports whether a stream is attached: the user is on the online

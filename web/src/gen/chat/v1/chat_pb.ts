@@ -844,8 +844,9 @@ export enum Recovery {
 
   /**
    * RECOVERY_INCOMPLETE: the server cannot send every missed event (the
-   * token is unknown or expired, the server restarted, or too much was
-   * missed). Drop your state: the welcome is a fresh snapshot, and a
+   * token is unknown or expired, the server restarted, too much was
+   * missed, or what was missed includes your own channel_joined, whose
+   * member list is not kept). Drop your state: the welcome is a fresh snapshot, and a
    * channel_joined with history follows for every channel you are in (only
    * "general" if the session itself could not be taken back).
    *
