@@ -116,10 +116,14 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	h.bytes = b
 	body := d.Event.wire
 	if body == nil {
-		var err error
-		if body, err = c.proto.Marshal(d.Event.resp); err != nil {
+		// Not from gRPC's buffer pools: a snapshot can be large (every
+		// user online), and pooled buffers of that size, cached after a
+		// join storm, would keep the memory of thousands of them.
+		b, err := proto.Marshal(d.Event.resp)
+		if err != nil {
 			return nil, err
 		}
+		body = mem.BufferSlice{mem.SliceBuffer(b)}
 	}
 	if len(body) == 1 {
 		h.parts = [2]mem.Buffer{&h.bytes, body[0]}
