@@ -123,7 +123,11 @@ func (s *session) who(args []string) {
 		_ = s.out.online(s.online, s.you)
 	case 1:
 		c := s.channel(args[0])
-		if c == nil {
+		switch {
+		case c == nil && s.isJoining(args[0]):
+			s.note(fmt.Sprintf("Still entering %s: try again in a moment.", channelName(strings.TrimPrefix(args[0], "#"))))
+			return
+		case c == nil:
 			s.note(fmt.Sprintf("You are not in %s: /channels shows how many are in each channel.", channelName(strings.TrimPrefix(args[0], "#"))))
 			return
 		}
@@ -160,12 +164,15 @@ func (s *session) leaveChannel(name string) {
 		s.note("You are in no channel.")
 		return
 	}
-	c := s.channel(name)
-	if c == nil {
+	if c := s.channel(name); c != nil {
+		name = c.name
+	} else if !s.isJoining(name) {
 		s.note(fmt.Sprintf("You are not in %s.", channelName(strings.TrimPrefix(name, "#"))))
 		return
 	}
-	s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: c.name}}})
+	// A leave right after a /join (typed ahead, or from a pipe) reaches the
+	// server after the join, which handles a session's requests in order.
+	s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: strings.TrimPrefix(name, "#")}}})
 }
 
 // switchChannel makes a channel the session is in, or is entering, current.

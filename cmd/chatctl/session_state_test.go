@@ -368,3 +368,28 @@ func TestSessionRefusesTooLongLines(t *testing.T) {
 		t.Error("a line of exactly 4096 bytes was refused")
 	}
 }
+
+// Commands typed right after a /join, before its answer (typed ahead, or
+// from a pipe), act on the channel being entered: the server takes a
+// session's requests in order.
+func TestSessionCommandsRightAfterJoin(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.printed()
+
+	st.s.command("/join #go")
+	st.s.command("/who #go")
+	if got := st.printed(); !strings.Contains(got, "Still entering #go") {
+		t.Errorf("/who of a channel being entered printed %q; want that it is still being entered", got)
+	}
+	st.s.command("/leave")
+	if n := len(st.s.queue); n != 2 || st.s.queue[1].GetLeaveChannel().GetChannel() != "go" {
+		t.Errorf("queued %v; want the join, then a leave of go", st.s.queue)
+	}
+	st.s.command("/leave #nowhere")
+	if got := st.printed(); !strings.Contains(got, "You are not in #nowhere.") || len(st.s.queue) != 2 {
+		t.Errorf("/leave of a channel neither joined nor being entered printed %q and queued %d; want a refusal and nothing sent", got, len(st.s.queue))
+	}
+}
