@@ -20,6 +20,7 @@ type channel struct {
 	// Parked members still receive the channel's events (into their logs)
 	// but are not shown as members.
 	members []*member
+	online  int          // how many members are online
 	history ring[*Event] // the last messages, oldest first
 
 	idleSince time.Time // when it last became empty; for eviction
@@ -52,17 +53,23 @@ func (ch *channel) onlineMembers() []*chatv1.User {
 
 // info describes the channel for a channel list.
 func (ch *channel) info() *chatv1.Channel {
-	n := 0
-	for _, m := range ch.members {
-		if m.online() {
-			n++
-		}
+	return &chatv1.Channel{Name: ch.name, MemberCount: uint32(ch.online)}
+}
+
+// enterChannel puts m at the end of ch's members and ch in m's channels.
+func enterChannel(m *member, ch *channel) {
+	ch.members = append(ch.members, m)
+	m.channels = append(m.channels, ch)
+	if m.online() {
+		ch.online++
 	}
-	return &chatv1.Channel{Name: ch.name, MemberCount: uint32(n)}
 }
 
 // leaveChannel removes m from ch and ch from m's channels.
 func leaveChannel(m *member, ch *channel) {
+	if m.online() {
+		ch.online--
+	}
 	ch.remove(m)
 	for i, c := range m.channels {
 		if c == ch {

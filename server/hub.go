@@ -124,8 +124,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 			Recovery:    recovery,
 		}},
 	})})
-	h.general.members = append(h.general.members, m)
-	m.channels = append(m.channels, h.general)
+	enterChannel(m, h.general)
 	h.channelSnapshotLocked(m, h.general)
 	return s, nil
 }
@@ -153,6 +152,10 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
 				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
 			}}), m)
+			// The others add m at the end of the channel's members, as
+			// for anyone entering it: so does the channel.
+			ch.remove(m)
+			ch.members = append(ch.members, m)
 		}
 		s = h.attachLocked(m)
 	}
@@ -306,8 +309,7 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
 		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
 	}}), nil)
-	ch.members = append(ch.members, m)
-	m.channels = append(m.channels, ch)
+	enterChannel(m, ch)
 	h.channelSnapshotLocked(m, ch)
 	return nil
 }
@@ -446,6 +448,9 @@ func (h *Hub) Shutdown() {
 func (h *Hub) attachLocked(m *member) *Session {
 	s := newSession(m, h.cfg.QueueSize)
 	m.att = s
+	for _, ch := range m.channels {
+		ch.online++
+	}
 	m.prev = h.tail
 	if h.tail != nil {
 		h.tail.next = m
@@ -459,6 +464,9 @@ func (h *Hub) attachLocked(m *member) *Session {
 // detachLocked takes m's stream away and m off the online list. Lock must
 // be held.
 func (h *Hub) detachLocked(m *member) {
+	for _, ch := range m.channels {
+		ch.online--
+	}
 	m.att = nil
 	if m.prev != nil {
 		m.prev.next = m.next

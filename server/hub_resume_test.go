@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -384,5 +386,50 @@ func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
 	h.Leave(re.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	if w := hubResume(t, h, "alice", re, re.lastSeq).take()[0]; w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
 		t.Errorf("resume after the snapshot = %v; want COMPLETE", w)
+	}
+}
+
+// Member counts follow users going offline and coming back; a user who
+// comes back is the channel's newest member, as the others saw it.
+func TestHubResumeMemberCountsAndOrder(t *testing.T) {
+	t.Parallel()
+	h := newHub(10, 64)
+	alice := hubJoinKeep(t, h, "alice")
+	mustJoinChannel(t, h, alice.s, "go")
+	bob := hubJoinKeep(t, h, "bob")
+	mustJoinChannel(t, h, bob.s, "go")
+	alice.take()
+	counts := func() string {
+		var out []string
+		for _, ch := range h.Channels() {
+			out = append(out, fmt.Sprintf("%s:%d", ch.GetName(), ch.GetMemberCount()))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := counts(); got != "general:2 go:2" {
+		t.Fatalf("counts = %q; want general:2 go:2", got)
+	}
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if got := counts(); got != "general:1 go:1" {
+		t.Errorf("counts with alice away = %q; want general:1 go:1", got)
+	}
+	hubResume(t, h, "alice", alice, alice.lastSeq)
+	if got := counts(); got != "general:2 go:2" {
+		t.Errorf("counts with alice back = %q; want general:2 go:2", got)
+	}
+	carol := mustJoin(t, h, "carol")
+	mustJoinChannel(t, h, carol, "go")
+	var members []string
+	for _, ev := range queued(carol) {
+		if cj := ev.GetChannelJoined(); cj.GetChannel() == "go" {
+			members = names(cj.GetMembers())
+		}
+	}
+	if !slices.Equal(members, []string{"bob", "alice", "carol"}) {
+		t.Errorf("go's members for a newcomer = %q; want [bob alice carol]: alice came back after bob", members)
+	}
+	h.Leave(carol, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	if got := counts(); got != "general:2 go:2" {
+		t.Errorf("counts after carol logged out = %q; want general:2 go:2", got)
 	}
 }

@@ -294,9 +294,11 @@ func TestResumeBufferOverflow(t *testing.T) {
 		evs = append(evs, s.events()...)
 	}
 	expectSeqs(t, "bob", evs, back.welcome.GetSeq())
-	if !slices.Equal(general.members, []string{"alice", "bob"}) || !slices.Equal(room.members, []string{"bob", "alice"}) ||
+	// Others saw bob leave and come back into each channel, so he is now
+	// its newest member everywhere, as in their lists.
+	if !slices.Equal(general.members, []string{"alice", "bob"}) || !slices.Equal(room.members, []string{"alice", "bob"}) ||
 		!slices.Equal(empty.members, []string{"bob"}) {
-		t.Errorf("bob's members: general %q, room %q, empty %q; want [alice bob], [bob alice], [bob]", general.members, room.members, empty.members)
+		t.Errorf("bob's members: general %q, room %q, empty %q; want [alice bob], [alice bob], [bob]", general.members, room.members, empty.members)
 	}
 	checkHistory(t, "bob's room", room, inRoom)
 
