@@ -310,6 +310,10 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
 	}}), nil)
 	enterChannel(m, ch)
+	// The snapshot is forgiven only if the writer has taken the last one:
+	// a client that stopped reading and keeps joining channels would
+	// otherwise pile up snapshots past any limit.
+	s.forgive = s.queue.forgiving()
 	h.channelSnapshotLocked(m, ch)
 	return nil
 }
@@ -615,14 +619,18 @@ func (h *Hub) deliverLocked(m *member, ev *Event) {
 }
 
 // deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
-// count against the stream's queue limit (see queue.pushExtra), and what the
-// log keeps of it is logged, which may be nil (see member.log). Lock must be
-// held.
+// count against the stream's queue limit if the stream is forgiving (see
+// queue.pushExtra), and what the log keeps of it is logged, which may be
+// nil (see member.log). Lock must be held.
 func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
 	m.seq++
 	m.log.push(logged, h.cfg.ResumeBuffer)
-	if s := m.att; s != nil && !s.overflowed {
+	switch s := m.att; {
+	case s == nil:
+	case s.forgive && !s.overflowed:
 		s.queue.pushExtra(Delivery{Seq: m.seq, Event: ev})
+	default:
+		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
 	}
 }
 

@@ -469,3 +469,41 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 		t.Error("b kept up with no reading past its queue size; want it dropped as too slow")
 	}
 }
+
+// Snapshots are forgiven one at a time: a client that stopped reading and
+// keeps joining and leaving channels is dropped as too slow instead of
+// piling up history without limit.
+func TestHubSnapshotsPileUpToATooSlowDrop(t *testing.T) {
+	t.Parallel()
+	const queueSize, history = 8, 5
+	h := newHubWith(func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, history })
+	a := hubJoin(t, h, "a")
+	mustJoinChannel(t, h, a, "go")
+	for i := range history {
+		if err := h.Send(a, fmt.Sprint(i), "go", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued(a)
+	b := hubJoin(t, h, "b") // then stops reading
+	for i := range 100 {
+		if err := h.JoinChannel(b, "go"); err != nil {
+			if !errors.Is(err, server.ErrNotJoined) {
+				t.Fatalf("join %d: %v", i, err)
+			}
+			break
+		}
+		if err := h.LeaveChannel(b, "go"); err != nil {
+			if !errors.Is(err, server.ErrNotJoined) {
+				t.Fatalf("leave %d: %v", i, err)
+			}
+			break
+		}
+	}
+	if !isEnded(b) || !errors.Is(b.EndErr(), server.ErrTooSlow) {
+		t.Fatalf("b ended %v (%v) after joining and leaving while not reading; want dropped as too slow", isEnded(b), b.EndErr())
+	}
+	if n := len(queued(b)); n > queueSize+1+history+1 {
+		t.Errorf("b had %d deliveries queued; want at most the queue size plus one snapshot (%d)", n, queueSize+1+history+1)
+	}
+}

@@ -50,6 +50,13 @@ func (q *queue) pushExtra(ds ...Delivery) {
 	q.signal()
 }
 
+// forgiving reports whether nothing pushed by pushExtra is waiting.
+func (q *queue) forgiving() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.extra == 0
+}
+
 // signal leaves the writer a token. The writer takes every delivery
 // whenever it wakes, so one token per empty-to-non-empty change is enough.
 func (q *queue) signal() {

@@ -87,6 +87,7 @@ type Session struct {
 	// Owned by the hub: read and written only with Hub.mu held.
 	overflowed bool // queue overflowed; gets no more events
 	endClosed  bool // ended has been closed
+	forgive    bool // snapshots queued now do not count against the queue's limit
 }
 
 func newSession(m *member, queueSize int) *Session {
@@ -95,6 +96,9 @@ func newSession(m *member, queueSize int) *Session {
 		user:  m.user,
 		queue: newQueue(queueSize),
 		ended: make(chan struct{}),
+		// A new stream's welcome and snapshots, or a resume's replay,
+		// never count.
+		forgive: true,
 	}
 }
 
