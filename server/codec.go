@@ -17,6 +17,7 @@ import (
 type Event struct {
 	resp *chatv1.ChatResponse // Seq and History are never set here
 	wire mem.BufferSlice      // proto encoding of resp; nil to marshal at send time
+	size int                  // bytes of wire, what keeping the event costs
 
 	// history marks the copy of a channel message replayed to those who
 	// join the channel later; replay is that copy, made on first need.
@@ -28,9 +29,17 @@ type Event struct {
 // Only the hub calls it, under its lock.
 func (e *Event) asHistory() *Event {
 	if e.replay == nil {
-		e.replay = &Event{resp: e.resp, wire: e.wire, history: true}
+		e.replay = &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
 	}
 	return e.replay
+}
+
+// bytes is what keeping e costs, for the resume log's budget; 0 for nil.
+func (e *Event) bytes() int {
+	if e == nil {
+		return 0
+	}
+	return e.size
 }
 
 // Delivery is an event as one session receives it, with its place in the
@@ -70,7 +79,7 @@ func newEvent(resp *chatv1.ChatResponse) *Event {
 	// Built once here, not per delivery: wireCodec hands this same buffer
 	// to every stream. A SliceBuffer's Free does nothing, so no stream can
 	// recycle the bytes while others still send them.
-	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
+	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}, size: len(b)}
 }
 
 // wireCodec is the server's gRPC codec: it sends an *outgoing delivery as

@@ -9,8 +9,9 @@ import (
 // Config holds every limit of the chat service. Start from [DefaultConfig]
 // and change what you need; [New] rejects values that make no sense.
 type Config struct {
-	// MaxSessions is how many users may be online at once. Joins past it are
-	// refused with RESOURCE_EXHAUSTED.
+	// MaxSessions is how many sessions there may be at once: users online
+	// and sessions kept for a resume. Joins past it are refused with
+	// RESOURCE_EXHAUSTED.
 	MaxSessions int
 	// JoinTimeout is how long a new stream may take to send its join before
 	// it is ended with DEADLINE_EXCEEDED.
@@ -34,13 +35,18 @@ type Config struct {
 	// MaxChannelsPerUser is how many channels one session may be in at once.
 	MaxChannelsPerUser int
 	// ResumeGrace is how long a session whose stream ended without a logout
-	// is kept for a resume; its username is held for it meanwhile. 0 turns
-	// resuming off.
+	// is kept for a resume; its username is held for it meanwhile. 0 ends
+	// such a session at once; a resume token still takes a session back
+	// from its own stream while that stream is attached (half-dead).
 	ResumeGrace time.Duration
 	// ResumeBuffer is how many of its last events each session keeps for a
 	// resume. A client that missed more gets a fresh snapshot instead
 	// (RECOVERY_INCOMPLETE).
 	ResumeBuffer int
+	// ResumeBufferBytes bounds the same log by the encoded size of the
+	// events it keeps, so that big messages cannot make every session
+	// hold ResumeBuffer of them.
+	ResumeBufferBytes int
 	// MaxRecvMsgSize is the largest request, in bytes, the server accepts.
 	MaxRecvMsgSize int
 	// KeepaliveTime is how long a connection may be idle before the server
@@ -82,6 +88,7 @@ func DefaultConfig() Config {
 		MaxChannelsPerUser:     100,
 		ResumeGrace:            30 * time.Second,
 		ResumeBuffer:           1024,
+		ResumeBufferBytes:      256 << 10,
 		MaxRecvMsgSize:         16 << 10,
 		KeepaliveTime:          25 * time.Second,
 		KeepaliveTimeout:       20 * time.Second,
@@ -121,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.ResumeBuffer < 0 {
 		errs = append(errs, fmt.Errorf("resume buffer must not be negative, got %d", c.ResumeBuffer))
+	}
+	if c.ResumeBufferBytes < 0 {
+		errs = append(errs, fmt.Errorf("resume buffer bytes must not be negative, got %d", c.ResumeBufferBytes))
 	}
 	// A request must be able to carry the longest message with its
 	// client_id and framing.

@@ -42,6 +42,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{func(c *server.Config) { c.MaxChannelsPerUser = 0 }, "max channels per user"},
 		{func(c *server.Config) { c.ResumeGrace = -time.Second }, "resume grace"},
 		{func(c *server.Config) { c.ResumeBuffer = -1 }, "resume buffer"},
+		{func(c *server.Config) { c.ResumeBufferBytes = -1 }, "resume buffer bytes"},
 	} {
 		cfg := testConfig(tc.edit)
 		srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

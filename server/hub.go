@@ -180,7 +180,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	// for events from before it.
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	m.seq++
-	m.log.reset()
+	m.resetLog()
 	s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
@@ -533,7 +533,7 @@ func (h *Hub) forgetLocked(m *member) {
 	for len(m.channels) > 0 {
 		leaveChannel(m, m.channels[len(m.channels)-1])
 	}
-	m.log.reset()
+	m.resetLog()
 }
 
 // makeRoomLocked makes room for a new channel if the server is at its
@@ -612,7 +612,7 @@ func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
 // called before it is released.
 func (h *Hub) deliverLocked(m *member, ev *Event) {
 	m.seq++
-	m.log.push(ev, h.cfg.ResumeBuffer)
+	m.record(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	if s := m.att; s != nil {
 		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
 	}
@@ -624,7 +624,7 @@ func (h *Hub) deliverLocked(m *member, ev *Event) {
 // nil (see member.log). Lock must be held.
 func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
 	m.seq++
-	m.log.push(logged, h.cfg.ResumeBuffer)
+	m.record(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	switch s := m.att; {
 	case s == nil:
 	case s.forgive && !s.overflowed:

@@ -433,3 +433,35 @@ func TestHubResumeMemberCountsAndOrder(t *testing.T) {
 		t.Errorf("counts after carol logged out = %q; want general:2 go:2", got)
 	}
 }
+
+// The resume log is bounded by size too: big messages are dropped from it
+// sooner, and a resume that needs them rebuilds.
+func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	h := newHubWith(func(c *server.Config) { c.ResumeBuffer, c.ResumeBufferBytes = 1000, 10_000 })
+	alice := hubJoinKeep(t, h, "alice")
+	bob := hubJoinKeep(t, h, "bob")
+	alice.take()
+	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	big := strings.Repeat("x", 3000)
+	for range 3 { // about 9,000 bytes: kept
+		if err := h.Send(bob.s, big, "", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		bob.take()
+	}
+	re := hubResume(t, h, "alice", alice, alice.lastSeq)
+	if evs := re.take(); evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || len(evs) != 4 {
+		t.Fatalf("resume after 9 KB missed = %v; want COMPLETE with the 3 messages", evs)
+	}
+	h.Leave(re.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	for range 4 { // the oldest no longer fits
+		if err := h.Send(bob.s, big, "", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		bob.take()
+	}
+	if w := hubResume(t, h, "alice", re, re.lastSeq).take()[0]; w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE {
+		t.Errorf("resume after 12 KB missed with a 10 KB budget = %v; want INCOMPLETE", w)
+	}
+}

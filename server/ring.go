@@ -11,15 +11,16 @@ type ring[T any] struct {
 }
 
 // push adds v as the newest item. If the ring already holds limit items,
-// the oldest is dropped. With limit 0 nothing is kept.
-func (r *ring[T]) push(v T, limit int) {
+// the oldest is dropped and returned with true. With limit 0 nothing is
+// kept: v itself is returned as dropped.
+func (r *ring[T]) push(v T, limit int) (dropped T, ok bool) {
 	if limit <= 0 {
-		return
+		return v, true
 	}
 	if r.n < len(r.buf) {
 		r.buf[(r.start+r.n)%len(r.buf)] = v
 		r.n++
-		return
+		return dropped, false
 	}
 	if len(r.buf) < limit {
 		// Grow by doubling, up to the limit, and straighten the items out.
@@ -28,11 +29,24 @@ func (r *ring[T]) push(v T, limit int) {
 		r.buf, r.start = nb, 0
 		r.buf[r.n] = v
 		r.n++
-		return
+		return dropped, false
 	}
 	// Full: overwrite the oldest.
+	dropped = r.buf[r.start]
 	r.buf[r.start] = v
 	r.start = (r.start + 1) % len(r.buf)
+	return dropped, true
+}
+
+// popOldest removes and returns the oldest item; the ring must not be
+// empty.
+func (r *ring[T]) popOldest() T {
+	var zero T
+	v := r.buf[r.start]
+	r.buf[r.start] = zero
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+	return v
 }
 
 // len returns how many items the ring holds.

@@ -24,13 +24,32 @@ type member struct {
 	// for a resume, up to and including seq: their seqs follow from
 	// there, so it needs no room for them. A nil entry stands for a
 	// channel snapshot, which is not kept (see channelSnapshotLocked).
-	seq uint64
-	log ring[*Event]
+	seq      uint64
+	log      ring[*Event]
+	logBytes int // the encoded size of the events in log
 
 	channels []*channel // the channels it is in, in the order it entered them
 
 	parkGen uint64      // counts parkings, so a stale expiry timer does nothing
 	expiry  *time.Timer // ends the grace period while parked
+}
+
+// record appends ev (nil for a snapshot) to the log, dropping the oldest
+// events past maxEvents or maxBytes.
+func (m *member) record(ev *Event, maxEvents, maxBytes int) {
+	if dropped, ok := m.log.push(ev, maxEvents); ok {
+		m.logBytes -= dropped.bytes()
+	}
+	m.logBytes += ev.bytes()
+	for m.logBytes > maxBytes && m.log.len() > 0 {
+		m.logBytes -= m.log.popOldest().bytes()
+	}
+}
+
+// resetLog empties the log: a resume can give nothing before this point.
+func (m *member) resetLog() {
+	m.log.reset()
+	m.logBytes = 0
 }
 
 // logFloor is the seq of the newest event a resume can no longer be given:

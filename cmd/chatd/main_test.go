@@ -49,7 +49,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		"grpc-addr", "http-addr", "allowed-origins", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
 		"queue-size", "message-rate", "message-burst", "max-recv-msg-size", "keepalive-time",
 		"keepalive-timeout", "keepalive-min-client-ping", "history-size", "max-channels", "max-channels-per-user",
-		"resume-grace", "resume-buffer",
+		"resume-grace", "resume-buffer", "resume-buffer-bytes",
 	} {
 		if !strings.Contains(stderr.String(), "-"+name) {
 			t.Errorf("--help does not mention -%s:\n%s", name, stderr.String())
@@ -73,6 +73,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--max-channels-per-user", "0"}, "max channels per user must be at least 1"},
 		{[]string{"--resume-grace", "-1s"}, "resume grace must be 0 (off) or positive"},
 		{[]string{"--resume-buffer", "-5"}, "resume buffer must not be negative"},
+		{[]string{"--resume-buffer-bytes", "-5"}, "resume buffer bytes must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
