@@ -337,7 +337,8 @@ type Join struct {
 	// while that stream still looks alive to the server (a half-dead
 	// connection): then the old stream is ended with ABORTED and this one
 	// takes its place. An unknown or expired token is not an error: the join
-	// goes on as a new session and the welcome says RECOVERY_INCOMPLETE.
+	// goes on as a new session (refused, like any, if the name is taken) and
+	// the welcome says RECOVERY_INCOMPLETE.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// last_seq is the seq of the last event the client received on the
 	// session it is resuming; the server sends every event after it. A client

@@ -128,7 +128,8 @@ export type Join = Message$1<"chat.v1.Join"> & {
    * while that stream still looks alive to the server (a half-dead
    * connection): then the old stream is ended with ABORTED and this one
    * takes its place. An unknown or expired token is not an error: the join
-   * goes on as a new session and the welcome says RECOVERY_INCOMPLETE.
+   * goes on as a new session (refused, like any, if the name is taken) and
+   * the welcome says RECOVERY_INCOMPLETE.
    *
    * @generated from field: string resume_token = 2;
    */
