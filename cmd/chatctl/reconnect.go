@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 
@@ -148,18 +149,28 @@ func retryable(err error) bool {
 	return true
 }
 
-// resumable reports whether a session whose stream ended with err should be
-// taken back by reconnecting: the connection broke, chatd went away (it
-// may come back within the grace period, or a restarted one will give a
-// fresh snapshot) or dropped us as too slow. Not after ABORTED (another
+// resumable reports whether a session whose stream ended with err, which
+// the user did not ask for, should be taken back by reconnecting. A broken
+// connection does not always end as UNAVAILABLE: a stream reset by a proxy
+// or a connection cut mid-frame may surface as INTERNAL, UNKNOWN or
+// CANCELED; chatd going away (it may come back within the grace period, or
+// a restarted one gives a fresh snapshot) is UNAVAILABLE, and dropping us
+// as too slow RESOURCE_EXHAUSTED. So every end is resumable but these:
+// an OK end (io.EOF: a logout, which cannot be resumed); ABORTED (another
 // client took the session over with its token: fighting it back would
-// never end), nor after an OK end (a logout, which cannot be resumed).
+// never end); and the refusals of a join (INVALID_ARGUMENT, ALREADY_EXISTS,
+// FAILED_PRECONDITION, DEADLINE_EXCEEDED), which joining again would only
+// meet again.
 func resumable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted:
-		return true
+	if err == nil || errors.Is(err, io.EOF) {
+		return false
 	}
-	return false
+	switch status.Code(err) {
+	case codes.OK, codes.Aborted,
+		codes.InvalidArgument, codes.AlreadyExists, codes.FailedPrecondition, codes.DeadlineExceeded:
+		return false
+	}
+	return true
 }
 
 // reason is why a stream ended or a join failed, as a person should read

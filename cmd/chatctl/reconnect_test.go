@@ -37,21 +37,35 @@ func TestBackoff(t *testing.T) {
 
 func TestWhenToReconnect(t *testing.T) {
 	t.Parallel()
+	// resumable is asked about the end of a welcomed stream (the user's
+	// own quit and Ctrl-C are dealt with before it); retryable about a
+	// failed attempt to join again.
 	tests := []struct {
 		err                  error
 		resumable, retryable bool
 	}{
 		{status.Error(codes.Unavailable, "connection lost"), true, true},
 		{status.Error(codes.ResourceExhausted, "too slow"), true, true},
+		// A stream reset by a proxy, or a connection broken mid-frame.
+		{status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: PROTOCOL_ERROR"), true, true},
+		{status.Error(codes.Unknown, "unexpected EOF"), true, true},
+		{status.Error(codes.Canceled, "context canceled"), true, true},
 		{status.Error(codes.Aborted, "taken over"), false, false},
-		{status.Error(codes.Canceled, "cancelled"), false, true},
 		{io.EOF, false, false},
+		{fmt.Errorf("wrapped: %w", io.EOF), false, false},
 		{status.Error(codes.AlreadyExists, "name taken"), false, false},
 		{status.Error(codes.InvalidArgument, "bad name"), false, false},
+		{status.Error(codes.FailedPrecondition, "not joined"), false, false},
 		{status.Error(codes.DeadlineExceeded, "slow join"), false, true},
-		{errNoWelcome, false, true},
-		{withExitCode(exitUnreachable, errors.New("cannot reach chatd")), false, true},
-		{usageErrorf("bad --server"), false, false},
+		{status.Error(codes.PermissionDenied, "not allowed"), true, false},
+		// Errors of the dial or the join, never a stream's end: there a
+		// non-status error would count as UNKNOWN.
+		{errNoWelcome, true, true},
+		{withExitCode(exitUnreachable, errors.New("cannot reach chatd")), true, true},
+		{usageErrorf("bad --server"), true, false},
+	}
+	if resumable(nil) {
+		t.Error("resumable(nil) = true, want false")
 	}
 	for _, tt := range tests {
 		if got := resumable(tt.err); got != tt.resumable {
@@ -300,5 +314,32 @@ func TestNoReconnectAfterTakeover(t *testing.T) {
 	alice.expectIn(t, alice.stderr, "stderr", `^chatctl: session taken over by another client: `)
 	if strings.Contains(alice.stderr.String(), "reconnecting") {
 		t.Errorf("chatctl tried to take the session back:\n%s", alice.stderr)
+	}
+}
+
+// A broken connection does not always end the stream as UNAVAILABLE: a
+// stream reset by a proxy, or a connection cut mid-frame, may end it as
+// INTERNAL, UNKNOWN or CANCELED, which the user did not ask for either.
+func TestReconnectAfterAnyBreak(t *testing.T) {
+	t.Parallel()
+	for _, code := range []codes.Code{codes.Internal, codes.Unknown, codes.Canceled} {
+		t.Run(code.String(), func(t *testing.T) {
+			t.Parallel()
+			fake := startFake(t)
+			alice := startLive(t, t.Context(), "--name", "alice", "--server", fake.addr, "--reconnect-timeout", "10s")
+			first := fake.next(t)
+			first.welcome(t)
+			alice.expect(t, clock+`\* you joined #general \(1 member\), your current channel$`)
+			first.end <- status.Error(code, "stream terminated by RST_STREAM")
+
+			alice.expect(t, `^chatctl: connection lost \(stream terminated by RST_STREAM\); reconnecting for up to 10s\.\.\.$`)
+			again := fake.next(t)
+			again.resume(t, 2)
+			alice.expect(t, clock+`\* reconnected: nothing missed$`)
+			alice.send(t, "still here")
+			if m := again.recv(t).GetSend(); m.GetText() != "still here" || m.GetChannel() != "general" {
+				t.Errorf("after the resume chatctl sent %v, want the line to general", m)
+			}
+		})
 	}
 }
