@@ -109,6 +109,11 @@ func joinChannelRequest(channel, clientID string) *chatv1.ChatRequest {
 	}
 }
 
+// listChannelsRequest is the request that asks for the channel list.
+func listChannelsRequest(clientID string) *chatv1.ChatRequest {
+	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_ListChannels{ListChannels: &chatv1.ListChannels{}}}
+}
+
 // sendLeave logs out. As with sendText, a failure shows up in Recv.
 func sendLeave(stream chatStream) {
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})

@@ -63,7 +63,12 @@ func (s *session) command(line string) (quit bool) {
 		}
 		s.switchChannel(args[0])
 	case "/channels", "/list":
-		s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_ListChannels{ListChannels: &chatv1.ListChannels{}}})
+		id := newClientID()
+		s.order++
+		s.listing[id] = listRequest{order: s.order}
+		if !s.request(listChannelsRequest(id)) {
+			delete(s.listing, id)
+		}
 	case "/msg":
 		to, text := splitWord(rest)
 		if to == "" || text == "" {
@@ -153,9 +158,13 @@ func (s *session) joinChannel(name string) {
 		return
 	}
 	id := newClientID()
-	s.joining[name] = joinRequest{clientID: id, previous: s.current}
+	s.order++
+	s.joining[name] = joinRequest{clientID: id, previous: s.current, order: s.order}
+	if !s.request(joinChannelRequest(name, id)) {
+		delete(s.joining, name)
+		return
+	}
 	s.current, s.wanted = name, ""
-	s.request(joinChannelRequest(name, id))
 }
 
 // leaveChannel leaves a channel the session is in.
@@ -164,7 +173,8 @@ func (s *session) leaveChannel(name string) {
 		s.note("You are in no channel.")
 		return
 	}
-	if c := s.channel(name); c != nil {
+	c := s.channel(name)
+	if c != nil {
 		name = c.name
 	} else if !s.isJoining(name) {
 		s.note(fmt.Sprintf("You are not in %s.", channelName(strings.TrimPrefix(name, "#"))))
@@ -172,7 +182,17 @@ func (s *session) leaveChannel(name string) {
 	}
 	// A leave right after a /join (typed ahead, or from a pipe) reaches the
 	// server after the join, which handles a session's requests in order.
-	s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: strings.TrimPrefix(name, "#")}}})
+	if !s.request(&chatv1.ChatRequest{ClientId: newClientID(), Action: &chatv1.ChatRequest_LeaveChannel{LeaveChannel: &chatv1.LeaveChannel{Channel: strings.TrimPrefix(name, "#")}}}) || c != nil {
+		return
+	}
+	// Should the connection break before the join is answered, it is not
+	// to be sent again (see resend).
+	for ch, j := range s.joining {
+		if sameChannel(ch, name) {
+			j.leaving = true
+			s.joining[ch] = j
+		}
+	}
 }
 
 // switchChannel makes a channel the session is in, or is entering, current.

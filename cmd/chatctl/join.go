@@ -24,13 +24,14 @@ Commands, typed as a line of their own:
 Entering a channel shows its recent messages, marked [history], between
 "-- history of #name --" and "-- end of history --".
 
-If the connection breaks (network failure, chatd restarting, too slow),
-join reconnects on its own, with backoff, for up to --reconnect-timeout,
-and takes the session back: "reconnected: nothing missed" then shows the
-events missed meanwhile, or "reconnected, but some events were lost" a fresh
-list of who is online and your channels. Lines typed while disconnected are
-sent once reconnected. If another client takes the session over, join
-exits without reconnecting.
+If the connection breaks (network failure, chatd restarting, a stream reset
+on the way, too slow), join reconnects on its own, with backoff, for up to
+--reconnect-timeout, and takes the session back: "reconnected: nothing
+missed" then shows the events missed meanwhile, or "reconnected, but some
+events were lost" a fresh list of who is online and your channels. Lines
+typed while disconnected are sent once reconnected; a /channels, and after
+"nothing missed" a /join, that the break left unanswered is asked again.
+If another client takes the session over, join exits without reconnecting.
 
 With -o json, each response from the server is printed as one line of
 protojson on stdout, and chatctl's own output (/who, /help, notes) goes to

@@ -343,3 +343,36 @@ func TestReconnectAfterAnyBreak(t *testing.T) {
 		})
 	}
 }
+
+// A /join refused while its rejection was lost with the connection (a
+// rejection is not replayed on a resume) is sent again once back; its
+// refusal then takes chatctl back to the channel before it, instead of
+// leaving it talking in a channel it is not in.
+func TestReconnectSendsUnansweredJoinAgain(t *testing.T) {
+	t.Parallel()
+	fake := startFake(t)
+	alice := startLive(t, t.Context(), "--name", "alice", "--server", fake.addr, "--reconnect-timeout", "10s")
+	first := fake.next(t)
+	first.welcome(t)
+	alice.expect(t, clock+`\* you joined #general`)
+	alice.send(t, "/join go")
+	join := first.recv(t)
+	if join.GetJoinChannel().GetChannel() != "go" {
+		t.Fatalf("chatctl sent %v, want a join of go", join)
+	}
+	first.end <- status.Error(codes.Unavailable, "connection lost") // before the rejection
+
+	again := fake.next(t)
+	again.resume(t, 2)
+	alice.expect(t, clock+`\* reconnected: nothing missed$`)
+	if req := again.recv(t); req.GetJoinChannel().GetChannel() != "go" || req.GetClientId() != join.GetClientId() {
+		t.Fatalf("after the resume chatctl sent %v, want the join of go again (client_id %s)", req, join.GetClientId())
+	}
+	again.send(t, 0, rejectedEv(join.GetClientId(), int32(codes.ResourceExhausted), "you are in 10 channels, the most allowed: leave one first"))
+	alice.expect(t, clock+`! you are in 10 channels, the most allowed: leave one first$`)
+	alice.expect(t, `^Still talking in #general\.$`)
+	alice.send(t, "hello")
+	if m := again.recv(t).GetSend(); m.GetText() != "hello" || m.GetChannel() != "general" {
+		t.Errorf("chatctl sent %v, want hello to general", m)
+	}
+}

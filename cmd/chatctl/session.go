@@ -48,6 +48,13 @@ type session struct {
 	// joining maps the channels /join asked for and the server has not
 	// confirmed yet to their requests.
 	joining map[string]joinRequest
+	// listing holds the /channels requests sent and not answered yet, by
+	// client_id.
+	listing map[string]listRequest
+	// resent holds the client_ids of the joins sent again after the last
+	// recovery (see resend): "already in" is their success.
+	resent map[string]bool
+	order  int // counts /join and /channels requests, to send them again in order
 	// wanted is, after an incomplete recovery, the channel that was
 	// current, to go back to if the session turns out to be in it again;
 	// meanwhile current is a channel the session is in.
@@ -70,6 +77,15 @@ type channel struct {
 type joinRequest struct {
 	clientID string
 	previous string // the current channel before it, to go back to if refused
+	epoch    int    // the link it was sent on; 0 while queued
+	order    int    // when it was asked for, among /join and /channels
+	leaving  bool   // a /leave of the channel was sent after it
+}
+
+// listRequest is a /channels sent and not yet answered.
+type listRequest struct {
+	epoch int // the link it was sent on
+	order int // when it was asked for, among /join and /channels
 }
 
 // unconfirmed is a message sent and not yet acknowledged.
@@ -89,6 +105,8 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		epoch:            1,
 		current:          "general",
 		joining:          map[string]joinRequest{},
+		listing:          map[string]listRequest{},
+		resent:           map[string]bool{},
 		unconfirmed:      map[string]unconfirmed{},
 	}
 }
@@ -360,9 +378,24 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 		notes = s.channelLeft(e.ChannelLeft)
 	case *chatv1.ChatResponse_Message:
 		notes = s.confirmed(e.Message)
+	case *chatv1.ChatResponse_ChannelList:
+		delete(s.listing, e.ChannelList.GetClientId())
 	case *chatv1.ChatResponse_Rejected:
-		delete(s.unconfirmed, e.Rejected.GetClientId())
-		notes = s.joinRefused(e.Rejected.GetClientId())
+		id := e.Rejected.GetClientId()
+		delete(s.unconfirmed, id)
+		delete(s.listing, id)
+		if s.resent[id] {
+			delete(s.resent, id)
+			if codes.Code(e.Rejected.GetCode()) == codes.FailedPrecondition {
+				// "Already in": the join sent again after a recovery
+				// had got in the first time, as the replay showed.
+				// Nothing to show, even in JSON: it is chatctl's retry,
+				// not a request of the user's.
+				maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool { return j.clientID == id })
+				return nil
+			}
+		}
+		notes = s.joinRefused(id)
 	}
 	if err := s.out.event(ev, s.view()); err != nil {
 		return err
@@ -387,19 +420,21 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	s.you = w.GetYou().GetUsername()
 	s.token = w.GetResumeToken()
+	clear(s.resent)
 	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
-		return nil // the state is current, and the missed events follow
+		// The state is current, and the missed events follow; answers to
+		// requests do not.
+		return s.resend()
 	}
 	// A fresh snapshot: whatever we knew is stale.
 	s.online = slices.Clone(w.GetOnlineUsers())
 	s.channels = nil
-	// Joins sent before the break are lost or done; the ones still queued
-	// are yet to come.
-	maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool {
-		return !slices.ContainsFunc(s.queue, func(r *chatv1.ChatRequest) bool { return r.GetClientId() == j.clientID })
-	})
+	// Joins sent before the break are lost or done (the channel_joined
+	// events that follow say which); the ones still queued are yet to come.
+	maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool { return j.epoch != 0 })
 	s.historyLeft = 0
 	if s.epoch > 1 {
+		notes = s.resend() // only /channels: the joins were dropped above
 		// The channel_joined events that follow say which channels the
 		// session is back in.
 		s.wanted = s.current
@@ -412,6 +447,46 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 			notes = append(notes, "chatctl: these messages may not have been delivered: "+strings.Join(texts, ", "))
 			clear(s.unconfirmed)
 		}
+	}
+	return notes
+}
+
+// resend sends again, on the new link, the /join and /channels requests
+// sent on an earlier link and not answered yet, in the order they were
+// asked for, and returns what to tell the user. Their answers may have been
+// lost with the connection (a rejection and a channel list are not replayed
+// on a resume), or the requests themselves: without this, a refused /join
+// whose rejection was lost would leave the session talking in a channel it
+// is not in, for good. A join that got in the first time is answered
+// "already in" (FAILED_PRECONDITION), which handle takes for its success.
+// A join followed by a /leave is not sent again: whatever became of the
+// two, the channel_joined and channel_left events replayed say so, and the
+// channel before it is current again.
+func (s *session) resend() (notes []string) {
+	type again struct {
+		order int
+		req   *chatv1.ChatRequest
+	}
+	var reqs []again
+	for ch, j := range s.joining {
+		if j.epoch == 0 || j.epoch == s.epoch {
+			continue // still queued, or sent on this link
+		}
+		if j.leaving {
+			notes = append(notes, s.joinRefused(j.clientID)...)
+			continue
+		}
+		s.resent[j.clientID] = true
+		reqs = append(reqs, again{j.order, joinChannelRequest(ch, j.clientID)})
+	}
+	for id, l := range s.listing {
+		if l.epoch != 0 && l.epoch != s.epoch {
+			reqs = append(reqs, again{l.order, listChannelsRequest(id)})
+		}
+	}
+	slices.SortFunc(reqs, func(a, b again) int { return a.order - b.order })
+	for _, r := range reqs {
+		s.send(r.req)
 	}
 	return notes
 }
@@ -538,25 +613,41 @@ func (s *session) endHistory() error {
 	return s.out.historyEnd(ch)
 }
 
-// request sends req, or queues it while disconnected, saying so.
-func (s *session) request(req *chatv1.ChatRequest) {
+// request sends req, or queues it while disconnected, saying so. It
+// reports false if req is neither sent nor queued.
+func (s *session) request(req *chatv1.ChatRequest) bool {
 	if s.link == nil {
 		if len(s.queue) >= maxQueued {
 			_ = s.out.note(fmt.Sprintf("Not connected, and %d requests are waiting already: not sent.", maxQueued))
-			return
+			return false
 		}
 		s.queue = append(s.queue, req)
 		_ = s.out.note("Not connected: this will be sent once reconnected.")
-		return
+		return true
 	}
 	s.send(req)
+	return true
 }
 
-// send sends req on the current link. A failed Send means the stream is
-// over; run learns why from Recv.
+// send sends req on the current link, noting which link it went on. A
+// failed Send means the stream is over; run learns why from Recv.
 func (s *session) send(req *chatv1.ChatRequest) {
-	if m := req.GetSend(); m != nil {
-		s.unconfirmed[req.GetClientId()] = unconfirmed{text: m.GetText(), epoch: s.epoch}
+	id := req.GetClientId()
+	switch {
+	case req.GetSend() != nil:
+		s.unconfirmed[id] = unconfirmed{text: req.GetSend().GetText(), epoch: s.epoch}
+	case req.GetJoinChannel() != nil:
+		for ch, j := range s.joining {
+			if j.clientID == id {
+				j.epoch = s.epoch
+				s.joining[ch] = j
+			}
+		}
+	case req.GetListChannels() != nil:
+		if l, ok := s.listing[id]; ok {
+			l.epoch = s.epoch
+			s.listing[id] = l
+		}
 	}
 	_ = s.link.stream.Send(req)
 }

@@ -20,6 +20,7 @@ type stateTest struct {
 	out    bytes.Buffer
 	stderr bytes.Buffer
 	seq    uint64
+	links  int // how many links connect gave the session
 }
 
 func newStateTest(t *testing.T) *stateTest {
@@ -391,5 +392,132 @@ func TestSessionCommandsRightAfterJoin(t *testing.T) {
 	st.s.command("/leave #nowhere")
 	if got := st.printed(); !strings.Contains(got, "You are not in #nowhere.") || len(st.s.queue) != 2 {
 		t.Errorf("/leave of a channel neither joined nor being entered printed %q and queued %d; want a refusal and nothing sent", got, len(st.s.queue))
+	}
+}
+
+// sentStream stands for a Chat stream in these tests: it records what the
+// session sends on it.
+type sentStream struct {
+	chatStream // nil: only Send is used
+	sent       []*chatv1.ChatRequest
+}
+
+func (s *sentStream) Send(req *chatv1.ChatRequest) error {
+	s.sent = append(s.sent, req)
+	return nil
+}
+
+// connect gives the session a link that records what it sends, as after
+// a reconnection (the session starts on link 1).
+func (st *stateTest) connect() *sentStream {
+	ss := &sentStream{}
+	if st.links++; st.links > 1 {
+		st.s.epoch++
+	}
+	st.s.link = &link{stream: ss}
+	return ss
+}
+
+// resume feeds the welcome of a reconnection with recovery.
+func (st *stateTest) resume(recovery chatv1.Recovery) {
+	st.t.Helper()
+	w := welcomeEv("alice")
+	w.GetWelcome().Recovery = recovery
+	w.Seq = st.seq
+	st.feed(false, w)
+}
+
+func rejectedEv(clientID string, code int32, reason string) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{ClientId: clientID, Code: code, Reason: reason}}}
+}
+
+// A refused /join whose rejection was lost with the connection: answers
+// are not replayed on a resume, so the join is sent again once back, and
+// its refusal takes the session back to the channel before it.
+func TestSessionJoinRefusedAcrossResume(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	first := st.connect()
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.s.command("/join go")
+	if len(first.sent) != 1 || first.sent[0].GetJoinChannel().GetChannel() != "go" {
+		t.Fatalf("sent %v, want the join of go", first.sent)
+	}
+	id := first.sent[0].GetClientId()
+	st.s.link = nil // the connection breaks; the rejection is lost
+
+	again := st.connect()
+	st.resume(chatv1.Recovery_RECOVERY_COMPLETE)
+	if len(again.sent) != 1 || again.sent[0].GetJoinChannel().GetChannel() != "go" || again.sent[0].GetClientId() != id {
+		t.Fatalf("after a complete recovery sent %v, want the join of go again, with its client_id %s", again.sent, id)
+	}
+	st.printed()
+	st.feed(false, rejectedEv(id, 8, "you are in 2 channels, the most allowed"))
+	if got, want := st.printed(), "15:04:05 ! you are in 2 channels, the most allowed\nStill talking in #general.\n"; got != want {
+		t.Errorf("the refusal of the join sent again printed %q, want %q", got, want)
+	}
+	if st.s.current != "general" || st.s.isJoining("go") {
+		t.Errorf("current %q, joining go %v; want general, false", st.s.current, st.s.isJoining("go"))
+	}
+}
+
+// Once back, every /join and /channels left unanswered by the break is
+// sent again, in order; a join that had got in is answered "already in",
+// which is its success and shows nothing.
+func TestSessionResendsUnansweredRequests(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	first := st.connect()
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.s.command("/join go")
+	st.s.command("/channels")
+	st.s.command("/join rust")
+	st.s.command("/leave rust") // not to be entered again, whatever came of the join
+	st.s.command("/channels")
+	st.feed(false, &chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelList{ChannelList: &chatv1.ChannelList{ClientId: first.sent[4].GetClientId()}}})
+	if len(first.sent) != 5 {
+		t.Fatalf("sent %d requests, want 5", len(first.sent))
+	}
+	goID, listID := first.sent[0].GetClientId(), first.sent[1].GetClientId()
+	st.s.link = nil
+	st.s.command("/join books") // queued: sent once back, not again
+	st.printed()
+
+	again := st.connect()
+	st.resume(chatv1.Recovery_RECOVERY_COMPLETE)
+	if len(again.sent) != 2 || again.sent[0].GetClientId() != goID || again.sent[0].GetJoinChannel() == nil ||
+		again.sent[1].GetClientId() != listID || again.sent[1].GetListChannels() == nil {
+		t.Fatalf("after a complete recovery sent %v; want the join of go, then the first /channels, again", again.sent)
+	}
+	if st.s.current != "books" {
+		t.Errorf("current %q, want books (the /join still queued)", st.s.current)
+	}
+	// The replay shows the join of go got in; its second try is refused.
+	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
+	st.feed(false, rejectedEv(goID, 9, "you are already in #go"))
+	st.feed(false, &chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelList{ChannelList: &chatv1.ChannelList{ClientId: listID, Channels: []*chatv1.Channel{{Name: "general", MemberCount: 1}, {Name: "go", MemberCount: 1}}}}})
+	out := st.printed()
+	if strings.Contains(out, "already in") {
+		t.Errorf("the second try of a join that got in was shown as refused:\n%s", out)
+	}
+	if !strings.Contains(out, "Channels (2):") {
+		t.Errorf("the channel list asked for before the break was not shown:\n%s", out)
+	}
+	if st.s.isJoining("go") || st.s.channel("go") == nil || len(st.s.listing) != 0 || len(st.s.resent) != 0 {
+		t.Errorf("joining go %v, in go %v, lists awaited %v, resent %v; want false, true, none, none",
+			st.s.isJoining("go"), st.s.channel("go") != nil, st.s.listing, st.s.resent)
+	}
+
+	// An incomplete recovery sends the lists again, not the joins: the
+	// channel_joined events that follow say where the session is.
+	st.s.command("/channels")
+	st.s.command("/join c")
+	st.s.link = nil
+	third := st.connect()
+	st.resume(chatv1.Recovery_RECOVERY_INCOMPLETE)
+	if len(third.sent) != 1 || third.sent[0].GetListChannels() == nil {
+		t.Errorf("after an incomplete recovery sent %v; want the /channels again, alone", third.sent)
 	}
 }
