@@ -29,8 +29,8 @@ on the way, too slow), join reconnects on its own, with backoff, for up to
 --reconnect-timeout, and takes the session back: "reconnected: nothing
 missed" then shows the events missed meanwhile, or "reconnected, but some
 events were lost" a fresh list of who is online and your channels. Lines
-typed while disconnected are sent once reconnected; a /channels, and after
-"nothing missed" a /join, that the break left unanswered is asked again.
+typed while disconnected are sent once reconnected, and a /join or
+/channels that the break left unanswered is asked again.
 If another client takes the session over, join exits without reconnecting.
 
 With -o json, each response from the server is printed as one line of

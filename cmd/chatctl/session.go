@@ -429,12 +429,13 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	// A fresh snapshot: whatever we knew is stale.
 	s.online = slices.Clone(w.GetOnlineUsers())
 	s.channels = nil
-	// Joins sent before the break are lost or done (the channel_joined
-	// events that follow say which); the ones still queued are yet to come.
-	maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool { return j.epoch != 0 })
 	s.historyLeft = 0
 	if s.epoch > 1 {
-		notes = s.resend() // only /channels: the joins were dropped above
+		// A join sent before the break and followed by a /leave is done
+		// with either way: the channel_joined events that follow say
+		// where the session is. The others are asked again.
+		maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool { return j.epoch != 0 && j.leaving })
+		notes = s.resend()
 		// The channel_joined events that follow say which channels the
 		// session is back in.
 		s.wanted = s.current
@@ -461,7 +462,8 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 // "already in" (FAILED_PRECONDITION), which handle takes for its success.
 // A join followed by a /leave is not sent again: whatever became of the
 // two, the channel_joined and channel_left events replayed say so, and the
-// channel before it is current again.
+// channel before it is current again. (After an incomplete recovery the
+// welcome drops those joins first.)
 func (s *session) resend() (notes []string) {
 	type again struct {
 		order int
@@ -535,6 +537,15 @@ func (s *session) joinRefused(clientID string) (notes []string) {
 			continue
 		}
 		delete(s.joining, ch)
+		if s.wanted != "" && sameChannel(s.wanted, ch) {
+			// Asked again after an incomplete recovery, which made a
+			// channel the session is in current meanwhile: stay there.
+			s.wanted = ""
+			if s.current != "" && s.channel(s.current) != nil {
+				return []string{fmt.Sprintf("Still talking in %s.", channelName(s.current))}
+			}
+			s.current = ch
+		}
 		if !sameChannel(s.current, ch) {
 			return nil // the user has moved on already
 		}

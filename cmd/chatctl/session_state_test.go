@@ -510,14 +510,24 @@ func TestSessionResendsUnansweredRequests(t *testing.T) {
 			st.s.isJoining("go"), st.s.channel("go") != nil, st.s.listing, st.s.resent)
 	}
 
-	// An incomplete recovery sends the lists again, not the joins: the
-	// channel_joined events that follow say where the session is.
+	// So does an incomplete recovery. Meanwhile the session talks in a
+	// channel it is in; if the join is refused again, it stays there.
 	st.s.command("/channels")
 	st.s.command("/join c")
 	st.s.link = nil
 	third := st.connect()
 	st.resume(chatv1.Recovery_RECOVERY_INCOMPLETE)
-	if len(third.sent) != 1 || third.sent[0].GetListChannels() == nil {
-		t.Errorf("after an incomplete recovery sent %v; want the /channels again, alone", third.sent)
+	if len(third.sent) != 2 || third.sent[0].GetListChannels() == nil || third.sent[1].GetJoinChannel().GetChannel() != "c" {
+		t.Fatalf("after an incomplete recovery sent %v; want the /channels and the join of c again", third.sent)
+	}
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
+	st.printed()
+	st.feed(false, rejectedEv(third.sent[1].GetClientId(), 8, "too many channels"))
+	if got, want := st.printed(), "15:04:05 ! too many channels\nStill talking in #general.\n"; got != want {
+		t.Errorf("the join of c refused after an incomplete recovery printed %q, want %q", got, want)
+	}
+	if st.s.current != "general" || st.s.wanted != "" {
+		t.Errorf("current %q, wanted %q; want general, none", st.s.current, st.s.wanted)
 	}
 }
