@@ -5,7 +5,7 @@
 import { grpc, openChat, type ChatStream } from "./rpc";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
-import { ChatModel, channelKey, fold } from "./model";
+import { ChatModel, channelKey, fold, type Pending } from "./model";
 import { View } from "./view";
 
 // The tab's session, kept in sessionStorage so that a reload resumes it:
@@ -31,6 +31,12 @@ const model: ChatModel = new ChatModel({
   joinFailed: (text) => view.showChannelError(text),
   channelList: (channels) => view.channelList(channels),
   listFailed: (text) => view.listFailed(text),
+  notDelivered(sends) {
+    // Give back the text of the conversation shown, unless something else
+    // is being written; the notices quote the others.
+    const s = sends.find((u) => u.conv === model.current);
+    if (s && view.textInput.value === "") view.textInput.value = s.text;
+  },
 });
 
 const view: View = new View(model, {
@@ -45,10 +51,10 @@ const view: View = new View(model, {
   },
   joinChannel,
   leaveChannel(channel) {
-    send({ clientId: model.track({ kind: "leaveChannel", channel }), action: { case: "leaveChannel", value: { channel } } });
+    request({ kind: "leaveChannel", channel });
   },
   listChannels() {
-    send({ clientId: model.track({ kind: "listChannels" }), action: { case: "listChannels", value: {} } });
+    request({ kind: "listChannels" });
   },
 });
 
@@ -67,10 +73,9 @@ view.sendForm.addEventListener("submit", (e) => {
   const text = view.textInput.value;
   const c = model.conv();
   if (text.trim() === "" || !c) return;
-  const to = c.kind === "channel" ? { channel: c.name } : { recipient: c.name };
-  if (send({ clientId: model.track({ kind: "send", conv: c.key }), action: { case: "send", value: { text, ...to } } })) {
-    view.textInput.value = "";
-  }
+  // The text stays with the request until the server confirms it, to be
+  // given back if the connection loses it.
+  if (request({ kind: "send", conv: c.key, text })) view.textInput.value = "";
 });
 
 view.channelForm.addEventListener("submit", (e) => {
@@ -111,11 +116,28 @@ function login(n: string): void {
   connect();
 }
 
-/** send sends req on the live session, and reports whether it could. */
-function send(req: MessageInitShape<typeof ChatRequestSchema>): boolean {
+/** request sends p on the live session, tracked to place its answer, and reports whether it could. */
+function request(p: Pending): boolean {
   if (!stream || !joined) return false;
-  stream.send(req);
+  stream.send({ clientId: model.track(p), action: action(p) });
   return true;
+}
+
+/** action is what the server is asked for by p. */
+function action(p: Pending): MessageInitShape<typeof ChatRequestSchema>["action"] {
+  switch (p.kind) {
+    case "send": {
+      const c = model.convs.get(p.conv);
+      const to = c?.kind === "private" ? { recipient: c.name } : { channel: c?.name ?? p.conv.slice(1) };
+      return { case: "send", value: { text: p.text, ...to } };
+    }
+    case "joinChannel":
+      return { case: "joinChannel", value: { channel: p.channel } };
+    case "leaveChannel":
+      return { case: "leaveChannel", value: { channel: p.channel } };
+    case "listChannels":
+      return { case: "listChannels", value: {} };
+  }
 }
 
 function joinChannel(input: string): void {
@@ -133,7 +155,7 @@ function joinChannel(input: string): void {
     return;
   }
   model.want(channel);
-  if (send({ clientId: model.track({ kind: "joinChannel", channel }), action: { case: "joinChannel", value: { channel } } })) {
+  if (request({ kind: "joinChannel", channel })) {
     view.channelInput.value = "";
   } else {
     view.showChannelError("Not connected: try again once the page has reconnected.");
@@ -152,6 +174,9 @@ function connect(): void {
         clearTimers();
         save({ name, token: model.token });
         view.showChat();
+        // Answers are not replayed on a resume: ask again what the break
+        // left unanswered (nothing, on a new login).
+        for (const [id, p] of model.unanswered()) s.send({ clientId: id, action: action(p) });
       }
       view.render();
     },

@@ -61,10 +61,23 @@ export interface Conversation {
 
 /** A request the page sent, remembered by client_id to place its answer. */
 export type Pending =
-  | { kind: "send"; conv: string }
+  | { kind: "send"; conv: string; text: string }
   | { kind: "joinChannel"; channel: string }
   | { kind: "leaveChannel"; channel: string }
   | { kind: "listChannels" };
+
+/** Tracked is a request sent and not answered yet, with the session's stream it went on (see ChatModel.epoch). */
+type Tracked = Pending & { epoch: number };
+
+/** Unsent is a message the connection lost, or may have lost. */
+export interface Unsent {
+  /** conv is the key of the conversation it was written in. */
+  conv: string;
+  text: string;
+}
+
+/** FAILED_PRECONDITION is the gRPC code of "you are already in" that answers a join of a channel one is in. */
+const FAILED_PRECONDITION = 9;
 
 /** ModelEvents is how the model tells the view about what is not a redraw. */
 export interface ModelEvents {
@@ -76,6 +89,11 @@ export interface ModelEvents {
   channelList(channels: readonly Channel[]): void;
   /** listFailed says a list_channels was refused. */
   listFailed(text: string): void;
+  /**
+   * notDelivered says which messages a broken connection lost, or may
+   * have lost, oldest first; each has a notice in its conversation already.
+   */
+  notDelivered(sends: readonly Unsent[]): void;
 }
 
 /** Dirty says which parts of the page need drawing again. */
@@ -100,6 +118,8 @@ export class ChatModel {
   token = "";
   /** lastSeq is the seq of the last event received (0 before any). */
   lastSeq = 0n;
+  /** epoch counts the welcomes of this login: each is a stream, and requests go on the last one. */
+  epoch = 0;
   /** online is who is online, by folded name, in join order. */
   readonly online = new Map<string, User>();
   /** convs are the conversations, in the order they were opened. */
@@ -109,7 +129,10 @@ export class ChatModel {
   readonly dirty: Dirty = { lists: true, people: true, current: true };
 
   private nextID = 0;
-  private readonly pending = new Map<string, Pending>();
+  /** pending are the requests sent and not answered yet, by client_id, in the order they were sent. */
+  private readonly pending = new Map<string, Tracked>();
+  /** resent are the client_ids of the joins sent again after the last recovery (see unanswered). */
+  private readonly resent = new Set<string>();
   /** wanted is the channel the user asked to join, shown once joined. */
   private wanted = "";
   /** welcomeNote is the new session's greeting, put in general after its history. */
@@ -121,9 +144,11 @@ export class ChatModel {
   reset(): void {
     this.me = this.token = this.wanted = this.welcomeNote = this.current = "";
     this.lastSeq = 0n;
+    this.epoch = 0;
     this.online.clear();
     this.convs.clear();
     this.pending.clear();
+    this.resent.clear();
     this.markAll();
   }
 
@@ -137,14 +162,35 @@ export class ChatModel {
     return this.convs.get(this.current);
   }
 
-  /** track remembers a request and returns the client_id to send it with. */
+  /** track remembers a request sent on the current stream and returns the client_id to send it with. */
   track(p: Pending): string {
     const id = `c${++this.nextID}`;
-    this.pending.set(id, p);
-    // Answers to joins and leaves carry no client_id unless refused, so
-    // entries are dropped oldest first rather than on an answer.
-    if (this.pending.size > 200) this.pending.delete(this.pending.keys().next().value!);
+    this.pending.set(id, { ...p, epoch: this.epoch });
+    // Every request is answered (a join or leave by its channel_joined or
+    // channel_left), or found lost after a recovery; this bound is for a
+    // server that does not answer.
+    if (this.pending.size > 500) this.pending.delete(this.pending.keys().next().value!);
     return id;
+  }
+
+  /**
+   * unanswered returns the joins and channel lists sent on an earlier
+   * stream and not answered yet, in the order they were sent, to be sent
+   * again with the same client_id on the stream just welcomed: a
+   * rejection or a channel_list is not replayed on a resume, so the answer
+   * may have been lost with the connection, or the request itself. A join
+   * that got in the first time is then answered "already in", which is
+   * taken for its success.
+   */
+  unanswered(): [string, Pending][] {
+    const out: [string, Pending][] = [];
+    for (const [id, t] of this.pending) {
+      if (t.epoch === this.epoch || (t.kind !== "joinChannel" && t.kind !== "listChannels")) continue;
+      t.epoch = this.epoch;
+      if (t.kind === "joinChannel") this.resent.add(id);
+      out.push([id, t]);
+    }
+    return out;
   }
 
   /** want makes the channel the conversation shown as soon as the session is in it. */
@@ -211,9 +257,13 @@ export class ChatModel {
     const hadState = this.me !== "";
     this.me = w.you?.username ?? this.me;
     this.token = w.resumeToken;
+    this.epoch++;
+    this.resent.clear();
     this.markAll();
     if (hadState && w.recovery === Recovery.COMPLETE) {
-      // Everything missed follows: the state stays.
+      // Everything missed follows: the state stays. A message sent before
+      // the break is confirmed by its echo in what follows, or found lost
+      // once a later one is (see message).
       this.note(this.conv(), when, `Reconnected as ${this.me}.`);
       return;
     }
@@ -241,6 +291,14 @@ export class ChatModel {
       when,
       `Reconnected as ${this.me}, but some of what happened while you were away could not be recovered: messages may be missing.`,
       "warn",
+    );
+    // Nothing tells whether the messages sent before the break and not
+    // confirmed reached the server.
+    this.unsent(
+      (t) => t.epoch < this.epoch,
+      (text) => `Perhaps not delivered (the connection broke before the server confirmed it): ${quote(text)}`,
+      "warn",
+      when,
     );
   }
 
@@ -285,8 +343,21 @@ export class ChatModel {
       const name = m.channel || GENERAL;
       c = this.convs.get(channelKey(name)) ?? this.channelConv(name);
     }
-    if (m.clientId !== "" && this.isMe(m.sender)) this.pending.delete(m.clientId);
     const mine = this.isMe(m.sender);
+    const sent = mine && m.clientId !== "" ? this.pending.get(m.clientId) : undefined;
+    if (sent) this.pending.delete(m.clientId);
+    if (sent?.kind === "send" && !history) {
+      // The server handles a session's requests in order, and a complete
+      // recovery replays every event since the break before new ones: a
+      // message sent on an earlier stream still unconfirmed when one sent
+      // after it is confirmed never reached the server.
+      this.unsent(
+        (t) => t.epoch < sent.epoch,
+        (text) => `Not delivered (the connection broke before it reached the server): ${quote(text)}`,
+        "error",
+        when,
+      );
+    }
     if (history) {
       if (!c.ids.has(m.id)) {
         if (!c.separated) {
@@ -339,6 +410,7 @@ export class ChatModel {
     c.historyLeft = j.historyCount;
     c.separated = false;
     c.afterHistory = { time: when, text };
+    this.answered("joinChannel", key);
     if (c.historyLeft === 0) this.endHistory(c);
     if (this.current === "" || !this.convs.has(this.current) || this.wanted === key) {
       this.wanted = "";
@@ -357,6 +429,7 @@ export class ChatModel {
       return;
     }
     this.convs.delete(key);
+    this.answered("leaveChannel", key);
     this.markAll();
     if (this.current === key) {
       this.current = "";
@@ -369,6 +442,11 @@ export class ChatModel {
   private rejected(r: Rejected, when: Date): void {
     const p = this.pending.get(r.clientId);
     this.pending.delete(r.clientId);
+    if (this.resent.delete(r.clientId) && r.code === FAILED_PRECONDITION) {
+      // "Already in": a join sent again after a recovery had got in the
+      // first time, as the events replayed showed. Its success.
+      return;
+    }
     const reason = r.reason || "the server refused it";
     switch (p?.kind) {
       case "send":
@@ -387,6 +465,29 @@ export class ChatModel {
       default:
         this.note(this.conv(), when, `Refused: ${reason}`, "error");
     }
+  }
+
+  /** answered forgets the joins (or leaves) of the channel key: the server did it. */
+  private answered(kind: "joinChannel" | "leaveChannel", key: string): void {
+    for (const [id, t] of this.pending) {
+      if (t.kind === kind && channelKey(t.channel) === key) this.pending.delete(id);
+    }
+  }
+
+  /**
+   * unsent gives up on the messages sent and not confirmed that lost
+   * selects: it says so in their conversations, in words from say, and
+   * tells the page.
+   */
+  private unsent(lost: (t: Tracked) => boolean, say: (text: string) => string, tone: Tone, when: Date): void {
+    const out: Unsent[] = [];
+    for (const [id, t] of this.pending) {
+      if (t.kind !== "send" || !lost(t)) continue;
+      this.pending.delete(id);
+      this.note(this.convs.get(t.conv) ?? this.conv(), when, say(t.text), tone);
+      out.push({ conv: t.conv, text: t.text });
+    }
+    if (out.length > 0) this.events.notDelivered(out);
   }
 
   private endHistory(c: Conversation): void {
@@ -435,6 +536,12 @@ export class ChatModel {
   private markAll(): void {
     this.dirty.lists = this.dirty.people = this.dirty.current = true;
   }
+}
+
+/** quote shows a message's text in a notice, shortened if long. */
+function quote(text: string): string {
+  const t = Array.from(text.trim()); // by code point, not to split a pair
+  return `“${t.length > 80 ? t.slice(0, 79).join("") + "…" : t.join("")}”`;
 }
 
 /** reasonText says why a user left, in words. */
