@@ -218,21 +218,61 @@ function handleEnd(code: grpc.Code, message: string): void {
     view.showLoginError(joinError(code, message));
     return;
   }
-  if (!wasJoined && (code === grpc.Code.InvalidArgument || code === grpc.Code.AlreadyExists)) {
-    // The session could not be taken back and the name is now refused or
-    // someone else's: retrying will not help.
+  if (wasJoined ? !resumable(code) : !retryable(code)) {
+    // The session ended in a way joining again would only meet again, or
+    // could not be taken back and the name is now refused or someone
+    // else's: retrying will not help.
     forget();
     showLogin();
-    view.showLoginError(
-      code === grpc.Code.AlreadyExists
-        ? `Your session ended while you were away, and the name "${name}" is now taken. Choose another one.`
-        : joinError(code, message),
-    );
+    if (wasJoined) {
+      view.showLoginError(`Your session ended: ${message || "the server ended it"}. Join again to go on.`);
+    } else if (code === grpc.Code.AlreadyExists) {
+      view.showLoginError(`Your session ended while you were away, and the name "${name}" is now taken. Choose another one.`);
+    } else {
+      view.showLoginError(joinError(code, message));
+    }
     return;
   }
   // Connection lost (or a rejoin failed, e.g. the server is still down):
   // keep the page, say so, and try again.
   scheduleReconnect();
+}
+
+/**
+ * resumable reports whether a session whose stream ended with code, which
+ * the user did not ask for, should be taken back. A broken connection does
+ * not always end as UNAVAILABLE: a websocket cut mid-stream ends as
+ * UNKNOWN or INTERNAL, a stream reset on the way as CANCELED. So every end
+ * is, but an OK one (a logout, which cannot be resumed), ABORTED (dealt
+ * with before: another tab took the session over) and the refusals of a
+ * join, which joining again would only meet again. chatctl decides alike.
+ */
+function resumable(code: grpc.Code): boolean {
+  switch (code) {
+    case grpc.Code.OK:
+    case grpc.Code.Aborted:
+    case grpc.Code.InvalidArgument:
+    case grpc.Code.AlreadyExists:
+    case grpc.Code.FailedPrecondition:
+    case grpc.Code.DeadlineExceeded:
+      return false;
+  }
+  return true;
+}
+
+/** retryable reports whether a join to take the session back that failed with code may succeed if tried again, as chatctl decides. */
+function retryable(code: grpc.Code): boolean {
+  switch (code) {
+    case grpc.Code.AlreadyExists:
+    case grpc.Code.InvalidArgument:
+    case grpc.Code.FailedPrecondition:
+    case grpc.Code.PermissionDenied:
+    case grpc.Code.Unauthenticated:
+    case grpc.Code.Unimplemented:
+    case grpc.Code.Aborted:
+      return false;
+  }
+  return true;
 }
 
 function scheduleReconnect(): void {
