@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// rpcTimeout bounds the ListUsers call once connected, so that a wedged
-// server cannot hang a script.
+// rpcTimeout bounds a listing call once connected, so that a wedged server
+// cannot hang a script.
 const rpcTimeout = 10 * time.Second
 
 const whoAbout = `who lists the users online now, in the order they joined, with the time each
@@ -19,12 +19,23 @@ joined. With -o json it prints the ListUsersResponse as one line of protojson.
 `
 
 func runWho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs, opts := newFlagSet("who")
-	if err := parse(fs, opts, args, stdout, "[flags]", whoAbout); err != nil {
+	return runList(ctx, "who", whoAbout, "users", args, stdout, stderr,
+		func(ctx context.Context, c chatv1.ChatServiceClient) (*chatv1.ListUsersResponse, error) {
+			return c.ListUsers(ctx, &chatv1.ListUsersRequest{})
+		},
+		printer.users)
+}
+
+// runList runs a command that makes one listing call and prints its answer:
+// who, channels.
+func runList[R any](ctx context.Context, name, about, what string, args []string, stdout, stderr io.Writer,
+	call func(context.Context, chatv1.ChatServiceClient) (R, error), show func(printer, R) error) error {
+	fs, opts := newFlagSet(name)
+	if err := parse(fs, opts, args, stdout, "[flags]", about); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("who: unexpected argument %q", fs.Arg(0))
+		return usageErrorf("%s: unexpected argument %q", name, fs.Arg(0))
 	}
 	conn, err := dial(ctx, opts)
 	if err != nil {
@@ -34,9 +45,9 @@ func runWho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	resp, err := chatv1.NewChatServiceClient(conn).ListUsers(ctx, &chatv1.ListUsersRequest{})
+	resp, err := call(ctx, chatv1.NewChatServiceClient(conn))
 	if err != nil {
-		return interrupted(ctx, fmt.Errorf("cannot list users: %s", status.Convert(err).Message()))
+		return interrupted(ctx, fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message()))
 	}
-	return newPrinter(opts.output, stdout, stderr).users(resp)
+	return show(newPrinter(opts.output, stdout, stderr), resp)
 }
