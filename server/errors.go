@@ -49,6 +49,10 @@ func (e *Error) Unwrap() error { return e.Kind }
 // server shuts down.
 var errShutdown = &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
 
+// errGone refuses a request from a stream the hub no longer has: dropped,
+// logged out or taken over.
+var errGone = &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+
 // errReplaced ends a stream whose session was taken over by a join with its
 // resume token: the client should not reconnect, or the two would take the
 // session from each other for ever.

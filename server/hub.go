@@ -233,7 +233,7 @@ func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) er
 	defer h.flushSlowLocked()
 	m := s.m
 	if m.att != s {
-		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+		return errGone
 	}
 	var to *member
 	var ch *channel
@@ -289,7 +289,7 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 	defer h.flushSlowLocked()
 	m := s.m
 	if m.att != s {
-		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+		return errGone
 	}
 	ch := h.channels[key]
 	switch {
@@ -330,7 +330,7 @@ func (h *Hub) LeaveChannel(s *Session, name string) error {
 	defer h.flushSlowLocked()
 	m := s.m
 	if m.att != s {
-		return &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}
+		return errGone
 	}
 	ch := h.channels[key]
 	if ch == nil || !m.in(ch) {
