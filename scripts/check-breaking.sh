@@ -10,9 +10,16 @@
 # shallow clone is refused rather than silently checked against nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
-	echo "check-breaking: shallow clone; run 'git fetch --unshallow' so every released API can be compared" >&2
+if ! git rev-parse --git-dir >/dev/null 2>&1; then
+	echo "check-breaking: not a git clone: the committed versions of the API are needed to compare with" >&2
 	exit 1
+fi
+if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+	echo "check-breaking: shallow clone; fetching the rest of the history to compare with every released API" >&2
+	if ! git fetch --quiet --unshallow; then
+		echo "check-breaking: could not fetch the history; run 'git fetch --unshallow'" >&2
+		exit 1
+	fi
 fi
 revs=$(git log --format=%H -- proto/)
 if [ -z "$revs" ]; then
