@@ -6,8 +6,9 @@
 # keep working. Comparing with every committed version, not only the last
 # one, means a change cannot be slipped through in two steps (add, then
 # remove), and needs no record of which commit "previous main" was: the
-# previous main is among them. It needs the repository's history, so a
-# shallow clone is refused rather than silently checked against nothing.
+# previous main is among them. It needs the repository's history: a
+# shallow clone fetches it first, and fails if it cannot, rather than being
+# silently checked against nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! git rev-parse --git-dir >/dev/null 2>&1; then
