@@ -244,19 +244,28 @@ func cutAndSend(t *testing.T, proxy *netproxy.Proxy, alice, bob, carol *tab, ops
 	bob.waitLine(t, "#messages li.notice", "alice joined #ops") // back
 }
 
-func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
-	t.Parallel()
-	srv, proxy, proxyURL := proxied(t)
+// opsBeforeTheCut starts chatd with flags and three tabs: alice through a
+// proxy that can cut her connection, bob and carol directly. alice and bob
+// are in #ops, where alice has seen bob's "before the cut".
+func opsBeforeTheCut(t *testing.T, flags ...string) (proxy *netproxy.Proxy, alice, bob, carol *tab) {
+	t.Helper()
+	srv, proxy, proxyURL := proxied(t, flags...)
 	browser := newBrowser(t)
-	alice := openTab(t, browser, "alice", proxyURL)
-	bob := openTab(t, browser, "bob", srv.url)
-	carol := openTab(t, browser, "carol", srv.url)
+	alice = openTab(t, browser, "alice", proxyURL)
+	bob = openTab(t, browser, "bob", srv.url)
+	carol = openTab(t, browser, "carol", srv.url)
 	loginAll(t, alice, bob, carol)
 	alice.joinChannel(t, "ops")
 	bob.joinChannel(t, "ops")
 	alice.waitLine(t, "#messages li.notice", "bob joined #ops")
 	bob.say(t, "before the cut")
 	alice.waitLine(t, "#messages li.message", "bobbefore the cut")
+	return proxy, alice, bob, carol
+}
+
+func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
+	t.Parallel()
+	proxy, alice, bob, carol := opsBeforeTheCut(t)
 
 	missed := []string{"missed 1", "missed 2", "missed 3"}
 	cutAndSend(t, proxy, alice, bob, carol, missed, "missed in general")
@@ -293,17 +302,7 @@ func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 func TestBrowserIncompleteRecovery(t *testing.T) {
 	t.Parallel()
 	// Each session keeps 2 events for a resume: 5 missed are too many.
-	srv, proxy, proxyURL := proxied(t, "--resume-buffer", "2")
-	browser := newBrowser(t)
-	alice := openTab(t, browser, "alice", proxyURL)
-	bob := openTab(t, browser, "bob", srv.url)
-	carol := openTab(t, browser, "carol", srv.url)
-	loginAll(t, alice, bob, carol)
-	alice.joinChannel(t, "ops")
-	bob.joinChannel(t, "ops")
-	alice.waitLine(t, "#messages li.notice", "bob joined #ops")
-	bob.say(t, "before the cut")
-	alice.waitLine(t, "#messages li.message", "bobbefore the cut")
+	proxy, alice, bob, carol := opsBeforeTheCut(t, "--resume-buffer", "2")
 
 	missed := []string{"missed 1", "missed 2", "missed 3", "missed 4", "missed 5"}
 	cutAndSend(t, proxy, alice, bob, carol, missed, "missed in general")
