@@ -1,0 +1,249 @@
+package admission_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/chatd/chatd/internal/admission"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
+		{"2001:db8:1:2:ffff::1", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::"},
+	} {
+		if got := admission.Key(netip.MustParseAddr(tc.in)); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("Key(%s) = %s; want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	l := admission.New(admission.Config{TrustedProxies: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("fd00::/8"),
+	}}, discard)
+	for _, tc := range []struct {
+		remote string
+		xff    []string
+		want   string
+	}{
+		// Anyone may write the header: only a trusted proxy is believed.
+		{"198.51.100.1", []string{"203.0.113.9"}, "198.51.100.1"},
+		{"10.1.2.3", nil, "10.1.2.3"},
+		{"10.1.2.3", []string{"203.0.113.9"}, "203.0.113.9"},
+		// The client forged a first hop; the proxy appended the real one.
+		{"10.1.2.3", []string{"1.1.1.1, 203.0.113.9"}, "203.0.113.9"},
+		// Two proxies we trust, one after the other.
+		{"10.1.2.3", []string{"203.0.113.9, 10.9.9.9"}, "203.0.113.9"},
+		{"10.1.2.3", []string{"203.0.113.9", "10.9.9.9"}, "203.0.113.9"},
+		// Only trusted hops: the first is as far as we can know.
+		{"10.1.2.3", []string{"10.7.7.7, 10.9.9.9"}, "10.7.7.7"},
+		// Garbage from a trusted proxy: the last address we could read.
+		{"10.1.2.3", []string{"junk, 10.9.9.9"}, "10.9.9.9"},
+		{"::ffff:10.1.2.3", []string{"2001:db8::5"}, "2001:db8::5"},
+		{"fd00::1", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
+	} {
+		got := l.ClientAddr(netip.MustParseAddr(tc.remote), tc.xff)
+		if got != netip.MustParseAddr(tc.want) {
+			t.Errorf("ClientAddr(%s, %q) = %s; want %s", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
+
+func TestFromContext(t *testing.T) {
+	t.Parallel()
+	l := admission.New(admission.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, discard)
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 4}})
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-forwarded-for", "203.0.113.9"))
+	if a, ok := l.FromContext(ctx); !ok || a != netip.MustParseAddr("203.0.113.9") {
+		t.Errorf("from a trusted peer with x-forwarded-for: %s, %v; want 203.0.113.9", a, ok)
+	}
+	// What the gateway worked out from the HTTP request wins over
+	// metadata, which a browser's grpc-web headers may have written.
+	gw := admission.NewContext(ctx, netip.MustParseAddr("198.51.100.4"))
+	if a, ok := l.FromContext(gw); !ok || a != netip.MustParseAddr("198.51.100.4") {
+		t.Errorf("with the gateway's address: %s, %v; want 198.51.100.4", a, ok)
+	}
+	if _, ok := l.FromContext(context.Background()); ok {
+		t.Error("with no peer: ok; want no address")
+	}
+}
+
+func TestCountsPerAddress(t *testing.T) {
+	t.Parallel()
+	l := admission.New(admission.Config{MaxUnjoined: 2, MaxSessions: 3}, discard)
+	a, b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2") // one /64
+	c := netip.MustParseAddr("192.0.2.1")
+	if !l.AcquireUnjoined(a) || !l.AcquireUnjoined(b) || l.AcquireUnjoined(a) {
+		t.Fatal("a /64 got other than its 2 unjoined streams")
+	}
+	if !l.AcquireUnjoined(c) {
+		t.Fatal("another address was refused")
+	}
+	l.ReleaseUnjoined(b)
+	if !l.AcquireUnjoined(a) {
+		t.Fatal("a released stream was not given back")
+	}
+	for range 3 {
+		if !l.AcquireSession(c) {
+			t.Fatal("session refused within the limit")
+		}
+	}
+	if l.AcquireSession(c) {
+		t.Fatal("a 4th session was allowed")
+	}
+	// A session resumed from elsewhere moves; the new address may go past
+	// its limit (the session exists), the old one has room again.
+	l.MoveSession(c, a)
+	if !l.AcquireSession(c) {
+		t.Fatal("the old address has no room after a session moved away")
+	}
+	for range 2 {
+		l.AcquireSession(a)
+	}
+	if l.AcquireSession(b) {
+		t.Fatal("the /64 has 3 sessions and got a 4th")
+	}
+}
+
+func TestRates(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := admission.New(admission.Config{JoinRate: 2, JoinBurst: 3, ListRate: 1, ListBurst: 1}, discard)
+		a := netip.MustParseAddr("192.0.2.1")
+		for i := range 3 {
+			if !l.AllowJoin(a) {
+				t.Fatalf("join %d refused within the burst", i)
+			}
+		}
+		if l.AllowJoin(a) {
+			t.Fatal("a join past the burst was allowed")
+		}
+		if !l.AllowList(a) || l.AllowList(a) {
+			t.Fatal("lists are not counted apart from joins, or past their burst")
+		}
+		if !l.AllowJoin(netip.MustParseAddr("192.0.2.2")) {
+			t.Fatal("another address was refused")
+		}
+		time.Sleep(500 * time.Millisecond) // one token back, at 2 a second
+		if !l.AllowJoin(a) || l.AllowJoin(a) {
+			t.Fatal("after half a second: want exactly one more join")
+		}
+		// Off: no limit.
+		off := admission.New(admission.Config{}, discard)
+		for range 1000 {
+			if !off.AllowJoin(a) || !off.AllowList(a) {
+				t.Fatal("refused with the limits off")
+			}
+		}
+	})
+}
+
+// The listener closes connections past the limit at once, and counts a
+// connection until it is closed; trusted proxies are not counted.
+func TestListenLimitsConnections(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range []bool{false, true} {
+		cfg := admission.Config{MaxConns: 3}
+		if trusted {
+			cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}
+		}
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis := admission.New(cfg, discard).Listen(raw)
+		accepted := make(chan net.Conn, 16)
+		go func() {
+			defer close(accepted)
+			for {
+				c, err := lis.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		dialFrom := func(ip string) net.Conn {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			c, err := d.Dial("tcp", raw.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		// closedByServer reports whether the server closed c within
+		// wait: long for a close expected, short for one that must not
+		// come.
+		closedByServer := func(c net.Conn, wait time.Duration) bool {
+			_ = c.SetReadDeadline(time.Now().Add(wait))
+			_, err := c.Read(make([]byte, 1))
+			return err != nil && !isTimeout(err)
+		}
+		const expectClose, expectOpen = 5 * time.Second, 200 * time.Millisecond
+		var kept []net.Conn
+		for range 3 {
+			dialFrom("127.0.0.3")
+			kept = append(kept, <-accepted)
+		}
+		extra := dialFrom("127.0.0.3")
+		wait := expectClose
+		if trusted {
+			wait = expectOpen
+		}
+		if got := closedByServer(extra, wait); got == trusted {
+			t.Errorf("trusted=%v: 4th connection closed=%v; want %v", trusted, got, !trusted)
+		}
+		if trusted {
+			<-accepted
+		}
+		other := dialFrom("127.0.0.4")
+		c := <-accepted
+		if closedByServer(other, expectOpen) {
+			t.Errorf("trusted=%v: a connection from another address was closed", trusted)
+		}
+		c.Close()
+		// A closed connection makes room; closing twice counts once.
+		kept[0].Close()
+		kept[0].Close()
+		dialFrom("127.0.0.3")
+		kept = append(kept[1:], <-accepted)
+		if !trusted {
+			if extra := dialFrom("127.0.0.3"); !closedByServer(extra, expectClose) {
+				t.Error("a closed connection made room for two")
+			}
+		}
+		for _, c := range kept {
+			c.Close()
+		}
+		raw.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
