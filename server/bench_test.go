@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/admission"
 	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc"
@@ -39,7 +41,7 @@ func benchHub(b *testing.B, n, queueSize int) (*server.Hub, []*reader) {
 	h := newHub(n+1, queueSize)
 	readers := make([]*reader, 0, n)
 	for i := range n {
-		s, err := h.Join(fmt.Sprintf("m%05d", i), "", 0)
+		s, err := h.Join(fmt.Sprintf("m%05d", i), "", 0, netip.Addr{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +84,7 @@ func BenchmarkHubJoinLeave(b *testing.B) {
 			h, readers := benchHub(b, n, 64)
 			b.ReportAllocs()
 			for b.Loop() {
-				s, err := h.Join("newcomer", "", 0)
+				s, err := h.Join("newcomer", "", 0, netip.Addr{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -132,6 +134,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			cfg := server.DefaultConfig()
 			cfg.MessageRate = 0
+			cfg.PerClient = admission.Config{} // every member comes from 127.0.0.1
 			srv, addr := servertest.Start(b, cfg, slog.New(slog.DiscardHandler))
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -197,6 +200,23 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkListUsers measures what a ListUsers call costs the hub while
+// nobody joins or leaves: the list is built once per change, not per call,
+// so a flood of calls holds the hub's lock for no O(users) copy.
+func BenchmarkListUsers(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			h, _ := benchHub(b, n, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(h.Users()) != n {
+					b.Fatal("wrong list")
+				}
+			}
 		})
 	}
 }

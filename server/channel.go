@@ -20,8 +20,8 @@ type channel struct {
 	// Parked members still receive the channel's events (into their logs)
 	// but are not shown as members.
 	members []*member
-	online  int          // how many members are online
-	history ring[*Event] // the last messages, oldest first
+	online  int      // how many members are online
+	history eventLog // the last messages, oldest first
 
 	idleSince time.Time // when it last became empty; for eviction
 }
@@ -56,8 +56,10 @@ func (ch *channel) info() *chatv1.Channel {
 	return &chatv1.Channel{Name: ch.name, MemberCount: uint32(ch.online)}
 }
 
-// enterChannel puts m at the end of ch's members and ch in m's channels.
-func enterChannel(m *member, ch *channel) {
+// enterLocked puts m at the end of ch's members and ch in m's channels.
+// Hub.mu must be held.
+func (h *Hub) enterLocked(m *member, ch *channel) {
+	h.channelList = nil
 	ch.members = append(ch.members, m)
 	m.channels = append(m.channels, ch)
 	if m.online() {
@@ -65,8 +67,10 @@ func enterChannel(m *member, ch *channel) {
 	}
 }
 
-// leaveChannel removes m from ch and ch from m's channels.
-func leaveChannel(m *member, ch *channel) {
+// leaveLocked removes m from ch and ch from m's channels. Hub.mu must be
+// held.
+func (h *Hub) leaveLocked(m *member, ch *channel) {
+	h.channelList = nil
 	if m.online() {
 		ch.online--
 	}

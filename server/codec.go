@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/grpc/encoding"
 	protoenc "google.golang.org/grpc/encoding/proto"
@@ -9,21 +11,27 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Event is something that happened, as one or more sessions receive it: the
-// response without its seq, and the protobuf encoding of that made once
-// when it was published. A broadcast to N sessions is marshalled once, not
-// N times; every writer sends the same bytes behind its own seq (see
-// [Delivery]).
+// Event is something that happened, as one or more sessions receive it. A
+// broadcast keeps only its protobuf encoding, made once when it was
+// published: a broadcast to N sessions is marshalled once, not N times,
+// every writer sends the same bytes behind its own seq (see [Delivery]),
+// and an event kept in resume logs and histories costs its bytes once, not
+// its bytes and its decoded message too. An answer for one session keeps
+// its message instead, which its writer marshals outside the hub's lock.
 type Event struct {
-	resp *chatv1.ChatResponse // Seq and History are never set here
-	wire mem.BufferSlice      // proto encoding of resp; nil to marshal at send time
-	size int                  // bytes of wire, what keeping the event costs
+	resp *chatv1.ChatResponse // for one session: Seq and History never set; nil once encoded
+	wire []byte               // proto encoding of the response without Seq and History
+	size int                  // what keeping the event costs in memory, in bytes
 
 	// history marks the copy of a channel message replayed to those who
 	// join the channel later; replay is that copy, made on first need.
 	history bool
 	replay  *Event
 }
+
+// eventOverhead is what an Event costs besides its encoding: the struct,
+// rounded up to its allocation size class.
+const eventOverhead = 64
 
 // asHistory returns the event as history: the same message, marked so.
 // Only the hub calls it, under its lock.
@@ -34,7 +42,8 @@ func (e *Event) asHistory() *Event {
 	return e.replay
 }
 
-// bytes is what keeping e costs, for the resume log's budget; 0 for nil.
+// bytes is what keeping e costs, for the resume log's and the history's
+// budgets; 0 for nil.
 func (e *Event) bytes() int {
 	if e == nil {
 		return 0
@@ -55,7 +64,15 @@ type Delivery struct {
 // Response returns the delivery as the client receives it, in a new
 // message; for tests and logs, not the hot path.
 func (d Delivery) Response() *chatv1.ChatResponse {
-	resp := proto.CloneOf(d.Event.resp)
+	var resp *chatv1.ChatResponse
+	if d.Event.resp != nil {
+		resp = proto.CloneOf(d.Event.resp)
+	} else {
+		resp = &chatv1.ChatResponse{}
+		if err := proto.Unmarshal(d.Event.wire, resp); err != nil {
+			panic("server: an event's own encoding does not decode: " + err.Error())
+		}
+	}
 	resp.Seq, resp.History = d.Seq, d.Event.history
 	return resp
 }
@@ -66,20 +83,19 @@ func privateEvent(resp *chatv1.ChatResponse) *Event {
 	return &Event{resp: resp}
 }
 
-// newEvent encodes resp for a broadcast; resp must never be modified
-// afterwards.
+// newEvent encodes resp for a broadcast and keeps only the encoding.
 func newEvent(resp *chatv1.ChatResponse) *Event {
-	b, err := proto.Marshal(resp)
+	// Grown, not made, so that the capacity is the allocation's real size
+	// class: what the budgets count is what the heap holds.
+	b := slices.Grow([]byte(nil), proto.Size(resp))
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, resp)
 	if err != nil {
 		// Cannot happen for what the hub builds (every string was checked
 		// as UTF-8 on the way in). If it did, wireCodec marshals resp at
-		// send time and the error reaches that one stream.
-		return &Event{resp: resp}
+		// send time and the error reaches the streams it is sent to.
+		return &Event{resp: resp, size: eventOverhead + proto.Size(resp)}
 	}
-	// Built once here, not per delivery: wireCodec hands this same buffer
-	// to every stream. A SliceBuffer's Free does nothing, so no stream can
-	// recycle the bytes while others still send them.
-	return &Event{resp: resp, wire: mem.BufferSlice{mem.SliceBuffer(b)}, size: len(b)}
+	return &Event{wire: b, size: eventOverhead + cap(b)}
 }
 
 // wireCodec is the server's gRPC codec: it sends an *outgoing delivery as
@@ -103,7 +119,8 @@ func newWireCodec() wireCodec {
 type outgoing struct {
 	d     Delivery
 	parts [2]mem.Buffer
-	bytes mem.SliceBuffer
+	bytes mem.SliceBuffer  // the delivery's own part: buf as filled
+	body  mem.SliceBuffer  // the event's part: the bytes encoded at publish time
 	buf   [1 + 10 + 2]byte // seq tag and varint, history tag and value
 }
 
@@ -123,8 +140,10 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		b = protowire.AppendVarint(b, 1)
 	}
 	h.bytes = b
-	body := d.Event.wire
-	if body == nil {
+	// A SliceBuffer's Free does nothing, so no stream can recycle the
+	// shared bytes while others still send them.
+	h.body = d.Event.wire
+	if h.body == nil {
 		// Not from gRPC's buffer pools: a snapshot can be large (every
 		// user online), and pooled buffers of that size, cached after a
 		// join storm, would keep the memory of thousands of them.
@@ -132,13 +151,10 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		if err != nil {
 			return nil, err
 		}
-		body = mem.BufferSlice{mem.SliceBuffer(b)}
+		h.body = b
 	}
-	if len(body) == 1 {
-		h.parts = [2]mem.Buffer{&h.bytes, body[0]}
-		return mem.BufferSlice(h.parts[:]), nil
-	}
-	return append(mem.BufferSlice{&h.bytes}, body...), nil
+	h.parts = [2]mem.Buffer{&h.bytes, &h.body}
+	return mem.BufferSlice(h.parts[:]), nil
 }
 
 func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/chatd/chatd/internal/admission"
 )
 
 // Config holds every limit of the chat service. Start from [DefaultConfig]
@@ -19,6 +21,10 @@ type Config struct {
 	// QueueSize is how many events may wait for one session's writer. A
 	// client that falls this far behind is disconnected as too slow.
 	QueueSize int
+	// QueueBytes bounds the same queue by what its events take in memory,
+	// so that a client that stops reading cannot make the server hold
+	// QueueSize long messages for it.
+	QueueBytes int
 	// MessageRate is how many messages per second one session may send on
 	// average; 0 turns rate limiting off.
 	MessageRate float64
@@ -28,6 +34,10 @@ type Config struct {
 	// HistorySize is how many of its last messages each channel keeps and
 	// shows to whoever joins it; 0 keeps none.
 	HistorySize int
+	// HistoryBytes bounds the same history by what its messages take in
+	// memory, so that long messages cannot make every channel keep
+	// HistorySize of them.
+	HistoryBytes int
 	// MaxChannels is how many channels the server keeps. When it has that
 	// many, creating one drops the one that has been empty the longest; if
 	// none is empty, creating one is refused with RESOURCE_EXHAUSTED.
@@ -49,6 +59,25 @@ type Config struct {
 	ResumeBufferBytes int
 	// MaxRecvMsgSize is the largest request, in bytes, the server accepts.
 	MaxRecvMsgSize int
+	// MaxHeaderBytes bounds the metadata of one request (HTTP/2's header
+	// list, as decoded): chatd needs a few KiB at most, and every stream
+	// keeps its metadata while it lives.
+	MaxHeaderBytes int
+	// MaxStreamsPerConn is how many streams one HTTP/2 connection may have
+	// open at once.
+	MaxStreamsPerConn int
+	// MaxUnjoined is how many streams, from all clients together, may be
+	// waiting for their join at once. Past it, new streams are refused
+	// with RESOURCE_EXHAUSTED.
+	MaxUnjoined int
+	// PerClient is what one client address may have and do; see
+	// [admission.Config].
+	PerClient admission.Config
+	// RefusalRate is how many refused requests per second a session may
+	// make on average, RefusalBurst how many at once; a session past that
+	// is ended with RESOURCE_EXHAUSTED. 0 turns the limit off.
+	RefusalRate  float64
+	RefusalBurst int
 	// KeepaliveTime is how long a connection may be idle before the server
 	// pings it to check that the peer is still there.
 	KeepaliveTime time.Duration
@@ -78,18 +107,34 @@ const (
 // (25 s and 20 s), so a vanished peer is gone within about 45 seconds.
 func DefaultConfig() Config {
 	return Config{
-		MaxSessions:            10000,
-		JoinTimeout:            10 * time.Second,
-		QueueSize:              1024,
-		MessageRate:            10,
-		MessageBurst:           20,
-		HistorySize:            100,
-		MaxChannels:            1000,
-		MaxChannelsPerUser:     100,
-		ResumeGrace:            30 * time.Second,
-		ResumeBuffer:           1024,
-		ResumeBufferBytes:      256 << 10,
-		MaxRecvMsgSize:         16 << 10,
+		MaxSessions:        10000,
+		JoinTimeout:        10 * time.Second,
+		QueueSize:          1024,
+		QueueBytes:         1 << 20,
+		MessageRate:        10,
+		MessageBurst:       20,
+		HistorySize:        100,
+		HistoryBytes:       128 << 10,
+		MaxChannels:        1000,
+		MaxChannelsPerUser: 100,
+		ResumeGrace:        30 * time.Second,
+		ResumeBuffer:       1024,
+		ResumeBufferBytes:  256 << 10,
+		MaxRecvMsgSize:     16 << 10,
+		MaxHeaderBytes:     16 << 10,
+		MaxStreamsPerConn:  100,
+		MaxUnjoined:        1000,
+		PerClient: admission.Config{
+			MaxConns:    100,
+			MaxUnjoined: 16,
+			MaxSessions: 100,
+			JoinRate:    5,
+			JoinBurst:   50,
+			ListRate:    5,
+			ListBurst:   20,
+		},
+		RefusalRate:            10,
+		RefusalBurst:           100,
 		KeepaliveTime:          25 * time.Second,
 		KeepaliveTimeout:       20 * time.Second,
 		KeepaliveMinClientPing: 10 * time.Second,
@@ -108,6 +153,11 @@ func (c Config) Validate() error {
 	if c.QueueSize < 1 {
 		errs = append(errs, fmt.Errorf("queue size must be at least 1, got %d", c.QueueSize))
 	}
+	// A queue must hold the longest message, or its recipients are
+	// dropped by it.
+	if minBytes := 2 * (MaxTextBytes + 1024); c.QueueBytes < minBytes {
+		errs = append(errs, fmt.Errorf("queue bytes must be at least %d, got %d", minBytes, c.QueueBytes))
+	}
 	if c.MessageRate < 0 {
 		errs = append(errs, fmt.Errorf("message rate must be 0 (off) or positive, got %g", c.MessageRate))
 	}
@@ -116,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistorySize < 0 {
 		errs = append(errs, fmt.Errorf("history size must not be negative, got %d", c.HistorySize))
+	}
+	if c.HistoryBytes < 0 {
+		errs = append(errs, fmt.Errorf("history bytes must not be negative, got %d", c.HistoryBytes))
 	}
 	if c.MaxChannels < 1 {
 		errs = append(errs, fmt.Errorf("max channels must be at least 1 (general), got %d", c.MaxChannels))
@@ -136,6 +189,38 @@ func (c Config) Validate() error {
 	// client_id and framing.
 	if minSize := MaxTextBytes + MaxClientIDBytes + 64; c.MaxRecvMsgSize < minSize {
 		errs = append(errs, fmt.Errorf("max receive message size must be at least %d bytes, got %d", minSize, c.MaxRecvMsgSize))
+	}
+	// The largest message gRPC's own headers and a resume token need,
+	// with room for a proxy's additions.
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, fmt.Errorf("max header bytes must be at least 4096, got %d", c.MaxHeaderBytes))
+	}
+	if c.MaxStreamsPerConn < 1 {
+		errs = append(errs, fmt.Errorf("max streams per connection must be at least 1, got %d", c.MaxStreamsPerConn))
+	}
+	if c.MaxUnjoined < 1 {
+		errs = append(errs, fmt.Errorf("max unjoined streams must be at least 1, got %d", c.MaxUnjoined))
+	}
+	pc := c.PerClient
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max connections per address", pc.MaxConns}, {"max unjoined streams per address", pc.MaxUnjoined}, {"max sessions per address", pc.MaxSessions}} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s must be 0 (no limit) or positive, got %d", v.name, v.n))
+		}
+	}
+	for _, v := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"join rate per address", pc.JoinRate, pc.JoinBurst}, {"list rate per address", pc.ListRate, pc.ListBurst}, {"refusal rate", c.RefusalRate, c.RefusalBurst}} {
+		if v.rate < 0 {
+			errs = append(errs, fmt.Errorf("%s must be 0 (off) or positive, got %g", v.name, v.rate))
+		}
+		if v.rate > 0 && v.burst < 1 {
+			errs = append(errs, fmt.Errorf("%s: its burst must be at least 1 when the rate is on, got %d", v.name, v.burst))
+		}
 	}
 	if c.KeepaliveTime < time.Second {
 		errs = append(errs, fmt.Errorf("keepalive time must be at least 1s (gRPC's minimum), got %s", c.KeepaliveTime))

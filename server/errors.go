@@ -31,6 +31,7 @@ var (
 	ErrAlreadyInChannel = errors.New("already in channel")
 	ErrTooManyChannels  = errors.New("too many channels")
 	ErrReplaced         = errors.New("session taken over")
+	ErrTooManyRefusals  = errors.New("too many refused requests")
 )
 
 // Error is a refusal whose message is safe to show to the client: it says
@@ -88,6 +89,7 @@ var kindCodes = []struct {
 	{ErrServerFull, codes.ResourceExhausted},
 	{ErrRateLimited, codes.ResourceExhausted},
 	{ErrTooSlow, codes.ResourceExhausted},
+	{ErrTooManyRefusals, codes.ResourceExhausted},
 	{ErrRequestTooLarge, codes.ResourceExhausted},
 	{ErrNotJoined, codes.FailedPrecondition},
 	{ErrAlreadyJoined, codes.FailedPrecondition},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/admission"
 	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc"
@@ -67,9 +68,13 @@ func (w *testLogWriter) stop() {
 	w.mu.Unlock()
 }
 
-// testConfig is the default configuration, changed by edit.
+// testConfig is the default configuration without its limits per client
+// address, changed by edit. Every test client comes from 127.0.0.1, so
+// those limits would make one test's clients pass or fail by how many
+// there are; the tests of the limits themselves (limits_test.go) set them.
 func testConfig(edit func(*server.Config)) server.Config {
 	cfg := server.DefaultConfig()
+	cfg.PerClient = admission.Config{TrustedProxies: cfg.PerClient.TrustedProxies}
 	if edit != nil {
 		edit(&cfg)
 	}

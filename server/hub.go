@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/admission"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -27,7 +29,8 @@ import (
 // flushSlowLocked). A Hub is safe for concurrent use.
 type Hub struct {
 	cfg      Config
-	idPrefix string // makes message ids unique across restarts
+	lim      *admission.Limiter // counts sessions per client address; nil counts none
+	idPrefix string             // makes message ids unique across restarts
 
 	closing chan struct{} // closed by Shutdown
 
@@ -42,15 +45,24 @@ type Hub struct {
 	channels map[string]*channel  // by name key
 	general  *channel
 	slow     []*Session // sessions whose queue overflowed, to drop before mu is released
+
+	// Lists as last built, shared by every answer until they change (nil
+	// then), so that a flood of list calls costs no O(users) copy each
+	// under the lock. Never modified once built: answers marshal them
+	// outside the lock.
+	users       []*chatv1.User
+	channelList []*chatv1.Channel
 }
 
 // NewHub returns a hub with only the channel "general", run with the limits
-// of cfg, which must be valid (see [Config.Validate]).
-func NewHub(cfg Config) *Hub {
+// of cfg, which must be valid (see [Config.Validate]). lim, if not nil,
+// counts the sessions of each client address.
+func NewHub(cfg Config, lim *admission.Limiter) *Hub {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	h := &Hub{
 		cfg:      cfg,
+		lim:      lim,
 		idPrefix: hex.EncodeToString(b[:]) + "-",
 		byKey:    make(map[string]*member),
 		byToken:  make(map[string]*member),
@@ -73,8 +85,9 @@ func (h *Hub) Closing() <-chan struct{} { return h.closing }
 // invalid name (ErrInvalidUsername), a name in use or held for a
 // disconnected session in any letter case (ErrUsernameTaken), a full
 // server (ErrServerFull) and a server that is shutting down
-// (ErrShuttingDown).
-func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
+// (ErrShuttingDown). client is the client's address, for the limit on
+// sessions per address; the zero address is not counted.
+func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
 	display, key, err := CheckUsername(username)
 	if err != nil {
 		return nil, err
@@ -90,6 +103,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 		// A token for another name is treated as unknown, so that a token
 		// tells nothing about anyone else's session.
 		if m := h.byToken[token]; m != nil && m.key == key {
+			h.moveLocked(m, client)
 			return h.resumeLocked(m, lastSeq), nil
 		}
 		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
@@ -103,9 +117,12 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 	if len(h.byKey) >= h.cfg.MaxSessions {
 		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users, counting those reconnecting): try again later", len(h.byKey))}
 	}
+	if client.IsValid() && h.lim != nil && !h.lim.AcquireSession(client) {
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("too many sessions from your address (at most %d, counting those reconnecting): log out of one, or try again later", h.cfg.PerClient.MaxSessions)}
+	}
 
 	now := timestamppb.Now()
-	m := &member{key: key, token: newToken(), user: &chatv1.User{Username: display, JoinTime: now}}
+	m := &member{key: key, token: newToken(), client: client, user: &chatv1.User{Username: display, JoinTime: now}}
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
@@ -124,9 +141,19 @@ func (h *Hub) Join(username, token string, lastSeq uint64) (*Session, error) {
 			Recovery:    recovery,
 		}},
 	})})
-	enterChannel(m, h.general)
+	h.enterLocked(m, h.general)
 	h.channelSnapshotLocked(m, h.general)
 	return s, nil
+}
+
+// moveLocked counts m's session against client, the address it is being
+// resumed from. Lock must be held.
+func (h *Hub) moveLocked(m *member, client netip.Addr) {
+	if h.lim == nil || !client.IsValid() || !m.client.IsValid() {
+		return // counted nowhere, or counted where it was
+	}
+	h.lim.MoveSession(m.client, client)
+	m.client = client
 }
 
 // resumeLocked attaches a new stream to m and gives it what it missed after
@@ -139,7 +166,7 @@ func (h *Hub) resumeLocked(m *member, lastSeq uint64) *Session {
 	if old := m.att; old != nil {
 		// The others never saw the user leave, so they hear nothing, and
 		// the user keeps its place on the online list.
-		s = newSession(m, h.cfg.QueueSize)
+		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
 		m.att = s
 		old.endLocked(errReplaced, chatv1.LeaveReason_LEAVE_REASON_UNSPECIFIED)
 	} else {
@@ -270,7 +297,7 @@ func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) er
 	msg.Channel = ch.name
 	ev := newEvent(resp)
 	h.publishLocked(ch, ev, nil)
-	ch.history.push(ev, h.cfg.HistorySize)
+	ch.history.push(ev, h.cfg.HistorySize, h.cfg.HistoryBytes)
 	return nil
 }
 
@@ -309,7 +336,7 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelJoined{
 		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
 	}}), nil)
-	enterChannel(m, ch)
+	h.enterLocked(m, ch)
 	// The snapshot is forgiven only if the writer has taken the last one:
 	// a client that stopped reading and keeps joining channels would
 	// otherwise pile up snapshots past any limit.
@@ -339,7 +366,7 @@ func (h *Hub) LeaveChannel(s *Session, name string) error {
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelLeft{
 		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: m.user},
 	}}), nil)
-	leaveChannel(m, ch)
+	h.leaveLocked(m, ch)
 	return nil
 }
 
@@ -440,17 +467,22 @@ func (h *Hub) Shutdown() {
 	for m := range h.parked {
 		m.expiry.Stop()
 	}
+	for _, m := range h.byKey {
+		h.releaseLocked(m)
+	}
 	h.head, h.tail = nil, nil
 	clear(h.byKey)
 	clear(h.byToken)
 	clear(h.parked)
 	clear(h.channels)
+	h.users, h.channelList = nil, nil
 }
 
 // attachLocked gives m a new stream and puts it at the end of the online
 // list. Lock must be held.
 func (h *Hub) attachLocked(m *member) *Session {
-	s := newSession(m, h.cfg.QueueSize)
+	h.users, h.channelList = nil, nil
+	s := newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
 	m.att = s
 	for _, ch := range m.channels {
 		ch.online++
@@ -468,6 +500,7 @@ func (h *Hub) attachLocked(m *member) *Session {
 // detachLocked takes m's stream away and m off the online list. Lock must
 // be held.
 func (h *Hub) detachLocked(m *member) {
+	h.users, h.channelList = nil, nil
 	for _, ch := range m.channels {
 		ch.online--
 	}
@@ -530,10 +563,20 @@ func (h *Hub) expire(m *member, gen uint64) {
 func (h *Hub) forgetLocked(m *member) {
 	delete(h.byKey, m.key)
 	delete(h.byToken, m.token)
+	h.releaseLocked(m)
 	for len(m.channels) > 0 {
-		leaveChannel(m, m.channels[len(m.channels)-1])
+		h.leaveLocked(m, m.channels[len(m.channels)-1])
 	}
 	m.resetLog()
+}
+
+// releaseLocked stops counting m's session against its client address.
+// Lock must be held.
+func (h *Hub) releaseLocked(m *member) {
+	if h.lim != nil && m.client.IsValid() {
+		h.lim.ReleaseSession(m.client)
+		m.client = netip.Addr{}
+	}
 }
 
 // makeRoomLocked makes room for a new channel if the server is at its
@@ -553,6 +596,7 @@ func (h *Hub) makeRoomLocked() bool {
 		return false
 	}
 	delete(h.channels, oldest.key)
+	h.channelList = nil
 	return true
 }
 
@@ -612,7 +656,7 @@ func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
 // called before it is released.
 func (h *Hub) deliverLocked(m *member, ev *Event) {
 	m.seq++
-	m.record(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	m.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	if s := m.att; s != nil {
 		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
 	}
@@ -624,7 +668,7 @@ func (h *Hub) deliverLocked(m *member, ev *Event) {
 // nil (see member.log). Lock must be held.
 func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
 	m.seq++
-	m.record(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	m.log.push(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	switch s := m.att; {
 	case s == nil:
 	case s.forgive && !s.overflowed:
@@ -671,22 +715,30 @@ func (h *Hub) flushSlowLocked() {
 		}
 		// A stream that logged out with a full queue is no longer attached
 		// but is ended all the same: it cannot be sent all it is owed.
-		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %d events behind; reconnect", h.cfg.QueueSize)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
+		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %d events (or %d KiB) behind; reconnect", h.cfg.QueueSize, h.cfg.QueueBytes>>10)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
 	}
 	h.slow = nil
 }
 
-// usersLocked lists the online users in join order. Lock must be held.
+// usersLocked lists the online users in join order. The list is shared:
+// callers must not modify it. Lock must be held.
 func (h *Hub) usersLocked() []*chatv1.User {
-	var users []*chatv1.User
-	for m := h.head; m != nil; m = m.next {
-		users = append(users, m.user)
+	if h.users == nil {
+		users := make([]*chatv1.User, 0, len(h.byKey)-len(h.parked))
+		for m := h.head; m != nil; m = m.next {
+			users = append(users, m.user)
+		}
+		h.users = users
 	}
-	return users
+	return h.users
 }
 
-// channelsLocked lists every channel by name. Lock must be held.
+// channelsLocked lists every channel by name. The list is shared: callers
+// must not modify it. Lock must be held.
 func (h *Hub) channelsLocked() []*chatv1.Channel {
+	if h.channelList != nil {
+		return h.channelList
+	}
 	chs := make([]*channel, 0, len(h.channels))
 	for _, ch := range h.channels {
 		chs = append(chs, ch)
@@ -697,6 +749,7 @@ func (h *Hub) channelsLocked() []*chatv1.Channel {
 	for i, ch := range chs {
 		list[i] = ch.info()
 	}
+	h.channelList = list
 	return list
 }
 

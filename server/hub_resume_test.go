@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func (j *hubJoined) take() []*chatv1.ChatResponse {
 
 func hubResume(t *testing.T, h *server.Hub, name string, j *hubJoined, lastSeq uint64) *hubJoined {
 	t.Helper()
-	s, err := h.Join(name, j.token, lastSeq)
+	s, err := h.Join(name, j.token, lastSeq, netip.Addr{})
 	if err != nil {
 		t.Fatalf("resume as %s = %v; want success", name, err)
 	}
@@ -168,10 +169,10 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 
 	// alice's connection is dead but the server has not noticed: nobody
 	// else may take her name, but her token may.
-	if _, err := h.Join("ALICE", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join("ALICE", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(ALICE) without the token = %v; want ErrUsernameTaken", err)
 	}
-	if _, err := h.Join("alice", bob.token, 0); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join("alice", bob.token, 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) with bob's token = %v; want ErrUsernameTaken (a token is for its own name)", err)
 	}
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
@@ -203,7 +204,7 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	mustJoinChannel(t, h, alice.s, "go")
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	if _, err := h.Join("alice", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join("alice", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) within her grace period = %v; want ErrUsernameTaken (held)", err)
 	}
 	waitFor(t, "alice's grace period to end", func() bool { return hubNameFree(h, "alice") })
@@ -221,7 +222,7 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 
 // hubNameFree reports whether a plain join of name would succeed now.
 func hubNameFree(h *server.Hub, name string) bool {
-	s, err := h.Join(name, "", 0)
+	s, err := h.Join(name, "", 0, netip.Addr{})
 	if err != nil {
 		return false
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -26,14 +27,14 @@ func newHub(maxSessions, queueSize int) *server.Hub {
 func newHubWith(edit func(*server.Config)) *server.Hub {
 	cfg := server.DefaultConfig()
 	edit(&cfg)
-	h := server.NewHub(cfg)
+	h := server.NewHub(cfg, nil)
 	return h
 }
 
 // mustJoin joins name and leaves its events queued.
 func mustJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 	t.Helper()
-	s, err := h.Join(name, "", 0)
+	s, err := h.Join(name, "", 0, netip.Addr{})
 	if err != nil {
 		t.Fatalf("Join(%q) = %v; want success", name, err)
 	}
@@ -172,7 +173,7 @@ func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 	h := newHubWith(func(c *server.Config) { c.ResumeGrace = 0 })
 	alice := hubJoin(t, h, "Alice")
 	for _, name := range []string{"Alice", "alice", "ALICE", "ａｌｉｃｅ"} {
-		_, err := h.Join(name, "", 0)
+		_, err := h.Join(name, "", 0, netip.Addr{})
 		if !errors.Is(err, server.ErrUsernameTaken) {
 			t.Errorf("Join(%q) with Alice online = %v; want ErrUsernameTaken", name, err)
 		}
@@ -202,7 +203,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 		{"B", server.ErrUsernameTaken},
 		{"c", server.ErrServerFull},
 	} {
-		s, err := h.Join(tc.name, "", 0)
+		s, err := h.Join(tc.name, "", 0, netip.Addr{})
 		if !errors.Is(err, tc.want) || s != nil {
 			t.Errorf("Join(%q) = %v, %v; want nil, %v", tc.name, s, err, tc.want)
 		}
@@ -220,7 +221,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	if ev := take(t, a); ev.GetSeq() != 4 {
 		t.Fatalf("message after refused joins has seq %d; want 4 (no gap)", ev.GetSeq())
 	}
-	if got := server.Status(func() error { _, err := h.Join("c", "", 0); return err }()).Code(); got != codes.ResourceExhausted {
+	if got := server.Status(func() error { _, err := h.Join("c", "", 0, netip.Addr{}); return err }()).Code(); got != codes.ResourceExhausted {
 		t.Errorf("full server status = %v; want RESOURCE_EXHAUSTED", got)
 	}
 }
@@ -388,8 +389,37 @@ func TestHubDropsSlowSession(t *testing.T) {
 		t.Errorf("next event seq = %d; want 6", ev.GetSeq())
 	}
 	// The name is held for slow's resume, not free.
-	if _, err := h.Join("slow", "", 0); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join("slow", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(slow) during its grace period = %v; want ErrUsernameTaken", err)
+	}
+}
+
+// A client that stops reading is dropped once what waits for it takes
+// QueueBytes, long before QueueSize long messages, so that it cannot make
+// the server hold that many for it.
+func TestHubDropsSlowSessionByBytes(t *testing.T) {
+	t.Parallel()
+	const queueBytes = 64 << 10
+	h := newHubWith(func(c *server.Config) { c.QueueBytes, c.MessageRate = queueBytes, 0 })
+	stuck := mustJoin(t, h, "stuck")
+	sender := hubJoin(t, h, "sender")
+	text := strings.Repeat("x", 4000)
+	var sent int
+	for !isEnded(stuck) && sent < 1024 {
+		if err := h.Send(sender, text, "", "stuck", ""); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		sender.Take(nil)
+	}
+	if !isEnded(stuck) {
+		t.Fatalf("stuck was sent %d messages of 4000 bytes and not dropped; want it dropped past %d KiB", sent, queueBytes>>10)
+	}
+	if sent > queueBytes/4000+1 {
+		t.Errorf("stuck was dropped after %d messages of 4000 bytes; want it dropped once they pass %d KiB", sent, queueBytes>>10)
+	}
+	if st := server.Status(stuck.EndErr()); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "64 KiB") {
+		t.Errorf("stuck ended with %v; want RESOURCE_EXHAUSTED saying how far behind it fell", st)
 	}
 }
 
@@ -458,7 +488,7 @@ func TestHubShutdown(t *testing.T) {
 	if u := h.Users(); len(u) != 0 {
 		t.Errorf("Users() after Shutdown = %q; want none", names(u))
 	}
-	if _, err := h.Join("d", "", 0); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
+	if _, err := h.Join("d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
 		t.Errorf("Join after Shutdown = %v; want ErrShuttingDown (UNAVAILABLE)", err)
 	}
 }

@@ -6,25 +6,40 @@ import "sync"
 // It grows only as events arrive, so an idle session holds almost nothing,
 // and its writer takes everything waiting in one go.
 type queue struct {
-	limit int
-	ready chan struct{} // holds a token while deliveries may be waiting
+	limit      int           // items
+	limitBytes int           // what the items' events take in memory (Event.bytes)
+	ready      chan struct{} // holds a token while deliveries may be waiting
 
-	mu    sync.Mutex // guards items and extra
+	mu    sync.Mutex // guards the fields below
 	items []Delivery
-	extra int // items pushed past the limit by pushExtra, forgiven until taken
+	bytes int           // what the items pushed by push take
+	extra int           // items pushed past the limit by pushExtra, forgiven until taken
+	taken chan struct{} // closed when the writer takes them; nil while extra is 0
 }
 
-func newQueue(limit int) *queue {
-	return &queue{limit: limit, ready: make(chan struct{}, 1)}
+// closedChan is what snapshotTaken returns when no snapshot is waiting.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+func newQueue(limit, limitBytes int) *queue {
+	return &queue{limit: limit, limitBytes: limitBytes, ready: make(chan struct{}, 1)}
 }
 
-// push adds d unless the queue is full, and reports whether it did.
+// push adds d unless the queue is full, in items or in bytes, and reports
+// whether it did. The events a queue holds are shared, but they are kept
+// alive by it: the bound in bytes keeps a client that stops reading from
+// holding more than that of long messages.
 func (q *queue) push(d Delivery) bool {
 	q.mu.Lock()
-	if len(q.items) >= q.limit+q.extra {
+	n := d.Event.bytes()
+	if len(q.items) >= q.limit+q.extra || q.bytes+n > q.limitBytes {
 		q.mu.Unlock()
 		return false
 	}
+	q.bytes += n
 	q.items = append(q.items, d)
 	first := len(q.items) == 1
 	q.mu.Unlock()
@@ -46,8 +61,26 @@ func (q *queue) pushExtra(ds ...Delivery) {
 	q.mu.Lock()
 	q.items = append(q.items, ds...)
 	q.extra += len(ds)
+	if q.taken == nil {
+		q.taken = make(chan struct{})
+	}
 	q.mu.Unlock()
 	q.signal()
+}
+
+// snapshotTaken returns a channel that is closed once the writer has taken
+// everything pushed by pushExtra so far. The session's reader waits on it
+// before it reads the next request: a client that keeps reading gets each
+// snapshot it asks for before it can ask for another, so no burst of
+// requests piles snapshots up past the queue's limit, and a client that
+// stops reading stops being read.
+func (q *queue) snapshotTaken() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.taken == nil {
+		return closedChan
+	}
+	return q.taken
 }
 
 // forgiving reports whether nothing pushed by pushExtra is waiting.
@@ -72,7 +105,11 @@ func (q *queue) signal() {
 func (q *queue) take(spare []Delivery) []Delivery {
 	q.mu.Lock()
 	items := q.items
-	q.items, q.extra = spare[:0], 0
+	q.items, q.extra, q.bytes = spare[:0], 0, 0
+	if q.taken != nil {
+		close(q.taken)
+		q.taken = nil
+	}
 	q.mu.Unlock()
 	return items
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/admission"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -18,14 +19,23 @@ import (
 type Server struct {
 	grpc   *grpc.Server
 	svc    *Service
+	lim    *admission.Limiter
 	health *health.Server
 }
 
-// New builds a server from cfg, or says which settings are wrong.
+// New builds a server from cfg, or says which settings are wrong. log gets
+// a line for every join, leave and refusal: in production, give it a
+// rate-limited handler (see internal/ratelog), or clients decide how much
+// it writes.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The receive window of a stream bounds what a client can make the
+	// server buffer for it unread: a session is not read while its
+	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
+	// window growth, which a client could push to 16 MiB a stream.
+	const window = 64 << 10
 	g := grpc.NewServer(
 		grpc.ForceServerCodecV2(newWireCodec()),
 		// Most sessions are idle most of the time: give a connection's
@@ -33,6 +43,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		// keeping one per connection for ever.
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		// HPACK lets a client repeat one table entry with a byte per
+		// header on the wire, and gRPC decodes every one (base64 too, for
+		// -bin keys) and keeps them for the stream's life: bound what one
+		// stream's metadata may decode to, and how many streams one
+		// connection may have.
+		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreamsPerConn)),
+		grpc.InitialWindowSize(window),
+		grpc.InitialConnWindowSize(window),
 		// Server pings find peers that vanished without closing (network
 		// cut, machine gone); their streams' contexts are then cancelled.
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -44,7 +63,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 	)
-	s := &Server{grpc: g, svc: NewService(cfg, log), health: health.NewServer()}
+	lim := admission.New(cfg.PerClient, log)
+	s := &Server{grpc: g, svc: NewService(cfg, lim, log), lim: lim, health: health.NewServer()}
 	chatv1.RegisterChatServiceServer(g, s.svc)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -59,8 +79,16 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // Service returns the chat service.
 func (s *Server) Service() *Service { return s.svc }
 
-// Serve accepts connections on lis until Shutdown; see grpc.Server.Serve.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+// Admission returns what counts each client address's connections,
+// sessions and calls, for a gateway that serves the same clients another
+// way: it should count its connections with the same limiter (see
+// [admission.Limiter.Listen]) and tell the server who its clients are
+// ([admission.NewContext]).
+func (s *Server) Admission() *admission.Limiter { return s.lim }
+
+// Serve accepts connections on lis until Shutdown, refusing those past
+// the limit on connections per client address; see grpc.Server.Serve.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(s.lim.Listen(lis)) }
 
 // Shutdown stops accepting streams, ends every session with UNAVAILABLE
 // and waits for the handlers to return. If ctx ends first, it closes every

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/admission"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,28 +31,46 @@ type Service struct {
 
 	cfg Config
 	hub *Hub
+	lim *admission.Limiter
 	log *slog.Logger
+
+	unjoined atomic.Int64 // streams waiting for their join
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
 
-// NewService returns a service with its own hub. cfg must be valid (see
+// NewService returns a service with its own hub, which counts what each
+// client address holds with lim. cfg must be valid (see
 // [Config.Validate]).
-func NewService(cfg Config, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: NewHub(cfg), log: log}
+func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, hub: NewHub(cfg, lim), lim: lim, log: log}
 }
 
 // Hub returns the service's hub.
 func (svc *Service) Hub() *Hub { return svc.hub }
 
 // ListUsers returns who is online now.
-func (svc *Service) ListUsers(context.Context, *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
+func (svc *Service) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
+	if err := svc.allowList(ctx); err != nil {
+		return nil, err
+	}
 	return &chatv1.ListUsersResponse{Users: svc.hub.Users()}, nil
 }
 
 // ListChannels returns every channel with its member count.
-func (svc *Service) ListChannels(context.Context, *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
+func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
+	if err := svc.allowList(ctx); err != nil {
+		return nil, err
+	}
 	return &chatv1.ListChannelsResponse{Channels: svc.hub.Channels()}, nil
+}
+
+// allowList refuses a list call past its client address's rate.
+func (svc *Service) allowList(ctx context.Context) error {
+	if client, ok := svc.lim.FromContext(ctx); ok && !svc.lim.AllowList(client) {
+		return Status(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", svc.cfg.PerClient.ListRate)}).Err()
+	}
+	return nil
 }
 
 // Chat runs one session: join, then messages until the client leaves, goes
@@ -57,8 +78,12 @@ func (svc *Service) ListChannels(context.Context, *chatv1.ListChannelsRequest) (
 func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) error {
 	ctx := stream.Context()
 	log := svc.log.With("peer", peerAddr(ctx))
+	client, _ := svc.lim.FromContext(ctx)
+	if client.IsValid() && client != addrOf(ctx) {
+		log = log.With("client", client.String())
+	}
 
-	req, err := svc.awaitJoin(ctx, stream)
+	req, err := svc.admitJoin(ctx, stream, client)
 	if err == nil {
 		err = checkClientID(req.GetClientId())
 	}
@@ -67,7 +92,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		return Status(err).Err()
 	}
 	join := req.GetJoin()
-	s, err := svc.hub.Join(join.GetUsername(), join.GetResumeToken(), join.GetLastSeq())
+	s, err := svc.hub.Join(join.GetUsername(), join.GetResumeToken(), join.GetLastSeq(), client)
 	if err != nil {
 		log.Info("join refused", "username", join.GetUsername(), "err", err)
 		return Status(err).Err()
@@ -79,6 +104,32 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		log.Info("joined")
 	}
 	return svc.serve(ctx, stream, s, log)
+}
+
+// admitJoin waits for a new stream's join, within the limits on streams
+// waiting to join (from everyone, and from client's address) and on joins
+// per second from client's address. A stream waiting to join holds its
+// metadata and goroutines and has given nothing of itself: these limits
+// keep one client from holding thousands of them.
+func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
+	defer svc.unjoined.Add(-1)
+	if svc.unjoined.Add(1) > int64(svc.cfg.MaxUnjoined) {
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("the server has %d connections waiting to join, the most it takes: try again in a moment", svc.cfg.MaxUnjoined)}
+	}
+	if client.IsValid() {
+		if !svc.lim.AcquireUnjoined(client) {
+			return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", svc.cfg.PerClient.MaxUnjoined)}
+		}
+		defer svc.lim.ReleaseUnjoined(client)
+	}
+	req, err := svc.awaitJoin(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	if client.IsValid() && !svc.lim.AllowJoin(client) {
+		return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many joins from your address: at most %g per second; wait a few seconds and try again", svc.cfg.PerClient.JoinRate)}
+	}
+	return req, nil
 }
 
 // awaitJoin reads the first request, which must be a join, within the join
@@ -199,13 +250,31 @@ func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logge
 }
 
 // readLoop handles the requests of a joined session. It returns nil when the
-// client logs out (leave, or closing its sending side), or why reading failed.
+// client logs out (leave, or closing its sending side), or why reading failed
+// or the session was ended for what it sent.
+//
+// It reads the next request only once the writer has taken the snapshot
+// (welcome, channel members and history, a resume's replay) that the last
+// one queued, so that a client asking for one after another gets each in
+// turn and is never taken for slow, and one that stops reading is no
+// longer read either.
 func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session) error {
-	var limiter *rate.Limiter
+	ctx := stream.Context()
+	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(svc.cfg.MessageRate), svc.cfg.MessageBurst)
 	}
+	if svc.cfg.RefusalRate > 0 {
+		refusals = rate.NewLimiter(rate.Limit(svc.cfg.RefusalRate), svc.cfg.RefusalBurst)
+	}
 	for {
+		select {
+		case <-s.queue.snapshotTaken():
+		case <-s.ended:
+			return errGone
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		req, err := stream.Recv()
 		if err == io.EOF {
 			return nil
@@ -213,44 +282,57 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 		if err != nil {
 			return recvError(err, svc.cfg.MaxRecvMsgSize)
 		}
-		if err := checkClientID(req.GetClientId()); err != nil {
-			svc.hub.Reject(s, "", err)
+		clientID := req.GetClientId()
+		if err = checkClientID(clientID); err != nil {
+			clientID = ""
+		} else {
+			switch action := req.GetAction().(type) {
+			case *chatv1.ChatRequest_Leave:
+				return nil
+			case *chatv1.ChatRequest_Join:
+				err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}
+			case nil:
+				err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send, leave, join_channel, leave_channel or list_channels"}
+			default:
+				// Every other request costs the hub work for others (a
+				// broadcast, a snapshot, a list): one limit covers them all.
+				if limiter != nil && !limiter.Allow() {
+					err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
+					break
+				}
+				err = svc.handle(s, action, clientID)
+				if errors.Is(err, ErrNotJoined) {
+					return err // dropped by the hub meanwhile; serve returns its reason
+				}
+			}
+		}
+		if err == nil {
 			continue
 		}
-		switch action := req.GetAction().(type) {
-		case *chatv1.ChatRequest_Leave:
-			return nil
-		case *chatv1.ChatRequest_Join:
-			err = &Error{Kind: ErrAlreadyJoined, Msg: fmt.Sprintf("already joined as %q: a stream is one session; open another stream to join again", s.user.Username)}
-		case nil:
-			err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send, leave, join_channel, leave_channel or list_channels"}
-		default:
-			// Every other request costs the hub work for others (a
-			// broadcast, a snapshot, a list): one limit covers them all.
-			if limiter != nil && !limiter.Allow() {
-				err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
-				break
-			}
-			switch action := action.(type) {
-			case *chatv1.ChatRequest_Send:
-				err = svc.hub.Send(s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), req.GetClientId())
-			case *chatv1.ChatRequest_JoinChannel:
-				err = svc.hub.JoinChannel(s, action.JoinChannel.GetChannel())
-			case *chatv1.ChatRequest_LeaveChannel:
-				err = svc.hub.LeaveChannel(s, action.LeaveChannel.GetChannel())
-			case *chatv1.ChatRequest_ListChannels:
-				svc.hub.ListChannels(s, req.GetClientId())
-			default:
-				err = &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
-			}
-			if errors.Is(err, ErrNotJoined) {
-				return err // dropped by the hub meanwhile; serve returns its reason
-			}
+		// A client that keeps sending what is refused is broken or
+		// probing: each refusal costs an answer, and past a point the
+		// session is not worth them.
+		if refusals != nil && !refusals.Allow() {
+			return &Error{Kind: ErrTooManyRefusals, Msg: fmt.Sprintf("disconnected: too many refused requests (more than %d at once or %g per second); the last was refused because: %s", svc.cfg.RefusalBurst, svc.cfg.RefusalRate, Status(err).Message())}
 		}
-		if err != nil {
-			svc.hub.Reject(s, req.GetClientId(), err)
-		}
+		svc.hub.Reject(s, clientID, err)
 	}
+}
+
+// handle passes one request of a joined session to the hub.
+func (svc *Service) handle(s *Session, action any, clientID string) error {
+	switch action := action.(type) {
+	case *chatv1.ChatRequest_Send:
+		return svc.hub.Send(s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+	case *chatv1.ChatRequest_JoinChannel:
+		return svc.hub.JoinChannel(s, action.JoinChannel.GetChannel())
+	case *chatv1.ChatRequest_LeaveChannel:
+		return svc.hub.LeaveChannel(s, action.LeaveChannel.GetChannel())
+	case *chatv1.ChatRequest_ListChannels:
+		svc.hub.ListChannels(s, clientID)
+		return nil
+	}
+	return &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
 }
 
 // writeLoop sends s's events in order until the session ends. It takes
@@ -296,6 +378,17 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 			return stream.Context().Err()
 		}
 	}
+}
+
+// addrOf returns the address of the peer of ctx's call, or the zero
+// address.
+func addrOf(ctx context.Context) netip.Addr {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 func peerAddr(ctx context.Context) string {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
@@ -17,6 +18,8 @@ type member struct {
 	token string       // resume token; unique among members
 	user  *chatv1.User // replaced, not modified, when the user comes back
 
+	client netip.Addr // the client address its session counts against; zero for none
+
 	att        *Session // the stream attached; nil while parked
 	prev, next *member  // neighbours on the online list, while attached
 
@@ -24,9 +27,8 @@ type member struct {
 	// for a resume, up to and including seq: their seqs follow from
 	// there, so it needs no room for them. A nil entry stands for a
 	// channel snapshot, which is not kept (see channelSnapshotLocked).
-	seq      uint64
-	log      ring[*Event]
-	logBytes int // the encoded size of the events in log
+	seq uint64
+	log eventLog
 
 	channels []*channel // the channels it is in, in the order it entered them
 
@@ -34,23 +36,8 @@ type member struct {
 	expiry  *time.Timer // ends the grace period while parked
 }
 
-// record appends ev (nil for a snapshot) to the log, dropping the oldest
-// events past maxEvents or maxBytes.
-func (m *member) record(ev *Event, maxEvents, maxBytes int) {
-	if dropped, ok := m.log.push(ev, maxEvents); ok {
-		m.logBytes -= dropped.bytes()
-	}
-	m.logBytes += ev.bytes()
-	for m.logBytes > maxBytes && m.log.len() > 0 {
-		m.logBytes -= m.log.popOldest().bytes()
-	}
-}
-
 // resetLog empties the log: a resume can give nothing before this point.
-func (m *member) resetLog() {
-	m.log.reset()
-	m.logBytes = 0
-}
+func (m *member) resetLog() { m.log.reset() }
 
 // logFloor is the seq of the newest event a resume can no longer be given:
 // every event after it is in the log.
@@ -109,11 +96,11 @@ type Session struct {
 	forgive    bool // snapshots queued now do not count against the queue's limit
 }
 
-func newSession(m *member, queueSize int) *Session {
+func newSession(m *member, queueSize, queueBytes int) *Session {
 	return &Session{
 		m:     m,
 		user:  m.user,
-		queue: newQueue(queueSize),
+		queue: newQueue(queueSize, queueBytes),
 		ended: make(chan struct{}),
 		// A new stream's welcome and snapshots, or a resume's replay,
 		// never count.

@@ -32,8 +32,9 @@ type chatdProc struct {
 }
 
 // startChatd starts the chatd at path on a free loopback port, with the
-// rate limit off (the benchmark sends far faster than a person) and room
-// for every member, then extra, and waits until it listens.
+// rate limit off (the benchmark sends far faster than a person), room for
+// every member and no limits per client address, then extra, and waits
+// until it listens.
 func startChatd(ctx context.Context, path string, members int, extra []string) (*chatdProc, error) {
 	args := []string{
 		"--grpc-addr", "127.0.0.1:0",
@@ -43,8 +44,14 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	// A chatd with a browser gateway would also listen on a fixed HTTP
 	// port: turn it off, so that runs (and tests) never collide on it and
 	// only gRPC is measured. Older chatds have no such flag.
-	if help, _ := exec.Command(path, "--help").CombinedOutput(); strings.Contains(string(help), "-http-addr") {
+	help, _ := exec.Command(path, "--help").CombinedOutput()
+	if strings.Contains(string(help), "-http-addr") {
 		args = append(args, "--http-addr=")
+	}
+	// Every member connects from this machine's one address: the limits
+	// per client address would refuse all but the first hundred or so.
+	if strings.Contains(string(help), "-max-conns-per-ip") {
+		args = append(args, "--max-conns-per-ip=0", "--max-unjoined-per-ip=0", "--max-sessions-per-ip=0", "--join-rate-per-ip=0")
 	}
 	// The flag package lets a later flag override an earlier one, so extra
 	// can change any of these.

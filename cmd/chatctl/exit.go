@@ -16,7 +16,7 @@ const (
 	exitNameTaken   = 4 // the name is online already (names are unique ignoring case)
 	exitInvalidName = 5 // the server refused the name as invalid
 	exitConnLost    = 6 // the session ended with an error (server shutdown, too slow, network) and join could not resume it
-	exitServerFull  = 7 // the server has as many users as it admits
+	exitServerFull  = 7 // the server has as many users as it admits, or as many as it admits from this address
 )
 
 // exitCodeHelp documents the exit codes for --help, in order.
@@ -31,7 +31,7 @@ var exitCodeHelp = []struct {
 	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
 	{exitInvalidName, "the server refused the name as invalid"},
 	{exitConnLost, "connection lost (server shutdown, too slow, network) and not regained within --reconnect-timeout, or the session taken over"},
-	{exitServerFull, "the server is full"},
+	{exitServerFull, "the server is full, or has as many sessions or joins from this address as it takes"},
 }
 
 func printExitCodes(w io.Writer) {

@@ -1,0 +1,95 @@
+package server_test
+
+// What resume logs and channel histories really keep, measured on the
+// heap: their byte budgets must count everything the events keep alive,
+// or a client sending long messages makes every session and channel keep
+// a multiple of what the README promises.
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/chatd/chatd/server"
+)
+
+// longText returns a message of n bytes, different for every i, so that
+// no two messages share their text.
+func longText(i, n int) string {
+	prefix := fmt.Sprintf("%08d ", i)
+	return prefix + strings.Repeat(string(rune('a'+i%26)), n-len(prefix))
+}
+
+func TestResumeLogsKeepTheirBudget(t *testing.T) {
+	const recipients, perRecipient, textBytes = 40, 100, 4000
+	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	cfg := server.DefaultConfig()
+	before := heapInUse()
+
+	sender := hubJoin(t, h, "sender")
+	rs := make([]*server.Session, recipients)
+	for i := range rs {
+		rs[i] = hubJoin(t, h, fmt.Sprintf("r%02d", i))
+	}
+	for i, r := range rs {
+		for j := range perRecipient {
+			if err := h.Send(sender, longText(i*perRecipient+j, textBytes), "", r.User().GetUsername(), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Sent, as a writer would: the queues keep nothing.
+		sender.Take(nil)
+		for _, r := range rs {
+			r.Take(nil)
+		}
+	}
+	// Each recipient's log holds its last ~256 KiB of private messages,
+	// the sender's its last ~256 KiB of them all (shared with the
+	// recipients'), and nothing else holds them.
+	grew := int64(heapInUse()) - int64(before)
+	runtime.KeepAlive(h) // and all it holds, until measured
+	sessions := int64(recipients + 1)
+	perSession := grew / sessions
+	budget := int64(cfg.ResumeBufferBytes)
+	t.Logf("heap per session: %d KiB for a budget of %d KiB (sent %d KiB to each)", perSession>>10, budget>>10, perRecipient*textBytes>>10)
+	if perSession > budget+budget/8 {
+		t.Errorf("each session keeps %d KiB; want at most its resume budget of %d KiB (and a little for the session itself)", perSession>>10, budget>>10)
+	}
+	if perSession < budget/2 {
+		t.Errorf("each session keeps only %d KiB of a budget of %d KiB: the test no longer fills the logs", perSession>>10, budget>>10)
+	}
+}
+
+func TestHistoryKeepsItsBudget(t *testing.T) {
+	const channels, sent, textBytes = 20, 100, 4000
+	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	cfg := server.DefaultConfig()
+	before := heapInUse()
+
+	s := hubJoin(t, h, "writer")
+	for i := range channels {
+		ch := fmt.Sprint("c", i)
+		if err := h.JoinChannel(s, ch); err != nil {
+			t.Fatal(err)
+		}
+		for j := range sent {
+			if err := h.Send(s, longText(i*sent+j, textBytes), ch, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Take(nil)
+	}
+	grew := int64(heapInUse()) - int64(before)
+	runtime.KeepAlive(h)
+	// The writer's own resume log holds its last 256 KiB of them too.
+	perChannel := (grew - int64(cfg.ResumeBufferBytes)) / channels
+	budget := int64(cfg.HistoryBytes)
+	t.Logf("heap per channel: %d KiB for a budget of %d KiB (sent %d KiB to each)", perChannel>>10, budget>>10, sent*textBytes>>10)
+	if perChannel > budget+budget/8 {
+		t.Errorf("each channel keeps %d KiB; want at most its history budget of %d KiB (and a little for the channel itself)", perChannel>>10, budget>>10)
+	}
+	if perChannel < budget/2 {
+		t.Errorf("each channel keeps only %d KiB of a budget of %d KiB: the test no longer fills the histories", perChannel>>10, budget>>10)
+	}
+}
