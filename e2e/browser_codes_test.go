@@ -88,6 +88,7 @@ func serveEnding(t *testing.T, f *endingChat) string {
 		KeepaliveTime:    time.Minute,
 		KeepaliveTimeout: 20 * time.Second,
 		MaxRecvMsgSize:   64 << 10,
+		JoinTimeout:      10 * time.Second,
 		Page:             web.Files(),
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -234,11 +234,12 @@ type chatd struct {
 	addr string
 }
 
-// startChatd starts a chatd of the test's own on a free loopback port. Its
-// cleanup stops it with SIGTERM and checks that it exits 0.
-func startChatd(t *testing.T) *chatd {
+// startChatd starts a chatd of the test's own on a free loopback port, with
+// the extra flags given. Its cleanup stops it with SIGTERM and checks that
+// it exits 0.
+func startChatd(t *testing.T, extra ...string) *chatd {
 	t.Helper()
-	p := start(t, chatdBin, "--grpc-addr", "127.0.0.1:0", "--http-addr", "")
+	p := start(t, chatdBin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", ""}, extra...)...)
 	t.Cleanup(func() { // runs before start's cleanup
 		p.terminate(t)
 	})

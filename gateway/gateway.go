@@ -4,7 +4,7 @@
 // only run a bidirectional stream over a websocket), the chat page, and
 // /healthz.
 //
-// Three things improbable's wrapper does not do are done here:
+// Four things improbable's wrapper does not do are done here:
 //   - Origins: a grpc-web, websocket or CORS preflight request from a page of
 //     another origin gets 403 unless that origin was allowed. (The wrapper's
 //     own CORS check only withholds CORS headers, after the request has run.)
@@ -18,6 +18,11 @@
 //     has sent nothing for the keepalive time is pinged, and one that has
 //     still sent nothing when the keepalive timeout has passed as well is
 //     closed, the same bound native gRPC clients get (see keepalive.go).
+//   - Stalled clients: the wrapper waits for a websocket's first message,
+//     and net/http and gRPC for a request's body, for ever. A websocket
+//     that has not sent its first message within the join timeout is
+//     closed, and a request body must have arrived by then too (see
+//     [Gateway.ServeHTTP]).
 //
 // Everything improbable-specific is in this package, so that the wrapper,
 // which is in maintenance mode, can be swapped without touching the server.
@@ -32,12 +37,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/chatd/chatd/internal/admission"
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
 )
@@ -55,8 +62,23 @@ type Config struct {
 	// MaxRecvMsgSize is the gRPC server's largest request; websocket frames
 	// are allowed that much plus grpc-web's framing.
 	MaxRecvMsgSize int
+	// JoinTimeout is how long a websocket may take to send grpc-web's first
+	// message (the request headers) before it is closed; use the server's
+	// join timeout. Any other request's body must have arrived within it
+	// too.
+	JoinTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers, in bytes, as
+	// http.Server.MaxHeaderBytes does (net/http allows 4 KiB more for its
+	// buffering); 0 is net/http's default, 1 MiB. A request with larger
+	// headers gets 431.
+	MaxHeaderBytes int
 	// Page is the chat page's files, served at /; index.html is the page.
 	Page fs.FS
+	// Admission, if not nil, counts the connections of each client address
+	// (use the gRPC server's, so both ports count together) and tells the
+	// gRPC server the address of each request's client, from
+	// X-Forwarded-For if the request came through a trusted proxy.
+	Admission *admission.Limiter
 }
 
 // Gateway is an http.Handler for browsers. Its methods are safe for
@@ -80,6 +102,12 @@ type Gateway struct {
 func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	if cfg.KeepaliveTime <= 0 || cfg.KeepaliveTimeout <= 0 {
 		return nil, errors.New("gateway: keepalive time and timeout must be positive")
+	}
+	if cfg.JoinTimeout <= 0 {
+		return nil, errors.New("gateway: join timeout must be positive")
+	}
+	if cfg.MaxHeaderBytes < 0 {
+		return nil, errors.New("gateway: max header bytes must not be negative")
 	}
 	if cfg.Page == nil {
 		return nil, errors.New("gateway: no page to serve")
@@ -106,6 +134,9 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	// handler instead of a server, the wrapper must be told which methods
 	// exist, or it refuses every websocket and preflight.
 	gw.web = grpcweb.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fm, ok := r.Context().Value(firstMessageKey{}).(*firstMessage); ok {
+			fm.arrived()
+		}
 		r.Body = &abortAwareBody{ReadCloser: r.Body, ctx: r.Context()}
 		g.ServeHTTP(w, r)
 	}),
@@ -140,8 +171,10 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	gw.srv = &http.Server{
 		Handler: gw,
 		// No read or write timeouts: websockets live for hours. Headers
-		// must still come promptly.
+		// must still come promptly, and be of a sane size; bodies have
+		// the read deadline ServeHTTP sets.
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -150,7 +183,38 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 
 // ServeHTTP routes grpc-web, websocket and CORS preflight requests to the
 // grpc-web wrapper, after the origin check, and everything else to the page.
+//
+// A request's body must arrive within the join timeout. Nothing else stops
+// a client that announces a body and sends none from holding a handler,
+// and its connection, for ever: gRPC reads the body of a grpc-web POST in
+// a goroutine that it waits for when the call is over, and net/http's
+// body Close does not unblock that Read; net/http itself reads what a
+// handler left of a body (the page's, a refused upgrade's) before it
+// answers. So the connection gets a read deadline while the body comes.
+// The same bound does for a unary call (one small message) and for a Chat
+// session over a grpc-web POST: over HTTP/1.1 that is half-duplex, its
+// body holds every request of the session, which the client has in hand
+// when it sends, since it cannot read anything before it has sent it
+// all; and its end is the session's logout. Once the body has ended,
+// net/http clears the deadline itself (it starts its background read for
+// a hang-up then), so a response may take as long as it needs. If the body
+// never ends, the deadline is left in place: it also bounds net/http's
+// own read of the rest after the handler, and the connection is then
+// closed, not reused. A reused connection is never left with it either:
+// net/http sets its own read deadline before reading each request.
+// Requests without a body get no deadline: their background read is
+// already under way, and must not time out.
+//
+// A websocket gets a read deadline only until the upgrade (see
+// hijackHook), since it lives for hours; then the join timeout bounds the
+// wait for grpc-web's first message (see awaitFirstMessage), and the
+// keepalive watcher everything after it.
 func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		// Not supported by other servers than net/http's (or by a
+		// recorder): there, the server's own timeouts are all there is.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(gw.cfg.JoinTimeout))
+	}
 	isWS := gw.web.IsGrpcWebSocketRequest(r)
 	if !isWS && !gw.web.IsGrpcWebRequest(r) && !gw.web.IsAcceptableGrpcCorsRequest(r) {
 		gw.page.ServeHTTP(w, r)
@@ -161,10 +225,78 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "requests from pages of this origin are not allowed: start chatd with --allowed-origins to allow it", http.StatusForbidden)
 		return
 	}
+	ctx := r.Context()
+	if lim := gw.cfg.Admission; lim != nil {
+		// The HTTP request is where a proxy's X-Forwarded-For is: a
+		// websocket's gRPC metadata comes from its first message, which
+		// the browser writes.
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			ctx = admission.NewContext(ctx, lim.ClientAddr(ap.Addr(), r.Header.Values("X-Forwarded-For")))
+		}
+	}
 	if isWS {
 		w = &hijackHook{ResponseWriter: w, gw: gw}
+		var stop func()
+		ctx, stop = gw.awaitFirstMessage(ctx, r)
+		defer stop()
 	}
-	gw.web.ServeHTTP(w, r)
+	// The wrapper changes the request it is given in place (body, method,
+	// headers, path, protocol version), so it gets a copy: net/http must
+	// still see the request it read. Given a body it does not know, it
+	// takes one that did not all arrive for consumed, and keeps the
+	// connection for another request, to be read from the rest of the body.
+	gw.web.ServeHTTP(w, r.Clone(ctx))
+}
+
+// firstMessage is a websocket's wait for grpc-web's first message, which
+// carries the request headers.
+type firstMessage struct {
+	state atomic.Int32 // msgWaiting, then msgArrived or msgTimedOut, whichever comes first
+	timer *time.Timer
+}
+
+const (
+	msgWaiting = iota
+	msgArrived
+	msgTimedOut
+)
+
+// firstMessageKey is the context key of a websocket request's
+// *firstMessage.
+type firstMessageKey struct{}
+
+// arrived records that the wrapper has read the first message and is
+// handing the stream to the gRPC server: the join timeout is the server's
+// business from here. If it came too late, the stream's context is
+// already cancelled; the stream then ends at once, and its websocket
+// with it.
+func (fm *firstMessage) arrived() {
+	if fm.state.CompareAndSwap(msgWaiting, msgArrived) {
+		fm.timer.Stop()
+	}
+}
+
+// awaitFirstMessage returns the context for the wrapper to handle the
+// websocket request r with, derived from ctx, and a function to call when the request is
+// over. The wrapper reads the websocket's first message with a context
+// derived from the request's, without any deadline, and the keepalive
+// watcher cannot tell a client library that answers pings and sends
+// nothing else from a live stream: unless the first message has arrived
+// within the join timeout, the context is cancelled. The websocket library
+// then closes the connection, which ends the watcher too.
+func (gw *Gateway) awaitFirstMessage(ctx context.Context, r *http.Request) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	fm := &firstMessage{}
+	fm.timer = time.AfterFunc(gw.cfg.JoinTimeout, func() {
+		if fm.state.CompareAndSwap(msgWaiting, msgTimedOut) {
+			gw.log.Info("websocket sent no request headers within the join timeout: closing", "peer", r.RemoteAddr, "join_timeout", gw.cfg.JoinTimeout)
+			cancel()
+		}
+	})
+	return context.WithValue(ctx, firstMessageKey{}, fm), func() {
+		fm.timer.Stop()
+		cancel()
+	}
 }
 
 // originAllowed reports whether r may use the API: it comes from the
@@ -214,12 +346,16 @@ func (gw *Gateway) crossOriginAllowed(origin string) bool {
 	return gw.any || gw.allowed[strings.ToLower(origin)]
 }
 
-// Serve accepts HTTP connections on lis until Shutdown. Websockets accepted
-// here are watched for dead peers; ServeHTTP used on its own does not
-// watch them.
+// Serve accepts HTTP connections on lis until Shutdown, refusing those
+// past the limit on connections per client address (see
+// Config.Admission). Websockets accepted here are watched for dead peers;
+// ServeHTTP used on its own does not watch them.
 func (gw *Gateway) Serve(lis net.Listener) error {
 	if a, ok := lis.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
 		gw.loopbackOnly.Store(true)
+	}
+	if gw.cfg.Admission != nil {
+		lis = gw.cfg.Admission.Listen(lis)
 	}
 	err := gw.srv.Serve(&watchListener{Listener: lis})
 	if errors.Is(err, http.ErrServerClosed) {

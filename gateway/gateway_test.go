@@ -101,9 +101,25 @@ func TestRebindingRefused(t *testing.T) {
 func TestBadAllowedOrigin(t *testing.T) {
 	t.Parallel()
 	for _, o := range []string{"friend.example", "ftp://friend.example", "https://friend.example/chat"} {
-		_, err := gateway.New(nil, gateway.Config{AllowedOrigins: []string{o}, KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, Page: emptyFS{}}, nil)
+		_, err := gateway.New(nil, gateway.Config{AllowedOrigins: []string{o}, KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, JoinTimeout: time.Second, Page: emptyFS{}}, nil)
 		if err == nil {
 			t.Errorf("allowed origin %q accepted, want an error", o)
+		}
+	}
+}
+
+func TestBadTimeoutsAndSizes(t *testing.T) {
+	t.Parallel()
+	for name, edit := range map[string]func(*gateway.Config){
+		"no join timeout":           func(c *gateway.Config) { c.JoinTimeout = 0 },
+		"negative join timeout":     func(c *gateway.Config) { c.JoinTimeout = -time.Second },
+		"no keepalive time":         func(c *gateway.Config) { c.KeepaliveTime = 0 },
+		"negative max header bytes": func(c *gateway.Config) { c.MaxHeaderBytes = -1 },
+	} {
+		cfg := gateway.Config{KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, JoinTimeout: time.Second, Page: emptyFS{}}
+		edit(&cfg)
+		if _, err := gateway.New(nil, cfg, nil); err == nil {
+			t.Errorf("%s: accepted, want an error", name)
 		}
 	}
 }

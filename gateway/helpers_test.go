@@ -28,15 +28,33 @@ const waitTimeout = 10 * time.Second
 // loopback listener.
 type testGateway struct {
 	addr string // host:port of the gateway
+	gw   *gateway.Gateway
 }
 
 // startGateway starts a server and a gateway in front of it; edit may
 // change the gateway's config. Both are shut down by the test's cleanup.
 func startGateway(t *testing.T, edit func(*gateway.Config)) *testGateway {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startGatewayLog(t, edit, io.Discard)
+}
+
+// startGatewayLog is startGateway with the logs written to logw.
+func startGatewayLog(t *testing.T, edit func(*gateway.Config), logw io.Writer) *testGateway {
+	t.Helper()
+	return startGatewayServer(t, nil, edit, logw)
+}
+
+// startGatewayServer is startGatewayLog with the server's config changed by
+// editServer too. The gateway counts its clients with the server's
+// limiter, as chatd's does.
+func startGatewayServer(t *testing.T, editServer func(*server.Config), edit func(*gateway.Config), logw io.Writer) *testGateway {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(logw, nil))
 	scfg := server.DefaultConfig()
 	scfg.KeepaliveTime, scfg.KeepaliveTimeout = time.Second, time.Second
+	if editServer != nil {
+		editServer(&scfg)
+	}
 	srv, err := server.New(scfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +63,9 @@ func startGateway(t *testing.T, edit func(*gateway.Config)) *testGateway {
 		KeepaliveTime:    scfg.KeepaliveTime,
 		KeepaliveTimeout: scfg.KeepaliveTimeout,
 		MaxRecvMsgSize:   scfg.MaxRecvMsgSize,
+		JoinTimeout:      scfg.JoinTimeout,
 		Page:             fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>chat</title>")}},
+		Admission:        srv.Admission(),
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -71,7 +91,7 @@ func startGateway(t *testing.T, edit func(*gateway.Config)) *testGateway {
 			t.Errorf("gateway Serve: %v", err)
 		}
 	})
-	return &testGateway{addr: lis.Addr().String()}
+	return &testGateway{addr: lis.Addr().String(), gw: gw}
 }
 
 // wsClient is a grpc-web client on improbable's websocket protocol, the one
@@ -92,12 +112,16 @@ func dialChat(t *testing.T, addr, origin string) (*wsClient, *http.Response, err
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	return dialChatWith(t, context.Background(), addr, &websocket.DialOptions{HTTPHeader: h})
+}
+
+// dialChatWith is dialChat with the dial's context and options.
+func dialChatWith(t *testing.T, ctx context.Context, addr string, opts *websocket.DialOptions) (*wsClient, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, "ws://"+addr+"/chat.v1.ChatService/Chat", &websocket.DialOptions{
-		Subprotocols: []string{"grpc-websockets"},
-		HTTPHeader:   h,
-	})
+	opts.Subprotocols = []string{"grpc-websockets"}
+	conn, resp, err := websocket.Dial(ctx, "ws://"+addr+"/chat.v1.ChatService/Chat", opts)
 	if err != nil {
 		return nil, resp, err
 	}
@@ -106,12 +130,26 @@ func dialChat(t *testing.T, addr, origin string) (*wsClient, *http.Response, err
 		_ = conn.Close(websocket.StatusNormalClosure, "")
 		<-c.done
 	})
-	hdr := "content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n"
+	hdr := "content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n" + firstMessageHeaders(ctx)
 	if err := conn.Write(ctx, websocket.MessageBinary, []byte(hdr)); err != nil {
 		t.Fatal(err)
 	}
 	go c.readLoop()
 	return c, resp, nil
+}
+
+// extraHeadersKey is the context key of headers dialChatWith adds to
+// grpc-web's first message: what the page's script, not the browser,
+// writes.
+type extraHeadersKey struct{}
+
+func withFirstMessageHeaders(ctx context.Context, lines string) context.Context {
+	return context.WithValue(ctx, extraHeadersKey{}, lines)
+}
+
+func firstMessageHeaders(ctx context.Context) string {
+	s, _ := ctx.Value(extraHeadersKey{}).(string)
+	return s
 }
 
 // readLoop reads until the websocket closes. Reading is also what makes

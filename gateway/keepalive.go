@@ -221,7 +221,8 @@ type hijackHook struct {
 
 // Hijack is how the websocket library takes the connection, after it has
 // written the response switching protocols; from here on, every byte
-// written is a frame.
+// written is a frame. A read deadline that ServeHTTP set for a body the
+// upgrade request announced is taken off: a websocket lives for hours.
 func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := h.ResponseWriter.(http.Hijacker)
 	if !ok {
@@ -231,6 +232,7 @@ func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	_ = c.SetReadDeadline(time.Time{})
 	if wc, ok := c.(*watchedConn); ok {
 		wc.startWebsocket(h.gw)
 	}

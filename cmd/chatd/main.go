@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,14 +19,20 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/gateway"
+	"github.com/chatd/chatd/internal/ratelog"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
+	"google.golang.org/grpc/grpclog"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// Set before anything of gRPC runs, as grpclog requires: not in run,
+	// which tests call side by side.
+	glog := &grpcLog{}
+	grpclog.SetLoggerV2(glog)
+	err := serve(ctx, os.Args[1:], os.Stdout, os.Stderr, glog)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -43,6 +50,7 @@ type config struct {
 	allowedOrigins  []string // origins besides the page's own
 	logFormat       string
 	logLevel        slog.Level
+	logRate         float64 // records per second about single clients; 0 for all
 	shutdownTimeout time.Duration
 	server          server.Config
 }
@@ -69,19 +77,48 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.Float64Var(&cfg.logRate, "log-rate", 20, "most log lines per second about single clients (joins, leaves, refusals), in bursts of ten times that; the next line logged says how many were dropped. 0 logs them all")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long to wait for sessions to end before closing every connection")
 	fs.IntVar(&sc.MaxSessions, "max-sessions", sc.MaxSessions, "most sessions at once, counting those kept for a resume; joins past it get RESOURCE_EXHAUSTED")
 	fs.DurationVar(&sc.JoinTimeout, "join-timeout", sc.JoinTimeout, "how long a new stream may take to send its join")
 	fs.IntVar(&sc.QueueSize, "queue-size", sc.QueueSize, "events that may wait for one client; a client that falls further behind is dropped as too slow")
+	fs.IntVar(&sc.QueueBytes, "queue-bytes", sc.QueueBytes, "the same, bounded by the memory the waiting events take, in `bytes`")
 	fs.Float64Var(&sc.MessageRate, "message-rate", sc.MessageRate, "messages per second one session may send on average; 0 turns rate limiting off")
 	fs.IntVar(&sc.MessageBurst, "message-burst", sc.MessageBurst, "messages one session may send at once before --message-rate applies")
 	fs.IntVar(&sc.HistorySize, "history-size", sc.HistorySize, "messages each channel keeps and shows to whoever joins it; 0 for none")
+	fs.IntVar(&sc.HistoryBytes, "history-bytes", sc.HistoryBytes, "the same, bounded by the memory the messages take, in `bytes` per channel")
 	fs.IntVar(&sc.MaxChannels, "max-channels", sc.MaxChannels, "most channels kept; past it, creating one drops the channel empty the longest, or is refused if none is empty")
 	fs.IntVar(&sc.MaxChannelsPerUser, "max-channels-per-user", sc.MaxChannelsPerUser, "most channels one session may be in at once")
 	fs.DurationVar(&sc.ResumeGrace, "resume-grace", sc.ResumeGrace, "how long a session that lost its connection can be resumed, its name held for it; 0 ends it at once (a token still takes a session back from its own half-dead stream)")
 	fs.IntVar(&sc.ResumeBuffer, "resume-buffer", sc.ResumeBuffer, "events each session keeps for a resume; a client that missed more gets a fresh snapshot")
 	fs.IntVar(&sc.ResumeBufferBytes, "resume-buffer-bytes", sc.ResumeBufferBytes, "the same, bounded by the events' encoded size in `bytes`")
 	fs.IntVar(&sc.MaxRecvMsgSize, "max-recv-msg-size", sc.MaxRecvMsgSize, "largest request accepted, in `bytes`")
+	fs.IntVar(&sc.MaxHeaderBytes, "max-header-bytes", sc.MaxHeaderBytes, "largest metadata of a request (gRPC's decoded header list; HTTP request headers), in `bytes`")
+	fs.IntVar(&sc.MaxStreamsPerConn, "max-streams-per-conn", sc.MaxStreamsPerConn, "most streams open at once on one HTTP/2 connection")
+	fs.IntVar(&sc.MaxUnjoined, "max-unjoined", sc.MaxUnjoined, "most streams waiting to send their join, from all clients together; more get RESOURCE_EXHAUSTED")
+	pc := &sc.PerClient
+	fs.IntVar(&pc.MaxConns, "max-conns-per-ip", pc.MaxConns, "most TCP connections from one client address, gRPC and HTTP ports together (an IPv6 address counts with its /64); more are closed at once. 0 for no limit")
+	fs.IntVar(&pc.MaxUnjoined, "max-unjoined-per-ip", pc.MaxUnjoined, "most streams from one client address waiting to send their join; more get RESOURCE_EXHAUSTED. 0 for no limit")
+	fs.IntVar(&pc.MaxSessions, "max-sessions-per-ip", pc.MaxSessions, "most sessions from one client address, counting those kept for a resume; more joins get RESOURCE_EXHAUSTED. 0 for no limit")
+	fs.Float64Var(&pc.JoinRate, "join-rate-per-ip", pc.JoinRate, "joins and resumes per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
+	fs.IntVar(&pc.JoinBurst, "join-burst-per-ip", pc.JoinBurst, "joins and resumes one client address may make at once before --join-rate-per-ip applies")
+	fs.Float64Var(&pc.ListRate, "list-rate-per-ip", pc.ListRate, "ListUsers and ListChannels calls per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
+	fs.IntVar(&pc.ListBurst, "list-burst-per-ip", pc.ListBurst, "list calls one client address may make at once before --list-rate-per-ip applies")
+	fs.Func("trusted-proxies", "comma-separated `CIDRs` (10.0.0.0/8, or single addresses) of reverse proxies whose X-Forwarded-For names the client address that the per-ip limits count; without it every client behind a proxy counts as the proxy", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			prefix, err := parsePrefix(p)
+			if err != nil {
+				return err
+			}
+			pc.TrustedProxies = append(pc.TrustedProxies, prefix)
+		}
+		return nil
+	})
+	fs.Float64Var(&sc.RefusalRate, "refusal-rate", sc.RefusalRate, "refused requests per second one session may make on average before it is ended with RESOURCE_EXHAUSTED; 0 for no limit")
+	fs.IntVar(&sc.RefusalBurst, "refusal-burst", sc.RefusalBurst, "refused requests one session may make at once before --refusal-rate applies")
 	fs.DurationVar(&sc.KeepaliveTime, "keepalive-time", sc.KeepaliveTime, "ping a connection idle this long to check its peer is still there (at least 1s)")
 	fs.DurationVar(&sc.KeepaliveTimeout, "keepalive-timeout", sc.KeepaliveTimeout, "drop a connection whose ping is not answered within this time")
 	fs.DurationVar(&sc.KeepaliveMinClientPing, "keepalive-min-client-ping", sc.KeepaliveMinClientPing, "shortest interval at which clients may ping; clients that ping more often are disconnected")
@@ -94,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		return cfg, fmt.Errorf("--log-format must be text or json, not %q", cfg.logFormat)
 	}
+	if cfg.logRate < 0 {
+		return cfg, fmt.Errorf("--log-rate must be 0 (log everything) or positive, got %g", cfg.logRate)
+	}
 	if cfg.shutdownTimeout <= 0 {
 		return cfg, fmt.Errorf("--shutdown-timeout must be positive, got %s", cfg.shutdownTimeout)
 	}
@@ -103,8 +143,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return cfg, nil
 }
 
+// parsePrefix reads a CIDR, or a single address as the prefix of just it.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR such as 10.0.0.0/8", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
 // run serves until ctx is cancelled, then shuts down gracefully.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+// serve is run, with what gRPC logs (if glog is not nil) sent to chatd's
+// log.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *grpcLog) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -117,7 +180,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log = slog.New(slog.NewTextHandler(stderr, opts))
 	}
 
-	srv, err := server.New(cfg.server, log)
+	// Joins, leaves and refusals are what clients make happen: a client
+	// must not decide how much is written.
+	clientLog := slog.New(ratelog.NewHandler(log.Handler(), cfg.logRate, int(10*cfg.logRate)))
+	if glog != nil {
+		glog.use(clientLog)
+	}
+	srv, err := server.New(cfg.server, clientLog)
 	if err != nil {
 		return err
 	}
@@ -144,8 +213,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			KeepaliveTime:    cfg.server.KeepaliveTime,
 			KeepaliveTimeout: cfg.server.KeepaliveTimeout,
 			MaxRecvMsgSize:   cfg.server.MaxRecvMsgSize,
+			MaxHeaderBytes:   cfg.server.MaxHeaderBytes,
+			Admission:        srv.Admission(),
+			JoinTimeout:      cfg.server.JoinTimeout,
 			Page:             web.Files(),
-		}, log)
+		}, clientLog)
 		if err == nil {
 			httpLis, err = net.Listen("tcp", cfg.httpAddr)
 		}

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/ratelog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -49,11 +51,30 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		"grpc-addr", "http-addr", "allowed-origins", "log-format", "log-level", "shutdown-timeout", "max-sessions", "join-timeout",
 		"queue-size", "message-rate", "message-burst", "max-recv-msg-size", "keepalive-time",
 		"keepalive-timeout", "keepalive-min-client-ping", "history-size", "max-channels", "max-channels-per-user",
-		"resume-grace", "resume-buffer", "resume-buffer-bytes",
+		"resume-grace", "resume-buffer", "resume-buffer-bytes", "history-bytes", "max-header-bytes",
+		"max-streams-per-conn", "max-unjoined", "max-conns-per-ip", "max-unjoined-per-ip", "max-sessions-per-ip",
+		"join-rate-per-ip", "join-burst-per-ip", "list-rate-per-ip", "list-burst-per-ip", "trusted-proxies",
+		"refusal-rate", "refusal-burst", "log-rate", "queue-bytes",
 	} {
 		if !strings.Contains(stderr.String(), "-"+name) {
 			t.Errorf("--help does not mention -%s:\n%s", name, stderr.String())
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"--trusted-proxies", "10.0.0.0/8, 192.168.1.7,fd00::/8,::ffff:172.16.0.1", "--trusted-proxies", "203.0.113.0/24"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range cfg.server.PerClient.TrustedProxies {
+		got = append(got, p.String())
+	}
+	want := "10.0.0.0/8 192.168.1.7/32 fd00::/8 172.16.0.1/32 203.0.113.0/24"
+	if strings.Join(got, " ") != want {
+		t.Errorf("--trusted-proxies gave %v; want %s", got, want)
 	}
 }
 
@@ -74,6 +95,19 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--resume-grace", "-1s"}, "resume grace must be 0 (off) or positive"},
 		{[]string{"--resume-buffer", "-5"}, "resume buffer must not be negative"},
 		{[]string{"--resume-buffer-bytes", "-5"}, "resume buffer bytes must not be negative"},
+		{[]string{"--history-bytes", "-1"}, "history bytes must not be negative"},
+		{[]string{"--queue-bytes", "100"}, "queue bytes must be at least"},
+		{[]string{"--max-header-bytes", "100"}, "max header bytes must be at least 4096"},
+		{[]string{"--max-streams-per-conn", "0"}, "max streams per connection must be at least 1"},
+		{[]string{"--max-unjoined", "0"}, "max unjoined streams must be at least 1"},
+		{[]string{"--max-conns-per-ip", "-1"}, "max connections per address must be 0 (no limit) or positive"},
+		{[]string{"--join-rate-per-ip", "-1"}, "join rate per address must be 0 (off) or positive"},
+		{[]string{"--join-burst-per-ip", "0"}, "join rate per address: its burst must be at least 1"},
+		{[]string{"--list-rate-per-ip", "1", "--list-burst-per-ip", "0"}, "list rate per address: its burst must be at least 1"},
+		{[]string{"--refusal-rate", "-2"}, "refusal rate must be 0 (off) or positive"},
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, `"10.0.0.0/33" is not a CIDR`},
+		{[]string{"--trusted-proxies", "proxy.example"}, `"proxy.example" is not an address or a CIDR`},
+		{[]string{"--log-rate", "-1"}, "--log-rate must be 0 (log everything) or positive"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
@@ -161,5 +195,24 @@ func TestServesUntilCancelled(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Errorf("logs show message text at info level:\n%s", logs.String())
+	}
+}
+
+// gRPC's own errors (the grpc-web wrapper's, one per broken websocket) go
+// to chatd's log, under its bound; its info and warnings are dropped.
+func TestGRPCLogGoesToChatdLog(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	g := &grpcLog{}
+	g.Errorf("before %s", "set-up") // dropped: nowhere to go yet
+	g.use(slog.New(ratelog.NewHandler(slog.NewTextHandler(&buf, nil), 1, 2)))
+	g.Info("chatty")
+	g.Warningf("meh %d", 1)
+	for i := range 5 {
+		g.Errorf("Unable to read first websocket message: %d", i)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "first websocket message: 0") || !strings.Contains(lines[0], "from=grpc") {
+		t.Errorf("logged %q; want the first 2 errors only (the bound's burst), from grpc", lines)
 	}
 }
