@@ -235,10 +235,10 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if isWS {
-		w = &hijackHook{ResponseWriter: w, gw: gw}
-		var stop func()
-		ctx, stop = gw.awaitFirstMessage(ctx, r)
-		defer stop()
+		var fm *firstMessage
+		ctx, fm = gw.awaitFirstMessage(ctx, r)
+		defer fm.timer.Stop()
+		w = &hijackHook{ResponseWriter: w, gw: gw, fm: fm}
 	}
 	// The wrapper changes the request it is given in place (body, method,
 	// headers, path, protocol version), so it gets a copy: net/http must
@@ -253,6 +253,9 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type firstMessage struct {
 	state atomic.Int32 // msgWaiting, then msgArrived or msgTimedOut, whichever comes first
 	timer *time.Timer
+
+	mu   sync.Mutex // guards conn
+	conn net.Conn   // the websocket's connection, once the library has taken it
 }
 
 const (
@@ -267,36 +270,56 @@ type firstMessageKey struct{}
 
 // arrived records that the wrapper has read the first message and is
 // handing the stream to the gRPC server: the join timeout is the server's
-// business from here. If it came too late, the stream's context is
-// already cancelled; the stream then ends at once, and its websocket
-// with it.
+// business from here. If it came too late, the connection is closed
+// already, and the stream ends at once.
 func (fm *firstMessage) arrived() {
 	if fm.state.CompareAndSwap(msgWaiting, msgArrived) {
 		fm.timer.Stop()
 	}
 }
 
+// hijacked records the connection the websocket library took, and closes
+// it if the wait is over already.
+func (fm *firstMessage) hijacked(c net.Conn) {
+	fm.mu.Lock()
+	fm.conn = c
+	fm.mu.Unlock()
+	if fm.state.Load() == msgTimedOut {
+		_ = c.Close()
+	}
+}
+
+// timedOut closes the connection, if the library has taken it (if not,
+// hijacked will).
+func (fm *firstMessage) timedOut() {
+	fm.mu.Lock()
+	c := fm.conn
+	fm.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
 // awaitFirstMessage returns the context for the wrapper to handle the
-// websocket request r with, derived from ctx, and a function to call when the request is
-// over. The wrapper reads the websocket's first message with a context
-// derived from the request's, without any deadline, and the keepalive
-// watcher cannot tell a client library that answers pings and sends
-// nothing else from a live stream: unless the first message has arrived
-// within the join timeout, the context is cancelled. The websocket library
-// then closes the connection, which ends the watcher too.
-func (gw *Gateway) awaitFirstMessage(ctx context.Context, r *http.Request) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+// websocket request r with, derived from ctx, and a function to call when
+// the request is over. The wrapper reads the websocket's first message
+// without any deadline, and the keepalive watcher cannot tell a client
+// library that answers pings and sends nothing else from a live stream:
+// unless the first message has arrived within the join timeout, the
+// connection is closed, which ends the read, the wrapper's handler and
+// the watcher. Closing the connection, not cancelling the read's context:
+// on a cancelled context the websocket library (nhooyr.io/websocket
+// v1.8.6) starts a goroutine in a loop until the connection closes, 1.7
+// million of them for 2,000 such websockets.
+func (gw *Gateway) awaitFirstMessage(ctx context.Context, r *http.Request) (context.Context, *firstMessage) {
 	fm := &firstMessage{}
 	fm.timer = time.AfterFunc(gw.cfg.JoinTimeout, func() {
 		if fm.state.CompareAndSwap(msgWaiting, msgTimedOut) {
 			gw.log.Info("websocket sent no request headers within the join timeout: closing", "peer", r.RemoteAddr, "join_timeout", gw.cfg.JoinTimeout)
-			cancel()
+			fm.timedOut()
 		}
 	})
-	return context.WithValue(ctx, firstMessageKey{}, fm), func() {
-		fm.timer.Stop()
-		cancel()
-	}
+	return context.WithValue(ctx, firstMessageKey{}, fm), fm
 }
 
 // originAllowed reports whether r may use the API: it comes from the

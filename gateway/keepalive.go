@@ -217,6 +217,7 @@ func (f *frameTracker) consume(p []byte) {
 type hijackHook struct {
 	http.ResponseWriter
 	gw *Gateway
+	fm *firstMessage // the wait for the websocket's first message
 }
 
 // Hijack is how the websocket library takes the connection, after it has
@@ -236,5 +237,6 @@ func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if wc, ok := c.(*watchedConn); ok {
 		wc.startWebsocket(h.gw)
 	}
+	h.fm.hijacked(c)
 	return c, rw, nil
 }
