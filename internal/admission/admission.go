@@ -312,7 +312,7 @@ func (ll *listener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &conn{Conn: c, release: sync.OnceFunc(func() { ll.l.release(a, connsOf) })}, nil
+		return newConn(c, sync.OnceFunc(func() { ll.l.release(a, connsOf) })), nil
 	}
 }
 
@@ -320,6 +320,13 @@ func (ll *listener) Accept() (net.Conn, error) {
 type conn struct {
 	net.Conn
 	release func()
+	ready   readyReader // see ReadOnReady
+}
+
+func newConn(c net.Conn, release func()) *conn {
+	cc := &conn{Conn: c, release: release}
+	cc.ready.init(c)
+	return cc
 }
 
 func (c *conn) Close() error {

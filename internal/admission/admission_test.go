@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatd/chatd/internal/admission"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
@@ -246,4 +247,50 @@ func TestListenLimitsConnections(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// readyReader is the optional interface through which gRPC's server reads
+// a connection without keeping a buffer for it while it is idle.
+type readyReader interface {
+	ReadOnReady(bufSize int, pool mem.BufferPool) (*[]byte, int, error)
+}
+
+// A counted connection is read as gRPC reads a bare TCP connection: a
+// buffer is taken only once there is something to read, and the peer's
+// close is io.EOF.
+func TestCountedConnReadsOnReady(t *testing.T) {
+	t.Parallel()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	lis := admission.New(admission.Config{MaxConns: 1}, discard).Listen(raw)
+	client, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := lis.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	rr, ok := server.(readyReader)
+	if !ok {
+		t.Fatalf("a counted connection (%T) has no ReadOnReady: gRPC would give it a read buffer for its whole life", server)
+	}
+	pool := mem.DefaultBufferPool()
+	go func() {
+		time.Sleep(10 * time.Millisecond) // the read must wait for it
+		client.Write([]byte("hello"))
+		client.Close()
+	}()
+	buf, n, err := rr.ReadOnReady(64, pool)
+	if err != nil || string((*buf)[:n]) != "hello" {
+		t.Fatalf("ReadOnReady = %q, %v; want hello", (*buf)[:n], err)
+	}
+	pool.Put(buf)
+	if _, _, err := rr.ReadOnReady(64, pool); err != io.EOF {
+		t.Fatalf("ReadOnReady after the peer closed = %v; want io.EOF", err)
+	}
 }
