@@ -53,6 +53,7 @@ import (
 type Config struct {
 	// AllowedOrigins are origins ("https://chat.example.com") whose pages
 	// may use the API besides the page's own; "*" allows every origin.
+	// [New] refuses what [ParseOrigin] does.
 	AllowedOrigins []string
 	// KeepaliveTime is how long a websocket may send nothing before it is
 	// pinged; KeepaliveTimeout is how much longer it may then stay silent
@@ -123,11 +124,11 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 			gw.any = true
 			continue
 		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("gateway: allowed origin %q is not scheme://host[:port] (or *)", o)
+		canon, err := ParseOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: allowed origin %w", err)
 		}
-		gw.allowed[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+		gw.allowed[canon] = true
 	}
 	// The wrapper calls grpcHandler rather than g directly, so that the
 	// request body can be replaced before the gRPC server reads it. With a

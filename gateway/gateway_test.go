@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,50 @@ func TestBadAllowedOrigin(t *testing.T) {
 		_, err := gateway.New(nil, gateway.Config{AllowedOrigins: []string{o}, KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, JoinTimeout: time.Second, Page: emptyFS{}}, nil)
 		if err == nil {
 			t.Errorf("allowed origin %q accepted, want an error", o)
+		}
+	}
+}
+
+func TestParseOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"*", "*"},
+		{"https://chat.example.com", "https://chat.example.com"},
+		{"https://chat.example.com/", "https://chat.example.com"},
+		{"HTTPS://Chat.Example.COM", "https://chat.example.com"},
+		{"https://chat.example.com:443", "https://chat.example.com"},
+		{"http://chat.example.com:80/", "http://chat.example.com"},
+		{"https://chat.example.com:8443", "https://chat.example.com:8443"},
+		{"http://localhost:8080", "http://localhost:8080"},
+		{"http://127.0.0.1:3000", "http://127.0.0.1:3000"},
+		{"http://[::1]:3000", "http://[::1]:3000"},
+		{"http://[0:0::1]", "http://[::1]"},
+	} {
+		got, err := gateway.ParseOrigin(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseOrigin(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"chat.example.com", `"chat.example.com" has no scheme: write https://chat.example.com`},
+		{"chat.example.com:8443", "write https://chat.example.com:8443"},
+		{"chat.example.com/chat", "write https://chat.example.com "},
+		{"ftp://chat.example.com", "scheme must be https or http"},
+		{"https://chat.example.com/chat", "is more than an origin: pages are allowed by their origin alone, scheme://host[:port], so write https://chat.example.com"},
+		{"https://chat.example.com?x=1", "so write https://chat.example.com"},
+		{"https://chat.example.com#top", "so write https://chat.example.com"},
+		{"https://me@chat.example.com", "has a user name"},
+		{"https://*.example.com", "no wildcards"},
+		{"https://bücher.example", "ASCII form"},
+		{"https://chat.example.com:0", "port must be 1 to 65535"},
+		{"https://chat.example.com:99999", "port must be 1 to 65535"},
+		{"https://", "is not an origin"},
+		{"", "is not an origin"},
+		{"null", "only * allows it"},
+	} {
+		got, err := gateway.ParseOrigin(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseOrigin(%q) = %q, %v; want an error containing %q", tc.in, got, err, tc.want)
 		}
 	}
 }

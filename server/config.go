@@ -141,95 +141,178 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first setting that cannot work.
+// Minimums of the settings that must leave room for what a client may
+// send.
+const (
+	// MinRecvMsgSize is the least MaxRecvMsgSize: a request must be able
+	// to carry the longest message text with its client_id and framing.
+	MinRecvMsgSize = MaxTextBytes + MaxClientIDBytes + 64
+	// MinQueueBytes is the least QueueBytes: a queue must hold the longest
+	// message twice over, or its recipients are dropped by it.
+	MinQueueBytes = 2 * (MaxTextBytes + 1024)
+	// MinHeaderBytes is the least MaxHeaderBytes: room for gRPC's own
+	// headers and a resume token, with a proxy's additions.
+	MinHeaderBytes = 4096
+	// MinKeepaliveTime is the least KeepaliveTime, gRPC's own minimum.
+	MinKeepaliveTime = time.Second
+)
+
+// A SettingError is a setting of a [Config] that cannot work.
+// [Config.Validate] reports one for each such setting. It names the
+// setting by its field, so that a program can show the setting as its
+// users know it (a flag, say) with [SettingError.Describe].
+type SettingError struct {
+	// Field is the setting's field in Config: "MaxSessions", or
+	// "PerClient.JoinBurst" for one of PerClient.
+	Field string
+	// Rule is what the setting must be, worded to follow its name: "must
+	// be at least 1".
+	Rule string
+	// While, if not empty, is the Field of another setting: the rule
+	// holds only while that one is on (above 0), as a burst's does while
+	// its rate is.
+	While string
+	// Got is the setting's value.
+	Got any
+}
+
+// Error names the settings in prose: "max sessions must be at least 1,
+// got 0".
+func (e *SettingError) Error() string { return e.Describe(nil) }
+
+// Describe is Error with the settings named by name, which is given a
+// Field and returns what to call it, or "" for its name in prose. A nil
+// name names every setting in prose.
+func (e *SettingError) Describe(name func(field string) string) string {
+	call := func(field string) string {
+		if name != nil {
+			if n := name(field); n != "" {
+				return n
+			}
+		}
+		if n, ok := settingNames[field]; ok {
+			return n
+		}
+		return field
+	}
+	s := call(e.Field) + " " + e.Rule
+	if e.While != "" {
+		s += " while " + call(e.While) + " is on"
+	}
+	return fmt.Sprintf("%s, got %v", s, e.Got)
+}
+
+// settingNames are the prose names of the settings of Config, by Field.
+var settingNames = map[string]string{
+	"MaxSessions":              "max sessions",
+	"JoinTimeout":              "join timeout",
+	"QueueSize":                "queue size",
+	"QueueBytes":               "queue bytes",
+	"MessageRate":              "message rate",
+	"MessageBurst":             "message burst",
+	"HistorySize":              "history size",
+	"HistoryBytes":             "history bytes",
+	"MaxChannels":              "max channels",
+	"MaxChannelsPerUser":       "max channels per user",
+	"ResumeGrace":              "resume grace",
+	"ResumeBuffer":             "resume buffer",
+	"ResumeBufferBytes":        "resume buffer bytes",
+	"MaxRecvMsgSize":           "max receive message size",
+	"MaxHeaderBytes":           "max header bytes",
+	"MaxStreamsPerConn":        "max streams per connection",
+	"MaxUnjoined":              "max unjoined streams",
+	"PerClient.MaxConns":       "max connections per address",
+	"PerClient.MaxUnjoined":    "max unjoined streams per address",
+	"PerClient.MaxSessions":    "max sessions per address",
+	"PerClient.JoinRate":       "join rate per address",
+	"PerClient.JoinBurst":      "join burst per address",
+	"PerClient.ListRate":       "list rate per address",
+	"PerClient.ListBurst":      "list burst per address",
+	"PerClient.TrustedProxies": "trusted proxies",
+	"RefusalRate":              "refusal rate",
+	"RefusalBurst":             "refusal burst",
+	"KeepaliveTime":            "keepalive time",
+	"KeepaliveTimeout":         "keepalive timeout",
+	"KeepaliveMinClientPing":   "minimum client ping interval",
+}
+
+// Validate reports every setting that cannot work, each as a
+// *[SettingError], joined with [errors.Join]; nil if there is none.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxSessions < 1 {
-		errs = append(errs, fmt.Errorf("max sessions must be at least 1, got %d", c.MaxSessions))
+	bad := func(field, rule string, got any) {
+		errs = append(errs, &SettingError{Field: field, Rule: rule, Got: got})
 	}
-	if c.JoinTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("join timeout must be positive, got %s", c.JoinTimeout))
+	atLeast1 := func(field string, n int) {
+		if n < 1 {
+			bad(field, "must be at least 1", n)
+		}
 	}
-	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("queue size must be at least 1, got %d", c.QueueSize))
+	notNegative := func(field string, n int) {
+		if n < 0 {
+			bad(field, "must not be negative", n)
+		}
 	}
-	// A queue must hold the longest message, or its recipients are
-	// dropped by it.
-	if minBytes := 2 * (MaxTextBytes + 1024); c.QueueBytes < minBytes {
-		errs = append(errs, fmt.Errorf("queue bytes must be at least %d, got %d", minBytes, c.QueueBytes))
+	// A rate of 0 is off; while it is on, its burst must let something
+	// through.
+	rate := func(rateField string, r float64, burstField string, burst int) {
+		if r < 0 {
+			bad(rateField, "must be 0 (off) or positive", r)
+		}
+		if r > 0 && burst < 1 {
+			errs = append(errs, &SettingError{Field: burstField, Rule: "must be at least 1", While: rateField, Got: burst})
+		}
 	}
-	if c.MessageRate < 0 {
-		errs = append(errs, fmt.Errorf("message rate must be 0 (off) or positive, got %g", c.MessageRate))
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			bad(field, "must be positive", d)
+		}
 	}
-	if c.MessageRate > 0 && c.MessageBurst < 1 {
-		errs = append(errs, fmt.Errorf("message burst must be at least 1 when rate limiting is on, got %d", c.MessageBurst))
+
+	atLeast1("MaxSessions", c.MaxSessions)
+	positive("JoinTimeout", c.JoinTimeout)
+	atLeast1("QueueSize", c.QueueSize)
+	if c.QueueBytes < MinQueueBytes {
+		bad("QueueBytes", fmt.Sprintf("must be at least %d (the longest message, twice)", MinQueueBytes), c.QueueBytes)
 	}
-	if c.HistorySize < 0 {
-		errs = append(errs, fmt.Errorf("history size must not be negative, got %d", c.HistorySize))
-	}
-	if c.HistoryBytes < 0 {
-		errs = append(errs, fmt.Errorf("history bytes must not be negative, got %d", c.HistoryBytes))
-	}
+	rate("MessageRate", c.MessageRate, "MessageBurst", c.MessageBurst)
+	notNegative("HistorySize", c.HistorySize)
+	notNegative("HistoryBytes", c.HistoryBytes)
 	if c.MaxChannels < 1 {
-		errs = append(errs, fmt.Errorf("max channels must be at least 1 (general), got %d", c.MaxChannels))
+		bad("MaxChannels", "must be at least 1 (for general)", c.MaxChannels)
 	}
-	if c.MaxChannelsPerUser < 1 {
-		errs = append(errs, fmt.Errorf("max channels per user must be at least 1, got %d", c.MaxChannelsPerUser))
-	}
+	atLeast1("MaxChannelsPerUser", c.MaxChannelsPerUser)
 	if c.ResumeGrace < 0 {
-		errs = append(errs, fmt.Errorf("resume grace must be 0 (off) or positive, got %s", c.ResumeGrace))
+		bad("ResumeGrace", "must be 0 (off) or positive", c.ResumeGrace)
 	}
-	if c.ResumeBuffer < 0 {
-		errs = append(errs, fmt.Errorf("resume buffer must not be negative, got %d", c.ResumeBuffer))
+	notNegative("ResumeBuffer", c.ResumeBuffer)
+	notNegative("ResumeBufferBytes", c.ResumeBufferBytes)
+	if c.MaxRecvMsgSize < MinRecvMsgSize {
+		bad("MaxRecvMsgSize", fmt.Sprintf("must be at least %d bytes (the longest message with its client_id and framing)", MinRecvMsgSize), c.MaxRecvMsgSize)
 	}
-	if c.ResumeBufferBytes < 0 {
-		errs = append(errs, fmt.Errorf("resume buffer bytes must not be negative, got %d", c.ResumeBufferBytes))
+	if c.MaxHeaderBytes < MinHeaderBytes {
+		bad("MaxHeaderBytes", fmt.Sprintf("must be at least %d", MinHeaderBytes), c.MaxHeaderBytes)
 	}
-	// A request must be able to carry the longest message with its
-	// client_id and framing.
-	if minSize := MaxTextBytes + MaxClientIDBytes + 64; c.MaxRecvMsgSize < minSize {
-		errs = append(errs, fmt.Errorf("max receive message size must be at least %d bytes, got %d", minSize, c.MaxRecvMsgSize))
-	}
-	// The largest message gRPC's own headers and a resume token need,
-	// with room for a proxy's additions.
-	if c.MaxHeaderBytes < 4096 {
-		errs = append(errs, fmt.Errorf("max header bytes must be at least 4096, got %d", c.MaxHeaderBytes))
-	}
-	if c.MaxStreamsPerConn < 1 {
-		errs = append(errs, fmt.Errorf("max streams per connection must be at least 1, got %d", c.MaxStreamsPerConn))
-	}
-	if c.MaxUnjoined < 1 {
-		errs = append(errs, fmt.Errorf("max unjoined streams must be at least 1, got %d", c.MaxUnjoined))
-	}
+	atLeast1("MaxStreamsPerConn", c.MaxStreamsPerConn)
+	atLeast1("MaxUnjoined", c.MaxUnjoined)
 	pc := c.PerClient
 	for _, v := range []struct {
-		name string
-		n    int
-	}{{"max connections per address", pc.MaxConns}, {"max unjoined streams per address", pc.MaxUnjoined}, {"max sessions per address", pc.MaxSessions}} {
+		field string
+		n     int
+	}{{"PerClient.MaxConns", pc.MaxConns}, {"PerClient.MaxUnjoined", pc.MaxUnjoined}, {"PerClient.MaxSessions", pc.MaxSessions}} {
 		if v.n < 0 {
-			errs = append(errs, fmt.Errorf("%s must be 0 (no limit) or positive, got %d", v.name, v.n))
+			bad(v.field, "must be 0 (no limit) or positive", v.n)
 		}
 	}
-	for _, v := range []struct {
-		name  string
-		rate  float64
-		burst int
-	}{{"join rate per address", pc.JoinRate, pc.JoinBurst}, {"list rate per address", pc.ListRate, pc.ListBurst}, {"refusal rate", c.RefusalRate, c.RefusalBurst}} {
-		if v.rate < 0 {
-			errs = append(errs, fmt.Errorf("%s must be 0 (off) or positive, got %g", v.name, v.rate))
-		}
-		if v.rate > 0 && v.burst < 1 {
-			errs = append(errs, fmt.Errorf("%s: its burst must be at least 1 when the rate is on, got %d", v.name, v.burst))
-		}
+	rate("PerClient.JoinRate", pc.JoinRate, "PerClient.JoinBurst", pc.JoinBurst)
+	rate("PerClient.ListRate", pc.ListRate, "PerClient.ListBurst", pc.ListBurst)
+	rate("RefusalRate", c.RefusalRate, "RefusalBurst", c.RefusalBurst)
+	if c.KeepaliveTime < MinKeepaliveTime {
+		bad("KeepaliveTime", fmt.Sprintf("must be at least %s (gRPC's minimum)", MinKeepaliveTime), c.KeepaliveTime)
 	}
-	if c.KeepaliveTime < time.Second {
-		errs = append(errs, fmt.Errorf("keepalive time must be at least 1s (gRPC's minimum), got %s", c.KeepaliveTime))
-	}
-	if c.KeepaliveTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("keepalive timeout must be positive, got %s", c.KeepaliveTimeout))
-	}
+	positive("KeepaliveTimeout", c.KeepaliveTimeout)
 	if c.KeepaliveMinClientPing < 0 {
-		errs = append(errs, fmt.Errorf("minimum client ping interval must not be negative, got %s", c.KeepaliveMinClientPing))
+		bad("KeepaliveMinClientPing", "must not be negative", c.KeepaliveMinClientPing)
 	}
 	return errors.Join(errs...)
 }

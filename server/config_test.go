@@ -64,6 +64,59 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// Validate names each bad setting by its field, so that a program can
+// name it as its users know it, and in prose otherwise.
+func TestValidateNamesTheField(t *testing.T) {
+	t.Parallel()
+	err := testConfig(func(c *server.Config) {
+		c.MaxSessions, c.KeepaliveTime = 0, 10*time.Millisecond
+		c.PerClient.JoinRate, c.PerClient.JoinBurst = 1, 0
+	}).Validate()
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var se *server.SettingError
+		if !errors.As(e, &se) {
+			t.Fatalf("Validate gave %T %v; want a *server.SettingError", e, e)
+		}
+		got = append(got, se.Field+": "+se.Error()+" | "+se.Describe(func(f string) string {
+			if f == "PerClient.JoinRate" {
+				return "" // prose
+			}
+			return "<" + f + ">"
+		}))
+	}
+	want := []string{
+		"MaxSessions: max sessions must be at least 1, got 0 | <MaxSessions> must be at least 1, got 0",
+		"PerClient.JoinBurst: join burst per address must be at least 1 while join rate per address is on, got 0 | <PerClient.JoinBurst> must be at least 1 while join rate per address is on, got 0",
+		"KeepaliveTime: keepalive time must be at least 1s (gRPC's minimum), got 10ms | <KeepaliveTime> must be at least 1s (gRPC's minimum), got 10ms",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Validate said\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Every setting Validate can refuse has a name in prose.
+func TestEverySettingHasAName(t *testing.T) {
+	t.Parallel()
+	bad := server.Config{MaxRecvMsgSize: 1, MessageRate: 1, RefusalRate: 1}
+	bad.PerClient.JoinRate, bad.PerClient.ListRate = 1, 1
+	bad.MaxSessions, bad.HistorySize, bad.ResumeBuffer, bad.ResumeGrace = -1, -1, -1, -1
+	bad.HistoryBytes, bad.ResumeBufferBytes, bad.KeepaliveMinClientPing = -1, -1, -1
+	bad.PerClient.MaxConns, bad.PerClient.MaxUnjoined, bad.PerClient.MaxSessions = -1, -1, -1
+	errs := bad.Validate().(interface{ Unwrap() []error }).Unwrap()
+	for _, e := range errs {
+		var se *server.SettingError
+		if !errors.As(e, &se) {
+			t.Errorf("Validate gave %T %v; want a *server.SettingError", e, e)
+		} else if strings.Contains(e.Error(), se.Field) {
+			t.Errorf("%q names %s by its field; want its name in prose", e, se.Field)
+		}
+	}
+	if len(errs) < 25 {
+		t.Errorf("%d errors for a config with every setting wrong:\n%v", len(errs), bad.Validate())
+	}
+}
+
 func TestStatus(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -121,6 +121,14 @@ func Status(err error) *status.Status {
 	return status.New(codes.Internal, "internal error")
 }
 
+// count is n with its noun: "1 user", "2 users".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // recvError names why reading a request failed, for the log and for how
 // the session ends. The client does not see this: gRPC itself has already
 // ended the stream with its own status (RESOURCE_EXHAUSTED for an oversized

@@ -115,7 +115,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*
 		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}
 	}
 	if len(h.byKey) >= h.cfg.MaxSessions {
-		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%d users, counting those reconnecting): try again later", len(h.byKey))}
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%s, counting those reconnecting): try again later", count(len(h.byKey), "user", "users"))}
 	}
 	if client.IsValid() && h.lim != nil && !h.lim.AcquireSession(client) {
 		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("too many sessions from your address (at most %d, counting those reconnecting): log out of one, or try again later", h.cfg.PerClient.MaxSessions)}
@@ -323,12 +323,12 @@ func (h *Hub) JoinChannel(s *Session, name string) error {
 	case ch != nil && m.in(ch):
 		return &Error{Kind: ErrAlreadyInChannel, Msg: fmt.Sprintf("you are already in #%s", ch.name)}
 	case len(m.channels) >= h.cfg.MaxChannelsPerUser:
-		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %d channels, the most allowed: leave one first", len(m.channels))}
+		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(m.channels), "channel", "channels"))}
 	case ch == nil:
 		if !h.makeRoomLocked() {
 			// A channel whose members are all reconnecting shows no
 			// members but is theirs: it is not empty.
-			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %d channels, the most it keeps, and every one has members (online or reconnecting): join an existing channel", len(h.channels))}
+			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %s, the most it keeps, and every one has members (online or reconnecting): join an existing channel", count(len(h.channels), "channel", "channels"))}
 		}
 		ch = &channel{name: display, key: key}
 		h.channels[key] = ch
@@ -715,7 +715,7 @@ func (h *Hub) flushSlowLocked() {
 		}
 		// A stream that logged out with a full queue is no longer attached
 		// but is ended all the same: it cannot be sent all it is owed.
-		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %d events (or %d KiB) behind; reconnect", h.cfg.QueueSize, h.cfg.QueueBytes>>10)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
+		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %s (or %d KiB) behind; reconnect", count(h.cfg.QueueSize, "event", "events"), h.cfg.QueueBytes>>10)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
 	}
 	h.slow = nil
 }

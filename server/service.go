@@ -94,7 +94,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 	join := req.GetJoin()
 	s, err := svc.hub.Join(join.GetUsername(), join.GetResumeToken(), join.GetLastSeq(), client)
 	if err != nil {
-		log.Info("join refused", "username", join.GetUsername(), "err", err)
+		log.Info("join refused", "user", join.GetUsername(), "err", err)
 		return Status(err).Err()
 	}
 	log = log.With("user", s.user.Username)
@@ -114,7 +114,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
 	defer svc.unjoined.Add(-1)
 	if svc.unjoined.Add(1) > int64(svc.cfg.MaxUnjoined) {
-		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("the server has %d connections waiting to join, the most it takes: try again in a moment", svc.cfg.MaxUnjoined)}
+		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("the server has %s waiting to join, the most it takes: try again in a moment", count(svc.cfg.MaxUnjoined, "connection", "connections"))}
 	}
 	if client.IsValid() {
 		if !svc.lim.AcquireUnjoined(client) {
