@@ -194,32 +194,24 @@ func TestHeaderListBombRefused(t *testing.T) {
 	expectMessage(t, "bob", c.next(t), "bob", "hi", "b1")
 }
 
-// Streams that never join, many on one connection: HTTP/2's stream limit
-// caps one connection, and the limits on streams waiting to join (per
-// address, and from everyone) refuse the rest at once instead of holding
-// their goroutines and metadata for the join timeout.
-func TestUnjoinedStreamsBounded(t *testing.T) {
-	cfg := testConfig(func(c *server.Config) {
-		c.MaxStreamsPerConn = 40
-		c.PerClient.MaxUnjoined = 10
-		c.MaxUnjoined = 25
-	})
-	ts := startServer(t, cfg)
-
-	rc := dialRaw(t, ts.addr)
-	// Wait for the server's SETTINGS, or it has not told us its stream
-	// limit yet and takes the streams past it as a protocol error.
-	rc.readEnds(1, 200*time.Millisecond)
-	const streams = 60
-	for i := range streams {
+// openRaw opens n gRPC streams on a raw connection that never send a
+// thing, and returns how the server ended those it ended within wait (it
+// keeps the rest waiting for their join).
+func openRaw(t *testing.T, addr string, n, want int) map[uint32]streamEnd {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	for i := range n {
 		if err := rc.headers(uint32(2*i+1), "/chat.v1.ChatService/Chat"); err != nil {
 			t.Fatalf("writing stream %d: %v", i, err)
 		}
 	}
-	// 10 wait for their join; the other 30 within the stream limit are
-	// refused RESOURCE_EXHAUSTED; the 20 past it are reset.
-	ends := rc.readEnds(streams-cfg.PerClient.MaxUnjoined, waitTimeout)
-	var exhausted, refused int
+	return rc.readEnds(want, waitTimeout)
+}
+
+// countEnds counts the streams refused RESOURCE_EXHAUSTED and those reset
+// REFUSED_STREAM, and fails the test on any other end.
+func countEnds(t *testing.T, ends map[uint32]streamEnd) (exhausted, refused int) {
+	t.Helper()
 	for id, e := range ends {
 		switch {
 		case e.grpcStatus == fmt.Sprint(int(codes.ResourceExhausted)):
@@ -230,11 +222,39 @@ func TestUnjoinedStreamsBounded(t *testing.T) {
 			t.Errorf("stream %d ended with %+v; want RESOURCE_EXHAUSTED or REFUSED_STREAM", id, e)
 		}
 	}
-	if want := cfg.MaxStreamsPerConn - cfg.PerClient.MaxUnjoined; exhausted != want {
-		t.Errorf("%d streams refused RESOURCE_EXHAUSTED; want %d (every stream within the connection's limit past the %d an address may have waiting)", exhausted, want, cfg.PerClient.MaxUnjoined)
+	return exhausted, refused
+}
+
+// Streams that never join, many on one connection: HTTP/2's stream limit
+// caps what one connection may have open, past which streams are reset at
+// once.
+func TestStreamsPerConnectionBounded(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.MaxStreamsPerConn = 40
+		c.PerClient.MaxUnjoined = 0 // every stream within the limit waits
+	})
+	ts := startServer(t, cfg)
+	const streams = 60
+	exhausted, refused := countEnds(t, openRaw(t, ts.addr, streams, streams-cfg.MaxStreamsPerConn))
+	if want := streams - cfg.MaxStreamsPerConn; exhausted != 0 || refused != want {
+		t.Errorf("%d streams reset REFUSED_STREAM, %d refused RESOURCE_EXHAUSTED; want %d reset (those past the connection's limit of %d), none refused", refused, exhausted, want, cfg.MaxStreamsPerConn)
 	}
-	if want := streams - cfg.MaxStreamsPerConn; refused != want {
-		t.Errorf("%d streams reset REFUSED_STREAM; want %d (those past the connection's limit of %d)", refused, want, cfg.MaxStreamsPerConn)
+	honestRoundTrip(t, ts, "alice")
+}
+
+// The limits on streams waiting to join, per address and from everyone,
+// refuse the rest at once instead of holding their goroutines and
+// metadata for the join timeout.
+func TestUnjoinedStreamsBounded(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.MaxUnjoined = 10
+		c.MaxUnjoined = 25
+	})
+	ts := startServer(t, cfg)
+	const streams = 30
+	exhausted, refused := countEnds(t, openRaw(t, ts.addr, streams, streams-cfg.PerClient.MaxUnjoined))
+	if want := streams - cfg.PerClient.MaxUnjoined; exhausted != want || refused != 0 {
+		t.Errorf("%d streams refused RESOURCE_EXHAUSTED, %d reset; want %d refused (every stream past the %d an address may have waiting)", exhausted, refused, want, cfg.PerClient.MaxUnjoined)
 	}
 	honestRoundTrip(t, ts, "alice")
 
