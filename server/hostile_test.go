@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -449,4 +450,44 @@ func TestRefusalFloodEndsSession(t *testing.T) {
 	expectLeft(t, "bob", bob.next(t), "mallory", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	bob.say(t, "still here", "b1")
 	expectMessage(t, "bob", bob.next(t), "bob", "still here", "b1")
+}
+
+// Names that look like a user's who is online or held for a resume are
+// refused, whether they mix scripts (the issue's аlice, Αlice, bоb) or
+// not (alıce with a dotless ı, ареx all Cyrillic); so is any name that
+// mixes scripts. Names that only share letters are not.
+func TestConfusableNamesRefused(t *testing.T) {
+	ts := startServer(t, testConfig(nil))
+	for _, name := range []string{"alice", "bob", "apex", "mary"} {
+		join(t, ts, name)
+	}
+	held := join(t, ts, "carol")
+	held.cancel() // disconnected: held for a resume
+	waitFor(t, "carol to be held", func() bool { return !slices.Contains(listUsers(t, ts), "carol") })
+
+	for _, tc := range []struct {
+		name string
+		code codes.Code
+		want string
+	}{
+		{"\u0430lice", codes.InvalidArgument, "mixes Cyrillic and Latin letters"},
+		{"\u0391lice", codes.InvalidArgument, "mixes Greek and Latin letters"},
+		{"b\u043eb", codes.InvalidArgument, "mixes Cyrillic and Latin letters"},
+		{"al\u0131ce", codes.AlreadyExists, `looks like "alice", who is online`},
+		{"ALICE", codes.AlreadyExists, "is taken"},
+		{"\u0430\u0440\u0435\u0445", codes.AlreadyExists, `looks like "apex"`}, // Cyrillic а р е х
+		{"rnary", codes.AlreadyExists, `looks like "mary"`},
+		{"caro1", codes.AlreadyExists, `looks like "carol", whose name is held`},
+	} {
+		c := openStream(t, dial(t, ts.addr))
+		c.send(t, joinReq(tc.name))
+		st := c.expectEnd(t, tc.code)
+		if !strings.Contains(st.Message(), tc.want) {
+			t.Errorf("join as %q: %v %q; want %v saying %q", tc.name, st.Code(), st.Message(), tc.code, tc.want)
+		}
+	}
+	// Sharing letters is not looking alike.
+	for _, name := range []string{"alicia", "bobby", "ape", "marry"} {
+		join(t, ts, name)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/admission"
+	"github.com/chatd/chatd/internal/confusable"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -39,6 +40,7 @@ type Hub struct {
 	closed   bool                 // set by Shutdown; no more joins
 	byKey    map[string]*member   // every member, online or parked, by username key
 	byToken  map[string]*member   // every member by resume token
+	bySkel   map[string]*member   // every member by the confusable skeleton of its key (see confusable.Skeleton)
 	head     *member              // oldest online member; the list runs in join order
 	tail     *member              // newest online member
 	parked   map[*member]struct{} // members whose stream ended, within their grace period
@@ -66,6 +68,7 @@ func NewHub(cfg Config, lim *admission.Limiter) *Hub {
 		idPrefix: hex.EncodeToString(b[:]) + "-",
 		byKey:    make(map[string]*member),
 		byToken:  make(map[string]*member),
+		bySkel:   make(map[string]*member),
 		parked:   make(map[*member]struct{}),
 		channels: make(map[string]*channel),
 		closing:  make(chan struct{}),
@@ -92,6 +95,7 @@ func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*
 	if err != nil {
 		return nil, err
 	}
+	skel := confusable.Skeleton(key)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -114,6 +118,16 @@ func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*
 		}
 		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}
 	}
+	// A name that looks like someone else's (its letters confusable with
+	// theirs, "bоb" with a Cyrillic о beside "bob") would let its user pass
+	// for them: it is taken too.
+	if old := h.bySkel[skel]; old != nil {
+		who := "who is online"
+		if !old.online() {
+			who = "whose name is held for them while they reconnect"
+		}
+		return nil, &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q looks like %q, %s: choose a name nobody could mistake for theirs", display, old.user.Username, who)}
+	}
 	if len(h.byKey) >= h.cfg.MaxSessions {
 		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%s, counting those reconnecting): try again later", count(len(h.byKey), "user", "users"))}
 	}
@@ -122,13 +136,13 @@ func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*
 	}
 
 	now := timestamppb.Now()
-	m := &member{key: key, token: newToken(), client: client, user: &chatv1.User{Username: display, JoinTime: now}}
+	m := &member{key: key, skel: skel, token: newToken(), client: client, user: &chatv1.User{Username: display, JoinTime: now}}
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
 		UserJoined: &chatv1.UserJoined{User: m.user},
 	}}), nil)
-	h.byKey[key], h.byToken[m.token] = m, m
+	h.byKey[key], h.byToken[m.token], h.bySkel[skel] = m, m, m
 	s := h.attachLocked(m)
 	s.recovery = recovery
 	m.seq = 1 // the welcome; the log starts after it
@@ -473,6 +487,7 @@ func (h *Hub) Shutdown() {
 	h.head, h.tail = nil, nil
 	clear(h.byKey)
 	clear(h.byToken)
+	clear(h.bySkel)
 	clear(h.parked)
 	clear(h.channels)
 	h.users, h.channelList = nil, nil
@@ -563,6 +578,7 @@ func (h *Hub) expire(m *member, gen uint64) {
 func (h *Hub) forgetLocked(m *member) {
 	delete(h.byKey, m.key)
 	delete(h.byToken, m.token)
+	delete(h.bySkel, m.skel)
 	h.releaseLocked(m)
 	for len(m.channels) > 0 {
 		h.leaveLocked(m, m.channels[len(m.channels)-1])

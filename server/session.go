@@ -15,6 +15,7 @@ import (
 // Every field is owned by the hub: read and written only with Hub.mu held.
 type member struct {
 	key   string       // case-mapped username; unique among members
+	skel  string       // confusable skeleton of key; unique among members
 	token string       // resume token; unique among members
 	user  *chatv1.User // replaced, not modified, when the user comes back
 

@@ -5,13 +5,18 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/chatd/chatd/internal/confusable"
 	"golang.org/x/text/secure/precis"
 )
 
 // CheckUsername checks a requested username against the PRECIS username
-// profile (RFC 8265) and the length limit. It returns the name to show (the
-// enforced, case-preserved form) and the key that makes names unique (the
-// case-mapped form), or an [ErrInvalidUsername] error that says what to fix.
+// profile (RFC 8265), the length limit, and Unicode TS #39's highly
+// restrictive level: a name may not mix scripts (one script, or Latin with
+// Han and the Japanese kana, Bopomofo or Hangul), since mixing them is how
+// a name is made to look like another ("аlice" with a Cyrillic а). It
+// returns the name to show (the enforced, case-preserved form) and the key
+// that makes names unique (the case-mapped form), or an
+// [ErrInvalidUsername] error that says what to fix.
 func CheckUsername(name string) (display, key string, err error) {
 	if name == "" {
 		return "", "", invalidUsername("a username is required")
@@ -28,7 +33,24 @@ func CheckUsername(name string) (display, key string, err error) {
 		// Unreachable in practice: the case-preserved profile accepted it.
 		return "", "", invalidUsername("use letters, digits and punctuation only, with no spaces")
 	}
+	if scripts := confusable.MixedScripts(key); scripts != nil {
+		return "", "", invalidUsername(mixesScripts(scripts) + ": use the letters of one script")
+	}
 	return display, key, nil
+}
+
+// mixesScripts says which scripts a name mixes: "it mixes Cyrillic and
+// Latin letters".
+func mixesScripts(scripts []string) string {
+	names := make([]string, len(scripts))
+	for i, s := range scripts {
+		names[i] = strings.ReplaceAll(s, "_", " ")
+	}
+	last := len(names) - 1
+	if last == 0 {
+		return "it mixes " + names[0] + " letters with others"
+	}
+	return "it mixes " + strings.Join(names[:last], ", ") + " and " + names[last] + " letters"
 }
 
 // CheckChannel checks a channel name: one leading "#" is dropped, then 1 to
@@ -56,6 +78,9 @@ func CheckChannel(name string) (display, key string, err error) {
 	key, err = precis.UsernameCaseMapped.String(name)
 	if err != nil {
 		return "", "", invalidChannel(`use letters, digits, "-", "_" and "." only`)
+	}
+	if scripts := confusable.MixedScripts(key); scripts != nil {
+		return "", "", invalidChannel(mixesScripts(scripts) + ": use the letters of one script")
 	}
 	return display, key, nil
 }

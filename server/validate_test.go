@@ -32,6 +32,10 @@ func TestCheckUsername(t *testing.T) {
 		{"ｈｉ", "hi", "hi"},    //
 		{strings.Repeat("x", 32), strings.Repeat("x", 32), strings.Repeat("x", 32)},
 		{strings.Repeat("é", 32), strings.Repeat("é", 32), strings.Repeat("é", 32)}, // characters, not bytes
+		{"алиса", "алиса", "алиса"},                                                 // one script: Cyrillic
+		{"田中さん", "田中さん", "田中さん"},                                                    // Han with Hiragana: Japanese
+		{"bob田中", "bob田中", "bob田中"},                                                 // Latin with Han
+		{"김민준kim", "김민준kim", "김민준kim"},
 
 		// Rejected.
 		{"", "", ""},
@@ -50,6 +54,10 @@ func TestCheckUsername(t *testing.T) {
 		{strings.Repeat("x", 33), "", ""}, // 33 characters
 		{strings.Repeat("ｘ", 33), "", ""}, // 33 after width mapping
 		{"\xff", "", ""},                  // not UTF-8
+		{"\u0430lice", "", ""},            // Cyrillic а among Latin
+		{"\u0391lice", "", ""},            // Greek Α among Latin
+		{"b\u043eb", "", ""},              // Cyrillic о among Latin
+		{"αβгд", "", ""},                  // Greek with Cyrillic
 	} {
 		display, key, err := server.CheckUsername(tc.name)
 		if tc.display == "" {
@@ -70,6 +78,8 @@ func TestCheckUsernameErrorsSayWhatToFix(t *testing.T) {
 		"":                      "required",
 		"a b":                   "no spaces",
 		strings.Repeat("x", 33): "at most 32 characters",
+		"\u0430lice":            "mixes Cyrillic and Latin letters",
+		"\u0391lice":            "mixes Greek and Latin letters",
 	} {
 		_, _, err := server.CheckUsername(name)
 		if err == nil || !strings.Contains(err.Error(), want) {
