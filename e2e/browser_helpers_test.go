@@ -237,11 +237,13 @@ func (tb *tab) joinChannel(t *testing.T, name string) {
 	tb.waitFor(t, waitTimeout, "#"+name+" shown", fmt.Sprintf(`[data-conv=%s][aria-current="true"]`, js(key)), func(got []string) bool { return len(got) == 1 })
 }
 
-// tryJoinChannel types name into the sidebar's channel box and submits it.
+// tryJoinChannel types name into the sidebar's channel box, in place of
+// what it holds (a refused name is given back to it), and submits it.
 func (tb *tab) tryJoinChannel(t *testing.T, name string) {
 	t.Helper()
 	tb.run(t,
 		chromedp.WaitEnabled("#channel-name", chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("channel-name").value = ""`, nil),
 		chromedp.SendKeys("#channel-name", name+"\r", chromedp.ByQuery),
 	)
 }

@@ -28,14 +28,17 @@ let logoutTimer: number | undefined;
 
 const model: ChatModel = new ChatModel({
   added: (c, e) => view.added(c, e),
-  joinFailed: (text) => view.showChannelError(text),
+  joinFailed(text, typed) {
+    view.showChannelError(text);
+    if (typed !== undefined) giveBack(view.channelInput, typed);
+  },
   channelList: (channels) => view.channelList(channels),
   listFailed: (text) => view.listFailed(text),
   notDelivered(sends) {
-    // Give back the text of the conversation shown, unless something else
-    // is being written; the notices quote the others.
+    // Only the text of the conversation shown: the box sends there. The
+    // notices quote the others.
     const s = sends.find((u) => u.conv === model.current);
-    if (s && view.textInput.value === "") view.textInput.value = s.text;
+    if (s) giveBack(view.textInput, s.text);
   },
 });
 
@@ -80,7 +83,7 @@ view.sendForm.addEventListener("submit", (e) => {
 
 view.channelForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  joinChannel(view.channelInput.value);
+  joinChannel(view.channelInput.value, true);
 });
 
 view.logoutButton.addEventListener("click", () => {
@@ -116,6 +119,17 @@ function login(n: string): void {
   connect();
 }
 
+/**
+ * giveBack puts the text of a request that failed (a message, a channel
+ * name) back in the box it was typed in, to be mended or sent again. Only
+ * into an empty box: anything in it was typed after the request went, and
+ * replacing it would lose it, while joining the two would make one text of
+ * two. The failure's notice or error quotes what is not given back.
+ */
+function giveBack(box: HTMLInputElement, text: string): void {
+  if (box.value === "") box.value = text;
+}
+
 /** request sends p on the live session, tracked to place its answer, and reports whether it could. */
 function request(p: Pending): boolean {
   if (!stream || !joined) return false;
@@ -140,7 +154,8 @@ function action(p: Pending): MessageInitShape<typeof ChatRequestSchema>["action"
   }
 }
 
-function joinChannel(input: string): void {
+/** joinChannel joins the channel named by input; typed: input is the channel box's, cleared once sent and given back if refused. */
+function joinChannel(input: string, typed = false): void {
   const channel = input.trim().replace(/^#/, "");
   if (channel === "") {
     view.showChannelError("Enter the name of a channel to join or create.");
@@ -155,7 +170,7 @@ function joinChannel(input: string): void {
     return;
   }
   model.want(channel);
-  if (request({ kind: "joinChannel", channel })) {
+  if (request({ kind: "joinChannel", channel, typed })) {
     view.channelInput.value = "";
   } else {
     view.showChannelError("Not connected: try again once the page has reconnected.");

@@ -62,14 +62,15 @@ export interface Conversation {
 /** A request the page sent, remembered by client_id to place its answer. */
 export type Pending =
   | { kind: "send"; conv: string; text: string }
-  | { kind: "joinChannel"; channel: string }
+  /** typed: the name was typed in the channel box, which is given it back if the join is refused. */
+  | { kind: "joinChannel"; channel: string; typed?: boolean }
   | { kind: "leaveChannel"; channel: string }
   | { kind: "listChannels" };
 
 /** Tracked is a request sent and not answered yet, with the session's stream it went on (see ChatModel.epoch). */
 type Tracked = Pending & { epoch: number };
 
-/** Unsent is a message the connection lost, or may have lost. */
+/** Unsent is a message the connection lost, or may have lost, or that the server refused. */
 export interface Unsent {
   /** conv is the key of the conversation it was written in. */
   conv: string;
@@ -83,15 +84,20 @@ const FAILED_PRECONDITION = 9;
 export interface ModelEvents {
   /** added is called for every entry added to a conversation. */
   added(c: Conversation, e: Entry): void;
-  /** joinFailed says a join_channel the user asked for was refused. */
-  joinFailed(text: string): void;
+  /**
+   * joinFailed says a join_channel the user asked for was refused, in
+   * words; typed is the channel's name if it was typed in the channel box
+   * (to be given back), else undefined.
+   */
+  joinFailed(text: string, typed: string | undefined): void;
   /** channelList delivers a list_channels answer. */
   channelList(channels: readonly Channel[]): void;
   /** listFailed says a list_channels was refused. */
   listFailed(text: string): void;
   /**
-   * notDelivered says which messages a broken connection lost, or may
-   * have lost, oldest first; each has a notice in its conversation already.
+   * notDelivered says which messages did not reach the server, or may not
+   * have: lost, or perhaps lost, by a broken connection, or refused by the
+   * server. Oldest first; each has a notice in its conversation already.
    */
   notDelivered(sends: readonly Unsent[]): void;
 }
@@ -441,20 +447,23 @@ export class ChatModel {
 
   private rejected(r: Rejected, when: Date): void {
     const p = this.pending.get(r.clientId);
+    const reason = r.reason || "the server refused it";
+    if (p?.kind === "send") {
+      // Given up on like a message the connection lost: said in its
+      // conversation, and its text given back to be mended.
+      this.unsent((_, id) => id === r.clientId, (text) => `Not sent (${reason}): ${quote(text)}`, "error", when);
+      return;
+    }
     this.pending.delete(r.clientId);
     if (this.resent.delete(r.clientId) && r.code === FAILED_PRECONDITION) {
       // "Already in": a join sent again after a recovery had got in the
       // first time, as the events replayed showed. Its success.
       return;
     }
-    const reason = r.reason || "the server refused it";
     switch (p?.kind) {
-      case "send":
-        this.note(this.convs.get(p.conv) ?? this.conv(), when, `Not sent: ${reason}`, "error");
-        break;
       case "joinChannel":
         if (this.wanted === channelKey(p.channel)) this.wanted = "";
-        this.events.joinFailed(`Could not join #${p.channel}: ${reason}`);
+        this.events.joinFailed(`Could not join #${p.channel}: ${reason}`, p.typed ? p.channel : undefined);
         break;
       case "leaveChannel":
         this.note(this.convs.get(channelKey(p.channel)) ?? this.conv(), when, `Could not leave #${p.channel}: ${reason}`, "error");
@@ -476,13 +485,13 @@ export class ChatModel {
 
   /**
    * unsent gives up on the messages sent and not confirmed that lost
-   * selects: it says so in their conversations, in words from say, and
-   * tells the page.
+   * selects (by what was sent and its client_id): it says so in their
+   * conversations, in words from say, and tells the page.
    */
-  private unsent(lost: (t: Tracked) => boolean, say: (text: string) => string, tone: Tone, when: Date): void {
+  private unsent(lost: (t: Tracked, id: string) => boolean, say: (text: string) => string, tone: Tone, when: Date): void {
     const out: Unsent[] = [];
     for (const [id, t] of this.pending) {
-      if (t.kind !== "send" || !lost(t)) continue;
+      if (t.kind !== "send" || !lost(t, id)) continue;
       this.pending.delete(id);
       this.note(this.convs.get(t.conv) ?? this.conv(), when, say(t.text), tone);
       out.push({ conv: t.conv, text: t.text });
