@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chatd/chatd/internal/grpcdial"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
 
 // dial connects to chatd and waits until the connection is ready, so that an
-// absent server is reported as such (exit code 3) within --dial-timeout
-// rather than as the first RPC's UNAVAILABLE.
+// absent server is reported as such (exit code 3) rather than as the first
+// RPC's UNAVAILABLE: at once if the connection is refused (or the name does
+// not resolve, or the server closes it), else after --dial-timeout. It does
+// not retry; join's reconnection calls it again, with backoff, as long as
+// the error has exit code 3.
 func dial(ctx context.Context, opts *options) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(opts.server,
+	conn, err := grpcdial.Dial(ctx, opts.server, opts.dialTimeout,
 		// chatd serves plaintext gRPC, on loopback unless told otherwise.
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Pings find a server that vanished without closing the connection
@@ -28,27 +31,16 @@ func dial(ctx context.Context, opts *options) (*grpc.ClientConn, error) {
 			PermitWithoutStream: false,
 		}),
 	)
-	if err != nil {
-		// NewClient only fails on a target it cannot parse.
+	var ue *grpcdial.UnreachableError
+	switch {
+	case err == nil:
+		return conn, nil
+	case errors.As(err, &ue):
+		return nil, withExitCode(exitUnreachable, err)
+	case errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("interrupted while connecting to %s", opts.server)
+	default:
+		// parse checked the address already; this is a bad one all the same.
 		return nil, usageErrorf("bad --server %q: %v", opts.server, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, opts.dialTimeout)
-	defer cancel()
-	conn.Connect()
-	for {
-		state := conn.GetState()
-		if state == connectivity.Ready {
-			return conn, nil
-		}
-		// TRANSIENT_FAILURE is not final: the channel retries with backoff,
-		// and chatd may be starting up, so keep waiting until the deadline.
-		if !conn.WaitForStateChange(wctx, state) {
-			conn.Close()
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil, fmt.Errorf("interrupted while connecting to %s", opts.server)
-			}
-			return nil, withExitCode(exitUnreachable,
-				fmt.Errorf("cannot reach chatd at %s within %s (is it running?)", opts.server, opts.dialTimeout))
-		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/chatd/chatd/internal/grpcdial"
 )
 
 // options are the flags every command takes.
@@ -69,8 +71,10 @@ func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usa
 	if opts.dialTimeout <= 0 {
 		return usageErrorf("%s: --dial-timeout must be positive, got %s", fs.Name(), opts.dialTimeout)
 	}
-	if opts.server == "" {
-		return usageErrorf("%s: --server must not be empty", fs.Name())
+	if err := grpcdial.CheckAddr(opts.server); err != nil {
+		// Checked here, before anything is tried: gRPC would read a
+		// scheme or a missing port its own way and fail slowly.
+		return usageErrorf("%s: bad --server %q: %v; want host:port, e.g. --server %s", fs.Name(), opts.server, err, grpcdial.Example)
 	}
 	return nil
 }

@@ -33,7 +33,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"who", "--output=xml"}, "must be text or json"},
 		{[]string{"who", "--dial-timeout", "soon"}, "invalid value"},
 		{[]string{"who", "--dial-timeout", "0s"}, "--dial-timeout must be positive"},
-		{[]string{"who", "--server", ""}, "--server must not be empty"},
+		{[]string{"who", "--server", ""}, `who: bad --server "": it is empty; want host:port, e.g. --server localhost:50051`},
+		{[]string{"who", "--server", "localhost"}, `who: bad --server "localhost": it has no port; want host:port, e.g. --server localhost:50051`},
+		{[]string{"channels", "--server", "http://localhost:50051"}, `channels: bad --server "http://localhost:50051": it has a scheme (http://)`},
+		{[]string{"join", "--name", "bob", "--server", ":50051"}, `join: bad --server ":50051": it has no host; want host:port`},
+		{[]string{"send", "--name", "bob", "--server", "localhost:http", "hi"}, `send: bad --server "localhost:http": port "http" is not a number`},
 		{[]string{"who", "everyone"}, `unexpected argument "everyone"`},
 		{[]string{"send", "hi"}, "--name is required"},
 		{[]string{"send", "--name", "bot"}, "exactly one TEXT argument"},
@@ -52,6 +56,9 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.HasPrefix(stderr, "chatctl: ") || !strings.Contains(stderr, tt.want) {
 				t.Errorf("stderr %q does not say %q", stderr, tt.want)
+			}
+			if strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr %q, want one line", stderr)
 			}
 			if stdout != "" {
 				t.Errorf("stdout %q, want nothing", stdout)
