@@ -56,8 +56,12 @@ func newFlagSet(name string) (*flag.FlagSet, *options) {
 // parse parses a command's arguments. On -h/--help it prints the command's
 // help, made of usage and about followed by the flags, to stdout and
 // returns errHelp; other problems are usage errors.
+//
+// Flags may come after the arguments too (chatctl send hi --name bot), as
+// people type them; "--" ends the flags, for an argument that starts with
+// "-". fs.Args() holds the arguments afterwards.
 func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usage, about string) error {
-	err := fs.Parse(args)
+	err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "Usage: chatctl %s %s\n\n%s\nFlags:\n", fs.Name(), usage, about)
 		printFlags(stdout, fs)
@@ -77,6 +81,56 @@ func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usa
 		return usageErrorf("%s: bad --server %q: %v; want host:port, e.g. --server %s", fs.Name(), opts.server, err, grpcdial.Example)
 	}
 	return nil
+}
+
+// parseInterleaved parses args into fs's flags wherever they are among the
+// arguments. The flag package stops at the first argument that is not a
+// flag, so parse from there on again, one argument at a time, until the
+// end or a "--". Afterwards fs.Args() holds the arguments, in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if endedByDashes(fs, args[:len(args)-len(rest)]) {
+			positional = append(positional, rest...)
+			break
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
+	}
+	// A leading "--" makes fs.Args() exactly these, and sets no flag.
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// endedByDashes reports whether the flag package, having consumed these
+// arguments in one Parse, stopped at a "--" that ends the flags rather than
+// at an argument. It walks them as the flag package does, since a "--"
+// may also be a flag's value (--name --).
+func endedByDashes(fs *flag.FlagSet, consumed []string) bool {
+	for i := 0; i < len(consumed); i++ {
+		a := consumed[i]
+		if a == "--" {
+			return true
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue // -name=value
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // cannot be: Parse fails on an unknown flag
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue // a bool flag takes no value
+		}
+		i++ // the flag's value, whatever it looks like
+	}
+	return false
 }
 
 // printFlags lists fs's flags GNU-style (--name), which the flag package

@@ -18,6 +18,9 @@ prints the delivered message as join would.
 
 A --channel other than general is entered first (and created if it does not
 exist), since only its members may send to it.
+
+Flags may come before or after TEXT; "--" ends them, for a TEXT that starts
+with "-": chatctl send --name bot -- "-1 for that".
 `
 
 func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -32,9 +35,9 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return usageErrorf("send: --name is required; run 'chatctl send --help' for usage")
 	}
 	if fs.NArg() != 1 {
-		// Flags after TEXT would be taken as more text; say so rather
-		// than send something surprising.
-		return usageErrorf("send: want exactly one TEXT argument after the flags, got %d (quote a message with spaces)", fs.NArg())
+		// Several words unquoted would be several arguments; say so
+		// rather than send some of them.
+		return usageErrorf("send: want exactly one TEXT argument, got %d (quote a message with spaces: chatctl send --name bot \"hello there\")", fs.NArg())
 	}
 	if *channel != "" && *to != "" {
 		return usageErrorf("send: --channel and --to cannot both be set: a message goes to a channel or to one user")
