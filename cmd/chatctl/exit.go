@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Exit codes. They are part of chatctl's interface: scripts and tests tell
@@ -25,7 +26,7 @@ var exitCodeHelp = []struct {
 	meaning string
 }{
 	{exitOK, "success (a session ended by /quit, end of input or Ctrl-C is a success)"},
-	{exitFailure, "other error (e.g. a message was rejected)"},
+	{exitFailure, "other error (e.g. a message rejected, a list refused)"},
 	{exitUsage, "bad usage: unknown flag, bad flag value, missing or extra argument"},
 	{exitUnreachable, "cannot reach chatd (connection refused, or none within --dial-timeout), or it is shutting down"},
 	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
@@ -34,9 +35,23 @@ var exitCodeHelp = []struct {
 	{exitServerFull, "the server is full, or has as many sessions or joins from this address as it takes"},
 }
 
-func printExitCodes(w io.Writer) {
+// commandExitCodes lists the exit codes of the commands that cannot return
+// them all, so that their --help does not promise what they never do: who
+// and channels make no session, so no name is refused, no connection lost
+// and no session limit met.
+var commandExitCodes = map[string][]int{
+	"who":      {exitOK, exitFailure, exitUsage, exitUnreachable},
+	"channels": {exitOK, exitFailure, exitUsage, exitUnreachable},
+}
+
+// printExitCodes documents the exit codes command can return; "" for every
+// one.
+func printExitCodes(w io.Writer, command string) {
+	codes, only := commandExitCodes[command]
 	for _, e := range exitCodeHelp {
-		fmt.Fprintf(w, "  %d  %s\n", e.code, e.meaning)
+		if !only || slices.Contains(codes, e.code) {
+			fmt.Fprintf(w, "  %d  %s\n", e.code, e.meaning)
+		}
 	}
 }
 

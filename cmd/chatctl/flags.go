@@ -66,7 +66,7 @@ func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usa
 		fmt.Fprintf(stdout, "Usage: chatctl %s %s\n\n%s\nFlags:\n", fs.Name(), usage, about)
 		printFlags(stdout, fs)
 		fmt.Fprint(stdout, "\nExit codes:\n")
-		printExitCodes(stdout)
+		printExitCodes(stdout, fs.Name())
 		return errHelp
 	}
 	if err != nil {

@@ -99,7 +99,7 @@ Run 'chatctl <command> --help' for a command's flags. Every command takes:
 	fs, _ := newFlagSet("chatctl")
 	printFlags(w, fs)
 	fmt.Fprint(w, "\nExit codes:\n")
-	printExitCodes(w)
+	printExitCodes(w, "")
 }
 
 // exitCode is the one place that maps an error to chatctl's exit code.

@@ -115,6 +115,34 @@ func TestHelpListsEveryExitCode(t *testing.T) {
 	}
 }
 
+// A command's --help lists the exit codes it can return, and no other.
+func TestCommandHelpListsItsExitCodes(t *testing.T) {
+	t.Parallel()
+	all := []int{exitOK, exitFailure, exitUsage, exitUnreachable, exitNameTaken, exitInvalidName, exitConnLost, exitServerFull}
+	for cmd, want := range map[string][]int{
+		"join":     all,
+		"send":     all,
+		"who":      {exitOK, exitFailure, exitUsage, exitUnreachable},
+		"channels": {exitOK, exitFailure, exitUsage, exitUnreachable},
+	} {
+		_, stdout, _ := runCLI(t, t.Context(), "", cmd, "--help")
+		_, codes, ok := strings.Cut(stdout, "\nExit codes:\n")
+		if !ok {
+			t.Fatalf("%s --help has no exit codes:\n%s", cmd, stdout)
+		}
+		var got []int
+		for line := range strings.Lines(codes) {
+			var code int
+			if _, err := fmt.Sscanf(line, "  %d  ", &code); err == nil {
+				got = append(got, code)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s --help lists exit codes %v, want %v:\n%s", cmd, got, want, codes)
+		}
+	}
+}
+
 func TestExitCode(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
