@@ -88,7 +88,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
 	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
-	fs.Float64Var(&cfg.rate, "rate", 0, "messages per `second`, in total across senders, instead of saturating (0: saturate)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "send this many `messages/s` in total across senders, instead of saturating (0: saturate)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long senders send")
 	fs.IntVar(&cfg.joinConcurrency, "join-concurrency", 64, "joins in flight at once")
 	fs.IntVar(&cfg.conns, "conns", 0, "gRPC connections the members share (0: one per member, which is what memory per session means)")
