@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,6 +49,36 @@ func (s *stringsFlag) Set(v string) error {
 	return nil
 }
 
+// pidFlag is --server-pid: one process id. It is mostly given as
+// "$(pidof chatd)", which is empty when no chatd runs and holds every pid
+// when several do; both get a word of their own rather than the flag
+// package's "parse error".
+type pidFlag int
+
+func (p *pidFlag) String() string {
+	if p == nil || *p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func (p *pidFlag) Set(s string) error {
+	f := strings.Fields(s)
+	switch len(f) {
+	case 0:
+		return errors.New("no pid (is chatd running? pidof finds none)")
+	case 1:
+	default:
+		return fmt.Errorf("%d pids, one per chatd running: give the one listening at --server (ss -ltnp shows which), e.g. --server-pid %s", len(f), f[0])
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 0 {
+		return errors.New("not a pid: want a positive number, e.g. --server-pid \"$(pidof chatd)\"")
+	}
+	*p = pidFlag(n)
+	return nil
+}
+
 // usageError is a mistake on the command line: exit code 2.
 type usageError struct{ msg string }
 
@@ -84,7 +115,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
 	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts, e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
 	fs.StringVar(&cfg.server, "server", "", "measure the chatd already running at `address` (host:port); it must run with --message-rate 0 and, for more than 50 members, without the limits per client address (--max-conns-per-ip=0 --max-unjoined-per-ip=0 --max-sessions-per-ip=0 --join-rate-per-ip=0)")
-	fs.IntVar(&cfg.serverPID, "server-pid", 0, "`pid` of the chatd at --server, to read its CPU time and memory from /proc (without it they are unavailable)")
+	fs.Var((*pidFlag)(&cfg.serverPID), "server-pid", "`pid` of the chatd at --server, to read its CPU time and memory from /proc (without it they are unavailable); one pid, where \"$(pidof chatd)\" gives every chatd's")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
 	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
@@ -111,6 +142,10 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 		return nil, usageErrorf("%v (see --help)", err)
 	}
 	if fs.NArg() > 0 {
+		if _, err := strconv.Atoi(fs.Arg(0)); err == nil && cfg.serverPID != 0 {
+			// --server-pid $(pidof chatd), unquoted, with two chatd running.
+			return nil, usageErrorf("unexpected argument %q: --server-pid takes one pid; with several chatd running, give the one listening at --server (ss -ltnp shows which), e.g. --server-pid %d", fs.Arg(0), cfg.serverPID)
+		}
 		return nil, usageErrorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	if err := cfg.validate(); err != nil {
@@ -131,9 +166,6 @@ func (c *config) validate() error {
 	}
 	if c.serverPID != 0 && c.server == "" {
 		bad("--server-pid goes with --server (chatbench knows the pid of a chatd it starts)")
-	}
-	if c.serverPID < 0 {
-		bad("--server-pid must be positive, got %d", c.serverPID)
 	}
 	if len(c.chatdArgs) > 0 && c.chatdPath == "" {
 		bad("--chatd-arg goes with --chatd")

@@ -217,6 +217,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"--server", "y:1", "--members", "x"}, "invalid value"},
 		{[]string{"--server", "y:1", "--bogus"}, "flag provided but not defined"},
 		{[]string{"--server", "y:1", "extra"}, `unexpected argument "extra"`},
+		// --server-pid "$(pidof chatd)" with two chatd running, or none;
+		// unquoted, the second pid is an argument.
+		{[]string{"--server", "y:1", "--server-pid", "123 456"}, `invalid value "123 456" for flag -server-pid: 2 pids, one per chatd running: give the one listening at --server`},
+		{[]string{"--server", "y:1", "--server-pid", "123", "456"}, `unexpected argument "456": --server-pid takes one pid`},
+		{[]string{"--server", "y:1", "--server-pid", ""}, `invalid value "" for flag -server-pid: no pid (is chatd running?`},
+		{[]string{"--server", "y:1", "--server-pid", "-3"}, `invalid value "-3" for flag -server-pid: not a pid`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
