@@ -1,8 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -124,7 +124,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 		return res, ctx.Err()
 	}
 	rssJoined, err := procRSS(pid)
-	if err := errors.Join(rssErr, err); err != nil {
+	if err := cmp.Or(rssErr, err); err != nil { // both readings fail alike: say it once
 		res.unavailable("server memory", err)
 	} else {
 		res.ServerRSSBeforeMiB = ptr(float64(rssBefore) / (1 << 20))
@@ -229,7 +229,7 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, pid int, res *
 	}
 	res.SendS = time.Duration(max(last-sendStart, 0)).Seconds()
 	cpu1, err := procCPU(pid)
-	if err := errors.Join(cpuErr, err); err != nil {
+	if err := cmp.Or(cpuErr, err); err != nil {
 		res.unavailable("server CPU", err)
 	} else {
 		res.ServerCPUS = ptr((cpu1 - cpu0).Seconds())

@@ -74,9 +74,18 @@ type latency struct {
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// unavailable notes a figure that could not be measured, and why.
+// unavailable notes a figure that could not be measured, and why. Figures
+// missing for the same reason (no --server-pid) share one note, so that
+// the advice is given once.
 func (r *result) unavailable(what string, err error) {
-	r.Unavailable = append(r.Unavailable, fmt.Sprintf("%s: %v", what, err))
+	why := ": " + err.Error()
+	for i, u := range r.Unavailable {
+		if whats, ok := strings.CutSuffix(u, why); ok {
+			r.Unavailable[i] = whats + " and " + what + why
+			return
+		}
+	}
+	r.Unavailable = append(r.Unavailable, what+why)
 }
 
 // account adds up the members' counters once their receive goroutines have
