@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatd/chatd/internal/grpcdial"
 )
 
 // config is everything chatbench is told on its command line.
@@ -163,6 +165,11 @@ func (c *config) validate() error {
 		bad("say which chatd to measure: --chatd PATH to start one, or --server ADDR to use a running one")
 	case c.chatdPath != "" && c.server != "":
 		bad("--chatd and --server exclude each other: start a chatd or attach to one")
+	}
+	if c.server != "" {
+		if err := grpcdial.CheckAddr(c.server); err != nil {
+			bad("bad --server %q: %v; want host:port, e.g. --server %s", c.server, err, grpcdial.Example)
+		}
 	}
 	if c.serverPID != 0 && c.server == "" {
 		bad("--server-pid goes with --server (chatbench knows the pid of a chatd it starts)")

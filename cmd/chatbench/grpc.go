@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/grpcdial"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,17 +18,18 @@ import (
 // grpcTransport reaches chatd over gRPC, with one connection per member
 // unless told to share a few.
 type grpcTransport struct {
-	addr   string
-	shared []*grpc.ClientConn // --conns > 0: members use shared[idx % len]
+	addr    string
+	timeout time.Duration      // for each connection to be ready
+	shared  []*grpc.ClientConn // --conns > 0: members use shared[idx % len]
 
 	mu  sync.Mutex
 	own []*grpc.ClientConn // one per member
 }
 
-func newGRPCTransport(addr string, conns int) (*grpcTransport, error) {
-	t := &grpcTransport{addr: addr}
+func newGRPCTransport(ctx context.Context, addr string, conns int, timeout time.Duration) (*grpcTransport, error) {
+	t := &grpcTransport{addr: addr, timeout: timeout}
 	for range conns {
-		cc, err := t.dial()
+		cc, err := t.dial(ctx)
 		if err != nil {
 			t.close()
 			return nil, err
@@ -35,12 +39,28 @@ func newGRPCTransport(addr string, conns int) (*grpcTransport, error) {
 	return t, nil
 }
 
-func (t *grpcTransport) dial() (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(t.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("bad server address %q: %w", t.addr, err)
+// dial connects to chatd and waits until the connection is ready. The
+// probe found chatd there, so a connection it closes at once is one past
+// its --max-conns-per-ip: say so now, rather than wait for --join-timeout
+// while gRPC tries again and again. A refused connection is tried again
+// (a storm of thousands of connections may fill the listen backlog), with
+// backoff, within timeout and ctx.
+func (t *grpcTransport) dial(ctx context.Context) (*grpc.ClientConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		cc, err := grpcdial.Dial(ctx, t.addr, t.timeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		var ue *grpcdial.UnreachableError
+		switch {
+		case err == nil:
+			return cc, nil
+		case errors.As(err, &ue) && ue.Refused() && sleep(ctx, pause):
+			continue
+		case errors.As(err, &ue) && ue.Err == nil && !ue.TimedOut:
+			return nil, fmt.Errorf("chatd at %s closed the connection at once: it does past its --max-conns-per-ip from one address, and every member connects from this machine; run chatd with %s", t.addr, perAddressFlags)
+		}
+		return nil, err
 	}
-	return cc, nil
 }
 
 func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, error) {
@@ -49,16 +69,15 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 		cc = t.shared[m.idx%len(t.shared)]
 	} else {
 		var err error
-		if cc, err = t.dial(); err != nil {
-			return nil, welcome{}, err
+		if cc, err = t.dial(ctx); err != nil {
+			return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
 		}
 		t.mu.Lock()
 		t.own = append(t.own, cc)
 		t.mu.Unlock()
 	}
-	// WaitForReady: a storm of thousands of connections may see a refused
-	// connect or two (a full listen backlog); ride them out, within
-	// --join-timeout, as any real client would retry.
+	// WaitForReady: a shared connection may be reconnecting; ride that
+	// out, within --join-timeout, as any real client would.
 	stream, err := chatv1.NewChatServiceClient(cc).Chat(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return nil, welcome{}, fmt.Errorf("%s: open stream: %w", m.name, err)
@@ -67,11 +86,11 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 	if err := stream.Send(join); err != nil {
 		// The stream's status says why; Send only reports io.EOF.
 		_, err = stream.Recv()
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, explainRefusal(err))
 	}
 	resp := new(chatv1.ChatResponse)
 	if err := stream.RecvMsg(resp); err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, explainRefusal(err))
 	}
 	if resp.GetWelcome() == nil {
 		return nil, welcome{}, fmt.Errorf("%s: join answered with %v, want a welcome", m.name, resp)

@@ -114,7 +114,10 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		// minutes telling the remaining thousands about each leave.
 		stopServer = func() { stopErr = p.stop() }
 	}
-	tr, err := newGRPCTransport(addr, cfg.conns)
+	if err := probe(ctx, addr); err != nil {
+		return err
+	}
+	tr, err := newGRPCTransport(ctx, addr, cfg.conns, cfg.joinTimeout)
 	if err != nil {
 		return err
 	}

@@ -219,6 +219,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"--server", "y:1", "--members", "x"}, "invalid value"},
 		{[]string{"--server", "y:1", "--bogus"}, "flag provided but not defined"},
 		{[]string{"--server", "y:1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--server", "localhost"}, `bad --server "localhost": it has no port; want host:port, e.g. --server localhost:50051`},
+		{[]string{"--server", "http://localhost:50051"}, `bad --server "http://localhost:50051": it has a scheme (http://)`},
 		// --server-pid "$(pidof chatd)" with two chatd running, or none;
 		// unquoted, the second pid is an argument.
 		{[]string{"--server", "y:1", "--server-pid", "123 456"}, `invalid value "123 456" for flag -server-pid: 2 pids, one per chatd running: give the one listening at --server`},
