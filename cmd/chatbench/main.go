@@ -114,7 +114,13 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		// minutes telling the remaining thousands about each leave.
 		stopServer = func() { stopErr = p.stop() }
 	}
-	if err := probe(ctx, addr); err != nil {
+	if err := probe(ctx, addr, cfg.senders > 0); err != nil {
+		if errors.Is(err, errRateLimited) {
+			if cfg.chatdPath != "" {
+				return fmt.Errorf("%w; chatbench starts chatd with --message-rate 0: drop the --chatd-arg that limits it", err)
+			}
+			return fmt.Errorf("%w; the senders send far faster than a person: run chatd with --message-rate 0", err)
+		}
 		return err
 	}
 	tr, err := newGRPCTransport(ctx, addr, cfg.conns, cfg.joinTimeout)

@@ -180,14 +180,15 @@ func TestAttachWithoutPID(t *testing.T) {
 	}
 }
 
-// TestRateLimitIsReported checks that a chatd with its rate limit on is
-// reported as refusing messages, and that chatbench then fails: the limit
+// TestRateLimitIsReported checks that a chatd whose rate limit the probe
+// cannot see (a burst larger than the probe's) is reported as refusing
+// messages once the run meets it, and that chatbench then fails: the limit
 // must be turned off, not silently bypassed.
 func TestRateLimitIsReported(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{
-		"--chatd", chatdBin, "--chatd-arg=--message-rate=5", "--chatd-arg=--message-burst=2",
-		"--members", "5", "--senders", "1", "--window", "4", "--duration", "300ms",
+		"--chatd", chatdBin, "--chatd-arg=--message-rate=5", fmt.Sprintf("--chatd-arg=--message-burst=%d", 2*probeMessages),
+		"--members", "5", "--senders", "1", "--window", "4", "--duration", "2s",
 		"--idle-wait", "0s", "--baseline=false", "--progress", "0",
 	}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "--message-rate 0") {

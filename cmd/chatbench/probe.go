@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,19 +17,31 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// probeTimeout bounds the check of chatd before a run: connecting, joining
-// and leaving.
+// probeTimeout bounds the check of chatd before a run: connecting, joining,
+// the probe's messages and its leave.
 const probeTimeout = 10 * time.Second
+
+// probeMessages is how many messages the probe sends at once: more than
+// chatd's default --message-burst (20), so that a chatd with its rate limit
+// on refuses some of them. A much larger burst escapes the probe; the run
+// still reports the messages it then refuses.
+const probeMessages = 50
 
 // perAddressFlags turn off chatd's limits per client address, which a run
 // meets since every member connects from this machine.
 const perAddressFlags = "--max-conns-per-ip 0 --max-unjoined-per-ip 0 --max-sessions-per-ip 0 --join-rate-per-ip 0"
 
+// errRateLimited says that chatd refused the probe's messages for its rate
+// limit; the caller knows what to advise.
+var errRateLimited = errors.New("chatd limits how fast a session may send")
+
 // probe checks the chatd at addr before a run, so that what would fail the
 // run fails it at once, with what to do about it, rather than after the
-// joins: that chatd answers at all, and takes a join. The probe is one
-// session of its own, which logs out before the members join.
-func probe(ctx context.Context, addr string) error {
+// joins or the send phase: that chatd answers at all, and, if the run sends
+// (sends), that it does not refuse a quick burst of messages. The probe is
+// one session of its own, which sends its messages to itself (nobody else
+// sees them) and logs out before the members join.
+func probe(ctx context.Context, addr string, sends bool) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	conn, err := grpcdial.Dial(ctx, addr, probeTimeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -51,6 +64,12 @@ func probe(ctx context.Context, addr string) error {
 		return fmt.Errorf("probe session: join answered with %v, want a welcome", first)
 	}
 
+	if sends {
+		if err := probeRate(stream, name); err != nil {
+			return err
+		}
+	}
+
 	// Log out, so that nobody sees the probe linger, and wait for chatd to
 	// end the stream: the members join after it is gone.
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
@@ -63,6 +82,43 @@ func probe(ctx context.Context, addr string) error {
 			return fmt.Errorf("probe session: leave: %w", err)
 		}
 	}
+}
+
+// probeRate sends probeMessages messages at once to the probe itself and
+// waits for each to be delivered or refused.
+func probeRate(stream grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse], name string) error {
+	for i := range probeMessages {
+		req := &chatv1.ChatRequest{
+			ClientId: fmt.Sprintf("probe-%d", i),
+			Action:   &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: "chatbench probe", Recipient: name}},
+		}
+		if err := stream.Send(req); err != nil {
+			break // the stream is over; Recv says why
+		}
+	}
+	for answered := 0; answered < probeMessages; {
+		resp, err := stream.Recv()
+		if err != nil {
+			// chatd ends a session that is refused too often; if it was
+			// for its rate limit, the reason says so.
+			if status.Code(err) == codes.ResourceExhausted {
+				return fmt.Errorf("%w: it ended the probe session, which sent %d messages at once: %s", errRateLimited, probeMessages, status.Convert(err).Message())
+			}
+			return fmt.Errorf("probe session: %w", err)
+		}
+		switch ev := resp.GetEvent().(type) {
+		case *chatv1.ChatResponse_Message:
+			if ev.Message.GetSender() == name && strings.HasPrefix(ev.Message.GetClientId(), "probe-") {
+				answered++
+			}
+		case *chatv1.ChatResponse_Rejected:
+			if codes.Code(ev.Rejected.GetCode()) == codes.ResourceExhausted {
+				return fmt.Errorf("%w: of %d messages sent at once, it refused one with %q", errRateLimited, probeMessages, ev.Rejected.GetReason())
+			}
+			return fmt.Errorf("probe session: chatd refused a message: %s", ev.Rejected.GetReason())
+		}
+	}
+	return nil
 }
 
 // explainRefusal adds to a join that chatd refused for one of its limits

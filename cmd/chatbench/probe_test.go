@@ -54,6 +54,27 @@ func TestUnreachableServerFailsAtOnce(t *testing.T) {
 	runPrompt(t, []string{"cannot reach chatd at " + addr + ": connection refused (is it running?)"}, "--server", addr)
 }
 
+// A chatd with its rate limit on would refuse the senders' messages:
+// chatbench finds out before the run, and says what to do, for a chatd it
+// starts with a --chatd-arg that limits it, and for one at --server.
+func TestRateLimitIsCheckedFirst(t *testing.T) {
+	t.Parallel()
+	runPrompt(t, []string{`chatd limits how fast a session may send: of 50 messages sent at once, it refused one with "too many requests: at most 5 per second; wait a moment and try again"; chatbench starts chatd with --message-rate 0: drop the --chatd-arg that limits it`},
+		"--chatd", chatdBin, "--chatd-arg=--message-rate=5", "--members", "5", "--senders", "1")
+
+	p, err := startChatd(t.Context(), chatdBin, 5, []string{"--message-rate=5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	runPrompt(t, []string{"the senders send far faster than a person: run chatd with --message-rate 0"},
+		"--server", p.addr, "--members", "5", "--senders", "1")
+}
+
 // chatd's limits per client address refuse a run's joins past a point,
 // since every member comes from this machine: chatbench says which flags
 // of chatd's lift them, at the first refusal.
