@@ -100,9 +100,15 @@ fixed total --rate. It then runs the same fan-out over plain TCP with
 length-prefixed frames (--baseline), so that chatd's throughput can be quoted
 as a fraction of what the machine can do.
 
+Before the joins, a probe session checks that chatd answers and does not
+refuse a burst of messages for its rate limit; a join refused for chatd's
+limits per client address names the chatd flags that lift them. Either
+fails the run at once.
+
 It prints a summary, then the same figures as one JSON line (the last line
 of its output). It exits 1 if a message was lost or duplicated (members the
-server dropped as too slow are counted apart), 2 on bad usage.
+server dropped as too slow are counted apart) or the run could not be made,
+2 on bad usage.
 
 Flags:
 `
