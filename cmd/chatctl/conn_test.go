@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,29 +109,14 @@ func TestSilentServerTimesOut(t *testing.T) {
 // now that each attempt fails at once, until it is back.
 func TestReconnectRetriesRefusedServer(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t)
-	alice := startLive(t, t.Context(), "--name", "alice", "--server", ts.addr, "--reconnect-timeout", "60s")
+	addr := lowAddr(t)
+	stop := serveAt(t, addr)
+	alice := startLive(t, t.Context(), "--name", "alice", "--server", addr, "--reconnect-timeout", "60s")
 	alice.expect(t, `\* you joined as alice$`)
-	ts.stop(t) // nothing listens on ts.addr now: every attempt is refused
+	stop() // nothing listens on addr now: every attempt is refused
 	alice.expect(t, `^chatctl: connection lost \(server shutting down.*\); reconnecting for up to 1m0s\.\.\.$`)
 
-	// A new chatd on the same address, as after a restart.
-	srv, err := server.New(server.DefaultConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", ts.addr)
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", ts.addr, err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
-	})
+	serveAt(t, addr) // a new chatd on the same address, as after a restart
 	alice.expect(t, `\* reconnected, but some events were lost: state rebuilt$`)
 	alice.stdin.Close()
 	if code := alice.wait(t); code != exitOK {
@@ -137,4 +125,48 @@ func TestReconnectRetriesRefusedServer(t *testing.T) {
 	if strings.Contains(alice.stderr.String(), "could not reconnect") {
 		t.Errorf("stderr %q says it gave up", alice.stderr)
 	}
+}
+
+// lowAddr returns a loopback address nobody listens on, whose port is below
+// Linux's ephemeral range (32768 and up): no outgoing connection of another
+// test takes it while the test's server is down.
+func lowAddr(t *testing.T) string {
+	t.Helper()
+	for range 1000 {
+		lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue // taken: try another
+		}
+		addr := lis.Addr().String()
+		lis.Close()
+		return addr
+	}
+	t.Fatal("no free port below 32768 in 1000 tries")
+	return ""
+}
+
+// serveAt serves a fresh in-process chatd at addr until stop, which shuts
+// it down as SIGTERM does chatd, or until the test ends.
+func serveAt(t *testing.T, addr string) (stop func()) {
+	t.Helper()
+	srv, err := server.New(server.DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	stop = sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-served; err != nil {
+			t.Errorf("Serve returned %v; want nil after Shutdown", err)
+		}
+	})
+	t.Cleanup(stop)
+	return stop
 }
