@@ -64,18 +64,21 @@ func probe(ctx context.Context, addr string, sends bool) error {
 		return fmt.Errorf("probe session: join answered with %v, want a welcome", first)
 	}
 
+	var rateErr error
 	if sends {
-		if err := probeRate(stream, name); err != nil {
-			return err
-		}
+		rateErr = probeRate(stream, name)
 	}
 
-	// Log out, so that nobody sees the probe linger, and wait for chatd to
-	// end the stream: the members join after it is gone.
+	// Log out, even after a refusal, so that chatd does not hold the
+	// probe's session for a resume, and wait for chatd to end the stream:
+	// the members join after it is gone.
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
 	_ = stream.CloseSend()
 	for {
 		if _, err := stream.Recv(); err != nil {
+			if rateErr != nil {
+				return rateErr
+			}
 			if err == io.EOF {
 				return nil
 			}

@@ -62,7 +62,10 @@ func TestRateLimitIsCheckedFirst(t *testing.T) {
 	runPrompt(t, []string{`chatd limits how fast a session may send: of 50 messages sent at once, it refused one with "too many requests: at most 5 per second; wait a moment and try again"; chatbench starts chatd with --message-rate 0: drop the --chatd-arg that limits it`},
 		"--chatd", chatdBin, "--chatd-arg=--message-rate=5", "--members", "5", "--senders", "1")
 
-	p, err := startChatd(t.Context(), chatdBin, 5, []string{"--message-rate=5"})
+	// One session per address: a probe that did not log out after the
+	// refusal would be held for a resume, and the second run's probe
+	// refused for it.
+	p, err := startChatd(t.Context(), chatdBin, 5, []string{"--message-rate=5", "--max-sessions-per-ip=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +74,10 @@ func TestRateLimitIsCheckedFirst(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	runPrompt(t, []string{"the senders send far faster than a person: run chatd with --message-rate 0"},
-		"--server", p.addr, "--members", "5", "--senders", "1")
+	for range 2 {
+		runPrompt(t, []string{"the senders send far faster than a person: run chatd with --message-rate 0"},
+			"--server", p.addr, "--members", "5", "--senders", "1")
+	}
 }
 
 // chatd's limits per client address refuse a run's joins past a point,
