@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 )
@@ -41,11 +42,15 @@ func (s *session) command(line string) (quit bool) {
 	case "/who":
 		s.who(args)
 	case "/join":
-		if len(args) != 1 {
-			s.note("usage: /join #name")
+		if len(args) == 0 {
+			s.note("usage: /join #name (" + channelRules + ")")
 			return false
 		}
-		s.joinChannel(args[0])
+		if err := checkChannelName(rest); err != nil {
+			s.note(err.Error())
+			return false
+		}
+		s.joinChannel(rest)
 	case "/leave", "/part":
 		if len(args) > 1 {
 			s.note("usage: /leave [#name]")
@@ -90,6 +95,78 @@ func (s *session) command(line string) (quit bool) {
 // proto/chat/v1/chat.proto). Longer text is refused here: the server would
 // refuse it, and past its request size limit it would end the stream.
 const maxTextBytes = 4096
+
+// maxChannelName is the server's limit on the length of a channel name, in
+// characters (see proto/chat/v1/chat.proto).
+const maxChannelName = 32
+
+// channelRules says what a channel name may be, as the server checks it.
+const channelRules = `a channel name is 1 to 32 letters, digits, "-", "_" or ".", with one leading "#" ignored`
+
+// checkChannelName refuses a channel name, as typed after /join, that the
+// server would refuse, saying what is wrong with it and suggesting one that
+// would do. It checks what the server checks first (the characters and the
+// length): a person who typed "/join #bad name" learns that spaces are the
+// problem, at once and even while disconnected, instead of a bare usage
+// line. The server has the last word on the rest (names that are not
+// valid Unicode text, say).
+func checkChannelName(typed string) error {
+	name := strings.TrimPrefix(typed, "#")
+	var what string
+	switch {
+	case name == "":
+		return fmt.Errorf("a channel needs a name: /join #name (%s), for example /join #go", channelRules)
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		what = "spaces are not allowed in a channel name"
+	case utf8.RuneCountInString(name) > maxChannelName:
+		what = fmt.Sprintf("a channel name has at most %d characters, and this one has %d", maxChannelName, utf8.RuneCountInString(name))
+	default:
+		i := strings.IndexFunc(name, func(r rune) bool { return !channelRune(r) })
+		if i < 0 {
+			return nil
+		}
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		what = fmt.Sprintf("%q is not allowed in a channel name", r)
+	}
+	example := "#go"
+	if good := channelLike(name); good != "" {
+		example = "#" + good
+	}
+	// %q escapes control characters, so what was typed cannot drive the
+	// terminal either.
+	return fmt.Errorf("cannot join %q: %s (%s); for example: /join %s", typed, what, channelRules, example)
+}
+
+// channelRune reports whether a channel name may contain r.
+func channelRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.'
+}
+
+// channelLike returns a channel name made from name: every run of
+// characters a name may not have turned into one "-", and cut to the
+// longest name allowed; "" if nothing is left.
+func channelLike(name string) string {
+	var b strings.Builder
+	dash := false
+	n := 0
+	for _, r := range name {
+		if n == maxChannelName {
+			break
+		}
+		if !channelRune(r) {
+			dash = b.Len() > 0
+			continue
+		}
+		if dash && n < maxChannelName-1 {
+			b.WriteByte('-')
+			n++
+		}
+		dash = false
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
 
 // checkLength refuses text the server would not take for its length.
 func checkLength(text string) error {
@@ -146,13 +223,9 @@ func (s *session) who(args []string) {
 // current if the session is in it already. Lines typed after it go to the
 // new channel at once: the server handles a session's requests in order,
 // so they reach it after the join; if the join is refused, the channel
-// before it is current again.
+// before it is current again. name has passed checkChannelName.
 func (s *session) joinChannel(name string) {
 	name = strings.TrimPrefix(name, "#")
-	if name == "" {
-		s.note("usage: /join #name")
-		return
-	}
 	if c := s.channel(name); c != nil {
 		s.switchChannel(name)
 		return

@@ -233,7 +233,7 @@ func TestSessionCommandsQueuedWhileDisconnected(t *testing.T) {
 	if n := strings.Count(out, "Not connected: this will be sent once reconnected.\n"); n != 5 {
 		t.Errorf("said %d times that a request is queued, want 5:\n%s", n, out)
 	}
-	if !strings.HasSuffix(out, "usage: /join #name\n") {
+	if !strings.Contains(out, "usage: /join #name (a channel name is 1 to 32 letters") {
 		t.Errorf("/join without a name did not print its usage:\n%s", out)
 	}
 	q := st.s.queue
@@ -529,5 +529,39 @@ func TestSessionResendsUnansweredRequests(t *testing.T) {
 	}
 	if st.s.current != "general" || st.s.wanted != "" {
 		t.Errorf("current %q, wanted %q; want general, none", st.s.current, st.s.wanted)
+	}
+}
+
+// A /join of a name the server would refuse says what is wrong with it and
+// gives a name that would do, and sends nothing.
+func TestSessionExplainsBadChannelNames(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.printed()
+	const rules = ` (a channel name is 1 to 32 letters, digits, "-", "_" or ".", with one leading "#" ignored); for example: /join `
+	long := strings.Repeat("x", 40)
+	for _, tt := range []struct{ line, want string }{
+		{"/join #bad name", `cannot join "#bad name": spaces are not allowed in a channel name` + rules + "#bad-name"},
+		{"/join  ops  team ", `cannot join "ops  team": spaces are not allowed in a channel name` + rules + "#ops-team"},
+		{"/join #a/b", `cannot join "#a/b": '/' is not allowed in a channel name` + rules + "#a-b"},
+		{"/join #" + long, `cannot join "#` + long + `": a channel name has at most 32 characters, and this one has 40` + rules + "#" + long[:32]},
+		{"/join #\x1b[2J", `cannot join "#\x1b[2J": '\x1b' is not allowed in a channel name` + rules + "#2J"},
+		{"/join \u202egood", `cannot join "\u202egood": '\u202e' is not allowed in a channel name` + rules + "#good"},
+		{"/join #!!", `cannot join "#!!": '!' is not allowed in a channel name` + rules + "#go"},
+		{"/join #", `a channel needs a name: /join #name (a channel name is 1 to 32 letters, digits, "-", "_" or ".", with one leading "#" ignored), for example /join #go`},
+	} {
+		st.s.command(tt.line)
+		if got := st.printed(); got != tt.want+"\n" {
+			t.Errorf("%q printed\n%s\nwant\n%s", tt.line, got, tt.want)
+		}
+	}
+	if len(st.s.queue) != 0 || st.s.current != "general" {
+		t.Errorf("queued %v, current %q; want nothing sent, still general", st.s.queue, st.s.current)
+	}
+	st.s.command("/join #Ops.team_2")
+	if len(st.s.queue) != 1 || st.s.queue[0].GetJoinChannel().GetChannel() != "Ops.team_2" {
+		t.Errorf("a good name queued %v, want its join", st.s.queue)
 	}
 }
