@@ -23,3 +23,59 @@ func TestChatctlJoinExplainsBadChannelName(t *testing.T) {
 		}
 	}
 }
+
+// A restarted chatd forgets every channel: chatctl enters again the ones
+// the user was in, stays in the current one, and sends there what was
+// typed during the outage.
+func TestChatctlRejoinsChannelsAfterChatdRestarts(t *testing.T) {
+	t.Parallel()
+	addr := freeAddrs(t, 1)[0] // chatd comes back on the same port
+	srv := startChatdArgs(t, "--grpc-addr", addr)
+	alice := chatctl(t, "join", "--name", "alice", "--server", addr)
+	alice.send(t, "/join ops")
+	alice.expect(t, clock+`\* you joined #ops \(1 member\), your current channel$`)
+
+	srv.terminate(t)
+	alice.expect(t, `^chatctl: connection lost \(server shutting down.*\); reconnecting for up to 30s\.\.\.$`)
+	alice.send(t, "typed during the outage")
+	alice.expect(t, `^Not connected: this will be sent once reconnected\.$`)
+
+	startChatdArgs(t, "--grpc-addr", addr)
+	alice.expect(t, clock+`\* reconnected, but some events were lost: state rebuilt$`)
+	alice.expect(t, clock+`\* you joined #general \(1 member\)$`)
+	alice.expect(t, clock+`\* you joined #ops \(1 member\), your current channel$`)
+	alice.expect(t, clock+`#ops alice: typed during the outage$`)
+	alice.send(t, "and after it")
+	alice.expect(t, clock+`#ops alice: and after it$`)
+	endInput(t, alice)
+}
+
+// If the restarted chatd refuses to let the session back into its current
+// channel, chatctl says so and where lines go now, and what was typed for
+// that channel is reported as not sent rather than sent elsewhere.
+func TestChatctlSaysWhenARejoinIsRefused(t *testing.T) {
+	t.Parallel()
+	addr := freeAddrs(t, 1)[0]
+	srv := startChatdArgs(t, "--grpc-addr", addr)
+	alice := chatctl(t, "join", "--name", "alice", "--server", addr)
+	alice.send(t, "/join ops")
+	alice.expect(t, clock+`\* you joined #ops \(1 member\), your current channel$`)
+
+	srv.terminate(t)
+	alice.expect(t, `^chatctl: connection lost`)
+	alice.send(t, "typed during the outage")
+	alice.expect(t, `^Not connected: this will be sent once reconnected\.$`)
+
+	startChatdArgs(t, "--grpc-addr", addr, "--max-channels-per-user", "1") // general only
+	alice.expect(t, clock+`\* reconnected, but some events were lost: state rebuilt$`)
+	alice.expect(t, clock+`! .+$`)
+	alice.expect(t, `^Could not get back into #ops: talking in #general now\.$`)
+	alice.expect(t, clock+`! .+$`)
+	alice.expect(t, `^Not sent: "typed during the outage"$`)
+	alice.send(t, "and after it")
+	alice.expect(t, clock+`#general alice: and after it$`)
+	endInput(t, alice)
+	if out := alice.stdout.String(); matches(`alice: typed during the outage`, out) {
+		t.Errorf("the line typed for #ops was delivered somewhere else:\n%s", out)
+	}
+}

@@ -181,12 +181,6 @@ func (s *session) note(msg string) { _ = s.out.note(msg) }
 
 // say sends text to the current channel.
 func (s *session) say(text string) {
-	if s.wanted != "" {
-		// An incomplete recovery did not bring the current channel back
-		// (by the time a person types, the server has said so).
-		s.note(fmt.Sprintf("You are not in %s any more.", channelName(s.wanted)))
-		s.wanted = ""
-	}
 	if s.current == "" {
 		s.note("You are in no channel: /join #name to enter one, or /msg NAME text. Not sent.")
 		return
@@ -237,7 +231,7 @@ func (s *session) joinChannel(name string) {
 		delete(s.joining, name)
 		return
 	}
-	s.current, s.wanted = name, ""
+	s.current = name
 }
 
 // leaveChannel leaves a channel the session is in.
@@ -276,7 +270,7 @@ func (s *session) switchChannel(name string) {
 		s.note(fmt.Sprintf("You are not in %s: /join it first.", channelName(strings.TrimPrefix(name, "#"))))
 		return
 	}
-	s.current, s.wanted = strings.TrimPrefix(name, "#"), ""
+	s.current = strings.TrimPrefix(name, "#")
 	s.note(fmt.Sprintf("Talking in %s now.", channelName(s.current)))
 }
 

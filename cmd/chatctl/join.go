@@ -28,9 +28,12 @@ If the connection breaks (network failure, chatd restarting, a stream reset
 on the way, too slow), join reconnects on its own, with backoff, for up to
 --reconnect-timeout, and takes the session back: "reconnected: nothing
 missed" then shows the events missed meanwhile, or "reconnected, but some
-events were lost" a fresh list of who is online and your channels. Lines
-typed while disconnected are sent once reconnected, and a /join or
-/channels that the break left unanswered is asked again.
+events were lost" a fresh list of who is online and your channels: join
+enters again the channels a restarted chatd forgot, and your current
+channel stays current (if one cannot be entered again, join says so and
+where lines go now). Lines typed while disconnected are sent once
+reconnected, or reported as not sent, and a /join or /channels that the
+break left unanswered is asked again.
 If another client takes the session over, join exits without reconnecting.
 
 With -o json, each response from the server is printed as one line of

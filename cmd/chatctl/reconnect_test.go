@@ -161,19 +161,21 @@ func TestReconnectAfterGraceRebuildsState(t *testing.T) {
 
 	alice.expect(t, clock+`\* reconnected, but some events were lost: state rebuilt$`)
 	alice.expect(t, clock+`Online \(2\): bob, alice \(you\)$`)
-	// Only general: the session could not be taken back, so #go is gone
-	// and general is current again.
+	// The session could not be taken back: the new one is in general,
+	// and chatctl enters #go again, which stays current.
 	alice.expect(t, clock+`\* you joined #general \(2 members\)$`)
 	alice.expect(t, `^-- history of #general`)
 	alice.expect(t, clock+`\[history\] #general bob: missed$`)
 	alice.expect(t, `^-- end of history --$`)
+	alice.expect(t, clock+`\* you joined #go \(1 member\), your current channel$`)
 	alice.send(t, "/who", "/who #go", "back")
 	alice.expect(t, `^Online \(2\): bob, alice \(you\)$`)
-	alice.expect(t, `^You are not in #go: `)
-	alice.expect(t, `^You are not in #go any more\.$`)
-	alice.expect(t, clock+`#general alice: back$`)
+	alice.expect(t, `^#go \(1\): alice \(you\)$`)
+	alice.expect(t, clock+`#go alice: back$`)
 	bob.expect(t, clock+`\* alice joined$`) // a new session
-	bob.expect(t, clock+`#general alice: back$`)
+	bob.send(t, "/join go")
+	bob.expect(t, `^-- history of #go \(1 message\) --$`)
+	bob.expect(t, clock+`\[history\] #go alice: back$`)
 }
 
 func TestReconnectIncompleteKeepsChannels(t *testing.T) {

@@ -42,8 +42,10 @@ type session struct {
 	online   []*chatv1.User // who is online: the welcome's snapshot plus later joins and leaves
 	channels []*channel     // the channels the session is in, in the order it entered them
 	// current is the channel plain lines go to; "" for none. It may name
-	// a channel the session is entering: "general" at first, and one /join
-	// asked for, since the server handles requests in order.
+	// a channel the session is entering: "general" at first, one /join
+	// asked for, and after an incomplete recovery one it is entering
+	// again, since the server handles requests in order. It changes only
+	// when the user asks, or with a note that says so.
 	current string
 	// joining maps the channels /join asked for and the server has not
 	// confirmed yet to their requests.
@@ -55,10 +57,6 @@ type session struct {
 	// recovery (see resend): "already in" is their success.
 	resent map[string]bool
 	order  int // counts /join and /channels requests, to send them again in order
-	// wanted is, after an incomplete recovery, the channel that was
-	// current, to go back to if the session turns out to be in it again;
-	// meanwhile current is a channel the session is in.
-	wanted string
 
 	historyChannel string // the channel whose history is being shown
 	historyLeft    int    // how many of its history messages are still to come
@@ -80,6 +78,7 @@ type joinRequest struct {
 	epoch    int    // the link it was sent on; 0 while queued
 	order    int    // when it was asked for, among /join and /channels
 	leaving  bool   // a /leave of the channel was sent after it
+	rejoin   bool   // sent by chatctl to get back into a channel a restarted chatd forgot
 }
 
 // listRequest is a /channels sent and not yet answered.
@@ -314,15 +313,9 @@ func (s *session) ended(err error, leaving, cancelled bool) error {
 	return sessionError(err)
 }
 
-// view is the session's state as the printer needs it. While channels
-// are announced again after an incomplete recovery, the current channel may
-// still change, so none is shown as current.
+// view is the session's state as the printer needs it.
 func (s *session) view() view {
-	v := view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }}
-	if s.wanted != "" {
-		v.current = ""
-	}
-	return v
+	return view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }}
 }
 
 // channel returns the channel the session is in called name, or nil.
@@ -382,7 +375,6 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 		delete(s.listing, e.ChannelList.GetClientId())
 	case *chatv1.ChatResponse_Rejected:
 		id := e.Rejected.GetClientId()
-		delete(s.unconfirmed, id)
 		delete(s.listing, id)
 		if s.resent[id] {
 			delete(s.resent, id)
@@ -396,6 +388,12 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 			}
 		}
 		notes = s.joinRefused(id)
+		if u, ok := s.unconfirmed[id]; ok {
+			delete(s.unconfirmed, id)
+			// The reason alone ("there is no channel #ops") does not say
+			// which line it was about, nor that it went nowhere.
+			notes = append(notes, fmt.Sprintf("Not sent: %q", u.text))
+		}
 	}
 	if err := s.out.event(ev, s.view()); err != nil {
 		return err
@@ -419,6 +417,8 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 // reconnection. It returns what to tell the user.
 func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	s.you = w.GetYou().GetUsername()
+	// A session keeps its token for life: another one is a new session.
+	fresh := s.token != "" && w.GetResumeToken() != s.token
 	s.token = w.GetResumeToken()
 	clear(s.resent)
 	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
@@ -428,17 +428,31 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	}
 	// A fresh snapshot: whatever we knew is stale.
 	s.online = slices.Clone(w.GetOnlineUsers())
+	was := s.channels
 	s.channels = nil
 	s.historyLeft = 0
 	if s.epoch > 1 {
 		// A join sent before the break and followed by a /leave is done
 		// with either way: the channel_joined events that follow say
-		// where the session is. The others are asked again.
-		maps.DeleteFunc(s.joining, func(_ string, j joinRequest) bool { return j.epoch != 0 && j.leaving })
+		// where the session is, and the channel before it is current
+		// again. The others are asked again.
+		maps.DeleteFunc(s.joining, func(ch string, j joinRequest) bool {
+			if j.epoch == 0 || !j.leaving {
+				return false
+			}
+			if s.current != "" && sameChannel(s.current, ch) {
+				s.current = j.previous
+			}
+			return true
+		})
+		if fresh {
+			// The session itself is gone (chatd restarted, or it expired):
+			// the new one is in general only. Get back into the other
+			// channels first, so that the current channel stays what it
+			// was and what was typed meanwhile goes where it was meant to.
+			s.rejoin(was)
+		}
 		notes = s.resend()
-		// The channel_joined events that follow say which channels the
-		// session is back in.
-		s.wanted = s.current
 		if len(s.unconfirmed) > 0 {
 			var texts []string
 			for _, u := range s.unconfirmed {
@@ -450,6 +464,26 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 		}
 	}
 	return notes
+}
+
+// rejoin enters again the channels of was, in order, but general, which
+// every new session is in: the join requests go out before anything typed
+// meanwhile, and the server handles a session's requests in order, so lines
+// meant for one of them reach it once back in. A join refused is said (see
+// joinRefused), and so are the lines it leaves unsent.
+func (s *session) rejoin(was []*channel) {
+	for _, c := range was {
+		if sameChannel(c.name, "general") || s.isJoining(c.name) {
+			continue
+		}
+		id := newClientID()
+		s.order++
+		s.joining[c.name] = joinRequest{clientID: id, order: s.order, rejoin: true}
+		// Should the session turn out to be in it after all, "already in"
+		// is this join's success too.
+		s.resent[id] = true
+		s.send(joinChannelRequest(c.name, id))
+	}
 }
 
 // resend sends again, on the new link, the /join and /channels requests
@@ -516,15 +550,8 @@ func (s *session) channelJoined(cj *chatv1.ChannelJoined) {
 			delete(s.joining, ch)
 		}
 	}
-	switch {
-	case s.wanted != "" && sameChannel(s.wanted, name):
-		s.current, s.wanted = name, ""
-	case sameChannel(s.current, name):
+	if sameChannel(s.current, name) {
 		s.current = name // as the server writes it
-	case s.wanted != "" && s.channel(s.current) == nil:
-		// Until (and unless) the channel that was current comes back,
-		// talk in one the session is in.
-		s.current = name
 	}
 }
 
@@ -537,16 +564,10 @@ func (s *session) joinRefused(clientID string) (notes []string) {
 			continue
 		}
 		delete(s.joining, ch)
-		if s.wanted != "" && sameChannel(s.wanted, ch) {
-			// Asked again after an incomplete recovery, which made a
-			// channel the session is in current meanwhile: stay there.
-			s.wanted = ""
-			if s.current != "" && s.channel(s.current) != nil {
-				return []string{fmt.Sprintf("Still talking in %s.", channelName(s.current))}
-			}
-			s.current = ch
-		}
 		if !sameChannel(s.current, ch) {
+			if j.rejoin {
+				return []string{fmt.Sprintf("Could not get back into %s.", channelName(ch))}
+			}
 			return nil // the user has moved on already
 		}
 		s.current = ""
@@ -555,7 +576,12 @@ func (s *session) joinRefused(clientID string) (notes []string) {
 		} else if len(s.channels) > 0 {
 			s.current = s.channels[0].name
 		}
-		if s.current == "" {
+		switch {
+		case j.rejoin && s.current == "":
+			return []string{fmt.Sprintf("Could not get back into %s, and you are in no channel: /join #name to enter one, or /msg NAME text.", channelName(ch))}
+		case j.rejoin:
+			return []string{fmt.Sprintf("Could not get back into %s: talking in %s now.", channelName(ch), channelName(s.current))}
+		case s.current == "":
 			return []string{"You are in no channel: /join #name to enter one, or /msg NAME text."}
 		}
 		return []string{fmt.Sprintf("Still talking in %s.", channelName(s.current))}

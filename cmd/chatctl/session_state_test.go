@@ -307,15 +307,19 @@ func TestSessionIncompleteRecoveryRebuildsState(t *testing.T) {
 	if st.s.channel("general") != nil || st.s.channel("go") != nil {
 		t.Errorf("channels kept across an incomplete recovery")
 	}
+	// The session was kept (same token): chatd says which channels it is
+	// in, go among them, and go stays current all along.
 	st.feed(false, channelJoinedEv("general", "alice", 0, "alice", "carol"))
-	if st.s.current != "general" {
-		t.Errorf("current %q while go is not back yet, want general", st.s.current)
+	if st.s.current != "go" {
+		t.Errorf("current %q while go is not back yet, want go still", st.s.current)
 	}
 	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
 	if st.s.current != "go" {
 		t.Errorf("current %q once go is back, want go", st.s.current)
 	}
-	st.printed()
+	if got, want := st.printed(), "15:04:05 * you joined #general (2 members)\n15:04:05 * you joined #go (1 member), your current channel\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("the channels given back printed\n%s\nwant it to end with\n%s", got, want)
+	}
 	st.s.command("/who")
 	if got := st.printed(); got != "Online (2): alice (you), carol\n" {
 		t.Errorf("/who after the rebuild printed %q", got)
@@ -527,8 +531,8 @@ func TestSessionResendsUnansweredRequests(t *testing.T) {
 	if got, want := st.printed(), "15:04:05 ! too many channels\nStill talking in #general.\n"; got != want {
 		t.Errorf("the join of c refused after an incomplete recovery printed %q, want %q", got, want)
 	}
-	if st.s.current != "general" || st.s.wanted != "" {
-		t.Errorf("current %q, wanted %q; want general, none", st.s.current, st.s.wanted)
+	if st.s.current != "general" {
+		t.Errorf("current %q, want general", st.s.current)
 	}
 }
 
@@ -563,5 +567,99 @@ func TestSessionExplainsBadChannelNames(t *testing.T) {
 	st.s.command("/join #Ops.team_2")
 	if len(st.s.queue) != 1 || st.s.queue[0].GetJoinChannel().GetChannel() != "Ops.team_2" {
 		t.Errorf("a good name queued %v, want its join", st.s.queue)
+	}
+}
+
+// freshWelcome is the welcome of a resume that found no session (chatd
+// restarted, or the session expired): a new session, with a token of its
+// own.
+func (st *stateTest) freshWelcome(token string, online ...string) {
+	st.t.Helper()
+	w := welcomeEv("alice", online...)
+	w.GetWelcome().Recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	w.GetWelcome().ResumeToken = token
+	st.seq = 0
+	st.feed(false, w)
+}
+
+// After a restart chatd knows nothing of the session's channels: chatctl
+// enters them again before sending what was typed meanwhile, and the
+// current channel stays what it was.
+func TestSessionRejoinsChannelsAfterARestart(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	first := st.connect()
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.s.command("/join ops")
+	st.s.command("/join go")
+	st.feed(false, channelJoinedEv("ops", "alice", 0, "alice"))
+	st.feed(false, channelJoinedEv("go", "alice", 0, "alice"))
+	st.s.command("/switch ops")
+	if len(first.sent) != 2 {
+		t.Fatalf("sent %v, want the two joins", first.sent)
+	}
+	st.s.link = nil // chatd goes away
+	st.s.command("typed while away")
+	st.printed()
+
+	again := st.connect()
+	st.freshWelcome("tok2", "alice")
+	st.s.flush()
+	var sent []string
+	for _, r := range again.sent {
+		switch {
+		case r.GetJoinChannel() != nil:
+			sent = append(sent, "join "+r.GetJoinChannel().GetChannel())
+		case r.GetSend() != nil:
+			sent = append(sent, "send "+r.GetSend().GetChannel()+" "+r.GetSend().GetText())
+		}
+	}
+	if got, want := strings.Join(sent, ", "), "join ops, join go, send ops typed while away"; got != want {
+		t.Fatalf("once back, sent %s; want %s", got, want)
+	}
+	if st.s.current != "ops" {
+		t.Errorf("current %q once back, want ops still", st.s.current)
+	}
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.feed(false, channelJoinedEv("ops", "alice", 0, "alice"))
+	st.feed(false, messageEv("alice", "ops", "", "typed while away", again.sent[2].GetClientId()))
+	st.feed(false, rejectedEv(again.sent[1].GetClientId(), 8, "you are in 2 channels, the most allowed"))
+	want := "15:04:05 * you joined #general (1 member)\n" +
+		"15:04:05 * you joined #ops (1 member), your current channel\n" +
+		"15:04:05 #ops alice: typed while away\n" +
+		"15:04:05 ! you are in 2 channels, the most allowed\n" +
+		"Could not get back into #go.\n"
+	if got := st.printed(); !strings.HasSuffix(got, want) {
+		t.Errorf("printed\n%s\nwant it to end with\n%s", got, want)
+	}
+	if st.s.current != "ops" || st.s.channel("go") != nil || len(st.s.joining) != 0 {
+		t.Errorf("current %q, in go %v, joining %v; want ops, false, nothing", st.s.current, st.s.channel("go") != nil, st.s.joining)
+	}
+
+	// If the current channel cannot be entered again, the session says
+	// so and where lines go now; what was meant for it is not sent
+	// anywhere else.
+	st.s.link = nil
+	st.s.command("meant for ops")
+	third := st.connect()
+	st.freshWelcome("tok3", "alice")
+	st.s.flush()
+	if len(third.sent) != 2 || third.sent[0].GetJoinChannel().GetChannel() != "ops" || third.sent[1].GetSend().GetChannel() != "ops" {
+		t.Fatalf("once back, sent %v; want the join of ops, then the line to ops", third.sent)
+	}
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	st.printed()
+	st.feed(false, rejectedEv(third.sent[0].GetClientId(), 8, "too many channels"))
+	st.feed(false, rejectedEv(third.sent[1].GetClientId(), 5, "there is no channel #ops"))
+	want = "15:04:05 ! too many channels\n" +
+		"Could not get back into #ops: talking in #general now.\n" +
+		"15:04:05 ! there is no channel #ops\n" +
+		"Not sent: \"meant for ops\"\n"
+	if got := st.printed(); got != want {
+		t.Errorf("printed\n%s\nwant\n%s", got, want)
+	}
+	if st.s.current != "general" {
+		t.Errorf("current %q, want general", st.s.current)
 	}
 }
