@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -77,5 +79,55 @@ func TestChatctlSaysWhenARejoinIsRefused(t *testing.T) {
 	endInput(t, alice)
 	if out := alice.stdout.String(); matches(`alice: typed during the outage`, out) {
 		t.Errorf("the line typed for #ops was delivered somewhere else:\n%s", out)
+	}
+}
+
+// In a pipe, chatctl's own answers come in one order with what chatd sends:
+// each line is handled once chatd has answered the lines before it, so an
+// answer never lands inside a history block, and /who of a channel just
+// joined knows its members.
+func TestChatctlPipeKeepsOneOrder(t *testing.T) {
+	t.Parallel()
+	srv := startChatd(t)
+	var history strings.Builder
+	for i := range 15 {
+		fmt.Fprintf(&history, "old message %d\n", i)
+	}
+	if code, _, stderr := runChatctl(t, history.String(), "join", "--name", "alice", "--server", srv.addr); code != exitOK {
+		t.Fatalf("alice: exit code %d\n%s", code, stderr)
+	}
+
+	code, stdout, stderr := runChatctl(t, "/who\n/help\n/join #go\n/who #go\nhi go\n/nope\n", "join", "--name", "bob", "--server", srv.addr)
+	if code != exitOK {
+		t.Fatalf("bob: exit code %d\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	at := -1
+	for _, want := range []string{
+		clock + `\* you joined as bob$`,
+		clock + `\* you joined #general \(1 member\), your current channel$`,
+		`^-- history of #general \(15 messages\) --$`,
+		clock + `\[history\] #general alice: old message 14$`,
+		`^-- end of history --$`,
+		`^Online \(1\): bob \(you\)$`,
+		`^Type a line and press Enter`,
+		`^  //text `,
+		clock + `\* you joined #go \(1 member\), your current channel$`,
+		`^#go \(1\): bob \(you\)$`,
+		clock + `#go bob: hi go$`,
+		`^unknown command /nope`,
+		clock + `\* bob left \(logged out\)$`,
+	} {
+		i := at + 1
+		for i < len(lines) && !matches(want, lines[i]) {
+			i++
+		}
+		if i == len(lines) {
+			t.Fatalf("no line matching %s after line %d:\n%s", want, at+1, stdout)
+		}
+		at = i
+	}
+	if at != len(lines)-1 {
+		t.Errorf("lines after the logout:\n%s", stdout)
 	}
 }

@@ -17,7 +17,8 @@ works in a pipe too:
   printf 'hello\n' | chatctl join --name bot
 
 sends "hello" to #general, prints what the server sends back until the
-session ends, and exits 0.
+session ends, and exits 0. Each line is handled once the server has
+answered the lines before it, so the output reads in order.
 
 Commands, typed as a line of their own:
 ` + sessionHelp + `

@@ -186,8 +186,8 @@ func TestReconnectIncompleteKeepsChannels(t *testing.T) {
 	proxy := breakable(t, ts.addr)
 	alice := startLive(t, t.Context(), "--name", "alice", "--server", proxy.Addr(), "--reconnect-timeout", "20s")
 	alice.send(t, "/join go", "/join rust", "/switch go")
+	alice.expect(t, clock+`\* you joined #rust \(1 member\), your current channel$`)
 	alice.expect(t, `^Talking in #go now\.$`)
-	alice.expect(t, clock+`\* you joined #rust \(1 member\)$`)
 
 	cut(t, proxy)
 	alice.expect(t, `^chatctl: connection lost`)
@@ -376,5 +376,28 @@ func TestReconnectSendsUnansweredJoinAgain(t *testing.T) {
 	alice.send(t, "hello")
 	if m := again.recv(t).GetSend(); m.GetText() != "hello" || m.GetChannel() != "general" {
 		t.Errorf("chatctl sent %v, want hello to general", m)
+	}
+}
+
+// A line waits for the server's answers to the lines before it, but not
+// for ever: an answer that never comes (an older chatd, a bug) must not
+// freeze the keyboard.
+func TestLineNotHeldForAnAnswerThatNeverComes(t *testing.T) {
+	t.Parallel()
+	fake := startFake(t)
+	alice := startLive(t, t.Context(), "--name", "alice", "--server", fake.addr)
+	first := fake.next(t)
+	first.welcome(t)
+	alice.expect(t, clock+`\* you joined #general`)
+	alice.send(t, "/join go", "hello")
+	if req := first.recv(t); req.GetJoinChannel().GetChannel() != "go" {
+		t.Fatalf("chatctl sent %v, want the join of go", req)
+	}
+	start := time.Now()
+	if m := first.recv(t).GetSend(); m.GetText() != "hello" || m.GetChannel() != "go" {
+		t.Errorf("chatctl sent %v, want hello to go", m)
+	}
+	if d := time.Since(start); d < answerWait/2 {
+		t.Errorf("the line was sent %s after the unanswered join, want it held about %s", d, answerWait)
 	}
 }

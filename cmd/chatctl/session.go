@@ -24,6 +24,17 @@ const leaveGrace = time.Second
 // once reconnected; past it, lines are refused with a note.
 const maxQueued = 100
 
+// maxTyped is how many lines read ahead run keeps while the server has yet
+// to answer the lines before them (see session.awaiting); past it, input is
+// not read until they are handled.
+const maxTyped = 100
+
+// answerWait is how long run holds a line for the server's answers to the
+// lines before it: answers that never come (a chatd older than channels, a
+// bug) must not freeze the keyboard. It is far beyond any answer of a chatd
+// that is up, which takes a round trip.
+const answerWait = 5 * time.Second
+
 // session is a joined chat session, kept across reconnections. Only run's
 // goroutine uses it, so that its state, the printer and the stream's
 // sending side need no lock.
@@ -56,7 +67,13 @@ type session struct {
 	// resent holds the client_ids of the joins sent again after the last
 	// recovery (see resend): "already in" is their success.
 	resent map[string]bool
-	order  int // counts /join and /channels requests, to send them again in order
+	// parting maps the client_ids of the channel leaves sent on the
+	// current link and not answered yet to their channels.
+	parting map[string]string
+	// snapshotDue is set from a new session's welcome until its
+	// channel_joined for general: the rest of the join's answer.
+	snapshotDue bool
+	order       int // counts /join and /channels requests, to send them again in order
 
 	historyChannel string // the channel whose history is being shown
 	historyLeft    int    // how many of its history messages are still to come
@@ -106,6 +123,7 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		joining:          map[string]joinRequest{},
 		listing:          map[string]listRequest{},
 		resent:           map[string]bool{},
+		parting:          map[string]string{},
 		unconfirmed:      map[string]unconfirmed{},
 	}
 }
@@ -173,6 +191,15 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 		sendOpen   = true
 		cancelled  bool // we cancelled the stream after the grace period
 		endOfInput bool // input ended while disconnected: log out once back
+		// typed holds the lines read and not handled yet: a line is
+		// handled once the server has answered the lines before it, so
+		// that what chatctl prints about it (/who, /help, a refusal)
+		// comes after what the server sent about them, never inside a
+		// history block. Reading goes on meanwhile, so that a terminal
+		// keeps echoing what is typed.
+		typed   []input
+		overdue <-chan time.Time // fires when the first typed line has waited answerWait
+		hurry   bool             // overdue fired: handle the next line without waiting
 	)
 	// closeSend half-closes the stream: a logout once the server has sent
 	// what is queued for us, which we keep printing until it ends the
@@ -187,13 +214,59 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 	// leave asks the server to end the session, as a real logout.
 	leave := func() {
 		leaving = true
-		lines = nil // read no more
+		lines, typed = nil, nil // read no more
 		if sendOpen {
 			sendLeave(s.link.stream)
 			closeSend()
 		}
 	}
+	// handleInput handles one line, or the end of input. It reports
+	// whether run is to return nil: the user quit with no stream to log
+	// out on.
+	handleInput := func(in input) (done bool) {
+		if in.err != nil {
+			if in.err != io.EOF {
+				fmt.Fprintf(s.stderr, "chatctl: reading standard input: %v; leaving\n", in.err)
+			}
+			if s.link == nil {
+				// Get back to send what was typed, then log out.
+				endOfInput = true
+				return false
+			}
+			closeSend()
+			return false
+		}
+		if quit := s.command(in.line); quit {
+			if s.link == nil {
+				// There is no stream to log out on: the server ends
+				// the session after its grace period.
+				s.dropQueue()
+				return true
+			}
+			leave()
+		}
+		return false
+	}
 	for {
+		// Handle the lines whose turn has come (at the top of the loop,
+		// since the cases below may continue).
+		for len(typed) > 0 {
+			if s.awaiting() && !hurry {
+				if overdue == nil {
+					overdue = time.After(answerWait)
+				}
+				break
+			}
+			in := typed[0]
+			typed, overdue, hurry = typed[1:], nil, false
+			if handleInput(in) {
+				return nil
+			}
+		}
+		readMore := lines
+		if len(typed) >= maxTyped {
+			readMore = nil
+		}
 		select {
 		case r := <-events:
 			if r.err == nil {
@@ -242,29 +315,13 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 			if endOfInput {
 				closeSend()
 			}
-		case in := <-lines:
+		case in := <-readMore:
+			typed = append(typed, in)
 			if in.err != nil {
-				if in.err != io.EOF {
-					fmt.Fprintf(s.stderr, "chatctl: reading standard input: %v; leaving\n", in.err)
-				}
-				lines = nil
-				if s.link == nil {
-					// Get back to send what was typed, then log out.
-					endOfInput = true
-					continue
-				}
-				closeSend()
-				continue
+				lines = nil // nothing follows the end of input
 			}
-			if quit := s.command(in.line); quit {
-				if s.link == nil {
-					// There is no stream to log out on: the server ends
-					// the session after its grace period.
-					s.dropQueue()
-					return nil
-				}
-				leave()
-			}
+		case <-overdue:
+			overdue, hurry = nil, true
 		case <-interrupt:
 			interrupt = nil
 			if s.link == nil {
@@ -280,6 +337,37 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 			}
 		}
 	}
+}
+
+// awaiting reports whether the server has yet to answer what was sent on
+// the current link, or to finish the snapshot it started: run handles no
+// typed line meanwhile. Every request has an answer (an echo, a
+// channel_joined, a channel_left, a channel_list, or a rejection), and a
+// history block its announced length; while disconnected there is nothing
+// to wait for.
+func (s *session) awaiting() bool {
+	if s.link == nil {
+		return false
+	}
+	if s.snapshotDue || s.historyLeft > 0 {
+		return true
+	}
+	for _, j := range s.joining {
+		if j.epoch == s.epoch {
+			return true
+		}
+	}
+	for _, l := range s.listing {
+		if l.epoch == s.epoch {
+			return true
+		}
+	}
+	for _, u := range s.unconfirmed {
+		if u.epoch == s.epoch {
+			return true
+		}
+	}
+	return len(s.parting) > 0
 }
 
 // dropQueue says that the requests typed while disconnected will not be
@@ -376,6 +464,7 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 	case *chatv1.ChatResponse_Rejected:
 		id := e.Rejected.GetClientId()
 		delete(s.listing, id)
+		delete(s.parting, id)
 		if s.resent[id] {
 			delete(s.resent, id)
 			if codes.Code(e.Rejected.GetCode()) == codes.FailedPrecondition {
@@ -421,6 +510,12 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	fresh := s.token != "" && w.GetResumeToken() != s.token
 	s.token = w.GetResumeToken()
 	clear(s.resent)
+	// Leaves sent on an earlier link are not sent again: the events that
+	// follow say whether they happened.
+	clear(s.parting)
+	// A new session's channel_joined for general follows (a kept one's
+	// channels are given back too, but how many is not known).
+	s.snapshotDue = w.GetRecovery() == chatv1.Recovery_RECOVERY_UNSPECIFIED || fresh
 	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
 		// The state is current, and the missed events follow; answers to
 		// requests do not.
@@ -536,6 +631,7 @@ func (s *session) channelJoined(cj *chatv1.ChannelJoined) {
 		}
 		return
 	}
+	s.snapshotDue = false
 	c := s.channel(name)
 	if c == nil {
 		c = &channel{}
@@ -599,6 +695,7 @@ func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
 		return nil
 	}
 	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
+	maps.DeleteFunc(s.parting, func(_ string, ch string) bool { return sameChannel(ch, name) })
 	if !sameChannel(s.current, name) {
 		return nil
 	}
@@ -685,6 +782,8 @@ func (s *session) send(req *chatv1.ChatRequest) {
 			l.epoch = s.epoch
 			s.listing[id] = l
 		}
+	case req.GetLeaveChannel() != nil:
+		s.parting[id] = req.GetLeaveChannel().GetChannel()
 	}
 	_ = s.link.stream.Send(req)
 }
