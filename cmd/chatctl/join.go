@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"golang.org/x/term"
 )
 
 const joinAbout = `join enters the chat as --name and stays until /quit, Ctrl-C or the end of
 input. You start in the channel #general; each line read from standard input
 is sent to your current channel, and everything that happens in your
-channels, and every private message to you, is printed as it happens. It
-works in a pipe too:
+channels, and every private message to you, is printed as it happens. On a
+terminal a prompt names your current channel ("#general> "), and what is
+printed goes above the line being typed. Ctrl-C logs out; Ctrl-D on an
+empty line ends the input, which logs out too. It works in a pipe too:
 
   printf 'hello\n' | chatctl join --name bot
 
@@ -42,7 +46,7 @@ protojson on stdout, and chatctl's own output (/who, /help, notes) goes to
 stderr.
 `
 
-func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	fs, opts := newFlagSet("join")
 	name := fs.String("name", "", "the `username` to chat under (required): letters, digits and punctuation, no spaces")
 	reconnectTimeout := fs.Duration("reconnect-timeout", 30*time.Second, "when the connection breaks, try to reconnect for this `duration`; 0 to exit at once")
@@ -64,10 +68,37 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return joinError(err)
 	}
+	// On a terminal, Ctrl-C comes as a key (see keys) and does what SIGINT
+	// does.
+	ctx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	con, err := openConsole(stdin, stdout, interrupt)
+	if err != nil {
+		l.close()
+		return err
+	}
+	read := lineReader(func(lines chan<- input, done <-chan struct{}) { readLines(stdin, lines, done) })
+	if con != nil {
+		// On every way out, and before main prints why.
+		defer func() {
+			if cerr := con.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		stdout, read = con, con.readLines
+		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			// The same terminal, most likely: what goes there must not
+			// break into the line being typed either.
+			stderr = con
+		}
+	}
 	s := newSession(c, l, newPrinter(opts.output, stdout, stderr), stderr, *reconnectTimeout)
+	if con != nil {
+		s.prompt = con.setPrompt
+	}
 	if err := s.handle(welcome); err != nil {
 		l.close()
 		return err
 	}
-	return s.run(ctx, stdin)
+	return s.run(ctx, read)
 }

@@ -39,8 +39,11 @@ const answerWait = 5 * time.Second
 // goroutine uses it, so that its state, the printer and the stream's
 // sending side need no lock.
 type session struct {
-	out              printer
-	stderr           io.Writer
+	out    printer
+	stderr io.Writer
+	// prompt, if set, shows the prompt before the line being typed: on a
+	// terminal, where it says which channel a line goes to.
+	prompt           func(string)
 	connector        *connector
 	reconnectTimeout time.Duration // 0: do not reconnect
 
@@ -140,11 +143,16 @@ type received struct {
 	err error
 }
 
-// run prints events and sends what is typed until the session ends,
+// lineReader reads input for run: it sends each line on lines, then the end
+// of input as an error (io.EOF at the end of input), and stops early once
+// done is closed.
+type lineReader func(lines chan<- input, done <-chan struct{})
+
+// run prints events and sends what read reads until the session ends,
 // reconnecting when the connection breaks. It returns nil when the session
 // ends because the user asked (/quit, end of input, Ctrl-C, which cancels
 // ctx), and an error otherwise.
-func (s *session) run(ctx context.Context, stdin io.Reader) error {
+func (s *session) run(ctx context.Context, read lineReader) error {
 	done := make(chan struct{}) // closed when run returns, to release the helpers
 	var helpers sync.WaitGroup
 	rctx, stopReconnecting := context.WithCancel(ctx)
@@ -180,7 +188,7 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 	// goroutine ends at the next line or at the end of input. chatctl exits
 	// by then anyway.
 	lines := make(chan input)
-	go readLines(stdin, lines, done)
+	go read(lines, done)
 
 	var (
 		interrupt  = ctx.Done()
@@ -263,6 +271,7 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 				return nil
 			}
 		}
+		s.showPrompt()
 		readMore := lines
 		if len(typed) >= maxTyped {
 			readMore = nil
@@ -337,6 +346,19 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 			}
 		}
 	}
+}
+
+// showPrompt shows, on a terminal, where a line typed now goes.
+func (s *session) showPrompt() {
+	if s.prompt == nil {
+		return
+	}
+	if s.current == "" {
+		s.prompt("(no channel)> ")
+		return
+	}
+	// channelName escapes the name, which comes from the server.
+	s.prompt(channelName(s.current) + "> ")
 }
 
 // awaiting reports whether the server has yet to answer what was sent on
