@@ -44,3 +44,35 @@ func TestKeysTurnCtrlCIntoAnInterrupt(t *testing.T) {
 		t.Errorf("handed on %q with %d interrupts, want %q with 1", all, interrupts, want)
 	}
 }
+
+// The prompt names the channel a line goes to, escaped like everything
+// else that comes from the server.
+func TestPromptNamesTheCurrentChannel(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	var prompt string
+	st.s.prompt = func(p string) { prompt = p }
+	st.feed(false, welcomeEv("alice", "alice"))
+	st.feed(false, channelJoinedEv("general", "alice", 0, "alice"))
+	for _, tt := range []struct {
+		do   func()
+		want string
+	}{
+		{func() {}, "#general> "},
+		{func() { st.s.command("/join go") }, "#go> "},
+		{func() { st.feed(false, channelJoinedEv("Go", "alice", 0, "alice")) }, "#Go> "},
+		{func() { st.s.command("/switch general") }, "#general> "},
+		// A name chatd would never give, to check that the prompt is
+		// escaped anyway.
+		{func() { st.feed(false, channelJoinedEv("evil\x1b]0;owned\x07", "alice", 0, "alice")) }, "#general> "},
+		{func() { st.feed(false, channelLeftEv("general", "alice")) }, "#Go> "},
+		{func() { st.feed(false, channelLeftEv("Go", "alice")) }, `#evil\x1b]0;owned\x07> `},
+		{func() { st.feed(false, channelLeftEv("evil\x1b]0;owned\x07", "alice")) }, "(no channel)> "},
+	} {
+		tt.do()
+		st.s.showPrompt()
+		if prompt != tt.want {
+			t.Errorf("prompt %q, want %q", prompt, tt.want)
+		}
+	}
+}
