@@ -90,6 +90,15 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// roundDuration rounds d as people read it: a reconnection's last attempt
+// gets what is left of its deadline, 1.947724439s, which reads as 1.9s.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
 // Refused reports whether the server's machine refused the connection:
 // nothing listens on that port.
 func (e *UnreachableError) Refused() bool { return errors.Is(e.Err, syscall.ECONNREFUSED) }
@@ -97,7 +106,7 @@ func (e *UnreachableError) Refused() bool { return errors.Is(e.Err, syscall.ECON
 func (e *UnreachableError) Error() string {
 	switch {
 	case e.TimedOut:
-		return fmt.Sprintf("cannot reach chatd at %s within %s (is it running?)", e.Addr, e.Timeout)
+		return fmt.Sprintf("cannot reach chatd at %s within %s (is it running?)", e.Addr, roundDuration(e.Timeout))
 	case e.Refused():
 		// Say which address refused when the name resolved to another
 		// (localhost may be [::1] or 127.0.0.1).

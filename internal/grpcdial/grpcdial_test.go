@@ -234,3 +234,17 @@ func TestDialBadAddress(t *testing.T) {
 		t.Errorf("Dial = %v, want a bad address error", err)
 	}
 }
+
+func TestUnreachableErrorRoundsItsTimeout(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		1947724439 * time.Nanosecond: "within 1.9s",
+		5 * time.Second:              "within 5s",
+		123456789 * time.Nanosecond:  "within 123ms",
+	} {
+		err := &grpcdial.UnreachableError{Addr: "localhost:1", TimedOut: true, Timeout: d}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("timed out after %v: %q; want it to say %q", d, err, want)
+		}
+	}
+}
