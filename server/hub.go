@@ -385,7 +385,8 @@ func (h *Hub) LeaveChannel(s *Session, name string) error {
 }
 
 // Channels lists every channel by name, with how many users online are in
-// it.
+// it. The list is shared with other callers until a channel or its count
+// changes: do not modify it.
 func (h *Hub) Channels() []*chatv1.Channel {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -454,7 +455,8 @@ func (h *Hub) Reject(s *Session, clientID string, err error) {
 	h.replyLocked(s, resp)
 }
 
-// Users returns everyone online, in join order.
+// Users returns everyone online, in join order. The list is shared with
+// other callers until someone joins or leaves: do not modify it.
 func (h *Hub) Users() []*chatv1.User {
 	h.mu.Lock()
 	defer h.mu.Unlock()

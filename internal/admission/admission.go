@@ -182,7 +182,7 @@ func (l *Limiter) getLocked(a netip.Addr) *use {
 	return u
 }
 
-// releaseLocked forgets idle addresses now and then, so that the map holds
+// sweepLocked forgets idle addresses now and then, so that the map holds
 // only addresses seen lately. Lock must be held.
 func (l *Limiter) sweepLocked(now time.Time) {
 	if now.Sub(l.lastSweep) < sweepEvery {
