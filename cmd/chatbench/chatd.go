@@ -51,7 +51,7 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	// Every member connects from this machine's one address: the limits
 	// per client address would refuse all but the first hundred or so.
 	if strings.Contains(string(help), "-max-conns-per-ip") {
-		args = append(args, "--max-conns-per-ip=0", "--max-unjoined-per-ip=0", "--max-sessions-per-ip=0", "--join-rate-per-ip=0")
+		args = append(args, strings.Fields(perAddressFlags)...)
 	}
 	// The flag package lets a later flag override an earlier one, so extra
 	// can change any of these.

@@ -122,7 +122,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.Usage = func() {}
 	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
 	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts, e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
-	fs.StringVar(&cfg.server, "server", "", "measure the chatd already running at `address` (host:port); it must run with --message-rate 0 and, for more than 50 members, without the limits per client address (--max-conns-per-ip=0 --max-unjoined-per-ip=0 --max-sessions-per-ip=0 --join-rate-per-ip=0)")
+	fs.StringVar(&cfg.server, "server", "", "measure the chatd already running at `address` (host:port); it must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
 	fs.Var((*pidFlag)(&cfg.serverPID), "server-pid", "`pid` of the chatd at --server, to read its CPU time and memory from /proc (without it they are unavailable); one pid, where \"$(pidof chatd)\" gives every chatd's")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
