@@ -79,7 +79,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 	ctx := stream.Context()
 	log := svc.log.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
-	if client.IsValid() && client != addrOf(ctx) {
+	if remote, _ := admission.PeerAddr(ctx); client.IsValid() && client != remote {
 		log = log.With("client", client.String())
 	}
 
@@ -378,17 +378,6 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 			return stream.Context().Err()
 		}
 	}
-}
-
-// addrOf returns the address of the peer of ctx's call, or the zero
-// address.
-func addrOf(ctx context.Context) netip.Addr {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
-			return ap.Addr().Unmap()
-		}
-	}
-	return netip.Addr{}
 }
 
 func peerAddr(ctx context.Context) string {

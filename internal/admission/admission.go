@@ -159,6 +159,17 @@ func (l *Limiter) FromContext(ctx context.Context) (netip.Addr, bool) {
 	if a, ok := ctx.Value(clientKey{}).(netip.Addr); ok {
 		return a, true
 	}
+	remote, ok := PeerAddr(ctx)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	return l.ClientAddr(remote, md.Get("x-forwarded-for")), true
+}
+
+// PeerAddr returns the address of the peer of ctx's gRPC call (the proxy,
+// if there is one), or false if it has none (an in-memory connection).
+func PeerAddr(ctx context.Context) (netip.Addr, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.Addr{}, false
@@ -167,8 +178,7 @@ func (l *Limiter) FromContext(ctx context.Context) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	return l.ClientAddr(ap.Addr(), md.Get("x-forwarded-for")), true
+	return ap.Addr().Unmap(), true
 }
 
 // getLocked returns what a holds, creating the entry. Lock must be held.
