@@ -5,6 +5,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // generalChannel is the channel every new session is in.
@@ -26,8 +27,8 @@ type channel struct {
 	idleSince time.Time // when it last became empty; for eviction
 }
 
-// remove takes m out of the channel's members.
-func (ch *channel) remove(m *member) {
+// remove takes m out of the channel's members; now is the chat's clock.
+func (ch *channel) remove(m *member, now time.Time) {
 	for i, x := range ch.members {
 		if x == m {
 			ch.members = slices.Delete(ch.members, i, i+1) // clears the freed slot
@@ -35,7 +36,7 @@ func (ch *channel) remove(m *member) {
 		}
 	}
 	if len(ch.members) == 0 {
-		ch.idleSince = time.Now()
+		ch.idleSince = now
 	}
 }
 
@@ -67,18 +68,46 @@ func (h *Hub) enterLocked(m *member, ch *channel) {
 	}
 }
 
-// leaveLocked removes m from ch and ch from m's channels. Hub.mu must be
+// exitLocked removes m from ch and ch from m's channels. Hub.mu must be
 // held.
-func (h *Hub) leaveLocked(m *member, ch *channel) {
+func (h *Hub) exitLocked(m *member, ch *channel) {
 	h.channelList = nil
 	if m.online() {
 		ch.online--
 	}
-	ch.remove(m)
+	ch.remove(m, h.now)
 	for i, c := range m.channels {
 		if c == ch {
 			m.channels = slices.Delete(m.channels, i, i+1)
 			break
 		}
+	}
+}
+
+// channelSnapshotLocked queues for m that it is in ch, with ch's members
+// and then its history. Like a welcome, a snapshot does not count against
+// the queue's limit: however small the queue, or however many channels an
+// incomplete resume restores, a client is not dropped for being told where
+// it is. For a member whose stream is on another node only the numbering
+// is kept. Hub.mu must be held.
+func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
+	history := ch.history.items()
+	// The channel_joined is not kept in m's log: it lists every member,
+	// and a join storm would keep N such lists of up to N users. A resume
+	// that missed it gets a fresh snapshot instead.
+	var joined *Event
+	if m.att != nil {
+		joined = privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
+			ChannelJoined: &chatv1.ChannelJoined{
+				Channel:      ch.name,
+				User:         m.user,
+				Members:      ch.onlineMembers(),
+				HistoryCount: uint32(len(history)),
+			},
+		}})
+	}
+	h.deliverExtraLocked(m, nil, joined)
+	for _, ev := range history {
+		h.deliverExtraLocked(m, ev.asHistory(), ev.asHistory())
 	}
 }

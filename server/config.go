@@ -204,6 +204,9 @@ func (e *SettingError) Describe(name func(field string) string) string {
 
 // settingNames are the prose names of the settings of Config, by Field.
 var settingNames = map[string]string{
+	"NodeTimeout":              "node timeout",
+	"ApplyTimeout":             "apply timeout",
+	"SnapshotEvery":            "snapshot interval",
 	"MaxSessions":              "max sessions",
 	"JoinTimeout":              "join timeout",
 	"QueueSize":                "queue size",

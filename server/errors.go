@@ -32,6 +32,7 @@ var (
 	ErrTooManyChannels  = errors.New("too many channels")
 	ErrReplaced         = errors.New("session taken over")
 	ErrTooManyRefusals  = errors.New("too many refused requests")
+	ErrUnavailable      = errors.New("cluster unavailable")
 )
 
 // Error is a refusal whose message is safe to show to the client: it says
@@ -49,6 +50,12 @@ func (e *Error) Unwrap() error { return e.Kind }
 // errShutdown ends every session, and every stream not joined yet, when the
 // server shuts down.
 var errShutdown = &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
+
+// errCutOff ends the streams of a cluster node that the others gave up for
+// dead (cut off from the cluster's log for longer than the node timeout):
+// their sessions were parked, and their clients resume them by
+// reconnecting, here or on another node.
+var errCutOff = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat for too long: reconnect to resume your session"}
 
 // errGone refuses a request from a stream the hub no longer has: dropped,
 // logged out or taken over.
@@ -95,6 +102,7 @@ var kindCodes = []struct {
 	{ErrAlreadyJoined, codes.FailedPrecondition},
 	{ErrJoinTimeout, codes.DeadlineExceeded},
 	{ErrShuttingDown, codes.Unavailable},
+	{ErrUnavailable, codes.Unavailable},
 }
 
 // Status turns an error from the service into the gRPC status a client

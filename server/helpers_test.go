@@ -33,6 +33,7 @@ type testServer struct {
 	srv   *server.Server
 	addr  string
 	admin *grpc.ClientConn // for ListUsers
+	node  *servertest.Node // a cluster's node; nil for a single server
 }
 
 // startServer serves cfg until the test ends; its log goes to t.Log.

@@ -21,16 +21,50 @@ type Server struct {
 	svc    *Service
 	lim    *admission.Limiter
 	health *health.Server
+	cl     *Cluster // nil for a single node
 }
 
-// New builds a server from cfg, or says which settings are wrong. log gets
-// a line for every join, leave and refusal: in production, give it a
-// rate-limited handler (see internal/ratelog), or clients decide how much
-// it writes.
+// New builds a single node's server from cfg, or says which settings are
+// wrong. log gets a line for every join, leave and refusal: in production,
+// give it a rate-limited handler (see internal/ratelog), or clients decide
+// how much it writes.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	lim := admission.New(cfg.PerClient, log)
+	return newServer(cfg, NewHub(cfg, lim), lim, log), nil
+}
+
+// NewCluster builds a server that is one node of the cluster whose log is
+// clog. Its Cluster must be run (see [Server.Cluster]) for it to serve:
+// until it has caught up with the log, health says NOT_SERVING and joins
+// are refused with UNAVAILABLE.
+func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ccfg.Validate(); err != nil {
+		return nil, err
+	}
+	lim := admission.New(cfg.PerClient, log)
+	h, cl := NewClusterHub(cfg, ccfg, clog, lim, log)
+	s := newServer(cfg, h, lim, log)
+	s.cl = cl
+	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	cl.OnStatus(func(serving bool) {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if serving {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
+		s.health.SetServingStatus("", st)
+	})
+	return s, nil
+}
+
+func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Server {
 	// The receive window of a stream bounds what a client can make the
 	// server buffer for it unread: a session is not read while its
 	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
@@ -63,14 +97,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 	)
-	lim := admission.New(cfg.PerClient, log)
-	s := &Server{grpc: g, svc: NewService(cfg, lim, log), lim: lim, health: health.NewServer()}
+	s := &Server{grpc: g, svc: newService(cfg, hub, lim, log), lim: lim, health: health.NewServer()}
 	chatv1.RegisterChatServiceServer(g, s.svc)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
-	return s, nil
+	return s
 }
+
+// Cluster returns the server's part in a cluster, nil for a single node.
+func (s *Server) Cluster() *Cluster { return s.cl }
 
 // GRPCServer returns the underlying gRPC server, for gateways that serve
 // the same services another way.
@@ -95,6 +131,11 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(s.lim.Liste
 // connection at once.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown() // health checks now answer NOT_SERVING
+	if s.cl != nil {
+		// The other nodes hold this node's users (and its streams end
+		// with UNAVAILABLE) while their clients come back elsewhere.
+		s.cl.Stop(ctx)
+	}
 	// GracefulStop waits for running streams, and chat streams only end
 	// when told to: end them all first, so that every session ends with
 	// UNAVAILABLE and none is seen to leave as its connection is drained.

@@ -43,7 +43,11 @@ var _ chatv1.ChatServiceServer = (*Service)(nil)
 // client address holds with lim. cfg must be valid (see
 // [Config.Validate]).
 func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: NewHub(cfg, lim), lim: lim, log: log}
+	return newService(cfg, NewHub(cfg, lim), lim, log)
+}
+
+func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, hub: hub, lim: lim, log: log}
 }
 
 // Hub returns the service's hub.
@@ -92,7 +96,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		return Status(err).Err()
 	}
 	join := req.GetJoin()
-	s, err := svc.hub.Join(join.GetUsername(), join.GetResumeToken(), join.GetLastSeq(), client)
+	s, err := svc.hub.JoinContext(ctx, join.GetUsername(), join.GetResumeToken(), join.GetLastSeq(), client)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
 		return Status(err).Err()
@@ -300,7 +304,7 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 					err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
 					break
 				}
-				err = svc.handle(s, action, clientID)
+				err = svc.handle(ctx, s, action, clientID)
 				if errors.Is(err, ErrNotJoined) {
 					return err // dropped by the hub meanwhile; serve returns its reason
 				}
@@ -320,14 +324,14 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 }
 
 // handle passes one request of a joined session to the hub.
-func (svc *Service) handle(s *Session, action any, clientID string) error {
+func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
-		return svc.hub.Send(s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+		return svc.hub.SendContext(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
 	case *chatv1.ChatRequest_JoinChannel:
-		return svc.hub.JoinChannel(s, action.JoinChannel.GetChannel())
+		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:
-		return svc.hub.LeaveChannel(s, action.LeaveChannel.GetChannel())
+		return svc.hub.LeaveChannelContext(ctx, s, action.LeaveChannel.GetChannel())
 	case *chatv1.ChatRequest_ListChannels:
 		svc.hub.ListChannels(s, clientID)
 		return nil

@@ -7,22 +7,47 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 )
 
+// memberState is where a user's session stands.
+type memberState uint8
+
+const (
+	// stateOffline: taken off the online list, and about to be parked or
+	// forgotten (never so once the hub's lock is released).
+	stateOffline memberState = iota
+	// stateOnline: a stream is attached, on some node (on this one if att
+	// is set). The user is on the online list.
+	stateOnline
+	// stateHeld: the node its stream was on stopped on purpose. The user
+	// stays on the online list, unannounced, until its deadline, while its
+	// client reconnects to another node; then it is announced as gone.
+	stateHeld
+	// stateParked: its stream ended without a logout and everyone was
+	// told. Its name and events are kept for a resume until its deadline.
+	stateParked
+)
+
 // member is a user's session as the hub keeps it. It outlives the stream
 // that created it: after a disconnect it is parked for the resume grace
 // period, still receiving (into its log) the events of its channels, and a
-// join with its token attaches a new stream to it.
+// join with its token attaches a new stream to it. In a cluster every node
+// keeps every member, so that any node can resume any session; only the
+// node its stream is on has the stream (att).
 //
 // Every field is owned by the hub: read and written only with Hub.mu held.
 type member struct {
-	key   string       // case-mapped username; unique among members
-	skel  string       // confusable skeleton of key; unique among members
-	token string       // resume token; unique among members
-	user  *chatv1.User // replaced, not modified, when the user comes back
+	key       string       // case-mapped username; unique among members
+	skel      string       // confusable skeleton of key; unique among members
+	tokenHash string       // SHA-256 of the resume token; unique among members
+	user      *chatv1.User // replaced, not modified, when the user comes back
 
-	client netip.Addr // the client address its session counts against; zero for none
+	state  memberState
+	node   string   // the node its stream is on, while online
+	attach uint64   // numbers its stream among all attachments, while online
+	att    *Session // its stream, while online on this node; nil otherwise
 
-	att        *Session // the stream attached; nil while parked
-	prev, next *member  // neighbours on the online list, while attached
+	client netip.Addr // the client address its session counts against on this node; zero for none
+
+	prev, next *member // neighbours on the online list, while online or held
 
 	// seq numbers the member's events. log keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from
@@ -33,8 +58,9 @@ type member struct {
 
 	channels []*channel // the channels it is in, in the order it entered them
 
-	parkGen uint64      // counts parkings, so a stale expiry timer does nothing
-	expiry  *time.Timer // ends the grace period while parked
+	gen      uint64      // counts holds and parkings, so that a stale deadline does nothing
+	deadline time.Time   // ends a hold or a parking
+	timer    *time.Timer // a single node's timer for the deadline
 }
 
 // resetLog empties the log: a resume can give nothing before this point.
@@ -61,9 +87,9 @@ func (m *member) missed(lastSeq uint64) ([]Delivery, bool) {
 	return ds, true
 }
 
-// online reports whether a stream is attached: the user is on the online
-// list.
-func (m *member) online() bool { return m.att != nil }
+// online reports whether others see the user online: a stream is attached,
+// or its node stopped and it is held for a reconnection.
+func (m *member) online() bool { return m.state == stateOnline || m.state == stateHeld }
 
 // in reports whether the member is in ch.
 func (m *member) in(ch *channel) bool {
@@ -79,6 +105,7 @@ func (m *member) in(ch *channel) bool {
 // deliveries its writer sends, and how the hub ended it, if it did.
 type Session struct {
 	m        *member
+	attach   uint64          // the member's attachment this stream is; never modified
 	user     *chatv1.User    // the user as of this stream's join; never modified
 	recovery chatv1.Recovery // what came of the join's resume token; never modified
 	queue    *queue
@@ -99,10 +126,11 @@ type Session struct {
 
 func newSession(m *member, queueSize, queueBytes int) *Session {
 	return &Session{
-		m:     m,
-		user:  m.user,
-		queue: newQueue(queueSize, queueBytes),
-		ended: make(chan struct{}),
+		m:      m,
+		attach: m.attach,
+		user:   m.user,
+		queue:  newQueue(queueSize, queueBytes),
+		ended:  make(chan struct{}),
 		// A new stream's welcome and snapshots, or a resume's replay,
 		// never count.
 		forgive: true,
@@ -111,6 +139,9 @@ func newSession(m *member, queueSize, queueBytes int) *Session {
 
 // User returns the user this stream joined as.
 func (s *Session) User() *chatv1.User { return s.user }
+
+// Recovery says what came of the join's resume token.
+func (s *Session) Recovery() chatv1.Recovery { return s.recovery }
 
 // Ended is closed when the hub has ended the stream; see [Session.EndErr].
 func (s *Session) Ended() <-chan struct{} { return s.ended }

@@ -265,6 +265,15 @@ func (l *Limiter) MoveSession(from, to netip.Addr) {
 	l.getLocked(to).sessions++
 }
 
+// AddSession counts a session of a that was admitted elsewhere (resumed
+// here from another node of a cluster). Like MoveSession it is not
+// refused. Call ReleaseSession when the session is over here.
+func (l *Limiter) AddSession(a netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.getLocked(a).sessions++
+}
+
 // allow takes a token from a's bucket that pick chooses, creating it with
 // r and burst, and reports whether there was one. r 0 means no limit.
 func (l *Limiter) allow(a netip.Addr, r float64, burst int, pick func(*use) **rate.Limiter) bool {

@@ -1,0 +1,401 @@
+package server
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"github.com/chatd/chatd/internal/confusable"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// This file applies commands: where a join, a message, a channel change and
+// a leave happen. Every node of a cluster runs this code on the same
+// commands in the same order, so it may depend only on the hub's state,
+// the command and the chat's clock (h.now): nothing local but what the
+// node that asked for the command keeps in its pending.
+
+// pending is what the node that asked for a command keeps of it while it is
+// applied: what the command does not carry to other nodes, and where its
+// outcome goes.
+type pending struct {
+	newToken string     // join: the resume token of a new session
+	token    string     // join: the resume token presented, if any
+	client   netip.Addr // join: the client's address; zero if not counted
+	counted  bool       // join: a session of client is counted for this join, to hand to its member or give back
+
+	done      chan outcome // cluster: receives the outcome; buffered
+	abandoned bool         // cluster: the caller stopped waiting; guarded by Hub.mu
+}
+
+// newTokenOr is the new session's token, "" if p is nil (a stream this
+// node no longer waits for, which is ended at once).
+func (p *pending) newTokenOr() string {
+	if p == nil {
+		return ""
+	}
+	return p.newToken
+}
+
+// tokenOr is the token presented, "" if p is nil.
+func (p *pending) tokenOr() string {
+	if p == nil {
+		return ""
+	}
+	return p.token
+}
+
+// outcome is what came of a command.
+type outcome struct {
+	s   *Session // a join's stream, if it is on this node
+	ok  bool     // a leave found its stream attached
+	err error    // why the command was refused
+}
+
+// settle gives back what p still holds once its command has been applied
+// with out. Hub.mu must be held.
+func (p *pending) settle(h *Hub, out outcome) {
+	if p == nil {
+		return
+	}
+	if p.counted {
+		h.lim.ReleaseSession(p.client)
+		p.counted = false
+	}
+	if p.done != nil {
+		p.done <- out
+	}
+}
+
+// applyLocked applies cmd; p is what this node kept of it, if this node
+// asked for it. Lock must be held, and flushSlowLocked called before it is
+// released.
+func (h *Hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
+	switch a := cmd.GetAction().(type) {
+	case *clusterv1.Command_Join:
+		return h.joinLocked(cmd.GetNode(), a.Join, p)
+	case *clusterv1.Command_Leave:
+		return outcome{ok: h.leaveLocked(cmd.GetNode(), a.Leave)}
+	case *clusterv1.Command_Send:
+		return outcome{err: h.sendLocked(cmd.GetNode(), a.Send)}
+	case *clusterv1.Command_JoinChannel:
+		return outcome{err: h.joinChannelLocked(cmd.GetNode(), a.JoinChannel)}
+	case *clusterv1.Command_LeaveChannel:
+		return outcome{err: h.leaveChannelLocked(cmd.GetNode(), a.LeaveChannel)}
+	case *clusterv1.Command_Heartbeat:
+		return outcome{} // being heard is all it does (see heardLocked)
+	case *clusterv1.Command_NodeStop:
+		h.nodeStoppedLocked(cmd.GetNode())
+		return outcome{}
+	}
+	// A command of a newer version of chatd, during a rolling upgrade:
+	// every node of this version skips it alike.
+	return outcome{err: &Error{Kind: ErrInvalidRequest, Msg: "unknown command"}}
+}
+
+// streamLocked finds the member whose stream on node sent a command, or
+// refuses the command if that stream is no longer attached: dropped,
+// logged out, or replaced by a resume. Lock must be held.
+func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*member, error) {
+	m := h.byKey[ref.GetUserKey()]
+	if m == nil || m.state != stateOnline || m.node != node || m.attach != ref.GetAttach() {
+		return nil, errGone
+	}
+	return m, nil
+}
+
+// joinLocked admits a user, or resumes a session (see resumeLocked). Lock
+// must be held.
+func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
+	display, key, err := CheckUsername(j.GetUsername())
+	if err != nil {
+		return outcome{err: err}
+	}
+	skel := confusable.Skeleton(key)
+	recovery := chatv1.Recovery_RECOVERY_UNSPECIFIED
+	if len(j.GetResumeHash()) > 0 {
+		// A token for another name is treated as unknown, so that a token
+		// tells nothing about anyone else's session.
+		if m := h.byToken[string(j.GetResumeHash())]; m != nil && m.key == key {
+			return outcome{s: h.resumeLocked(m, node, j.GetLastSeq(), p)}
+		}
+		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	}
+	if old := h.byKey[key]; old != nil {
+		if old.online() {
+			return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name", display)}}
+		}
+		return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}}
+	}
+	// A name that looks like someone else's (its letters confusable with
+	// theirs, "bоb" with a Cyrillic о beside "bob") would let its user pass
+	// for them: it is taken too.
+	if old := h.bySkel[skel]; old != nil {
+		who := "who is online"
+		if !old.online() {
+			who = "whose name is held for them while they reconnect"
+		}
+		return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q looks like %q, %s: choose a name nobody could mistake for theirs", display, old.user.Username, who)}}
+	}
+	if len(h.byKey) >= h.cfg.MaxSessions {
+		return outcome{err: &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%s, counting those reconnecting): try again later", count(len(h.byKey), "user", "users"))}}
+	}
+	if j.GetResumeOnly() {
+		return outcome{err: &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("too many sessions from your address (at most %d, counting those reconnecting): log out of one, or try again later", h.cfg.PerClient.MaxSessions)}}
+	}
+
+	now := timestamppb.New(h.now)
+	m := &member{key: key, skel: skel, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
+	// Joining the chat is joining general too: members of general take a
+	// user_joined as that, so no channel_joined is sent for it.
+	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
+		UserJoined: &chatv1.UserJoined{User: m.user},
+	}}), nil)
+	h.byKey[key], h.byToken[m.tokenHash], h.bySkel[skel] = m, m, m
+	s := h.attachLocked(m, node, p)
+	m.seq = 1 // the welcome; the log starts after it
+	if s != nil {
+		s.recovery = recovery
+		s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+			Time: now,
+			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+				You:         m.user,
+				OnlineUsers: h.usersLocked(),
+				ResumeToken: p.newTokenOr(),
+				Recovery:    recovery,
+			}},
+		})})
+	}
+	h.enterLocked(m, h.general)
+	h.channelSnapshotLocked(m, h.general)
+	return outcome{s: s}
+}
+
+// resumeLocked attaches a new stream, on node, to m and gives it what it
+// missed after lastSeq, or, if m's log no longer has all of it, a fresh
+// snapshot. If m still has a stream (a connection that died without the
+// server noticing yet, or on a node that crashed), that stream is ended:
+// whoever holds the token is m's user. It returns the stream if it is on
+// this node. Lock must be held.
+func (h *Hub) resumeLocked(m *member, node string, lastSeq uint64, p *pending) *Session {
+	if node != h.node {
+		h.releaseLocked(m) // counted where it is now
+	}
+	switch m.state {
+	case stateOnline, stateHeld:
+		// The others never saw the user leave, so they hear nothing, and
+		// the user keeps its place on the online list.
+		if old := m.att; old != nil {
+			m.att = nil
+			old.endLocked(errReplaced, chatv1.LeaveReason_LEAVE_REASON_UNSPECIFIED)
+		}
+		h.undeadlineLocked(m)
+	case stateParked:
+		h.unparkLocked(m)
+		m.user = &chatv1.User{Username: m.user.Username, JoinTime: timestamppb.New(h.now)}
+		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
+			UserJoined: &chatv1.UserJoined{User: m.user, Resumed: true},
+		}}), m)
+		for _, ch := range m.channels {
+			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
+				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
+			}}), m)
+			// The others add m at the end of the channel's members, as
+			// for anyone entering it: so does the channel.
+			ch.remove(m, h.now)
+			ch.members = append(ch.members, m)
+		}
+	}
+	s := h.attachLocked(m, node, p)
+	missed, complete := m.missed(lastSeq)
+	if s == nil {
+		// Another node's stream: only the numbering is this node's to
+		// keep, the same as the stream's node keeps it.
+		if !complete {
+			m.seq++
+			m.resetLog()
+			for _, ch := range m.channels {
+				h.channelSnapshotLocked(m, ch)
+			}
+		}
+		return nil
+	}
+	now := timestamppb.New(h.now)
+	if complete {
+		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
+		// Complete: the client's state as of lastSeq, plus what follows,
+		// is current. From its point of view it never left.
+		s.queue.pushExtra(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+			Time: now,
+			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+				You:         m.user,
+				ResumeToken: p.tokenOr(),
+				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
+			}},
+		})})
+		s.queue.pushExtra(missed...)
+		return s
+	}
+	// Incomplete: start the client over from a snapshot, in the channels it
+	// is in. The log restarts after the new welcome, so a resume cannot ask
+	// for events from before it.
+	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
+	m.seq++
+	m.resetLog()
+	s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+		Time: now,
+		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
+			You:         m.user,
+			OnlineUsers: h.usersLocked(),
+			ResumeToken: p.tokenOr(),
+			Recovery:    chatv1.Recovery_RECOVERY_INCOMPLETE,
+		}},
+	})})
+	for _, ch := range m.channels {
+		h.channelSnapshotLocked(m, ch)
+	}
+	return s
+}
+
+// sendLocked sends a message (see Hub.Send). Lock must be held.
+func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
+	m, err := h.streamLocked(node, snd.GetStream())
+	if err != nil {
+		return err
+	}
+	var to *member
+	var ch *channel
+	if recipient := snd.GetRecipient(); recipient != "" {
+		name, key, err := CheckUsername(recipient)
+		if err != nil {
+			return notOnline(recipient)
+		}
+		if to = h.byKey[key]; to == nil || !to.online() {
+			return notOnline(name)
+		}
+	} else {
+		name, key := snd.GetChannel(), generalChannel
+		if name != "" {
+			if _, key, err = CheckChannel(name); err != nil {
+				return err
+			}
+		}
+		switch ch = h.channels[key]; {
+		case ch == nil:
+			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s: join it to create it", name)}
+		case !m.in(ch):
+			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s: join it first", ch.name)}
+		}
+	}
+
+	h.msgs++
+	msg := &chatv1.Message{
+		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
+		Sender:   m.user.Username,
+		Text:     snd.GetText(),
+		ClientId: snd.GetClientId(),
+	}
+	resp := &chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}}
+	if to != nil {
+		msg.Recipient = to.user.Username
+		ev := newEvent(resp)
+		h.deliverLocked(to, ev)
+		if to != m {
+			h.deliverLocked(m, ev)
+		}
+		return nil
+	}
+	msg.Channel = ch.name
+	ev := newEvent(resp)
+	h.publishLocked(ch, ev, nil)
+	ch.history.push(ev, h.cfg.HistorySize, h.cfg.HistoryBytes)
+	return nil
+}
+
+// joinChannelLocked puts a session in a channel (see Hub.JoinChannel).
+// Lock must be held.
+func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
+	display, key, err := CheckChannel(jc.GetChannel())
+	if err != nil {
+		return err
+	}
+	m, err := h.streamLocked(node, jc.GetStream())
+	if err != nil {
+		return err
+	}
+	ch := h.channels[key]
+	switch {
+	case ch != nil && m.in(ch):
+		return &Error{Kind: ErrAlreadyInChannel, Msg: fmt.Sprintf("you are already in #%s", ch.name)}
+	case len(m.channels) >= h.cfg.MaxChannelsPerUser:
+		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(m.channels), "channel", "channels"))}
+	case ch == nil:
+		if !h.makeRoomLocked() {
+			// A channel whose members are all reconnecting shows no
+			// members but is theirs: it is not empty.
+			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %s, the most it keeps, and every one has members (online or reconnecting): join an existing channel", count(len(h.channels), "channel", "channels"))}
+		}
+		ch = &channel{name: display, key: key}
+		h.channels[key] = ch
+	}
+	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
+		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
+	}}), nil)
+	h.enterLocked(m, ch)
+	if s := m.att; s != nil {
+		// The snapshot is forgiven only if the writer has taken the last
+		// one: a client that stopped reading and keeps joining channels
+		// would otherwise pile up snapshots past any limit.
+		s.forgive = s.queue.forgiving()
+	}
+	h.channelSnapshotLocked(m, ch)
+	return nil
+}
+
+// leaveChannelLocked takes a session out of a channel (see
+// Hub.LeaveChannel). Lock must be held.
+func (h *Hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error {
+	display, key, err := CheckChannel(lc.GetChannel())
+	if err != nil {
+		return err
+	}
+	m, err := h.streamLocked(node, lc.GetStream())
+	if err != nil {
+		return err
+	}
+	ch := h.channels[key]
+	if ch == nil || !m.in(ch) {
+		return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", display)}
+	}
+	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelLeft{
+		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: m.user},
+	}}), nil)
+	h.exitLocked(m, ch)
+	return nil
+}
+
+// leaveLocked ends a session's stream (see Hub.Leave) and reports whether
+// it was still attached. Lock must be held.
+func (h *Hub) leaveLocked(node string, l *clusterv1.Leave) bool {
+	m, err := h.streamLocked(node, l.GetStream())
+	if err != nil {
+		return false
+	}
+	if l.GetReason() != chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
+		h.parkLocked(m, l.GetReason())
+		return true
+	}
+	s := m.att
+	h.detachLocked(m)
+	h.forgetLocked(m)
+	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
+		UserLeft: &chatv1.UserLeft{User: m.user, Reason: l.GetReason()},
+	}})
+	if s != nil {
+		h.deliverTo(s, m, ev)
+	}
+	h.broadcastLocked(ev, nil)
+	return true
+}

@@ -1,0 +1,483 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"github.com/chatd/chatd/internal/admission"
+	"google.golang.org/protobuf/proto"
+)
+
+// This file makes several chatd nodes one chat: each node appends the
+// commands its streams ask for to a shared log (NATS JetStream, see
+// internal/jslog) and applies every command of the log, in the log's
+// order, with the same code a single node runs (apply.go). The log's order
+// is the chat's order: names are unique because the first join in the log
+// wins, and every session on every node gets common events in the same
+// order. Each node keeps the whole state; its streams take their events
+// from its own apply.
+
+// Log is the cluster's shared, ordered log of commands.
+type Log interface {
+	// Append adds data to the end of the log and returns once the log has
+	// it. id names the entry: appending an id the log has had recently
+	// adds nothing, so a retry after a lost answer is safe.
+	Append(ctx context.Context, id string, data []byte) error
+	// LastSeq returns the position of the last entry, 0 if there is none.
+	LastSeq(ctx context.Context) (uint64, error)
+	// FirstSeq returns the position of the first entry the log still
+	// keeps (it drops them by age).
+	FirstSeq(ctx context.Context) (uint64, error)
+	// Follow calls apply with every entry from position from on, in order,
+	// one at a time, until ctx ends or apply fails, and returns why it
+	// stopped. It rides out a lost connection, carrying on where it was.
+	Follow(ctx context.Context, from uint64, apply func(Entry) error) error
+	// Connected reports whether the log is within reach now.
+	Connected() bool
+	// LoadSnapshot returns the last snapshot saved, or nil if none was.
+	LoadSnapshot(ctx context.Context) ([]byte, error)
+	// SaveSnapshot replaces the saved snapshot.
+	SaveSnapshot(ctx context.Context, data []byte) error
+}
+
+// Entry is a command as the log holds it.
+type Entry struct {
+	Seq  uint64    // its position: 1, 2, 3, … with no gap
+	Time time.Time // when the log took it: the chat's clock
+	Data []byte
+}
+
+// ClusterConfig is how a node takes part in a cluster.
+type ClusterConfig struct {
+	// Name names the node in logs; its id is made unique at each start.
+	Name string
+	// NodeTimeout is how long a node may go unheard, while the log is
+	// live, before the others give it up for dead and its users for
+	// disconnected. Nodes say they are alive ten times in that time.
+	NodeTimeout time.Duration
+	// ApplyTimeout bounds how long a request waits for its command to be
+	// applied before it is refused with UNAVAILABLE.
+	ApplyTimeout time.Duration
+	// SnapshotEvery is how often one node saves the chat's state, from
+	// which nodes that start later begin.
+	SnapshotEvery time.Duration
+}
+
+// Validate says which settings make no sense, if any.
+func (c ClusterConfig) Validate() error {
+	switch {
+	case c.NodeTimeout < time.Second:
+		return &SettingError{Field: "NodeTimeout", Rule: "must be at least 1s", Got: c.NodeTimeout}
+	case c.ApplyTimeout <= 0:
+		return &SettingError{Field: "ApplyTimeout", Rule: "must be positive", Got: c.ApplyTimeout}
+	case c.SnapshotEvery <= 0:
+		return &SettingError{Field: "SnapshotEvery", Rule: "must be positive", Got: c.SnapshotEvery}
+	}
+	return nil
+}
+
+// DefaultClusterConfig returns the settings chatd's cluster flags default to.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{NodeTimeout: 10 * time.Second, ApplyTimeout: 10 * time.Second, SnapshotEvery: 30 * time.Second}
+}
+
+// Cluster is a node's part in a cluster: it appends commands to the log
+// and applies the log to the node's hub.
+type Cluster struct {
+	h      *Hub
+	log    Log
+	cfg    ClusterConfig
+	logger *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
+	waiting map[string]*pending
+	backlog []*clusterv1.Command // commands to append in the background
+	wake    chan struct{}        // has a token while backlog may hold some
+
+	applied  uint64      // the last entry applied; guarded by Hub.mu
+	target   uint64      // the log's end when the node started: ready once applied
+	ready    atomic.Bool // caught up with the log as it was at the start
+	serving  atomic.Bool // ready and the log within reach
+	onStatus func(serving bool)
+	stopped  chan struct{} // closed once the node has stopped (Stop)
+	stopOnce sync.Once
+}
+
+// NewClusterHub returns a hub that is one node of the cluster whose log is
+// log. Run must be called to start it.
+func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limiter, logger *slog.Logger) (*Hub, *Cluster) {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	id := hex.EncodeToString(b[:])
+	// Message ids must be alike on every node: they are numbered by the
+	// log's order, and a cluster's log outlives its nodes.
+	h := newHub(cfg, lim, id, "")
+	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	h.cl = c
+	return h, c
+}
+
+// Node returns the node's id, unique to this run of the node.
+func (c *Cluster) Node() string { return c.h.node }
+
+// Serving reports whether the node can take requests: it has caught up
+// with the log and the log is within reach.
+func (c *Cluster) Serving() bool { return c.serving.Load() }
+
+// OnStatus sets f to be called whenever Serving changes. Call it before Run.
+func (c *Cluster) OnStatus(f func(serving bool)) { c.onStatus = f }
+
+// Run starts the node from the last snapshot, applies the log until ctx
+// ends, and returns why it stopped: nil for ctx, or an error if the node
+// can no longer follow the log (it lost entries it had not applied) and
+// must be restarted.
+func (c *Cluster) Run(ctx context.Context) error {
+	from, err := c.restore(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := c.log.FirstSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: reading the log's start: %w", err)
+	}
+	if from < first {
+		// Only if no node saved a snapshot for longer than the log keeps
+		// entries: the whole cluster was down. What those entries did
+		// is lost with them.
+		c.logger.Warn("the log no longer has every entry after the last snapshot: starting from the snapshot, without them", "snapshot_next", from, "log_first", first)
+		from = first
+	}
+	if c.target, err = c.log.LastSeq(ctx); err != nil {
+		return fmt.Errorf("cluster: reading the log's end: %w", err)
+	}
+	c.logger.Info("joining the cluster", "id", c.h.node, "from", from, "log_end", c.target)
+	c.h.mu.Lock()
+	c.applied = from - 1
+	c.checkReadyLocked()
+	c.h.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.appendLoop(ctx) })
+	wg.Go(func() { c.heartbeatLoop(ctx) })
+	wg.Go(func() { c.snapshotLoop(ctx) })
+	err = c.log.Follow(ctx, from, c.apply)
+	cancel()
+	wg.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// restore loads the last snapshot into the hub and returns the log
+// position to follow from.
+func (c *Cluster) restore(ctx context.Context) (uint64, error) {
+	data, err := c.log.LoadSnapshot(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: loading the last snapshot: %w", err)
+	}
+	if data == nil {
+		return 1, nil
+	}
+	snap := &clusterv1.Snapshot{}
+	if err := proto.Unmarshal(data, snap); err != nil {
+		return 0, fmt.Errorf("cluster: the last snapshot does not decode: %w", err)
+	}
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if err := c.h.restoreLocked(snap); err != nil {
+		return 0, err
+	}
+	return snap.GetSeq() + 1, nil
+}
+
+// apply applies one entry of the log.
+func (c *Cluster) apply(e Entry) error {
+	cmd := &clusterv1.Command{}
+	if err := proto.Unmarshal(e.Data, cmd); err != nil {
+		// Every node skips it alike.
+		c.logger.Error("skipping a log entry that does not decode", "seq", e.Seq, "err", err)
+		cmd = nil
+	}
+	var p *pending
+	if cmd != nil && cmd.GetNode() == c.h.node {
+		c.mu.Lock()
+		p = c.waiting[cmd.GetId()]
+		delete(c.waiting, cmd.GetId())
+		c.mu.Unlock()
+	}
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer h.flushSlowLocked()
+	if e.Seq != c.applied+1 {
+		return fmt.Errorf("cluster: the log skipped from entry %d to %d (entries older than the log keeps?): this node's state is no longer the cluster's; restart it", c.applied, e.Seq)
+	}
+	c.applied = e.Seq
+	defer c.checkReadyLocked()
+	if e.Time.After(h.now) {
+		h.now = e.Time
+	}
+	if cmd == nil {
+		h.tickLocked(h.now)
+		return nil
+	}
+	h.heardLocked(cmd.GetNode(), cmd.GetHeartbeat().GetName())
+	h.tickLocked(h.now)
+	out := h.applyLocked(cmd, p)
+	if p != nil {
+		p.settle(h, out)
+	} else if out.s != nil {
+		// This node's join, but nobody waits for it any more (the node
+		// restarted its waiting list?): the stream has no client.
+		h.dropLocked(out.s)
+	}
+	return nil
+}
+
+// dropLocked ends s, a stream of this node whose client is gone, and has
+// its session leave as disconnected. Hub.mu must be held.
+func (h *Hub) dropLocked(s *Session) {
+	if s.endClosed {
+		return
+	}
+	s.endLocked(errGone, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)))
+}
+
+// checkReadyLocked notes when the node has caught up with the log. Hub.mu
+// must be held.
+func (c *Cluster) checkReadyLocked() {
+	if !c.ready.Load() && c.applied >= c.target {
+		c.ready.Store(true)
+		c.logger.Info("caught up with the cluster", "seq", c.applied, "users", len(c.h.byKey))
+		c.updateStatus()
+	}
+}
+
+// updateStatus recomputes Serving and reports a change.
+func (c *Cluster) updateStatus() {
+	serving := c.ready.Load() && c.log.Connected()
+	if c.serving.Swap(serving) != serving && c.onStatus != nil {
+		c.onStatus(serving)
+	}
+}
+
+// errNotServing refuses a request while the node cannot reach the log, or
+// has not caught up with it yet.
+func (c *Cluster) errNotServing() error {
+	if !c.ready.Load() {
+		return &Error{Kind: ErrUnavailable, Msg: "this server is starting (catching up with the chat): try again in a moment"}
+	}
+	return &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: try again in a moment"}
+}
+
+// submit appends cmd to the log and waits until this node has applied it.
+func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) outcome {
+	if p == nil {
+		p = &pending{}
+	}
+	if !c.serving.Load() {
+		c.h.mu.Lock()
+		p.settle(c.h, outcome{})
+		c.h.mu.Unlock()
+		return outcome{err: c.errNotServing()}
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		c.h.mu.Lock()
+		p.settle(c.h, outcome{})
+		c.h.mu.Unlock()
+		return outcome{err: fmt.Errorf("cluster: encoding a command: %w", err)}
+	}
+	p.done = make(chan outcome, 1)
+	c.mu.Lock()
+	c.waiting[cmd.GetId()] = p
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	err = c.log.Append(ctx, cmd.GetId(), data)
+	if err == nil {
+		select {
+		case out := <-p.done:
+			return out
+		case <-ctx.Done():
+		case <-c.stopped:
+		}
+	}
+	// Given up: the command may still be in the log, and be applied
+	// later; settle then ends whatever it made.
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	select {
+	case out := <-p.done:
+		return out
+	default:
+	}
+	p.abandoned = true
+	c.logger.Warn("a command was not applied in time", "id", cmd.GetId(), "err", err)
+	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not answer in time: try again in a moment"}}
+}
+
+// later appends cmd in the background, retrying until it is in: for
+// commands nobody waits for (a disconnect, a slow stream dropped). It never
+// blocks.
+func (c *Cluster) later(cmd *clusterv1.Command) {
+	c.mu.Lock()
+	c.backlog = append(c.backlog, cmd)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// appendLoop appends what later queued, in order, retrying each until the
+// log takes it.
+func (c *Cluster) appendLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			if len(c.backlog) == 0 {
+				c.backlog = nil
+				c.mu.Unlock()
+				break
+			}
+			cmd := c.backlog[0]
+			c.backlog = c.backlog[1:]
+			c.mu.Unlock()
+			data, err := proto.Marshal(cmd)
+			if err != nil {
+				c.logger.Error("dropping a command that does not encode", "id", cmd.GetId(), "err", err)
+				continue
+			}
+			for attempt := 0; ; attempt++ {
+				actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+				err := c.log.Append(actx, cmd.GetId(), data)
+				cancel()
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				if attempt == 0 {
+					c.logger.Warn("could not append to the log; retrying", "id", cmd.GetId(), "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)):
+				}
+			}
+		}
+	}
+}
+
+// heartbeatLoop says the node is alive, ten times per node timeout, and
+// keeps Serving up to date.
+func (c *Cluster) heartbeatLoop(ctx context.Context) {
+	beat := heartbeatEvery(c.cfg.NodeTimeout)
+	t := time.NewTicker(beat)
+	defer t.Stop()
+	for {
+		c.updateStatus()
+		if c.log.Connected() {
+			cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_Heartbeat{Heartbeat: &clusterv1.Heartbeat{Name: c.cfg.Name}}})
+			data, err := proto.Marshal(cmd)
+			if err == nil {
+				actx, cancel := context.WithTimeout(ctx, beat)
+				err = c.log.Append(actx, cmd.GetId(), data)
+				cancel()
+			}
+			if err != nil && ctx.Err() == nil {
+				c.logger.Warn("heartbeat not appended", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// snapshotLoop saves the chat's state now and then, if this node is the
+// one whose turn it is: the live node with the smallest id, as every node
+// sees it in the log.
+func (c *Cluster) snapshotLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.SnapshotEvery)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.serving.Load() {
+			continue
+		}
+		c.h.mu.Lock()
+		ids := make([]string, 0, len(c.h.nodes))
+		for id := range c.h.nodes {
+			ids = append(ids, id)
+		}
+		mine := len(ids) > 0 && slices.Min(ids) == c.h.node && c.applied != last
+		var snap *clusterv1.Snapshot
+		if mine {
+			snap = c.h.snapshotLocked(c.applied)
+			last = c.applied
+		}
+		c.h.mu.Unlock()
+		if snap == nil {
+			continue
+		}
+		if err := c.SaveSnapshot(ctx, snap); err != nil && ctx.Err() == nil {
+			c.logger.Warn("could not save a snapshot", "err", err)
+		}
+	}
+}
+
+// SaveSnapshot saves snap as the state new nodes start from.
+func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) error {
+	data, err := proto.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := c.log.SaveSnapshot(ctx, data); err != nil {
+		return err
+	}
+	c.logger.Debug("snapshot saved", "seq", snap.GetSeq(), "bytes", len(data), "took", time.Since(start))
+	return nil
+}
+
+// Stop tells the other nodes that this one is stopping, so that they hold
+// its users while their clients reconnect to them, and waits until this
+// node has applied that (its streams are then ended with UNAVAILABLE), or
+// ctx ends. Call Hub.Shutdown after it.
+func (c *Cluster) Stop(ctx context.Context) {
+	c.stopOnce.Do(func() {
+		cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_NodeStop{NodeStop: &clusterv1.NodeStop{}}})
+		if out := c.submit(ctx, cmd, nil); out.err != nil {
+			c.logger.Warn("could not tell the cluster this node is stopping: its users will be seen to leave when it is given up for dead", "err", out.err)
+		}
+		close(c.stopped)
+	})
+}

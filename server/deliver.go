@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+)
+
+// This file queues events for the sessions they concern, and drops the
+// sessions that cannot keep up. Every function here must be called with
+// Hub.mu held.
+
+// broadcastLocked gives ev to every member, online, held or parked,
+// except skip.
+func (h *Hub) broadcastLocked(ev *Event, skip *member) {
+	for m := h.head; m != nil; m = m.next {
+		if m != skip {
+			h.deliverLocked(m, ev)
+		}
+	}
+	for m := range h.parked {
+		if m != skip {
+			h.deliverLocked(m, ev)
+		}
+	}
+}
+
+// publishLocked gives ev to every member of ch except skip.
+func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
+	for _, m := range ch.members {
+		if m != skip {
+			h.deliverLocked(m, ev)
+		}
+	}
+}
+
+// deliverLocked numbers ev for m, records it in m's resume log (dropping
+// the oldest past the resume buffer) and queues it for m's stream, if it
+// is on this node, without blocking. If the queue is full, the stream gets
+// nothing more (so what it does get has no gap) and is marked to be
+// dropped; the log keeps recording. flushSlowLocked must be called before
+// the lock is released.
+func (h *Hub) deliverLocked(m *member, ev *Event) {
+	m.seq++
+	m.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	if s := m.att; s != nil {
+		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+	}
+}
+
+// deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
+// count against the stream's queue limit if the stream is forgiving (see
+// queue.pushExtra), and what the log keeps of it is logged, which may be
+// nil (see member.log). ev may be nil if m's stream is not on this node:
+// only the numbering is kept then.
+func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
+	m.seq++
+	m.log.push(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	switch s := m.att; {
+	case s == nil:
+	case s.forgive && !s.overflowed:
+		s.queue.pushExtra(Delivery{Seq: m.seq, Event: ev})
+	default:
+		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+	}
+}
+
+// deliverTo is deliverLocked for a stream no longer attached to m: its
+// last event (a logout's own user_left).
+func (h *Hub) deliverTo(s *Session, m *member, ev *Event) {
+	m.seq++
+	h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+}
+
+// replyLocked queues an answer to a request, unnumbered and not logged.
+func (h *Hub) replyLocked(s *Session, resp *chatv1.ChatResponse) {
+	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
+}
+
+// queueLocked queues d for s, or marks s to be dropped if its queue is
+// full.
+func (h *Hub) queueLocked(s *Session, d Delivery) {
+	if s.overflowed {
+		return
+	}
+	if !s.queue.push(d) {
+		s.overflowed = true
+		h.slow = append(h.slow, s)
+	}
+}
+
+// flushSlowLocked drops every stream whose queue overflowed, and takes its
+// session offline: a single node parks it at once, and tells the others
+// (which can overflow more queues: the loop takes those too); a cluster
+// node asks for it in the log, like any disconnect, and meanwhile the
+// session's events go to its log only.
+func (h *Hub) flushSlowLocked() {
+	for len(h.slow) > 0 {
+		s := h.slow[0]
+		h.slow = h.slow[1:]
+		if s.m.att == s && !s.endClosed {
+			if h.cl == nil {
+				h.parkLocked(s.m, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
+			} else {
+				h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)))
+			}
+		}
+		// A stream that logged out with a full queue is no longer attached
+		// but is ended all the same: it cannot be sent all it is owed.
+		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %s (or %d KiB) behind; reconnect", count(h.cfg.QueueSize, "event", "events"), h.cfg.QueueBytes>>10)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
+	}
+	h.slow = nil
+}

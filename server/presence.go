@@ -1,0 +1,301 @@
+package server
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// This file moves members between their states (see memberState): a stream
+// attaches (online), its node stops (held), it ends (parked), a deadline
+// passes (forgotten); and, in a cluster, nodes are heard from or given up
+// for dead. Every function here must be called with Hub.mu held.
+
+// attachLocked gives m a new stream on node and, if m was offline, puts it
+// at the end of the online list. The stream is returned if it is on this
+// node; p is what this node kept of the join.
+func (h *Hub) attachLocked(m *member, node string, p *pending) *Session {
+	wasOnline := m.online()
+	h.attaches++
+	m.state, m.node, m.attach = stateOnline, node, h.attaches
+	var s *Session
+	if node == h.node {
+		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
+		m.att = s
+		h.countLocked(m, p)
+	}
+	if wasOnline {
+		return s
+	}
+	h.users, h.channelList = nil, nil
+	for _, ch := range m.channels {
+		ch.online++
+	}
+	m.prev = h.tail
+	if h.tail != nil {
+		h.tail.next = m
+	} else {
+		h.head = m
+	}
+	h.tail = m
+	return s
+}
+
+// countLocked counts m's session against the address its new stream on
+// this node comes from, taking over what the join counted (p.counted) or
+// moving m's count from where it was.
+func (h *Hub) countLocked(m *member, p *pending) {
+	if h.lim == nil || p == nil || !p.client.IsValid() {
+		return
+	}
+	switch {
+	case m.client.IsValid() && p.counted:
+		h.lim.ReleaseSession(m.client)
+	case m.client.IsValid():
+		h.lim.MoveSession(m.client, p.client)
+	case !p.counted:
+		h.lim.AddSession(p.client)
+	}
+	m.client, p.counted = p.client, false
+}
+
+// detachLocked takes m's stream away and m off the online list.
+func (h *Hub) detachLocked(m *member) {
+	h.users, h.channelList = nil, nil
+	for _, ch := range m.channels {
+		ch.online--
+	}
+	// Offline until the caller parks or forgets it.
+	m.state, m.att, m.node, m.attach = stateOffline, nil, "", 0
+	if m.prev != nil {
+		m.prev.next = m.next
+	} else {
+		h.head = m.next
+	}
+	if m.next != nil {
+		m.next.prev = m.prev
+	} else {
+		h.tail = m.prev
+	}
+	m.prev, m.next = nil, nil
+}
+
+// parkLocked takes m offline after its stream ended without a logout, and
+// keeps it, still receiving its events, for the resume grace period.
+func (h *Hub) parkLocked(m *member, reason chatv1.LeaveReason) {
+	h.detachLocked(m)
+	if h.cfg.ResumeGrace > 0 {
+		m.state = stateParked
+		h.parked[m] = struct{}{}
+		h.deadlineLocked(m)
+	} else {
+		h.forgetLocked(m)
+	}
+	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
+		UserLeft: &chatv1.UserLeft{User: m.user, Reason: reason},
+	}}), m)
+}
+
+// unparkLocked ends m's grace period because it is coming back.
+func (h *Hub) unparkLocked(m *member) {
+	delete(h.parked, m)
+	h.undeadlineLocked(m)
+}
+
+// holdLocked keeps m on the online list without a stream until its
+// deadline: its node stopped, and its client is reconnecting to another.
+func (h *Hub) holdLocked(m *member) {
+	if s := m.att; s != nil {
+		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+	}
+	m.state, m.att, m.node, m.attach = stateHeld, nil, "", 0
+	h.deadlineLocked(m)
+}
+
+// deadlineLocked sets m's deadline, the resume grace period from now. A
+// single node arms a timer for it; a cluster's nodes apply it when the
+// log's clock passes it, all at the same point of the log.
+func (h *Hub) deadlineLocked(m *member) {
+	m.gen++
+	m.deadline = h.now.Add(h.cfg.ResumeGrace)
+	// The chat's clock never goes back, so deadlines come in order.
+	h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
+	if h.cl == nil {
+		m.timer = time.AfterFunc(h.cfg.ResumeGrace, h.expire)
+	}
+}
+
+// undeadlineLocked cancels m's deadline: it is back.
+func (h *Hub) undeadlineLocked(m *member) {
+	m.gen++
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+}
+
+// expireLocked ends the holds and parkings whose deadline has passed: a
+// held user is announced as gone, and either is forgotten.
+func (h *Hub) expireLocked() {
+	for len(h.deadline) > 0 && !h.deadline[0].at.After(h.now) {
+		e := h.deadline[0]
+		h.deadline[0] = expiry{}
+		h.deadline = h.deadline[1:]
+		m := e.m
+		if m.gen != e.gen {
+			continue // came back since
+		}
+		m.timer = nil
+		switch m.state {
+		case stateParked:
+			delete(h.parked, m)
+			h.forgetLocked(m)
+		case stateHeld:
+			h.detachLocked(m)
+			h.forgetLocked(m)
+			h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
+				UserLeft: &chatv1.UserLeft{User: m.user, Reason: chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN},
+			}}), m)
+		}
+	}
+	if len(h.deadline) == 0 {
+		h.deadline = nil // let a long list's array go
+	}
+}
+
+// forgetLocked ends m's session for good: its name and token are free and
+// it is in no channel. Members of its channels were told already (the user
+// left, or is parked and offline).
+func (h *Hub) forgetLocked(m *member) {
+	delete(h.byKey, m.key)
+	delete(h.byToken, m.tokenHash)
+	delete(h.bySkel, m.skel)
+	h.undeadlineLocked(m)
+	h.releaseLocked(m)
+	for len(m.channels) > 0 {
+		h.exitLocked(m, m.channels[len(m.channels)-1])
+	}
+	m.resetLog()
+}
+
+// releaseLocked stops counting m's session against its client address on
+// this node.
+func (h *Hub) releaseLocked(m *member) {
+	if h.lim != nil && m.client.IsValid() {
+		h.lim.ReleaseSession(m.client)
+		m.client = netip.Addr{}
+	}
+}
+
+// makeRoomLocked makes room for a new channel if the server is at its
+// limit, by dropping the empty channel that has been empty the longest. It
+// reports whether there is room.
+func (h *Hub) makeRoomLocked() bool {
+	if len(h.channels) < h.cfg.MaxChannels {
+		return true
+	}
+	var oldest *channel
+	for _, ch := range h.channels {
+		if len(ch.members) == 0 && ch != h.general && (oldest == nil || ch.idleSince.Before(oldest.idleSince) ||
+			// Ties broken by key, so that every node drops the same one.
+			ch.idleSince.Equal(oldest.idleSince) && ch.key < oldest.key) {
+			oldest = ch
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(h.channels, oldest.key)
+	h.channelList = nil
+	return true
+}
+
+// nodeInfo is a node of the cluster as the log shows it.
+type nodeInfo struct {
+	name      string    // for logs
+	lastHeard time.Time // the log's clock at its last command
+}
+
+// liveness is how long the log has been heard without a break: a node
+// cannot be heard while the log itself is silent (NATS down, or every node
+// stopped), so silence counts against a node only from when the log came
+// back.
+type liveness struct {
+	since time.Time // when the log was heard again after a silence
+	last  time.Time // the log's clock at the last command
+}
+
+// heardLocked notes that node is alive, as of the command being applied.
+func (h *Hub) heardLocked(node, name string) {
+	p := h.nodes[node]
+	if p == nil {
+		p = &nodeInfo{name: name}
+		h.nodes[node] = p
+	}
+	if name != "" {
+		p.name = name
+	}
+	p.lastHeard = h.now
+}
+
+// checkNodesLocked gives up for dead the nodes not heard from for the node
+// timeout while the log was live, and parks their users as disconnected.
+// Every node sees the same log with the same clock, so every node gives
+// up on the same nodes at the same point.
+func (h *Hub) checkNodesLocked() {
+	beat := heartbeatEvery(h.cl.cfg.NodeTimeout)
+	if h.now.Sub(h.live.last) > 2*beat {
+		h.live.since = h.now
+	}
+	h.live.last = h.now
+	var dead []string
+	for id, p := range h.nodes {
+		heard := p.lastHeard
+		if h.live.since.After(heard) {
+			heard = h.live.since
+		}
+		// Found within the timeout of its last beat: its next beat was
+		// due a beat later, and the next command here may be a beat late.
+		if h.now.Sub(heard) > h.cl.cfg.NodeTimeout-2*beat {
+			dead = append(dead, id)
+		}
+	}
+	slices.Sort(dead)
+	for _, id := range dead {
+		h.nodeDownLocked(id)
+	}
+}
+
+// heartbeatEvery is how often a node says it is alive.
+func heartbeatEvery(nodeTimeout time.Duration) time.Duration { return nodeTimeout / 10 }
+
+// nodeDownLocked parks, as disconnected, the users whose streams were on a
+// node given up for dead. If that node is this one (cut off from the log
+// for too long), its streams end: their clients reconnect and resume.
+func (h *Hub) nodeDownLocked(id string) {
+	delete(h.nodes, id)
+	for m := h.head; m != nil; {
+		next := m.next
+		if m.state == stateOnline && m.node == id {
+			if s := m.att; s != nil {
+				s.endLocked(errCutOff, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+			}
+			h.parkLocked(m, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+		}
+		m = next
+	}
+}
+
+// nodeStoppedLocked holds the users whose streams were on a node that
+// stopped on purpose: nobody is told unless they are not back in time.
+func (h *Hub) nodeStoppedLocked(id string) {
+	delete(h.nodes, id)
+	for m := h.head; m != nil; m = m.next {
+		if m.state == stateOnline && m.node == id {
+			h.holdLocked(m)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"github.com/chatd/chatd/internal/confusable"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// This file writes the chat's state as a cluster snapshot, and reads it
+// back on a node that starts: everything applying the log depends on, and
+// nothing of this node's own (streams, client addresses).
+
+// snapshotLocked returns the hub's state as of log position seq. Hub.mu
+// must be held.
+func (h *Hub) snapshotLocked(seq uint64) *clusterv1.Snapshot {
+	snap := &clusterv1.Snapshot{
+		Seq:       seq,
+		Time:      timestamppb.New(h.now),
+		LiveSince: timestamppb.New(h.live.since),
+		Messages:  h.msgs,
+		Attaches:  h.attaches,
+		Settings:  h.settings(),
+	}
+	// Events are shared by many logs and histories: each is written once.
+	index := make(map[*Event]uint32)
+	ref := func(ev *Event) uint32 {
+		if ev == nil {
+			return 0
+		}
+		if i, ok := index[ev]; ok {
+			return i
+		}
+		snap.Events = append(snap.Events, &clusterv1.Event{Response: ev.wire, History: ev.history})
+		i := uint32(len(snap.Events))
+		index[ev] = i
+		return i
+	}
+	addMember := func(m *member) {
+		pm := &clusterv1.Member{
+			Key:       m.key,
+			User:      m.user,
+			TokenHash: []byte(m.tokenHash),
+			State:     clusterv1.MemberState(m.state),
+			Node:      m.node,
+			Attach:    m.attach,
+			Seq:       m.seq,
+			ParkCount: m.gen,
+		}
+		if m.state != stateOnline {
+			pm.Deadline = timestamppb.New(m.deadline)
+		}
+		for _, ev := range m.log.items() {
+			pm.Log = append(pm.Log, ref(ev))
+		}
+		for _, ch := range m.channels {
+			pm.Channels = append(pm.Channels, ch.key)
+		}
+		snap.Members = append(snap.Members, pm)
+	}
+	for m := h.head; m != nil; m = m.next {
+		addMember(m)
+	}
+	parked := make([]*member, 0, len(h.parked))
+	for m := range h.parked {
+		parked = append(parked, m)
+	}
+	slices.SortFunc(parked, func(a, b *member) int { return cmp.Compare(a.key, b.key) })
+	for _, m := range parked {
+		addMember(m)
+	}
+	chs := make([]*channel, 0, len(h.channels))
+	for _, ch := range h.channels {
+		chs = append(chs, ch)
+	}
+	slices.SortFunc(chs, func(a, b *channel) int { return cmp.Compare(a.key, b.key) })
+	for _, ch := range chs {
+		pc := &clusterv1.Channel{Name: ch.name, Key: ch.key, IdleSince: timestamppb.New(ch.idleSince)}
+		for _, m := range ch.members {
+			pc.Members = append(pc.Members, m.key)
+		}
+		for _, ev := range ch.history.items() {
+			pc.History = append(pc.History, ref(ev))
+		}
+		snap.Channels = append(snap.Channels, pc)
+	}
+	ids := make([]string, 0, len(h.nodes))
+	for id := range h.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := h.nodes[id]
+		snap.Nodes = append(snap.Nodes, &clusterv1.Node{Id: id, Name: p.name, LastHeard: timestamppb.New(p.lastHeard)})
+	}
+	return snap
+}
+
+// restoreLocked replaces the hub's state, which must be new, with snap's.
+// Hub.mu must be held.
+func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
+	if want, got := h.settings(), snap.GetSettings(); got != nil && !sameSettings(want, got) {
+		return fmt.Errorf("cluster: this node's settings differ from the cluster's (%s here, %s in the cluster): every node must run with the same", describeSettings(want), describeSettings(got))
+	}
+	h.now = snap.GetTime().AsTime()
+	h.live = liveness{since: snap.GetLiveSince().AsTime(), last: h.now}
+	h.msgs, h.attaches = snap.GetMessages(), snap.GetAttaches()
+
+	events := make([]*Event, len(snap.GetEvents()))
+	for i, pe := range snap.GetEvents() {
+		events[i] = &Event{wire: pe.GetResponse(), size: eventOverhead + cap(pe.GetResponse()), history: pe.GetHistory()}
+	}
+	event := func(i uint32) (*Event, error) {
+		if i == 0 {
+			return nil, nil
+		}
+		if int(i) > len(events) {
+			return nil, fmt.Errorf("cluster: the snapshot refers to event %d of %d", i, len(events))
+		}
+		return events[i-1], nil
+	}
+
+	clear(h.channels)
+	for _, pc := range snap.GetChannels() {
+		ch := &channel{name: pc.GetName(), key: pc.GetKey(), idleSince: pc.GetIdleSince().AsTime()}
+		for _, i := range pc.GetHistory() {
+			ev, err := event(i)
+			if err != nil {
+				return err
+			}
+			ch.history.push(ev, h.cfg.HistorySize, h.cfg.HistoryBytes)
+		}
+		h.channels[ch.key] = ch
+	}
+	if h.general = h.channels[generalChannel]; h.general == nil {
+		return fmt.Errorf("cluster: the snapshot has no channel %q", generalChannel)
+	}
+
+	for _, pm := range snap.GetMembers() {
+		m := &member{
+			key:       pm.GetKey(),
+			skel:      confusable.Skeleton(pm.GetKey()),
+			tokenHash: string(pm.GetTokenHash()),
+			user:      pm.GetUser(),
+			state:     memberState(pm.GetState()),
+			node:      pm.GetNode(),
+			attach:    pm.GetAttach(),
+			seq:       pm.GetSeq(),
+			gen:       pm.GetParkCount(),
+		}
+		if m.user == nil {
+			m.user = &chatv1.User{}
+		}
+		for _, i := range pm.GetLog() {
+			ev, err := event(i)
+			if err != nil {
+				return err
+			}
+			m.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+		}
+		for _, key := range pm.GetChannels() {
+			ch := h.channels[key]
+			if ch == nil {
+				return fmt.Errorf("cluster: the snapshot puts %q in a channel it does not have", m.key)
+			}
+			m.channels = append(m.channels, ch)
+		}
+		switch m.state {
+		case stateOnline, stateHeld:
+			m.prev = h.tail
+			if h.tail != nil {
+				h.tail.next = m
+			} else {
+				h.head = m
+			}
+			h.tail = m
+		case stateParked:
+			h.parked[m] = struct{}{}
+		default:
+			return fmt.Errorf("cluster: the snapshot has %q in an unknown state %d", m.key, m.state)
+		}
+		if m.state != stateOnline {
+			m.deadline = pm.GetDeadline().AsTime()
+			h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
+		}
+		h.byKey[m.key], h.byToken[m.tokenHash], h.bySkel[m.skel] = m, m, m
+	}
+	slices.SortStableFunc(h.deadline, func(a, b expiry) int { return a.at.Compare(b.at) })
+	for _, pc := range snap.GetChannels() {
+		ch := h.channels[pc.GetKey()]
+		for _, key := range pc.GetMembers() {
+			m := h.byKey[key]
+			if m == nil {
+				return fmt.Errorf("cluster: the snapshot's #%s has a member it does not have", ch.name)
+			}
+			ch.members = append(ch.members, m)
+			if m.online() {
+				ch.online++
+			}
+		}
+	}
+	for _, pn := range snap.GetNodes() {
+		h.nodes[pn.GetId()] = &nodeInfo{name: pn.GetName(), lastHeard: pn.GetLastHeard().AsTime()}
+	}
+	h.users, h.channelList = nil, nil
+	return nil
+}
+
+// settings are the limits every node of a cluster must share.
+func (h *Hub) settings() *clusterv1.Settings {
+	var ccfg ClusterConfig
+	if h.cl != nil {
+		ccfg = h.cl.cfg
+	}
+	return settingsOf(h.cfg, ccfg)
+}
+
+func settingsOf(cfg Config, ccfg ClusterConfig) *clusterv1.Settings {
+	return &clusterv1.Settings{
+		MaxSessions:        uint32(cfg.MaxSessions),
+		MaxChannels:        uint32(cfg.MaxChannels),
+		MaxChannelsPerUser: uint32(cfg.MaxChannelsPerUser),
+		HistorySize:        uint32(cfg.HistorySize),
+		HistoryBytes:       uint32(cfg.HistoryBytes),
+		ResumeBuffer:       uint32(cfg.ResumeBuffer),
+		ResumeBufferBytes:  uint32(cfg.ResumeBufferBytes),
+		ResumeGraceMs:      uint64(cfg.ResumeGrace / time.Millisecond),
+		NodeTimeoutMs:      uint64(ccfg.NodeTimeout / time.Millisecond),
+	}
+}
+
+// ClusterSettings describes the settings that every node of a cluster must
+// share, as their flags name them: the log records the first node's, and
+// refuses nodes with others.
+func ClusterSettings(cfg Config, ccfg ClusterConfig) string {
+	return describeSettings(settingsOf(cfg, ccfg))
+}
+
+func sameSettings(a, b *clusterv1.Settings) bool {
+	return describeSettings(a) == describeSettings(b)
+}
+
+// describeSettings names the settings as their flags do.
+func describeSettings(s *clusterv1.Settings) string {
+	return fmt.Sprintf("--max-sessions %d --max-channels %d --max-channels-per-user %d --history-size %d --history-bytes %d --resume-buffer %d --resume-buffer-bytes %d --resume-grace %s --node-timeout %s",
+		s.GetMaxSessions(), s.GetMaxChannels(), s.GetMaxChannelsPerUser(), s.GetHistorySize(), s.GetHistoryBytes(),
+		s.GetResumeBuffer(), s.GetResumeBufferBytes(),
+		time.Duration(s.GetResumeGraceMs())*time.Millisecond, time.Duration(s.GetNodeTimeoutMs())*time.Millisecond)
+}
