@@ -109,6 +109,8 @@ type Cluster struct {
 	ready    atomic.Bool // caught up with the log as it was at the start
 	serving  atomic.Bool // ready and the log within reach
 	onStatus func(serving bool)
+	from     atomic.Uint64 // the log position the node started from
+	saved    atomic.Uint64 // the log position of the last snapshot this node saved
 	stopped  chan struct{} // closed once the node has stopped (Stop)
 	stopOnce sync.Once
 }
@@ -129,6 +131,20 @@ func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limit
 
 // Node returns the node's id, unique to this run of the node.
 func (c *Cluster) Node() string { return c.h.node }
+
+// StartedFrom returns the log position the node started from: 1, or the
+// position after the snapshot it started from.
+func (c *Cluster) StartedFrom() uint64 { return c.from.Load() }
+
+// Saved returns the log position of the last snapshot this node saved.
+func (c *Cluster) Saved() uint64 { return c.saved.Load() }
+
+// Applied returns the log position of the last entry the node applied.
+func (c *Cluster) Applied() uint64 {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	return c.applied
+}
 
 // Serving reports whether the node can take requests: it has caught up
 // with the log and the log is within reach.
@@ -160,6 +176,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	if c.target, err = c.log.LastSeq(ctx); err != nil {
 		return fmt.Errorf("cluster: reading the log's end: %w", err)
 	}
+	c.from.Store(from)
 	c.logger.Info("joining the cluster", "id", c.h.node, "from", from, "log_end", c.target)
 	c.h.mu.Lock()
 	c.applied = from - 1
@@ -464,6 +481,7 @@ func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) er
 	if err := c.log.SaveSnapshot(ctx, data); err != nil {
 		return err
 	}
+	c.saved.Store(snap.GetSeq())
 	c.logger.Debug("snapshot saved", "seq", snap.GetSeq(), "bytes", len(data), "took", time.Since(start))
 	return nil
 }

@@ -66,6 +66,23 @@ func (tc *testCluster) startNode(name string) *testServer {
 	return ts
 }
 
+// onEachEngine runs body as two parallel subtests: on a single server
+// (each of the three "nodes" it is given is that server) and on a cluster
+// of three nodes. One test body, two engines: the cluster must behave as
+// one server.
+func onEachEngine(t *testing.T, cfg server.Config, body func(t *testing.T, nodes []*testServer)) {
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		ts := startServer(t, cfg)
+		body(t, []*testServer{ts, ts, ts})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		_, nodes := startCluster(t, 3, cfg, testClusterConfig(nil))
+		body(t, nodes)
+	})
+}
+
 // TestClusterPresenceAndMessages has users on different nodes see each
 // other join, talk in general and privately, and leave, and every node
 // list them all.
@@ -139,4 +156,146 @@ func TestClusterNameRace(t *testing.T) {
 			t.Fatalf("round %d: %d of %q and %q joined; want exactly one", round, won, names[0], names[1])
 		}
 	}
+}
+
+// TestClusterNodeStopHoldsItsUsers stops a node as SIGTERM does: its
+// streams end with UNAVAILABLE, nobody sees its users leave, and they
+// resume on another node with everything they missed and no flap.
+func TestClusterNodeStopHoldsItsUsers(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 3, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }), testClusterConfig(nil))
+	alice := join(t, nodes[0], "alice")
+	bob := join(t, nodes[1], "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	lastSeq := alice.lastSeq
+
+	nodes[0].node.Stop(t)
+	if st := alice.expectEnd(t, codes.Unavailable); !strings.Contains(st.Message(), "reconnect") {
+		t.Errorf("alice's stream ended with %q; want it to say to reconnect", st.Message())
+	}
+	bob.say(t, "while alice moves", "b1")
+	expectMessage(t, "bob", bob.next(t), "bob", "while alice moves", "b1")
+	if got := listUsers(t, nodes[1]); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Errorf("ListUsers on node 2 = %q while alice moves; want [alice bob]", got)
+	}
+
+	back := resumeStream(t, nodes[2], alice, lastSeq)
+	expectRecovery(t, back, alice.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+	expectMessage(t, "alice", back.next(t), "bob", "while alice moves", "b1")
+	back.say(t, "back", "a1")
+	expectMessage(t, "alice", back.next(t), "alice", "back", "a1")
+	// The next thing bob hears is alice's message: no user_left, no
+	// user_joined.
+	expectMessage(t, "bob", bob.next(t), "alice", "back", "a1")
+}
+
+// TestClusterHeldUserNotBackLeaves: a user of a stopped node who does not
+// come back within the grace period is announced as gone then, and the
+// name is free.
+func TestClusterHeldUserNotBackLeaves(t *testing.T) {
+	t.Parallel()
+	const grace = 500 * time.Millisecond
+	_, nodes := startCluster(t, 2, testConfig(func(c *server.Config) { c.ResumeGrace = grace }), testClusterConfig(nil))
+	alice := join(t, nodes[0], "alice")
+	bob := join(t, nodes[1], "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	stopped := time.Now()
+	nodes[0].node.Stop(t)
+	alice.expectEnd(t, codes.Unavailable)
+	expectLeft(t, "bob", bob.next(t), "alice", chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+	// The log's clock moves in heartbeats: a tenth of the node timeout.
+	if took := time.Since(stopped); took < grace || took > grace+time.Second {
+		t.Errorf("alice was announced gone %s after her node stopped; want after the %s grace, within a heartbeat or two", took, grace)
+	}
+	join(t, nodes[1], "alice")
+}
+
+// TestClusterNodeCrash kills a node: within the node timeout the others
+// see its users leave, disconnected, and the users resume elsewhere with
+// nothing lost.
+func TestClusterNodeCrash(t *testing.T) {
+	t.Parallel()
+	ccfg := testClusterConfig(nil)
+	_, nodes := startCluster(t, 3, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }), ccfg)
+	alice := join(t, nodes[0], "alice")
+	bob := join(t, nodes[1], "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	lastSeq := alice.lastSeq
+
+	killed := time.Now()
+	nodes[0].node.Kill(t)
+	ev := bob.nextWithin(t, ccfg.NodeTimeout+time.Second)
+	expectLeft(t, "bob", ev, "alice", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	if took := time.Since(killed); took > ccfg.NodeTimeout {
+		t.Errorf("bob saw alice leave %s after her node died; want within the node timeout, %s", took, ccfg.NodeTimeout)
+	}
+	bob.say(t, "are you there?", "b1")
+	expectMessage(t, "bob", bob.next(t), "bob", "are you there?", "b1")
+
+	back := resumeStream(t, nodes[2], alice, lastSeq)
+	expectRecovery(t, back, alice.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+	expectMessage(t, "alice", back.next(t), "bob", "are you there?", "b1")
+	expectJoined(t, "bob", bob.next(t), "alice", true)
+}
+
+// TestClusterLateNodeHasTheState starts a node after the chat has been
+// going: from the last snapshot and the log after it, it lists the same
+// users and channels, and gives joiners the same history.
+func TestClusterLateNodeHasTheState(t *testing.T) {
+	t.Parallel()
+	tc, nodes := startCluster(t, 1, testConfig(nil), testClusterConfig(nil))
+	alice := join(t, nodes[0], "alice")
+	alice.joinChannel(t, "room", "room")
+	for i := range 5 {
+		alice.send(t, sendReq(fmt.Sprint("before the snapshot ", i), "room", "", ""))
+		alice.next(t)
+	}
+	// Let a snapshot be saved, then add to the log after it.
+	cl := nodes[0].node.Srv.Cluster()
+	at := cl.Applied()
+	waitFor(t, "a snapshot to be saved", func() bool { return cl.Saved() >= at })
+	alice.send(t, sendReq("after the snapshot", "room", "", ""))
+	alice.next(t)
+
+	late := tc.startNode("late")
+	if from := late.node.Srv.Cluster().StartedFrom(); from <= at {
+		t.Errorf("the late node started from log position %d; want after the snapshot of %d", from, at)
+	}
+	if got := listUsers(t, late); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("ListUsers on the late node = %q; want [alice]", got)
+	}
+	carol := join(t, late, "carol")
+	expectJoined(t, "alice", alice.next(t), "carol", false)
+	snap := carol.joinChannel(t, "room", "room")
+	var got []string
+	for _, ev := range snap.history {
+		got = append(got, ev.GetMessage().GetText())
+	}
+	want := []string{"before the snapshot 0", "before the snapshot 1", "before the snapshot 2", "before the snapshot 3", "before the snapshot 4", "after the snapshot"}
+	if !slices.Equal(got, want) {
+		t.Errorf("carol, on the late node, got room's history %q; want %q", got, want)
+	}
+}
+
+// TestClusterRidesOutNATSRestart stops NATS under a live chat: the nodes
+// keep their streams, refuse what needs the log with UNAVAILABLE, and
+// carry on when NATS is back, with nothing lost.
+func TestClusterRidesOutNATSRestart(t *testing.T) {
+	t.Parallel()
+	tc, nodes := startCluster(t, 2, testConfig(nil), testClusterConfig(nil))
+	alice := join(t, nodes[0], "alice")
+	bob := join(t, nodes[1], "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+
+	tc.nats.Stop()
+	waitFor(t, "node 1 to say it is not serving", func() bool { return !nodes[0].node.Srv.Cluster().Serving() })
+	alice.say(t, "into the void", "a1")
+	if ev := alice.next(t); ev.GetRejected().GetCode() != int32(codes.Unavailable) || !strings.Contains(ev.GetRejected().GetReason(), "try again") {
+		t.Errorf("alice's message while NATS is down got %v; want it rejected UNAVAILABLE, saying to try again", ev)
+	}
+	tc.nats.Restart()
+	waitFor(t, "node 1 to serve again", func() bool { return nodes[0].node.Srv.Cluster().Serving() })
+	alice.say(t, "back", "a2")
+	expectMessage(t, "alice", alice.next(t), "alice", "back", "a2")
+	expectMessage(t, "bob", bob.next(t), "alice", "back", "a2")
 }

@@ -22,8 +22,22 @@ import (
 // once everything settles.
 func TestConcurrentSessionsShareOneOrder(t *testing.T) {
 	t.Parallel()
+	checkSharedOrder(t, []*testServer{startServer(t, testConfig(nil))}) // defaults: 5 messages are within the burst
+}
+
+// TestClusterSessionsShareOneOrder is TestConcurrentSessionsShareOneOrder
+// with the users spread over three nodes of a cluster: the order is the
+// cluster's, and every node lists the same users in the same order.
+func TestClusterSessionsShareOneOrder(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 3, testConfig(nil), testClusterConfig(nil))
+	checkSharedOrder(t, nodes)
+}
+
+// checkSharedOrder is the body of the ordering tests: user i is on
+// servers[i % len(servers)].
+func checkSharedOrder(t *testing.T, servers []*testServer) {
 	const users, msgs = 40, 5
-	ts := startServer(t, testConfig(nil)) // defaults: 5 messages are within the burst
 
 	type role int
 	const (
@@ -42,7 +56,7 @@ func TestConcurrentSessionsShareOneOrder(t *testing.T) {
 	clients := make([]*client, users)
 	roles := map[string]role{}
 	for i := range clients {
-		clients[i] = openStream(t, dial(t, ts.addr))
+		clients[i] = openStream(t, dial(t, servers[i%len(servers)].addr))
 		clients[i].name = fmt.Sprintf("user%02d", i)
 		roles[clients[i].name] = roleOf(i)
 	}
@@ -131,12 +145,19 @@ func TestConcurrentSessionsShareOneOrder(t *testing.T) {
 		}
 	}
 	var online []string
-	waitFor(t, "ListUsers to list just the users who stayed", func() bool {
-		online = listUsers(t, ts)
-		slices.Sort(online)
-		return slices.Equal(online, want)
-	})
-	online = listUsers(t, ts) // in join order
+	for _, ts := range servers {
+		waitFor(t, "ListUsers to list just the users who stayed", func() bool {
+			online = listUsers(t, ts)
+			slices.Sort(online)
+			return slices.Equal(online, want)
+		})
+	}
+	online = listUsers(t, servers[0]) // in join order
+	for i, ts := range servers[1:] {
+		if got := listUsers(t, ts); !slices.Equal(got, online) {
+			t.Fatalf("ListUsers on server %d = %q; on server 1 %q", i+2, got, online)
+		}
+	}
 	if err := clients[0].stream.Send(sayReq(fence, "")); err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +263,27 @@ func afterAllOnline(view *sessionView, welcome *chatv1.ChatResponse, who []strin
 // counts the server lists agree with what the sessions saw.
 func TestConcurrentChannelsAndPrivateMessages(t *testing.T) {
 	t.Parallel()
+	checkChannelsAndPrivate(t, []*testServer{startServer(t, testConfig(func(c *server.Config) { c.MessageRate = 0 }))})
+}
+
+// TestClusterChannelsAndPrivateMessages is
+// TestConcurrentChannelsAndPrivateMessages with the users spread over three
+// nodes of a cluster.
+func TestClusterChannelsAndPrivateMessages(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 3, testConfig(func(c *server.Config) { c.MessageRate = 0 }), testClusterConfig(nil))
+	checkChannelsAndPrivate(t, nodes)
+}
+
+// checkChannelsAndPrivate is the body of the channel ordering tests: user
+// i is on servers[i % len(servers)].
+func checkChannelsAndPrivate(t *testing.T, servers []*testServer) {
 	const users, actions = 12, 40
 	channels := []string{"a", "b", "c"}
-	ts := startServer(t, testConfig(func(c *server.Config) { c.MessageRate = 0 }))
 
 	clients := make([]*client, users)
 	for i := range clients {
-		clients[i] = openStream(t, dial(t, ts.addr))
+		clients[i] = openStream(t, dial(t, servers[i%len(servers)].addr))
 		clients[i].name = fmt.Sprintf("user%02d", i)
 	}
 	events := make([][]*chatv1.ChatResponse, users)
@@ -391,7 +426,7 @@ func TestConcurrentChannelsAndPrivateMessages(t *testing.T) {
 		}
 	}
 	// The member counts listed are those the sessions saw.
-	counts, _ := listChannels(t, ts)
+	counts, _ := listChannels(t, servers[0])
 	for _, ch := range append([]string{"general"}, channels...) {
 		var in []string
 		for _, v := range views {

@@ -50,10 +50,16 @@ func expectRecovery(t *testing.T, c *client, old *chatv1.ChatResponse, recovery 
 // come back, resumed, into each of its channels.
 func TestResumeWithinGrace(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }))
+	onEachEngine(t, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }), testResumeWithinGrace)
+}
+
+// testResumeWithinGrace has bob resume on another node than his own, in a
+// cluster.
+func testResumeWithinGrace(t *testing.T, nodes []*testServer) {
+	ts := nodes[0]
 	alice := join(t, ts, "alice")
-	bob := join(t, ts, "bob")
-	carol := join(t, ts, "carol")
+	bob := join(t, nodes[1], "bob")
+	carol := join(t, nodes[2], "carol")
 	expectJoined(t, "alice", alice.next(t), "bob", false)
 	expectJoined(t, "alice", alice.next(t), "carol", false)
 	expectJoined(t, "bob", bob.next(t), "carol", false)
@@ -100,7 +106,7 @@ func TestResumeWithinGrace(t *testing.T) {
 	alice.next(t)
 	dave.next(t)
 
-	back := resumeStream(t, ts, bob, lastSeq)
+	back := resumeStream(t, nodes[2], bob, lastSeq)
 	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
 	got := back.nextN(t, len(missed))
 	expectSeqs(t, "bob", got, lastSeq)
