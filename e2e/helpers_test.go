@@ -130,6 +130,7 @@ type proc struct {
 	stdout, stderr *lineBuffer
 	exited         chan struct{} // closed once the process has been waited for
 	waitErr        error         // set before exited is closed
+	killed         bool          // by kill: its exit code tells nothing
 }
 
 // start starts bin with args. Its cleanup makes sure it is gone: stop, if
@@ -258,9 +259,20 @@ func (p *proc) terminate(t *testing.T) {
 			t.Errorf("SIGTERM %s: %v", p.name, err)
 		}
 	}
-	if code := p.wait(t); code != 0 {
+	if code := p.wait(t); code != 0 && !p.killed {
 		t.Errorf("%s exited %d after SIGTERM, want 0\nstderr:\n%s", p.name, code, p.stderr)
 	}
+}
+
+// kill kills the process with SIGKILL, as a crash would end it, and waits
+// for it.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.killed = true
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatal(err)
+	}
+	p.wait(t)
 }
 
 // chatctl starts chatctl with args, for a test to talk to.

@@ -16,6 +16,7 @@ import (
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 	"github.com/chatd/chatd/internal/admission"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // This file makes several chatd nodes one chat: each node appends the
@@ -253,7 +254,13 @@ func (c *Cluster) apply(e Entry) error {
 	}
 	h.heardLocked(cmd.GetNode(), cmd.GetHeartbeat().GetName())
 	h.tickLocked(h.now)
-	out := h.applyLocked(cmd, p)
+	var out outcome
+	if na := cmd.GetNotAfter(); na != nil && e.Time.After(na.AsTime()) {
+		// Its node told its client it was not carried out (or will).
+		out = outcome{err: errTooLate}
+	} else {
+		out = h.applyLocked(cmd, p)
+	}
 	if p != nil {
 		p.settle(h, out)
 	} else if out.s != nil {
@@ -301,17 +308,31 @@ func (c *Cluster) errNotServing() error {
 	return &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: try again in a moment"}
 }
 
+// errTooLate refuses a command that the log took after its node stopped
+// waiting for it.
+var errTooLate = &Error{Kind: ErrUnavailable, Msg: "the chat did not answer in time: try again in a moment"}
+
+// confirmMargin is how much longer than ApplyTimeout a node waits for a
+// command it appended before it gives up on learning its fate: the log's
+// clock and the node's may differ by that much.
+const confirmMargin = 3 * time.Second
+
 // submit appends cmd to the log and waits until this node has applied it.
+// The command is refused on every node if the log takes it after
+// ApplyTimeout (by the log's clock): so the node learns its fate within
+// ApplyTimeout and the clocks' difference, unless the log is out of its
+// reach meanwhile.
 func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) outcome {
 	if p == nil {
 		p = &pending{}
 	}
-	if !c.serving.Load() {
+	if !c.ready.Load() || !c.log.Connected() {
 		c.h.mu.Lock()
 		p.settle(c.h, outcome{})
 		c.h.mu.Unlock()
 		return outcome{err: c.errNotServing()}
 	}
+	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		c.h.mu.Lock()
@@ -324,19 +345,24 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	c.waiting[cmd.GetId()] = p
 	c.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
-	defer cancel()
-	err = c.log.Append(ctx, cmd.GetId(), data)
-	if err == nil {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	err = c.log.Append(actx, cmd.GetId(), data)
+	cancel()
+	timer := time.NewTimer(c.cfg.ApplyTimeout + confirmMargin)
+	defer timer.Stop()
+	if err == nil || ctx.Err() == nil {
+		// Appended, or perhaps appended: its apply, or its refusal for
+		// coming too late, tells.
 		select {
 		case out := <-p.done:
 			return out
 		case <-ctx.Done():
+		case <-timer.C:
 		case <-c.stopped:
 		}
 	}
-	// Given up: the command may still be in the log, and be applied
-	// later; settle then ends whatever it made.
+	// Given up: the caller is gone, or the log out of reach. If the
+	// command is applied after all, settle ends whatever it made.
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	select {
@@ -345,8 +371,8 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	default:
 	}
 	p.abandoned = true
-	c.logger.Warn("a command was not applied in time", "id", cmd.GetId(), "err", err)
-	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not answer in time: try again in a moment"}}
+	c.logger.Warn("gave up waiting for a command", "id", cmd.GetId(), "err", err)
+	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not confirm your request in time (this server lost touch with it): it may not have been carried out; try again in a moment"}}
 }
 
 // later appends cmd in the background, retrying until it is in: for

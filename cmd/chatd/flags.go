@@ -49,6 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		check(fmt.Errorf("--shutdown-timeout must be positive, such as 10s, got %s", cfg.shutdownTimeout))
 	}
 	check(settingErrors(cfg.server.Validate()))
+	check(checkCluster(fs, cfg))
 	return *cfg, errors.Join(errs...)
 }
 
@@ -127,12 +128,13 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.DurationVar(&sc.KeepaliveTime, "keepalive-time", sc.KeepaliveTime, fmt.Sprintf("ping a connection idle this long to check its peer is still there; at least %s", server.MinKeepaliveTime))
 	fs.DurationVar(&sc.KeepaliveTimeout, "keepalive-timeout", sc.KeepaliveTimeout, "drop a connection whose ping is not answered within this time")
 	fs.DurationVar(&sc.KeepaliveMinClientPing, "keepalive-min-client-ping", sc.KeepaliveMinClientPing, "shortest interval at which clients may ping; clients that ping more often are disconnected")
+	addClusterFlags(fs, cfg)
 	return fs, cfg
 }
 
 // printUsage writes what --help shows.
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it.\n\nFlags:\n")
+	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it,\nunless chatd runs as a node of a cluster on NATS JetStream (--nats-url).\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)

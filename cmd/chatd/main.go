@@ -55,6 +55,7 @@ type config struct {
 	logRate         float64 // records per second about single clients; 0 for all
 	shutdownTimeout time.Duration
 	server          server.Config
+	cluster         clusterConfig // used if cluster.nats.URLs is set
 }
 
 // newLogger returns chatd's log, writing to w in format (text or json).
@@ -97,10 +98,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 	if glog != nil {
 		glog.use(clientLog)
 	}
-	srv, err := server.New(cfg.server, clientLog)
+	srv, closeLog, err := newServer(ctx, cfg, log, clientLog)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	if cfg.debugAddr != "" {
 		addr, stop, err := serveDebug(cfg.debugAddr, log)
 		if err != nil {
@@ -148,6 +150,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	// A cluster node applies the cluster's log until it is told to stop,
+	// or can no longer follow it (it must be restarted then).
+	ran := make(chan error, 1)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer func() {
+		stopRun()
+		if srv.Cluster() != nil {
+			<-ran
+		}
+	}()
+	if cl := srv.Cluster(); cl != nil {
+		go func() { ran <- cl.Run(runCtx) }()
+	}
 	httpServed := make(chan error, 1)
 	if gw != nil {
 		go func() { httpServed <- gw.Serve(httpLis) }()
@@ -165,6 +180,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 		srv.Shutdown(sctx)
 		<-served
 		return fmt.Errorf("HTTP server stopped: %w", err)
+	case err := <-ran:
+		ran <- err // for the deferred wait
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-served
+		if gw != nil {
+			_ = gw.Shutdown(sctx)
+			<-httpServed
+		}
+		return fmt.Errorf("left the cluster: %w", err)
 	case <-ctx.Done():
 	}
 

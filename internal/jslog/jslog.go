@@ -113,6 +113,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		nats.MaxReconnects(-1), // a node rides out NATS restarts
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// No publishing into a buffer while NATS is away: an append
+		// either reaches NATS now or fails, and is retried (with its id)
+		// only as long as its node waits for it.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			logger.Warn("lost NATS", "err", err)
 		}),

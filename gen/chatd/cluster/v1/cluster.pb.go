@@ -98,6 +98,11 @@ type Command struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// node is the id of the node that appended it.
 	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// not_after, if set, is when the node that appended it stops waiting for
+	// it: a command the log took later (by the log's clock) is refused on
+	// every node, so that the node can tell its client it was not carried
+	// out, and be right.
+	NotAfter *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
 	// action is what to do.
 	//
 	// Types that are valid to be assigned to Action:
@@ -156,6 +161,13 @@ func (x *Command) GetNode() string {
 		return x.Node
 	}
 	return ""
+}
+
+func (x *Command) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
 }
 
 func (x *Command) GetAction() isCommand_Action {
@@ -1345,10 +1357,11 @@ var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x03\n" +
+	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x04\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04node\x18\x02 \x01(\tR\x04node\x12,\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x127\n" +
+	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12,\n" +
 	"\x04join\x18\n" +
 	" \x01(\v2\x16.chatd.cluster.v1.JoinH\x00R\x04join\x12/\n" +
 	"\x05leave\x18\v \x01(\v2\x17.chatd.cluster.v1.LeaveH\x00R\x05leave\x12,\n" +
@@ -1479,40 +1492,41 @@ var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(*Channel)(nil),               // 13: chatd.cluster.v1.Channel
 	(*Node)(nil),                  // 14: chatd.cluster.v1.Node
 	(*Settings)(nil),              // 15: chatd.cluster.v1.Settings
-	(v1.LeaveReason)(0),           // 16: chat.v1.LeaveReason
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(v1.LeaveReason)(0),           // 17: chat.v1.LeaveReason
 	(*v1.User)(nil),               // 18: chat.v1.User
 }
 var file_chatd_cluster_v1_cluster_proto_depIdxs = []int32{
-	3,  // 0: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
-	4,  // 1: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
-	5,  // 2: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
-	6,  // 3: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
-	7,  // 4: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
-	8,  // 5: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
-	9,  // 6: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
-	2,  // 7: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
-	16, // 8: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
-	2,  // 9: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 10: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 11: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
-	17, // 12: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
-	17, // 13: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
-	11, // 14: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
-	12, // 15: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
-	13, // 16: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
-	14, // 17: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
-	15, // 18: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
-	18, // 19: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
-	0,  // 20: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
-	17, // 21: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
-	17, // 22: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
-	17, // 23: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	16, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
+	3,  // 1: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
+	4,  // 2: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
+	5,  // 3: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
+	6,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
+	7,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
+	8,  // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
+	9,  // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
+	2,  // 8: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
+	17, // 9: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
+	2,  // 10: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 11: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 12: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
+	16, // 13: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
+	16, // 14: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
+	11, // 15: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
+	12, // 16: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
+	13, // 17: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
+	14, // 18: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
+	15, // 19: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
+	18, // 20: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
+	0,  // 21: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
+	16, // 22: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
+	16, // 23: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
+	16, // 24: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_chatd_cluster_v1_cluster_proto_init() }

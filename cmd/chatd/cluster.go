@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chatd/chatd/internal/jslog"
+	"github.com/chatd/chatd/server"
+)
+
+// clusterConfig is how chatd takes part in a cluster, if --nats-url says
+// it does.
+type clusterConfig struct {
+	nats    jslog.Config
+	node    server.ClusterConfig
+	storage string
+}
+
+// addClusterFlags adds the flags of cluster mode.
+func addClusterFlags(fs *flag.FlagSet, cfg *config) {
+	cfg.cluster = clusterConfig{nats: jslog.DefaultConfig(), node: server.DefaultClusterConfig(), storage: "file"}
+	jc, nc := &cfg.cluster.nats, &cfg.cluster.node
+	fs.StringVar(&jc.URLs, "nats-url", "", "comma-separated `URLs` of NATS servers with JetStream (nats://host:4222,nats://other:4222): run as a node of a cluster, whose nodes share every user, channel and message through NATS. Empty (the default): one server, everything in memory")
+	fs.StringVar(&jc.Prefix, "nats-prefix", jc.Prefix, "`name` of what the cluster keeps in NATS (the stream <name>_log and the object store <name>_state), so that several chat clusters can share one NATS")
+	fs.StringVar(&jc.CredsFile, "nats-creds", "", "NATS credentials `file` (user JWT and NKey seed), if NATS asks for one")
+	fs.StringVar(&jc.CAFile, "nats-ca", "", "`file` of the CA certificates that sign NATS's, for TLS to NATS (tls:// URLs); the system's roots if empty")
+	fs.StringVar(&jc.CertFile, "nats-cert", "", "client certificate `file` for TLS to NATS, if NATS asks for one (with --nats-key)")
+	fs.StringVar(&jc.KeyFile, "nats-key", "", "client key `file` that goes with --nats-cert")
+	fs.IntVar(&jc.Replicas, "nats-replicas", jc.Replicas, "copies of the cluster's log that NATS keeps: 1, or 3 or 5 on a NATS cluster of at least that many servers")
+	fs.StringVar(&cfg.cluster.storage, "nats-storage", cfg.cluster.storage, "where NATS keeps the cluster's log: file (survives restarting NATS) or memory")
+	fs.DurationVar(&jc.MaxAge, "nats-log-age", jc.MaxAge, "how long the cluster's log keeps a command; a node cut off from NATS for longer must be restarted (nodes start from a snapshot, saved every --snapshot-interval)")
+	fs.StringVar(&nc.Name, "node-name", "", "this node's `name`, in its logs and in NATS's list of connections; empty for the machine's host name")
+	fs.DurationVar(&nc.NodeTimeout, "node-timeout", nc.NodeTimeout, "how long a node may go unheard, NATS being up, before the others take it for dead and announce its users as disconnected; nodes say they are alive ten times in that time")
+	fs.DurationVar(&nc.SnapshotEvery, "snapshot-interval", nc.SnapshotEvery, "how often one node saves the chat's state in NATS, for nodes that start later")
+}
+
+// clusterFlags are the flags that only mean something with --nats-url.
+var clusterFlags = []string{"nats-prefix", "nats-creds", "nats-ca", "nats-cert", "nats-key", "nats-replicas", "nats-storage", "nats-log-age", "node-name", "node-timeout", "snapshot-interval"}
+
+// checkCluster checks the cluster flags, and finishes cfg.cluster.
+func checkCluster(fs *flag.FlagSet, cfg *config) error {
+	cc := &cfg.cluster
+	if cc.nats.URLs == "" {
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			for _, name := range clusterFlags {
+				if f.Name == name {
+					set = append(set, "--"+name)
+				}
+			}
+		})
+		if len(set) > 0 {
+			return fmt.Errorf("%s only mean something in a cluster: add --nats-url, or leave them out", strings.Join(set, ", "))
+		}
+		return nil
+	}
+	var errs []error
+	for _, u := range strings.Split(cc.nats.URLs, ",") {
+		if u = strings.TrimSpace(u); u == "" || !strings.Contains(u, "://") && strings.Contains(u, "/") {
+			errs = append(errs, fmt.Errorf("--nats-url has a bad URL %q; want nats://host:port (or tls://host:port), comma-separated", u))
+		}
+	}
+	if err := jslog.CheckPrefix(cc.nats.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("--nats-prefix %q: %v", cc.nats.Prefix, err))
+	}
+	switch cc.nats.Replicas {
+	case 1, 3, 5:
+	default:
+		errs = append(errs, fmt.Errorf("--nats-replicas must be 1, 3 or 5, got %d", cc.nats.Replicas))
+	}
+	switch cc.storage {
+	case "file":
+	case "memory":
+		cc.nats.Memory = true
+	default:
+		errs = append(errs, fmt.Errorf("--nats-storage must be file or memory, got %q", cc.storage))
+	}
+	if (cc.nats.CertFile == "") != (cc.nats.KeyFile == "") {
+		errs = append(errs, errors.New("--nats-cert and --nats-key go together: set both or neither"))
+	}
+	if cc.nats.MaxAge < time.Minute || cc.nats.MaxAge < 2*cc.node.SnapshotEvery {
+		errs = append(errs, fmt.Errorf("--nats-log-age must be at least 1m and twice --snapshot-interval (%s), got %s", cc.node.SnapshotEvery, cc.nats.MaxAge))
+	}
+	if cc.node.Name == "" {
+		if cc.node.Name, _ = os.Hostname(); cc.node.Name == "" {
+			cc.node.Name = "chatd"
+		}
+	}
+	if err := cc.node.Validate(); err != nil {
+		var se *server.SettingError
+		if errors.As(err, &se) {
+			name := map[string]string{"NodeTimeout": "--node-timeout", "SnapshotEvery": "--snapshot-interval", "ApplyTimeout": "apply timeout"}[se.Field]
+			err = errors.New(se.Describe(func(string) string { return name }))
+		}
+		errs = append(errs, err)
+	}
+	cc.nats.Name = cc.node.Name
+	cc.nats.Settings = server.ClusterSettings(cfg.server, cc.node)
+	return errors.Join(errs...)
+}
+
+// newServer builds the server cfg asks for: a single node, or a node of
+// the cluster on NATS (connected, its log found or made). closeLog closes
+// the connection to NATS, if any, once the server is done with it.
+func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger) (srv *server.Server, closeLog func(), err error) {
+	if cfg.cluster.nats.URLs == "" {
+		srv, err = server.New(cfg.server, clientLog)
+		return srv, func() {}, err
+	}
+	jc := cfg.cluster.nats
+	jc.Logger = log.With("nats", jc.Prefix)
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	l, err := jslog.Open(octx, jc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if srv, err = server.NewCluster(cfg.server, cfg.cluster.node, l, clientLog); err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	log.Info("cluster node", "name", cfg.cluster.node.Name, "id", srv.Cluster().Node(), "nats_prefix", jc.Prefix)
+	return srv, l.Close, nil
+}
