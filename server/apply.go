@@ -64,7 +64,14 @@ func (p *pending) settle(h *Hub, out outcome) {
 		h.lim.ReleaseSession(p.client)
 		p.counted = false
 	}
-	if p.done != nil {
+	switch {
+	case p.done == nil:
+	case p.abandoned:
+		// Nobody waits for a join's stream any more: its client is gone.
+		if out.s != nil {
+			h.dropLocked(out.s)
+		}
+	default:
 		p.done <- out
 	}
 }

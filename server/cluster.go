@@ -350,6 +350,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	cancel()
 	timer := time.NewTimer(c.cfg.ApplyTimeout + confirmMargin)
 	defer timer.Stop()
+	expired := false
 	if err == nil || ctx.Err() == nil {
 		// Appended, or perhaps appended: its apply, or its refusal for
 		// coming too late, tells.
@@ -358,6 +359,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 			return out
 		case <-ctx.Done():
 		case <-timer.C:
+			expired = true
 		case <-c.stopped:
 		}
 	}
@@ -371,6 +373,15 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	default:
 	}
 	p.abandoned = true
+	if expired {
+		// Past not_after by more than the clocks differ: if the log has
+		// it at all, every node refuses it, and nothing needs settling
+		// but what p counted.
+		c.mu.Lock()
+		delete(c.waiting, cmd.GetId())
+		c.mu.Unlock()
+		p.settle(c.h, outcome{})
+	}
 	c.logger.Warn("gave up waiting for a command", "id", cmd.GetId(), "err", err)
 	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not confirm your request in time (this server lost touch with it): it may not have been carried out; try again in a moment"}}
 }

@@ -299,3 +299,24 @@ func TestClusterRidesOutNATSRestart(t *testing.T) {
 	expectMessage(t, "alice", alice.next(t), "alice", "back", "a2")
 	expectMessage(t, "bob", bob.next(t), "alice", "back", "a2")
 }
+
+// TestClusterJoinsGivenUpLeaveNoGhost: streams that join and vanish at
+// once, while their join is on its way through the log, leave no user
+// online behind them.
+func TestClusterJoinsGivenUpLeaveNoGhost(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 2, testConfig(func(c *server.Config) { c.ResumeGrace = 0 }), testClusterConfig(nil))
+	conn := dial(t, nodes[0].addr)
+	for i := range 50 {
+		c := openStream(t, conn)
+		c.send(t, joinReq(fmt.Sprintf("ghost%02d", i)))
+		if i%2 == 0 {
+			time.Sleep(time.Duration(i) * 20 * time.Microsecond) // some cancels land before the apply, some after
+		}
+		c.cancel()
+	}
+	join(t, nodes[1], "alice")
+	for _, ts := range nodes {
+		waitFor(t, "only alice online", func() bool { return slices.Equal(listUsers(t, ts), []string{"alice"}) })
+	}
+}
