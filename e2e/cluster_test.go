@@ -84,19 +84,25 @@ func startNode(t *testing.T, nats *natsProc, name, addr string, extra ...string)
 	p := start(t, chatdBin, args...)
 	t.Cleanup(func() { p.terminate(t) })
 	p.expect(t, `^chatd: gRPC listening on `)
+	waitHealth(t, addr, healthpb.HealthCheckResponse_SERVING)
+	return &chatd{proc: p, addr: addr}
+}
+
+// waitHealth waits until the chatd at addr says want of chat.v1.ChatService.
+func waitHealth(t *testing.T, addr string, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
 	conn := dialGRPC(t, addr)
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: "chat.v1.ChatService"})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
+		if err == nil && resp.GetStatus() == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s not SERVING within %s (%v, %v)\nstderr:\n%s", name, waitTimeout, resp, err, p.stderr)
+			t.Fatalf("chatd at %s not %v within %s (%v, %v)", addr, want, waitTimeout, resp, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &chatd{proc: p, addr: addr}
 }
 
 func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
@@ -442,11 +448,13 @@ func TestClusterNATSRestart(t *testing.T) {
 	bob.next(t)
 
 	nats.stop(t)
+	waitHealth(t, addrs[0], healthpb.HealthCheckResponse_NOT_SERVING)
 	alice.say(t, "during")
 	if ev := alice.next(t); codes.Code(ev.GetRejected().GetCode()) != codes.Unavailable {
 		t.Errorf("alice's message while NATS is down got %v; want it rejected UNAVAILABLE", ev)
 	}
 	nats.restart(t)
+	waitHealth(t, addrs[0], healthpb.HealthCheckResponse_SERVING)
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		alice.say(t, "after")

@@ -75,6 +75,11 @@ type Config struct {
 	MaxHeaderBytes int
 	// Page is the chat page's files, served at /; index.html is the page.
 	Page fs.FS
+	// Serving, if set, says whether chatd takes new sessions: /healthz
+	// answers 503 while it does not (a cluster node catching up with the
+	// cluster or cut off from it, or a chatd shutting down), so that a
+	// load balancer sends browsers elsewhere.
+	Serving func() bool
 	// Admission, if not nil, counts the connections of each client address
 	// (use the gRPC server's, so both ports count together) and tells the
 	// gRPC server the address of each request's client, from
@@ -152,6 +157,11 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if cfg.Serving != nil && !cfg.Serving() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not serving\n")
+			return
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	files := http.FileServerFS(cfg.Page)

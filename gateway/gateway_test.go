@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +182,26 @@ func TestPageAndHealth(t *testing.T) {
 		if path == "/" && resp.Header.Get("Content-Security-Policy") == "" {
 			t.Errorf("GET /: no Content-Security-Policy")
 		}
+	}
+}
+
+// /healthz follows Config.Serving, so that a load balancer stops sending
+// browsers to a chatd that takes no new sessions.
+func TestHealthFollowsServing(t *testing.T) {
+	t.Parallel()
+	var serving atomic.Bool
+	serving.Store(true)
+	gw := startGateway(t, func(c *gateway.Config) { c.Serving = serving.Load })
+	get := func() int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+gw.addr+"/healthz", nil)
+		return do(t, req).StatusCode
+	}
+	if code := get(); code != http.StatusOK {
+		t.Errorf("GET /healthz while serving: %d, want 200", code)
+	}
+	serving.Store(false)
+	if code := get(); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /healthz while not serving: %d, want 503", code)
 	}
 }
 

@@ -105,6 +105,16 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *
 	return s
 }
 
+// Serving reports whether the server takes new sessions, as its health
+// service says: not once it is shutting down, nor while a cluster node has
+// not caught up with the cluster's log or cannot reach it.
+func (s *Server) Serving() bool {
+	if s.svc.hub.isClosing() {
+		return false
+	}
+	return s.cl == nil || s.cl.Serving()
+}
+
 // Cluster returns the server's part in a cluster, nil for a single node.
 func (s *Server) Cluster() *Cluster { return s.cl }
 

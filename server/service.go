@@ -69,8 +69,13 @@ func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequ
 	return &chatv1.ListChannelsResponse{Channels: svc.hub.Channels()}, nil
 }
 
-// allowList refuses a list call past its client address's rate.
+// allowList refuses a list call past its client address's rate, or from a
+// cluster node that has not caught up with the cluster yet (its lists
+// would be the past's).
 func (svc *Service) allowList(ctx context.Context) error {
+	if cl := svc.hub.cl; cl != nil && !cl.ready.Load() {
+		return Status(cl.errNotServing()).Err()
+	}
 	if client, ok := svc.lim.FromContext(ctx); ok && !svc.lim.AllowList(client) {
 		return Status(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", svc.cfg.PerClient.ListRate)}).Err()
 	}

@@ -130,6 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 			Admission:        srv.Admission(),
 			JoinTimeout:      cfg.server.JoinTimeout,
 			Page:             web.Files(),
+			Serving:          srv.Serving,
 		}, clientLog)
 		if err == nil {
 			httpLis, err = net.Listen("tcp", cfg.httpAddr)
