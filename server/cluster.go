@@ -493,16 +493,16 @@ func (c *Cluster) snapshotLoop(ctx context.Context) {
 			ids = append(ids, id)
 		}
 		mine := len(ids) > 0 && slices.Min(ids) == c.h.node && c.applied != last
-		var snap *clusterv1.Snapshot
+		var state *stateCopy
 		if mine {
-			snap = c.h.snapshotLocked(c.applied)
+			state = c.h.snapshotLocked(c.applied)
 			last = c.applied
 		}
 		c.h.mu.Unlock()
-		if snap == nil {
+		if state == nil {
 			continue
 		}
-		if err := c.SaveSnapshot(ctx, snap); err != nil && ctx.Err() == nil {
+		if err := c.SaveSnapshot(ctx, state.proto()); err != nil && ctx.Err() == nil {
 			c.logger.Warn("could not save a snapshot", "err", err)
 		}
 	}

@@ -243,8 +243,13 @@ func TestClusterNodeCrash(t *testing.T) {
 // users and channels, and gives joiners the same history.
 func TestClusterLateNodeHasTheState(t *testing.T) {
 	t.Parallel()
-	tc, nodes := startCluster(t, 1, testConfig(nil), testClusterConfig(nil))
+	tc, nodes := startCluster(t, 1, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }), testClusterConfig(nil))
 	alice := join(t, nodes[0], "alice")
+	bob := join(t, nodes[0], "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	bobSeq := bob.lastSeq
+	bob.cancel() // parked, in the snapshot
+	expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	alice.joinChannel(t, "room", "room")
 	for i := range 5 {
 		alice.send(t, sendReq(fmt.Sprint("before the snapshot ", i), "room", "", ""))
@@ -256,6 +261,8 @@ func TestClusterLateNodeHasTheState(t *testing.T) {
 	waitFor(t, "a snapshot to be saved", func() bool { return cl.Saved() >= at })
 	alice.send(t, sendReq("after the snapshot", "room", "", ""))
 	alice.next(t)
+	alice.say(t, "where is bob?", "")
+	alice.next(t)
 
 	late := tc.startNode("late")
 	if from := late.node.Srv.Cluster().StartedFrom(); from <= at {
@@ -264,6 +271,13 @@ func TestClusterLateNodeHasTheState(t *testing.T) {
 	if got := listUsers(t, late); !slices.Equal(got, []string{"alice"}) {
 		t.Errorf("ListUsers on the late node = %q; want [alice]", got)
 	}
+	// bob, parked before the snapshot, resumes on the late node with
+	// everything he missed.
+	back := resumeStream(t, late, bob, bobSeq)
+	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_COMPLETE, bobSeq)
+	expectMessage(t, "bob", back.next(t), "alice", "where is bob?", "")
+	expectJoined(t, "alice", alice.next(t), "bob", true)
+	expectChannelJoined(t, "alice", alice.next(t), "general", "bob")
 	carol := join(t, late, "carol")
 	expectJoined(t, "alice", alice.next(t), "carol", false)
 	snap := carol.joinChannel(t, "room", "room")

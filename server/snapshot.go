@@ -16,16 +16,86 @@ import (
 // back on a node that starts: everything applying the log depends on, and
 // nothing of this node's own (streams, client addresses).
 
-// snapshotLocked returns the hub's state as of log position seq. Hub.mu
+// stateCopy is the hub's state as of a log position, copied under the
+// hub's lock as cheaply as can be (slices of pointers to what is never
+// modified: events, users), to be encoded outside it (see proto).
+type stateCopy struct {
+	seq            uint64
+	now, liveSince time.Time
+	msgs, attaches uint64
+	settings       *clusterv1.Settings
+	members        []memberCopy
+	channels       []channelCopy
+	nodes          []*clusterv1.Node
+}
+
+type memberCopy struct {
+	key, tokenHash, node string
+	user                 *chatv1.User
+	state                memberState
+	attach, seq, gen     uint64
+	deadline             time.Time
+	log                  []*Event
+	channels             []string
+}
+
+type channelCopy struct {
+	name, key string
+	members   []string
+	history   []*Event
+	idleSince time.Time
+}
+
+// snapshotLocked copies the hub's state as of log position seq. Hub.mu
 // must be held.
-func (h *Hub) snapshotLocked(seq uint64) *clusterv1.Snapshot {
+func (h *Hub) snapshotLocked(seq uint64) *stateCopy {
+	c := &stateCopy{seq: seq, now: h.now, liveSince: h.live.since, msgs: h.msgs, attaches: h.attaches, settings: h.settings()}
+	c.members = make([]memberCopy, 0, len(h.byKey))
+	add := func(m *member) {
+		mc := memberCopy{key: m.key, tokenHash: m.tokenHash, node: m.node, user: m.user, state: m.state,
+			attach: m.attach, seq: m.seq, gen: m.gen, deadline: m.deadline, log: m.log.items()}
+		for _, ch := range m.channels {
+			mc.channels = append(mc.channels, ch.key)
+		}
+		c.members = append(c.members, mc)
+	}
+	for m := h.head; m != nil; m = m.next {
+		add(m)
+	}
+	parked := make([]*member, 0, len(h.parked))
+	for m := range h.parked {
+		parked = append(parked, m)
+	}
+	slices.SortFunc(parked, func(a, b *member) int { return cmp.Compare(a.key, b.key) })
+	for _, m := range parked {
+		add(m)
+	}
+	for _, ch := range h.channels {
+		cc := channelCopy{name: ch.name, key: ch.key, history: ch.history.items(), idleSince: ch.idleSince}
+		for _, m := range ch.members {
+			cc.members = append(cc.members, m.key)
+		}
+		c.channels = append(c.channels, cc)
+	}
+	slices.SortFunc(c.channels, func(a, b channelCopy) int { return cmp.Compare(a.key, b.key) })
+	for id, p := range h.nodes {
+		c.nodes = append(c.nodes, &clusterv1.Node{Id: id, Name: p.name, LastHeard: timestamppb.New(p.lastHeard)})
+	}
+	slices.SortFunc(c.nodes, func(a, b *clusterv1.Node) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	return c
+}
+
+// proto encodes the copy as a snapshot. It needs no lock: what the copy
+// points to is never modified.
+func (c *stateCopy) proto() *clusterv1.Snapshot {
 	snap := &clusterv1.Snapshot{
-		Seq:       seq,
-		Time:      timestamppb.New(h.now),
-		LiveSince: timestamppb.New(h.live.since),
-		Messages:  h.msgs,
-		Attaches:  h.attaches,
-		Settings:  h.settings(),
+		Seq:       c.seq,
+		Time:      timestamppb.New(c.now),
+		LiveSince: timestamppb.New(c.liveSince),
+		Messages:  c.msgs,
+		Attaches:  c.attaches,
+		Settings:  c.settings,
+		Nodes:     c.nodes,
 	}
 	// Events are shared by many logs and histories: each is written once.
 	index := make(map[*Event]uint32)
@@ -41,7 +111,7 @@ func (h *Hub) snapshotLocked(seq uint64) *clusterv1.Snapshot {
 		index[ev] = i
 		return i
 	}
-	addMember := func(m *member) {
+	for _, m := range c.members {
 		pm := &clusterv1.Member{
 			Key:       m.key,
 			User:      m.user,
@@ -51,52 +121,23 @@ func (h *Hub) snapshotLocked(seq uint64) *clusterv1.Snapshot {
 			Attach:    m.attach,
 			Seq:       m.seq,
 			ParkCount: m.gen,
+			Channels:  m.channels,
 		}
 		if m.state != stateOnline {
 			pm.Deadline = timestamppb.New(m.deadline)
 		}
-		for _, ev := range m.log.items() {
-			pm.Log = append(pm.Log, ref(ev))
-		}
-		for _, ch := range m.channels {
-			pm.Channels = append(pm.Channels, ch.key)
+		pm.Log = make([]uint32, len(m.log))
+		for i, ev := range m.log {
+			pm.Log[i] = ref(ev)
 		}
 		snap.Members = append(snap.Members, pm)
 	}
-	for m := h.head; m != nil; m = m.next {
-		addMember(m)
-	}
-	parked := make([]*member, 0, len(h.parked))
-	for m := range h.parked {
-		parked = append(parked, m)
-	}
-	slices.SortFunc(parked, func(a, b *member) int { return cmp.Compare(a.key, b.key) })
-	for _, m := range parked {
-		addMember(m)
-	}
-	chs := make([]*channel, 0, len(h.channels))
-	for _, ch := range h.channels {
-		chs = append(chs, ch)
-	}
-	slices.SortFunc(chs, func(a, b *channel) int { return cmp.Compare(a.key, b.key) })
-	for _, ch := range chs {
-		pc := &clusterv1.Channel{Name: ch.name, Key: ch.key, IdleSince: timestamppb.New(ch.idleSince)}
-		for _, m := range ch.members {
-			pc.Members = append(pc.Members, m.key)
-		}
-		for _, ev := range ch.history.items() {
+	for _, ch := range c.channels {
+		pc := &clusterv1.Channel{Name: ch.name, Key: ch.key, Members: ch.members, IdleSince: timestamppb.New(ch.idleSince)}
+		for _, ev := range ch.history {
 			pc.History = append(pc.History, ref(ev))
 		}
 		snap.Channels = append(snap.Channels, pc)
-	}
-	ids := make([]string, 0, len(h.nodes))
-	for id := range h.nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p := h.nodes[id]
-		snap.Nodes = append(snap.Nodes, &clusterv1.Node{Id: id, Name: p.name, LastHeard: timestamppb.New(p.lastHeard)})
 	}
 	return snap
 }
