@@ -12,14 +12,15 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// dial connects to chatd and waits until the connection is ready, so that an
-// absent server is reported as such (exit code 3) rather than as the first
-// RPC's UNAVAILABLE: at once if the connection is refused (or the name does
-// not resolve, or the server closes it), else after --dial-timeout. It does
-// not retry; join's reconnection calls it again, with backoff, as long as
-// the error has exit code 3.
-func dial(ctx context.Context, opts *options) (*grpc.ClientConn, error) {
-	conn, err := grpcdial.Dial(ctx, opts.server, opts.dialTimeout,
+// dial connects to chatd at addr, one of --server's, and waits until the
+// connection is ready, so that an absent server is reported as such (exit
+// code 3) rather than as the first RPC's UNAVAILABLE: at once if the
+// connection is refused (or the name does not resolve, or the server closes
+// it), else after timeout. It does not retry; the callers move on to the
+// next server (see tryInTurn), and join's reconnection calls it again, with
+// backoff, as long as the error has exit code 3.
+func dial(ctx context.Context, addr string, timeout time.Duration) (*grpc.ClientConn, error) {
+	conn, err := grpcdial.Dial(ctx, addr, timeout,
 		// chatd serves plaintext gRPC, on loopback unless told otherwise.
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Pings find a server that vanished without closing the connection
@@ -38,9 +39,9 @@ func dial(ctx context.Context, opts *options) (*grpc.ClientConn, error) {
 	case errors.As(err, &ue):
 		return nil, withExitCode(exitUnreachable, err)
 	case errors.Is(err, context.Canceled):
-		return nil, fmt.Errorf("interrupted while connecting to %s", opts.server)
+		return nil, fmt.Errorf("interrupted while connecting to %s", addr)
 	default:
 		// parse checked the address already; this is a bad one all the same.
-		return nil, usageErrorf("bad --server %q: %v", opts.server, err)
+		return nil, usageErrorf("bad --server %q: %v", addr, err)
 	}
 }

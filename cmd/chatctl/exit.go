@@ -13,7 +13,7 @@ const (
 	exitOK          = 0 // success, including a session ended by /quit, end of input or Ctrl-C
 	exitFailure     = 1 // any other error
 	exitUsage       = 2 // bad flags or arguments
-	exitUnreachable = 3 // no connection to chatd: refused, or not made within --dial-timeout; or chatd is shutting down
+	exitUnreachable = 3 // no connection to chatd: refused, or not made within --dial-timeout; or chatd is shutting down (at every --server)
 	exitNameTaken   = 4 // the name is online already (names are unique ignoring case)
 	exitInvalidName = 5 // the server refused the name as invalid
 	exitConnLost    = 6 // the session ended with an error (server shutdown, too slow, network) and join could not resume it
@@ -28,7 +28,7 @@ var exitCodeHelp = []struct {
 	{exitOK, "success (a session ended by /quit, end of input or Ctrl-C is a success)"},
 	{exitFailure, "other error (e.g. a message rejected, a list refused)"},
 	{exitUsage, "bad usage: unknown flag, bad flag value, missing or extra argument"},
-	{exitUnreachable, "cannot reach chatd (connection refused, or none within --dial-timeout), or it is shutting down"},
+	{exitUnreachable, "cannot reach chatd (connection refused, or none within --dial-timeout), or it is shutting down; with several --server, none could be used"},
 	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
 	{exitInvalidName, "the server refused the name as invalid"},
 	{exitConnLost, "connection lost (server shutdown, too slow, network) and not regained within --reconnect-timeout, or the session taken over"},

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,10 +21,34 @@ type fakeChat struct {
 	chatv1.UnimplementedChatServiceServer
 	addr    string
 	streams chan *fakeStream
+
+	mu sync.Mutex
+	// listErr, if set, is how ListUsers and ListChannels fail; else
+	// they answer an empty list. Guarded by mu.
+	listErr error
+}
+
+// failLists makes ListUsers and ListChannels fail with err.
+func (f *fakeChat) failLists(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listErr = err
+}
+
+// list answers a listing call: resp, or the error failLists set.
+func list[R any](f *fakeChat, resp R) (R, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		var zero R
+		return zero, f.listErr
+	}
+	return resp, nil
 }
 
 // fakeStream is one Chat stream of a fakeChat, as the server sees it.
 type fakeStream struct {
+	server string // the address of the fakeChat it is to
 	stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]
 	reqs   chan *chatv1.ChatRequest // what chatctl sent, until the stream ends
 	end    chan error               // ends the stream with this status (nil: OK)
@@ -31,20 +57,40 @@ type fakeStream struct {
 // startFake serves a fakeChat on a free loopback port until the test ends.
 func startFake(t *testing.T) *fakeChat {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return startFakes(t, 1)[0]
+}
+
+// startFakes serves n fakeChats, the nodes of a cluster to chatctl, whose
+// streams all come in one queue: next waits for chatctl's next stream to
+// any of them, and fakeStream.server says which.
+func startFakes(t *testing.T, n int) []*fakeChat {
+	t.Helper()
+	streams := make(chan *fakeStream, 4)
+	fakes := make([]*fakeChat, n)
+	for i := range fakes {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fakes[i] = &fakeChat{addr: lis.Addr().String(), streams: streams}
+		srv := grpc.NewServer()
+		chatv1.RegisterChatServiceServer(srv, fakes[i])
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
 	}
-	f := &fakeChat{addr: lis.Addr().String(), streams: make(chan *fakeStream, 4)}
-	srv := grpc.NewServer()
-	chatv1.RegisterChatServiceServer(srv, f)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return f
+	return fakes
+}
+
+func (f *fakeChat) ListUsers(context.Context, *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
+	return list(f, &chatv1.ListUsersResponse{})
+}
+
+func (f *fakeChat) ListChannels(context.Context, *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
+	return list(f, &chatv1.ListChannelsResponse{})
 }
 
 func (f *fakeChat) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) error {
-	fs := &fakeStream{stream: stream, reqs: make(chan *chatv1.ChatRequest, 16), end: make(chan error, 1)}
+	fs := &fakeStream{server: f.addr, stream: stream, reqs: make(chan *chatv1.ChatRequest, 16), end: make(chan error, 1)}
 	go func() {
 		defer close(fs.reqs)
 		for {

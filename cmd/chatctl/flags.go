@@ -13,7 +13,10 @@ import (
 
 // options are the flags every command takes.
 type options struct {
-	server      string
+	server serverFlag // --server as given
+	// servers are --server's addresses, in the order given; parse sets
+	// them.
+	servers     []string
 	dialTimeout time.Duration
 	output      outputFormat
 }
@@ -46,8 +49,8 @@ func newFlagSet(name string) (*flag.FlagSet, *options) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&opts.server, "server", "localhost:50051", "chatd's gRPC `address` (host:port)")
-	fs.DurationVar(&opts.dialTimeout, "dial-timeout", 5*time.Second, "give up if chatd cannot be reached within this `duration`")
+	fs.Var(&opts.server, "server", "chatd's gRPC `address` (host:port), or the addresses of a cluster's\nnodes, comma-separated (a:50051,b:50051): tried in turn, from a random\none, moving on from one unreachable or shutting down")
+	fs.DurationVar(&opts.dialTimeout, "dial-timeout", 5*time.Second, "give up on a server that cannot be reached within this `duration`")
 	fs.Var(&opts.output, "output", "output `format`: text (for people) or json (one protojson object per line)")
 	fs.Var(&opts.output, "o", "output `format`, short for --output")
 	return fs, opts
@@ -75,13 +78,24 @@ func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usa
 	if opts.dialTimeout <= 0 {
 		return usageErrorf("%s: --dial-timeout must be positive, got %s", fs.Name(), opts.dialTimeout)
 	}
-	if err := grpcdial.CheckAddr(opts.server); err != nil {
-		// Checked here, before anything is tried: gRPC would read a
-		// scheme or a missing port its own way and fail slowly.
-		return usageErrorf("%s: bad --server %q: %v; want host:port, e.g. --server %s", fs.Name(), opts.server, err, grpcdial.Example)
+	if given := opts.server.given; len(given) > 1 {
+		return usageErrorf("%s: --server given %d times; list several servers in one, comma-separated: --server %s", fs.Name(), len(given), strings.Join(given, ","))
 	}
+	// Checked here, before anything is tried: gRPC would read a scheme or
+	// a missing port its own way and fail slowly.
+	servers, err := grpcdial.SplitList(opts.server.String())
+	switch {
+	case err != nil && strings.Contains(opts.server.String(), ","):
+		return usageErrorf("%s: bad --server %q: %v; want host:port for each, e.g. --server %s,%s", fs.Name(), opts.server.String(), err, grpcdial.Example, otherExample)
+	case err != nil:
+		return usageErrorf("%s: bad --server %q: %v; want host:port, e.g. --server %s", fs.Name(), opts.server.String(), err, grpcdial.Example)
+	}
+	opts.servers = servers
 	return nil
 }
+
+// otherExample is a second address for the example of a list.
+const otherExample = "localhost:50052"
 
 // parseInterleaved parses args into fs's flags wherever they are among the
 // arguments. The flag package stops at the first argument that is not a

@@ -39,6 +39,14 @@ channel stays current (if one cannot be entered again, join says so and
 where lines go now). Lines typed while disconnected are sent once
 reconnected, or reported as not sent, and a /join or /channels that the
 break left unanswered is asked again.
+With several --server addresses, join reconnects to the next server in
+turn rather than wait for the one it lost (likely restarting), and goes
+round them all until --reconnect-timeout: moving on to another server waits
+a moment only, and each new round of the list waits longer, as the backoff
+grows. It says "chatctl: connected to ADDR" whenever it connects, and
+resumes the session there with its token (another node of a chatd cluster
+takes it back: "reconnected: nothing missed"; a chatd of its own starts it
+afresh).
 If another client takes the session over, join exits without reconnecting.
 
 With -o json, each response from the server is printed as one line of
@@ -63,10 +71,10 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usageErrorf("join: --reconnect-timeout must not be negative, got %s", *reconnectTimeout)
 	}
 
-	c := &connector{opts: opts}
-	l, welcome, err := c.connect(ctx, opts.dialTimeout, &chatv1.Join{Username: *name})
+	c := newConnector(opts)
+	l, welcome, err := c.first(ctx, stderr, &chatv1.Join{Username: *name})
 	if err != nil {
-		return joinError(err)
+		return err // explained by joinError
 	}
 	// On a terminal, Ctrl-C comes as a key (see keys) and does what SIGINT
 	// does.
@@ -96,6 +104,7 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if con != nil {
 		s.prompt = con.setPrompt
 	}
+	s.connected()
 	if err := s.handle(welcome); err != nil {
 		l.close()
 		return err

@@ -98,9 +98,24 @@ Run 'chatctl <command> --help' for a command's flags. Every command takes:
 `)
 	fs, _ := newFlagSet("chatctl")
 	printFlags(w, fs)
+	fmt.Fprint(w, severalServers)
 	fmt.Fprint(w, "\nExit codes:\n")
 	printExitCodes(w, "")
 }
+
+// severalServers explains what chatctl does with several --server
+// addresses.
+const severalServers = `
+With several servers (--server a:50051,b:50051,c:50051, the nodes of a chatd
+cluster), chatctl tries them in turn until one answers, moving on from one
+it cannot reach (each gets --dial-timeout) or that is shutting down, and
+says so on stderr. The turn is in an order chatctl picks at random for each
+run, not the order listed: many clients given the same list then spread over
+the nodes instead of all trying the first, and the clients of a node that
+restarts spread over the others instead of all moving to the same one. When
+join's connection breaks, it moves on to the next server in that order and
+resumes the session there (see 'chatctl join --help').
+`
 
 // exitCode is the one place that maps an error to chatctl's exit code.
 func exitCode(err error) int {

@@ -38,6 +38,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"channels", "--server", "http://localhost:50051"}, `channels: bad --server "http://localhost:50051": it has a scheme (http://)`},
 		{[]string{"join", "--name", "bob", "--server", ":50051"}, `join: bad --server ":50051": it has no host; want host:port`},
 		{[]string{"send", "--name", "bob", "--server", "localhost:http", "hi"}, `send: bad --server "localhost:http": port "http" is not a number`},
+		// Several servers: the bad one named, every command alike.
+		{[]string{"who", "--server", "a:1,localhost"}, `who: bad --server "a:1,localhost": address 2 ("localhost"): it has no port; want host:port for each, e.g. --server localhost:50051,localhost:50052`},
+		{[]string{"channels", "--server", "a:1,b:2,c:http"}, `channels: bad --server "a:1,b:2,c:http": address 3 ("c:http"): port "http" is not a number`},
+		{[]string{"join", "--name", "bob", "--server", "a:1,,b:2"}, `join: bad --server "a:1,,b:2": address 2 is empty (a stray comma?)`},
+		{[]string{"send", "--name", "bob", "--server", "a:1,b:2,a:1", "hi"}, `send: bad --server "a:1,b:2,a:1": a:1 is listed twice (addresses 1 and 3)`},
+		{[]string{"who", "--server", "a:1 b:2"}, `who: bad --server "a:1 b:2": separate addresses with commas: a:1,b:2`},
+		{[]string{"who", "--server", "a:1", "--server", "b:2"}, `who: --server given 2 times; list several servers in one, comma-separated: --server a:1,b:2`},
 		{[]string{"who", "everyone"}, `unexpected argument "everyone"`},
 		{[]string{"send", "hi"}, "--name is required"},
 		{[]string{"send", "--name", "bot"}, "exactly one TEXT argument"},
@@ -84,6 +91,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"who", "--help"}, []string{"Usage: chatctl who", "-o format"}},
 		{[]string{"channels", "--help"}, []string{"Usage: chatctl channels", "-o format"}},
 		{[]string{"--help"}, []string{"channels  list the channels"}},
+		{[]string{"--help"}, []string{"comma-separated (a:50051,b:50051)", "With several servers", "an order chatctl picks at random for each\nrun", "moves on to the next server"}},
+		{[]string{"join", "--help"}, []string{"With several --server addresses, join reconnects to the next server", `"chatctl: connected to ADDR"`}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

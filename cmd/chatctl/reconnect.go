@@ -43,6 +43,7 @@ type link struct {
 	conn   *grpc.ClientConn
 	stream chatStream
 	cancel context.CancelFunc // ends the stream
+	server int                // the server it is to: an index in connector.servers
 }
 
 // close ends the stream and the connection.
@@ -54,17 +55,46 @@ func (l *link) close() {
 // connector makes links to chatd. It is not changed after it is made, so
 // any goroutine may use it.
 type connector struct {
-	opts *options
+	opts    *options
+	servers []string // --server's addresses, in the order tried (see inTurn)
 }
 
-// connect dials chatd within dialTimeout and sends join. ctx bounds the
-// dial and the wait for the welcome; once welcomed, the stream outlives
-// ctx, until the link is closed. Errors are the stream's status, dial's
-// errors or errNoWelcome: see joinError.
-func (c *connector) connect(ctx context.Context, dialTimeout time.Duration, join *chatv1.Join) (*link, *chatv1.ChatResponse, error) {
-	o := *c.opts
-	o.dialTimeout = dialTimeout
-	conn, err := dial(ctx, &o)
+// newConnector returns a connector to opts's servers, in an order of its
+// own.
+func newConnector(opts *options) *connector {
+	return &connector{opts: opts, servers: inTurn(opts.servers)}
+}
+
+// several reports whether there is more than one server to move between;
+// with one, chatctl says nothing about servers it would not say anyway. A
+// nil connector (a session without one, in tests) has none.
+func (c *connector) several() bool { return c != nil && len(c.servers) > 1 }
+
+// first connects to the first server that takes join, trying each in turn
+// (see tryInTurn), and returns the link and the welcome, or why it could
+// not, as joinError explains it.
+func (c *connector) first(ctx context.Context, stderr io.Writer, join *chatv1.Join) (*link, *chatv1.ChatResponse, error) {
+	var (
+		l       *link
+		welcome *chatv1.ChatResponse
+	)
+	_, err := tryInTurn(ctx, c.servers, stderr, func(server int) error {
+		var err error
+		l, welcome, err = c.connect(ctx, server, c.opts.dialTimeout, join)
+		return err
+	}, joinError)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, welcome, nil
+}
+
+// connect dials chatd at server, an index in c.servers, within dialTimeout
+// and sends join. ctx bounds the dial and the wait for the welcome; once
+// welcomed, the stream outlives ctx, until the link is closed. Errors are
+// the stream's status, dial's errors or errNoWelcome: see joinError.
+func (c *connector) connect(ctx context.Context, server int, dialTimeout time.Duration, join *chatv1.Join) (*link, *chatv1.ChatResponse, error) {
+	conn, err := dial(ctx, c.servers[server], dialTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,7 +112,7 @@ func (c *connector) connect(ctx context.Context, dialTimeout time.Duration, join
 		_ = conn.Close()
 		return nil, nil, err
 	}
-	return &link{conn: conn, stream: stream, cancel: cancel}, welcome, nil
+	return &link{conn: conn, stream: stream, cancel: cancel, server: server}, welcome, nil
 }
 
 // reconnected is the outcome of reconnect.
@@ -94,16 +124,32 @@ type reconnected struct {
 
 // reconnect joins with join (which carries the resume token) until one
 // attempt succeeds, one fails in a way retrying cannot fix, deadline
-// passes, or ctx is cancelled, waiting with backoff between attempts.
-func (c *connector) reconnect(ctx context.Context, deadline time.Time, join *chatv1.Join) reconnected {
-	var last error
+// passes, or ctx is cancelled, waiting between attempts as reconnectWait
+// says. lost is the server whose connection broke: the attempts go to the
+// servers after it in turn, going round, so that with several servers the
+// first goes to another one (the one lost is likely restarting), and the
+// one lost is tried last in each round.
+func (c *connector) reconnect(ctx context.Context, deadline time.Time, join *chatv1.Join, lost int) reconnected {
+	last := make([]error, len(c.servers)) // each server's last failure
+	tried := []int{}                      // the servers that failed, in the order first tried
+	gaveUp := func() reconnected {
+		switch {
+		case len(tried) == 0:
+			return reconnected{err: errors.New("no time left to try")}
+		case !c.several():
+			return reconnected{err: last[0]}
+		}
+		f := make(failures, len(tried))
+		for i, server := range tried {
+			f[i] = &serverError{c.servers[server], last[server]}
+		}
+		return reconnected{err: f}
+	}
 	for n := 0; ; n++ {
-		wait := backoff(n)
+		server := (lost + 1 + n) % len(c.servers)
+		wait := reconnectWait(n, len(c.servers))
 		if time.Until(deadline) < wait {
-			if last == nil {
-				last = errors.New("no time left to try")
-			}
-			return reconnected{err: last}
+			return gaveUp()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -113,7 +159,7 @@ func (c *connector) reconnect(ctx context.Context, deadline time.Time, join *cha
 		case <-t.C:
 		}
 		actx, cancel := context.WithDeadline(ctx, deadline)
-		l, w, err := c.connect(actx, min(c.opts.dialTimeout, time.Until(deadline)), join)
+		l, w, err := c.connect(actx, server, min(c.opts.dialTimeout, time.Until(deadline)), join)
 		cancel()
 		if err == nil {
 			return reconnected{link: l, welcome: w}
@@ -121,8 +167,14 @@ func (c *connector) reconnect(ctx context.Context, deadline time.Time, join *cha
 		if ctx.Err() != nil {
 			return reconnected{err: ctx.Err()}
 		}
-		last = err
+		if last[server] == nil {
+			tried = append(tried, server)
+		}
+		last[server] = err
 		if !retryable(err) {
+			if c.several() {
+				err = &serverError{c.servers[server], err}
+			}
 			return reconnected{err: err}
 		}
 	}

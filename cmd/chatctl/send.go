@@ -48,17 +48,17 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	*channel = strings.TrimPrefix(*channel, "#")
 
-	conn, err := dial(ctx, opts)
+	// Only the join moves on to the next server (see tryInTurn): once
+	// the message may have been sent, it is not sent again anywhere.
+	l, welcome, err := newConnector(opts).first(ctx, stderr, &chatv1.Join{Username: *name})
 	if err != nil {
-		return err
+		return err // explained by joinError
 	}
-	defer conn.Close()
-
+	defer l.close()
 	// Ctrl-C cancels ctx and with it the stream: a disconnect.
-	stream, welcome, err := joinChat(ctx, chatv1.NewChatServiceClient(conn), &chatv1.Join{Username: *name})
-	if err != nil {
-		return joinError(err)
-	}
+	stop := context.AfterFunc(ctx, l.cancel)
+	defer stop()
+	stream := l.stream
 	you := welcome.GetWelcome().GetYou().GetUsername()
 	out := newPrinter(opts.output, stdout, stderr)
 

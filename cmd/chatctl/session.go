@@ -47,11 +47,12 @@ type session struct {
 	connector        *connector
 	reconnectTimeout time.Duration // 0: do not reconnect
 
-	link  *link  // the current connection; nil while reconnecting
-	epoch int    // how many links the session has had, to date unconfirmed messages
-	you   string // the username, as the server recorded it
-	token string // the resume token of the session
-	seq   uint64 // seq of the last event received
+	link   *link  // the current connection; nil while reconnecting
+	server int    // the server of the current link, or of the one lost while reconnecting
+	epoch  int    // how many links the session has had, to date unconfirmed messages
+	you    string // the username, as the server recorded it
+	token  string // the resume token of the session
+	seq    uint64 // seq of the last event received
 
 	online   []*chatv1.User // who is online: the welcome's snapshot plus later joins and leaves
 	channels []*channel     // the channels the session is in, in the order it entered them
@@ -115,7 +116,12 @@ type unconfirmed struct {
 
 // newSession returns the session that welcome starts, on l.
 func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectTimeout time.Duration) *session {
+	server := 0
+	if l != nil {
+		server = l.server
+	}
 	return &session{
+		server:           server,
 		out:              out,
 		stderr:           stderr,
 		connector:        c,
@@ -294,10 +300,10 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			s.broke(lost)
 			result := make(chan reconnected)
 			reconnects = result
-			c, deadline := s.connector, time.Now().Add(s.reconnectTimeout)
+			c, deadline, from := s.connector, time.Now().Add(s.reconnectTimeout), s.server
 			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq}
 			helpers.Go(func() {
-				res := c.reconnect(rctx, deadline, join)
+				res := c.reconnect(rctx, deadline, join, from)
 				select {
 				case result <- res:
 				case <-done:
@@ -315,8 +321,9 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 				}
 				return reconnectFailed(lost, res.err, s.reconnectTimeout)
 			}
-			s.link, s.epoch, sendOpen = res.link, s.epoch+1, true
+			s.link, s.server, s.epoch, sendOpen = res.link, res.link.server, s.epoch+1, true
 			events = receive(s.link)
+			s.connected()
 			if err := s.handle(res.welcome); err != nil {
 				return err
 			}
@@ -401,11 +408,25 @@ func (s *session) dropQueue() {
 	}
 }
 
-// broke says that the connection broke with err and what happens now.
+// broke says that the connection broke with err and what happens now:
+// with several servers, which one was lost and which is tried first.
 func (s *session) broke(err error) {
-	_ = s.out.note(fmt.Sprintf("chatctl: connection lost (%s); reconnecting for up to %s...", reason(err), s.reconnectTimeout))
+	if c := s.connector; c.several() {
+		_ = s.out.note(fmt.Sprintf("chatctl: connection to %s lost (%s); reconnecting for up to %s, trying %s first...",
+			c.servers[s.server], reason(err), s.reconnectTimeout, c.servers[(s.server+1)%len(c.servers)]))
+	} else {
+		_ = s.out.note(fmt.Sprintf("chatctl: connection lost (%s); reconnecting for up to %s...", reason(err), s.reconnectTimeout))
+	}
 	if n := len(s.unconfirmed); n > 0 {
 		_ = s.out.note(fmt.Sprintf("chatctl: %s sent just before that not confirmed yet", plural(n, "message")))
+	}
+}
+
+// connected says, with several servers, which one the session is on now:
+// before its first welcome, and before the welcome of each reconnection.
+func (s *session) connected() {
+	if c := s.connector; c.several() {
+		_ = s.out.note("chatctl: connected to " + c.servers[s.server])
 	}
 }
 

@@ -37,17 +37,26 @@ func runList[R any](ctx context.Context, name, about, what string, args []string
 	if fs.NArg() > 0 {
 		return usageErrorf("%s: unexpected argument %q", name, fs.Arg(0))
 	}
-	conn, err := dial(ctx, opts)
+	order := inTurn(opts.servers)
+	var resp R
+	_, err := tryInTurn(ctx, order, stderr, func(server int) error {
+		conn, err := dial(ctx, order[server], opts.dialTimeout)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		resp, err = call(cctx, chatv1.NewChatServiceClient(conn))
+		return err
+	}, func(err error) error {
+		if _, ok := status.FromError(err); !ok {
+			return err // dial's, already explained
+		}
+		return interrupted(ctx, fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message()))
+	})
 	if err != nil {
 		return err
-	}
-	defer conn.Close()
-
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	resp, err := call(ctx, chatv1.NewChatServiceClient(conn))
-	if err != nil {
-		return interrupted(ctx, fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message()))
 	}
 	return show(newPrinter(opts.output, stdout, stderr), resp)
 }
