@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -56,9 +57,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := dispatch(ctx, args, stdin, stdout, stderr)
 	code := exitCode(err)
 	if err != nil && code != exitOK {
-		fmt.Fprintf(stderr, "chatctl: %v\n", err)
+		fmt.Fprintf(stderr, "chatctl: %s\n", printable(err.Error()))
 	}
 	return code
+}
+
+// printable escapes the control characters of an error's message, line by
+// line (errors.Join puts one on each): many errors carry a message the
+// server wrote, a refusal's, and the server may be hostile.
+func printable(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = sanitize(l, "")
+	}
+	return strings.Join(lines, "\n")
 }
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
