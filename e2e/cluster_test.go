@@ -501,3 +501,36 @@ func TestClusterHistoryAfterRestart(t *testing.T) {
 		t.Errorf("carol, on a node started after every other stopped, got general's history %q; want %q", history, want)
 	}
 }
+
+// TestChatctlRollingRestart is a rolling restart as people see it in
+// chatctl: alice's node is sent SIGTERM while she and bob talk; chatctl
+// moves to another node and resumes with nothing missed, and bob never
+// sees her leave.
+func TestChatctlRollingRestart(t *testing.T) {
+	t.Parallel()
+	nats := startNATS(t)
+	addrs := freeAddrs(t, 3)
+	byAddr := map[string]*chatd{}
+	for i, a := range addrs {
+		byAddr[a] = startNode(t, nats, fmt.Sprintf("n%d", i+1), a)
+	}
+	alice := chatctl(t, "join", "--name", "alice", "--server", addrs[0]+","+addrs[1])
+	here := strings.TrimPrefix(alice.expect(t, `^chatctl: connected to `), "chatctl: connected to ")
+	alice.expect(t, clock+`\* you joined as alice$`)
+	bob := chatctl(t, "join", "--name", "bob", "--server", addrs[2])
+	bob.expect(t, clock+`\* you joined as bob$`)
+	alice.expect(t, clock+`\* bob joined$`)
+
+	byAddr[here].terminate(t)
+	bob.send(t, "are you still there?")
+	alice.expect(t, `^chatctl: connected to `)
+	alice.expect(t, clock+`\* reconnected: nothing missed$`)
+	alice.expect(t, clock+`#general bob: are you still there\?$`)
+	alice.send(t, "yes, on another node")
+	bob.expect(t, clock+`#general bob: are you still there\?$`)
+	bob.expect(t, clock+`#general alice: yes, on another node$`)
+	if out := bob.stdout.String(); strings.Contains(out, "* alice left") || strings.Contains(out, "* alice reconnected") || strings.Contains(out, "* alice joined") {
+		t.Errorf("bob saw alice leave or come back during the restart:\n%s", out)
+	}
+	endInput(t, alice, bob)
+}
