@@ -1,16 +1,21 @@
 // Package server is chatd's chat service as a library: the hub that keeps who
-// is online and orders every event, the per-session queues and writers, and
-// the gRPC handlers of chat.v1.ChatService.
+// is online and orders every event, the per-session queues and writers, the
+// gRPC handlers of chat.v1.ChatService, and a node's part in a cluster.
 //
 // Where things happen:
-//   - a join: [Service.Chat] reads the first request, [Hub.Join] admits it;
-//   - a message: the session's read loop in service.go calls [Hub.Send];
+//   - a join: [Service.Chat] reads the first request, [Hub.Join] makes it a
+//     command, and joinLocked (apply.go) admits it;
+//   - a message: the session's read loop in service.go calls [Hub.Send], and
+//     sendLocked delivers it;
 //   - a disconnect: [Service.Chat] sees the stream's context end and calls
-//     [Hub.Leave] with LEAVE_REASON_DISCONNECTED.
+//     [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks the
+//     session.
 //
-// Every broadcast event takes the next number of one counter under the hub's
-// lock and is queued, under that same lock, on every session's bounded queue
-// without blocking. Each session has one writer goroutine, the only caller of
-// Send on its stream. A session whose queue is full is dropped as too slow, so
-// one slow client never holds up the others.
+// Every change is a command applied under the hub's lock, one at a time: at
+// once on a single node, and in a cluster in the order of a log that every
+// node applies alike (see [Cluster]). An event is queued, under that lock,
+// on every session it concerns, on bounded queues and without blocking.
+// Each session has one writer goroutine, the only caller of Send on its
+// stream. A session whose queue is full is dropped as too slow, so one slow
+// client never holds up the others.
 package server
