@@ -307,11 +307,25 @@ func TestClusterRidesOutNATSRestart(t *testing.T) {
 	if ev := alice.next(t); ev.GetRejected().GetCode() != int32(codes.Unavailable) || !strings.Contains(ev.GetRejected().GetReason(), "try again") {
 		t.Errorf("alice's message while NATS is down got %v; want it rejected UNAVAILABLE, saying to try again", ev)
 	}
+	// A logout meanwhile ends the stream at once, and is told to the
+	// others once NATS is back.
+	bob.send(t, leaveReq())
+	bob.expectEnd(t, codes.OK)
 	tc.nats.Restart()
 	waitFor(t, "node 1 to serve again", func() bool { return nodes[0].node.Srv.Cluster().Serving() })
 	alice.say(t, "back", "a2")
-	expectMessage(t, "alice", alice.next(t), "alice", "back", "a2")
-	expectMessage(t, "bob", bob.next(t), "alice", "back", "a2")
+	var left, echoed bool
+	for !left || !echoed {
+		switch ev := alice.next(t); {
+		case ev.GetUserLeft() != nil:
+			expectLeft(t, "alice", ev, "bob", chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+			left = true
+		default:
+			expectMessage(t, "alice", ev, "alice", "back", "a2")
+			echoed = true
+		}
+	}
+	waitFor(t, "bob gone from node 2's list", func() bool { return slices.Equal(listUsers(t, nodes[1]), []string{"alice"}) })
 }
 
 // TestClusterJoinsGivenUpLeaveNoGhost: streams that join and vanish at

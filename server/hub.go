@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -253,7 +254,19 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 		h.cl.later(cmd)
 		return true
 	}
-	return h.submit(context.Background(), cmd, nil).ok
+	out := h.submit(context.Background(), cmd, nil)
+	if h.cl != nil && errors.Is(out.err, ErrUnavailable) {
+		// The log is out of reach: the logout is appended when it is
+		// back, and the stream ends now (without its own user_left).
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if s.m.att != s || s.isEnded() {
+			return false
+		}
+		h.cl.later(h.command(leaveCommand(s, reason)))
+		return true
+	}
+	return out.ok
 }
 
 func leaveCommand(s *Session, reason chatv1.LeaveReason) *clusterv1.Command {
