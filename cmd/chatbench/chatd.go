@@ -14,15 +14,16 @@ import (
 	"time"
 )
 
-// startTimeout bounds how long a chatd that chatbench starts may take to
-// say where it listens, and how long it may take to stop.
+// startTimeout bounds how long a chatd (or nats-server) that chatbench
+// starts may take to say where it listens, and how long it may take to stop.
 const startTimeout = 15 * time.Second
 
 // listeningPrefix starts chatd's first line on stdout.
 const listeningPrefix = "chatd: gRPC listening on "
 
-// chatdProc is a chatd that chatbench started.
-type chatdProc struct {
+// proc is a chatd or a nats-server that chatbench started.
+type proc struct {
+	name   string // "chatd", "chatd n2", "nats-server": for messages
 	cmd    *exec.Cmd
 	addr   string
 	pid    int
@@ -35,7 +36,7 @@ type chatdProc struct {
 // rate limit off (the benchmark sends far faster than a person), room for
 // every member and no limits per client address, then extra, and waits
 // until it listens.
-func startChatd(ctx context.Context, path string, members int, extra []string) (*chatdProc, error) {
+func startChatd(ctx context.Context, path string, members int, extra []string) (*proc, error) {
 	args := []string{
 		"--grpc-addr", "127.0.0.1:0",
 		"--message-rate", "0",
@@ -56,9 +57,10 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	// The flag package lets a later flag override an earlier one, so extra
 	// can change any of these.
 	args = append(args, extra...)
-	p := &chatdProc{
+	p := &proc{
+		name:   "chatd",
 		cmd:    exec.Command(path, args...),
-		stderr: &tailBuffer{max: 16 << 10},
+		stderr: &tailBuffer{name: "chatd", max: 16 << 10},
 		exited: make(chan struct{}),
 	}
 	p.cmd.Stderr = p.stderr
@@ -112,7 +114,7 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 }
 
 // alive reports whether the process is still running.
-func (p *chatdProc) alive() bool {
+func (p *proc) alive() bool {
 	select {
 	case <-p.exited:
 		return false
@@ -121,9 +123,9 @@ func (p *chatdProc) alive() bool {
 	}
 }
 
-// stop stops chatd as a service manager would, with SIGTERM, and reports
-// whether it shut down cleanly. It may be called more than once.
-func (p *chatdProc) stop() error {
+// stop stops the process as a service manager would, with SIGTERM, and
+// reports whether it shut down cleanly. It may be called more than once.
+func (p *proc) stop() error {
 	if p.alive() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -131,25 +133,28 @@ func (p *chatdProc) stop() error {
 	case <-p.exited:
 	case <-time.After(startTimeout):
 		p.kill()
-		return fmt.Errorf("chatd did not stop within %s of SIGTERM; killed it", startTimeout)
+		return fmt.Errorf("%s did not stop within %s of SIGTERM; killed it", p.name, startTimeout)
 	}
 	if p.err != nil {
-		return fmt.Errorf("chatd exited with %v\n%s", p.err, p.stderr)
+		return fmt.Errorf("%s exited with %v\n%s", p.name, p.err, p.stderr)
 	}
 	return nil
 }
 
-func (p *chatdProc) kill() {
+// kill ends the process at once, if it still runs, and waits for it.
+func (p *proc) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 }
 
-// tailBuffer keeps the last max bytes written to it: enough of chatd's log
-// to say why it failed, without holding a long run's every line.
+// tailBuffer keeps the last max bytes written to it: enough of a
+// process's log to say why it failed, without holding a long run's every
+// line.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
+	name string // whose log: "chatd", "nats-server"
+	mu   sync.Mutex
+	max  int
+	buf  []byte
 }
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
@@ -166,7 +171,7 @@ func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.buf) == 0 {
-		return "(chatd wrote nothing on stderr)"
+		return "(" + b.name + " wrote nothing on stderr)"
 	}
-	return "chatd's last log lines:\n" + string(b.buf)
+	return b.name + "'s last log lines:\n" + string(b.buf)
 }
