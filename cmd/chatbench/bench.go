@@ -14,19 +14,18 @@ import (
 // messages look at the members' counters.
 const pollInterval = 5 * time.Millisecond
 
-// bench is one measured run against one server: join every member, let
-// them settle and idle, send, drain, and account. pid is the server's
-// process (0: unknown, so its CPU and memory are unavailable); stopServer,
-// if not nil, is called once the figures are taken and before the members
-// hang up, so that the server does not work through their leaves.
+// bench is one measured run against one server or one cluster (f): join
+// every member, let them settle and idle, send, drain, and account. The
+// servers' CPU and memory are read from /proc where their pids are known.
+// stopServer, if not nil, is called once the figures are taken and before
+// the members hang up, so that the servers do not work through their
+// leaves.
 //
 // It returns what it measured; an error means the run could not be
 // completed (a join failed, the server went away) and the result is partial.
-func bench(ctx context.Context, cfg *config, name string, tr transport, pid int, stopServer func(), prog *progress) (*result, error) {
-	res := &result{Server: name}
-	if pid > 0 {
-		res.ServerPID = pid
-	}
+func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet, stopServer func(), prog *progress) (*result, error) {
+	res := newResult(name, f)
+	procs := f.procs()
 	ms := make([]*member, cfg.members)
 	for i := range ms {
 		ms[i] = newMember(i, cfg.senders)
@@ -71,8 +70,8 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 	})
 	defer prog.set(nil)
 
-	rssBefore, rssErr := procRSS(pid)
-	joinCPU0, joinCPUErr := procCPU(pid)
+	rssBefore, rssErr := rssOf(procs)
+	joinCPU0, joinCPUErr := cpuOf(procs)
 
 	// Joins. If they take too long, cancelling runCtx fails whatever is
 	// still in flight.
@@ -115,26 +114,25 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, pid int,
 	}
 	watchdog.Stop()
 	res.SettleS = time.Since(start).Seconds()
-	if joinCPU1, err := procCPU(pid); joinCPUErr == nil && err == nil {
-		res.ServerJoinCPUS = ptr((joinCPU1 - joinCPU0).Seconds())
+	joinCPU1, err := cpuOf(procs)
+	if d, err := cpuSpan(joinCPU0, joinCPU1, joinCPUErr, err); err == nil {
+		res.setJoinCPU(d)
 	}
 
 	phase.Store("idle")
 	if !sleep(runCtx, cfg.idleWait) {
 		return res, ctx.Err()
 	}
-	rssJoined, err := procRSS(pid)
+	rssJoined, err := rssOf(procs)
 	if err := cmp.Or(rssErr, err); err != nil { // both readings fail alike: say it once
 		res.unavailable("server memory", err)
 	} else {
-		res.ServerRSSBeforeMiB = ptr(float64(rssBefore) / (1 << 20))
-		res.ServerRSSJoinedMiB = ptr(float64(rssJoined) / (1 << 20))
-		res.ServerMemPerSessionKiB = ptr((float64(rssJoined) - float64(rssBefore)) / 1024 / float64(res.Joined))
+		res.setMemory(rssBefore, rssJoined, ms)
 	}
 
 	if cfg.senders > 0 {
 		phase.Store("sending")
-		if err := sendAndDrain(runCtx, cfg, ms, pid, res, &phase); err != nil {
+		if err := sendAndDrain(runCtx, cfg, ms, procs, res, &phase); err != nil {
 			return res, err
 		}
 	}
@@ -175,10 +173,10 @@ func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, start
 }
 
 // sendAndDrain runs the send phase, waits until every member has every
-// message, and records the server's CPU use over that span.
-func sendAndDrain(ctx context.Context, cfg *config, ms []*member, pid int, res *result, phase *atomic.Value) error {
+// message, and records the servers' CPU use over that span.
+func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watched, res *result, phase *atomic.Value) error {
 	senders := ms[:cfg.senders]
-	cpu0, cpuErr := procCPU(pid)
+	cpu0, cpuErr := cpuOf(procs)
 	self0, selfErr := procCPU(os.Getpid())
 
 	sendStart := now()
@@ -228,11 +226,11 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, pid int, res *
 		last = max(last, m.lastRecv.Load())
 	}
 	res.SendS = time.Duration(max(last-sendStart, 0)).Seconds()
-	cpu1, err := procCPU(pid)
-	if err := cmp.Or(cpuErr, err); err != nil {
+	cpu1, err := cpuOf(procs)
+	if d, err := cpuSpan(cpu0, cpu1, cpuErr, err); err != nil {
 		res.unavailable("server CPU", err)
 	} else {
-		res.ServerCPUS = ptr((cpu1 - cpu0).Seconds())
+		res.setSendCPU(d)
 	}
 	if self1, err := procCPU(os.Getpid()); selfErr == nil && err == nil {
 		res.ChatbenchCPUS = ptr((self1 - self0).Seconds())

@@ -14,11 +14,12 @@ import (
 
 // config is everything chatbench is told on its command line.
 type config struct {
-	// The chatd to measure: started from chatdPath, or attached to at server.
-	chatdPath string
-	chatdArgs []string // extra flags for a chatd chatbench starts
-	server    string
-	serverPID int // 0: unknown, so server CPU and memory are unavailable
+	// The chatd to measure: started from chatdPath, or attached to at
+	// servers (one chatd, or the nodes of a cluster).
+	chatdPath  string
+	chatdArgs  []string // extra flags for a chatd chatbench starts
+	servers    []string // member i joins on servers[i % len(servers)]
+	serverPIDs []int    // none (CPU and memory unavailable), or one per server, in order
 
 	members         int
 	senders         int // 0: join only (memory per idle session)
@@ -51,33 +52,56 @@ func (s *stringsFlag) Set(v string) error {
 	return nil
 }
 
-// pidFlag is --server-pid: one process id. It is mostly given as
-// "$(pidof chatd)", which is empty when no chatd runs and holds every pid
-// when several do; both get a word of their own rather than the flag
-// package's "parse error".
-type pidFlag int
+// listFlag is a comma-separated list that may also be given by repeating
+// the flag: --server a,b --server c is a, b, c. The values are checked by
+// config.validate, which says which one is wrong.
+type listFlag []string
 
-func (p *pidFlag) String() string {
-	if p == nil || *p == 0 {
-		return ""
-	}
-	return strconv.Itoa(int(*p))
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, strings.Split(v, ",")...)
+	return nil
 }
 
-func (p *pidFlag) Set(s string) error {
-	f := strings.Fields(s)
-	switch len(f) {
-	case 0:
+// pidsFlag is --server-pid: a process id per --server address, in the
+// same order, comma-separated or repeated. It is mostly given as
+// "$(pidof chatd)", which is empty when no chatd runs and holds every pid,
+// space-separated and in no useful order, when several do; both get a word
+// of their own rather than the flag package's "parse error".
+type pidsFlag []int
+
+func (p *pidsFlag) String() string {
+	if p == nil {
+		return ""
+	}
+	s := make([]string, len(*p))
+	for i, pid := range *p {
+		s[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *pidsFlag) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
 		return errors.New("no pid (is chatd running? pidof finds none)")
-	case 1:
-	default:
-		return fmt.Errorf("%d pids, one per chatd running: give the one listening at --server (ss -ltnp shows which), e.g. --server-pid %s", len(f), f[0])
 	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n <= 0 {
-		return errors.New("not a pid: want a positive number, e.g. --server-pid \"$(pidof chatd)\"")
+	for item := range strings.SplitSeq(s, ",") {
+		f := strings.Fields(item)
+		switch len(f) {
+		case 0:
+			return fmt.Errorf("an empty pid in %q: want one pid per --server address, comma-separated", s)
+		case 1:
+		default:
+			// pidof lists every chatd, newest first: not the order of
+			// the --server addresses, so chatbench cannot pair them.
+			return fmt.Errorf("%d pids, one per chatd running: give the one listening at --server (ss -ltnp shows which), e.g. --server-pid %s, or with several --server addresses their pids comma-separated in the same order", len(f), f[0])
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil || n <= 0 {
+			return errors.New("not a pid: want a positive number, e.g. --server-pid \"$(pidof chatd)\"")
+		}
+		*p = append(*p, n)
 	}
-	*p = pidFlag(n)
 	return nil
 }
 
@@ -90,7 +114,7 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-const about = `Usage: chatbench (--chatd PATH | --server ADDR [--server-pid PID]) [flags]
+const about = `Usage: chatbench (--chatd PATH | --server ADDR[,ADDR...] [--server-pid PID[,PID...]]) [flags]
 
 chatbench drives a chatd over real sockets and measures it: --members
 sessions join (each one broadcast to everyone already there), then --senders
@@ -99,6 +123,12 @@ acknowledgements allow (--window unacknowledged messages per sender) or at a
 fixed total --rate. It then runs the same fan-out over plain TCP with
 length-prefixed frames (--baseline), so that chatd's throughput can be quoted
 as a fraction of what the machine can do.
+
+A cluster is measured by listing its nodes in --server. Members join on the
+nodes in turn (member i on node i mod N), senders too; every member must
+still receive every message, in order, and every later join. The server's
+CPU and memory are then the total over the nodes, and each node's are
+reported apart.
 
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
@@ -122,15 +152,15 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.Usage = func() {}
 	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
 	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts, e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
-	fs.StringVar(&cfg.server, "server", "", "measure the chatd already running at `address` (host:port); it must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
-	fs.Var((*pidFlag)(&cfg.serverPID), "server-pid", "`pid` of the chatd at --server, to read its CPU time and memory from /proc (without it they are unavailable); one pid, where \"$(pidof chatd)\" gives every chatd's")
+	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
+	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
 	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
 	fs.Float64Var(&cfg.rate, "rate", 0, "send this many `messages/s` in total across senders, instead of saturating (0: saturate)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long senders send")
 	fs.IntVar(&cfg.joinConcurrency, "join-concurrency", 64, "joins in flight at once")
-	fs.IntVar(&cfg.conns, "conns", 0, "gRPC connections the members share (0: one per member, which is what memory per session means)")
+	fs.IntVar(&cfg.conns, "conns", 0, "gRPC connections the members share, per server (0: one per member, which is what memory per session means)")
 	fs.DurationVar(&cfg.joinTimeout, "join-timeout", time.Minute, "give up if joining and receiving every join takes longer")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "after sending, how long to wait for every member to receive every message")
 	fs.DurationVar(&cfg.idleWait, "idle-wait", time.Second, "after the joins, how long members stay idle before the server's memory is read")
@@ -150,9 +180,9 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 		return nil, usageErrorf("%v (see --help)", err)
 	}
 	if fs.NArg() > 0 {
-		if _, err := strconv.Atoi(fs.Arg(0)); err == nil && cfg.serverPID != 0 {
+		if _, err := strconv.Atoi(fs.Arg(0)); err == nil && len(cfg.serverPIDs) > 0 {
 			// --server-pid $(pidof chatd), unquoted, with two chatd running.
-			return nil, usageErrorf("unexpected argument %q: --server-pid takes one pid; with several chatd running, give the one listening at --server (ss -ltnp shows which), e.g. --server-pid %d", fs.Arg(0), cfg.serverPID)
+			return nil, usageErrorf("unexpected argument %q: --server-pid takes one pid per --server address, comma-separated; with several chatd running, give the one listening at each (ss -ltnp shows which), e.g. --server-pid %d", fs.Arg(0), cfg.serverPIDs[0])
 		}
 		return nil, usageErrorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
@@ -167,18 +197,32 @@ func (c *config) validate() error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	switch {
-	case c.chatdPath == "" && c.server == "":
+	case c.chatdPath == "" && len(c.servers) == 0:
 		bad("say which chatd to measure: --chatd PATH to start one, or --server ADDR to use a running one")
-	case c.chatdPath != "" && c.server != "":
+	case c.chatdPath != "" && len(c.servers) > 0:
 		bad("--chatd and --server exclude each other: start a chatd or attach to one")
 	}
-	if c.server != "" {
-		if err := grpcdial.CheckAddr(c.server); err != nil {
-			bad("bad --server %q: %v; want host:port, e.g. --server %s", c.server, err, grpcdial.Example)
+	seen := make(map[string]bool)
+	for _, a := range c.servers {
+		if err := grpcdial.CheckAddr(a); err != nil {
+			bad("bad --server %q: %v; want host:port, e.g. --server %s", a, err, grpcdial.Example)
+		} else if seen[a] {
+			bad("--server lists %s twice: list each node once", a)
 		}
+		seen[a] = true
 	}
-	if c.serverPID != 0 && c.server == "" {
+	switch {
+	case len(c.serverPIDs) > 0 && len(c.servers) == 0:
 		bad("--server-pid goes with --server (chatbench knows the pid of a chatd it starts)")
+	case len(c.serverPIDs) > 0 && len(c.serverPIDs) != len(c.servers):
+		bad("--server-pid has %d pids for %d --server addresses: give one per address, in the same order", len(c.serverPIDs), len(c.servers))
+	}
+	seenPID := make(map[int]bool)
+	for _, p := range c.serverPIDs {
+		if seenPID[p] {
+			bad("--server-pid lists %d twice: each chatd has its own", p)
+		}
+		seenPID[p] = true
 	}
 	if len(c.chatdArgs) > 0 && c.chatdPath == "" {
 		bad("--chatd-arg goes with --chatd")

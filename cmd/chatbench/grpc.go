@@ -16,25 +16,32 @@ import (
 )
 
 // grpcTransport reaches chatd over gRPC, with one connection per member
-// unless told to share a few.
+// unless told to share a few. With several addresses (the nodes of a
+// cluster), member i joins on addrs[nodeOf(i, len(addrs))].
 type grpcTransport struct {
-	addr    string
-	timeout time.Duration      // for each connection to be ready
-	shared  []*grpc.ClientConn // --conns > 0: members use shared[idx % len]
+	addrs   []string
+	timeout time.Duration        // for each connection to be ready
+	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
 	mu  sync.Mutex
 	own []*grpc.ClientConn // one per member
 }
 
-func newGRPCTransport(ctx context.Context, addr string, conns int, timeout time.Duration) (*grpcTransport, error) {
-	t := &grpcTransport{addr: addr, timeout: timeout}
-	for range conns {
-		cc, err := t.dial(ctx)
-		if err != nil {
-			t.close()
-			return nil, err
+func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration) (*grpcTransport, error) {
+	t := &grpcTransport{addrs: addrs, timeout: timeout}
+	if conns == 0 {
+		return t, nil
+	}
+	t.shared = make([][]*grpc.ClientConn, len(addrs))
+	for k, addr := range addrs {
+		for range conns {
+			cc, err := t.dial(ctx, addr)
+			if err != nil {
+				t.close()
+				return nil, err
+			}
+			t.shared[k] = append(t.shared[k], cc)
 		}
-		t.shared = append(t.shared, cc)
 	}
 	return t, nil
 }
@@ -45,11 +52,11 @@ func newGRPCTransport(ctx context.Context, addr string, conns int, timeout time.
 // while gRPC tries again and again. A refused connection is tried again
 // (a storm of thousands of connections may fill the listen backlog), with
 // backoff, within timeout and ctx.
-func (t *grpcTransport) dial(ctx context.Context) (*grpc.ClientConn, error) {
+func (t *grpcTransport) dial(ctx context.Context, addr string) (*grpc.ClientConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		cc, err := grpcdial.Dial(ctx, t.addr, t.timeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpcdial.Dial(ctx, addr, t.timeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		var ue *grpcdial.UnreachableError
 		switch {
 		case err == nil:
@@ -57,19 +64,23 @@ func (t *grpcTransport) dial(ctx context.Context) (*grpc.ClientConn, error) {
 		case errors.As(err, &ue) && ue.Refused() && sleep(ctx, pause):
 			continue
 		case errors.As(err, &ue) && ue.Err == nil && !ue.TimedOut:
-			return nil, fmt.Errorf("chatd at %s closed the connection at once: it does past its --max-conns-per-ip from one address, and every member connects from this machine; run chatd with %s", t.addr, perAddressFlags)
+			return nil, fmt.Errorf("chatd at %s closed the connection at once: it does past its --max-conns-per-ip from one address, and every member connects from this machine; run chatd with %s", addr, perAddressFlags)
 		}
 		return nil, err
 	}
 }
 
 func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, error) {
+	n := len(t.addrs)
+	k := nodeOf(m.idx, n)
 	var cc *grpc.ClientConn
 	if len(t.shared) > 0 {
-		cc = t.shared[m.idx%len(t.shared)]
+		// The node's members are m.idx = k, k+n, k+2n, …: take its
+		// connections in turn.
+		cc = t.shared[k][(m.idx/n)%len(t.shared[k])]
 	} else {
 		var err error
-		if cc, err = t.dial(ctx); err != nil {
+		if cc, err = t.dial(ctx, t.addrs[k]); err != nil {
 			return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
 		}
 		t.mu.Lock()
@@ -102,8 +113,10 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 func (t *grpcTransport) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, cc := range append(t.shared, t.own...) {
-		_ = cc.Close()
+	for _, ccs := range append(t.shared, t.own) {
+		for _, cc := range ccs {
+			_ = cc.Close()
+		}
 	}
 	t.shared, t.own = nil, nil
 }

@@ -13,6 +13,11 @@
 //
 //	chatbench --chatd bin/chatd --members 1000 --senders 5 --window 16 --duration 5s
 //	chatbench --server localhost:50051 --server-pid $(pidof chatd) --rate 10
+//	chatbench --server localhost:50051,localhost:50052 --server-pid 4101,4102
+//
+// A cluster is measured the same way: members (and senders, and joins) are
+// spread over its nodes, listed in --server; the servers' figures are then
+// the nodes' totals, and each node's are given apart.
 //
 // Every member is both a receiver and a checker: messages carry
 // "b:<sender>:<n>:<sent at>", so each member sees each sender's numbers in
@@ -28,6 +33,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -97,37 +103,56 @@ func newReport(cfg *config) *report {
 	return rep
 }
 
-// benchChatd measures chatd: one that chatbench starts, or the one at
-// --server.
+// benchChatd measures chatd: one that chatbench starts, or the chatd or
+// the cluster's nodes at --server.
 func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) error {
-	addr, pid, name := cfg.server, cfg.serverPID, "chatd "+cfg.server
+	addrs, name := cfg.servers, "chatd "+strings.Join(cfg.servers, ",")
+	var f fleet
+	for k, a := range cfg.servers {
+		w := watched{name: fmt.Sprintf("n%d", k+1), addr: a}
+		if len(cfg.serverPIDs) > 0 {
+			w.pid = cfg.serverPIDs[k]
+		}
+		f.nodes = append(f.nodes, w)
+	}
 	var stopServer func()
 	var stopErr error
-	if cfg.chatdPath != "" {
+	switch {
+	case cfg.chatdPath != "":
 		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, cfg.chatdArgs)
 		if err != nil {
 			return err
 		}
 		defer p.kill()
-		addr, pid, name = p.addr, p.pid, "chatd"
+		addrs, name = []string{p.addr}, "chatd"
+		f = fleet{nodes: []watched{{name: "chatd", addr: p.addr, pid: p.pid}}}
 		// Stop chatd before the members hang up, so it does not spend
 		// minutes telling the remaining thousands about each leave.
 		stopServer = func() { stopErr = p.stop() }
 	}
-	if err := probe(ctx, addr, cfg.senders > 0); err != nil {
-		if errors.Is(err, errRateLimited) {
-			if cfg.chatdPath != "" {
-				return fmt.Errorf("%w; chatbench starts chatd with --message-rate 0: drop the --chatd-arg that limits it", err)
-			}
-			return fmt.Errorf("%w; the senders send far faster than a person: run chatd with --message-rate 0", err)
+	for k, addr := range addrs {
+		node := 0
+		if len(addrs) > 1 {
+			node = k + 1
 		}
-		return err
+		if err := probe(ctx, addr, node, cfg.senders > 0); err != nil {
+			if node > 0 {
+				err = fmt.Errorf("chatd at %s: %w", addr, err)
+			}
+			if errors.Is(err, errRateLimited) {
+				if cfg.chatdPath != "" {
+					return fmt.Errorf("%w; chatbench starts chatd with --message-rate 0: drop the --chatd-arg that limits it", err)
+				}
+				return fmt.Errorf("%w; the senders send far faster than a person: run chatd with --message-rate 0", err)
+			}
+			return err
+		}
 	}
-	tr, err := newGRPCTransport(ctx, addr, cfg.conns, cfg.joinTimeout)
+	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout)
 	if err != nil {
 		return err
 	}
-	res, err := bench(ctx, cfg, name, tr, pid, stopServer, prog)
+	res, err := bench(ctx, cfg, name, tr, f, stopServer, prog)
 	rep.Chatd = res
 	if err != nil {
 		return fmt.Errorf("chatd: %w", err)
@@ -145,7 +170,8 @@ func benchBaseline(ctx context.Context, cfg *config, rep *report, prog *progress
 		return err
 	}
 	defer srv.close()
-	res, err := bench(ctx, cfg, "raw TCP", &rawTransport{addr: srv.addr()}, 0, srv.close, prog)
+	f := fleet{nodes: []watched{{name: "raw TCP", addr: srv.addr()}}}
+	res, err := bench(ctx, cfg, "raw TCP", &rawTransport{addr: srv.addr()}, f, srv.close, prog)
 	// Its CPU and memory are chatbench's own; see chatbench_cpu_s.
 	res.Unavailable = []string{"server CPU and memory: the baseline server runs inside chatbench"}
 	rep.Baseline = res

@@ -228,6 +228,15 @@ func TestUsage(t *testing.T) {
 		{[]string{"--server", "y:1", "--server-pid", "123", "456"}, `unexpected argument "456": --server-pid takes one pid`},
 		{[]string{"--server", "y:1", "--server-pid", ""}, `invalid value "" for flag -server-pid: no pid (is chatd running?`},
 		{[]string{"--server", "y:1", "--server-pid", "-3"}, `invalid value "-3" for flag -server-pid: not a pid`},
+		// A cluster's nodes, and their pids in the same order.
+		{[]string{"--server", "a:1,,b:1"}, `bad --server "": it is empty`},
+		{[]string{"--server", "a:1,b:1", "--server", "a:1"}, "--server lists a:1 twice"},
+		{[]string{"--server", "a:1,b:1", "--server-pid", "7"}, "--server-pid has 1 pids for 2 --server addresses: give one per address, in the same order"},
+		{[]string{"--server", "a:1", "--server-pid", "7,8"}, "--server-pid has 2 pids for 1 --server addresses"},
+		{[]string{"--server", "a:1,b:1", "--server-pid", "7,7"}, "--server-pid lists 7 twice"},
+		{[]string{"--server", "a:1,b:1", "--server-pid", "7,"}, `invalid value "7," for flag -server-pid: an empty pid`},
+		{[]string{"--server", "a:1,b:1", "--server-pid", "7,x"}, `invalid value "7,x" for flag -server-pid: not a pid`},
+		{[]string{"--server", "a:1,b:1", "--server-pid", "7 8"}, "or with several --server addresses their pids comma-separated in the same order"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -248,6 +257,18 @@ func TestUsage(t *testing.T) {
 	if _, err := parseArgs([]string{"--server", "y:1", "--senders", "0", "--duration", "0s"}, nil); err != nil {
 		t.Errorf("join-only run refused: %v", err)
 	}
+
+	// Lists may be comma-separated, repeated, or both.
+	cfg, err := parseArgs([]string{"--server", "a:1,b:1", "--server", "c:1", "--server-pid", "7", "--server-pid", "8,9"}, nil)
+	if err != nil {
+		t.Fatalf("three servers and their pids refused: %v", err)
+	}
+	if want := []string{"a:1", "b:1", "c:1"}; !slices.Equal(cfg.servers, want) {
+		t.Errorf("servers %q, want %q", cfg.servers, want)
+	}
+	if want := []int{7, 8, 9}; !slices.Equal(cfg.serverPIDs, want) {
+		t.Errorf("server pids %v, want %v", cfg.serverPIDs, want)
+	}
 }
 
 func TestHelp(t *testing.T) {
@@ -259,7 +280,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server address\n", "-server-pid pid\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}

@@ -40,8 +40,10 @@ var errRateLimited = errors.New("chatd limits how fast a session may send")
 // joins or the send phase: that chatd answers at all, and, if the run sends
 // (sends), that it does not refuse a quick burst of messages. The probe is
 // one session of its own, which sends its messages to itself (nobody else
-// sees them) and logs out before the members join.
-func probe(ctx context.Context, addr string, sends bool) error {
+// sees them) and logs out before the members join. Nodes of a cluster are
+// probed one after the other, each with a name of its own (node, from 1;
+// 0 for one chatd), so that no probe waits for another's leave.
+func probe(ctx context.Context, addr string, node int, sends bool) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	conn, err := grpcdial.Dial(ctx, addr, probeTimeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -55,6 +57,9 @@ func probe(ctx context.Context, addr string, sends bool) error {
 		return fmt.Errorf("probe session: %w", err)
 	}
 	name := fmt.Sprintf("chatbench-probe-%d", os.Getpid())
+	if node > 0 {
+		name += fmt.Sprintf("-%d", node)
+	}
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name}}})
 	first, err := stream.Recv()
 	if err != nil {

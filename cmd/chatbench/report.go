@@ -26,10 +26,12 @@ type report struct {
 	OK        bool     `json:"ok"`                // no loss, duplicate, gap, error or refusal
 }
 
-// result is what one run against one server measured.
+// result is what one run against one server, or one cluster, measured.
+// For a cluster, the server_ figures are the totals over its chatd nodes,
+// and nodes and nats give each process's.
 type result struct {
 	Server    string `json:"server"`               // what was measured
-	ServerPID int    `json:"server_pid,omitempty"` // whose CPU and memory are reported
+	ServerPID int    `json:"server_pid,omitempty"` // one server: whose CPU and memory are reported
 
 	Joined  int     `json:"joined"`
 	JoinS   float64 `json:"join_s"`        // first join sent → last welcome received
@@ -61,7 +63,12 @@ type result struct {
 	ChatbenchCPUS          *float64 `json:"chatbench_cpu_s"` // chatbench's own process during the send phase
 	Unavailable            []string `json:"unavailable,omitempty"`
 
+	Nodes []*nodeResult `json:"nodes,omitempty"` // a cluster: each chatd node's figures, in --server order
+	NATS  *natsResult   `json:"nats,omitempty"`  // the nats-server chatbench started for a cluster
+
 	Problems []string `json:"problems,omitempty"` // why this run is not OK
+
+	nodes int // how many chatd nodes the members were spread over
 }
 
 // latency is a distribution in milliseconds.
@@ -140,9 +147,8 @@ func (r *result) account(ms []*member, senders int) {
 	if r.SendS > 0 && r.Deliveries > 0 {
 		r.DeliveriesPerS = ptr(float64(r.Deliveries) / r.SendS)
 	}
-	if r.ServerCPUS != nil && r.Deliveries > 0 {
-		r.ServerCPUPerMillion = ptr(*r.ServerCPUS / (float64(r.Deliveries) / 1e6))
-	}
+	r.ServerCPUPerMillion = perMillion(r.ServerCPUS, r.Deliveries)
+	r.accountNodes(ms)
 
 	if r.Lost > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d messages lost (of %d expected)", r.Lost, r.ExpectedDeliveries))
@@ -258,6 +264,10 @@ func (rep *report) writeText(w io.Writer) {
 	row("server RSS joined, idle", func(r *result) string { return num(r.ServerRSSJoinedMiB, "%.1f MiB") })
 	row("server memory per session", func(r *result) string { return num(r.ServerMemPerSessionKiB, "%.1f KiB") })
 	tw.Flush()
+	if len(rep.Chatd.Nodes) > 0 {
+		fmt.Fprintf(w, "%s, node by node (server figures above are the nodes' totals; nats-server's CPU is not in them):\n", rep.Chatd.Server)
+		writeNodes(w, rep.Chatd)
+	}
 	if rep.Ratio != nil {
 		fmt.Fprintf(w, "chatd delivers %.2f× the raw TCP baseline's deliveries/s\n", *rep.Ratio)
 	}
