@@ -14,10 +14,13 @@ import (
 
 // config is everything chatbench is told on its command line.
 type config struct {
-	// The chatd to measure: started from chatdPath, or attached to at
+	// The chatd to measure: started from chatdPath (one, or a cluster of
+	// nodes on a nats-server chatbench starts too), or attached to at
 	// servers (one chatd, or the nodes of a cluster).
 	chatdPath  string
-	chatdArgs  []string // extra flags for a chatd chatbench starts
+	chatdArgs  []string // extra flags for every chatd chatbench starts
+	nodes      int      // with chatdPath: 0 for one chatd, else a cluster of that many
+	natsServer string   // with nodes: the nats-server binary ("": go.mod's tool)
 	servers    []string // member i joins on servers[i % len(servers)]
 	serverPIDs []int    // none (CPU and memory unavailable), or one per server, in order
 
@@ -114,7 +117,7 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-const about = `Usage: chatbench (--chatd PATH | --server ADDR[,ADDR...] [--server-pid PID[,PID...]]) [flags]
+const about = `Usage: chatbench (--chatd PATH [--nodes N] | --server ADDR[,ADDR...] [--server-pid PID[,PID...]]) [flags]
 
 chatbench drives a chatd over real sockets and measures it: --members
 sessions join (each one broadcast to everyone already there), then --senders
@@ -124,11 +127,13 @@ fixed total --rate. It then runs the same fan-out over plain TCP with
 length-prefixed frames (--baseline), so that chatd's throughput can be quoted
 as a fraction of what the machine can do.
 
-A cluster is measured by listing its nodes in --server. Members join on the
+A cluster is measured by listing its nodes in --server, or started with
+--chatd PATH --nodes N: chatbench then starts a nats-server with JetStream
+and N chatd nodes on it, and stops them all at the end. Members join on the
 nodes in turn (member i on node i mod N), senders too; every member must
 still receive every message, in order, and every later join. The server's
 CPU and memory are then the total over the nodes, and each node's are
-reported apart.
+reported apart, with the nats-server's if chatbench started it.
 
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
@@ -151,7 +156,9 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.SetOutput(io.Discard) // errors go through run's one error path
 	fs.Usage = func() {}
 	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
-	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts, e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
+	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts (every node of a --nodes cluster), e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
+	fs.IntVar(&cfg.nodes, "nodes", 0, "with --chatd: start a cluster of `N` chatd nodes on a nats-server with JetStream that chatbench starts too (0: one chatd, no NATS)")
+	fs.StringVar(&cfg.natsServer, "nats-server", "", "with --nodes: the nats-server binary at `path` (default: go.mod's tool, as `go tool -n nats-server` run in the current directory finds it)")
 	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
 	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
@@ -226,6 +233,15 @@ func (c *config) validate() error {
 	}
 	if len(c.chatdArgs) > 0 && c.chatdPath == "" {
 		bad("--chatd-arg goes with --chatd")
+	}
+	switch {
+	case c.nodes < 0:
+		bad("--nodes must be 0 (one chatd, no NATS) or positive, got %d", c.nodes)
+	case c.nodes > 0 && c.chatdPath == "":
+		bad("--nodes goes with --chatd (to measure a cluster that is already running, list its nodes in --server)")
+	}
+	if c.natsServer != "" && c.nodes == 0 {
+		bad("--nats-server goes with --nodes")
 	}
 	if c.members < 1 {
 		bad("--members must be at least 1, got %d", c.members)

@@ -13,11 +13,12 @@
 //
 //	chatbench --chatd bin/chatd --members 1000 --senders 5 --window 16 --duration 5s
 //	chatbench --server localhost:50051 --server-pid $(pidof chatd) --rate 10
-//	chatbench --server localhost:50051,localhost:50052 --server-pid 4101,4102
+//	chatbench --chatd bin/chatd --nodes 3 --members 1000 --senders 6
 //
 // A cluster is measured the same way: members (and senders, and joins) are
-// spread over its nodes, listed in --server; the servers' figures are then
-// the nodes' totals, and each node's are given apart.
+// spread over its nodes, listed in --server or started by chatbench with
+// --nodes, on a nats-server it starts too; the servers' figures are then
+// the nodes' totals, and each node's and nats-server's are given apart.
 //
 // Every member is both a receiver and a checker: messages carry
 // "b:<sender>:<n>:<sent at>", so each member sees each sender's numbers in
@@ -103,8 +104,8 @@ func newReport(cfg *config) *report {
 	return rep
 }
 
-// benchChatd measures chatd: one that chatbench starts, or the chatd or
-// the cluster's nodes at --server.
+// benchChatd measures chatd: one that chatbench starts, a cluster that
+// it starts (--nodes), or the chatd or the cluster's nodes at --server.
 func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) error {
 	addrs, name := cfg.servers, "chatd "+strings.Join(cfg.servers, ",")
 	var f fleet
@@ -118,6 +119,18 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 	var stopServer func()
 	var stopErr error
 	switch {
+	case cfg.nodes > 0:
+		c, err := startCluster(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer c.kill()
+		addrs, f, name = c.addrs(), c.fleet(), fmt.Sprintf("chatd (%d nodes)", cfg.nodes)
+		if cfg.nodes == 1 {
+			name = "chatd (1 node)"
+		}
+		// Stop the cluster before the members hang up, as for one chatd.
+		stopServer = func() { stopErr = c.stop() }
 	case cfg.chatdPath != "":
 		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, cfg.chatdArgs)
 		if err != nil {

@@ -237,6 +237,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"--server", "a:1,b:1", "--server-pid", "7,"}, `invalid value "7," for flag -server-pid: an empty pid`},
 		{[]string{"--server", "a:1,b:1", "--server-pid", "7,x"}, `invalid value "7,x" for flag -server-pid: not a pid`},
 		{[]string{"--server", "a:1,b:1", "--server-pid", "7 8"}, "or with several --server addresses their pids comma-separated in the same order"},
+		{[]string{"--server", "y:1", "--nodes", "3"}, "--nodes goes with --chatd (to measure a cluster that is already running, list its nodes in --server)"},
+		{[]string{"--chatd", "x", "--nodes", "-1"}, "--nodes must be 0 (one chatd, no NATS) or positive, got -1"},
+		{[]string{"--chatd", "x", "--nats-server", "y"}, "--nats-server goes with --nodes"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -280,7 +283,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}
