@@ -26,8 +26,9 @@ type pending struct {
 	client   netip.Addr // join: the client's address; zero if not counted
 	counted  bool       // join: a session of client is counted for this join, to hand to its member or give back
 
-	done      chan outcome // cluster: receives the outcome; buffered
-	abandoned bool         // cluster: the caller stopped waiting; guarded by Hub.mu
+	done      chan outcome        // cluster: receives the outcome; buffered
+	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
+	abandoned bool                // cluster: the caller stopped waiting; guarded by Hub.mu
 }
 
 // newTokenOr is the new session's token, "" if p is nil (a stream this
@@ -65,6 +66,8 @@ func (p *pending) settle(h *Hub, out outcome) {
 		p.counted = false
 	}
 	switch {
+	case p.then != nil:
+		p.then(h, out)
 	case p.done == nil:
 	case p.abandoned:
 		// Nobody waits for a join's stream any more: its client is gone.

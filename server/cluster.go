@@ -386,6 +386,34 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not confirm your request in time (this server lost touch with it): it may not have been carried out; try again in a moment"}}
 }
 
+// append appends cmd to the log without waiting for it to be applied:
+// when it is, p.then is called with what came of it. If the append fails
+// the command is forgotten (if the log has it after all, it is applied, or
+// refused as too late, with nobody told).
+func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending) error {
+	if !c.ready.Load() || !c.log.Connected() {
+		return c.errNotServing()
+	}
+	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return fmt.Errorf("cluster: encoding a command: %w", err)
+	}
+	c.mu.Lock()
+	c.waiting[cmd.GetId()] = p
+	c.mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	if err := c.log.Append(actx, cmd.GetId(), data); err != nil {
+		c.mu.Lock()
+		delete(c.waiting, cmd.GetId())
+		c.mu.Unlock()
+		c.logger.Warn("could not append a command", "id", cmd.GetId(), "err", err)
+		return &Error{Kind: ErrUnavailable, Msg: "this server could not reach the rest of the chat in time: your message may not have been sent; try again in a moment"}
+	}
+	return nil
+}
+
 // later appends cmd in the background, retrying until it is in: for
 // commands nobody waits for (a disconnect, a slow stream dropped). It never
 // blocks.

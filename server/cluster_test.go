@@ -113,6 +113,15 @@ func TestClusterPresenceAndMessages(t *testing.T) {
 	expectMessage(t, "carol", carol.next(t), "carol", "psst", "c1")
 	expectMessage(t, "bob", bob.next(t), "carol", "psst", "c1")
 
+	// Refused when applied, after the node let carol go on: the refusal
+	// comes back as the answer to her request.
+	carol.send(t, sendReq("anyone?", "nowhere", "", "c2"))
+	expectRejected(t, "carol", carol.next(t), "c2", codes.NotFound)
+	carol.say(t, "then general", "c3")
+	for _, c := range []*client{alice, bob, carol} {
+		expectMessage(t, c.name, c.next(t), "carol", "then general", "c3")
+	}
+
 	bob.send(t, leaveReq())
 	expectLeft(t, "alice", alice.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
 	expectLeft(t, "carol", carol.next(t), "bob", chatv1.LeaveReason_LEAVE_REASON_LOGOUT)

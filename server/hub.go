@@ -174,26 +174,70 @@ func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) er
 
 // SendContext is Send for a caller that may stop waiting.
 func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
-	text, err := CleanText(text)
+	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err
 	}
+	return h.submit(ctx, cmd, nil).err
+}
+
+// sendPipelined is SendContext for a cluster node's session, which does
+// not wait for the message to go through the log and be applied: it
+// returns once the log has it, so that the session's next request is
+// appended after it, and a refusal met when it is applied reaches s as a
+// rejected answer to clientID. Up to pipelineWindow of a session's
+// messages are on their way at once; past that it waits.
+func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
+	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.inflight <- struct{}{}:
+	case <-s.ended:
+		return errGone
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p := &pending{then: func(h *Hub, out outcome) {
+		<-s.inflight
+		if out.err != nil && s.m.att == s {
+			h.rejectLocked(s, clientID, out.err)
+		}
+	}}
+	if err := h.cl.append(ctx, cmd, p); err != nil {
+		<-s.inflight
+		return err
+	}
+	return nil
+}
+
+// pipelineWindow is how many of one session's messages a cluster node
+// appends before the first of them has been applied.
+const pipelineWindow = 16
+
+// sendCommand checks a message and makes its command.
+func (h *Hub) sendCommand(s *Session, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
+	text, err := CleanText(text)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case channelName != "" && recipient != "":
-		return &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
+		return nil, &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
 	case recipient != "":
 		if _, _, err := CheckUsername(recipient); err != nil {
 			// No such name can be online.
-			return notOnline(recipient)
+			return nil, notOnline(recipient)
 		}
 	case channelName != "":
 		if _, _, err := CheckChannel(channelName); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_Send{Send: &clusterv1.Send{
+	return h.command(&clusterv1.Command{Action: &clusterv1.Command_Send{Send: &clusterv1.Send{
 		Stream: s.ref(), Text: text, Channel: channelName, Recipient: recipient, ClientId: clientID,
-	}}}), nil).err
+	}}}), nil
 }
 
 // JoinChannel puts s in a channel, creating it if there is none of that
@@ -291,22 +335,26 @@ func (h *Hub) ListChannels(s *Session, clientID string) {
 // Reject queues a refusal of one of s's requests for s alone. A rejection is
 // an answer, not an event of the session, so it carries seq 0.
 func (h *Hub) Reject(s *Session, clientID string, err error) {
-	st := Status(err)
-	resp := &chatv1.ChatResponse{
-		Time: timestamppb.Now(),
-		Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{
-			ClientId: clientID,
-			Code:     int32(st.Code()),
-			Reason:   st.Message(),
-		}},
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
 	if s.m.att != s {
 		return
 	}
-	h.replyLocked(s, resp)
+	h.rejectLocked(s, clientID, err)
+}
+
+// rejectLocked is Reject with the lock held.
+func (h *Hub) rejectLocked(s *Session, clientID string, err error) {
+	st := Status(err)
+	h.replyLocked(s, &chatv1.ChatResponse{
+		Time: timestamppb.Now(),
+		Event: &chatv1.ChatResponse_Rejected{Rejected: &chatv1.Rejected{
+			ClientId: clientID,
+			Code:     int32(st.Code()),
+			Reason:   st.Message(),
+		}},
+	})
 }
 
 // Users returns everyone online, in the order they came online. The list

@@ -23,7 +23,7 @@ func (h *Hub) attachLocked(m *member, node string, p *pending) *Session {
 	m.state, m.node, m.attach = stateOnline, node, h.attaches
 	var s *Session
 	if node == h.node {
-		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
+		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes, h.cl != nil)
 		m.att = s
 		h.countLocked(m, p)
 	}

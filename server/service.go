@@ -332,6 +332,12 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
+		if svc.hub.cl != nil {
+			// A refusal met in the log comes back as a rejected
+			// answer, not counted against the session's refusal budget
+			// (every message is rate-limited already).
+			return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+		}
 		return svc.hub.SendContext(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())

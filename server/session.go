@@ -109,6 +109,7 @@ type Session struct {
 	user     *chatv1.User    // the user as of this stream's join; never modified
 	recovery chatv1.Recovery // what came of the join's resume token; never modified
 	queue    *queue
+	inflight chan struct{} // a cluster node's messages on their way through the log (see sendPipelined)
 
 	// ended is closed when the hub ends the stream itself (too slow, server
 	// shutdown, taken over by a resume). endErr and endReason are written
@@ -124,13 +125,18 @@ type Session struct {
 	forgive    bool // snapshots queued now do not count against the queue's limit
 }
 
-func newSession(m *member, queueSize, queueBytes int) *Session {
+func newSession(m *member, queueSize, queueBytes int, pipelined bool) *Session {
+	var inflight chan struct{}
+	if pipelined {
+		inflight = make(chan struct{}, pipelineWindow)
+	}
 	return &Session{
-		m:      m,
-		attach: m.attach,
-		user:   m.user,
-		queue:  newQueue(queueSize, queueBytes),
-		ended:  make(chan struct{}),
+		inflight: inflight,
+		m:        m,
+		attach:   m.attach,
+		user:     m.user,
+		queue:    newQueue(queueSize, queueBytes),
+		ended:    make(chan struct{}),
 		// A new stream's welcome and snapshots, or a resume's replay,
 		// never count.
 		forgive: true,
