@@ -1,7 +1,5 @@
 package auth
 
-
-
 // Expiry returns a channel closed when the token of id is no longer valid
 // (its "exp" plus [Leeway], the moment [Verifier.Verify] starts refusing
 // it), and a function that stops the wait; call it when the session ends.
@@ -18,4 +16,3 @@ func (v *Verifier) Expiry(id Identity) (expired <-chan struct{}, stop func()) {
 
 // Expired is the error for a session whose token expired while it ran.
 var Expired = &Error{Expired: true, Msg: "your sign-in token expired: reconnect with a fresh token to resume the session"}
-
