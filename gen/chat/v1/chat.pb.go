@@ -344,7 +344,19 @@ type Join struct {
 	// session it is resuming; the server sends every event after it. A client
 	// that kept nothing (a reloaded page) sends 0 and gets the session back
 	// as a fresh snapshot: RECOVERY_INCOMPLETE, in the session's channels.
-	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// auth_token is a sign-in token (a JWT), for clients that cannot set
+	// metadata, such as a browser's websocket. On a server that requires
+	// sign-in, every call carries a token in the metadata "authorization:
+	// Bearer <token>", except a Chat stream, whose join may carry it here
+	// instead; if both are set, this one is used. The token's "sub" is the
+	// username: a join under another name is refused with PERMISSION_DENIED,
+	// and username may be left empty to join under it. A missing, invalid or
+	// expired token is refused with UNAUTHENTICATED, and a session whose
+	// token expires is ended with UNAUTHENTICATED, as a disconnect: a join
+	// with a fresh token and the resume_token takes it back. A server without
+	// sign-in ignores it.
+	AuthToken     string `protobuf:"bytes,4,opt,name=auth_token,json=authToken,proto3" json:"auth_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +410,13 @@ func (x *Join) GetLastSeq() uint64 {
 		return x.LastSeq
 	}
 	return 0
+}
+
+func (x *Join) GetAuthToken() string {
+	if x != nil {
+		return x.AuthToken
+	}
+	return ""
 }
 
 // SendMessage sends a message to a channel or to one user. With neither
@@ -1697,11 +1716,13 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
 	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
 	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannelsB\b\n" +
-	"\x06action\"`\n" +
+	"\x06action\"\x7f\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"Y\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x1d\n" +
+	"\n" +
+	"auth_token\x18\x04 \x01(\tR\tauthToken\"Y\n" +
 	"\vSendMessage\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
