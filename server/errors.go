@@ -33,6 +33,8 @@ var (
 	ErrReplaced         = errors.New("session taken over")
 	ErrTooManyRefusals  = errors.New("too many refused requests")
 	ErrUnavailable      = errors.New("cluster unavailable")
+	ErrUnauthenticated  = errors.New("not signed in")
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // Error is a refusal whose message is safe to show to the client: it says
@@ -103,6 +105,8 @@ var kindCodes = []struct {
 	{ErrJoinTimeout, codes.DeadlineExceeded},
 	{ErrShuttingDown, codes.Unavailable},
 	{ErrUnavailable, codes.Unavailable},
+	{ErrUnauthenticated, codes.Unauthenticated},
+	{ErrPermissionDenied, codes.PermissionDenied},
 }
 
 // Status turns an error from the service into the gRPC status a client

@@ -121,7 +121,17 @@ var errNoEvent = errors.New("nothing received in time")
 // openStream starts a Chat stream on conn without joining.
 func openStream(t *testing.T, conn *grpc.ClientConn) *client {
 	t.Helper()
+	return openStreamWith(t, conn, nil)
+}
+
+// openStreamWith is openStream with the stream's context changed by edit
+// (to add metadata), if it is not nil.
+func openStreamWith(t *testing.T, conn *grpc.ClientConn, edit func(context.Context) context.Context) *client {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if edit != nil {
+		ctx = edit(ctx)
+	}
 	stream, err := chatv1.NewChatServiceClient(conn).Chat(ctx)
 	if err != nil {
 		cancel()

@@ -14,6 +14,7 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/admission"
+	"github.com/chatd/chatd/internal/auth"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,10 +30,11 @@ const drainTimeout = 10 * time.Second
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
 
-	cfg Config
-	hub *Hub
-	lim *admission.Limiter
-	log *slog.Logger
+	cfg  Config
+	hub  *Hub
+	lim  *admission.Limiter
+	log  *slog.Logger
+	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
 	unjoined atomic.Int64 // streams waiting for their join
 }
@@ -101,7 +103,12 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		return Status(err).Err()
 	}
 	join := req.GetJoin()
-	s, err := svc.hub.JoinContext(ctx, join.GetUsername(), join.GetResumeToken(), join.GetLastSeq(), client)
+	ctx, username, err := svc.signIn(ctx, join)
+	if err != nil {
+		log.Info("join refused", "user", join.GetUsername(), "err", err)
+		return Status(err).Err()
+	}
+	s, err := svc.hub.JoinContext(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
 		return Status(err).Err()
@@ -231,6 +238,10 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 	case <-ctx.Done():
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
 		return status.FromContextError(ctx.Err()).Err()
+	case <-signInExpired(ctx):
+		// As a disconnect: kept for a resume with a fresh token.
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, errSignInExpired)
+		return Status(errSignInExpired).Err()
 	}
 }
 

@@ -16,13 +16,13 @@ import (
 // a busy machine, short enough that a hung stream fails the test quickly.
 const shutdownTimeout = 10 * time.Second
 
-// Start serves cfg until tb ends, logging to log, and returns the server
-// and the address it listens on. At the end it shuts the server down (a
-// test may already have done so: a second Shutdown is harmless) and fails
-// tb if Serve did not end cleanly.
-func Start(tb testing.TB, cfg server.Config, log *slog.Logger) (*server.Server, string) {
+// Start serves cfg, with opts, until tb ends, logging to log, and returns
+// the server and the address it listens on. At the end it shuts the server
+// down (a test may already have done so: a second Shutdown is harmless)
+// and fails tb if Serve did not end cleanly.
+func Start(tb testing.TB, cfg server.Config, log *slog.Logger, opts ...server.Option) (*server.Server, string) {
 	tb.Helper()
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, opts...)
 	if err != nil {
 		tb.Fatalf("server.New: %v", err)
 	}
