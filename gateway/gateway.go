@@ -30,6 +30,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -85,6 +86,10 @@ type Config struct {
 	// gRPC server the address of each request's client, from
 	// X-Forwarded-For if the request came through a trusted proxy.
 	Admission *admission.Limiter
+	// TLS, if not nil, serves HTTPS (the page over https, the chat over
+	// wss) with its certificate; use GetCertificate to take renewals.
+	// HTTP/1.1 only: see [Gateway.Serve].
+	TLS *tls.Config
 }
 
 // Gateway is an http.Handler for browsers. Its methods are safe for
@@ -382,7 +387,7 @@ func (gw *Gateway) crossOriginAllowed(origin string) bool {
 
 // Serve accepts HTTP connections on lis until Shutdown, refusing those
 // past the limit on connections per client address (see
-// Config.Admission). Websockets accepted here are watched for dead peers;
+// Config.Admission), over TLS if Config.TLS is set. Websockets accepted here are watched for dead peers;
 // ServeHTTP used on its own does not watch them.
 func (gw *Gateway) Serve(lis net.Listener) error {
 	if a, ok := lis.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
@@ -390,6 +395,17 @@ func (gw *Gateway) Serve(lis net.Listener) error {
 	}
 	if gw.cfg.Admission != nil {
 		lis = gw.cfg.Admission.Listen(lis)
+	}
+	if gw.cfg.TLS != nil {
+		// TLS goes under the watch: the keepalive pings (see watchedConn)
+		// are websocket frames, and must be written inside TLS records.
+		// net/http then does not see a *tls.Conn, and so serves HTTP/1.1
+		// only, which is what websockets use anyway: ALPN offers only
+		// that. The handshake happens on the first read, within the
+		// server's ReadHeaderTimeout.
+		cfg := gw.cfg.TLS.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		lis = tls.NewListener(lis, cfg)
 	}
 	err := gw.srv.Serve(&watchListener{Listener: lis})
 	if errors.Is(err, http.ErrServerClosed) {

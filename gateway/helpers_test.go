@@ -121,7 +121,13 @@ func dialChatWith(t *testing.T, ctx context.Context, addr string, opts *websocke
 	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
 	opts.Subprotocols = []string{"grpc-websockets"}
-	conn, resp, err := websocket.Dial(ctx, "ws://"+addr+"/chat.v1.ChatService/Chat", opts)
+	scheme := "ws://"
+	if opts.HTTPClient != nil {
+		if tr, ok := opts.HTTPClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			scheme = "wss://" // a client that trusts the test's CA
+		}
+	}
+	conn, resp, err := websocket.Dial(ctx, scheme+addr+"/chat.v1.ChatService/Chat", opts)
 	if err != nil {
 		return nil, resp, err
 	}
