@@ -108,9 +108,9 @@ func checkCluster(fs *flag.FlagSet, cfg *config) error {
 // newServer builds the server cfg asks for: a single node, or a node of
 // the cluster on NATS (connected, its log found or made). closeLog closes
 // the connection to NATS, if any, once the server is done with it.
-func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger) (srv *server.Server, closeLog func(), err error) {
+func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opts []server.Option) (srv *server.Server, closeLog func(), err error) {
 	if cfg.cluster.nats.URLs == "" {
-		srv, err = server.New(cfg.server, clientLog)
+		srv, err = server.New(cfg.server, clientLog, opts...)
 		return srv, func() {}, err
 	}
 	jc := cfg.cluster.nats
@@ -121,7 +121,7 @@ func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger) (sr
 	if err != nil {
 		return nil, nil, err
 	}
-	if srv, err = server.NewCluster(cfg.server, cfg.cluster.node, l, clientLog); err != nil {
+	if srv, err = server.NewCluster(cfg.server, cfg.cluster.node, l, clientLog, opts...); err != nil {
 		l.Close()
 		return nil, nil, err
 	}

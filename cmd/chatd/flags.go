@@ -39,6 +39,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	check(checkAddr("grpc-addr", cfg.grpcAddr, "such as localhost:50051, or :50051 for every interface", false))
 	check(checkAddr("http-addr", cfg.httpAddr, "such as localhost:8080, or :8080 for every interface, or empty for none", true))
 	check(checkAddr("debug-addr", cfg.debugAddr, "such as localhost:6060, or empty for none", true))
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		check(errors.New("--tls-cert and --tls-key go together: give both, or neither for plaintext"))
+	}
+	if cfg.authKeyFile == "" {
+		for _, f := range []struct{ name, val string }{{"auth-issuer", cfg.authIssuer}, {"auth-audience", cfg.authAudience}} {
+			if f.val != "" {
+				check(fmt.Errorf("--%s needs --auth-jwt-key: without a key nobody signs in", f.name))
+			}
+		}
+	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		check(fmt.Errorf("--log-format must be text or json, got %q", cfg.logFormat))
 	}
@@ -81,6 +91,11 @@ func newFlagSet() (*flag.FlagSet, *config) {
 		}
 		return nil
 	})
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `file` (the chain, the server's own first) to serve both ports over TLS with: gRPC over TLS, the page over https and wss; needs --tls-key. Taken again when the files change (a renewal), without dropping anyone")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&cfg.authKeyFile, "auth-jwt-key", "", "`file` of the key that signs sign-in tokens (JWTs): an HMAC secret (at least 32 bytes; HS256/384/512) or a PEM public key (RSA: RS256/384/512; ECDSA: ES256/384/512 by curve; Ed25519: EdDSA). With it, every call but health checks needs a valid token, and the username is the token's sub; without it, anyone may join under any name")
+	fs.StringVar(&cfg.authIssuer, "auth-issuer", "", "the `iss` every sign-in token must have; empty takes any (needs --auth-jwt-key)")
+	fs.StringVar(&cfg.authAudience, "auth-audience", "", "the `aud` every sign-in token must include; empty takes any (needs --auth-jwt-key)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.Float64Var(&cfg.logRate, "log-rate", 20, "most log lines per second about single clients (joins, leaves, refusals), in bursts of ten times that; the next line logged says how many were dropped. 0 logs them all")
@@ -134,7 +149,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 
 // printUsage writes what --help shows.
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it,\nunless chatd runs as a node of a cluster on NATS JetStream (--nats-url).\n\nFlags:\n")
+	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it,\nunless chatd runs as a node of a cluster on NATS JetStream (--nats-url).\nWith --tls-cert and --tls-key both ports are served over TLS; with --auth-jwt-key every call needs a sign-in token.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)

@@ -54,6 +54,11 @@ type config struct {
 	logLevel        slog.Level
 	logRate         float64 // records per second about single clients; 0 for all
 	shutdownTimeout time.Duration
+	tlsCert         string // "" (with tlsKey ""): plaintext
+	tlsKey          string
+	authKeyFile     string // "": no sign-in
+	authIssuer      string
+	authAudience    string
 	server          server.Config
 	cluster         clusterConfig // used if cluster.nats.URLs is set
 }
@@ -98,7 +103,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 	if glog != nil {
 		glog.use(clientLog)
 	}
-	srv, closeLog, err := newServer(ctx, cfg, log, clientLog)
+	sec, err := loadSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
+	srv, closeLog, err := newServer(ctx, cfg, log, clientLog, sec.options)
 	if err != nil {
 		return err
 	}
@@ -131,6 +140,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 			JoinTimeout:      cfg.server.JoinTimeout,
 			Page:             web.Files(),
 			Serving:          srv.Serving,
+			TLS:              sec.tls,
 		}, clientLog)
 		if err == nil {
 			httpLis, err = net.Listen("tcp", cfg.httpAddr)
@@ -142,12 +152,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 		httpAddr = httpLis.Addr().String()
 	}
 	fmt.Fprintf(stdout, "chatd: gRPC listening on %s\n", lis.Addr())
+	if d := sec.describe(); d != "" {
+		fmt.Fprintf(stdout, "chatd: %s\n", d)
+	}
 	if gw != nil {
-		fmt.Fprintf(stdout, "chatd: chat page on http://%s\n", httpAddr)
+		fmt.Fprintf(stdout, "chatd: chat page on %s://%s\n", sec.scheme(), httpAddr)
 	}
 	log.Info("started", "grpc_addr", lis.Addr().String(), "http_addr", httpAddr, "max_sessions", cfg.server.MaxSessions,
 		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate, "history_size", cfg.server.HistorySize,
-		"resume_grace", cfg.server.ResumeGrace, "resume_buffer", cfg.server.ResumeBuffer)
+		"resume_grace", cfg.server.ResumeGrace, "resume_buffer", cfg.server.ResumeBuffer,
+		"tls", sec.tls != nil, "sign_in", sec.signIn)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
