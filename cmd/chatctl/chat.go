@@ -63,6 +63,8 @@ func joinError(err error) error {
 	case codes.Unavailable:
 		// No session was lost: the server is going away or just went.
 		return withExitCode(exitUnreachable, msg)
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return signInError(msg)
 	case codes.Canceled:
 		return errors.New("interrupted while joining")
 	}

@@ -8,21 +8,19 @@ import (
 
 	"github.com/chatd/chatd/internal/grpcdial"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
 
-// dial connects to chatd at addr, one of --server's, and waits until the
-// connection is ready, so that an absent server is reported as such (exit
-// code 3) rather than as the first RPC's UNAVAILABLE: at once if the
-// connection is refused (or the name does not resolve, or the server closes
-// it), else after timeout. It does not retry; the callers move on to the
-// next server (see tryInTurn), and join's reconnection calls it again, with
-// backoff, as long as the error has exit code 3.
-func dial(ctx context.Context, addr string, timeout time.Duration) (*grpc.ClientConn, error) {
-	conn, err := grpcdial.Dial(ctx, addr, timeout,
-		// chatd serves plaintext gRPC, on loopback unless told otherwise.
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+// dial connects to chatd at addr, one of --server's, with sec's transport
+// security, and waits until the connection is ready, so that an absent
+// server is reported as such (exit code 3) rather than as the first RPC's
+// UNAVAILABLE: at once if the connection is refused (or the name does not
+// resolve, or the server closes it), else after timeout. It does not
+// retry; the callers move on to the next server (see tryInTurn), and
+// join's reconnection calls it again, with backoff, as long as the error
+// has exit code 3.
+func dial(ctx context.Context, addr string, timeout time.Duration, sec *security) (*grpc.ClientConn, error) {
+	conn, err := grpcdial.Dial(ctx, addr, timeout, append(sec.dialOptions(),
 		// Pings find a server that vanished without closing the connection
 		// while a session is idle. chatd disconnects clients that ping more
 		// often than every 10s, so stay well above that.
@@ -30,13 +28,19 @@ func dial(ctx context.Context, addr string, timeout time.Duration) (*grpc.Client
 			Time:                30 * time.Second,
 			Timeout:             20 * time.Second,
 			PermitWithoutStream: false,
-		}),
+		}))...,
 	)
 	var ue *grpcdial.UnreachableError
 	switch {
 	case err == nil:
 		return conn, nil
 	case errors.As(err, &ue):
+		if ue.Err == nil && !ue.TimedOut {
+			// Connected, but it closed: often TLS on one side only.
+			if why := sec.explainHandshake(addr); why != "" {
+				return nil, withExitCode(exitUnreachable, errors.New(why))
+			}
+		}
 		return nil, withExitCode(exitUnreachable, err)
 	case errors.Is(err, context.Canceled):
 		return nil, fmt.Errorf("interrupted while connecting to %s", addr)

@@ -18,6 +18,7 @@ const (
 	exitInvalidName = 5 // the server refused the name as invalid
 	exitConnLost    = 6 // the session ended with an error (server shutdown, too slow, network) and join could not resume it
 	exitServerFull  = 7 // the server has as many users as it admits, or as many as it admits from this address
+	exitSignIn      = 8 // sign-in refused: no token, or an invalid or expired one, or one for another name
 )
 
 // exitCodeHelp documents the exit codes for --help, in order.
@@ -33,6 +34,7 @@ var exitCodeHelp = []struct {
 	{exitInvalidName, "the server refused the name as invalid"},
 	{exitConnLost, "connection lost (server shutdown, too slow, network) and not regained within --reconnect-timeout, or the session taken over"},
 	{exitServerFull, "the server is full, or has as many sessions or joins from this address as it takes"},
+	{exitSignIn, "sign-in refused: chatd wants a token (--token, --token-file or $" + tokenEnv + ") and got none, an invalid or expired one, or one for another name"},
 }
 
 // commandExitCodes lists the exit codes of the commands that cannot return
@@ -40,8 +42,8 @@ var exitCodeHelp = []struct {
 // and channels make no session, so no name is refused, no connection lost
 // and no session limit met.
 var commandExitCodes = map[string][]int{
-	"who":      {exitOK, exitFailure, exitUsage, exitUnreachable},
-	"channels": {exitOK, exitFailure, exitUsage, exitUnreachable},
+	"who":      {exitOK, exitFailure, exitUsage, exitUnreachable, exitSignIn},
+	"channels": {exitOK, exitFailure, exitUsage, exitUnreachable, exitSignIn},
 }
 
 // printExitCodes documents the exit codes command can return; "" for every

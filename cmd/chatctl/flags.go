@@ -19,6 +19,7 @@ type options struct {
 	servers     []string
 	dialTimeout time.Duration
 	output      outputFormat
+	security    // --tls, --ca-file, --token, --token-file; see security.go
 }
 
 // outputFormat is the value of -o/--output.
@@ -53,6 +54,7 @@ func newFlagSet(name string) (*flag.FlagSet, *options) {
 	fs.DurationVar(&opts.dialTimeout, "dial-timeout", 5*time.Second, "give up on a server that cannot be reached within this `duration`")
 	fs.Var(&opts.output, "output", "output `format`: text (for people) or json (one protojson object per line)")
 	fs.Var(&opts.output, "o", "output `format`, short for --output")
+	opts.security.define(fs)
 	return fs, opts
 }
 
@@ -77,6 +79,9 @@ func parse(fs *flag.FlagSet, opts *options, args []string, stdout io.Writer, usa
 	}
 	if opts.dialTimeout <= 0 {
 		return usageErrorf("%s: --dial-timeout must be positive, got %s", fs.Name(), opts.dialTimeout)
+	}
+	if err := opts.security.load(); err != nil {
+		return usageErrorf("%s: %v", fs.Name(), err)
 	}
 	if given := opts.server.given; len(given) > 1 {
 		return usageErrorf("%s: --server given %d times; list several servers in one, comma-separated: --server %s", fs.Name(), len(given), strings.Join(given, ","))
@@ -161,7 +166,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			line += " " + arg
 		}
 		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(help, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "0s" && f.Name != "o" {
+		if f.DefValue != "" && f.DefValue != "0s" && f.DefValue != "false" && f.Name != "o" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)

@@ -52,7 +52,7 @@ func TestHostileJoinRefusalEscaped(t *testing.T) {
 func TestHostileListingRefusalEscaped(t *testing.T) {
 	t.Parallel()
 	fake := startFake(t)
-	fake.failLists(status.Error(codes.PermissionDenied, hostile))
+	fake.failLists(status.Error(codes.ResourceExhausted, hostile))
 	code, _, stderr := runCLI(t, t.Context(), "", "who", "--server", fake.addr)
 	if code != exitFailure {
 		t.Errorf("exit code %d, want %d", code, exitFailure)

@@ -117,7 +117,7 @@ func TestHelp(t *testing.T) {
 func TestHelpListsEveryExitCode(t *testing.T) {
 	t.Parallel()
 	_, stdout, _ := runCLI(t, t.Context(), "", "--help")
-	for code := exitOK; code <= exitServerFull; code++ {
+	for code := exitOK; code <= exitSignIn; code++ {
 		if !strings.Contains(stdout, fmt.Sprintf("\n  %d  ", code)) {
 			t.Errorf("--help does not document exit code %d", code)
 		}
@@ -127,12 +127,12 @@ func TestHelpListsEveryExitCode(t *testing.T) {
 // A command's --help lists the exit codes it can return, and no other.
 func TestCommandHelpListsItsExitCodes(t *testing.T) {
 	t.Parallel()
-	all := []int{exitOK, exitFailure, exitUsage, exitUnreachable, exitNameTaken, exitInvalidName, exitConnLost, exitServerFull}
+	all := []int{exitOK, exitFailure, exitUsage, exitUnreachable, exitNameTaken, exitInvalidName, exitConnLost, exitServerFull, exitSignIn}
 	for cmd, want := range map[string][]int{
 		"join":     all,
 		"send":     all,
-		"who":      {exitOK, exitFailure, exitUsage, exitUnreachable},
-		"channels": {exitOK, exitFailure, exitUsage, exitUnreachable},
+		"who":      {exitOK, exitFailure, exitUsage, exitUnreachable, exitSignIn},
+		"channels": {exitOK, exitFailure, exitUsage, exitUnreachable, exitSignIn},
 	} {
 		_, stdout, _ := runCLI(t, t.Context(), "", cmd, "--help")
 		_, codes, ok := strings.Cut(stdout, "\nExit codes:\n")

@@ -94,7 +94,7 @@ func (c *connector) first(ctx context.Context, stderr io.Writer, join *chatv1.Jo
 // welcomed, the stream outlives ctx, until the link is closed. Errors are
 // the stream's status, dial's errors or errNoWelcome: see joinError.
 func (c *connector) connect(ctx context.Context, server int, dialTimeout time.Duration, join *chatv1.Join) (*link, *chatv1.ChatResponse, error) {
-	conn, err := dial(ctx, c.servers[server], dialTimeout)
+	conn, err := dial(ctx, c.servers[server], dialTimeout, &c.opts.security)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -242,7 +242,11 @@ func reconnectFailed(lost, last error, timeout time.Duration) error {
 		why = "the name was taken by someone else while we were away: " + why
 	}
 	if !retryable(last) {
-		return withExitCode(exitConnLost, fmt.Errorf("connection lost: %s; cannot rejoin: %s", reason(lost), why))
+		err := fmt.Errorf("connection lost: %s; cannot rejoin: %s", reason(lost), why)
+		if c := status.Code(last); c == codes.Unauthenticated || c == codes.PermissionDenied {
+			return signInError(err)
+		}
+		return withExitCode(exitConnLost, err)
 	}
 	return withExitCode(exitConnLost, fmt.Errorf("connection lost: %s; could not reconnect within %s: %s", reason(lost), timeout, why))
 }

@@ -294,13 +294,13 @@ func TestListingsMoveOnFromUnavailable(t *testing.T) {
 			}
 
 			// A refusal of another kind every node would repeat.
-			going.failLists(status.Error(codes.PermissionDenied, "not allowed"))
+			going.failLists(status.Error(codes.ResourceExhausted, "too many list calls"))
 			var refused bool
 			for run := 0; run < 60 && !refused; run++ {
 				code, _, stderr := runCLI(t, t.Context(), "", cmd, "--server", servers(going.addr, up.addr))
 				switch {
 				case code == exitOK && stderr == "":
-				case code == exitFailure && strings.HasPrefix(stderr, "chatctl: "+going.addr+": cannot list ") && strings.HasSuffix(stderr, ": not allowed\n"):
+				case code == exitFailure && strings.HasPrefix(stderr, "chatctl: "+going.addr+": cannot list ") && strings.HasSuffix(stderr, ": too many list calls\n"):
 					refused = true
 				default:
 					t.Fatalf("exit code %d, stderr %q; want 0, or 1 and the refusal alone", code, stderr)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -40,7 +41,7 @@ func runList[R any](ctx context.Context, name, about, what string, args []string
 	order := inTurn(opts.servers)
 	var resp R
 	_, err := tryInTurn(ctx, order, stderr, func(server int) error {
-		conn, err := dial(ctx, order[server], opts.dialTimeout)
+		conn, err := dial(ctx, order[server], opts.dialTimeout, &opts.security)
 		if err != nil {
 			return err
 		}
@@ -53,7 +54,12 @@ func runList[R any](ctx context.Context, name, about, what string, args []string
 		if _, ok := status.FromError(err); !ok {
 			return err // dial's, already explained
 		}
-		return interrupted(ctx, fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message()))
+		code := status.Code(err)
+		err = fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message())
+		if code == codes.Unauthenticated || code == codes.PermissionDenied {
+			return signInError(err)
+		}
+		return interrupted(ctx, err)
 	})
 	if err != nil {
 		return err
