@@ -42,8 +42,8 @@ func startWebChatd(t *testing.T, grpcAddr, httpAddr string, flags ...string) *we
 }
 
 // newBrowser starts a headless Chromium of the test's own, with a fresh
-// profile. Its cleanup closes it.
-func newBrowser(t *testing.T) context.Context {
+// profile and the extra options given. Its cleanup closes it.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") != "" {
@@ -68,6 +68,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
 		// This chromedp predates Chromium's top-layer event (sent when the

@@ -18,6 +18,7 @@ const (
 	exitNameTaken   = 4
 	exitInvalidName = 5
 	exitConnLost    = 6
+	exitSignIn      = 8
 )
 
 const clock = `^\d\d:\d\d:\d\d ` // the time that starts every event line

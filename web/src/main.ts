@@ -7,6 +7,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
 import { ChatModel, channelKey, fold, type Pending } from "./model";
 import { View } from "./view";
+import { readFragment, signInToken, tokenSubject } from "./signin";
 
 // The tab's session, kept in sessionStorage so that a reload resumes it:
 // per tab, and gone when the tab is closed.
@@ -102,11 +103,22 @@ view.logoutButton.addEventListener("click", () => {
   }, 3000);
 });
 
-// A reload (or a tab restored) takes its session back.
+// A sign-in token in the URL (#token=…) is taken and removed from it; a
+// new one set later (an embedding app renewing it) is taken for the next
+// join, a reconnection's included.
+readFragment();
+window.addEventListener("hashchange", readFragment);
+
+// A reload (or a tab restored) takes its session back; a link with a
+// token joins under the token's name.
 const saved = load();
-if (saved) {
+const subject = tokenSubject();
+if (saved && (subject === "" || fold(saved.name) === fold(subject))) {
   view.nameInput.value = saved.name;
   login(saved.name);
+} else if (subject !== "") {
+  view.nameInput.value = subject;
+  login(subject);
 }
 
 function login(n: string): void {
@@ -207,7 +219,7 @@ function connect(): void {
     const sv = load();
     if (sv && fold(sv.name) === fold(name)) token = sv.token;
   }
-  s.send({ action: { case: "join", value: { username: name, resumeToken: token, lastSeq: model.lastSeq } } });
+  s.send({ action: { case: "join", value: { username: name, resumeToken: token, lastSeq: model.lastSeq, authToken: signInToken() } } });
 }
 
 function handleEnd(code: grpc.Code, message: string): void {
@@ -335,6 +347,12 @@ function joinError(code: grpc.Code, message: string): string {
       return "The chat is full right now. Try again in a little while.";
     case grpc.Code.Unavailable:
       return "The chat server is not available right now (it may be restarting). Try again in a moment.";
+    case grpc.Code.Unauthenticated:
+      return signInToken() === ""
+        ? "This chat needs you to sign in: open it from the app that signs you in (its link carries your sign-in)."
+        : `Your sign-in was refused: ${message || "the token is not valid"}. Open the chat again from the app that signs you in, for a fresh link.`;
+    case grpc.Code.PermissionDenied:
+      return `${message || "You cannot join under that name"}.`;
     default:
       return `Could not join: ${message || "the chat server could not be reached"}.`;
   }
