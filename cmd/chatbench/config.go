@@ -23,6 +23,7 @@ type config struct {
 	natsServer string   // with nodes: the nats-server binary ("": go.mod's tool)
 	servers    []string // member i joins on servers[i % len(servers)]
 	serverPIDs []int    // none (CPU and memory unavailable), or one per server, in order
+	caFile     string   // "": plaintext; else TLS, trusting the CAs in it
 
 	members         int
 	senders         int // 0: join only (memory per idle session)
@@ -160,6 +161,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.nodes, "nodes", 0, "with --chatd: start a cluster of `N` chatd nodes on a nats-server with JetStream that chatbench starts too (0: one chatd, no NATS)")
 	fs.StringVar(&cfg.natsServer, "nats-server", "", "with --nodes: the nats-server binary at `path` (default: go.mod's tool, as `go tool -n nats-server` run in the current directory finds it)")
 	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
+	fs.StringVar(&cfg.caFile, "ca-file", "", "talk to chatd over TLS, trusting the CA certificates in this PEM `file` (start it with --chatd-arg=--tls-cert=… --chatd-arg=--tls-key=…); plaintext without it")
 	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")

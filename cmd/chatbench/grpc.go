@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/chatd/chatd/internal/grpcdial"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -21,14 +25,15 @@ import (
 type grpcTransport struct {
 	addrs   []string
 	timeout time.Duration        // for each connection to be ready
+	creds   grpc.DialOption      // plaintext or TLS (see transportCreds)
 	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
 	mu  sync.Mutex
 	own []*grpc.ClientConn // one per member
 }
 
-func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration) (*grpcTransport, error) {
-	t := &grpcTransport{addrs: addrs, timeout: timeout}
+func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration, creds grpc.DialOption) (*grpcTransport, error) {
+	t := &grpcTransport{addrs: addrs, timeout: timeout, creds: creds}
 	if conns == 0 {
 		return t, nil
 	}
@@ -56,7 +61,7 @@ func (t *grpcTransport) dial(ctx context.Context, addr string) (*grpc.ClientConn
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		cc, err := grpcdial.Dial(ctx, addr, t.timeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpcdial.Dial(ctx, addr, t.timeout, t.creds)
 		var ue *grpcdial.UnreachableError
 		switch {
 		case err == nil:
@@ -154,4 +159,21 @@ func (c *grpcClient) receive(m *member) error {
 			m.reject(ev.Rejected.GetReason())
 		}
 	}
+}
+
+// transportCreds is plaintext, or TLS trusting the CAs in caFile if it is
+// set: with TLS, what a session costs chatd includes its TLS connection.
+func transportCreds(caFile string) (grpc.DialOption, error) {
+	if caFile == "" {
+		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})), nil
 }

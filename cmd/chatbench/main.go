@@ -118,6 +118,10 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 	}
 	var stopServer func()
 	var stopErr error
+	creds, err := transportCreds(cfg.caFile)
+	if err != nil {
+		return err
+	}
 	switch {
 	case cfg.nodes > 0:
 		c, err := startCluster(ctx, cfg)
@@ -148,7 +152,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		if len(addrs) > 1 {
 			node = k + 1
 		}
-		if err := probe(ctx, addr, node, cfg.senders > 0); err != nil {
+		if err := probe(ctx, addr, node, cfg.senders > 0, creds); err != nil {
 			if node > 0 {
 				err = fmt.Errorf("chatd at %s: %w", addr, err)
 			}
@@ -161,7 +165,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 			return err
 		}
 	}
-	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout)
+	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout, creds)
 	if err != nil {
 		return err
 	}

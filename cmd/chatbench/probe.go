@@ -13,7 +13,6 @@ import (
 	"github.com/chatd/chatd/internal/grpcdial"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -43,10 +42,10 @@ var errRateLimited = errors.New("chatd limits how fast a session may send")
 // sees them) and logs out before the members join. Nodes of a cluster are
 // probed one after the other, each with a name of its own (node, from 1;
 // 0 for one chatd), so that no probe waits for another's leave.
-func probe(ctx context.Context, addr string, node int, sends bool) error {
+func probe(ctx context.Context, addr string, node int, sends bool, creds grpc.DialOption) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	conn, err := grpcdial.Dial(ctx, addr, probeTimeout, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcdial.Dial(ctx, addr, probeTimeout, creds)
 	if err != nil {
 		return err
 	}

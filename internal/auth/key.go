@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // MinSecretBytes is the shortest HMAC secret taken: RFC 7518 asks for a
@@ -31,7 +32,7 @@ type Key struct {
 func (k *Key) Methods() []string { return append([]string(nil), k.methods...) }
 
 // String names the key's kind and its algorithms.
-func (k *Key) String() string { return fmt.Sprintf("%s (%v)", k.kind, k.methods) }
+func (k *Key) String() string { return fmt.Sprintf("%s (%s)", k.kind, strings.Join(k.methods, ", ")) }
 
 // ParseKey reads what a key file holds: a PEM public key (PKIX "PUBLIC
 // KEY", PKCS#1 "RSA PUBLIC KEY", or a "CERTIFICATE" whose key is used),
