@@ -30,10 +30,11 @@ const drainTimeout = 10 * time.Second
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
 
-	cfg  Config
-	hub  *Hub
-	lim  *admission.Limiter
-	log  *slog.Logger
+	cfg Config
+	hub *Hub
+	lim *admission.Limiter
+	log *slog.Logger
+
 	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
 	unjoined atomic.Int64 // streams waiting for their join
