@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
@@ -28,6 +29,7 @@ type pending struct {
 
 	done      chan outcome        // cluster: receives the outcome; buffered
 	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
+	appended  time.Time           // cluster: when this node began appending the command, for chatd_cluster_apply_lag_seconds
 	abandoned bool                // cluster: the caller stopped waiting; guarded by Hub.mu
 }
 
@@ -232,6 +234,7 @@ func (h *Hub) resumeLocked(m *member, node string, lastSeq uint64, p *pending) *
 		}
 		return nil
 	}
+	s.resumed = true
 	now := timestamppb.New(h.now)
 	if complete {
 		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE

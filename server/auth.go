@@ -32,15 +32,6 @@ import (
 //   - a session ends when its token expires, as a disconnect: it is kept
 //     for the resume grace, and a join with a fresh token resumes it.
 
-// options are what [New] takes besides the limits.
-type options struct {
-	tls  *tls.Config
-	auth *auth.Verifier
-}
-
-// An Option is a setting of [New] that is not a limit.
-type Option func(*options)
-
 // WithTLS serves gRPC over TLS with cfg (which should pick its
 // certificate with GetCertificate, to take renewals; see
 // internal/certfile). gRPC's ALPN protocol is added to it.
@@ -49,8 +40,8 @@ func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 // WithAuth requires sign-in with tokens that v verifies.
 func WithAuth(v *auth.Verifier) Option { return func(o *options) { o.auth = v } }
 
-// grpcOptions are the gRPC server options that opts add.
-func (o *options) grpcOptions(cfg Config) []grpc.ServerOption {
+// securityOptions are the gRPC server options that TLS and sign-in add.
+func (o *options) securityOptions(cfg Config) []grpc.ServerOption {
 	var g []grpc.ServerOption
 	if o.tls != nil {
 		g = append(g, grpc.Creds(credentials.NewTLS(o.tls)),

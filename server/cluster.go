@@ -238,8 +238,17 @@ func (c *Cluster) apply(e Entry) error {
 	}
 	h := c.h
 	h.mu.Lock()
+	start := time.Now()
 	defer h.mu.Unlock()
+	kind := cmdOther
+	if cmd != nil {
+		kind = commandKind(cmd)
+	}
+	defer h.met.held(kind, start)
 	defer h.flushSlowLocked()
+	if p != nil && !p.appended.IsZero() {
+		h.met.applyLag.Observe(start.Sub(p.appended).Seconds())
+	}
 	if e.Seq != c.applied+1 {
 		return fmt.Errorf("cluster: the log skipped from entry %d to %d (entries older than the log keeps?): this node's state is no longer the cluster's; restart it", c.applied, e.Seq)
 	}
@@ -341,6 +350,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 		return outcome{err: fmt.Errorf("cluster: encoding a command: %w", err)}
 	}
 	p.done = make(chan outcome, 1)
+	p.appended = time.Now()
 	c.mu.Lock()
 	c.waiting[cmd.GetId()] = p
 	c.mu.Unlock()
@@ -399,6 +409,7 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 	if err != nil {
 		return fmt.Errorf("cluster: encoding a command: %w", err)
 	}
+	p.appended = time.Now()
 	c.mu.Lock()
 	c.waiting[cmd.GetId()] = p
 	c.mu.Unlock()

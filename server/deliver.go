@@ -105,6 +105,9 @@ func (h *Hub) flushSlowLocked() {
 				h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)))
 			}
 		}
+		if !s.endClosed {
+			h.met.slowDrops.Inc()
+		}
 		// A stream that logged out with a full queue is no longer attached
 		// but is ended all the same: it cannot be sent all it is owed.
 		s.endLocked(&Error{Kind: ErrTooSlow, Msg: fmt.Sprintf("disconnected: you fell more than %s (or %d KiB) behind; reconnect", count(h.cfg.QueueSize, "event", "events"), h.cfg.QueueBytes>>10)}, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)

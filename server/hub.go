@@ -44,6 +44,7 @@ type Hub struct {
 	cl       *Cluster           // the node's part in a cluster; nil for a single node
 	idPrefix string             // makes message ids unique across restarts, or clusters
 	cmds     atomic.Uint64      // numbers this node's commands
+	met      *metrics           // what this node counts
 
 	closing   chan struct{} // closed by Shutdown
 	closeOnce sync.Once
@@ -58,6 +59,7 @@ type Hub struct {
 	head     *member              // oldest member on the online list; the list runs in the order they came online
 	tail     *member              // newest member on the online list
 	parked   map[*member]struct{} // members whose stream ended, within their grace period
+	held     int                  // members in stateHeld, for the metrics
 	deadline []expiry             // held and parked members by deadline, soonest first
 	channels map[string]*channel  // by name key
 	general  *channel
@@ -103,6 +105,7 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
 		channels: make(map[string]*channel),
 		nodes:    make(map[string]*nodeInfo),
 		closing:  make(chan struct{}),
+		met:      newMetrics(),
 	}
 	h.general = &channel{name: generalChannel, key: generalChannel}
 	h.channels[generalChannel] = h.general
@@ -187,7 +190,8 @@ func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, re
 // appended after it, and a refusal met when it is applied reaches s as a
 // rejected answer to clientID. Up to pipelineWindow of a session's
 // messages are on their way at once; past that it waits.
-func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
+// sent is called, under Hub.mu, once the message is sent.
+func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string, sent func()) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err
@@ -201,7 +205,10 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, 
 	}
 	p := &pending{then: func(h *Hub, out outcome) {
 		<-s.inflight
-		if out.err != nil && s.m.att == s {
+		switch {
+		case out.err == nil:
+			sent()
+		case s.m.att == s:
 			h.rejectLocked(s, clientID, out.err)
 		}
 	}}
@@ -406,6 +413,7 @@ func (h *Hub) Shutdown() {
 	clear(h.byToken)
 	clear(h.bySkel)
 	clear(h.parked)
+	h.held = 0
 	clear(h.channels)
 	h.deadline = nil
 	h.users, h.channelList = nil, nil
@@ -426,9 +434,11 @@ func (h *Hub) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) ou
 		return h.cl.submit(ctx, cmd, p)
 	}
 	h.mu.Lock()
+	start := time.Now()
 	defer h.mu.Unlock()
+	defer h.met.held(commandKind(cmd), start)
 	defer h.flushSlowLocked()
-	h.tickLocked(time.Now())
+	h.tickLocked(start)
 	out := h.applyLocked(cmd, p)
 	p.settle(h, out)
 	return out
@@ -438,9 +448,11 @@ func (h *Hub) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) ou
 // clock is its own: the timer armed by deadlineLocked calls it.
 func (h *Hub) expire() {
 	h.mu.Lock()
+	start := time.Now()
 	defer h.mu.Unlock()
+	defer h.met.held(cmdOther, start)
 	defer h.flushSlowLocked()
-	h.tickLocked(time.Now())
+	h.tickLocked(start)
 }
 
 // tickLocked moves the chat's clock on to now (never back) and applies

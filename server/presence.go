@@ -19,6 +19,9 @@ import (
 // node; p is what this node kept of the join.
 func (h *Hub) attachLocked(m *member, node string, p *pending) *Session {
 	wasOnline := m.online()
+	if m.state == stateHeld {
+		h.held--
+	}
 	h.attaches++
 	m.state, m.node, m.attach = stateOnline, node, h.attaches
 	var s *Session
@@ -68,6 +71,9 @@ func (h *Hub) detachLocked(m *member) {
 	for _, ch := range m.channels {
 		ch.online--
 	}
+	if m.state == stateHeld {
+		h.held--
+	}
 	// Offline until the caller parks or forgets it.
 	m.state, m.att, m.node, m.attach = stateOffline, nil, "", 0
 	if m.prev != nil {
@@ -110,6 +116,9 @@ func (h *Hub) unparkLocked(m *member) {
 func (h *Hub) holdLocked(m *member) {
 	if s := m.att; s != nil {
 		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+	}
+	if m.state != stateHeld {
+		h.held++
 	}
 	m.state, m.att, m.node, m.attach = stateHeld, nil, "", 0
 	h.deadlineLocked(m)

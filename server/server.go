@@ -24,22 +24,28 @@ type Server struct {
 	cl     *Cluster // nil for a single node
 }
 
-// New builds a single node's server from cfg and opts (TLS, sign-in), or
-// says which settings are wrong. log gets a line for every join, leave and
-// refusal: in production, give it a rate-limited handler (see
-// internal/ratelog), or clients decide how much it writes.
+// New builds a single node's server from cfg and opts (TLS, sign-in,
+// metrics), or says which settings are wrong. log gets a line for every
+// join, leave and refusal: in production, give it a rate-limited handler
+// (see internal/ratelog), or clients decide how much it writes.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
-	return newServer(cfg, NewHub(cfg, lim), lim, log, opts), nil
+	s := newServer(cfg, NewHub(cfg, lim), lim, log, o.grpcOptions(cfg)...)
+	s.svc.auth = o.auth
+	if err := s.registerMetrics(o); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // NewCluster builds a server that is one node of the cluster whose log is
-// clog, with opts as New. Its Cluster must be run (see [Server.Cluster])
-// for it to serve: until it has caught up with the log, health says
-// NOT_SERVING and joins are refused with UNAVAILABLE.
+// clog, with opts as New. Its Cluster must be run (see [Server.Cluster]) for it to serve:
+// until it has caught up with the log, health says NOT_SERVING and joins
+// are refused with UNAVAILABLE.
 func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -47,10 +53,15 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	if err := ccfg.Validate(); err != nil {
 		return nil, err
 	}
+	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
 	h, cl := NewClusterHub(cfg, ccfg, clog, lim, log)
-	s := newServer(cfg, h, lim, log, opts)
+	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
+	s.svc.auth = o.auth
 	s.cl = cl
+	if err := s.registerMetrics(o); err != nil {
+		return nil, err
+	}
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	cl.OnStatus(func(serving bool) {
@@ -64,17 +75,14 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	return s, nil
 }
 
-func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, opts []Option) *Server {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+// newServer builds the server; extra are more gRPC options (interceptors).
+func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, extra ...grpc.ServerOption) *Server {
 	// The receive window of a stream bounds what a client can make the
 	// server buffer for it unread: a session is not read while its
 	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
 	// window growth, which a client could push to 16 MiB a stream.
 	const window = 64 << 10
-	g := grpc.NewServer(append(o.grpcOptions(cfg),
+	g := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(newWireCodec()),
 		// Most sessions are idle most of the time: give a connection's
 		// 32 KiB write buffer back to a pool between writes instead of
@@ -100,9 +108,8 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, o
 			MinTime:             cfg.KeepaliveMinClientPing,
 			PermitWithoutStream: true,
 		}),
-	)...)
+	}, extra...)...)
 	s := &Server{grpc: g, svc: newService(cfg, hub, lim, log), lim: lim, health: health.NewServer()}
-	s.svc.auth = o.auth
 	chatv1.RegisterChatServiceServer(g, s.svc)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

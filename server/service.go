@@ -38,6 +38,8 @@ type Service struct {
 	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
 	unjoined atomic.Int64 // streams waiting for their join
+	joined   atomic.Int64 // streams of sessions
+	met      *metrics     // the hub's
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
@@ -50,7 +52,7 @@ func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
 }
 
 func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: hub, lim: lim, log: log}
+	return &Service{cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met}
 }
 
 // Hub returns the service's hub.
@@ -77,10 +79,10 @@ func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequ
 // would be the past's).
 func (svc *Service) allowList(ctx context.Context) error {
 	if cl := svc.hub.cl; cl != nil && !cl.ready.Load() {
-		return Status(cl.errNotServing()).Err()
+		return svc.refuse(cl.errNotServing())
 	}
 	if client, ok := svc.lim.FromContext(ctx); ok && !svc.lim.AllowList(client) {
-		return Status(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", svc.cfg.PerClient.ListRate)}).Err()
+		return svc.refuse(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", svc.cfg.PerClient.ListRate)})
 	}
 	return nil
 }
@@ -100,19 +102,23 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		err = checkClientID(req.GetClientId())
 	}
 	if err != nil {
+		if req != nil {
+			svc.met.joined(nil, req.GetJoin().GetResumeToken() != "", err)
+		}
 		log.Info("join refused", "err", err)
-		return Status(err).Err()
+		return svc.refuse(err)
 	}
 	join := req.GetJoin()
 	ctx, username, err := svc.signIn(ctx, join)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
-		return Status(err).Err()
+		return svc.refuse(err)
 	}
 	s, err := svc.hub.JoinContext(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
+	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
-		return Status(err).Err()
+		return svc.refuse(err)
 	}
 	log = log.With("user", s.user.Username)
 	if join.GetResumeToken() != "" {
@@ -123,11 +129,12 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 	return svc.serve(ctx, stream, s, log)
 }
 
-// admitJoin waits for a new stream's join, within the limits on streams
-// waiting to join (from everyone, and from client's address) and on joins
-// per second from client's address. A stream waiting to join holds its
-// metadata and goroutines and has given nothing of itself: these limits
-// keep one client from holding thousands of them.
+// admitJoin waits for a new stream's join (returned if it came, even if it
+// is refused), within the limits on streams waiting to join (from
+// everyone, and from client's address) and on joins per second from
+// client's address. A stream waiting to join holds its metadata and
+// goroutines and has given nothing of itself: these limits keep one client
+// from holding thousands of them.
 func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
 	defer svc.unjoined.Add(-1)
 	if svc.unjoined.Add(1) > int64(svc.cfg.MaxUnjoined) {
@@ -144,7 +151,7 @@ func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 		return nil, err
 	}
 	if client.IsValid() && !svc.lim.AllowJoin(client) {
-		return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many joins from your address: at most %g per second; wait a few seconds and try again", svc.cfg.PerClient.JoinRate)}
+		return req, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many joins from your address: at most %g per second; wait a few seconds and try again", svc.cfg.PerClient.JoinRate)}
 	}
 	return req, nil
 }
@@ -189,9 +196,11 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
 func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, log *slog.Logger) error {
+	svc.joined.Add(1)
+	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
 	written := make(chan error, 1)
-	go func() { written <- writeLoop(stream, s, drain) }()
+	go func() { written <- writeLoop(writerStream(stream), s, drain, svc.met) }()
 	read := make(chan error, 1)
 	go func() { read <- svc.readLoop(stream, s) }()
 
@@ -248,7 +257,9 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 
 // endedByHub logs and returns the end of a session the hub dropped.
 func (svc *Service) endedByHub(s *Session, log *slog.Logger) error {
-	if errors.Is(s.endErr, ErrReplaced) {
+	replaced := errors.Is(s.endErr, ErrReplaced)
+	svc.met.left(s.endReason, replaced)
+	if replaced {
 		log.Info("stream replaced", "by", "a resume of the session")
 	} else {
 		log.Info("left", "reason", reasonName(s.endReason))
@@ -262,6 +273,7 @@ func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logge
 	if !svc.hub.Leave(s, reason) {
 		return false
 	}
+	svc.met.left(reason, false)
 	if err != nil && Status(err).Code() != codes.Canceled {
 		log.Info("left", "reason", reasonName(reason), "err", err)
 	} else {
@@ -334,8 +346,11 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 		// probing: each refusal costs an answer, and past a point the
 		// session is not worth them.
 		if refusals != nil && !refusals.Allow() {
-			return &Error{Kind: ErrTooManyRefusals, Msg: fmt.Sprintf("disconnected: too many refused requests (more than %d at once or %g per second); the last was refused because: %s", svc.cfg.RefusalBurst, svc.cfg.RefusalRate, Status(err).Message())}
+			err = &Error{Kind: ErrTooManyRefusals, Msg: fmt.Sprintf("disconnected: too many refused requests (more than %d at once or %g per second); the last was refused because: %s", svc.cfg.RefusalBurst, svc.cfg.RefusalRate, Status(err).Message())}
+			svc.met.refused(err)
+			return err
 		}
+		svc.met.refused(err)
 		svc.hub.Reject(s, clientID, err)
 	}
 }
@@ -344,13 +359,22 @@ func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest,
 func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
+		kind := msgChannel
+		if action.Send.GetRecipient() != "" {
+			kind = msgPrivate
+		}
+		sent := svc.met.messages[kind]
 		if svc.hub.cl != nil {
 			// A refusal met in the log comes back as a rejected
 			// answer, not counted against the session's refusal budget
 			// (every message is rate-limited already).
-			return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+			return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
 		}
-		return svc.hub.SendContext(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+		err := svc.hub.SendContext(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
+		if err == nil {
+			sent.Inc()
+		}
+		return err
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:
@@ -365,8 +389,9 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 // writeLoop sends s's events in order until the session ends. It takes
 // everything queued at once and sends it as one burst, which gRPC writes to
 // the socket together. After drain is closed nothing more is queued, so it
-// sends what is left and returns.
-func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) error {
+// sends what is left and returns. It counts into met per batch, not per
+// event.
+func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, met *metrics) error {
 	var batch []Delivery
 	send := func() error {
 		for {
@@ -374,6 +399,7 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 			if len(batch) == 0 {
 				return nil
 			}
+			met.queueDepth.Observe(float64(len(batch)))
 			out := make([]outgoing, len(batch)) // one allocation per batch, not per event
 			for i, d := range batch {
 				out[i].d = d
@@ -381,9 +407,11 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 				// and the bytes encoded when its event was published
 				// (see wireCodec).
 				if err := stream.SendMsg(&out[i]); err != nil {
+					met.deliveries.Add(float64(i))
 					return err
 				}
 			}
+			met.deliveries.Add(float64(len(batch)))
 			batch = recycle(batch)
 		}
 	}
@@ -405,6 +433,12 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}) erro
 			return stream.Context().Err()
 		}
 	}
+}
+
+// refuse counts a refusal and returns the status the client gets.
+func (svc *Service) refuse(err error) error {
+	svc.met.refused(err)
+	return Status(err).Err()
 }
 
 func peerAddr(ctx context.Context) string {

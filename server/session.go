@@ -108,6 +108,7 @@ type Session struct {
 	attach   uint64          // the member's attachment this stream is; never modified
 	user     *chatv1.User    // the user as of this stream's join; never modified
 	recovery chatv1.Recovery // what came of the join's resume token; never modified
+	resumed  bool            // the join took back an existing session; never modified
 	queue    *queue
 	inflight chan struct{} // a cluster node's messages on their way through the log (see sendPipelined)
 

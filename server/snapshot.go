@@ -211,6 +211,9 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			}
 			m.channels = append(m.channels, ch)
 		}
+		if m.state == stateHeld {
+			h.held++
+		}
 		switch m.state {
 		case stateOnline, stateHeld:
 			m.prev = h.tail

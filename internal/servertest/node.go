@@ -27,8 +27,8 @@ type Node struct {
 // StartNode starts a cluster node on the NATS at natsURL, whose log is
 // named by prefix, and waits until it serves (it has caught up with the
 // log). It is stopped gracefully when tb ends, unless the test stopped or
-// killed it first.
-func StartNode(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, natsURL, prefix string, log *slog.Logger) *Node {
+// killed it first. opts go to server.NewCluster.
+func StartNode(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, natsURL, prefix string, log *slog.Logger, opts ...server.Option) *Node {
 	tb.Helper()
 	jcfg := jslog.DefaultConfig()
 	jcfg.URLs, jcfg.Prefix, jcfg.Name, jcfg.Logger = natsURL, prefix, ccfg.Name, log
@@ -39,7 +39,7 @@ func StartNode(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, nats
 	if err != nil {
 		tb.Fatalf("jslog.Open: %v", err)
 	}
-	srv, err := server.NewCluster(cfg, ccfg, l, log)
+	srv, err := server.NewCluster(cfg, ccfg, l, log, opts...)
 	if err != nil {
 		l.Close()
 		tb.Fatalf("server.NewCluster: %v", err)
