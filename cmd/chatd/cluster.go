@@ -108,7 +108,7 @@ func checkCluster(fs *flag.FlagSet, cfg *config) error {
 // newServer builds the server cfg asks for: a single node, or a node of
 // the cluster on NATS (connected, its log found or made). closeLog closes
 // the connection to NATS, if any, once the server is done with it.
-func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opts []server.Option) (srv *server.Server, closeLog func(), err error) {
+func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opts ...server.Option) (srv *server.Server, closeLog func(), err error) {
 	if cfg.cluster.nats.URLs == "" {
 		srv, err = server.New(cfg.server, clientLog, opts...)
 		return srv, func() {}, err

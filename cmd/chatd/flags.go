@@ -39,6 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	check(checkAddr("grpc-addr", cfg.grpcAddr, "such as localhost:50051, or :50051 for every interface", false))
 	check(checkAddr("http-addr", cfg.httpAddr, "such as localhost:8080, or :8080 for every interface, or empty for none", true))
 	check(checkAddr("debug-addr", cfg.debugAddr, "such as localhost:6060, or empty for none", true))
+	check(checkAddr("metrics-addr", cfg.metricsAddr, "such as localhost:9090, or empty for none", true))
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		check(errors.New("--tls-cert and --tls-key go together: give both, or neither for plaintext"))
 	}
@@ -77,6 +78,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	sc := &cfg.server
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:50051", "`address` to serve gRPC on, host:port; loopback by default, so that nobody else reaches this unauthenticated server unless you say so (use :50051 for every interface)")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "localhost:8080", "`address` to serve the chat page and grpc-web on, for browsers, host:port; loopback by default like --grpc-addr; empty for none")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "`address` to serve Prometheus metrics (/metrics) on, host:port, such as localhost:9090; empty (the default) for none. Unauthenticated: keep it on loopback, or where only Prometheus reaches it")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "`address` to serve Go's profiles (/debug/pprof/) on, for performance work, host:port; empty (the default) for none. Never expose it: it is unauthenticated")
 	fs.Func("allowed-origins", "comma-separated `origins`, scheme://host[:port] (https://chat.example.com), whose pages may use the API besides chatd's own page; * for any", func(v string) error {
 		for _, o := range strings.Split(v, ",") {

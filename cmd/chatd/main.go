@@ -21,6 +21,7 @@ import (
 	"github.com/chatd/chatd/internal/ratelog"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/grpclog"
 )
 
@@ -49,6 +50,7 @@ type config struct {
 	grpcAddr        string
 	httpAddr        string   // "" serves no HTTP
 	debugAddr       string   // "" serves no profiles
+	metricsAddr     string   // "" serves no metrics
 	allowedOrigins  []string // origins besides the page's own, as gateway.ParseOrigin writes them
 	logFormat       string
 	logLevel        slog.Level
@@ -107,18 +109,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 	if err != nil {
 		return err
 	}
-	srv, closeLog, err := newServer(ctx, cfg, log, clientLog, sec.options)
+	var reg *prometheus.Registry
+	opts := sec.options
+	if cfg.metricsAddr != "" {
+		reg = newMetricsRegistry()
+		opts = append(opts, server.WithMetrics(reg))
+	}
+	srv, closeLog, err := newServer(ctx, cfg, log, clientLog, opts...)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
 	if cfg.debugAddr != "" {
-		addr, stop, err := serveDebug(cfg.debugAddr, log)
+		addr, stop, err := serveDebug(cfg.debugAddr, cfg.server.MaxHeaderBytes, log)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		fmt.Fprintf(stdout, "chatd: profiles on http://%s/debug/pprof/\n", addr)
+	}
+	if reg != nil {
+		addr, stop, err := serveMetrics(cfg.metricsAddr, reg, cfg.server.MaxHeaderBytes, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "chatd: metrics on http://%s/metrics\n", addr)
 	}
 	lis, err := net.Listen("tcp", cfg.grpcAddr)
 	if err != nil {

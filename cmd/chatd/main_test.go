@@ -193,6 +193,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--http-addr", "http://localhost:8080"}, `--http-addr must be host:port, such as localhost:8080, or :8080 for every interface, or empty for none: "http://localhost:8080" is a URL, not an address`},
 		{[]string{"--http-addr", "8080"}, `--http-addr must be host:port, such as localhost:8080, or :8080 for every interface, or empty for none: "8080" has no port`},
 		{[]string{"--debug-addr", "localhost"}, `--debug-addr must be host:port, such as localhost:6060, or empty for none: "localhost" has no port`},
+		{[]string{"--metrics-addr", "9090"}, `--metrics-addr must be host:port, such as localhost:9090, or empty for none: "9090" has no port`},
 
 		// Origins are checked when the flags are, HTTP on or not.
 		{[]string{"--http-addr", "", "--allowed-origins", "chat.example.com"}, `--allowed-origins: "chat.example.com" has no scheme: write https://chat.example.com`},
@@ -203,6 +204,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		// What only listening can tell.
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
+		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--metrics-addr", "256.0.0.1:1"}, "cannot serve metrics"},
 	} {
 		var stderr bytes.Buffer
 		err := run(context.Background(), tc.args, io.Discard, &stderr)
@@ -228,7 +230,7 @@ func TestGoodAddressesAndOrigins(t *testing.T) {
 	for _, args := range [][]string{
 		{"--grpc-addr", ":50051", "--http-addr", ":8080"},
 		{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--debug-addr", ""},
-		{"--grpc-addr", "[::1]:50051", "--http-addr", "[::]:8080", "--debug-addr", "localhost:6060"},
+		{"--grpc-addr", "[::1]:50051", "--http-addr", "[::]:8080", "--debug-addr", "localhost:6060", "--metrics-addr", "localhost:9090"},
 		{"--grpc-addr", "0.0.0.0:50051", "--http-addr", "chat.example.com:443"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err != nil {
