@@ -75,14 +75,16 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	return s, nil
 }
 
-// newServer builds the server; extra are more gRPC options (interceptors).
+// newServer builds the server; extra are more gRPC options. They come
+// first, so that the metrics' interceptors are the outermost and see
+// every call, whatever interceptors chained after them do with it.
 func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, extra ...grpc.ServerOption) *Server {
 	// The receive window of a stream bounds what a client can make the
 	// server buffer for it unread: a session is not read while its
 	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
 	// window growth, which a client could push to 16 MiB a stream.
 	const window = 64 << 10
-	g := grpc.NewServer(append([]grpc.ServerOption{
+	g := grpc.NewServer(append(extra,
 		grpc.ForceServerCodecV2(newWireCodec()),
 		// Most sessions are idle most of the time: give a connection's
 		// 32 KiB write buffer back to a pool between writes instead of
@@ -108,7 +110,7 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 			MinTime:             cfg.KeepaliveMinClientPing,
 			PermitWithoutStream: true,
 		}),
-	}, extra...)...)
+	)...)
 	s := &Server{grpc: g, svc: newService(cfg, hub, lim, log), lim: lim, health: health.NewServer()}
 	chatv1.RegisterChatServiceServer(g, s.svc)
 	healthpb.RegisterHealthServer(g, s.health)
