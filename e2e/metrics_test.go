@@ -417,4 +417,30 @@ func TestMetrics(t *testing.T) {
 	if held := scrapeMetrics(t, url).value(t, "chatd_chat_sessions", "state=held"); held != 1 {
 		t.Errorf("after carol's drop: %v sessions held; want 1 (carol's, for a resume)", held)
 	}
+
+	// A token chatd does not know starts a new session; bob's token on a
+	// new stream takes his session from the stream that has it.
+	last := scrapeMetrics(t, url)
+	dave := openCounted(t, conn, "dave", "bm90LWEtdG9rZW4", 7, &got, 4096)
+	if w := dave.welcomed(t); w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE {
+		t.Fatalf("dave's join with an unknown token: %v; want RECOVERY_INCOMPLETE", w.GetRecovery())
+	}
+	bob3 := openCounted(t, conn, "bob", bob2.token, bob2.seq, &got, 4096)
+	bob3.welcomed(t)
+	if st := bob2.end(t); st.Code() != codes.Aborted {
+		t.Fatalf("bob's replaced stream ended %v; want ABORTED", st)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"chatd_resumes_total", []string{"outcome=expired"}, 1},
+		{"chatd_resumes_total", []string{"outcome=complete"}, 1},
+		{"chatd_joins_total", []string{"result=new"}, 1},
+		{"chatd_joins_total", []string{"result=resumed"}, 1},
+		{"chatd_leaves_total", []string{"reason=replaced"}, 1},
+	} {
+		waitMetric(t, url, c.name, c.labels, last.value(t, c.name, c.labels...)+c.want)
+	}
 }
