@@ -297,6 +297,13 @@ func (c *rawClient) write(typ byte, body []byte) error {
 
 func (c *rawClient) send(text []byte) error { return c.write(frameSend, text) }
 
+// sendPrivate is for a move, which the baseline never makes.
+func (c *rawClient) sendPrivate(string, string) error {
+	return errors.New("the baseline has no private messages")
+}
+
+func (c *rawClient) close() { c.c.Close() }
+
 func (c *rawClient) receive(m *member) error {
 	for {
 		var err error

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -19,16 +20,23 @@ const pollInterval = 5 * time.Millisecond
 // servers' CPU and memory are read from /proc where their pids are known.
 // stopServer, if not nil, is called once the figures are taken and before
 // the members hang up, so that the servers do not work through their
-// leaves.
+// leaves. rs, if not nil, restarts a node of the cluster during the send
+// phase; members whose stream ends with UNAVAILABLE then resume on another
+// node (tr must be a resumer).
 //
 // It returns what it measured; an error means the run could not be
 // completed (a join failed, the server went away) and the result is partial.
-func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet, stopServer func(), prog *progress) (*result, error) {
+func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet, stopServer func(), rs *restarter, prog *progress) (*result, error) {
 	res := newResult(name, f)
 	procs := f.procs()
+	var mv *mover
+	if rs != nil {
+		mv = &mover{tr: tr.(resumer), nodes: len(f.nodes), timeout: cfg.joinTimeout}
+	}
 	ms := make([]*member, cfg.members)
 	for i := range ms {
 		ms[i] = newMember(i, cfg.senders)
+		ms[i].mayMove = mv != nil
 	}
 	for _, m := range ms[:cfg.senders] {
 		m.snd = &sender{}
@@ -63,10 +71,18 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 		for _, m := range ms[:cfg.senders] {
 			sent += m.snd.sent.Load()
 		}
+		var moving int
 		for _, m := range ms {
 			recv += m.received.Load()
+			if m.moving.Load() {
+				moving++
+			}
 		}
-		return fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), cfg.members, sent, recv)
+		line := fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), cfg.members, sent, recv)
+		if rs != nil {
+			line += fmt.Sprintf(", moving %d", moving)
+		}
+		return line
 	})
 	defer prog.set(nil)
 
@@ -79,11 +95,19 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	watchdog := time.AfterFunc(cfg.joinTimeout, cancel)
 	defer watchdog.Stop()
 	startReceiving := func(m *member, c client, w welcome) {
-		m.client, m.lastSeq = c, w.seq
+		m.client, m.changed, m.lastSeq, m.token = c, make(chan struct{}), w.seq, w.token
+		m.joined, m.home, m.node = true, nodeOf(m.idx, len(f.nodes)), nodeOf(m.idx, len(f.nodes))
 		m.joins.Store(w.online)
 		joined.Add(1)
 		recvWG.Go(func() {
 			err := c.receive(m)
+			for mv != nil && movable(err) && !tearing.Load() {
+				var next client
+				if next, err = mv.move(runCtx, m, err); err != nil {
+					break
+				}
+				err = next.receive(m)
+			}
 			m.endErr, m.early = err, !tearing.Load()
 			close(m.done)
 		})
@@ -132,13 +156,16 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 
 	if cfg.senders > 0 {
 		phase.Store("sending")
-		if err := sendAndDrain(runCtx, cfg, ms, procs, res, &phase); err != nil {
+		if err := sendAndDrain(runCtx, cfg, ms, procs, res, rs, &phase); err != nil {
 			return res, err
 		}
 	}
 
 	teardown()
 	res.account(ms, cfg.senders)
+	if rs != nil {
+		res.Restart = rs.account(ms, res)
+	}
 	return res, nil
 }
 
@@ -173,8 +200,9 @@ func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, start
 }
 
 // sendAndDrain runs the send phase, waits until every member has every
-// message, and records the servers' CPU use over that span.
-func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watched, res *result, phase *atomic.Value) error {
+// message, and records the servers' CPU use over that span. With rs, a
+// node is restarted meanwhile, and the drain waits for it to be back.
+func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watched, res *result, rs *restarter, phase *atomic.Value) error {
 	senders := ms[:cfg.senders]
 	cpu0, cpuErr := cpuOf(procs)
 	self0, selfErr := procCPU(os.Getpid())
@@ -184,6 +212,12 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 	stop := make(chan struct{})
 	timer := time.AfterFunc(cfg.duration, func() { close(stop) })
 	defer timer.Stop()
+	if rs != nil {
+		// Waited for before anything else of the cluster is touched.
+		var restartWG sync.WaitGroup
+		defer restartWG.Wait()
+		restartWG.Go(func() { rs.run(ctx) })
+	}
 	var wg sync.WaitGroup
 	for k, m := range senders {
 		wg.Go(func() {
@@ -205,12 +239,18 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 	drainCtx, cancel := context.WithTimeout(ctx, cfg.drainTimeout)
 	defer cancel()
 	drained := waitUntil(drainCtx, func() bool {
+		if rs != nil && !rs.over() {
+			return false
+		}
 		var want uint64
 		for _, m := range senders {
-			want += m.snd.sent.Load() - m.snd.rejected.Load()
+			if m.snd.unsettled.Load() && !m.ended() {
+				return false // which of its messages count is not known yet
+			}
+			want += m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
 		}
 		for _, m := range ms {
-			if m.received.Load() < want && !m.ended() {
+			if (m.received.Load() < want || m.moving.Load()) && !m.ended() {
 				return false
 			}
 		}
@@ -226,7 +266,7 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 		last = max(last, m.lastRecv.Load())
 	}
 	res.SendS = time.Duration(max(last-sendStart, 0)).Seconds()
-	cpu1, err := cpuOf(procs)
+	cpu1, err := rs.cpuOf(procs)
 	if d, err := cpuSpan(cpu0, cpu1, cpuErr, err); err != nil {
 		res.unavailable("server CPU", err)
 	} else {
@@ -257,11 +297,20 @@ func sendSaturated(ctx context.Context, m *member, stop <-chan struct{}) error {
 		default:
 		}
 		buf = appendText(buf[:0], m.idx, n, now())
-		if err := m.client.send(buf); err != nil {
-			return err
+		if err := m.transmit(ctx, buf, stop); err != nil {
+			return sendEnd(ctx, err)
 		}
-		m.snd.sent.Add(1)
 	}
+}
+
+// sendEnd is what a sender returns when transmit did not send: nil when
+// the phase ended, the run did, or the member's session did (its end says
+// why), else the error.
+func sendEnd(ctx context.Context, err error) error {
+	if errors.Is(err, errStopped) || errors.Is(err, errEnded) || ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // sendAtRate sends at cfg.rate/cfg.senders messages per second from
@@ -290,12 +339,13 @@ func sendAtRate(ctx context.Context, m *member, k int, cfg *config, start, deadl
 			}
 		}
 		// The timestamp is when the message was due, not when it went:
-		// if chatbench falls behind, that shows as latency too.
+		// if chatbench falls behind, or the member is moving to another
+		// node, that shows as latency too. A message due before the
+		// deadline is sent, however late.
 		buf = appendText(buf[:0], m.idx, n, at)
-		if err := m.client.send(buf); err != nil {
-			return err
+		if err := m.transmit(ctx, buf, nil); err != nil {
+			return sendEnd(ctx, err)
 		}
-		m.snd.sent.Add(1)
 	}
 }
 

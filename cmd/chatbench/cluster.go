@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,11 @@ type cluster struct {
 	nats  *proc
 	url   string // nats://127.0.0.1:PORT
 	nodes []*proc
+
+	// How the nodes were started, to start one again (see restart).
+	chatdPath string
+	members   int
+	args      [][]string // each node's flags after chatbench's own
 }
 
 // startCluster starts nats-server and cfg.nodes chatd nodes on it, and
@@ -53,7 +59,7 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 			return nil, err
 		}
 	}
-	c = &cluster{}
+	c = &cluster{chatdPath: cfg.chatdPath, members: cfg.members}
 	defer func() {
 		if err != nil {
 			c.kill()
@@ -71,13 +77,11 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 	prefix := fmt.Sprintf("chatbench_%d_%s", os.Getpid(), rand.Text()[:8])
 	for k := range cfg.nodes {
 		name := fmt.Sprintf("n%d", k+1)
-		extra := append([]string{"--nats-url", c.url, "--node-name", name, "--nats-prefix", prefix}, cfg.chatdArgs...)
-		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, extra)
+		c.args = append(c.args, append([]string{"--nats-url", c.url, "--node-name", name, "--nats-prefix", prefix}, cfg.chatdArgs...))
+		p, err := c.startNode(ctx, k, nil)
 		if err != nil {
-			return c, fmt.Errorf("node %s: %w", name, err)
+			return c, err
 		}
-		p.name = "chatd " + name
-		p.stderr.name = p.name
 		c.nodes = append(c.nodes, p)
 	}
 	for _, p := range c.nodes {
@@ -86,6 +90,38 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 		}
 	}
 	return c, nil
+}
+
+// startNode starts node k (from 0) with its flags, then more.
+func (c *cluster) startNode(ctx context.Context, k int, more []string) (*proc, error) {
+	name := fmt.Sprintf("n%d", k+1)
+	p, err := startChatd(ctx, c.chatdPath, c.members, append(slices.Clip(c.args[k]), more...))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", name, err)
+	}
+	p.name = "chatd " + name
+	p.stderr.name = p.name
+	return p, nil
+}
+
+// restart restarts node k as a rolling restart does: SIGTERM, then, once
+// it has exited, the same chatd with the same flags on the same gRPC
+// address, and waits until it is SERVING again (it has caught up with the
+// cluster's log). stopped is called once the old process has exited, with
+// what stopping it said (nil if it shut down cleanly). It returns the old
+// process and, if it came back, the new one, which has taken its place in
+// the cluster.
+func (c *cluster) restart(ctx context.Context, k int, stopped func(error)) (old, started *proc, err error) {
+	old = c.nodes[k]
+	stopped(old.stop()) // it has exited, one way or another
+	// The flag package lets a later flag override chatbench's
+	// --grpc-addr 127.0.0.1:0.
+	p, err := c.startNode(ctx, k, []string{"--grpc-addr", old.addr})
+	if err != nil {
+		return old, nil, err
+	}
+	c.nodes[k] = p
+	return old, p, waitServing(ctx, p)
 }
 
 // fleet is what a run measures of the cluster: every node, and nats-server.

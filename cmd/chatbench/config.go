@@ -25,6 +25,11 @@ type config struct {
 	serverPIDs []int    // none (CPU and memory unavailable), or one per server, in order
 	caFile     string   // "": plaintext; else TLS, trusting the CAs in it
 
+	// With nodes: restart node restartNode (from 1; 0: none) at restartAt
+	// into the send phase (see restart.go).
+	restartNode int
+	restartAt   time.Duration
+
 	members         int
 	senders         int // 0: join only (memory per idle session)
 	window          int // saturated mode: unacknowledged messages per sender
@@ -136,6 +141,16 @@ still receive every message, in order, and every later join. The server's
 CPU and memory are then the total over the nodes, and each node's are
 reported apart, with the nats-server's if chatbench started it.
 
+--restart-node K (with --nodes) measures a rolling restart: during the send
+phase chatbench stops node K with SIGTERM and starts it again on the same
+address. Members whose stream ends with UNAVAILABLE resume on the next node
+with their resume token and the seq of the last event they got, and must
+still receive every message once and in order; nobody may be seen to leave
+or come back, and every resume must be complete. It reports how long until
+everyone was back. A sender's messages in flight when its stream ended
+count only if they reached the chat (their echo comes back after the
+resume); the others were never sent.
+
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
 limits per client address names the chatd flags that lift them. Either
@@ -143,8 +158,9 @@ fails the run at once.
 
 It prints a summary, then the same figures as one JSON line (the last line
 of its output). It exits 1 if a message was lost or duplicated (members the
-server dropped as too slow are counted apart) or the run could not be made,
-2 on bad usage.
+server dropped as too slow are counted apart), with --restart-node if a
+member was seen to leave or come back or could not resume complete, or if
+the run could not be made; 2 on bad usage.
 
 Flags:
 `
@@ -159,6 +175,8 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
 	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts (every node of a --nodes cluster), e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
 	fs.IntVar(&cfg.nodes, "nodes", 0, "with --chatd: start a cluster of `N` chatd nodes on a nats-server with JetStream that chatbench starts too (0: one chatd, no NATS)")
+	fs.IntVar(&cfg.restartNode, "restart-node", 0, "with --nodes: restart node `K` (1 to N) during the send phase: SIGTERM, then the same chatd again on the same address; its members resume on the next node (0: none)")
+	fs.DurationVar(&cfg.restartAt, "restart-at", -1, "with --restart-node: how long into the send phase the node gets SIGTERM (default: a third of --duration)")
 	fs.StringVar(&cfg.natsServer, "nats-server", "", "with --nodes: the nats-server binary at `path` (default: go.mod's tool, as `go tool -n nats-server` run in the current directory finds it)")
 	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
 	fs.StringVar(&cfg.caFile, "ca-file", "", "talk to chatd over TLS, trusting the CA certificates in this PEM `file` (start it with --chatd-arg=--tls-cert=… --chatd-arg=--tls-key=…); plaintext without it")
@@ -187,6 +205,19 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	}
 	if err != nil {
 		return nil, usageErrorf("%v (see --help)", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.restartNode > 0 {
+		if set["baseline"] && cfg.baseline {
+			return nil, usageErrorf("--baseline goes without --restart-node: the raw TCP baseline has no node to restart")
+		}
+		cfg.baseline = false
+		if !set["restart-at"] {
+			cfg.restartAt = cfg.duration / 3
+		}
+	} else if set["restart-at"] {
+		return nil, usageErrorf("--restart-at goes with --restart-node")
 	}
 	if fs.NArg() > 0 {
 		if _, err := strconv.Atoi(fs.Arg(0)); err == nil && len(cfg.serverPIDs) > 0 {
@@ -244,6 +275,19 @@ func (c *config) validate() error {
 	}
 	if c.natsServer != "" && c.nodes == 0 {
 		bad("--nats-server goes with --nodes")
+	}
+	switch {
+	case c.restartNode < 0:
+		bad("--restart-node must be a node's number, from 1, or 0 for none; got %d", c.restartNode)
+	case c.restartNode == 0:
+	case c.nodes < 2:
+		bad("--restart-node needs --chatd and --nodes 2 or more: chatbench restarts a node it started, and its members move to another")
+	case c.restartNode > c.nodes:
+		bad("--restart-node %d: there are only %d nodes (n1 to n%d)", c.restartNode, c.nodes, c.nodes)
+	case c.senders == 0:
+		bad("--restart-node restarts a node during the send phase: give --senders 1 or more")
+	case c.restartAt < 0 || c.restartAt >= c.duration:
+		bad("--restart-at must be at least 0 and less than --duration (%s), got %s", c.duration, c.restartAt)
 	}
 	if c.members < 1 {
 		bad("--members must be at least 1, got %d", c.members)

@@ -28,8 +28,9 @@ type grpcTransport struct {
 	creds   grpc.DialOption      // plaintext or TLS (see transportCreds)
 	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
-	mu  sync.Mutex
-	own []*grpc.ClientConn // one per member
+	mu     sync.Mutex
+	own    []*grpc.ClientConn // one per member, and one per resume
+	closed bool
 }
 
 func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration, creds grpc.DialOption) (*grpcTransport, error) {
@@ -78,40 +79,115 @@ func (t *grpcTransport) dial(ctx context.Context, addr string) (*grpc.ClientConn
 func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, error) {
 	n := len(t.addrs)
 	k := nodeOf(m.idx, n)
-	var cc *grpc.ClientConn
+	var cc, own *grpc.ClientConn
 	if len(t.shared) > 0 {
-		// The node's members are m.idx = k, k+n, k+2n, …: take its
-		// connections in turn.
-		cc = t.shared[k][(m.idx/n)%len(t.shared[k])]
+		cc = t.sharedConn(m, k)
 	} else {
 		var err error
 		if cc, err = t.dial(ctx, t.addrs[k]); err != nil {
 			return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
 		}
-		t.mu.Lock()
-		t.own = append(t.own, cc)
-		t.mu.Unlock()
+		if err := t.keep(cc); err != nil {
+			return nil, welcome{}, err
+		}
+		own = cc
 	}
 	// WaitForReady: a shared connection may be reconnecting; ride that
 	// out, within --join-timeout, as any real client would.
-	stream, err := chatv1.NewChatServiceClient(cc).Chat(ctx, grpc.WaitForReady(true))
+	sctx, cancel := context.WithCancel(ctx)
+	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name}, grpc.WaitForReady(true))
 	if err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: open stream: %w", m.name, err)
+		cancel()
+		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
 	}
-	join := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name}}}
-	if err := stream.Send(join); err != nil {
+	c.cancel, c.own = cancel, own
+	return c, w, nil
+}
+
+// resume joins m again on node with its resume token and lastSeq, as a
+// client whose node stopped does (see move.go). Unlike a join it does not
+// wait for a node that is down: it tries once, within resumeTimeout, so
+// that the member can try the next node.
+func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq uint64) (client, welcome, error) {
+	var cc, own *grpc.ClientConn
+	if len(t.shared) > 0 {
+		cc = t.sharedConn(m, node)
+	} else {
+		var err error
+		if cc, err = grpcdial.Dial(ctx, t.addrs[node], resumeTimeout, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return nil, welcome{}, err
+		}
+		if err := t.keep(cc); err != nil {
+			return nil, welcome{}, err
+		}
+		own = cc
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	// The stream outlives the attempt: only the wait for the welcome is
+	// bounded.
+	timer := time.AfterFunc(resumeTimeout, cancel)
+	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: lastSeq})
+	if !timer.Stop() && err == nil {
+		err = fmt.Errorf("no welcome within %s", resumeTimeout)
+	}
+	if err != nil {
+		cancel()
+		if own != nil {
+			_ = own.Close()
+		}
+		return nil, welcome{}, err
+	}
+	c.cancel, c.own = cancel, own
+	return c, w, nil
+}
+
+// sharedConn is the connection to node k that member m shares
+// (--conns): the node's members are m.idx = k, k+n, k+2n, … and take its
+// connections in turn; a member that moved to k takes one by the same
+// rule.
+func (t *grpcTransport) sharedConn(m *member, k int) *grpc.ClientConn {
+	return t.shared[k][(m.idx/len(t.addrs))%len(t.shared[k])]
+}
+
+// keep remembers a member's own connection, to close it with the
+// transport; a transport already closed closes it at once.
+func (t *grpcTransport) keep(cc *grpc.ClientConn) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		_ = cc.Close()
+		return errors.New("the run is over")
+	}
+	t.own = append(t.own, cc)
+	return nil
+}
+
+// joinStream opens a Chat stream on cc, sends join and waits for the
+// welcome. The stream lives as long as ctx.
+func joinStream(ctx context.Context, cc *grpc.ClientConn, j *chatv1.Join, opts ...grpc.CallOption) (*grpcClient, welcome, error) {
+	stream, err := chatv1.NewChatServiceClient(cc).Chat(ctx, opts...)
+	if err != nil {
+		return nil, welcome{}, fmt.Errorf("open stream: %w", err)
+	}
+	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: j}}); err != nil {
 		// The stream's status says why; Send only reports io.EOF.
 		_, err = stream.Recv()
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, explainRefusal(err))
+		return nil, welcome{}, fmt.Errorf("join: %w", explainRefusal(err))
 	}
 	resp := new(chatv1.ChatResponse)
 	if err := stream.RecvMsg(resp); err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, explainRefusal(err))
+		return nil, welcome{}, fmt.Errorf("join: %w", explainRefusal(err))
 	}
-	if resp.GetWelcome() == nil {
-		return nil, welcome{}, fmt.Errorf("%s: join answered with %v, want a welcome", m.name, resp)
+	wel := resp.GetWelcome()
+	if wel == nil {
+		return nil, welcome{}, fmt.Errorf("join answered with %v, want a welcome", resp)
 	}
-	w := welcome{seq: resp.GetSeq(), online: uint64(len(resp.GetWelcome().GetOnlineUsers()))}
+	w := welcome{
+		seq:      resp.GetSeq(),
+		online:   uint64(len(wel.GetOnlineUsers())),
+		token:    wel.GetResumeToken(),
+		complete: wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
+	}
 	return &grpcClient{stream: stream, resp: resp}, w, nil
 }
 
@@ -123,18 +199,31 @@ func (t *grpcTransport) close() {
 			_ = cc.Close()
 		}
 	}
-	t.shared, t.own = nil, nil
+	t.shared, t.own, t.closed = nil, nil, true
 }
 
 type grpcClient struct {
 	stream grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
 	resp   *chatv1.ChatResponse // reused by every receive
+	cancel context.CancelFunc   // ends the stream
+	own    *grpc.ClientConn     // the member's own connection; nil if shared
 }
 
 func (c *grpcClient) send(text []byte) error {
 	// A fresh request each time: gRPC does not promise that a message is
 	// no longer used once SendMsg returns.
 	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text)}}})
+}
+
+func (c *grpcClient) sendPrivate(to, text string) error {
+	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: text, Recipient: to}}})
+}
+
+func (c *grpcClient) close() {
+	c.cancel()
+	if c.own != nil {
+		_ = c.own.Close()
+	}
 }
 
 func (c *grpcClient) receive(m *member) error {
@@ -148,12 +237,25 @@ func (c *grpcClient) receive(m *member) error {
 		m.seq(c.resp.GetSeq())
 		switch ev := c.resp.GetEvent().(type) {
 		case *chatv1.ChatResponse_UserJoined:
-			m.joins.Add(1)
+			if ev.UserJoined.GetResumed() {
+				// Someone came back who had been seen to leave: a
+				// flap, not a new member.
+				m.flaps++
+			} else {
+				m.joins.Add(1)
+			}
+		case *chatv1.ChatResponse_UserLeft:
+			m.flaps++
 		case *chatv1.ChatResponse_Message:
-			// History is what general said before this run (when
-			// attached to a running chatd): not the run's to count.
-			if !c.resp.GetHistory() {
-				onMessage(m, ev.Message.GetText())
+			msg := ev.Message
+			switch {
+			case c.resp.GetHistory():
+				// History is what general said before this run (when
+				// attached to a running chatd): not the run's to count.
+			case msg.GetRecipient() != "" && msg.GetSender() == m.name && msg.GetText() == settleText:
+				m.settle()
+			default:
+				onMessage(m, msg.GetText())
 			}
 		case *chatv1.ChatResponse_Rejected:
 			m.reject(ev.Rejected.GetReason())

@@ -19,6 +19,11 @@
 // spread over its nodes, listed in --server or started by chatbench with
 // --nodes, on a nats-server it starts too; the servers' figures are then
 // the nodes' totals, and each node's and nats-server's are given apart.
+// With --restart-node K it measures a rolling restart: node K gets SIGTERM
+// during the send phase and is started again, its members resume on other
+// nodes (move.go), and nobody may lose a message or see anyone leave.
+//
+//	chatbench --chatd bin/chatd --nodes 3 --members 600 --senders 6 --rate 20 --duration 10s --restart-node 2
 //
 // Every member is both a receiver and a checker: messages carry
 // "b:<sender>:<n>:<sent at>", so each member sees each sender's numbers in
@@ -122,6 +127,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 	if err != nil {
 		return err
 	}
+	var rs *restarter
 	switch {
 	case cfg.nodes > 0:
 		c, err := startCluster(ctx, cfg)
@@ -132,6 +138,9 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		addrs, f, name = c.addrs(), c.fleet(), fmt.Sprintf("chatd (%d nodes)", cfg.nodes)
 		if cfg.nodes == 1 {
 			name = "chatd (1 node)"
+		}
+		if cfg.restartNode > 0 {
+			rs = newRestarter(c, cfg.restartNode-1, cfg.restartAt)
 		}
 		// Stop the cluster before the members hang up, as for one chatd.
 		stopServer = func() { stopErr = c.stop() }
@@ -169,7 +178,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 	if err != nil {
 		return err
 	}
-	res, err := bench(ctx, cfg, name, tr, f, stopServer, prog)
+	res, err := bench(ctx, cfg, name, tr, f, stopServer, rs, prog)
 	rep.Chatd = res
 	if err != nil {
 		return fmt.Errorf("chatd: %w", err)
@@ -188,7 +197,7 @@ func benchBaseline(ctx context.Context, cfg *config, rep *report, prog *progress
 	}
 	defer srv.close()
 	f := fleet{nodes: []watched{{name: "raw TCP", addr: srv.addr()}}}
-	res, err := bench(ctx, cfg, "raw TCP", &rawTransport{addr: srv.addr()}, f, srv.close, prog)
+	res, err := bench(ctx, cfg, "raw TCP", &rawTransport{addr: srv.addr()}, f, srv.close, nil, prog)
 	// Its CPU and memory are chatbench's own; see chatbench_cpu_s.
 	res.Unavailable = []string{"server CPU and memory: the baseline server runs inside chatbench"}
 	rep.Baseline = res

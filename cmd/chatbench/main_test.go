@@ -244,6 +244,17 @@ func TestUsage(t *testing.T) {
 		{[]string{"--server", "y:1", "--nodes", "3"}, "--nodes goes with --chatd (to measure a cluster that is already running, list its nodes in --server)"},
 		{[]string{"--chatd", "x", "--nodes", "-1"}, "--nodes must be 0 (one chatd, no NATS) or positive, got -1"},
 		{[]string{"--chatd", "x", "--nats-server", "y"}, "--nats-server goes with --nodes"},
+		// A rolling restart: of a node chatbench started, with another to
+		// move to, during a send phase.
+		{[]string{"--chatd", "x", "--restart-node", "1"}, "--restart-node needs --chatd and --nodes 2 or more"},
+		{[]string{"--chatd", "x", "--nodes", "1", "--restart-node", "1"}, "--restart-node needs --chatd and --nodes 2 or more"},
+		{[]string{"--server", "a:1,b:1", "--restart-node", "1"}, "--restart-node needs --chatd and --nodes 2 or more"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "4"}, "--restart-node 4: there are only 3 nodes (n1 to n3)"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "-1"}, "--restart-node must be a node's number, from 1, or 0 for none; got -1"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "2", "--senders", "0"}, "--restart-node restarts a node during the send phase: give --senders 1 or more"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "2", "--duration", "2s", "--restart-at", "2s"}, "--restart-at must be at least 0 and less than --duration (2s), got 2s"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-at", "1s"}, "--restart-at goes with --restart-node"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "2", "--baseline"}, "--baseline goes without --restart-node"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -265,8 +276,23 @@ func TestUsage(t *testing.T) {
 		t.Errorf("join-only run refused: %v", err)
 	}
 
+	// A restart comes a third of the way into the send phase unless told,
+	// and skips the baseline, which has no node to restart.
+	cfg, err := parseArgs([]string{"--chatd", "x", "--nodes", "3", "--restart-node", "3", "--duration", "6s"}, nil)
+	if err != nil {
+		t.Fatalf("restart run refused: %v", err)
+	}
+	if cfg.restartNode != 3 || cfg.restartAt != 2*time.Second || cfg.baseline {
+		t.Errorf("restart node %d at %s, baseline %v; want 3 at 2s, no baseline", cfg.restartNode, cfg.restartAt, cfg.baseline)
+	}
+	if cfg, err = parseArgs([]string{"--chatd", "x", "--nodes", "2", "--restart-node", "1", "--restart-at", "0s"}, nil); err != nil {
+		t.Errorf("--restart-at 0s refused: %v", err)
+	} else if cfg.restartAt != 0 {
+		t.Errorf("--restart-at 0s: at %s, want at once", cfg.restartAt)
+	}
+
 	// Lists may be comma-separated, repeated, or both.
-	cfg, err := parseArgs([]string{"--server", "a:1,b:1", "--server", "c:1", "--server-pid", "7", "--server-pid", "8,9"}, nil)
+	cfg, err = parseArgs([]string{"--server", "a:1,b:1", "--server", "c:1", "--server-pid", "7", "--server-pid", "8,9"}, nil)
 	if err != nil {
 		t.Fatalf("three servers and their pids refused: %v", err)
 	}
@@ -287,7 +313,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -24,18 +25,27 @@ type transport interface {
 
 // client is one joined member's session.
 type client interface {
-	// send sends a message. Only the member's sender goroutine calls it.
+	// send sends a message. Only the member's sender goroutine calls it
+	// (see member.transmit).
 	send(text []byte) error
+	// sendPrivate sends text to the user named to alone. A move calls it
+	// before the stream is the member's (see settleText).
+	sendPrivate(to, text string) error
 	// receive reads events and hands them to m until the session ends, and
 	// returns why it ended: errSlowDropped if the server dropped m as too
 	// slow.
 	receive(m *member) error
+	// close lets go of a stream that has ended, and of its connection if
+	// it is the member's own.
+	close()
 }
 
 // welcome is what a member learns from its welcome.
 type welcome struct {
-	seq    uint64 // the welcome's seq
-	online uint64 // users online, the member included
+	seq      uint64 // the welcome's seq
+	online   uint64 // users online, the member included
+	token    string // the resume token, if the server gives one
+	complete bool   // a resume's welcome said RECOVERY_COMPLETE
 }
 
 // errSlowDropped is how a session that the server dropped as too slow ends.
@@ -56,8 +66,18 @@ type member struct {
 	name string
 	snd  *sender // nil unless this member sends
 
-	// Set by the join, before the receive goroutine starts.
-	client client
+	// The session's stream. The join sets it before the receive goroutine
+	// starts; a move (move.go) takes it away and puts another in its
+	// place, and the sender sends under mu, so that each message goes out
+	// on a stream before its move begins, or waits for the next stream.
+	mu      sync.Mutex
+	client  client        // nil while the member moves
+	changed chan struct{} // closed when client changes; then replaced
+	mayMove bool          // a stream that ends UNAVAILABLE is resumed elsewhere
+	joined  bool          // welcomed: counts as a member of node home
+	home    int           // the node it joined on (an index in the servers)
+	node    int           // the node its stream is on now
+	token   string        // its resume token
 
 	// Owned by the receive goroutine.
 	next     []uint64 // per sender: the message number expected next
@@ -68,11 +88,19 @@ type member struct {
 	seqGaps  uint64 // events whose seq was not the previous one + 1
 	foreign  uint64 // messages chatbench did not send
 	rejected string // the first rejection's reason
+	flaps    uint64 // user_left events, and user_joined events of a resume
+	moves    []move // each time its stream ended and it resumed elsewhere, or tried to
+	doubt    window // a sender's messages in doubt since its last move
+	inDoubt  uint64 // a sender's messages put in doubt by its moves, once settled
+	// creditFrom: echoes of the messages numbered below it give the
+	// sender no credit, which it was given back when it moved.
+	creditFrom uint64
 
 	// Published while the run goes on.
 	received atomic.Uint64 // distinct benchmark messages
 	joins    atomic.Uint64 // users the member knows joined: its welcome's, then each user_joined
 	lastRecv atomic.Int64  // when the last benchmark message came (see now)
+	moving   atomic.Bool   // between its stream's end and its resume's welcome
 
 	// Set when the receive goroutine ends, before done is closed.
 	done   chan struct{}
@@ -86,6 +114,12 @@ type sender struct {
 	sent     atomic.Uint64
 	rejected atomic.Uint64
 	sendErr  error // set by the sender goroutine before it ends
+
+	// A move puts the messages it had sent but not yet seen come back in
+	// doubt (see window); they are settled once its resume has replayed
+	// what it missed.
+	unsettled   atomic.Bool   // some are in doubt now
+	unconfirmed atomic.Uint64 // in doubt, and never came back: not sent, as far as anyone is concerned
 }
 
 func newMember(idx, senders int) *member {
@@ -154,7 +188,18 @@ func onMessage[T ~string | ~[]byte](m *member, text T) {
 	m.received.Add(1)
 	m.lastRecv.Store(t)
 	if from == m.idx && m.snd != nil {
-		m.credit() // our own echo is the acknowledgement
+		if m.doubt.open {
+			if n >= m.doubt.hi {
+				// Sent after the move, so every message in doubt that
+				// the chat took came back before it.
+				m.settle()
+			} else if n >= m.doubt.lo {
+				m.doubt.confirmed++
+			}
+		}
+		if n >= m.creditFrom {
+			m.credit() // our own echo is the acknowledgement
+		}
 	}
 }
 

@@ -12,13 +12,15 @@ import (
 // CPU per million deliveries is over the deliveries to its own members:
 // what one delivery costs the node that makes it, every node's share of
 // applying the cluster's log included. With members spread evenly, the
-// nodes' figures average to the total's.
+// nodes' figures average to the total's. In a run with a restart
+// (--restart-node), a member that moved counts as a member of the node it
+// joined on, and its deliveries go to the node that made them.
 type nodeResult struct {
 	Name       string `json:"name"`
 	Addr       string `json:"addr"`
 	Members    int    `json:"members"`    // sessions that joined on this node
 	Senders    int    `json:"senders"`    // of them, those that sent
-	Deliveries uint64 `json:"deliveries"` // messages its members received
+	Deliveries uint64 `json:"deliveries"` // messages received by members while their stream was on this node
 	procFigures
 	MemPerSessionKiB *float64 `json:"mem_per_session_kib"` // its RSS growth over its own members
 }
@@ -101,7 +103,7 @@ func (r *result) setMemory(before, joined []uint64, ms []*member) {
 	}
 	on := make([]int, r.nodes)
 	for _, m := range ms {
-		if m.client != nil {
+		if m.joined {
 			on[nodeOf(m.idx, r.nodes)]++
 		}
 	}
@@ -119,14 +121,25 @@ func (r *result) accountNodes(ms []*member) {
 		return
 	}
 	for _, m := range ms {
-		n := r.Nodes[nodeOf(m.idx, r.nodes)]
-		if m.client != nil {
+		k := nodeOf(m.idx, r.nodes)
+		n := r.Nodes[k]
+		if m.joined {
 			n.Members++
 		}
 		if m.snd != nil {
 			n.Senders++
 		}
-		n.Deliveries += m.received.Load()
+		// A member that moved got its messages from one node, then
+		// from another.
+		var from uint64
+		for _, mv := range m.moves {
+			r.Nodes[k].Deliveries += mv.received - from
+			from = mv.received
+			if mv.to >= 0 {
+				k = mv.to
+			}
+		}
+		r.Nodes[k].Deliveries += m.received.Load() - from
 	}
 	for _, n := range r.Nodes {
 		n.CPUPerMillion = perMillion(n.CPUS, n.Deliveries)

@@ -63,8 +63,9 @@ type result struct {
 	ChatbenchCPUS          *float64 `json:"chatbench_cpu_s"` // chatbench's own process during the send phase
 	Unavailable            []string `json:"unavailable,omitempty"`
 
-	Nodes []*nodeResult `json:"nodes,omitempty"` // a cluster: each chatd node's figures, in --server order
-	NATS  *natsResult   `json:"nats,omitempty"`  // the nats-server chatbench started for a cluster
+	Nodes   []*nodeResult  `json:"nodes,omitempty"`   // a cluster: each chatd node's figures, in --server order
+	NATS    *natsResult    `json:"nats,omitempty"`    // the nats-server chatbench started for a cluster
+	Restart *restartResult `json:"restart,omitempty"` // --restart-node: what restarting it did
 
 	Problems []string `json:"problems,omitempty"` // why this run is not OK
 
@@ -99,15 +100,18 @@ func (r *result) unavailable(what string, err error) {
 // ended, and says what is wrong.
 func (r *result) account(ms []*member, senders int) {
 	// What each sender's messages should have reached: all it sent, less
-	// what the server refused. A sender dropped as too slow may have sent
-	// messages the server never took; for it, what its best-served
-	// member got is the most that can be expected.
+	// what the server refused, less what was in flight when it moved and
+	// never came back (see move.go). A sender dropped as too slow may have
+	// sent messages the server never took, and one whose move never
+	// settled may have had messages in flight that the chat did not take;
+	// for them, what their best-served member got is the most that can be
+	// expected.
 	want := make([]uint64, senders)
 	for s, m := range ms[:senders] {
-		want[s] = m.snd.sent.Load() - m.snd.rejected.Load()
+		want[s] = m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
 		r.Sent += m.snd.sent.Load()
 		r.Rejected += m.snd.rejected.Load()
-		if m.early && errors.Is(m.endErr, errSlowDropped) {
+		if m.early && errors.Is(m.endErr, errSlowDropped) || m.snd.unsettled.Load() {
 			want[s] = 0
 			for _, o := range ms {
 				want[s] = max(want[s], o.got[s])
@@ -141,6 +145,23 @@ func (r *result) account(ms []*member, senders int) {
 			r.Lost += w - min(w, m.got[s])
 		}
 	}
+	// A message that reached members but never came back to its own
+	// sender, though the sender's session was resumed complete, is lost
+	// to the sender: counted once, by the member that got the most.
+	var unechoed uint64
+	for s, m := range ms[:senders] {
+		if m.early || m.snd.unsettled.Load() {
+			continue
+		}
+		var most uint64
+		for _, o := range ms {
+			if !o.early {
+				most = max(most, o.got[s])
+			}
+		}
+		unechoed += most - min(most, want[s])
+	}
+	r.Lost += unechoed
 	if h.n > 0 {
 		r.LatencyMS = &latency{P50: millis(h.quantile(0.50)), P99: millis(h.quantile(0.99)), P999: millis(h.quantile(0.999)), Max: millis(h.quantile(1))}
 	}
@@ -152,6 +173,9 @@ func (r *result) account(ms []*member, senders int) {
 
 	if r.Lost > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d messages lost (of %d expected)", r.Lost, r.ExpectedDeliveries))
+	}
+	if unechoed > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of the messages lost reached other members but never came back to their sender", unechoed))
 	}
 	if r.Duplicated > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d messages duplicated or out of order", r.Duplicated))
@@ -268,6 +292,9 @@ func (rep *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "%s, node by node (server figures above are the nodes' totals; nats-server's CPU is not in them):\n", rep.Chatd.Server)
 		writeNodes(w, rep.Chatd)
 	}
+	if r := rep.Chatd.Restart; r != nil {
+		writeRestart(w, r)
+	}
 	if rep.Ratio != nil {
 		fmt.Fprintf(w, "chatd delivers %.2f× the raw TCP baseline's deliveries/s\n", *rep.Ratio)
 	}
@@ -279,7 +306,10 @@ func (rep *report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "%s: unavailable: %s\n", r.Server, u)
 		}
 	}
-	if rep.OK {
+	switch {
+	case rep.OK && rep.Chatd.Restart != nil:
+		fmt.Fprintln(w, "OK: no message lost or duplicated, every member back with a complete resume, nobody seen to leave or come back")
+	case rep.OK:
 		fmt.Fprintln(w, "OK: no message lost or duplicated")
 	}
 	for _, p := range rep.problems() {
