@@ -113,6 +113,7 @@ type Cluster struct {
 	from     atomic.Uint64 // the log position the node started from
 	saved    atomic.Uint64 // the log position of the last snapshot this node saved
 	stopped  chan struct{} // closed once the node has stopped (Stop)
+	gate     gate          // this node's streams' commands on their way to the log
 	stopOnce sync.Once
 }
 
@@ -317,6 +318,53 @@ func (c *Cluster) errNotServing() error {
 	return &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: try again in a moment"}
 }
 
+// errStopping refuses a request that a stopping node no longer appends.
+var errStopping = &Error{Kind: ErrShuttingDown, Msg: "this server is shutting down: this request was not carried out; reconnect and send it again"}
+
+// gate lets this node's streams append commands until the node stops.
+type gate struct {
+	mu       sync.Mutex
+	closed   bool
+	inflight int
+	idle     chan struct{} // closed once closed with nothing in flight
+}
+
+// enter reports whether a command may be appended; leave must follow.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.inflight++
+	return true
+}
+
+// leave ends what enter began.
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	if g.closed && g.inflight == 0 {
+		close(g.idle)
+	}
+}
+
+// close lets nothing more in and returns a channel closed once nothing is
+// in flight.
+func (g *gate) close() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		g.idle = make(chan struct{})
+		if g.inflight == 0 {
+			close(g.idle)
+		}
+	}
+	return g.idle
+}
+
 // errTooLate refuses a command that the log took after its node stopped
 // waiting for it.
 var errTooLate = &Error{Kind: ErrUnavailable, Msg: "the chat did not answer in time: try again in a moment"}
@@ -341,6 +389,22 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 		c.h.mu.Unlock()
 		return outcome{err: c.errNotServing()}
 	}
+	if cmd.GetNodeStop() == nil {
+		if !c.gate.enter() {
+			c.h.mu.Lock()
+			p.settle(c.h, outcome{})
+			c.h.mu.Unlock()
+			return outcome{err: errStopping}
+		}
+	}
+	left := cmd.GetNodeStop() != nil
+	leave := func() { // once appended: the command is in the log's order then
+		if !left {
+			left = true
+			c.gate.leave()
+		}
+	}
+	defer leave()
 	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
@@ -358,6 +422,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	err = c.log.Append(actx, cmd.GetId(), data)
 	cancel()
+	leave()
 	timer := time.NewTimer(c.cfg.ApplyTimeout + confirmMargin)
 	defer timer.Stop()
 	expired := false
@@ -404,6 +469,10 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 	if !c.ready.Load() || !c.log.Connected() {
 		return c.errNotServing()
 	}
+	if !c.gate.enter() {
+		return errStopping
+	}
+	defer c.gate.leave()
 	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
@@ -568,6 +637,14 @@ func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) er
 // ctx ends. Call Hub.Shutdown after it.
 func (c *Cluster) Stop(ctx context.Context) {
 	c.stopOnce.Do(func() {
+		// Commands of this node's streams that the log takes after the
+		// stop would be refused (their users are held by then) with
+		// nobody told: no more are let in, and those on their way are
+		// appended first. Those not let in are refused to their clients.
+		select {
+		case <-c.gate.close():
+		case <-ctx.Done():
+		}
 		cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_NodeStop{NodeStop: &clusterv1.NodeStop{}}})
 		if out := c.submit(ctx, cmd, nil); out.err != nil {
 			c.logger.Warn("could not tell the cluster this node is stopping: its users will be seen to leave when it is given up for dead", "err", out.err)

@@ -26,6 +26,10 @@ import (
 // the events queued for it before its stream is ended anyway.
 const drainTimeout = 10 * time.Second
 
+// shutdownFlush bounds how long a stream the server ends as it stops may
+// take to be sent what is queued for it.
+const shutdownFlush = time.Second
+
 // Service implements chat.v1.ChatService on top of a [Hub].
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
@@ -242,6 +246,17 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
 		return err
 	case <-s.ended:
+		if errors.Is(s.endErr, ErrShuttingDown) {
+			// The server is stopping: the writer sends what is queued
+			// (answers to the last requests, refusals of those no longer
+			// carried out), for a moment at most.
+			timer := time.NewTimer(shutdownFlush)
+			defer timer.Stop()
+			select {
+			case <-written:
+			case <-timer.C:
+			}
+		}
 		// The writer may be blocked in Send on a client that stopped
 		// reading. Returning ends the stream, which fails that Send.
 		return svc.endedByHub(s, log)
@@ -428,6 +443,11 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, met 
 		case <-drain:
 			return send()
 		case <-s.ended:
+			if errors.Is(s.endErr, ErrShuttingDown) {
+				if err := send(); err != nil {
+					return err
+				}
+			}
 			return Status(s.endErr).Err()
 		case <-stream.Context().Done():
 			return stream.Context().Err()

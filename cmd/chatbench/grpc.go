@@ -26,6 +26,7 @@ type grpcTransport struct {
 	addrs   []string
 	timeout time.Duration        // for each connection to be ready
 	creds   grpc.DialOption      // plaintext or TLS (see transportCreds)
+	tag     bool                 // send each message's text as its client_id too, so that a refusal names it (--restart-node)
 	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
 	mu     sync.Mutex
@@ -96,6 +97,9 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 	// out, within --join-timeout, as any real client would.
 	sctx, cancel := context.WithCancel(ctx)
 	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name}, grpc.WaitForReady(true))
+	if c != nil {
+		c.tag = t.tag
+	}
 	if err != nil {
 		cancel()
 		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
@@ -127,6 +131,9 @@ func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq
 	// bounded.
 	timer := time.AfterFunc(resumeTimeout, cancel)
 	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: lastSeq})
+	if c != nil {
+		c.tag = t.tag
+	}
 	if !timer.Stop() && err == nil {
 		err = fmt.Errorf("no welcome within %s", resumeTimeout)
 	}
@@ -207,12 +214,17 @@ type grpcClient struct {
 	resp   *chatv1.ChatResponse // reused by every receive
 	cancel context.CancelFunc   // ends the stream
 	own    *grpc.ClientConn     // the member's own connection; nil if shared
+	tag    bool                 // see grpcTransport.tag
 }
 
 func (c *grpcClient) send(text []byte) error {
 	// A fresh request each time: gRPC does not promise that a message is
 	// no longer used once SendMsg returns.
-	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text)}}})
+	req := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text)}}}
+	if c.tag {
+		req.ClientId = string(text)
+	}
+	return c.stream.Send(req)
 }
 
 func (c *grpcClient) sendPrivate(to, text string) error {
@@ -258,7 +270,7 @@ func (c *grpcClient) receive(m *member) error {
 				onMessage(m, msg.GetText())
 			}
 		case *chatv1.ChatResponse_Rejected:
-			m.reject(ev.Rejected.GetReason())
+			m.reject(ev.Rejected.GetReason(), ev.Rejected.GetClientId())
 		}
 	}
 }

@@ -116,7 +116,7 @@ func TestAccountCountsLossAndDuplicates(t *testing.T) {
 	for _, m := range ms {
 		m.lastSeq = 10
 	}
-	ms[0].reject("too many messages")
+	ms[0].reject("too many messages", "")
 	deliver := func(m *member, ns ...uint64) {
 		for _, n := range ns {
 			onMessage(m, string(appendText(nil, 0, n, now())))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,11 @@ type sender struct {
 	// what it missed.
 	unsettled   atomic.Bool   // some are in doubt now
 	unconfirmed atomic.Uint64 // in doubt, and never came back: not sent, as far as anyone is concerned
+	// stopRefused counts refusals by a node that was stopping: told, so
+	// not a failure of the run.
+	stopRefused atomic.Uint64
+	mu          sync.Mutex // guards refused
+	refused     []uint64   // the numbers of the messages refused, when the server names them
 }
 
 func newMember(idx, senders int) *member {
@@ -144,13 +150,22 @@ func (m *member) seq(seq uint64) {
 	m.lastSeq = seq
 }
 
-// reject counts a refused send: the sender may send another.
-func (m *member) reject(reason string) {
+// reject counts a refused send: the sender may send another. clientID,
+// if set, is the refused message's text (see grpcTransport.tag).
+func (m *member) reject(reason, clientID string) {
 	if m.snd == nil {
 		return
 	}
 	if m.rejected == "" {
 		m.rejected = reason
+	}
+	if strings.Contains(reason, "shutting down") {
+		m.snd.stopRefused.Add(1)
+	}
+	if _, n, _, ok := parseText(clientID); ok {
+		m.snd.mu.Lock()
+		m.snd.refused = append(m.snd.refused, n)
+		m.snd.mu.Unlock()
 	}
 	m.snd.rejected.Add(1)
 	m.credit()

@@ -70,6 +70,7 @@ type window struct {
 	open      bool
 	lo, hi    uint64
 	confirmed uint64
+	refused   uint64 // refused before the stream ended (a stopping node says so): not in doubt
 }
 
 // move is one time a member's stream ended and it resumed on another
@@ -225,14 +226,29 @@ func (m *member) openDoubt() {
 	m.creditFrom = hi
 	if m.doubt.open {
 		m.doubt.hi = hi
+		m.doubt.refused = m.refusedIn(m.doubt.lo, hi)
 		return
 	}
 	// Every message below next[idx] came back, or was lost (and is
 	// counted lost).
 	if lo := m.next[m.idx]; hi > lo {
-		m.doubt = window{open: true, lo: lo, hi: hi}
+		m.doubt = window{open: true, lo: lo, hi: hi, refused: m.refusedIn(lo, hi)}
 		m.snd.unsettled.Store(true)
 	}
+}
+
+// refusedIn counts the messages numbered in [lo, hi) that the server
+// refused, saying which.
+func (m *member) refusedIn(lo, hi uint64) uint64 {
+	m.snd.mu.Lock()
+	defer m.snd.mu.Unlock()
+	var k uint64
+	for _, n := range m.snd.refused {
+		if n >= lo && n < hi {
+			k++
+		}
+	}
+	return k
 }
 
 // settle closes a sender's window of messages in doubt: the resume's
@@ -241,8 +257,8 @@ func (m *member) settle() {
 	if !m.doubt.open {
 		return
 	}
-	m.snd.unconfirmed.Add(m.doubt.hi - m.doubt.lo - m.doubt.confirmed)
-	m.inDoubt += m.doubt.hi - m.doubt.lo
+	m.snd.unconfirmed.Add(m.doubt.hi - m.doubt.lo - m.doubt.confirmed - m.doubt.refused)
+	m.inDoubt += m.doubt.hi - m.doubt.lo - m.doubt.refused
 	m.doubt = window{}
 	m.snd.unsettled.Store(false)
 }

@@ -39,6 +39,7 @@ type result struct {
 
 	Sent               uint64   `json:"sent"`
 	Rejected           uint64   `json:"rejected"`            // sends the server refused
+	StopRefused        uint64   `json:"refused_stopping"`    // of those, refused by a node stopping (--restart-node): told, not sent, no failure
 	Deliveries         uint64   `json:"deliveries"`          // messages received, summed over members
 	ExpectedDeliveries uint64   `json:"expected_deliveries"` // what members still online should have received
 	SendS              float64  `json:"send_s"`              // first send → last delivery
@@ -111,6 +112,7 @@ func (r *result) account(ms []*member, senders int) {
 		want[s] = m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
 		r.Sent += m.snd.sent.Load()
 		r.Rejected += m.snd.rejected.Load()
+		r.StopRefused += m.snd.stopRefused.Load()
 		if m.early && errors.Is(m.endErr, errSlowDropped) || m.snd.unsettled.Load() {
 			want[s] = 0
 			for _, o := range ms {
@@ -183,8 +185,8 @@ func (r *result) account(ms []*member, senders int) {
 	if r.SeqGaps > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d gaps in the event seq", r.SeqGaps))
 	}
-	if r.Rejected > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("the server refused %d messages (%q): run chatd with --message-rate 0", r.Rejected, rejection))
+	if r.Rejected > r.StopRefused {
+		r.Problems = append(r.Problems, fmt.Sprintf("the server refused %d messages (%q): run chatd with --message-rate 0", r.Rejected-r.StopRefused, rejection))
 	}
 	if r.Errors > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d sessions failed, the first with: %s", r.Errors, r.FirstError))
