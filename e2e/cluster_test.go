@@ -534,3 +534,105 @@ func TestChatctlRollingRestart(t *testing.T) {
 	}
 	endInput(t, alice, bob)
 }
+
+// TestClusterOneOrderUnderChurn has users join, talk and leave (by logout
+// or by dropping the connection) all at once on three chatd processes,
+// while an observer on each node watches: the three observers, online
+// throughout, must see the very same events in the very same order.
+func TestClusterOneOrderUnderChurn(t *testing.T) {
+	t.Parallel()
+	nats := startNATS(t)
+	addrs := freeAddrs(t, 3)
+	for i, a := range addrs {
+		startNode(t, nats, fmt.Sprintf("n%d", i+1), a)
+	}
+	observers := make([]*member, 3)
+	for i := range observers {
+		observers[i] = &member{name: fmt.Sprintf("observer%d", i)}
+		observers[i].connect(t, addrs[i])
+	}
+	const churners = 15
+	var wg sync.WaitGroup
+	for i := range churners {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stream, err := chatv1.NewChatServiceClient(dialGRPC(t, addrs[i%3])).Chat(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			name := fmt.Sprintf("churner%02d", i)
+			send := func(req *chatv1.ChatRequest) bool {
+				if err := stream.Send(req); err != nil {
+					t.Errorf("%s: %v", name, err)
+					return false
+				}
+				return true
+			}
+			if !send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: name}}}) {
+				return
+			}
+			for j := range 3 {
+				if !send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: fmt.Sprintf("%s %d", name, j)}}}) {
+					return
+				}
+			}
+			// Wait for its own last message, then leave one way or the other.
+			for {
+				ev, err := stream.Recv()
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					return
+				}
+				if ev.GetMessage().GetText() == name+" 2" {
+					break
+				}
+			}
+			if i%2 == 0 {
+				send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
+				for {
+					if _, err := stream.Recv(); err != nil {
+						return
+					}
+				}
+			}
+			// cancel, deferred: a dropped connection
+		})
+	}
+	wg.Wait()
+	observers[0].say(t, "fence")
+	var first []string
+	for i, o := range observers {
+		var seen []string
+		for {
+			ev := o.next(t)
+			var s string
+			switch {
+			case ev.GetUserJoined() != nil:
+				s = "joined " + ev.GetUserJoined().GetUser().GetUsername()
+			case ev.GetUserLeft() != nil:
+				s = fmt.Sprintf("left %s %v", ev.GetUserLeft().GetUser().GetUsername(), ev.GetUserLeft().GetReason())
+			case ev.GetMessage() != nil:
+				s = ev.GetMessage().GetSender() + ": " + ev.GetMessage().GetText()
+			default:
+				continue
+			}
+			if strings.HasPrefix(s, "joined observer") {
+				continue // the observers' own joins, seen by those before them only
+			}
+			seen = append(seen, s)
+			if s == "observer0: fence" {
+				break
+			}
+		}
+		if want := churners*(2+3) + 1; len(seen) != want {
+			t.Errorf("observer %d saw %d events; want %d (a join, three messages and a leave per churner, and the fence)", i, len(seen), want)
+		}
+		if i == 0 {
+			first = seen
+		} else if !slices.Equal(seen, first) {
+			t.Errorf("observer %d (node %d) saw the events in another order than observer 0:\n%s\nvs\n%s", i, i+1, strings.Join(seen, "\n"), strings.Join(first, "\n"))
+		}
+	}
+}
