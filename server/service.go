@@ -26,6 +26,16 @@ import (
 // the events queued for it before its stream is ended anyway.
 const drainTimeout = 10 * time.Second
 
+// isClosed reports whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // shutdownFlush bounds how long a stream the server ends as it stops may
 // take to be sent what is queued for it.
 const shutdownFlush = time.Second
@@ -226,6 +236,7 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 			return svc.endedByHub(s, log)
 		}
 		close(drain)
+		s.queue.signal() // the writer waits on the queue's token only
 		// The writer returns the end status if the session is dropped
 		// while draining. A client that half-closed and then stopped
 		// reading gets a bounded time, not a stream held open for ever.
@@ -430,27 +441,35 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, met 
 			batch = recycle(batch)
 		}
 	}
+	// One channel wakes the writer, for events and for the end alike (the
+	// hub, serve and the stream's context leave a token on it when they
+	// end or drain the stream): a wake-up per delivery is the cost that
+	// counts when messages trickle, and a plain receive costs less than a
+	// select over four channels.
+	ctx := stream.Context()
+	stop := context.AfterFunc(ctx, s.queue.signal)
+	defer stop()
 	for {
-		select {
-		case <-s.queue.ready:
-			// Let whatever else is runnable (often the hub publishing the
-			// next event) go first: when there is a burst, the writer then
-			// takes several events at once and gRPC writes them together.
-			runtime.Gosched()
-			if err := send(); err != nil {
-				return err
-			}
-		case <-drain:
-			return send()
-		case <-s.ended:
+		<-s.queue.ready
+		switch {
+		case s.isEnded():
 			if errors.Is(s.endErr, ErrShuttingDown) {
 				if err := send(); err != nil {
 					return err
 				}
 			}
 			return Status(s.endErr).Err()
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case isClosed(drain):
+			return send()
+		}
+		// Let whatever else is runnable (often the hub publishing the
+		// next event) go first: when there is a burst, the writer then
+		// takes several events at once and gRPC writes them together.
+		runtime.Gosched()
+		if err := send(); err != nil {
+			return err
 		}
 	}
 }

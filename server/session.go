@@ -174,6 +174,7 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	s.endClosed = true
 	s.endErr, s.endReason = err, reason
 	close(s.ended)
+	s.queue.signal() // the writer waits on the queue's token only
 }
 
 // Ready receives a value when deliveries may be waiting: call Take then.
