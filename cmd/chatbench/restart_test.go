@@ -36,12 +36,16 @@ func TestRestart(t *testing.T) {
 	}
 
 	// Every message the chat took reached every member: all that were
-	// sent but those in flight at the move that never came back.
+	// sent but those the stopping node refused (saying so) and those in
+	// flight at the move that never came back.
 	if r.Unconfirmed > r.InDoubt {
 		t.Errorf("%d messages unconfirmed of %d in doubt", r.Unconfirmed, r.InDoubt)
 	}
-	if want := (c.Sent - r.Unconfirmed) * 30; c.Deliveries != want || c.ExpectedDeliveries != want {
-		t.Errorf("deliveries %d, expected %d; want (sent %d - unconfirmed %d) × 30 = %d", c.Deliveries, c.ExpectedDeliveries, c.Sent, r.Unconfirmed, want)
+	if c.Rejected != c.StopRefused {
+		t.Errorf("%d messages refused, %d of them by the stopping node; want only those", c.Rejected, c.StopRefused)
+	}
+	if want := (c.Sent - c.Rejected - r.Unconfirmed) * 30; c.Deliveries != want || c.ExpectedDeliveries != want {
+		t.Errorf("deliveries %d, expected %d; want (sent %d - refused %d - unconfirmed %d) × 30 = %d", c.Deliveries, c.ExpectedDeliveries, c.Sent, c.Rejected, r.Unconfirmed, want)
 	}
 	if c.Lost != 0 || c.Duplicated != 0 || c.SeqGaps != 0 || c.Errors != 0 || c.DrainTimedOut || len(c.Problems) > 0 {
 		t.Errorf("lost %d, duplicated %d, seq gaps %d, errors %d, drain timed out %v, problems %q; want none",
