@@ -25,7 +25,7 @@ import (
 type grpcTransport struct {
 	addrs   []string
 	timeout time.Duration        // for each connection to be ready
-	creds   grpc.DialOption      // plaintext or TLS (see transportCreds)
+	opts    []grpc.DialOption    // plaintext or TLS (see transportCreds), and the windows (see dialOptions)
 	tag     bool                 // send each message's text as its client_id too, so that a refusal names it (--restart-node)
 	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
@@ -34,8 +34,8 @@ type grpcTransport struct {
 	closed bool
 }
 
-func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration, creds grpc.DialOption) (*grpcTransport, error) {
-	t := &grpcTransport{addrs: addrs, timeout: timeout, creds: creds}
+func newGRPCTransport(ctx context.Context, addrs []string, conns int, timeout time.Duration, opts ...grpc.DialOption) (*grpcTransport, error) {
+	t := &grpcTransport{addrs: addrs, timeout: timeout, opts: opts}
 	if conns == 0 {
 		return t, nil
 	}
@@ -63,7 +63,7 @@ func (t *grpcTransport) dial(ctx context.Context, addr string) (*grpc.ClientConn
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		cc, err := grpcdial.Dial(ctx, addr, t.timeout, t.creds)
+		cc, err := grpcdial.Dial(ctx, addr, t.timeout, t.opts...)
 		var ue *grpcdial.UnreachableError
 		switch {
 		case err == nil:
@@ -290,4 +290,14 @@ func transportCreds(caFile string) (grpc.DialOption, error) {
 		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
 	}
 	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})), nil
+}
+
+// dialOptions are how members dial: with creds, and with chatctl's fixed
+// flow-control windows unless bdp asks for grpc-go's default ones (see
+// grpcdial.FixedWindows).
+func dialOptions(creds grpc.DialOption, bdp bool) []grpc.DialOption {
+	if bdp {
+		return []grpc.DialOption{creds}
+	}
+	return append([]grpc.DialOption{creds}, grpcdial.FixedWindows()...)
 }

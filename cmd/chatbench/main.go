@@ -174,7 +174,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 			return err
 		}
 	}
-	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout, creds)
+	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout, dialOptions(creds, cfg.clientBDP)...)
 	if err != nil {
 		return err
 	}

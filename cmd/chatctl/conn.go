@@ -20,7 +20,10 @@ import (
 // join's reconnection calls it again, with backoff, as long as the error
 // has exit code 3.
 func dial(ctx context.Context, addr string, timeout time.Duration, sec *security) (*grpc.ClientConn, error) {
-	conn, err := grpcdial.Dial(ctx, addr, timeout, append(sec.dialOptions(),
+	// No bandwidth-delay pings for every event received: they cost chatd
+	// a write each (see grpcdial.FixedWindows).
+	opts := append(sec.dialOptions(), grpcdial.FixedWindows()...)
+	conn, err := grpcdial.Dial(ctx, addr, timeout, append(opts,
 		// Pings find a server that vanished without closing the connection
 		// while a session is idle. chatd disconnects clients that ping more
 		// often than every 10s, so stay well above that.

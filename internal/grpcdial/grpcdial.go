@@ -199,3 +199,24 @@ func (d *dialer) err() error {
 	defer d.mu.Unlock()
 	return d.last
 }
+
+// fixedWindow is the flow-control window FixedWindows sets: room for a
+// channel's whole history snapshot (100 messages of 4 KiB) and more, so a
+// chat client never waits for the window in practice.
+const fixedWindow = 1 << 20
+
+// FixedWindows are dial options that give a connection and its streams
+// fixed flow-control windows instead of grpc-go's default, which grows
+// them by bandwidth-delay estimation. That estimation sends the server a
+// PING for nearly every message a chat client receives (a sample starts
+// with each DATA frame while none is out, and chat events are small and
+// sparse), and the server answers each with a write of its own: measured
+// with chatbench, 40 % of chatd's CPU per delivery when messages trickle
+// (see docs/PERFORMANCE.md). A chat client gains nothing from the
+// estimation: what it receives is small.
+func FixedWindows() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(fixedWindow),
+		grpc.WithInitialConnWindowSize(fixedWindow),
+	}
+}
