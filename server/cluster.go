@@ -318,6 +318,15 @@ func (c *Cluster) errNotServing() error {
 	return &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: try again in a moment"}
 }
 
+// refuse gives back what p holds for a command never appended, and
+// refuses it with err.
+func (c *Cluster) refuse(p *pending, err error) outcome {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	p.settle(c.h, outcome{})
+	return outcome{err: err}
+}
+
 // errStopping refuses a request that a stopping node no longer appends.
 var errStopping = &Error{Kind: ErrShuttingDown, Msg: "this server is shutting down: this request was not carried out; reconnect and send it again"}
 
@@ -384,18 +393,10 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 		p = &pending{}
 	}
 	if !c.ready.Load() || !c.log.Connected() {
-		c.h.mu.Lock()
-		p.settle(c.h, outcome{})
-		c.h.mu.Unlock()
-		return outcome{err: c.errNotServing()}
+		return c.refuse(p, c.errNotServing())
 	}
-	if cmd.GetNodeStop() == nil {
-		if !c.gate.enter() {
-			c.h.mu.Lock()
-			p.settle(c.h, outcome{})
-			c.h.mu.Unlock()
-			return outcome{err: errStopping}
-		}
+	if cmd.GetNodeStop() == nil && !c.gate.enter() {
+		return c.refuse(p, errStopping)
 	}
 	left := cmd.GetNodeStop() != nil
 	leave := func() { // once appended: the command is in the log's order then
@@ -408,10 +409,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		c.h.mu.Lock()
-		p.settle(c.h, outcome{})
-		c.h.mu.Unlock()
-		return outcome{err: fmt.Errorf("cluster: encoding a command: %w", err)}
+		return c.refuse(p, fmt.Errorf("cluster: encoding a command: %w", err))
 	}
 	p.done = make(chan outcome, 1)
 	p.appended = time.Now()

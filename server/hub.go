@@ -294,30 +294,34 @@ func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) 
 func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 	cmd := h.command(leaveCommand(s, reason))
 	if h.cl != nil && reason != chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if s.m.att != s || s.isEnded() {
-			return false
-		}
 		// Nothing more goes to the stream; what the session misses until
 		// the command applies stays in its log for a resume.
-		s.endLocked(errGone, reason)
-		h.cl.later(cmd)
-		return true
+		return h.leaveLater(s, cmd, reason)
 	}
 	out := h.submit(context.Background(), cmd, nil)
-	if h.cl != nil && errors.Is(out.err, ErrUnavailable) {
-		// The log is out of reach: the logout is appended when it is
-		// back, and the stream ends now (without its own user_left).
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if s.m.att != s || s.isEnded() {
-			return false
-		}
-		h.cl.later(h.command(leaveCommand(s, reason)))
-		return true
+	if h.cl != nil && (errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown)) {
+		// The log is out of reach (or this node is stopping): the logout
+		// is appended when it can be, and the stream ends now, without
+		// its own user_left.
+		return h.leaveLater(s, cmd, 0)
 	}
 	return out.ok
+}
+
+// leaveLater has a cluster node append s's leave in the background (see
+// Cluster.later), and reports whether s was still attached. With a reason,
+// s is ended now too.
+func (h *Hub) leaveLater(s *Session, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.m.att != s || s.isEnded() {
+		return false
+	}
+	if reason != 0 {
+		s.endLocked(errGone, reason)
+	}
+	h.cl.later(cmd)
+	return true
 }
 
 func leaveCommand(s *Session, reason chatv1.LeaveReason) *clusterv1.Command {
