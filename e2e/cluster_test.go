@@ -21,8 +21,10 @@ import (
 )
 
 // nodeTimeout is the cluster tests' --node-timeout: short, so that a
-// killed node is found within a test's patience.
-const nodeTimeout = 2 * time.Second
+// killed node is found within a test's patience, but longer than a node
+// takes to get back to a restarted NATS on a busy machine (reconnect wait
+// and jitter, then its heartbeat): else it is given up for dead.
+const nodeTimeout = 4 * time.Second
 
 // natsBin is the nats-server of go.mod's tool directive, as `go tool -n`
 // finds (and builds) it: the tests run it as a process of its own, as an

@@ -29,10 +29,11 @@ type testCluster struct {
 }
 
 // testClusterConfig is the cluster settings of tests: a short node timeout,
-// so that a crash is found within a test's patience.
+// so that a crash is found within a test's patience, but longer than a
+// node takes to get back to a restarted NATS on a busy machine.
 func testClusterConfig(edit func(*server.ClusterConfig)) server.ClusterConfig {
 	ccfg := server.DefaultClusterConfig()
-	ccfg.NodeTimeout = 2 * time.Second
+	ccfg.NodeTimeout = 3 * time.Second
 	ccfg.SnapshotEvery = 200 * time.Millisecond
 	if edit != nil {
 		edit(&ccfg)
