@@ -50,10 +50,11 @@ func openConsole(stdin io.Reader, stdout io.Writer, interrupt func()) (*console,
 		return nil, fmt.Errorf("cannot set up the terminal: %w", err)
 	}
 	c := &console{
+		prompt: initialPrompt,
 		term: term.NewTerminal(struct {
 			io.Reader
 			io.Writer
-		}{&keys{r: in, interrupt: interrupt}, out}, ""),
+		}{&keys{r: in, interrupt: interrupt}, out}, initialPrompt),
 		fd:    fd,
 		saved: saved,
 	}
@@ -61,6 +62,14 @@ func openConsole(stdin io.Reader, stdout io.Writer, interrupt func()) (*console,
 	c.stopResize = onResize(c.resize)
 	return c, nil
 }
+
+// initialPrompt is shown until the session says which channel is current.
+// It must not be empty: x/term's editor redraws a changed prompt on the
+// next write only if something of its line is on the screen, so a prompt
+// set after the editor started reading with an empty one would not show
+// until a key was pressed (seen as a rare test failure on a busy machine,
+// when the reader starts before the welcome's channel is known).
+const initialPrompt = "> "
 
 // resize tells the line editor the terminal's width, which it needs to
 // redraw a line that wraps.
