@@ -392,35 +392,11 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	if p == nil {
 		p = &pending{}
 	}
-	if !c.ready.Load() || !c.log.Connected() {
-		return c.refuse(p, c.errNotServing())
-	}
-	if cmd.GetNodeStop() == nil && !c.gate.enter() {
-		return c.refuse(p, errStopping)
-	}
-	left := cmd.GetNodeStop() != nil
-	leave := func() { // once appended: the command is in the log's order then
-		if !left {
-			left = true
-			c.gate.leave()
-		}
-	}
-	defer leave()
-	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		return c.refuse(p, fmt.Errorf("cluster: encoding a command: %w", err))
-	}
 	p.done = make(chan outcome, 1)
-	p.appended = time.Now()
-	c.mu.Lock()
-	c.waiting[cmd.GetId()] = p
-	c.mu.Unlock()
-
-	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
-	err = c.log.Append(actx, cmd.GetId(), data)
-	cancel()
-	leave()
+	err, refused := c.appendFor(ctx, cmd, p)
+	if refused != nil {
+		return c.refuse(p, refused)
+	}
 	timer := time.NewTimer(c.cfg.ApplyTimeout + confirmMargin)
 	defer timer.Stop()
 	expired := false
@@ -450,9 +426,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 		// Past not_after by more than the clocks differ: if the log has
 		// it at all, every node refuses it, and nothing needs settling
 		// but what p counted.
-		c.mu.Lock()
-		delete(c.waiting, cmd.GetId())
-		c.mu.Unlock()
+		c.forget(cmd)
 		p.settle(c.h, outcome{})
 	}
 	c.logger.Warn("gave up waiting for a command", "id", cmd.GetId(), "err", err)
@@ -464,17 +438,38 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 // the command is forgotten (if the log has it after all, it is applied, or
 // refused as too late, with nobody told).
 func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending) error {
+	err, refused := c.appendFor(ctx, cmd, p)
+	switch {
+	case refused != nil:
+		return refused
+	case err != nil:
+		c.forget(cmd)
+		c.logger.Warn("could not append a command", "id", cmd.GetId(), "err", err)
+		return &Error{Kind: ErrUnavailable, Msg: "this server could not reach the rest of the chat in time: your message may not have been sent; try again in a moment"}
+	}
+	return nil
+}
+
+// appendFor appends cmd, stamped with its not_after, for p, which waits
+// for it (see Cluster.apply). refused says why it was not even tried
+// (nothing is left waiting then); otherwise err is the append's error, if
+// any, and p waits, since the log may have the command all the same.
+// This node's streams' commands go through the gate, so that none follows
+// the node's stop in the log; the stop itself does not.
+func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pending) (err, refused error) {
 	if !c.ready.Load() || !c.log.Connected() {
-		return c.errNotServing()
+		return nil, c.errNotServing()
 	}
-	if !c.gate.enter() {
-		return errStopping
+	if cmd.GetNodeStop() == nil {
+		if !c.gate.enter() {
+			return nil, errStopping
+		}
+		defer c.gate.leave() // once appended: the command is in the log's order then
 	}
-	defer c.gate.leave()
 	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("cluster: encoding a command: %w", err)
+		return nil, fmt.Errorf("cluster: encoding a command: %w", err)
 	}
 	p.appended = time.Now()
 	c.mu.Lock()
@@ -482,14 +477,14 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 	c.mu.Unlock()
 	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
-	if err := c.log.Append(actx, cmd.GetId(), data); err != nil {
-		c.mu.Lock()
-		delete(c.waiting, cmd.GetId())
-		c.mu.Unlock()
-		c.logger.Warn("could not append a command", "id", cmd.GetId(), "err", err)
-		return &Error{Kind: ErrUnavailable, Msg: "this server could not reach the rest of the chat in time: your message may not have been sent; try again in a moment"}
-	}
-	return nil
+	return c.log.Append(actx, cmd.GetId(), data), nil
+}
+
+// forget stops waiting for cmd.
+func (c *Cluster) forget(cmd *clusterv1.Command) {
+	c.mu.Lock()
+	delete(c.waiting, cmd.GetId())
+	c.mu.Unlock()
 }
 
 // later appends cmd in the background, retrying until it is in: for
