@@ -603,6 +603,19 @@ func TestClusterOneOrderUnderChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// A dropped connection's leave is appended in the background: the
+	// fence goes once every node lists the observers alone, so that it
+	// follows every leave in the log.
+	want := []string{"observer0", "observer1", "observer2"}
+	deadline := time.Now().Add(waitTimeout)
+	for _, a := range addrs {
+		for got := listUsersOn(t, a); !slices.Equal(got, want); got = listUsersOn(t, a) {
+			if time.Now().After(deadline) {
+				t.Fatalf("ListUsers on %s = %q %s after the churn; want %q", a, got, waitTimeout, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	observers[0].say(t, "fence")
 	var first []string
 	for i, o := range observers {
