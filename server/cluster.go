@@ -425,9 +425,11 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	if expired {
 		// Past not_after by more than the clocks differ: if the log has
 		// it at all, every node refuses it, and nothing needs settling
-		// but what p counted.
-		c.forget(cmd)
-		p.settle(c.h, outcome{})
+		// but what p counted. (If its apply took p already, it
+		// settles p, abandoned, once it has the lock.)
+		if c.forget(cmd) {
+			p.settle(c.h, outcome{})
+		}
 	}
 	c.logger.Warn("gave up waiting for a command", "id", cmd.GetId(), "err", err)
 	return outcome{err: &Error{Kind: ErrUnavailable, Msg: "the chat did not confirm your request in time (this server lost touch with it): it may not have been carried out; try again in a moment"}}
@@ -443,7 +445,13 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 	case refused != nil:
 		return refused
 	case err != nil:
-		c.forget(cmd)
+		if !c.forget(cmd) {
+			// The log had it after all, and its apply took p before
+			// the append's answer came back: p has its outcome, or
+			// will have it once the apply gets the hub's lock. Telling
+			// the caller it failed as well would settle it twice.
+			return nil
+		}
 		c.logger.Warn("could not append a command", "id", cmd.GetId(), "err", err)
 		return &Error{Kind: ErrUnavailable, Msg: "this server could not reach the rest of the chat in time: your message may not have been sent; try again in a moment"}
 	}
@@ -480,11 +488,14 @@ func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pend
 	return c.log.Append(actx, cmd.GetId(), data), nil
 }
 
-// forget stops waiting for cmd.
-func (c *Cluster) forget(cmd *clusterv1.Command) {
+// forget stops waiting for cmd. It reports whether anything still waited:
+// false if its apply has taken its pending already.
+func (c *Cluster) forget(cmd *clusterv1.Command) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.waiting[cmd.GetId()]
 	delete(c.waiting, cmd.GetId())
-	c.mu.Unlock()
+	return ok
 }
 
 // later appends cmd in the background, retrying until it is in: for

@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -356,5 +359,86 @@ func TestClusterJoinsGivenUpLeaveNoGhost(t *testing.T) {
 	join(t, nodes[1], "alice")
 	for _, ts := range nodes {
 		waitFor(t, "only alice online", func() bool { return slices.Equal(listUsers(t, ts), []string{"alice"}) })
+	}
+}
+
+// lostAnswerLog is a node's log that loses the answer to an append of an
+// entry containing its marker: the log takes the entry, and Append
+// returns an error only once the node has applied it, as a JetStream ack
+// lost on its way back (or timed out) after the stream stored the message
+// would look.
+type lostAnswerLog struct {
+	server.Log
+	marker []byte
+
+	mu      sync.Mutex
+	applied map[string]chan struct{} // by entry data: closed once applied
+}
+
+func (l *lostAnswerLog) Append(ctx context.Context, id string, data []byte) error {
+	if !bytes.Contains(data, l.marker) {
+		return l.Log.Append(ctx, id, data)
+	}
+	done := make(chan struct{})
+	l.mu.Lock()
+	l.applied[string(data)] = done
+	l.mu.Unlock()
+	if err := l.Log.Append(ctx, id, data); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return errors.New("lostAnswerLog: the log took the entry but its answer was lost")
+}
+
+func (l *lostAnswerLog) Follow(ctx context.Context, from uint64, apply func(server.Entry) error) error {
+	return l.Log.Follow(ctx, from, func(e server.Entry) error {
+		err := apply(e)
+		l.mu.Lock()
+		if done, ok := l.applied[string(e.Data)]; ok {
+			close(done)
+			delete(l.applied, string(e.Data))
+		}
+		l.mu.Unlock()
+		return err
+	})
+}
+
+// TestClusterAnswerLostAfterApply has the log take a message and apply it
+// before the append's answer comes back as an error. The message went
+// through, so its sender has its copy as the acknowledgement and no
+// rejection, and its session carries on: a pipelined message whose
+// outcome was settled twice once left the session's handler stuck for
+// good (found by goleak in CI).
+func TestClusterAnswerLostAfterApply(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(func(c *server.Config) { c.MessageBurst = 100 })
+	tc := &testCluster{t: t, nats: natstest.Start(t), prefix: "test", cfg: cfg, ccfg: testClusterConfig(nil)}
+	logw := &testLogWriter{t: t}
+	t.Cleanup(logw.stop)
+	ccfg := tc.ccfg
+	ccfg.Name = "n1"
+	wrap := func(l server.Log) server.Log {
+		return &lostAnswerLog{Log: l, marker: []byte("answer lost"), applied: map[string]chan struct{}{}}
+	}
+	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap)
+	ts := &testServer{srv: node.Srv, addr: node.Addr, node: node}
+	ts.admin = dial(t, ts.addr)
+
+	alice := join(t, ts, "alice")
+	alice.say(t, "the answer lost on its way", "a1")
+	expectMessage(t, "alice", alice.next(t), "alice", "the answer lost on its way", "a1")
+	// More than a pipeline's worth after it, at once: none of its slots
+	// is lost.
+	for i := range 40 {
+		id := fmt.Sprintf("b%d", i)
+		alice.say(t, "after "+id, id)
+	}
+	for i := range 40 {
+		id := fmt.Sprintf("b%d", i)
+		expectMessage(t, "alice", alice.next(t), "alice", "after "+id, id)
 	}
 }

@@ -30,6 +30,13 @@ type Node struct {
 // killed it first. opts go to server.NewCluster.
 func StartNode(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, natsURL, prefix string, log *slog.Logger, opts ...server.Option) *Node {
 	tb.Helper()
+	return StartNodeWrapped(tb, cfg, ccfg, natsURL, prefix, log, nil, opts...)
+}
+
+// StartNodeWrapped is StartNode with the node's log passed through wrap
+// first (if not nil), for a test that makes the log misbehave.
+func StartNodeWrapped(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, natsURL, prefix string, log *slog.Logger, wrap func(server.Log) server.Log, opts ...server.Option) *Node {
+	tb.Helper()
 	jcfg := jslog.DefaultConfig()
 	jcfg.URLs, jcfg.Prefix, jcfg.Name, jcfg.Logger = natsURL, prefix, ccfg.Name, log
 	jcfg.Settings = server.ClusterSettings(cfg, ccfg)
@@ -39,7 +46,11 @@ func StartNode(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, nats
 	if err != nil {
 		tb.Fatalf("jslog.Open: %v", err)
 	}
-	srv, err := server.NewCluster(cfg, ccfg, l, log, opts...)
+	var clog server.Log = l
+	if wrap != nil {
+		clog = wrap(l)
+	}
+	srv, err := server.NewCluster(cfg, ccfg, clog, log, opts...)
 	if err != nil {
 		l.Close()
 		tb.Fatalf("server.NewCluster: %v", err)
