@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
@@ -124,13 +125,36 @@ type outgoing struct {
 	buf   [1 + 10 + 2]byte // seq tag and varint, history tag and value
 }
 
-func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	h, ok := v.(*outgoing)
-	if !ok {
-		return c.proto.Marshal(v)
+// maxBatchBytes bounds the encoding of one batch of events (see
+// Join.accept_batches): enough to take the per-message cost off a burst of
+// small events, far below the 4 MiB a client takes in one message by
+// default. An event bigger than that goes alone.
+const maxBatchBytes = 64 << 10
+
+// batchField is ChatResponse.batch's field number, eventsField Batch.events'.
+const (
+	batchField  = 18
+	eventsField = 1
+)
+
+// outgoingBatch is several deliveries on their way as one response, a
+// ChatResponse whose batch holds each as the response it would be alone.
+type outgoingBatch struct {
+	ds []Delivery
+}
+
+// eventSize is the size of d's event's encoding without its seq and
+// history. A response not yet encoded is sized once: proto caches it for
+// the marshalling that follows.
+func eventSize(e *Event) int {
+	if e.resp != nil {
+		return proto.Size(e.resp)
 	}
-	d := &h.d
-	b := h.buf[:0]
+	return len(e.wire)
+}
+
+// deliveryHeader appends d's own part, its seq and history, to b.
+func deliveryHeader(b []byte, d *Delivery) []byte {
 	if d.Seq != 0 {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)
 		b = protowire.AppendVarint(b, d.Seq)
@@ -139,7 +163,57 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		b = protowire.AppendTag(b, 3, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
 	}
-	h.bytes = b
+	return b
+}
+
+// marshalBatch encodes a batch in one buffer, copying each event's bytes:
+// a copy of a hundred bytes costs far less than a message of its own.
+func marshalBatch(h *outgoingBatch) ([]byte, error) {
+	var hdr [1 + 10 + 2]byte
+	inner := 0
+	for i := range h.ds {
+		n := len(deliveryHeader(hdr[:0], &h.ds[i])) + eventSize(h.ds[i].Event)
+		inner += protowire.SizeTag(eventsField) + protowire.SizeBytes(n)
+	}
+	b := make([]byte, 0, protowire.SizeTag(batchField)+protowire.SizeBytes(inner))
+	b = protowire.AppendTag(b, batchField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	for i := range h.ds {
+		d := &h.ds[i]
+		head := deliveryHeader(hdr[:0], d)
+		b = protowire.AppendTag(b, eventsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(len(head)+eventSize(d.Event)))
+		b = append(b, head...)
+		if d.Event.resp != nil {
+			var err error
+			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, d.Event.resp); err != nil {
+				return nil, err
+			}
+		} else {
+			b = append(b, d.Event.wire...)
+		}
+	}
+	if len(b) != cap(b) {
+		// The sizes did not add up: a bug, which must not reach the wire.
+		return nil, fmt.Errorf("server: a batch of %d events encoded to %d bytes, not the %d sized", len(h.ds), len(b), cap(b))
+	}
+	return b, nil
+}
+
+func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if h, ok := v.(*outgoingBatch); ok {
+		b, err := marshalBatch(h)
+		if err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	h, ok := v.(*outgoing)
+	if !ok {
+		return c.proto.Marshal(v)
+	}
+	d := &h.d
+	h.bytes = deliveryHeader(h.buf[:0], d)
 	// A SliceBuffer's Free does nothing, so no stream can recycle the
 	// shared bytes while others still send them.
 	h.body = d.Event.wire

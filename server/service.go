@@ -140,7 +140,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 	} else {
 		log.Info("joined")
 	}
-	return svc.serve(ctx, stream, s, log)
+	return svc.serve(ctx, stream, s, join.GetAcceptBatches(), log)
 }
 
 // admitJoin waits for a new stream's join (returned if it came, even if it
@@ -209,12 +209,12 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // serve runs a joined session until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, log *slog.Logger) error {
+func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, batches bool, log *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
 	written := make(chan error, 1)
-	go func() { written <- writeLoop(writerStream(stream), s, drain, svc.met) }()
+	go func() { written <- writeLoop(writerStream(stream), s, drain, batches, svc.met) }()
 	read := make(chan error, 1)
 	go func() { read <- svc.readLoop(stream, s) }()
 
@@ -412,12 +412,59 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 	return &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
 }
 
+// sendEach sends each of ds as a response of its own.
+func sendEach(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
+	out := make([]outgoing, len(ds)) // one allocation per burst, not per event
+	for i, d := range ds {
+		out[i].d = d
+		// SendMsg, not Send: an *outgoing goes out as its seq and the
+		// bytes encoded when its event was published (see wireCodec).
+		if err := stream.SendMsg(&out[i]); err != nil {
+			met.deliveries.Add(float64(i))
+			return err
+		}
+	}
+	met.deliveries.Add(float64(len(ds)))
+	return nil
+}
+
+// sendBatches sends ds, in order, as batches of at most maxBatchBytes (see
+// Join.accept_batches); an event that fits no batch with others goes alone.
+func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
+	for len(ds) > 0 {
+		n, size := 0, 0
+		for n < len(ds) {
+			// Each event costs its header and framing too: 20 bytes at
+			// most (seq, history, tag and length).
+			es := eventSize(ds[n].Event) + 20
+			if n > 0 && size+es > maxBatchBytes {
+				break
+			}
+			n, size = n+1, size+es
+		}
+		var err error
+		if n == 1 {
+			err = sendEach(stream, ds[:1], met)
+		} else {
+			err = stream.SendMsg(&outgoingBatch{ds: ds[:n]})
+			if err == nil {
+				met.deliveries.Add(float64(n))
+			}
+		}
+		if err != nil {
+			return err
+		}
+		ds = ds[n:]
+	}
+	return nil
+}
+
 // writeLoop sends s's events in order until the session ends. It takes
 // everything queued at once and sends it as one burst, which gRPC writes to
-// the socket together. After drain is closed nothing more is queued, so it
-// sends what is left and returns. It counts into met per batch, not per
-// event.
-func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, met *metrics) error {
+// the socket together, in batches if the client takes them (batches). After
+// drain is closed nothing more is queued, so it sends what is left and
+// returns. It counts into met per burst, not per event.
+func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, batches bool, met *metrics) error {
 	var batch []Delivery
 	send := func() error {
 		for {
@@ -426,18 +473,15 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, met 
 				return nil
 			}
 			met.queueDepth.Observe(float64(len(batch)))
-			out := make([]outgoing, len(batch)) // one allocation per batch, not per event
-			for i, d := range batch {
-				out[i].d = d
-				// SendMsg, not Send: an *outgoing goes out as its seq
-				// and the bytes encoded when its event was published
-				// (see wireCodec).
-				if err := stream.SendMsg(&out[i]); err != nil {
-					met.deliveries.Add(float64(i))
-					return err
-				}
+			var err error
+			if batches && len(batch) > 1 {
+				err = sendBatches(stream, batch, met)
+			} else {
+				err = sendEach(stream, batch, met)
 			}
-			met.deliveries.Add(float64(len(batch)))
+			if err != nil {
+				return err
+			}
 			batch = recycle(batch)
 		}
 	}

@@ -356,7 +356,15 @@ type Join struct {
 	// token expires is ended with UNAUTHENTICATED, as a disconnect: a join
 	// with a fresh token and the resume_token takes it back. A server without
 	// sign-in ignores it.
-	AuthToken     string `protobuf:"bytes,4,opt,name=auth_token,json=authToken,proto3" json:"auth_token,omitempty"`
+	AuthToken string `protobuf:"bytes,4,opt,name=auth_token,json=authToken,proto3" json:"auth_token,omitempty"`
+	// accept_batches says the client reads ChatResponse.batch: the server may
+	// then send several events as one response when several are waiting for
+	// the stream, as they are in a burst (many users joining at once, a busy
+	// channel, a resume's missed events). Each event in a batch is exactly
+	// what it would be alone, seq included, and batches keep the order. A
+	// batch costs the server and the client one message instead of one per
+	// event. Without it every event is its own response, as before.
+	AcceptBatches bool `protobuf:"varint,5,opt,name=accept_batches,json=acceptBatches,proto3" json:"accept_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +425,13 @@ func (x *Join) GetAuthToken() string {
 		return x.AuthToken
 	}
 	return ""
+}
+
+func (x *Join) GetAcceptBatches() bool {
+	if x != nil {
+		return x.AcceptBatches
+	}
+	return false
 }
 
 // SendMessage sends a message to a channel or to one user. With neither
@@ -693,6 +708,7 @@ type ChatResponse struct {
 	//	*ChatResponse_ChannelJoined
 	//	*ChatResponse_ChannelLeft
 	//	*ChatResponse_ChannelList
+	//	*ChatResponse_Batch
 	Event         isChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -828,6 +844,15 @@ func (x *ChatResponse) GetChannelList() *ChannelList {
 	return nil
 }
 
+func (x *ChatResponse) GetBatch() *Batch {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isChatResponse_Event interface {
 	isChatResponse_Event()
 }
@@ -876,6 +901,12 @@ type ChatResponse_ChannelList struct {
 	ChannelList *ChannelList `protobuf:"bytes,17,opt,name=channel_list,json=channelList,proto3,oneof"`
 }
 
+type ChatResponse_Batch struct {
+	// batch is several events in one response, only for a session whose
+	// join set accept_batches.
+	Batch *Batch `protobuf:"bytes,18,opt,name=batch,proto3,oneof"`
+}
+
 func (*ChatResponse_Welcome) isChatResponse_Event() {}
 
 func (*ChatResponse_UserJoined) isChatResponse_Event() {}
@@ -892,6 +923,55 @@ func (*ChatResponse_ChannelLeft) isChatResponse_Event() {}
 
 func (*ChatResponse_ChannelList) isChatResponse_Event() {}
 
+func (*ChatResponse_Batch) isChatResponse_Event() {}
+
+// Batch is several events of a session, in the order they happened: read
+// them one by one as if each had come alone. The response carrying a batch
+// has no seq or time of its own, and a batch never holds another batch.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*ChatResponse        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Batch) GetEvents() []*ChatResponse {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 // User is a user who is online.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -905,7 +985,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +997,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1010,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetUsername() string {
@@ -968,7 +1048,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1060,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1073,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetYou() *User {
@@ -1041,7 +1121,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1133,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1146,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserJoined) GetUser() *User {
@@ -1097,7 +1177,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1189,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1202,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UserLeft) GetUser() *User {
@@ -1162,7 +1242,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1254,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1267,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Message) GetId() string {
@@ -1251,7 +1331,7 @@ type ChannelJoined struct {
 
 func (x *ChannelJoined) Reset() {
 	*x = ChannelJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1343,7 @@ func (x *ChannelJoined) String() string {
 func (*ChannelJoined) ProtoMessage() {}
 
 func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1356,7 @@ func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelJoined.ProtoReflect.Descriptor instead.
 func (*ChannelJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChannelJoined) GetChannel() string {
@@ -1320,7 +1400,7 @@ type ChannelLeft struct {
 
 func (x *ChannelLeft) Reset() {
 	*x = ChannelLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1412,7 @@ func (x *ChannelLeft) String() string {
 func (*ChannelLeft) ProtoMessage() {}
 
 func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1425,7 @@ func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelLeft.ProtoReflect.Descriptor instead.
 func (*ChannelLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChannelLeft) GetChannel() string {
@@ -1375,7 +1455,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1467,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1480,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Channel) GetName() string {
@@ -1430,7 +1510,7 @@ type ChannelList struct {
 
 func (x *ChannelList) Reset() {
 	*x = ChannelList{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1522,7 @@ func (x *ChannelList) String() string {
 func (*ChannelList) ProtoMessage() {}
 
 func (x *ChannelList) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1535,7 @@ func (x *ChannelList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelList.ProtoReflect.Descriptor instead.
 func (*ChannelList) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChannelList) GetClientId() string {
@@ -1488,7 +1568,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1580,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1593,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Rejected) GetClientId() string {
@@ -1546,7 +1626,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1638,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1651,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 // ListUsersResponse lists who is online.
@@ -1585,7 +1665,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1677,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1690,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1629,7 +1709,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1721,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1734,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 // ListChannelsResponse lists every channel.
@@ -1668,7 +1748,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1760,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1773,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -1716,13 +1796,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
 	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
 	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannelsB\b\n" +
-	"\x06action\"\x7f\n" +
+	"\x06action\"\xa6\x01\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x1d\n" +
 	"\n" +
-	"auth_token\x18\x04 \x01(\tR\tauthToken\"Y\n" +
+	"auth_token\x18\x04 \x01(\tR\tauthToken\x12%\n" +
+	"\x0eaccept_batches\x18\x05 \x01(\bR\racceptBatches\"Y\n" +
 	"\vSendMessage\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
@@ -1732,7 +1813,7 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"(\n" +
 	"\fLeaveChannel\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"\x0e\n" +
-	"\fListChannels\"\xa1\x04\n" +
+	"\fListChannels\"\xc9\x04\n" +
 	"\fChatResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
@@ -1746,8 +1827,11 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\brejected\x18\x0e \x01(\v2\x11.chat.v1.RejectedH\x00R\brejected\x12?\n" +
 	"\x0echannel_joined\x18\x0f \x01(\v2\x16.chat.v1.ChannelJoinedH\x00R\rchannelJoined\x129\n" +
 	"\fchannel_left\x18\x10 \x01(\v2\x14.chat.v1.ChannelLeftH\x00R\vchannelLeft\x129\n" +
-	"\fchannel_list\x18\x11 \x01(\v2\x14.chat.v1.ChannelListH\x00R\vchannelListB\a\n" +
-	"\x05event\"[\n" +
+	"\fchannel_list\x18\x11 \x01(\v2\x14.chat.v1.ChannelListH\x00R\vchannelList\x12&\n" +
+	"\x05batch\x18\x12 \x01(\v2\x0e.chat.v1.BatchH\x00R\x05batchB\a\n" +
+	"\x05event\"6\n" +
+	"\x05Batch\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\x06events\"[\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x127\n" +
 	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\xae\x01\n" +
@@ -1822,7 +1906,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
@@ -1834,21 +1918,22 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*LeaveChannel)(nil),          // 7: chat.v1.LeaveChannel
 	(*ListChannels)(nil),          // 8: chat.v1.ListChannels
 	(*ChatResponse)(nil),          // 9: chat.v1.ChatResponse
-	(*User)(nil),                  // 10: chat.v1.User
-	(*Welcome)(nil),               // 11: chat.v1.Welcome
-	(*UserJoined)(nil),            // 12: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 13: chat.v1.UserLeft
-	(*Message)(nil),               // 14: chat.v1.Message
-	(*ChannelJoined)(nil),         // 15: chat.v1.ChannelJoined
-	(*ChannelLeft)(nil),           // 16: chat.v1.ChannelLeft
-	(*Channel)(nil),               // 17: chat.v1.Channel
-	(*ChannelList)(nil),           // 18: chat.v1.ChannelList
-	(*Rejected)(nil),              // 19: chat.v1.Rejected
-	(*ListUsersRequest)(nil),      // 20: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 21: chat.v1.ListUsersResponse
-	(*ListChannelsRequest)(nil),   // 22: chat.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),  // 23: chat.v1.ListChannelsResponse
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*Batch)(nil),                 // 10: chat.v1.Batch
+	(*User)(nil),                  // 11: chat.v1.User
+	(*Welcome)(nil),               // 12: chat.v1.Welcome
+	(*UserJoined)(nil),            // 13: chat.v1.UserJoined
+	(*UserLeft)(nil),              // 14: chat.v1.UserLeft
+	(*Message)(nil),               // 15: chat.v1.Message
+	(*ChannelJoined)(nil),         // 16: chat.v1.ChannelJoined
+	(*ChannelLeft)(nil),           // 17: chat.v1.ChannelLeft
+	(*Channel)(nil),               // 18: chat.v1.Channel
+	(*ChannelList)(nil),           // 19: chat.v1.ChannelList
+	(*Rejected)(nil),              // 20: chat.v1.Rejected
+	(*ListUsersRequest)(nil),      // 21: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 22: chat.v1.ListUsersResponse
+	(*ListChannelsRequest)(nil),   // 23: chat.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),  // 24: chat.v1.ListChannelsResponse
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
@@ -1857,39 +1942,41 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	6,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
 	7,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
 	8,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
-	24, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
-	11, // 7: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
-	12, // 8: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
-	13, // 9: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
-	14, // 10: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
-	19, // 11: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
-	15, // 12: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
-	16, // 13: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
-	18, // 14: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
-	24, // 15: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
-	10, // 16: chat.v1.Welcome.you:type_name -> chat.v1.User
-	10, // 17: chat.v1.Welcome.online_users:type_name -> chat.v1.User
-	0,  // 18: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
-	10, // 19: chat.v1.UserJoined.user:type_name -> chat.v1.User
-	10, // 20: chat.v1.UserLeft.user:type_name -> chat.v1.User
-	1,  // 21: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
-	10, // 22: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
-	10, // 23: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
-	10, // 24: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
-	17, // 25: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
-	10, // 26: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
-	17, // 27: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
-	2,  // 28: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	20, // 29: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	22, // 30: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
-	9,  // 31: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	21, // 32: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	23, // 33: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	31, // [31:34] is the sub-list for method output_type
-	28, // [28:31] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	25, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	12, // 7: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
+	13, // 8: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
+	14, // 9: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
+	15, // 10: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
+	20, // 11: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
+	16, // 12: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
+	17, // 13: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
+	19, // 14: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
+	10, // 15: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
+	9,  // 16: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
+	25, // 17: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	11, // 18: chat.v1.Welcome.you:type_name -> chat.v1.User
+	11, // 19: chat.v1.Welcome.online_users:type_name -> chat.v1.User
+	0,  // 20: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
+	11, // 21: chat.v1.UserJoined.user:type_name -> chat.v1.User
+	11, // 22: chat.v1.UserLeft.user:type_name -> chat.v1.User
+	1,  // 23: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
+	11, // 24: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
+	11, // 25: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
+	11, // 26: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
+	18, // 27: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
+	11, // 28: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
+	18, // 29: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
+	2,  // 30: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	21, // 31: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	23, // 32: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	9,  // 33: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	22, // 34: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	24, // 35: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	33, // [33:36] is the sub-list for method output_type
+	30, // [30:33] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -1914,6 +2001,7 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatResponse_ChannelJoined)(nil),
 		(*ChatResponse_ChannelLeft)(nil),
 		(*ChatResponse_ChannelList)(nil),
+		(*ChatResponse_Batch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1921,7 +2009,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uIlQKBEpvaW4SEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEhAKCGxhc3Rfc2VxGAMgASgEEhIKCmF1dGhfdG9rZW4YBCABKAkiPwoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCSIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyKyAwoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAQgcKBWV2ZW50IkcKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLQoJam9pbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKFAQoHV2VsY29tZRIaCgN5b3UYASABKAsyDS5jaGF0LnYxLlVzZXISIwoMb25saW5lX3VzZXJzGAIgAygLMg0uY2hhdC52MS5Vc2VyEhQKDHJlc3VtZV90b2tlbhgDIAEoCRIjCghyZWNvdmVyeRgEIAEoDjIRLmNoYXQudjEuUmVjb3ZlcnkiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uImoKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSEQoJcmVjaXBpZW50GAYgASgJInQKDUNoYW5uZWxKb2luZWQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyEh4KB21lbWJlcnMYAyADKAsyDS5jaGF0LnYxLlVzZXISFQoNaGlzdG9yeV9jb3VudBgEIAEoDSI7CgtDaGFubmVsTGVmdBIPCgdjaGFubmVsGAEgASgJEhsKBHVzZXIYAiABKAsyDS5jaGF0LnYxLlVzZXIiLQoHQ2hhbm5lbBIMCgRuYW1lGAEgASgJEhQKDG1lbWJlcl9jb3VudBgCIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCpUCghSZWNvdmVyeRIYChRSRUNPVkVSWV9VTlNQRUNJRklFRBAAEhUKEVJFQ09WRVJZX0NPTVBMRVRFEAESFwoTUkVDT1ZFUllfSU5DT01QTEVURRACKqABCgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNMRUFWRV9SRUFTT05fTE9HT1VUEAESHQoZTEVBVkVfUkVBU09OX0RJU0NPTk5FQ1RFRBACEhkKFUxFQVZFX1JFQVNPTl9UT09fU0xPVxADEiAKHExFQVZFX1JFQVNPTl9TRVJWRVJfU0hVVERPV04QBDLXAQoLQ2hhdFNlcnZpY2USNwoEQ2hhdBIULmNoYXQudjEuQ2hhdFJlcXVlc3QaFS5jaGF0LnYxLkNoYXRSZXNwb25zZSgBMAESQgoJTGlzdFVzZXJzEhkuY2hhdC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouY2hhdC52MS5MaXN0VXNlcnNSZXNwb25zZRJLCgxMaXN0Q2hhbm5lbHMSHC5jaGF0LnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RDaGFubmVsc1Jlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uImwKBEpvaW4SEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEhAKCGxhc3Rfc2VxGAMgASgEEhIKCmF1dGhfdG9rZW4YBCABKAkSFgoOYWNjZXB0X2JhdGNoZXMYBSABKAgiPwoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCSIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyLTAwoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAQgcKBWV2ZW50Ii4KBUJhdGNoEiUKBmV2ZW50cxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlIkcKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLQoJam9pbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKFAQoHV2VsY29tZRIaCgN5b3UYASABKAsyDS5jaGF0LnYxLlVzZXISIwoMb25saW5lX3VzZXJzGAIgAygLMg0uY2hhdC52MS5Vc2VyEhQKDHJlc3VtZV90b2tlbhgDIAEoCRIjCghyZWNvdmVyeRgEIAEoDjIRLmNoYXQudjEuUmVjb3ZlcnkiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uImoKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSEQoJcmVjaXBpZW50GAYgASgJInQKDUNoYW5uZWxKb2luZWQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyEh4KB21lbWJlcnMYAyADKAsyDS5jaGF0LnYxLlVzZXISFQoNaGlzdG9yeV9jb3VudBgEIAEoDSI7CgtDaGFubmVsTGVmdBIPCgdjaGFubmVsGAEgASgJEhsKBHVzZXIYAiABKAsyDS5jaGF0LnYxLlVzZXIiLQoHQ2hhbm5lbBIMCgRuYW1lGAEgASgJEhQKDG1lbWJlcl9jb3VudBgCIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCpUCghSZWNvdmVyeRIYChRSRUNPVkVSWV9VTlNQRUNJRklFRBAAEhUKEVJFQ09WRVJZX0NPTVBMRVRFEAESFwoTUkVDT1ZFUllfSU5DT01QTEVURRACKqABCgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNMRUFWRV9SRUFTT05fTE9HT1VUEAESHQoZTEVBVkVfUkVBU09OX0RJU0NPTk5FQ1RFRBACEhkKFUxFQVZFX1JFQVNPTl9UT09fU0xPVxADEiAKHExFQVZFX1JFQVNPTl9TRVJWRVJfU0hVVERPV04QBDLXAQoLQ2hhdFNlcnZpY2USNwoEQ2hhdBIULmNoYXQudjEuQ2hhdFJlcXVlc3QaFS5jaGF0LnYxLkNoYXRSZXNwb25zZSgBMAESQgoJTGlzdFVzZXJzEhkuY2hhdC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouY2hhdC52MS5MaXN0VXNlcnNSZXNwb25zZRJLCgxMaXN0Q2hhbm5lbHMSHC5jaGF0LnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RDaGFubmVsc1Jlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -161,6 +161,19 @@ export type Join = Message$1<"chat.v1.Join"> & {
    * @generated from field: string auth_token = 4;
    */
   authToken: string;
+
+  /**
+   * accept_batches says the client reads ChatResponse.batch: the server may
+   * then send several events as one response when several are waiting for
+   * the stream, as they are in a burst (many users joining at once, a busy
+   * channel, a resume's missed events). Each event in a batch is exactly
+   * what it would be alone, seq included, and batches keep the order. A
+   * batch costs the server and the client one message instead of one per
+   * event. Without it every event is its own response, as before.
+   *
+   * @generated from field: bool accept_batches = 5;
+   */
+  acceptBatches: boolean;
 };
 
 /**
@@ -400,6 +413,15 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
      */
     value: ChannelList;
     case: "channelList";
+  } | {
+    /**
+     * batch is several events in one response, only for a session whose
+     * join set accept_batches.
+     *
+     * @generated from field: chat.v1.Batch batch = 18;
+     */
+    value: Batch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -409,6 +431,27 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 7);
+
+/**
+ * Batch is several events of a session, in the order they happened: read
+ * them one by one as if each had come alone. The response carrying a batch
+ * has no seq or time of its own, and a batch never holds another batch.
+ *
+ * @generated from message chat.v1.Batch
+ */
+export type Batch = Message$1<"chat.v1.Batch"> & {
+  /**
+   * @generated from field: repeated chat.v1.ChatResponse events = 1;
+   */
+  events: ChatResponse[];
+};
+
+/**
+ * Describes the message chat.v1.Batch.
+ * Use `create(BatchSchema)` to create a new message.
+ */
+export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 8);
 
 /**
  * User is a user who is online.
@@ -436,7 +479,7 @@ export type User = Message$1<"chat.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 8);
+  messageDesc(file_chat_v1_chat, 9);
 
 /**
  * Welcome answers a successful join.
@@ -482,7 +525,7 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 9);
+  messageDesc(file_chat_v1_chat, 10);
 
 /**
  * UserJoined says a user came online. A new session is in "general" from
@@ -514,7 +557,7 @@ export type UserJoined = Message$1<"chat.v1.UserJoined"> & {
  * Use `create(UserJoinedSchema)` to create a new message.
  */
 export const UserJoinedSchema: GenMessage<UserJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 10);
+  messageDesc(file_chat_v1_chat, 11);
 
 /**
  * UserLeft says a user went offline. The user is no longer in any channel's
@@ -543,7 +586,7 @@ export type UserLeft = Message$1<"chat.v1.UserLeft"> & {
  * Use `create(UserLeftSchema)` to create a new message.
  */
 export const UserLeftSchema: GenMessage<UserLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 11);
+  messageDesc(file_chat_v1_chat, 12);
 
 /**
  * Message is a chat message.
@@ -601,7 +644,7 @@ export type Message = Message$1<"chat.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 12);
+  messageDesc(file_chat_v1_chat, 13);
 
 /**
  * ChannelJoined says a user entered a channel.
@@ -645,7 +688,7 @@ export type ChannelJoined = Message$1<"chat.v1.ChannelJoined"> & {
  * Use `create(ChannelJoinedSchema)` to create a new message.
  */
 export const ChannelJoinedSchema: GenMessage<ChannelJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 13);
+  messageDesc(file_chat_v1_chat, 14);
 
 /**
  * ChannelLeft says a user left a channel by leave_channel.
@@ -673,7 +716,7 @@ export type ChannelLeft = Message$1<"chat.v1.ChannelLeft"> & {
  * Use `create(ChannelLeftSchema)` to create a new message.
  */
 export const ChannelLeftSchema: GenMessage<ChannelLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 14);
+  messageDesc(file_chat_v1_chat, 15);
 
 /**
  * Channel describes a channel.
@@ -701,7 +744,7 @@ export type Channel = Message$1<"chat.v1.Channel"> & {
  * Use `create(ChannelSchema)` to create a new message.
  */
 export const ChannelSchema: GenMessage<Channel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 15);
+  messageDesc(file_chat_v1_chat, 16);
 
 /**
  * ChannelList lists every channel.
@@ -729,7 +772,7 @@ export type ChannelList = Message$1<"chat.v1.ChannelList"> & {
  * Use `create(ChannelListSchema)` to create a new message.
  */
 export const ChannelListSchema: GenMessage<ChannelList> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 16);
+  messageDesc(file_chat_v1_chat, 17);
 
 /**
  * Rejected says a request was refused. The session goes on.
@@ -765,7 +808,7 @@ export type Rejected = Message$1<"chat.v1.Rejected"> & {
  * Use `create(RejectedSchema)` to create a new message.
  */
 export const RejectedSchema: GenMessage<Rejected> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 17);
+  messageDesc(file_chat_v1_chat, 18);
 
 /**
  * ListUsersRequest asks who is online.
@@ -780,7 +823,7 @@ export type ListUsersRequest = Message$1<"chat.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 18);
+  messageDesc(file_chat_v1_chat, 19);
 
 /**
  * ListUsersResponse lists who is online.
@@ -801,7 +844,7 @@ export type ListUsersResponse = Message$1<"chat.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 19);
+  messageDesc(file_chat_v1_chat, 20);
 
 /**
  * ListChannelsRequest asks for every channel.
@@ -816,7 +859,7 @@ export type ListChannelsRequest = Message$1<"chat.v1.ListChannelsRequest"> & {
  * Use `create(ListChannelsRequestSchema)` to create a new message.
  */
 export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 20);
+  messageDesc(file_chat_v1_chat, 21);
 
 /**
  * ListChannelsResponse lists every channel.
@@ -837,7 +880,7 @@ export type ListChannelsResponse = Message$1<"chat.v1.ListChannelsResponse"> & {
  * Use `create(ListChannelsResponseSchema)` to create a new message.
  */
 export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 21);
+  messageDesc(file_chat_v1_chat, 22);
 
 /**
  * Recovery is the outcome of a resume.
