@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/batched"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -24,10 +25,14 @@ var errNoWelcome = errors.New("the server ended the session before welcoming it"
 // and the server's welcome, or why there is none: the stream's status, or
 // errNoWelcome. Cancelling ctx ends the stream.
 func joinChat(ctx context.Context, client chatv1.ChatServiceClient, join *chatv1.Join) (chatStream, *chatv1.ChatResponse, error) {
-	stream, err := client.Chat(ctx)
+	raw, err := client.Chat(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Several events may come in one response when many are waiting (a
+	// burst of joins, a resume's missed events): cheaper for the server
+	// and for chatctl, and the stream reads the same.
+	stream := batched.Wrap(raw)
 	// If Send fails, the stream is over and Recv says why.
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: join}})
 	first, err := stream.Recv()

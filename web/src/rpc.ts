@@ -73,7 +73,13 @@ export function openChat(host: string, h: ChatHandlers): ChatStream {
   const client = grpc.client<Request, Response, typeof chatMethod>(chatMethod, { host, transport: grpc.WebsocketTransport() });
   let ended = false;
   client.onMessage((r) => {
-    if (!ended) h.onEvent(r.msg);
+    // A batch is several events in one response (the join asks for them):
+    // each is handled as if it had come alone.
+    const evs = r.msg.event.case === "batch" ? r.msg.event.value.events : [r.msg];
+    for (const ev of evs) {
+      if (ended) return;
+      h.onEvent(ev);
+    }
   });
   client.onEnd((code, message) => {
     if (ended) return;
@@ -83,7 +89,9 @@ export function openChat(host: string, h: ChatHandlers): ChatStream {
   client.start();
   return {
     send(req) {
-      client.send(new Request(create(ChatRequestSchema, req)));
+      const msg = create(ChatRequestSchema, req);
+      if (msg.action.case === "join") msg.action.value.acceptBatches = true;
+      client.send(new Request(msg));
     },
     abort() {
       if (ended) return;
