@@ -25,6 +25,7 @@ type config struct {
 	serverPIDs []int    // none (CPU and memory unavailable), or one per server, in order
 	caFile     string   // "": plaintext; else TLS, trusting the CAs in it
 	clientBDP  bool     // members use grpc-go's default windows (bandwidth-delay pings), not chatctl's fixed ones
+	batches    bool     // members ask for several events per response (Join.accept_batches)
 
 	// With nodes: restart node restartNode (from 1; 0: none) at restartAt
 	// into the send phase (see restart.go).
@@ -181,6 +182,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.natsServer, "nats-server", "", "with --nodes: the nats-server binary at `path` (default: go.mod's tool, as `go tool -n nats-server` run in the current directory finds it)")
 	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
 	fs.BoolVar(&cfg.clientBDP, "client-bdp", false, "members use grpc-go's default flow control, which sends chatd a bandwidth-delay PING for nearly every message received when messages are sparse (each costs chatd a write), instead of chatctl's fixed windows")
+	fs.BoolVar(&cfg.batches, "batches", true, "members ask chatd for several events per response when several are waiting (Join.accept_batches), as chatctl and the page do; --batches=false: one response per event, as a client that does not know batches gets")
 	fs.StringVar(&cfg.caFile, "ca-file", "", "talk to chatd over TLS, trusting the CA certificates in this PEM `file` (start it with --chatd-arg=--tls-cert=… --chatd-arg=--tls-key=…); plaintext without it")
 	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
 	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")

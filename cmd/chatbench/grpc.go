@@ -27,6 +27,7 @@ type grpcTransport struct {
 	timeout time.Duration        // for each connection to be ready
 	opts    []grpc.DialOption    // plaintext or TLS (see transportCreds), and the windows (see dialOptions)
 	tag     bool                 // send each message's text as its client_id too, so that a refusal names it (--restart-node)
+	batches bool                 // members ask for several events per response (Join.accept_batches), as chatctl and the page do
 	shared  [][]*grpc.ClientConn // --conns > 0: conns per address, members share them in turn
 
 	mu     sync.Mutex
@@ -96,7 +97,7 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 	// WaitForReady: a shared connection may be reconnecting; ride that
 	// out, within --join-timeout, as any real client would.
 	sctx, cancel := context.WithCancel(ctx)
-	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name}, grpc.WaitForReady(true))
+	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, AcceptBatches: t.batches}, grpc.WaitForReady(true))
 	if c != nil {
 		c.tag = t.tag
 	}
@@ -130,7 +131,7 @@ func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq
 	// The stream outlives the attempt: only the wait for the welcome is
 	// bounded.
 	timer := time.AfterFunc(resumeTimeout, cancel)
-	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: lastSeq})
+	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: lastSeq, AcceptBatches: t.batches})
 	if c != nil {
 		c.tag = t.tag
 	}
@@ -185,6 +186,10 @@ func joinStream(ctx context.Context, cc *grpc.ClientConn, j *chatv1.Join, opts .
 	if err := stream.RecvMsg(resp); err != nil {
 		return nil, welcome{}, fmt.Errorf("join: %w", explainRefusal(err))
 	}
+	var rest []*chatv1.ChatResponse // what came with the welcome in its batch
+	if b := resp.GetBatch(); b != nil && len(b.GetEvents()) > 0 {
+		resp, rest = b.GetEvents()[0], b.GetEvents()[1:]
+	}
 	wel := resp.GetWelcome()
 	if wel == nil {
 		return nil, welcome{}, fmt.Errorf("join answered with %v, want a welcome", resp)
@@ -195,7 +200,7 @@ func joinStream(ctx context.Context, cc *grpc.ClientConn, j *chatv1.Join, opts .
 		token:    wel.GetResumeToken(),
 		complete: wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
 	}
-	return &grpcClient{stream: stream, resp: resp}, w, nil
+	return &grpcClient{stream: stream, resp: new(chatv1.ChatResponse), rest: rest}, w, nil
 }
 
 func (t *grpcTransport) close() {
@@ -211,10 +216,11 @@ func (t *grpcTransport) close() {
 
 type grpcClient struct {
 	stream grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
-	resp   *chatv1.ChatResponse // reused by every receive
-	cancel context.CancelFunc   // ends the stream
-	own    *grpc.ClientConn     // the member's own connection; nil if shared
-	tag    bool                 // see grpcTransport.tag
+	resp   *chatv1.ChatResponse   // reused by every receive
+	rest   []*chatv1.ChatResponse // events that came in the welcome's batch, to handle first
+	cancel context.CancelFunc     // ends the stream
+	own    *grpc.ClientConn       // the member's own connection; nil if shared
+	tag    bool                   // see grpcTransport.tag
 }
 
 func (c *grpcClient) send(text []byte) error {
@@ -239,6 +245,10 @@ func (c *grpcClient) close() {
 }
 
 func (c *grpcClient) receive(m *member) error {
+	for _, ev := range c.rest {
+		handle(m, ev)
+	}
+	c.rest = nil
 	for {
 		if err := c.stream.RecvMsg(c.resp); err != nil {
 			if status.Code(err) == codes.ResourceExhausted {
@@ -246,32 +256,43 @@ func (c *grpcClient) receive(m *member) error {
 			}
 			return err
 		}
-		m.seq(c.resp.GetSeq())
-		switch ev := c.resp.GetEvent().(type) {
-		case *chatv1.ChatResponse_UserJoined:
-			if ev.UserJoined.GetResumed() {
-				// Someone came back who had been seen to leave: a
-				// flap, not a new member.
-				m.flaps++
-			} else {
-				m.joins.Add(1)
+		if b := c.resp.GetBatch(); b != nil {
+			for _, ev := range b.GetEvents() {
+				handle(m, ev)
 			}
-		case *chatv1.ChatResponse_UserLeft:
-			m.flaps++
-		case *chatv1.ChatResponse_Message:
-			msg := ev.Message
-			switch {
-			case c.resp.GetHistory():
-				// History is what general said before this run (when
-				// attached to a running chatd): not the run's to count.
-			case msg.GetRecipient() != "" && msg.GetSender() == m.name && msg.GetText() == settleText:
-				m.settle()
-			default:
-				onMessage(m, msg.GetText())
-			}
-		case *chatv1.ChatResponse_Rejected:
-			m.reject(ev.Rejected.GetReason(), ev.Rejected.GetClientId())
+			continue
 		}
+		handle(m, c.resp)
+	}
+}
+
+// handle checks and counts one event received by m.
+func handle(m *member, resp *chatv1.ChatResponse) {
+	m.seq(resp.GetSeq())
+	switch ev := resp.GetEvent().(type) {
+	case *chatv1.ChatResponse_UserJoined:
+		if ev.UserJoined.GetResumed() {
+			// Someone came back who had been seen to leave: a
+			// flap, not a new member.
+			m.flaps++
+		} else {
+			m.joins.Add(1)
+		}
+	case *chatv1.ChatResponse_UserLeft:
+		m.flaps++
+	case *chatv1.ChatResponse_Message:
+		msg := ev.Message
+		switch {
+		case resp.GetHistory():
+			// History is what general said before this run (when
+			// attached to a running chatd): not the run's to count.
+		case msg.GetRecipient() != "" && msg.GetSender() == m.name && msg.GetText() == settleText:
+			m.settle()
+		default:
+			onMessage(m, msg.GetText())
+		}
+	case *chatv1.ChatResponse_Rejected:
+		m.reject(ev.Rejected.GetReason(), ev.Rejected.GetClientId())
 	}
 }
 

@@ -178,6 +178,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 	if err != nil {
 		return err
 	}
+	tr.batches = cfg.batches
 	// A restarting node refuses what its streams send while it stops:
 	// the refusal must name the message (see move.go's in-doubt window).
 	tr.tag = rs != nil
