@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/gateway"
+	"github.com/chatd/chatd/internal/memreturn"
 	"github.com/chatd/chatd/internal/ratelog"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
@@ -56,7 +57,8 @@ type config struct {
 	logLevel        slog.Level
 	logRate         float64 // records per second about single clients; 0 for all
 	shutdownTimeout time.Duration
-	tlsCert         string // "" (with tlsKey ""): plaintext
+	returnMemory    time.Duration // 0: leave returning memory to Go's runtime alone (see memreturn)
+	tlsCert         string        // "" (with tlsKey ""): plaintext
 	tlsKey          string
 	authKeyFile     string // "": no sign-in
 	authIssuer      string
@@ -120,6 +122,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 		return err
 	}
 	defer closeLog()
+	if cfg.returnMemory > 0 {
+		mcfg := memreturn.DefaultConfig()
+		mcfg.Every = cfg.returnMemory
+		mctx, stopReturning := context.WithCancel(context.Background())
+		returned := make(chan struct{})
+		go func() {
+			defer close(returned)
+			memreturn.Run(mctx, mcfg, log)
+		}()
+		defer func() {
+			stopReturning()
+			<-returned
+		}()
+	}
 	if cfg.debugAddr != "" {
 		addr, stop, err := serveDebug(cfg.debugAddr, cfg.server.MaxHeaderBytes, log)
 		if err != nil {

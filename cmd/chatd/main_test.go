@@ -177,6 +177,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--trusted-proxies", "proxy.example"}, `--trusted-proxies: "proxy.example" is not an address or a CIDR`},
 		{[]string{"--log-rate", "-1"}, "--log-rate must be 0 (log everything) or positive, got -1"},
 		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout must be positive, such as 10s, got 0s"},
+		{[]string{"--return-memory", "-1s"}, "--return-memory must be 0 (off) or positive, such as 10s, got -1s"},
 		{[]string{"extra"}, `unexpected argument "extra": chatd takes flags only (see chatd --help)`},
 		{[]string{"--max-session", "5"}, "unknown flag --max-session: did you mean --max-sessions? (see chatd --help)"},
 		{[]string{"--frobnicate"}, "unknown flag --frobnicate (see chatd --help)"},
