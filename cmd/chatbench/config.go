@@ -43,6 +43,7 @@ type config struct {
 	joinTimeout  time.Duration
 	drainTimeout time.Duration
 	idleWait     time.Duration
+	cpuProfile   string // "": none; else chatbench's own CPU profile goes to this file
 
 	baseline      bool
 	baselineQueue int
@@ -194,6 +195,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.conns, "conns", 0, "gRPC connections the members share, per server (0: one per member, which is what memory per session means)")
 	fs.DurationVar(&cfg.joinTimeout, "join-timeout", time.Minute, "give up if joining and receiving every join takes longer")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "after sending, how long to wait for every member to receive every message")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write chatbench's own CPU profile (its members' gRPC clients) to `file`, for `go tool pprof`: on this machine the members share the cores with chatd")
 	fs.DurationVar(&cfg.idleWait, "idle-wait", time.Second, "after the joins, how long members stay idle before the server's memory is read")
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also run the same fan-out over plain TCP in-process (--baseline=false to skip)")
 	fs.IntVar(&cfg.baselineQueue, "baseline-queue-size", 1024, "frames that may wait for one baseline client before it is dropped as too slow (chatd's --queue-size default)")
