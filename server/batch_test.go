@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
@@ -130,4 +131,37 @@ func TestBatchesKeepOrderAndBound(t *testing.T) {
 		t.Fatalf("bob got %d events in %d responses, none batched; the test did not make events pile up", len(got), responses)
 	}
 	t.Logf("bob got %d events in %d responses, up to %d in one", len(got), responses, biggest)
+}
+
+// TestWriteDelayGathersABurst has a session's writer, which has just sent
+// several events at once (the join's welcome and channel_joined), wait
+// WriteDelay before sending more: messages sent meanwhile reach the
+// client together, in one batch, no sooner than the delay.
+func TestWriteDelayGathersABurst(t *testing.T) {
+	t.Parallel()
+	const delay = server.MaxWriteDelay // far longer than three messages take to apply
+	ts := startServer(t, testConfig(func(c *server.Config) { c.WriteDelay, c.MessageRate = delay, 0 }))
+	alice := join(t, ts, "alice")
+
+	bob := openStream(t, dial(t, ts.addr))
+	bob.name = "bob"
+	bob.send(t, batchJoinReq("bob"))
+	if n := len(bob.next(t).GetBatch().GetEvents()); n != 2 {
+		t.Fatalf("bob's first response has %d events; want his welcome and channel_joined in one batch", n)
+	}
+	sent := time.Now() // bob's writer sent them before this, and waits from then
+	for i := range 3 {
+		alice.say(t, fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
+	}
+	resp := bob.next(t)
+	if waited := time.Since(sent); waited < delay/2 {
+		t.Errorf("bob got alice's messages %s after his join's burst; want them held for the write delay, %s", waited, delay)
+	}
+	evs := resp.GetBatch().GetEvents()
+	if len(evs) != 3 {
+		t.Fatalf("bob got %v; want alice's three messages in one batch", resp)
+	}
+	for i, ev := range evs {
+		expectMessage(t, "bob", ev, "alice", fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
+	}
 }

@@ -78,6 +78,13 @@ type Config struct {
 	// is ended with RESOURCE_EXHAUSTED. 0 turns the limit off.
 	RefusalRate  float64
 	RefusalBurst int
+	// WriteDelay is how long a session's writer waits, after sending the
+	// client several events at once, before it sends again: a client
+	// receiving a burst (a join storm, a busy channel) then gets the
+	// burst's next events together, in fewer writes and system calls, at
+	// up to WriteDelay more latency. A client receiving one event at a
+	// time never waits. 0 sends everything at once.
+	WriteDelay time.Duration
 	// KeepaliveTime is how long a connection may be idle before the server
 	// pings it to check that the peer is still there.
 	KeepaliveTime time.Duration
@@ -88,6 +95,10 @@ type Config struct {
 	// ping the server; clients that ping more often are disconnected.
 	KeepaliveMinClientPing time.Duration
 }
+
+// MaxWriteDelay is the longest WriteDelay: past it a busy chat would feel
+// slow.
+const MaxWriteDelay = time.Second
 
 // Limits on what a client may send. They are part of the API contract (see
 // proto/chat/v1/chat.proto), so they are constants, not settings.
@@ -118,6 +129,7 @@ func DefaultConfig() Config {
 		MaxChannels:        1000,
 		MaxChannelsPerUser: 100,
 		ResumeGrace:        30 * time.Second,
+		WriteDelay:         20 * time.Millisecond,
 		ResumeBuffer:       1024,
 		ResumeBufferBytes:  256 << 10,
 		MaxRecvMsgSize:     16 << 10,
@@ -234,6 +246,7 @@ var settingNames = map[string]string{
 	"PerClient.TrustedProxies": "trusted proxies",
 	"RefusalRate":              "refusal rate",
 	"RefusalBurst":             "refusal burst",
+	"WriteDelay":               "write delay",
 	"KeepaliveTime":            "keepalive time",
 	"KeepaliveTimeout":         "keepalive timeout",
 	"KeepaliveMinClientPing":   "minimum client ping interval",
@@ -295,6 +308,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < MinHeaderBytes {
 		bad("MaxHeaderBytes", fmt.Sprintf("must be at least %d", MinHeaderBytes), c.MaxHeaderBytes)
+	}
+	if c.WriteDelay < 0 || c.WriteDelay > MaxWriteDelay {
+		bad("WriteDelay", fmt.Sprintf("must be between 0 (off) and %s", MaxWriteDelay), c.WriteDelay)
 	}
 	atLeast1("MaxStreamsPerConn", c.MaxStreamsPerConn)
 	atLeast1("MaxUnjoined", c.MaxUnjoined)

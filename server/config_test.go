@@ -41,6 +41,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{func(c *server.Config) { c.MaxChannels = 0 }, "max channels"},
 		{func(c *server.Config) { c.MaxChannelsPerUser = 0 }, "max channels per user"},
 		{func(c *server.Config) { c.ResumeGrace = -time.Second }, "resume grace"},
+		{func(c *server.Config) { c.WriteDelay = -time.Millisecond }, "write delay"},
+		{func(c *server.Config) { c.WriteDelay = 2 * time.Second }, "write delay"},
 		{func(c *server.Config) { c.ResumeBuffer = -1 }, "resume buffer"},
 		{func(c *server.Config) { c.ResumeBufferBytes = -1 }, "resume buffer bytes"},
 	} {

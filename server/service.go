@@ -214,7 +214,8 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
 	written := make(chan error, 1)
-	go func() { written <- writeLoop(writerStream(stream), s, drain, batches, svc.met) }()
+	opt := writerOptions{batches: batches, delay: svc.cfg.WriteDelay}
+	go func() { written <- writeLoop(writerStream(stream), s, drain, opt, svc.met) }()
 	read := make(chan error, 1)
 	go func() { read <- svc.readLoop(stream, s) }()
 
@@ -459,22 +460,33 @@ func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
 	return nil
 }
 
+// writerOptions are how a session's writer sends.
+type writerOptions struct {
+	batches bool          // several events per response (Join.accept_batches)
+	delay   time.Duration // Config.WriteDelay
+}
+
 // writeLoop sends s's events in order until the session ends. It takes
 // everything queued at once and sends it as one burst, which gRPC writes to
-// the socket together, in batches if the client takes them (batches). After
-// drain is closed nothing more is queued, so it sends what is left and
-// returns. It counts into met per burst, not per event.
-func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, batches bool, met *metrics) error {
+// the socket together, in batches if the client takes them. After a burst
+// of several events it waits opt.delay before taking more (see
+// Config.WriteDelay). After drain is closed nothing more is queued, so it
+// sends what is left and returns. It counts into met per burst, not per
+// event.
+func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt writerOptions, met *metrics) error {
 	var batch []Delivery
+	took := 0 // events the last send sent
 	send := func() error {
+		took = 0
 		for {
 			batch = s.Take(batch)
 			if len(batch) == 0 {
 				return nil
 			}
+			took += len(batch)
 			met.queueDepth.Observe(float64(len(batch)))
 			var err error
-			if batches && len(batch) > 1 {
+			if opt.batches && len(batch) > 1 {
 				err = sendBatches(stream, batch, met)
 			} else {
 				err = sendEach(stream, batch, met)
@@ -514,6 +526,19 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, batc
 		runtime.Gosched()
 		if err := send(); err != nil {
 			return err
+		}
+		if took > 1 && opt.delay > 0 {
+			// The client is getting a burst: let its next events
+			// gather, to go out together. Its end does not wait: the
+			// token it leaves on the queue is still there after this.
+			linger := time.NewTimer(opt.delay)
+			select {
+			case <-linger.C:
+			case <-s.ended:
+			case <-ctx.Done():
+			case <-drain:
+			}
+			linger.Stop()
 		}
 	}
 }

@@ -121,6 +121,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&sc.ResumeBufferBytes, "resume-buffer-bytes", sc.ResumeBufferBytes, "the same, bounded by the events' encoded size in `bytes`")
 	fs.IntVar(&sc.MaxRecvMsgSize, "max-recv-msg-size", sc.MaxRecvMsgSize, fmt.Sprintf("largest request accepted, in `bytes`; at least %d (the longest message, %d bytes of text, with its client_id and framing)", server.MinRecvMsgSize, server.MaxTextBytes))
 	fs.IntVar(&sc.MaxHeaderBytes, "max-header-bytes", sc.MaxHeaderBytes, fmt.Sprintf("largest metadata of a request (gRPC's decoded header list; HTTP request headers), in `bytes`; at least %d", server.MinHeaderBytes))
+	fs.DurationVar(&sc.WriteDelay, "write-delay", sc.WriteDelay, fmt.Sprintf("after sending a client several events at once (it is getting a burst: a join storm, a busy channel), how long to wait before sending it more, so that the burst's next events go out together in fewer writes, at up to this much more latency; a client getting one event at a time never waits. 0 sends at once; at most %s", server.MaxWriteDelay))
 	fs.IntVar(&sc.MaxStreamsPerConn, "max-streams-per-conn", sc.MaxStreamsPerConn, "most streams open at once on one HTTP/2 connection")
 	fs.IntVar(&sc.MaxUnjoined, "max-unjoined", sc.MaxUnjoined, "most streams waiting to send their join, from all clients together; more get RESOURCE_EXHAUSTED")
 	pc := &sc.PerClient
@@ -171,6 +172,7 @@ var settingFlags = map[string]string{
 	"JoinTimeout":              "join-timeout",
 	"QueueSize":                "queue-size",
 	"QueueBytes":               "queue-bytes",
+	"WriteDelay":               "write-delay",
 	"MessageRate":              "message-rate",
 	"MessageBurst":             "message-burst",
 	"HistorySize":              "history-size",
