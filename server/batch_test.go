@@ -165,3 +165,39 @@ func TestWriteDelayGathersABurst(t *testing.T) {
 		expectMessage(t, "bob", ev, "alice", fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
 	}
 }
+
+// TestWriteDelayNeverDropsAReader sends a session that reads everything
+// more messages than its queue holds while its writer holds back after its
+// join (a second): the writer must send once the queue is half full, not
+// wait out the delay while the messages drop a client that keeps up. The
+// sender waits for each message's echo, a pace any writer that does not
+// hold back keeps up with.
+func TestWriteDelayNeverDropsAReader(t *testing.T) {
+	t.Parallel()
+	const queueSize = 8
+	ts := startServer(t, testConfig(func(c *server.Config) {
+		c.WriteDelay, c.QueueSize, c.MessageRate = server.MaxWriteDelay, queueSize, 0
+	}))
+	alice := join(t, ts, "alice")
+	bob := openStream(t, dial(t, ts.addr))
+	bob.name = "bob"
+	bob.send(t, batchJoinReq("bob"))
+	bob.next(t) // his welcome and channel_joined, after which his writer holds back
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	const n = 5 * queueSize
+	for i := range n {
+		alice.say(t, fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
+		expectMessage(t, "alice", alice.next(t), "alice", fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
+	}
+	for i := 0; i < n; {
+		resp := bob.next(t)
+		evs := []*chatv1.ChatResponse{resp}
+		if b := resp.GetBatch(); b != nil {
+			evs = b.GetEvents()
+		}
+		for _, ev := range evs {
+			expectMessage(t, "bob", ev, "alice", fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
+			i++
+		}
+	}
+}

@@ -9,6 +9,10 @@ type queue struct {
 	limit      int           // items
 	limitBytes int           // what the items' events take in memory (Event.bytes)
 	ready      chan struct{} // holds a token while deliveries may be waiting
+	// urgent holds a token once the queue is half full: a writer that
+	// holds back to let a burst gather (Config.WriteDelay) must send now,
+	// or the burst would drop a client that reads perfectly well.
+	urgent chan struct{}
 
 	mu    sync.Mutex // guards the fields below
 	items []Delivery
@@ -25,7 +29,7 @@ var closedChan = func() chan struct{} {
 }()
 
 func newQueue(limit, limitBytes int) *queue {
-	return &queue{limit: limit, limitBytes: limitBytes, ready: make(chan struct{}, 1)}
+	return &queue{limit: limit, limitBytes: limitBytes, ready: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 }
 
 // push adds d unless the queue is full, in items or in bytes, and reports
@@ -39,14 +43,28 @@ func (q *queue) push(d Delivery) bool {
 		q.mu.Unlock()
 		return false
 	}
+	half := halfFull(len(q.items), q.limit+q.extra, q.bytes, q.limitBytes)
 	q.bytes += n
 	q.items = append(q.items, d)
 	first := len(q.items) == 1
+	urgent := !half && halfFull(len(q.items), q.limit+q.extra, q.bytes, q.limitBytes)
 	q.mu.Unlock()
 	if first {
 		q.signal()
 	}
+	if urgent {
+		select {
+		case q.urgent <- struct{}{}:
+		default:
+		}
+	}
 	return true
+}
+
+// halfFull reports whether n items of limit, or bytes of limitBytes, are
+// half the queue's room or more.
+func halfFull(n, limit, bytes, limitBytes int) bool {
+	return 2*n >= limit || 2*bytes >= limitBytes
 }
 
 // pushExtra adds ds whatever the limit, and does not count them against it
@@ -109,6 +127,10 @@ func (q *queue) take(spare []Delivery) []Delivery {
 	if q.taken != nil {
 		close(q.taken)
 		q.taken = nil
+	}
+	select {
+	case <-q.urgent: // about what was just taken
+	default:
 	}
 	q.mu.Unlock()
 	return items

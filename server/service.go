@@ -529,11 +529,13 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt 
 		}
 		if took > 1 && opt.delay > 0 {
 			// The client is getting a burst: let its next events
-			// gather, to go out together. Its end does not wait: the
-			// token it leaves on the queue is still there after this.
+			// gather, to go out together, unless they fill half its
+			// queue first. Its end does not wait: the token it leaves
+			// on the queue is still there after this.
 			linger := time.NewTimer(opt.delay)
 			select {
 			case <-linger.C:
+			case <-s.queue.urgent:
 			case <-s.ended:
 			case <-ctx.Done():
 			case <-drain:
