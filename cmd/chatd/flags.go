@@ -104,7 +104,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.Float64Var(&cfg.logRate, "log-rate", 20, "most log lines per second about single clients (joins, leaves, refusals), in bursts of ten times that; the next line logged says how many were dropped. 0 logs them all")
-	fs.DurationVar(&cfg.returnMemory, "return-memory", 10*time.Second, "how often to look whether a burst of work (a join storm) left garbage and free heap behind (64 MiB or more) while chatd has since gone quiet, and if so give it back to the operating system at the cost of two garbage collections; 0 leaves it to Go's runtime, which takes minutes")
+	fs.DurationVar(&cfg.returnMemory, "return-memory", 10*time.Second, "how often to look whether a burst of work (a join storm) left garbage and free heap behind (64 MiB or more) while chatd has since gone quiet, and if so give it back to the operating system, once per burst, at the cost of two garbage collections; 0 leaves it to Go's runtime, which takes minutes")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long to wait for sessions to end before closing every connection")
 	fs.IntVar(&sc.MaxSessions, "max-sessions", sc.MaxSessions, "most sessions at once, counting those kept for a resume; joins past it get RESOURCE_EXHAUSTED")
 	fs.DurationVar(&sc.JoinTimeout, "join-timeout", sc.JoinTimeout, "how long a new stream may take to send its join")

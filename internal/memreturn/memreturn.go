@@ -11,11 +11,14 @@
 // collection only every two minutes, and sync.Pool's caches need two).
 // An operator sees a server that looks twice its size.
 //
-// Run watches for exactly that: a quiet program (no collection since the
-// last look) holding more than a threshold of garbage and free heap. Then
-// it collects twice (the first moves sync.Pool's caches aside, the second
-// frees them) and returns what is free (debug.FreeOSMemory). A busy
-// program collects on its own and is left alone.
+// Run watches for exactly that: a burst (a look that saw several
+// collections) followed by quiet (a look that saw none), with more than a
+// threshold of garbage and free heap. Then, once per burst, it collects
+// twice (the first moves sync.Pool's caches aside, the second frees them)
+// and returns what is free (debug.FreeOSMemory). A busy program collects
+// on its own, and one that is steadily lightly loaded (a collection now
+// and then, garbage building up slowly in between, as the collector
+// intends) is never a burst: both are left alone.
 package memreturn
 
 import (
@@ -35,11 +38,15 @@ type Config struct {
 	// Threshold is how many bytes of garbage and free heap are worth two
 	// collections.
 	Threshold uint64
+	// BurstCycles is how many collections one look must see for the
+	// program to have been through a burst.
+	BurstCycles uint64
 }
 
-// DefaultConfig looks every 10 seconds and returns 64 MiB or more.
+// DefaultConfig looks every 10 seconds and returns 64 MiB or more after
+// a look that saw 3 collections or more.
 func DefaultConfig() Config {
-	return Config{Every: 10 * time.Second, Threshold: 64 << 20}
+	return Config{Every: 10 * time.Second, Threshold: 64 << 20, BurstCycles: 3}
 }
 
 // Run returns memory as Config says until ctx ends. log gets a record each
@@ -65,6 +72,7 @@ type Watcher struct {
 	cfg     Config
 	samples []metrics.Sample
 	cycles  uint64 // collections seen at the last look
+	burst   bool   // a look since the last return saw a burst
 }
 
 // NewWatcher returns a Watcher that has not looked yet.
@@ -79,13 +87,16 @@ func NewWatcher(cfg Config) *Watcher {
 }
 
 // Step looks at the heap once and returns memory if the program has been
-// quiet since the last look and holds more than the threshold. It reports
-// how much more the program has returned since before it started, and how
-// long that took.
+// quiet since the last look, after a burst, and holds more than the
+// threshold. It reports how much more the program has returned since
+// before it started, and how long that took.
 func (w *Watcher) Step() (freed uint64, took time.Duration, ok bool) {
 	metrics.Read(w.samples)
 	cycles := w.value(0)
 	quiet := cycles == w.cycles
+	if cycles-w.cycles >= w.cfg.BurstCycles {
+		w.burst = true
+	}
 	w.cycles = cycles
 	objects, live, free, released := w.value(1), w.value(2), w.value(3), w.value(4)
 	var idle uint64 // garbage and free heap
@@ -93,9 +104,10 @@ func (w *Watcher) Step() (freed uint64, took time.Duration, ok bool) {
 		idle = objects - live
 	}
 	idle += free
-	if !quiet || idle < w.cfg.Threshold {
+	if !quiet || !w.burst || idle < w.cfg.Threshold {
 		return 0, 0, false
 	}
+	w.burst = false // once per burst
 	start := time.Now()
 	runtime.GC()         // sync.Pool's caches move to its victim cache
 	debug.FreeOSMemory() // which this collection frees, and all that is free goes back
