@@ -119,7 +119,9 @@ func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq
 		cc = t.sharedConn(m, node)
 	} else {
 		var err error
-		if cc, err = grpcdial.Dial(ctx, t.addrs[node], resumeTimeout, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		// Dialled as the join was: TLS if the run is, and the same
+		// flow-control windows.
+		if cc, err = grpcdial.Dial(ctx, t.addrs[node], resumeTimeout, t.opts...); err != nil {
 			return nil, welcome{}, err
 		}
 		if err := t.keep(cc); err != nil {
