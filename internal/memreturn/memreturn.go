@@ -75,15 +75,19 @@ type Watcher struct {
 	burst   bool   // a look since the last return saw a burst
 }
 
-// NewWatcher returns a Watcher that has not looked yet.
+// NewWatcher returns a Watcher whose first look counts the collections
+// from now on.
 func NewWatcher(cfg Config) *Watcher {
-	return &Watcher{cfg: cfg, samples: []metrics.Sample{
+	w := &Watcher{cfg: cfg, samples: []metrics.Sample{
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/memory/classes/heap/objects:bytes"}, // live objects and garbage not yet swept
 		{Name: "/gc/heap/live:bytes"},                // live at the last collection
 		{Name: "/memory/classes/heap/free:bytes"},    // free, not yet returned
 		{Name: "/memory/classes/heap/released:bytes"},
 	}}
+	metrics.Read(w.samples)
+	w.cycles = w.value(0)
+	return w
 }
 
 // Step looks at the heap once and returns memory if the program has been

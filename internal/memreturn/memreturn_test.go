@@ -2,6 +2,7 @@ package memreturn_test
 
 import (
 	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/chatd/chatd/internal/memreturn"
@@ -19,6 +20,14 @@ func alloc(mib int) {
 // cfg is a Watcher's config for these tests: a burst is two collections.
 var cfg = memreturn.Config{Threshold: 32 << 20, BurstCycles: 2}
 
+// onlyExplicitCollections turns the collector's own pacing off for the
+// test, so that the collections a Watcher sees are the test's own, and a
+// look sees exactly as many as the test means it to.
+func onlyExplicitCollections(t *testing.T) {
+	old := debug.SetGCPercent(-1)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
 // afterBurst leaves the heap as a join storm does: a large live heap while
 // it ran (64 MiB, which has the runtime set its next collection far off),
 // collected more than once, then all of it garbage, with 48 MiB more
@@ -26,6 +35,7 @@ var cfg = memreturn.Config{Threshold: 32 << 20, BurstCycles: 2}
 // at the burst.
 func afterBurst(t *testing.T, w *memreturn.Watcher) {
 	t.Helper()
+	onlyExplicitCollections(t)
 	w.Step() // before the burst
 	alloc(64)
 	runtime.GC()
@@ -75,6 +85,7 @@ func TestBelowThresholdIsLeftAlone(t *testing.T) {
 // collection between looks) and builds garbage up in between: it is never
 // through a burst, and is left alone however much garbage it holds.
 func TestSteadyProgramIsLeftAlone(t *testing.T) {
+	onlyExplicitCollections(t)
 	w := memreturn.NewWatcher(cfg)
 	w.Step()
 	for range 4 {
