@@ -174,17 +174,26 @@ func TestWriteDelayGathersABurst(t *testing.T) {
 // hold back keeps up with.
 func TestWriteDelayNeverDropsAReader(t *testing.T) {
 	t.Parallel()
-	const queueSize = 8
+	// Room for 32 messages after the writer is woken at half the queue,
+	// which even a busy machine running this under the race detector
+	// gives it time to take; far fewer than it holds back a second for.
+	const queueSize = 64
 	ts := startServer(t, testConfig(func(c *server.Config) {
 		c.WriteDelay, c.QueueSize, c.MessageRate = server.MaxWriteDelay, queueSize, 0
 	}))
 	alice := join(t, ts, "alice")
+	// alice's own writer holds back after her join too: her first echo
+	// comes once it is done, and from then on she gets one event at a
+	// time, each at once.
+	alice.say(t, "first", "first")
+	expectMessage(t, "alice", alice.next(t), "alice", "first", "first")
+
 	bob := openStream(t, dial(t, ts.addr))
 	bob.name = "bob"
 	bob.send(t, batchJoinReq("bob"))
-	bob.next(t) // his welcome and channel_joined, after which his writer holds back
+	bob.next(t) // his welcome, channel_joined and general's history, after which his writer holds back
 	expectJoined(t, "alice", alice.next(t), "bob", false)
-	const n = 5 * queueSize
+	const n = 3 * queueSize
 	for i := range n {
 		alice.say(t, fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
 		expectMessage(t, "alice", alice.next(t), "alice", fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i))
