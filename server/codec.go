@@ -139,13 +139,16 @@ const (
 
 // outgoingBatch is several deliveries on their way as one response, a
 // ChatResponse whose batch holds each as the response it would be alone.
+// sizes are eventSize of each delivery's event, worked out once: sizing a
+// snapshot (every user online) costs nearly what encoding it does.
 type outgoingBatch struct {
-	ds []Delivery
+	ds    []Delivery
+	sizes []int
 }
 
-// eventSize is the size of d's event's encoding without its seq and
-// history. A response not yet encoded is sized once: proto caches it for
-// the marshalling that follows.
+// eventSize is the size of an event's encoding without its seq and
+// history. A response not yet encoded is sized by proto, which caches the
+// sizes of its parts for the marshalling that follows (UseCachedSize).
 func eventSize(e *Event) int {
 	if e.resp != nil {
 		return proto.Size(e.resp)
@@ -172,7 +175,7 @@ func marshalBatch(h *outgoingBatch) ([]byte, error) {
 	var hdr [1 + 10 + 2]byte
 	inner := 0
 	for i := range h.ds {
-		n := len(deliveryHeader(hdr[:0], &h.ds[i])) + eventSize(h.ds[i].Event)
+		n := len(deliveryHeader(hdr[:0], &h.ds[i])) + h.sizes[i]
 		inner += protowire.SizeTag(eventsField) + protowire.SizeBytes(n)
 	}
 	b := make([]byte, 0, protowire.SizeTag(batchField)+protowire.SizeBytes(inner))
@@ -182,7 +185,7 @@ func marshalBatch(h *outgoingBatch) ([]byte, error) {
 		d := &h.ds[i]
 		head := deliveryHeader(hdr[:0], d)
 		b = protowire.AppendTag(b, eventsField, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(len(head)+eventSize(d.Event)))
+		b = protowire.AppendVarint(b, uint64(len(head)+h.sizes[i]))
 		b = append(b, head...)
 		if d.Event.resp != nil {
 			var err error

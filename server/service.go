@@ -432,12 +432,16 @@ func sendEach(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
 // sendBatches sends ds, in order, as batches of at most maxBatchBytes (see
 // Join.accept_batches); an event that fits no batch with others goes alone.
 func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
+	sizes := make([]int, len(ds)) // one allocation per burst
+	for i := range ds {
+		sizes[i] = eventSize(ds[i].Event)
+	}
 	for len(ds) > 0 {
 		n, size := 0, 0
 		for n < len(ds) {
 			// Each event costs its header and framing too: 20 bytes at
 			// most (seq, history, tag and length).
-			es := eventSize(ds[n].Event) + 20
+			es := sizes[n] + 20
 			if n > 0 && size+es > maxBatchBytes {
 				break
 			}
@@ -447,7 +451,7 @@ func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
 		if n == 1 {
 			err = sendEach(stream, ds[:1], met)
 		} else {
-			err = stream.SendMsg(&outgoingBatch{ds: ds[:n]})
+			err = stream.SendMsg(&outgoingBatch{ds: ds[:n], sizes: sizes[:n]})
 			if err == nil {
 				met.deliveries.Add(float64(n))
 			}
@@ -455,7 +459,7 @@ func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
 		if err != nil {
 			return err
 		}
-		ds = ds[n:]
+		ds, sizes = ds[n:], sizes[n:]
 	}
 	return nil
 }
