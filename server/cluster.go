@@ -505,10 +505,7 @@ func (c *Cluster) later(cmd *clusterv1.Command) {
 	c.mu.Lock()
 	c.backlog = append(c.backlog, cmd)
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	poke(c.wake)
 }
 
 // appendLoop appends what later queued, in order, retrying each until the

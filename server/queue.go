@@ -53,10 +53,7 @@ func (q *queue) push(d Delivery) bool {
 		q.signal()
 	}
 	if urgent {
-		select {
-		case q.urgent <- struct{}{}:
-		default:
-		}
+		poke(q.urgent)
 	}
 	return true
 }
@@ -110,9 +107,12 @@ func (q *queue) forgiving() bool {
 
 // signal leaves the writer a token. The writer takes every delivery
 // whenever it wakes, so one token per empty-to-non-empty change is enough.
-func (q *queue) signal() {
+func (q *queue) signal() { poke(q.ready) }
+
+// poke leaves a token on ch, a channel of one, unless one is there.
+func poke(ch chan struct{}) {
 	select {
-	case q.ready <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
