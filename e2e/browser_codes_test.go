@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatd/chatd/gateway"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/recvwindow"
 	"github.com/chatd/chatd/web"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -82,7 +83,7 @@ func (f *endingChat) joinsOf(name string) []*chatv1.Join {
 // until the test ends, and returns the page's URL.
 func serveEnding(t *testing.T, f *endingChat) string {
 	t.Helper()
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.ChainStreamInterceptor(recvwindow.StreamServerInterceptor))
 	chatv1.RegisterChatServiceServer(g, f)
 	gw, err := gateway.New(g, gateway.Config{
 		KeepaliveTime:    time.Minute,

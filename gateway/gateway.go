@@ -4,7 +4,7 @@
 // only run a bidirectional stream over a websocket), the chat page, and
 // /healthz.
 //
-// Four things improbable's wrapper does not do are done here:
+// Five things improbable's wrapper does not do are done here:
 //   - Origins: a grpc-web, websocket or CORS preflight request from a page of
 //     another origin gets 403 unless that origin was allowed. (The wrapper's
 //     own CORS check only withholds CORS headers, after the request has run.)
@@ -23,6 +23,12 @@
 //     that has not sent its first message within the join timeout is
 //     closed, and a request body must have arrived by then too (see
 //     [Gateway.ServeHTTP]).
+//   - Back-pressure: gRPC reads a grpc-web request's body as fast as the
+//     client sends, into memory without limit, whether or not the
+//     handler receives. The body gRPC reads is bounded by a window, as a
+//     native stream is (see internal/recvwindow): a client that keeps
+//     sending to a session chatd has stopped reading finds its own writes
+//     stalled instead.
 //
 // Everything improbable-specific is in this package, so that the wrapper,
 // which is in maintenance mode, can be swapped without touching the server.
@@ -46,6 +52,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/internal/admission"
+	"github.com/chatd/chatd/internal/recvwindow"
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
 )
@@ -100,8 +107,11 @@ type Gateway struct {
 	web     *grpcweb.WrappedGrpcServer
 	page    http.Handler
 	allowed map[string]bool // lower-cased AllowedOrigins
-	any     bool            // AllowedOrigins has "*"
-	srv     *http.Server    // used by Serve and Shutdown
+	// clientStreams has the path of every method whose client sends a
+	// stream of requests ("/chat.v1.ChatService/Chat").
+	clientStreams map[string]bool
+	any           bool         // AllowedOrigins has "*"
+	srv           *http.Server // used by Serve and Shutdown
 
 	loopbackOnly atomic.Bool // Serve listens on a loopback address (see knownHost)
 
@@ -109,13 +119,19 @@ type Gateway struct {
 	conns map[*watchedConn]struct{} // websockets being watched, for Shutdown
 }
 
-// New returns a gateway to the services of g.
+// New returns a gateway to the services of g. g must run
+// recvwindow.StreamServerInterceptor (chatd's server does), which tells the
+// bodies of grpc-web streams what their handlers have received: without
+// it, a stream's requests stop at the window.
 func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	if cfg.KeepaliveTime <= 0 || cfg.KeepaliveTimeout <= 0 {
 		return nil, errors.New("gateway: keepalive time and timeout must be positive")
 	}
 	if cfg.JoinTimeout <= 0 {
 		return nil, errors.New("gateway: join timeout must be positive")
+	}
+	if cfg.MaxRecvMsgSize <= 0 {
+		return nil, errors.New("gateway: max receive message size must be positive")
 	}
 	if cfg.MaxHeaderBytes < 0 {
 		return nil, errors.New("gateway: max header bytes must not be negative")
@@ -124,10 +140,20 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, errors.New("gateway: no page to serve")
 	}
 	gw := &Gateway{
-		cfg:     cfg,
-		log:     log,
-		allowed: make(map[string]bool),
-		conns:   make(map[*watchedConn]struct{}),
+		cfg:           cfg,
+		log:           log,
+		allowed:       make(map[string]bool),
+		clientStreams: make(map[string]bool),
+		conns:         make(map[*watchedConn]struct{}),
+	}
+	if g != nil {
+		for svc, info := range g.GetServiceInfo() {
+			for _, m := range info.Methods {
+				if m.IsClientStream {
+					gw.clientStreams["/"+svc+"/"+m.Name] = true
+				}
+			}
+		}
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -148,7 +174,12 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 		if fm, ok := r.Context().Value(firstMessageKey{}).(*firstMessage); ok {
 			fm.arrived()
 		}
-		r.Body = &abortAwareBody{ReadCloser: r.Body, ctx: r.Context()}
+		// gRPC's ServeHTTP transport reads a body as fast as it comes,
+		// without limit: the window keeps it to what a native stream may
+		// have sent and not been received (see internal/recvwindow).
+		body := recvwindow.NewBody(&abortAwareBody{ReadCloser: r.Body, ctx: r.Context()}, cfg.MaxRecvMsgSize)
+		r = r.WithContext(recvwindow.NewContext(r.Context(), body))
+		r.Body = body
 		g.ServeHTTP(w, r)
 	}),
 		grpcweb.WithEndpointsFunc(func() []string { return grpcweb.ListGRPCResources(g) }),
@@ -250,11 +281,28 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ctx = admission.NewContext(ctx, lim.ClientAddr(ap.Addr(), r.Header.Values("X-Forwarded-For")))
 		}
 	}
+	if !isWS && gw.clientStreams[r.URL.Path] {
+		// A Chat stream over a POST is read while it is answered: by
+		// default net/http, once a handler starts its response, reads
+		// and throws away what is left of the request's body (or
+		// closes the connection), under the feet of gRPC's reading
+		// goroutine, which then sees requests go missing or their bytes
+		// torn apart. The body's window bounds what a client gets read
+		// meanwhile. net/http then no longer finds out whether the body
+		// was read to its end before the connection is used again, so
+		// the connection is not used again. (A call with one request is
+		// read whole before it is answered: it needs neither.)
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Connection", "close")
+	}
 	if isWS {
 		var fm *firstMessage
 		ctx, fm = gw.awaitFirstMessage(ctx, r)
 		defer fm.timer.Stop()
-		w = &hijackHook{ResponseWriter: w, gw: gw, fm: fm}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		w = &hijackHook{ResponseWriter: w, gw: gw, fm: fm, done: cancel}
 	}
 	// The wrapper changes the request it is given in place (body, method,
 	// headers, path, protocol version), so it gets a copy: net/http must

@@ -161,8 +161,9 @@ func TestBadTimeoutsAndSizes(t *testing.T) {
 		"negative join timeout":     func(c *gateway.Config) { c.JoinTimeout = -time.Second },
 		"no keepalive time":         func(c *gateway.Config) { c.KeepaliveTime = 0 },
 		"negative max header bytes": func(c *gateway.Config) { c.MaxHeaderBytes = -1 },
+		"no max receive size":       func(c *gateway.Config) { c.MaxRecvMsgSize = 0 },
 	} {
-		cfg := gateway.Config{KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, JoinTimeout: time.Second, Page: emptyFS{}}
+		cfg := gateway.Config{KeepaliveTime: time.Second, KeepaliveTimeout: time.Second, JoinTimeout: time.Second, MaxRecvMsgSize: 16 << 10, Page: emptyFS{}}
 		edit(&cfg)
 		if _, err := gateway.New(nil, cfg, nil); err == nil {
 			t.Errorf("%s: accepted, want an error", name)

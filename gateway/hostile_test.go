@@ -21,6 +21,7 @@ import (
 
 	"github.com/chatd/chatd/gateway"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/server"
 	"google.golang.org/protobuf/proto"
 	"nhooyr.io/websocket"
 )
@@ -358,4 +359,195 @@ func TestMaxHeaderBytes(t *testing.T) {
 	if resp := grpcWebPost(t, gw.addr, ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("grpc-web POST: %d, want 200", resp.StatusCode)
 	}
+}
+
+// A grpc-web client that stops reading what chatd sends and keeps sending
+// valid requests is read no further than a native gRPC client would be
+// (its 64 KiB window): chatd stops receiving from a session whose writer
+// cannot write (see server's readLoop), and the gateway then stops reading
+// from its socket, so the client's writes stall instead of chatd's memory
+// growing. gRPC's ServeHTTP transport alone read such a client as fast as
+// it wrote, into memory: 1.2 to 2.1 GiB in seconds. Over a websocket and
+// over a plain grpc-web POST alike; meanwhile two honest users chat on.
+func TestUnreadClientCannotGrowTheServer(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"websocket", "post"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testUnreadClientBounded(t, transport)
+		})
+	}
+}
+
+func testUnreadClientBounded(t *testing.T, transport string) {
+	gw := startGatewayServer(t, func(c *server.Config) {
+		// The attack must last: no keepalive or write timeout may end
+		// it first (the attacker sends all the time, and the gateway's
+		// write timeout is the keepalive's), and the joins and sends
+		// it is made of must not be refused.
+		c.KeepaliveTime, c.KeepaliveTimeout = time.Minute, time.Minute
+		c.JoinTimeout = time.Minute
+		c.MessageRate = 0
+	}, nil, io.Discard)
+	alice := join(t, gw.addr, "alice")
+	bob := join(t, gw.addr, "bob")
+
+	// Channels whose history (128 KiB each) comes to more than the
+	// kernel's buffers for a socket (4 MiB here) and the attacker's 2 KiB
+	// hold: its writer is soon stuck writing them, and its reader waits
+	// for the writer before it reads a request further (see server's
+	// readLoop). Carol fills them.
+	const channels = 48
+	carol := join(t, gw.addr, "carol")
+	text := strings.Repeat("h", 4000)
+	for i := range channels {
+		ch := fmt.Sprintf("h%d", i)
+		carol.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: ch}}})
+		for range 33 {
+			carol.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Channel: ch, Text: text}}})
+			for carol.next(t).GetMessage() == nil { // her own, as the others get it
+			}
+		}
+	}
+
+	var requests []*chatv1.ChatRequest
+	requests = append(requests, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: "mallory"}}})
+	for i := range channels {
+		requests = append(requests, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: fmt.Sprintf("h%d", i)}}})
+	}
+	// Then valid messages, up to 16 KiB of them at a time (the most a
+	// websocket message may carry).
+	var chunk []byte
+	msg := grpcFrame(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Channel: "h0", Text: strings.Repeat("m", 1000)}}})
+	for len(chunk)+len(msg) <= 16<<10 {
+		chunk = append(chunk, msg...)
+	}
+	var first []byte
+	for _, r := range requests {
+		first = append(first, grpcFrame(t, r)...)
+	}
+
+	// The attacker writes until a write has been stuck for a second, or
+	// until it has written far more than a bounded server can have taken
+	// (the window, and the kernel's socket buffers on both sides).
+	const enough = 16 << 20
+	var written int
+	var err error
+	switch transport {
+	case "websocket":
+		written, err = unreadWebsocket(t, gw.addr, first, chunk, enough)
+	case "post":
+		written, err = unreadPost(t, gw.addr, first, chunk, enough)
+	}
+	if written >= enough {
+		t.Fatalf("chatd read %d MiB from a client that read nothing: what it sends must stall once its window is full", written>>20)
+	}
+	// Stuck, not cut off: chatd holds the stream, as it holds a native
+	// one whose window is full, until its writer gives up on the client.
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the attacker's write failed after %d KiB with %v, want it stuck: chatd ended the stream rather than stop reading it", written>>10, err)
+	}
+	t.Logf("the attacker's writes stalled after %d KiB", written>>10)
+
+	// Meanwhile the others chat on.
+	alice.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: "still here?"}}})
+	for {
+		if m := bob.next(t).GetMessage(); m != nil && m.GetText() == "still here?" {
+			break
+		}
+	}
+}
+
+// grpcFrame returns req as a gRPC message: flags, length, encoding.
+func grpcFrame(t *testing.T, req *chatv1.ChatRequest) []byte {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := make([]byte, 5, 5+len(b))
+	binary.BigEndian.PutUint32(f[1:], uint32(len(b)))
+	return append(f, b...)
+}
+
+// smallBuffers dials TCP connections whose kernel buffers are small, as
+// the attack's were: the server's writes to it are soon stuck, and the
+// attacker's own writes soon show whether the server reads.
+func smallBuffers(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	_ = tc.SetReadBuffer(2 << 10)
+	_ = tc.SetWriteBuffer(16 << 10)
+	return c, nil
+}
+
+// unreadWebsocket opens a grpc-web websocket for Chat, never reads from it,
+// writes first and then chunk again and again, each in a websocket message
+// of its own, and returns how many bytes it wrote before a write was stuck
+// for a second (the error says which) or it had written limit.
+func unreadWebsocket(t *testing.T, addr string, first, chunk []byte, limit int) (int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+addr+"/chat.v1.ChatService/Chat", &websocket.DialOptions{
+		Subprotocols: []string{"grpc-websockets"},
+		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: smallBuffers}},
+		// Compressed, the channels' history would fit in the sockets'
+		// buffers, and the attacker's writes count what it wrote before
+		// compression.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
+	conn.SetReadLimit(-1)
+	if err := conn.Write(ctx, websocket.MessageBinary, []byte("content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	for i := 0; written < limit; i++ {
+		msg := chunk
+		if i == 0 {
+			msg = first
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
+		err := conn.Write(wctx, websocket.MessageBinary, append([]byte{0}, msg...))
+		wcancel()
+		if err != nil {
+			return written, err
+		}
+		written += len(msg)
+	}
+	return written, nil
+}
+
+// unreadPost sends a Chat stream as a grpc-web POST over plain HTTP whose
+// body is first and then chunk again and again, never reading the answer,
+// and returns how many bytes of body it wrote before a write was stuck for
+// a second (the error says which) or it had written limit.
+func unreadPost(t *testing.T, addr string, first, chunk []byte, limit int) (int, error) {
+	t.Helper()
+	conn, err := smallBuffers(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /chat.v1.ChatService/Chat HTTP/1.1\r\nHost: %s\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nTransfer-Encoding: chunked\r\n\r\n", addr)
+	written := 0
+	for i := 0; written < limit; i++ {
+		msg := chunk
+		if i == 0 {
+			msg = first
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(msg), msg); err != nil {
+			return written, err
+		}
+		written += len(msg)
+	}
+	return written, nil
 }

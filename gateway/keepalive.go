@@ -54,6 +54,7 @@ type watchedConn struct {
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close, to stop the watcher
+	done      func()        // once ws: ends the websocket's request, after Close
 }
 
 func newWatchedConn(c net.Conn) *watchedConn {
@@ -84,21 +85,42 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if c.ws {
 		c.frames.consume(p[:n])
+		if err != nil {
+			// The websocket library waits, after a failed write, for
+			// its connection to be closed or its context to end; its
+			// reader would see to the first, but a stream whose window
+			// is full is not read (see internal/recvwindow).
+			go c.Close()
+		}
 	}
 	return n, err
 }
 
+// Close closes the connection and, if it carries a websocket, ends its
+// request: gRPC's handler, the websocket library's writer and a body
+// waiting for its window all stop, even if nothing is reading the
+// connection to find it closed.
 func (c *watchedConn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.wmu.Lock()
+		done := c.done
+		c.wmu.Unlock()
+		if done != nil {
+			done()
+		}
+	})
+	return err
 }
 
 // startWebsocket marks the connection as carrying a websocket from now on
 // (the HTTP response switching protocols has been written) and watches it
-// until it is closed.
-func (c *watchedConn) startWebsocket(gw *Gateway) {
+// until it is closed; done ends the websocket's request (see Close).
+func (c *watchedConn) startWebsocket(gw *Gateway, done func()) {
 	c.wmu.Lock()
 	c.ws = true
+	c.done = done
 	// The same bound as for a silent peer: a live browser drains its
 	// socket long before.
 	c.writeTimeout = gw.cfg.KeepaliveTime + gw.cfg.KeepaliveTimeout
@@ -216,8 +238,9 @@ func (f *frameTracker) consume(p []byte) {
 // hijackHook starts watching the connection a websocket takes over.
 type hijackHook struct {
 	http.ResponseWriter
-	gw *Gateway
-	fm *firstMessage // the wait for the websocket's first message
+	gw   *Gateway
+	fm   *firstMessage // the wait for the websocket's first message
+	done func()        // ends the websocket's request
 }
 
 // Hijack is how the websocket library takes the connection, after it has
@@ -235,7 +258,7 @@ func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	if wc, ok := c.(*watchedConn); ok {
-		wc.startWebsocket(h.gw)
+		wc.startWebsocket(h.gw, h.done)
 	}
 	h.fm.hijacked(c)
 	return c, rw, nil

@@ -7,6 +7,7 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/admission"
+	"github.com/chatd/chatd/internal/recvwindow"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -86,6 +87,10 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 	const window = 64 << 10
 	g := grpc.NewServer(append(extra,
 		grpc.ForceServerCodecV2(newWireCodec()),
+		// The innermost interceptor: the gateway's grpc-web streams are
+		// read only as far as their handlers receive (see
+		// internal/recvwindow), as the window below does for native ones.
+		grpc.ChainStreamInterceptor(recvwindow.StreamServerInterceptor),
 		// Most sessions are idle most of the time: give a connection's
 		// 32 KiB write buffer back to a pool between writes instead of
 		// keeping one per connection for ever.
