@@ -8,7 +8,6 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
-	"github.com/chatd/chatd/internal/confusable"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -118,6 +117,25 @@ func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*member, error) 
 	return m, nil
 }
 
+// lookalikeLocked returns a member whose name looks like a name with
+// lookalike keys ks (see lookalikeKeys), or nil. Lock must be held.
+func (h *Hub) lookalikeLocked(ks [2]string) *member {
+	for _, k := range ks {
+		if m := h.bySkel[k]; m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// addLookalikesLocked registers m under its lookalike keys. Lock must be
+// held.
+func (h *Hub) addLookalikesLocked(m *member) {
+	for _, k := range m.skels {
+		h.bySkel[k] = m
+	}
+}
+
 // joinLocked admits a user, or resumes a session (see resumeLocked). Lock
 // must be held.
 func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
@@ -125,7 +143,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	skel := confusable.Skeleton(key)
+	skels := lookalikeKeys(display, key)
 	recovery := chatv1.Recovery_RECOVERY_UNSPECIFIED
 	if len(j.GetResumeHash()) > 0 {
 		// A token for another name is treated as unknown, so that a token
@@ -144,7 +162,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	// A name that looks like someone else's (its letters confusable with
 	// theirs, "bоb" with a Cyrillic о beside "bob") would let its user pass
 	// for them: it is taken too.
-	if old := h.bySkel[skel]; old != nil {
+	if old := h.lookalikeLocked(skels); old != nil {
 		who := "who is online"
 		if !old.online() {
 			who = "whose name is held for them while they reconnect"
@@ -159,13 +177,14 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	}
 
 	now := timestamppb.New(h.now)
-	m := &member{key: key, skel: skel, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
+	m := &member{key: key, skels: skels, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
 		UserJoined: &chatv1.UserJoined{User: m.user},
 	}}), nil)
-	h.byKey[key], h.byToken[m.tokenHash], h.bySkel[skel] = m, m, m
+	h.byKey[key], h.byToken[m.tokenHash] = m, m
+	h.addLookalikesLocked(m)
 	s := h.attachLocked(m, node, p)
 	m.seq = 1 // the welcome; the log starts after it
 	if s != nil {

@@ -496,3 +496,39 @@ func TestConfusableNamesRefused(t *testing.T) {
 		join(t, ts, name)
 	}
 }
+
+// Capitals count: a name looks like another if its skeleton as typed
+// (where a capital I is an l and a zero an O) matches the other's as typed
+// or in any case form, whichever of the two joined first. TS #39's data
+// is case sensitive, and names were compared after folding, where "aIice"
+// is "aiice" and looks like nothing: aIice, IIama, wiII and paypaI joined
+// beside alice, llama, will and paypal.
+func TestConfusableCapitalsRefused(t *testing.T) {
+	ts := startServer(t, testConfig(nil))
+	for _, tc := range []struct{ first, second, want string }{
+		{"alice", "aIice", `looks like "alice"`}, // capital I and small L, both orders
+		{"IIama", "llama", `looks like "IIama"`},
+		{"will", "wiII", `looks like "will"`},
+		{"paypaI", "paypal", `looks like "paypaI"`},
+		{"ALINA", "AIina", `looks like "ALINA"`}, // AIina looks like Alina, which is ALINA
+		{"B0B", "BOB", `looks like "B0B"`},       // zero and capital O, both orders
+		{"ROBIN", "R0BIN", `looks like "ROBIN"`},
+		{"t0m", "tom", `looks like "t0m"`},     // t0m is T0M too, which looks like TOM
+		{"mark", "rnark", `looks like "mark"`}, // rn and m, both orders
+		{"rnay", "may", `looks like "rnay"`},
+		{"rnia", "MIA", `looks like "rnia"`}, // MIA is mia
+	} {
+		join(t, ts, tc.first)
+		c := openStream(t, dial(t, ts.addr))
+		c.send(t, joinReq(tc.second))
+		st := c.expectEnd(t, codes.AlreadyExists)
+		if !strings.Contains(st.Message(), tc.want) {
+			t.Errorf("join as %q beside %q: %q; want it refused as one that %s", tc.second, tc.first, st.Message(), tc.want)
+		}
+	}
+	// Small i is not l: these are other names (and so are mail and mall,
+	// though MAIL and MALL look alike).
+	for _, name := range []string{"wiii", "aiice", "mail", "mall"} {
+		join(t, ts, name)
+	}
+}

@@ -55,7 +55,7 @@ type Hub struct {
 	attaches uint64               // streams attached so far; numbers attachments
 	byKey    map[string]*member   // every member, online, held or parked, by username key
 	byToken  map[string]*member   // every member by the hash of its resume token
-	bySkel   map[string]*member   // every member by the confusable skeleton of its key (see confusable.Skeleton)
+	bySkel   map[string]*member   // every member by both its lookalikeKeys
 	head     *member              // oldest member on the online list; the list runs in the order they came online
 	tail     *member              // newest member on the online list
 	parked   map[*member]struct{} // members whose stream ended, within their grace period

@@ -181,7 +181,11 @@ func (h *Hub) expireLocked() {
 func (h *Hub) forgetLocked(m *member) {
 	delete(h.byKey, m.key)
 	delete(h.byToken, m.tokenHash)
-	delete(h.bySkel, m.skel)
+	for _, k := range m.skels {
+		if h.bySkel[k] == m { // a snapshot of older rules may hold look-alikes
+			delete(h.bySkel, k)
+		}
+	}
 	h.undeadlineLocked(m)
 	h.releaseLocked(m)
 	for len(m.channels) > 0 {

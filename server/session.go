@@ -36,7 +36,7 @@ const (
 // Every field is owned by the hub: read and written only with Hub.mu held.
 type member struct {
 	key       string       // case-mapped username; unique among members
-	skel      string       // confusable skeleton of key; unique among members
+	skels     [2]string    // lookalikeKeys of the name; no two members share one
 	tokenHash string       // SHA-256 of the resume token; unique among members
 	user      *chatv1.User // replaced, not modified, when the user comes back
 

@@ -8,7 +8,6 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
-	"github.com/chatd/chatd/internal/confusable"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -185,7 +184,7 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	for _, pm := range snap.GetMembers() {
 		m := &member{
 			key:       pm.GetKey(),
-			skel:      confusable.Skeleton(pm.GetKey()),
+			skels:     lookalikeKeys(pm.GetUser().GetUsername(), pm.GetKey()),
 			tokenHash: string(pm.GetTokenHash()),
 			user:      pm.GetUser(),
 			state:     memberState(pm.GetState()),
@@ -232,7 +231,8 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			m.deadline = pm.GetDeadline().AsTime()
 			h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
 		}
-		h.byKey[m.key], h.byToken[m.tokenHash], h.bySkel[m.skel] = m, m, m
+		h.byKey[m.key], h.byToken[m.tokenHash] = m, m
+		h.addLookalikesLocked(m)
 	}
 	slices.SortStableFunc(h.deadline, func(a, b expiry) int { return a.at.Compare(b.at) })
 	for _, pc := range snap.GetChannels() {

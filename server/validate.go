@@ -39,6 +39,20 @@ func CheckUsername(name string) (display, key string, err error) {
 	return display, key, nil
 }
 
+// lookalikeKeys returns what a username, shown as display and unique as
+// key (see CheckUsername), is compared under with every other name for
+// looking alike: the caseless skeletons (see confusable.CaselessSkeleton)
+// of the name as typed and of its key. As typed, capitals count ("aIice",
+// with a capital I, looks like "alice"; folded it is "aiice", which looks
+// like nothing); the key stands for the name's other case forms ("ALICE"
+// is "alice" too, and "AIice" looks like "Alice"). Two names conflict if
+// they share either. The name's upper-case form is not compared: folding
+// its skeleton would make "mail" and "mall" look alike ("MAIL" has a
+// capital I, which looks like l).
+func lookalikeKeys(display, key string) [2]string {
+	return [2]string{confusable.CaselessSkeleton(display), confusable.CaselessSkeleton(key)}
+}
+
 // mixesScripts says which scripts a name mixes: "it mixes Cyrillic and
 // Latin letters".
 func mixesScripts(scripts []string) string {

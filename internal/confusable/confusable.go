@@ -12,11 +12,16 @@
 //     Restrictive level of UTS #39 section 5.2, the usual sign of a
 //     look-alike built from several alphabets ("аlice" with a Cyrillic а).
 //
-// Both take names as the server stores them, after the PRECIS
-// UsernameCaseMapped profile (RFC 8265): case-folded, width-mapped and in
-// NFC. Skeleton does not fold case itself, because the confusables data is
-// case sensitive: it maps "0" to "O" but leaves "o" alone, so "0" and "O"
-// are confusable and "0" and "o" are not.
+// The confusables data is case sensitive: it maps "I" to "l" and "0" to
+// "O" but leaves "i" and "o" alone. So a name must not be case-folded
+// before its skeleton is taken: "aIice" folds to "aiice", which looks
+// like nothing, where "aIice" as typed looks like "alice". For names that
+// are unique whatever their case (a server's usernames), CaselessSkeleton
+// takes the skeleton of the name as typed and then folds it, so that a
+// name is also compared with the look-alikes of its other case forms
+// ("B0B" looks like "BOB", which is "bob"). MixedScripts takes names after
+// the PRECIS UsernameCaseMapped profile (RFC 8265), as the server stores
+// them: case-folded, width-mapped and in NFC.
 //
 // # Data
 //
@@ -44,6 +49,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -143,6 +149,22 @@ func appendPrototype(out []byte, r rune) []byte {
 		return append(out, p...)
 	}
 	return utf8.AppendRune(out, r)
+}
+
+// CaselessSkeleton returns the skeleton under which names that are unique
+// whatever their letter case are compared: the skeleton of s as typed,
+// case-folded, and the skeleton of that. Two names with equal caseless
+// skeletons look alike, or one looks like a case form of the other:
+// "aIice" (capital I) and "alice", "AIice" and "alice" (which is "Alice"
+// too), "B0B" and "bob", "rnary" and "MARY". Taking the skeleton of the
+// folded name instead would miss the capitals, whose prototypes differ
+// from their small letters' ("I" is "l", "i" is itself).
+//
+// It errs on the side of refusing: "WIII" and "WILL" have the same
+// caseless skeleton ("I" looks like "l", which is "L" folded), though in
+// capitals they differ.
+func CaselessSkeleton(s string) string {
+	return Skeleton(cases.Fold().String(Skeleton(s)))
 }
 
 // Confusable reports whether x and y are confusable, that is whether they

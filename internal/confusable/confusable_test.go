@@ -67,6 +67,40 @@ func TestConfusable(t *testing.T) {
 	}
 }
 
+// Names unique whatever their case are compared by their caseless
+// skeletons: as typed, so that capitals count (I looks like l, 0 like O),
+// and with every case form (B0B looks like BOB, which is bob).
+func TestCaselessSkeleton(t *testing.T) {
+	for _, tt := range []struct {
+		x, y string
+		want bool
+	}{
+		{"aIice", "alice", true},   // capital I, small L: both orders
+		{"alice", "aIice", true},   //
+		{"AIice", "alice", true},   // looks like Alice, which is alice
+		{"IIama", "llama", true},   //
+		{"wiII", "will", true},     //
+		{"paypaI", "paypal", true}, //
+		{"B0B", "BOB", true},       // zero and capital O: both orders
+		{"BOB", "B0B", true},       //
+		{"b0b", "bob", true},       // b0b is B0B too, which looks like BOB
+		{"rnary", "mary", true},    // rn and m: both orders
+		{"mark", "rnark", true},    //
+		{"rnary", "MARY", true},    // MARY is mary
+		{"ALICE", "alice", false},  // ALICE's I is l: compare its folded form too (the server does)
+		{"wiii", "will", false},    // small i is not l
+		{"alice", "alicia", false}, //
+		{"bob", "bobby", false},    //
+		{"anna", "anne", false},    //
+	} {
+		got := confusable.CaselessSkeleton(tt.x) == confusable.CaselessSkeleton(tt.y)
+		if got != tt.want {
+			t.Errorf("CaselessSkeleton(%+q) == CaselessSkeleton(%+q) is %v, want %v; they are %+q and %+q",
+				tt.x, tt.y, got, tt.want, confusable.CaselessSkeleton(tt.x), confusable.CaselessSkeleton(tt.y))
+		}
+	}
+}
+
 // TestSkeleton pins down skeletons that the tests above only compare, so a
 // change in the data shows up here first.
 func TestSkeleton(t *testing.T) {
