@@ -40,6 +40,14 @@ func isClosed(c <-chan struct{}) bool {
 // take to be sent what is queued for it.
 const shutdownFlush = time.Second
 
+// flushedEnd reports whether a stream the hub ended with err is first sent
+// what is queued for it, for shutdownFlush at most: the answers to its
+// last requests, and the refusals of those no longer carried out, when its
+// node stops.
+func flushedEnd(err error) bool {
+	return errors.Is(err, ErrShuttingDown)
+}
+
 // Service implements chat.v1.ChatService on top of a [Hub].
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
@@ -225,7 +233,7 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		// on an offline session); if that wins this select over s.ended,
 		// the client must still get the hub's reason, not FAILED_PRECONDITION.
 		if s.isEnded() {
-			return svc.endedByHub(s, log)
+			return svc.endedByHub(s, written, log)
 		}
 		if err != nil {
 			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
@@ -234,7 +242,7 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		// Logout: the leaver's own user_left is the last event queued for
 		// it. If the hub dropped s just before, its reason stands.
 		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil) {
-			return svc.endedByHub(s, log)
+			return svc.endedByHub(s, written, log)
 		}
 		close(drain)
 		s.queue.signal() // the writer waits on the queue's token only
@@ -252,26 +260,15 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 		}
 	case err := <-written:
 		if s.isEnded() { // the writer saw the hub end the session first
-			return svc.endedByHub(s, log)
+			return svc.endedByHub(s, nil, log)
 		}
 		// Send failed: the stream is broken.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
 		return err
 	case <-s.ended:
-		if errors.Is(s.endErr, ErrShuttingDown) {
-			// The server is stopping: the writer sends what is queued
-			// (answers to the last requests, refusals of those no longer
-			// carried out), for a moment at most.
-			timer := time.NewTimer(shutdownFlush)
-			defer timer.Stop()
-			select {
-			case <-written:
-			case <-timer.C:
-			}
-		}
 		// The writer may be blocked in Send on a client that stopped
 		// reading. Returning ends the stream, which fails that Send.
-		return svc.endedByHub(s, log)
+		return svc.endedByHub(s, written, log)
 	case <-ctx.Done():
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
 		return status.FromContextError(ctx.Err()).Err()
@@ -282,8 +279,19 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 	}
 }
 
-// endedByHub logs and returns the end of a session the hub dropped.
-func (svc *Service) endedByHub(s *Session, log *slog.Logger) error {
+// endedByHub logs and returns the end of a session the hub dropped. If the
+// writer sends what is queued first (see flushedEnd), it waits for that,
+// a moment at most; written is the writer's result, nil if it came
+// already.
+func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logger) error {
+	if written != nil && flushedEnd(s.endErr) {
+		timer := time.NewTimer(shutdownFlush)
+		defer timer.Stop()
+		select {
+		case <-written:
+		case <-timer.C:
+		}
+	}
 	replaced := errors.Is(s.endErr, ErrReplaced)
 	svc.met.left(s.endReason, replaced)
 	if replaced {
@@ -513,7 +521,7 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt 
 		<-s.queue.ready
 		switch {
 		case s.isEnded():
-			if errors.Is(s.endErr, ErrShuttingDown) {
+			if flushedEnd(s.endErr) {
 				if err := send(); err != nil {
 					return err
 				}
