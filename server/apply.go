@@ -26,6 +26,7 @@ type pending struct {
 	client   netip.Addr // join: the client's address; zero if not counted
 	counted  bool       // join: a session of client is counted for this join, to hand to its member or give back
 
+	stream    *Session            // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
 	done      chan outcome        // cluster: receives the outcome; buffered
 	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
 	appended  time.Time           // cluster: when this node began appending the command, for chatd_cluster_apply_lag_seconds
@@ -61,6 +62,12 @@ type outcome struct {
 func (p *pending) settle(h *Hub, out outcome) {
 	if p == nil {
 		return
+	}
+	if out.err != nil && p.stream != nil && p.stream.cut.Load() {
+		// Its stream was given up with this node: refused as gone
+		// (errGone), or not even applied, it was not carried out, and
+		// is to be sent again once the client is back.
+		out.err = errCutOffRefused
 	}
 	if p.counted {
 		h.lim.ReleaseSession(p.client)

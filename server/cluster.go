@@ -115,6 +115,13 @@ type Cluster struct {
 	stopped  chan struct{} // closed once the node has stopped (Stop)
 	gate     gate          // this node's streams' commands on their way to the log
 	stopOnce sync.Once
+
+	// The streams of this node that the log gave up for dead with it, to
+	// end once nothing of theirs is on its way to the log (see
+	// cutOffLocked); guarded by Hub.mu.
+	cut     []*Session
+	cutIdle <-chan struct{} // closed once the gate, shut for them, is idle
+	cutWake chan struct{}   // has a token while cut may hold some
 }
 
 // NewClusterHub returns a hub that is one node of the cluster whose log is
@@ -126,7 +133,7 @@ func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limit
 	// Message ids must be alike on every node: they are numbered by the
 	// log's order, and a cluster's log outlives its nodes.
 	h := newHub(cfg, lim, id, "")
-	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{}), cutWake: make(chan struct{}, 1)}
 	h.cl = c
 	return h, c
 }
@@ -191,6 +198,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	wg.Go(func() { c.appendLoop(ctx) })
 	wg.Go(func() { c.heartbeatLoop(ctx) })
 	wg.Go(func() { c.snapshotLoop(ctx) })
+	wg.Go(func() { c.cutOffLoop(ctx) })
 	err = c.log.Follow(ctx, from, c.apply)
 	cancel()
 	wg.Wait()
@@ -330,23 +338,31 @@ func (c *Cluster) refuse(p *pending, err error) outcome {
 // errStopping refuses a request that a stopping node no longer appends.
 var errStopping = &Error{Kind: ErrShuttingDown, Msg: "this server is shutting down: this request was not carried out; reconnect and send it again"}
 
-// gate lets this node's streams append commands until the node stops.
+// errCutOffPause refuses, for a moment, what this node's other streams ask
+// for, and joins, while the streams given up for dead with it end (see
+// cutOffLocked).
+var errCutOffPause = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: this request was not carried out; try again in a moment"}
+
+// gate lets this node's streams append commands, or shuts them out: for
+// good once the node stops (Stop), for a moment once it finds it was given
+// up for dead (cutOffLocked). Either way, what got in before is appended
+// first, so that the node knows where it is in the log's order.
 type gate struct {
 	mu       sync.Mutex
-	closed   bool
+	refusal  error // why nothing is let in: errStopping, errCutOffPause; nil while open
 	inflight int
-	idle     chan struct{} // closed once closed with nothing in flight
+	idle     chan struct{} // closed once shut with nothing in flight
 }
 
-// enter reports whether a command may be appended; leave must follow.
-func (g *gate) enter() bool {
+// enter lets a command in, or says why not; leave must follow a nil.
+func (g *gate) enter() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
-		return false
+	if g.refusal != nil {
+		return g.refusal
 	}
 	g.inflight++
-	return true
+	return nil
 }
 
 // leave ends what enter began.
@@ -354,24 +370,118 @@ func (g *gate) leave() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inflight--
-	if g.closed && g.inflight == 0 {
+	if g.refusal != nil && g.inflight == 0 {
 		close(g.idle)
 	}
 }
 
-// close lets nothing more in and returns a channel closed once nothing is
-// in flight.
-func (g *gate) close() <-chan struct{} {
+// shut lets nothing more in, refusing it with why, and returns a channel
+// closed once nothing is in flight. Shut for a stop, it stays shut, and
+// says so.
+func (g *gate) shut(why error) <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.closed {
-		g.closed = true
+	if g.refusal == nil {
 		g.idle = make(chan struct{})
 		if g.inflight == 0 {
 			close(g.idle)
 		}
 	}
+	if g.refusal != errStopping {
+		g.refusal = why
+	}
 	return g.idle
+}
+
+// open lets commands in again, unless the node is stopping.
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refusal != errStopping {
+		g.refusal = nil
+	}
+}
+
+// cutOffLocked begins the end of streams of this node that the log has
+// just given up for dead with it (frozen, or cut off from the log, past
+// the node timeout: see checkNodesLocked). Their users were parked at that
+// point of the log, on every node alike, so every command of theirs that
+// the log takes after it is refused when applied (errGone): what they sent
+// once the node was awake, or back in touch, and what they would still
+// send. As a stopping node does, the node refuses all of it to the
+// senders, not drops it: the gate shuts, so that nothing more goes in and
+// what is on its way gets appended; then what the log has not applied of
+// theirs is refused (UNAVAILABLE, send it again), and the streams end,
+// sent what is queued for them first (see cutOffLoop). Hub.mu must be held.
+func (c *Cluster) cutOffLocked(streams []*Session) {
+	c.logger.Warn("the cluster gave this node up for dead (unheard for the node timeout: frozen, or out of touch with the log): ending its streams, refusing what they sent", "seq", c.applied, "streams", len(streams))
+	for _, s := range streams {
+		s.cut.Store(true)
+	}
+	c.cut = append(c.cut, streams...)
+	c.cutIdle = c.gate.shut(errCutOffPause)
+	poke(c.cutWake)
+}
+
+// cutOffLoop ends the streams cutOffLocked gave up, once the gate is idle.
+func (c *Cluster) cutOffLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.cutWake:
+		}
+		c.h.mu.Lock()
+		idle := c.cutIdle
+		c.h.mu.Unlock()
+		if idle == nil {
+			continue // ended already, by Hub.Shutdown
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle:
+		}
+		c.h.mu.Lock()
+		if c.cutIdle == idle { // else ended by Hub.Shutdown meanwhile; any cut since poked again
+			c.endCutOffLocked()
+		}
+		c.h.mu.Unlock()
+	}
+}
+
+// endCutOffLocked refuses what the streams cut off still have on its way
+// through the log, and ends them. Hub.mu must be held.
+func (c *Cluster) endCutOffLocked() {
+	if len(c.cut) == 0 {
+		return
+	}
+	// Nothing of theirs gets in any more, and what did is appended (or
+	// failed to be): what of theirs this node still waits for is in the
+	// log after the point that gave them up, or not in it at all, and is
+	// refused on every node all the same. Refused now, it is answered
+	// before the end; its apply finds nobody waiting.
+	c.mu.Lock()
+	var doomed []*pending
+	for id, p := range c.waiting {
+		if p.stream != nil && p.stream.cut.Load() {
+			delete(c.waiting, id)
+			doomed = append(doomed, p)
+		}
+	}
+	c.mu.Unlock()
+	// In the order they were sent: a stream appends one at a time.
+	slices.SortFunc(doomed, func(a, b *pending) int { return a.appended.Compare(b.appended) })
+	for _, p := range doomed {
+		p.settle(c.h, outcome{err: errCutOffRefused})
+	}
+	// Open before the ends, so that a client that reconnects here as soon
+	// as its stream ends gets in; the streams cut off stay out (appendFor).
+	c.gate.open()
+	for _, s := range c.cut {
+		s.endLocked(errCutOff, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	}
+	c.cut, c.cutIdle = nil, nil
 }
 
 // errTooLate refuses a command that the log took after its node stopped
@@ -463,16 +573,26 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 // (nothing is left waiting then); otherwise err is the append's error, if
 // any, and p waits, since the log may have the command all the same.
 // This node's streams' commands go through the gate, so that none follows
-// the node's stop in the log; the stop itself does not.
+// the node's stop in the log, and none goes unanswered once the node finds
+// it was given up for dead (see cutOffLocked); the stop itself does not.
 func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pending) (err, refused error) {
 	if !c.ready.Load() || !c.log.Connected() {
 		return nil, c.errNotServing()
 	}
 	if cmd.GetNodeStop() == nil {
-		if !c.gate.enter() {
-			return nil, errStopping
+		shut := c.gate.enter()
+		if shut == nil {
+			defer c.gate.leave() // once appended: the command is in the log's order then
 		}
-		defer c.gate.leave() // once appended: the command is in the log's order then
+		if p.stream != nil && p.stream.cut.Load() {
+			// Given up with this node (see cutOffLocked). Looked at
+			// once in the gate, so that a command that got past this
+			// is in flight for the gate's wait.
+			return nil, errCutOffRefused
+		}
+		if shut != nil {
+			return nil, shut
+		}
 	}
 	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
 	data, err := proto.Marshal(cmd)
@@ -643,7 +763,7 @@ func (c *Cluster) Stop(ctx context.Context) {
 		// nobody told: no more are let in, and those on their way are
 		// appended first. Those not let in are refused to their clients.
 		select {
-		case <-c.gate.close():
+		case <-c.gate.shut(errStopping):
 		case <-ctx.Done():
 		}
 		cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_NodeStop{NodeStop: &clusterv1.NodeStop{}}})

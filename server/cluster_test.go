@@ -13,11 +13,13 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 	"github.com/chatd/chatd/internal/natstest"
 	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // testCluster is several chatd nodes on one real NATS server (in this
@@ -57,13 +59,20 @@ func startCluster(t *testing.T, n int, cfg server.Config, ccfg server.ClusterCon
 
 // startNode starts one more node of the cluster.
 func (tc *testCluster) startNode(name string) *testServer {
+	tc.t.Helper()
+	return tc.startWrappedNode(name, nil)
+}
+
+// startWrappedNode is startNode with the node's log passed through wrap,
+// for a test that makes it misbehave.
+func (tc *testCluster) startWrappedNode(name string, wrap func(server.Log) server.Log) *testServer {
 	t := tc.t
 	t.Helper()
 	logw := &testLogWriter{t: t}
 	t.Cleanup(logw.stop)
 	ccfg := tc.ccfg
 	ccfg.Name = name
-	node := servertest.StartNode(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)))
+	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap)
 	tc.nodes = append(tc.nodes, node)
 	ts := &testServer{srv: node.Srv, addr: node.Addr, node: node}
 	ts.admin = dial(t, ts.addr)
@@ -441,4 +450,238 @@ func TestClusterAnswerLostAfterApply(t *testing.T) {
 		id := fmt.Sprintf("b%d", i)
 		expectMessage(t, "alice", alice.next(t), "alice", "after "+id, id)
 	}
+}
+
+// frozenLog is a node's log that the test can freeze, as SIGSTOP freezes
+// the node's process: while frozen, nothing the node appends (heartbeats
+// included) reaches the log and the node applies nothing, so the other
+// nodes hear nothing from it and give it up. The node's streams go on
+// reading meanwhile, as the kernel goes on taking what clients send: the
+// first message read waits in Append, the next ones in the stream. The
+// node wakes in two steps, so that its streams' appends, then its applying
+// of the log, go on: the order in which a node that gets SIGCONT may well
+// run them, its streams reading what waited in their sockets while it
+// fetches what the log took meanwhile. It records what the log took of
+// the streams' requests: the client_id of each message, and "#channel"
+// for each channel join.
+type frozenLog struct {
+	server.Log
+
+	mu       sync.Mutex
+	appends  chan struct{} // closed while appends go through
+	applies  chan struct{} // closed while the node applies the log
+	taken    []string      // the requests appended
+	appended chan struct{} // has a token after each request appended
+}
+
+func newFrozenLog(l server.Log) *frozenLog {
+	running := make(chan struct{})
+	close(running)
+	return &frozenLog{Log: l, appends: running, applies: running, appended: make(chan struct{}, 1)}
+}
+
+func (l *frozenLog) freeze() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.appends, l.applies = make(chan struct{}), make(chan struct{})
+}
+
+func (l *frozenLog) thawAppends() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !isClosed(l.appends) {
+		close(l.appends)
+	}
+}
+
+func (l *frozenLog) thawApplies() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !isClosed(l.applies) {
+		close(l.applies)
+	}
+}
+
+func (l *frozenLog) thaw() {
+	l.thawAppends()
+	l.thawApplies()
+}
+
+// wait returns once which (appends or applies) goes through, or ctx ends.
+func (l *frozenLog) wait(ctx context.Context, which *chan struct{}) error {
+	l.mu.Lock()
+	running := *which
+	l.mu.Unlock()
+	select {
+	case <-running:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// requests returns the requests appended so far.
+func (l *frozenLog) requests() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.taken)
+}
+
+func (l *frozenLog) Append(ctx context.Context, id string, data []byte) error {
+	if err := l.wait(ctx, &l.appends); err != nil {
+		return err
+	}
+	if err := l.Log.Append(ctx, id, data); err != nil {
+		return err
+	}
+	cmd := &clusterv1.Command{}
+	if proto.Unmarshal(data, cmd) != nil {
+		return nil
+	}
+	var req string
+	switch {
+	case cmd.GetSend() != nil:
+		req = cmd.GetSend().GetClientId()
+	case cmd.GetJoinChannel() != nil:
+		req = "#" + cmd.GetJoinChannel().GetChannel()
+	default:
+		return nil
+	}
+	l.mu.Lock()
+	l.taken = append(l.taken, req)
+	l.mu.Unlock()
+	select {
+	case l.appended <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (l *frozenLog) Follow(ctx context.Context, from uint64, apply func(server.Entry) error) error {
+	return l.Log.Follow(ctx, from, func(e server.Entry) error {
+		if err := l.wait(ctx, &l.applies); err != nil {
+			return err
+		}
+		return apply(e)
+	})
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestClusterWokenNodeRefusesWhatItsStreamsSent freezes a node past the
+// node timeout while its user sends, as SIGSTOP then SIGCONT does. The
+// other nodes give it up (its user leaves, disconnected) at a point of
+// the log before anything it appends once awake: what its stream sent
+// cannot be carried out any more. Every message the log took from it must
+// come back to the sender refused (UNAVAILABLE, send it again), as a
+// stopping node refuses them, not dropped with nobody told; a channel
+// join it waited for is refused the same way, if answered at all, and
+// does not end the stream as if the user had left; the stream ends
+// UNAVAILABLE, saying that what was not answered was not carried out; and
+// the user resumes on the woken node and is heard again.
+func TestClusterWokenNodeRefusesWhatItsStreamsSent(t *testing.T) {
+	t.Parallel()
+	// No rate limit: the messages piled up while the node was frozen
+	// come at once, and only the freeze may refuse them.
+	cfg := testConfig(func(c *server.Config) { c.ResumeGrace, c.MessageRate = longGrace, 0 })
+	tc := &testCluster{t: t, nats: natstest.Start(t), prefix: "test", cfg: cfg, ccfg: testClusterConfig(nil)}
+	var frozen *frozenLog
+	n1 := tc.startWrappedNode("n1", func(l server.Log) server.Log {
+		frozen = newFrozenLog(l)
+		return frozen
+	})
+	t.Cleanup(frozen.thaw) // before the node stops, if the test failed frozen
+	n2 := tc.startNode("n2")
+	alice := join(t, n1, "alice")
+	bob := join(t, n2, "bob")
+	expectJoined(t, "alice", alice.next(t), "bob", false)
+	lastSeq := alice.lastSeq
+
+	frozen.freeze()
+	// More than a pipeline's worth (16), so that some wait to be read,
+	// and a channel join after the first 16, which waits for its answer.
+	const n = 40
+	for i := range n {
+		if i == 16 {
+			alice.send(t, joinChannelReq("room", "j1"))
+		}
+		alice.say(t, fmt.Sprint("while frozen ", i), fmt.Sprint("m", i))
+	}
+	expectLeft(t, "bob", bob.next(t), "alice", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	// Awake: alice's stream appends a pipeline's worth of her messages and
+	// the join, all after the point where the log gave her node up,
+	// before the node applies that point.
+	frozen.thawAppends()
+	for len(frozen.requests()) < 17 {
+		select {
+		case <-frozen.appended:
+		case <-time.After(waitTimeout):
+			t.Fatalf("alice's node appended %q of her requests once awake; want 16 messages and a join", frozen.requests())
+		}
+	}
+	frozen.thawApplies()
+
+	evs, st := alice.drainToEnd(t, codes.Unavailable)
+	answered := map[string]string{}
+	for _, ev := range evs {
+		switch {
+		case ev.GetMessage().GetSender() == "alice":
+			answered[ev.GetMessage().GetClientId()] = "echoed"
+		case ev.GetRejected() != nil:
+			r := ev.GetRejected()
+			answered[r.GetClientId()] = "refused"
+			if codes.Code(r.GetCode()) != codes.Unavailable || !strings.Contains(r.GetReason(), "send it again") {
+				t.Errorf("alice's %s was rejected %v %q; want UNAVAILABLE, saying to send it again", r.GetClientId(), codes.Code(r.GetCode()), r.GetReason())
+			}
+		default:
+			t.Errorf("alice got %v after her node woke; want only answers to her messages", ev)
+		}
+	}
+	// The join's answer, a refusal, may come after the stream's end: the
+	// stream's reader gives it, not the log. The end says what that means.
+	if a := answered["j1"]; a != "" && a != "refused" {
+		t.Errorf("alice's channel join was %s after her node woke; want it refused, or not answered", a)
+	}
+	delete(answered, "j1")
+	var appended, dropped []string
+	for _, req := range frozen.requests() {
+		if strings.HasPrefix(req, "#") {
+			continue
+		}
+		appended = append(appended, req)
+		if answered[req] == "" {
+			dropped = append(dropped, req)
+		}
+	}
+	refused := 0
+	for _, a := range answered {
+		if a == "refused" {
+			refused++
+		}
+	}
+	t.Logf("of %d messages sent while frozen: %d appended once awake, %d refused, %d echoed, %d unanswered at the end (%d of them appended: dropped)",
+		n, len(appended), refused, len(answered)-refused, n-len(answered), len(dropped))
+	if len(dropped) > 0 {
+		t.Errorf("alice's messages %v were taken by the log once her node woke, and dropped with nobody told; want each refused", dropped)
+	}
+	if !strings.Contains(st.Message(), "not carried out") {
+		t.Errorf("alice's stream ended with %q; want it to say that what was not answered was not carried out", st.Message())
+	}
+
+	back := resumeStream(t, n1, alice, lastSeq)
+	expectRecovery(t, back, alice.welcome, chatv1.Recovery_RECOVERY_COMPLETE, lastSeq)
+	back.say(t, "back", "a1")
+	expectMessage(t, "alice", back.next(t), "alice", "back", "a1")
+	// Nothing alice sent while frozen reached bob (nothing was echoed):
+	// after her leave, he hears her come back, then her message.
+	expectJoined(t, "bob", bob.next(t), "alice", true)
+	expectChannelJoined(t, "bob", bob.next(t), "general", "alice")
+	expectMessage(t, "bob", bob.next(t), "alice", "back", "a1")
 }

@@ -54,10 +54,16 @@ func (e *Error) Unwrap() error { return e.Kind }
 var errShutdown = &Error{Kind: ErrShuttingDown, Msg: "server shutting down, reconnect later"}
 
 // errCutOff ends the streams of a cluster node that the others gave up for
-// dead (cut off from the cluster's log for longer than the node timeout):
-// their sessions were parked, and their clients resume them by
-// reconnecting, here or on another node.
-var errCutOff = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat for too long: reconnect to resume your session"}
+// dead (cut off from the cluster's log, or frozen, for longer than the node
+// timeout): their sessions were parked, and their clients resume them by
+// reconnecting, here or on another node. Nothing such a stream sent that
+// it was not answered was carried out (see Cluster.cutOffLocked).
+var errCutOff = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat for too long: reconnect to resume your session; what it did not answer was not carried out"}
+
+// errCutOffRefused refuses what the streams of a node given up for dead
+// send, or sent after the point of the log that gave them up, before they
+// end with errCutOff.
+var errCutOffRefused = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat for too long: this request was not carried out; reconnect and send it again"}
 
 // errGone refuses a request from a stream the hub no longer has: dropped,
 // logged out or taken over.

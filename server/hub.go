@@ -181,7 +181,16 @@ func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, re
 	if err != nil {
 		return err
 	}
-	return h.submit(ctx, cmd, nil).err
+	return h.submit(ctx, cmd, h.streamPending(s)).err
+}
+
+// streamPending is what a cluster node keeps of a command of s: whose it
+// is (see Cluster.cutOffLocked). A single node keeps nothing.
+func (h *Hub) streamPending(s *Session) *pending {
+	if h.cl == nil {
+		return nil
+	}
+	return &pending{stream: s}
 }
 
 // sendPipelined is SendContext for a cluster node's session, which does
@@ -203,12 +212,12 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, 
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p := &pending{then: func(h *Hub, out outcome) {
+	p := &pending{stream: s, then: func(h *Hub, out outcome) {
 		<-s.inflight
 		switch {
 		case out.err == nil:
 			sent()
-		case s.m.att == s:
+		case s.answered():
 			h.rejectLocked(s, clientID, out.err)
 		}
 	}}
@@ -263,7 +272,7 @@ func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) e
 	}
 	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_JoinChannel{JoinChannel: &clusterv1.JoinChannel{
 		Stream: s.ref(), Channel: name,
-	}}}), nil).err
+	}}}), h.streamPending(s)).err
 }
 
 // LeaveChannel takes s out of a channel; every member, s included, hears of
@@ -279,7 +288,7 @@ func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) 
 	}
 	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_LeaveChannel{LeaveChannel: &clusterv1.LeaveChannel{
 		Stream: s.ref(), Channel: name,
-	}}}), nil).err
+	}}}), h.streamPending(s)).err
 }
 
 // Leave ends s's stream's part in the chat and tells everyone the user went
@@ -298,7 +307,7 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 		// the command applies stays in its log for a resume.
 		return h.leaveLater(s, cmd, reason)
 	}
-	out := h.submit(context.Background(), cmd, nil)
+	out := h.submit(context.Background(), cmd, h.streamPending(s))
 	if h.cl != nil && (errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown)) {
 		// The log is out of reach (or this node is stopping): the logout
 		// is appended when it can be, and the stream ends now, without
@@ -335,7 +344,7 @@ func (h *Hub) ListChannels(s *Session, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
-	if s.m.att != s {
+	if !s.answered() {
 		return
 	}
 	h.replyLocked(s, &chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelList{
@@ -349,7 +358,7 @@ func (h *Hub) Reject(s *Session, clientID string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
-	if s.m.att != s {
+	if !s.answered() {
 		return
 	}
 	h.rejectLocked(s, clientID, err)
@@ -402,6 +411,9 @@ func (h *Hub) Shutdown() {
 		}
 	}
 	if h.cl != nil {
+		// The streams given up for dead with this node are no longer
+		// attached, but may not have ended yet.
+		h.cl.endCutOffLocked()
 		return // the chat goes on, on the other nodes
 	}
 	for m := h.head; m != nil; {

@@ -286,19 +286,25 @@ func (h *Hub) checkNodesLocked() {
 func heartbeatEvery(nodeTimeout time.Duration) time.Duration { return nodeTimeout / 10 }
 
 // nodeDownLocked parks, as disconnected, the users whose streams were on a
-// node given up for dead. If that node is this one (cut off from the log
-// for too long), its streams end: their clients reconnect and resume.
+// node given up for dead. If that node is this one (cut off from the log,
+// or frozen, for too long), its streams end: their clients reconnect and
+// resume. They end once what they sent that can no longer be carried out
+// is refused (see Cluster.cutOffLocked).
 func (h *Hub) nodeDownLocked(id string) {
 	delete(h.nodes, id)
+	var cut []*Session
 	for m := h.head; m != nil; {
 		next := m.next
 		if m.state == stateOnline && m.node == id {
 			if s := m.att; s != nil {
-				s.endLocked(errCutOff, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+				cut = append(cut, s)
 			}
 			h.parkLocked(m, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 		}
 		m = next
+	}
+	if len(cut) > 0 {
+		h.cl.cutOffLocked(cut)
 	}
 }
 

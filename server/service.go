@@ -36,16 +36,17 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// shutdownFlush bounds how long a stream the server ends as it stops may
-// take to be sent what is queued for it.
+// shutdownFlush bounds how long a stream the server ends as it stops (or
+// as its cluster node finds it was given up for dead) may take to be sent
+// what is queued for it.
 const shutdownFlush = time.Second
 
 // flushedEnd reports whether a stream the hub ended with err is first sent
 // what is queued for it, for shutdownFlush at most: the answers to its
 // last requests, and the refusals of those no longer carried out, when its
-// node stops.
+// node stops or finds it was given up for dead.
 func flushedEnd(err error) bool {
-	return errors.Is(err, ErrShuttingDown)
+	return errors.Is(err, ErrShuttingDown) || errors.Is(err, errCutOff)
 }
 
 // Service implements chat.v1.ChatService on top of a [Hub].
@@ -240,8 +241,15 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 			return Status(err).Err()
 		}
 		// Logout: the leaver's own user_left is the last event queued for
-		// it. If the hub dropped s just before, its reason stands.
+		// it. If the hub dropped s just before, its reason stands; so it
+		// does if s was given up with this node, and ends in a moment
+		// (see Cluster.cutOffLocked).
 		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil) {
+			select {
+			case <-s.ended:
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
 			return svc.endedByHub(s, written, log)
 		}
 		close(drain)

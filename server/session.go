@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
@@ -111,6 +112,10 @@ type Session struct {
 	resumed  bool            // the join took back an existing session; never modified
 	queue    *queue
 	inflight chan struct{} // a cluster node's messages on their way through the log (see sendPipelined)
+	// cut is set, under Hub.mu, when the log shows that this node was
+	// given up for dead with the stream attached: the stream is detached
+	// then, but still answered until it ends (see Cluster.cutOffLocked).
+	cut atomic.Bool
 
 	// ended is closed when the hub ends the stream itself (too slow, server
 	// shutdown, taken over by a resume). endErr and endReason are written
@@ -143,6 +148,11 @@ func newSession(m *member, queueSize, queueBytes int, pipelined bool) *Session {
 		forgive: true,
 	}
 }
+
+// answered reports whether s's requests are answered: it is attached, or
+// it was given up with this node and is about to end (see
+// Cluster.cutOffLocked). Hub.mu must be held.
+func (s *Session) answered() bool { return s.m.att == s || s.cut.Load() }
 
 // User returns the user this stream joined as.
 func (s *Session) User() *chatv1.User { return s.user }
