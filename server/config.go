@@ -67,8 +67,11 @@ type Config struct {
 	// open at once.
 	MaxStreamsPerConn int
 	// MaxUnjoined is how many streams, from all clients together, may be
-	// waiting for their join at once. Past it, new streams are refused
-	// with RESOURCE_EXHAUSTED.
+	// waiting for their join at once. Past it, a stream from an address
+	// with none waiting takes the place of the oldest waiting stream of
+	// the address that has the most, which ends with RESOURCE_EXHAUSTED;
+	// others are refused with RESOURCE_EXHAUSTED unless their address
+	// holds fewer (see admission.WaitingRoom).
 	MaxUnjoined int
 	// PerClient is what one client address may have and do; see
 	// [admission.Config].

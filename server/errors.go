@@ -65,6 +65,11 @@ var errCutOff = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with t
 // end with errCutOff.
 var errCutOffRefused = &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat for too long: this request was not carried out; reconnect and send it again"}
 
+// errEvicted ends a stream that was waiting for its join when the server
+// had as many waiting as it takes (--max-unjoined), and that gave its
+// place to a newcomer (see admission.WaitingRoom).
+var errEvicted = &Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and this one had waited longest of those from the address with the most: it gave its place to a newer one; send the join as soon as the stream is open"}
+
 // errGone refuses a request from a stream the hub no longer has: dropped,
 // logged out or taken over.
 var errGone = &Error{Kind: ErrNotJoined, Msg: "you are no longer in the chat: join again"}

@@ -36,12 +36,13 @@ type testServer struct {
 	node  *servertest.Node // a cluster's node; nil for a single server
 }
 
-// startServer serves cfg until the test ends; its log goes to t.Log.
-func startServer(t *testing.T, cfg server.Config) *testServer {
+// startServer serves cfg, with opts, until the test ends; its log goes to
+// t.Log.
+func startServer(t *testing.T, cfg server.Config, opts ...server.Option) *testServer {
 	t.Helper()
 	logw := &testLogWriter{t: t}
 	t.Cleanup(logw.stop) // runs last: after the server is down
-	srv, addr := servertest.Start(t, cfg, slog.New(slog.NewTextHandler(logw, nil)))
+	srv, addr := servertest.Start(t, cfg, slog.New(slog.NewTextHandler(logw, nil)), opts...)
 	ts := &testServer{srv: srv, addr: addr}
 	ts.admin = dial(t, ts.addr)
 	return ts

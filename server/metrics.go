@@ -301,7 +301,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.sessions, float64(parked+held), "held")
 	gauge(c.channels, float64(channels))
 	joined := c.svc.joined.Load()
-	gauge(c.streams, float64(c.svc.unjoined.Load()), "unjoined")
+	gauge(c.streams, float64(c.svc.room.Len()), "unjoined")
 	gauge(c.streams, float64(joined), "joined")
 	if c.cl == nil {
 		return

@@ -60,9 +60,9 @@ type Service struct {
 
 	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
-	unjoined atomic.Int64 // streams waiting for their join
-	joined   atomic.Int64 // streams of sessions
-	met      *metrics     // the hub's
+	room   *admission.WaitingRoom // streams waiting for their join
+	joined atomic.Int64           // streams of sessions
+	met    *metrics               // the hub's
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
@@ -75,7 +75,8 @@ func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
 }
 
 func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met}
+	return &Service{cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
+		room: admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined)}
 }
 
 // Hub returns the service's hub.
@@ -153,23 +154,22 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 }
 
 // admitJoin waits for a new stream's join (returned if it came, even if it
-// is refused), within the limits on streams waiting to join (from
-// everyone, and from client's address) and on joins per second from
+// is refused), with a place in the waiting room (which client's address
+// may be refused, and which the stream may have to give up to a newcomer:
+// see admission.WaitingRoom), within the limit on joins per second from
 // client's address. A stream waiting to join holds its metadata and
-// goroutines and has given nothing of itself: these limits keep one client
-// from holding thousands of them.
+// goroutines and has given nothing of itself: the room keeps clients from
+// holding thousands of them.
 func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
-	defer svc.unjoined.Add(-1)
-	if svc.unjoined.Add(1) > int64(svc.cfg.MaxUnjoined) {
-		return nil, &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("the server has %s waiting to join, the most it takes: try again in a moment", count(svc.cfg.MaxUnjoined, "connection", "connections"))}
+	ticket, err := svc.room.Enter(client)
+	switch {
+	case errors.Is(err, admission.ErrFull):
+		return nil, &Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}
+	case err != nil:
+		return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", svc.cfg.PerClient.MaxUnjoined)}
 	}
-	if client.IsValid() {
-		if !svc.lim.AcquireUnjoined(client) {
-			return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", svc.cfg.PerClient.MaxUnjoined)}
-		}
-		defer svc.lim.ReleaseUnjoined(client)
-	}
-	req, err := svc.awaitJoin(ctx, stream)
+	defer ticket.Leave()
+	req, err := svc.awaitJoin(ctx, stream, ticket.Evicted())
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +180,9 @@ func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 }
 
 // awaitJoin reads the first request, which must be a join, within the join
-// timeout.
-func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) (*chatv1.ChatRequest, error) {
+// timeout, unless the stream's place in the waiting room is given to a
+// newcomer first (evicted is closed).
+func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
 	type result struct {
 		req *chatv1.ChatRequest
 		err error
@@ -210,6 +211,8 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 		return nil, errShutdown
 	case <-timer.C:
 		return nil, &Error{Kind: ErrJoinTimeout, Msg: fmt.Sprintf("no join within %s: send a join as the first request", svc.cfg.JoinTimeout)}
+	case <-evicted:
+		return nil, errEvicted
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

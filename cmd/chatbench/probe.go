@@ -137,12 +137,13 @@ func explainRefusal(err error) error {
 	}
 	msg := st.Message()
 	switch {
+	// Before "your address": a full room says whose streams it holds.
+	case strings.Contains(msg, "full of streams waiting to join"):
+		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-unjoined above --join-concurrency", msg)
 	case strings.Contains(msg, "your address"):
 		return fmt.Errorf("chatd refused it (%q): it limits what one client address may do, and every member connects from this machine; run chatd with %s", msg, perAddressFlags)
 	case strings.Contains(msg, "server is full"):
 		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-sessions above --members", msg)
-	case strings.Contains(msg, "waiting to join"):
-		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-unjoined above --join-concurrency", msg)
 	}
 	return err
 }

@@ -123,7 +123,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&sc.MaxHeaderBytes, "max-header-bytes", sc.MaxHeaderBytes, fmt.Sprintf("largest metadata of a request (gRPC's decoded header list; HTTP request headers), in `bytes`; at least %d", server.MinHeaderBytes))
 	fs.DurationVar(&sc.WriteDelay, "write-delay", sc.WriteDelay, fmt.Sprintf("after sending a client several events at once (it is getting a burst: a join storm, a busy channel), how long to wait before sending it more, so that the burst's next events go out together in fewer writes, at up to this much more latency; a client getting one event at a time never waits. 0 sends at once; at most %s", server.MaxWriteDelay))
 	fs.IntVar(&sc.MaxStreamsPerConn, "max-streams-per-conn", sc.MaxStreamsPerConn, "most streams open at once on one HTTP/2 connection")
-	fs.IntVar(&sc.MaxUnjoined, "max-unjoined", sc.MaxUnjoined, "most streams waiting to send their join, from all clients together; more get RESOURCE_EXHAUSTED")
+	fs.IntVar(&sc.MaxUnjoined, "max-unjoined", sc.MaxUnjoined, "most streams waiting to send their join, from all clients together; past it, a stream from an address with none waiting takes the place of the oldest waiting stream of the address with the most (which ends with RESOURCE_EXHAUSTED), and others get RESOURCE_EXHAUSTED unless their address holds fewer")
 	pc := &sc.PerClient
 	fs.IntVar(&pc.MaxConns, "max-conns-per-ip", pc.MaxConns, "most TCP connections from one client address, gRPC and HTTP ports together (an IPv6 address counts with its /64); more are closed at once. 0 for no limit")
 	fs.IntVar(&pc.MaxUnjoined, "max-unjoined-per-ip", pc.MaxUnjoined, "most streams from one client address waiting to send their join; more get RESOURCE_EXHAUSTED. 0 for no limit")

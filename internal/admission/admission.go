@@ -1,9 +1,9 @@
 // Package admission decides how much of chatd one client address may hold
 // at once and take per second: TCP connections, streams that have not
-// joined yet, sessions (held ones included), joins and resumes, and calls
-// of the unary lists. It is the one place where chatd tells clients apart
-// by address, and where it learns a client's address from a reverse proxy
-// it trusts.
+// joined yet (see [WaitingRoom]), sessions (held ones included), joins and
+// resumes, and calls of the unary lists. It is the one place where chatd
+// tells clients apart by address, and where it learns a client's address
+// from a reverse proxy it trusts.
 //
 // Addresses are counted as the limits' keys (see [Key]): an IPv4 address
 // alone, but an IPv6 address with the rest of its /64, since one host or
@@ -33,7 +33,7 @@ type Config struct {
 	// counted: they carry many clients.
 	MaxConns int
 	// MaxUnjoined is how many streams one address may have that have not
-	// sent their join yet.
+	// sent their join yet (see [NewWaitingRoom]).
 	MaxUnjoined int
 	// MaxSessions is how many sessions one address may have, counting
 	// those held for a resume.
@@ -68,15 +68,15 @@ type Limiter struct {
 
 // use is what one address holds and has spent.
 type use struct {
-	conns, unjoined, sessions int
-	joins, lists              *rate.Limiter // nil until first needed
+	conns, sessions int
+	joins, lists    *rate.Limiter // nil until first needed
 }
 
 // idle reports whether u holds nothing and its buckets are full again, so
 // that forgetting it changes nothing.
 func (u *use) idle(now time.Time) bool {
 	full := func(l *rate.Limiter) bool { return l == nil || l.TokensAt(now) >= float64(l.Burst()) }
-	return u.conns == 0 && u.unjoined == 0 && u.sessions == 0 && full(u.joins) && full(u.lists)
+	return u.conns == 0 && u.sessions == 0 && full(u.joins) && full(u.lists)
 }
 
 // New returns a limiter with the limits of cfg. log receives a line for
@@ -230,18 +230,7 @@ func (l *Limiter) release(a netip.Addr, field func(*use) *int) {
 }
 
 func connsOf(u *use) *int    { return &u.conns }
-func unjoinedOf(u *use) *int { return &u.unjoined }
 func sessionsOf(u *use) *int { return &u.sessions }
-
-// AcquireUnjoined counts a new stream of a that has not joined yet, unless
-// a has MaxUnjoined of them already. Call ReleaseUnjoined when it joins or
-// ends.
-func (l *Limiter) AcquireUnjoined(a netip.Addr) bool {
-	return l.acquire(a, l.cfg.MaxUnjoined, unjoinedOf)
-}
-
-// ReleaseUnjoined undoes an AcquireUnjoined.
-func (l *Limiter) ReleaseUnjoined(a netip.Addr) { l.release(a, unjoinedOf) }
 
 // AcquireSession counts a new session of a, unless a has MaxSessions
 // already. Call ReleaseSession when the session is over for good.

@@ -91,19 +91,9 @@ func TestFromContext(t *testing.T) {
 
 func TestCountsPerAddress(t *testing.T) {
 	t.Parallel()
-	l := admission.New(admission.Config{MaxUnjoined: 2, MaxSessions: 3}, discard)
+	l := admission.New(admission.Config{MaxSessions: 3}, discard)
 	a, b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2") // one /64
 	c := netip.MustParseAddr("192.0.2.1")
-	if !l.AcquireUnjoined(a) || !l.AcquireUnjoined(b) || l.AcquireUnjoined(a) {
-		t.Fatal("a /64 got other than its 2 unjoined streams")
-	}
-	if !l.AcquireUnjoined(c) {
-		t.Fatal("another address was refused")
-	}
-	l.ReleaseUnjoined(b)
-	if !l.AcquireUnjoined(a) {
-		t.Fatal("a released stream was not given back")
-	}
 	for range 3 {
 		if !l.AcquireSession(c) {
 			t.Fatal("session refused within the limit")

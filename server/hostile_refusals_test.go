@@ -1,0 +1,140 @@
+package server_test
+
+// Hostile clients that make chatd refuse them, from many addresses or as
+// fast as they are refused (issue 23), each beside an honest user from
+// another address who must carry on.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc/codes"
+)
+
+// chatMethod is the path of the Chat stream.
+const chatMethod = "/chat.v1.ChatService/Chat"
+
+// watchEnds reads rc's frames until the connection closes, sending how
+// each stream ended on ends (which must have room for every end), and
+// returns a channel closed when the server closed the connection. The
+// test's end closes it otherwise. It writes nothing (gRPC's server needs
+// no answer to its SETTINGS, nor to its pings within a test), so the test
+// may go on writing.
+func watchEnds(t *testing.T, rc *rawConn, ends chan<- streamEnd) <-chan struct{} {
+	t.Helper()
+	closed := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		answered := make(map[uint32]bool)
+		for {
+			f, err := rc.fr.ReadFrame()
+			if err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					close(closed)
+				}
+				return
+			}
+			switch f := f.(type) {
+			case *http2.RSTStreamFrame:
+				if !answered[f.StreamID] {
+					ends <- streamEnd{reset: true, rst: f.ErrCode}
+				}
+			case *http2.MetaHeadersFrame:
+				if e, ok := statusOf(f); ok {
+					answered[f.StreamID] = true
+					ends <- e
+				}
+			}
+		}
+	})
+	t.Cleanup(func() {
+		_ = rc.c.SetReadDeadline(time.Now())
+		wg.Wait()
+	})
+	return closed
+}
+
+// openStreams opens n Chat streams on rc, from stream id first on, that
+// never send a thing.
+func openStreams(t *testing.T, rc *rawConn, first uint32, n int) {
+	t.Helper()
+	for i := range n {
+		if err := rc.headers(first+uint32(2*i), chatMethod); err != nil {
+			t.Fatalf("writing stream %d: %v", i, err)
+		}
+	}
+}
+
+// Two hundred addresses with fifteen streams each that never join, each
+// address under its limit, filled the room for streams waiting to join,
+// and honest newcomers were refused until the attackers' streams timed
+// out. The room still takes a newcomer that sends its join at once: the
+// address holding the most waiting streams gives its oldest up, which ends
+// with RESOURCE_EXHAUSTED saying why.
+func TestWaitingRoomCannotBeFilled(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.MaxUnjoined = 4
+		c.MaxUnjoined = 20
+		c.JoinTimeout = time.Minute // the attackers' streams wait for the whole test
+	})
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, cfg, server.WithMetrics(reg))
+	ends := make(chan streamEnd, 64)
+	attack := func(ip string, streams int) {
+		rc := dialRawFrom(t, ts.addr, ip)
+		watchEnds(t, rc, ends)
+		openStreams(t, rc, 1, streams)
+	}
+	// ended expects n streams to end RESOURCE_EXHAUSTED, saying want if
+	// it is not empty.
+	ended := func(n int, want string) {
+		t.Helper()
+		for i := range n {
+			select {
+			case e := <-ends:
+				if e.grpcStatus != fmt.Sprint(int(codes.ResourceExhausted)) || !strings.Contains(e.grpcMessage, want) {
+					t.Fatalf("a stream ended with %+v; want RESOURCE_EXHAUSTED saying %q", e, want)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatalf("%d of %d streams ended; want the rest too", i, n)
+			}
+		}
+	}
+	full := func() {
+		t.Helper()
+		waitFor(t, "the room to be full", func() bool {
+			return metricValue(t, reg, "chatd_streams", "state=unjoined") == float64(cfg.MaxUnjoined)
+		})
+	}
+	// Eight addresses with four streams each: 32 for 20 places. The
+	// last addresses' streams take places from the first ones', until
+	// they hold as many; then they are refused.
+	for i := range 8 {
+		attack(fmt.Sprintf("127.0.1.%d", i+1), cfg.PerClient.MaxUnjoined)
+	}
+	ended(32-cfg.MaxUnjoined, "")
+	full()
+	for i := range 6 {
+		// The newcomer finds the room full of attackers' streams, and
+		// joins; then an attacker fills the place it took.
+		c := joinOn(t, dial(t, ts.addr, fromAddr("127.0.0.2")), fmt.Sprintf("newcomer%d", i))
+		ended(1, "gave its place to a newer one")
+		c.say(t, "hello", "n1")
+		expectMessage(t, c.name, c.next(t), c.name, "hello", "n1")
+		attack(fmt.Sprintf("127.0.2.%d", i+1), 1)
+		full()
+	}
+	select {
+	case e := <-ends:
+		t.Errorf("another waiting stream ended (%+v); want each newcomer to take one place only", e)
+	default:
+	}
+}
