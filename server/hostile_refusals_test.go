@@ -5,6 +5,7 @@ package server_test
 // another address who must carry on.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // chatMethod is the path of the Chat stream.
@@ -136,5 +139,52 @@ func TestWaitingRoomCannotBeFilled(t *testing.T) {
 	case e := <-ends:
 		t.Errorf("another waiting stream ended (%+v); want each newcomer to take one place only", e)
 	default:
+	}
+}
+
+// Streams and list calls past their address's limits are refused before
+// gRPC starts a handler for them (see server/refuse.go): a refusal costs
+// far less than serving a call, where it cost as much. gRPC's own metrics,
+// counted by an interceptor in front of the handler, see only the calls
+// let through; chatd_refusals_total counts the others.
+func TestRefusalsSpendNoHandler(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.MaxUnjoined = 1
+		c.PerClient.ListRate, c.PerClient.ListBurst = 0.01, 1
+	})
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, cfg, server.WithMetrics(reg))
+	const streams, lists = 60, 30
+	rc := dialRawFrom(t, ts.addr, "127.0.0.3")
+	ends := make(chan streamEnd, streams)
+	watchEnds(t, rc, ends)
+	openStreams(t, rc, 1, streams)
+	for i := range streams - 1 {
+		select {
+		case e := <-ends:
+			if e.grpcStatus != fmt.Sprint(int(codes.ResourceExhausted)) {
+				t.Fatalf("a stream past the address's limit ended with %+v; want RESOURCE_EXHAUSTED", e)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("%d of %d streams past the limit refused", i, streams-1)
+		}
+	}
+	cli := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.4")))
+	for i := range lists {
+		_, err := cli.ListUsers(context.Background(), &chatv1.ListUsersRequest{})
+		if want := map[bool]codes.Code{true: codes.OK, false: codes.ResourceExhausted}[i == 0]; status.Code(err) != want {
+			t.Fatalf("list call %d: %v; want %v", i, err, want)
+		}
+	}
+	for _, c := range []struct {
+		method string
+		want   float64
+	}{{"Chat", 1}, {"ListUsers", 1}} {
+		if got := metricValue(t, reg, "grpc_server_started_total", "grpc_method="+c.method); got != c.want {
+			t.Errorf("gRPC started %v handlers of %s; want %v, for the one call let through (the refused ones must not cost a handler)", got, c.method, c.want)
+		}
+	}
+	if got, want := metricValue(t, reg, "chatd_refusals_total", "grpc_code=ResourceExhausted"), float64(streams-1+lists-1); got != want {
+		t.Errorf("chatd_refusals_total{ResourceExhausted} = %v; want %v", got, want)
 	}
 }

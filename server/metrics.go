@@ -172,7 +172,12 @@ func (m *metrics) refused(err error) {
 	if !errors.As(err, &e) {
 		return
 	}
-	if c := Status(err).Code(); c > codes.OK && c <= maxCode {
+	m.refusedCode(Status(err).Code())
+}
+
+// refusedCode counts a refusal answered with code.
+func (m *metrics) refusedCode(c codes.Code) {
+	if c > codes.OK && c <= maxCode {
 		m.refusals[c].Inc()
 	}
 }

@@ -85,7 +85,11 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
 	// window growth, which a client could push to 16 MiB a stream.
 	const window = 64 << 10
+	svc := newService(cfg, hub, lim, log)
 	g := grpc.NewServer(append(extra,
+		// Calls that would be refused for their address's limits are
+		// refused before gRPC spends a goroutine on them (see refuse.go).
+		grpc.InTapHandle(svc.tap),
 		grpc.ForceServerCodecV2(newWireCodec()),
 		// The innermost interceptor: the gateway's grpc-web streams are
 		// read only as far as their handlers receive (see
@@ -116,7 +120,7 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 			PermitWithoutStream: true,
 		}),
 	)...)
-	s := &Server{grpc: g, svc: newService(cfg, hub, lim, log), lim: lim, health: health.NewServer()}
+	s := &Server{grpc: g, svc: svc, lim: lim, health: health.NewServer()}
 	chatv1.RegisterChatServiceServer(g, s.svc)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

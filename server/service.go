@@ -63,6 +63,10 @@ type Service struct {
 	room   *admission.WaitingRoom // streams waiting for their join
 	joined atomic.Int64           // streams of sessions
 	met    *metrics               // the hub's
+
+	// The refusals for an address's limits that the tap makes too (see
+	// refuse.go), made once: the tap is the cheap path.
+	crowded, full, listRate refusal
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
@@ -75,8 +79,13 @@ func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
 }
 
 func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
-		room: admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined)}
+	return &Service{
+		cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
+		room:     admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined),
+		crowded:  newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
+		full:     newRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
+		listRate: newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", cfg.PerClient.ListRate)}),
+	}
 }
 
 // Hub returns the service's hub.
@@ -98,15 +107,18 @@ func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequ
 	return &chatv1.ListChannelsResponse{Channels: svc.hub.Channels()}, nil
 }
 
-// allowList refuses a list call past its client address's rate, or from a
-// cluster node that has not caught up with the cluster yet (its lists
-// would be the past's).
+// allowList refuses a list call past its client address's rate, unless the
+// tap counted it already, or from a cluster node that has not caught up
+// with the cluster yet (its lists would be the past's).
 func (svc *Service) allowList(ctx context.Context) error {
-	if cl := svc.hub.cl; cl != nil && !cl.ready.Load() {
-		return svc.refuse(cl.errNotServing())
+	if !svc.serving() {
+		return svc.refuse(svc.hub.cl.errNotServing())
+	}
+	if ctx.Value(listAllowedKey{}) != nil {
+		return nil
 	}
 	if client, ok := svc.lim.FromContext(ctx); ok && !svc.lim.AllowList(client) {
-		return svc.refuse(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", svc.cfg.PerClient.ListRate)})
+		return svc.refuseWith(&svc.listRate)
 	}
 	return nil
 }
@@ -161,14 +173,15 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
 func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
-	ticket, err := svc.room.Enter(client)
-	switch {
-	case errors.Is(err, admission.ErrFull):
-		return nil, &Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}
-	case err != nil:
-		return nil, &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", svc.cfg.PerClient.MaxUnjoined)}
+	ticket, _ := ctx.Value(ticketKey{}).(*heldTicket) // given by the tap
+	if ticket == nil {
+		t, err := svc.room.Enter(client)
+		if err != nil {
+			return nil, svc.roomRefusal(err).Error
+		}
+		ticket = &heldTicket{t, func() bool { return false }}
 	}
-	defer ticket.Leave()
+	defer ticket.leave()
 	req, err := svc.awaitJoin(ctx, stream, ticket.Evicted())
 	if err != nil {
 		return nil, err

@@ -155,6 +155,9 @@ func NewContext(ctx context.Context, a netip.Addr) context.Context {
 // by [NewContext], or else the peer's address, and from a trusted proxy
 // the address its x-forwarded-for metadata names. The second result is
 // false when there is no address at all (a test's in-memory connection).
+//
+// It runs for every call refused for its address's limits, so it reads
+// the metadata only from a trusted proxy, and without copying it.
 func (l *Limiter) FromContext(ctx context.Context) (netip.Addr, bool) {
 	if a, ok := ctx.Value(clientKey{}).(netip.Addr); ok {
 		return a, true
@@ -163,8 +166,10 @@ func (l *Limiter) FromContext(ctx context.Context) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	return l.ClientAddr(remote, md.Get("x-forwarded-for")), true
+	if !l.Trusted(remote) {
+		return remote, true
+	}
+	return l.ClientAddr(remote, metadata.ValueFromIncomingContext(ctx, "x-forwarded-for")), true
 }
 
 // PeerAddr returns the address of the peer of ctx's gRPC call (the proxy,
@@ -173,6 +178,10 @@ func PeerAddr(ctx context.Context) (netip.Addr, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.Addr{}, false
+	}
+	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
+		a, ok := netip.AddrFromSlice(tcp.IP)
+		return a.Unmap().WithZone(tcp.Zone), ok
 	}
 	ap, err := netip.ParseAddrPort(p.Addr.String())
 	if err != nil {
