@@ -147,6 +147,12 @@ func DefaultConfig() Config {
 			JoinBurst:   50,
 			ListRate:    5,
 			ListBurst:   20,
+			// Far above what honest clients are refused (a NAT's hundred
+			// users all reconnecting at once are refused about 50 joins
+			// a second), far below what a flood of refusals is (tens of
+			// thousands a second); see admission.ShutOutFor.
+			RefusalRate:  100,
+			RefusalBurst: 1000,
 		},
 		RefusalRate:            10,
 		RefusalBurst:           100,
@@ -246,6 +252,8 @@ var settingNames = map[string]string{
 	"PerClient.JoinBurst":      "join burst per address",
 	"PerClient.ListRate":       "list rate per address",
 	"PerClient.ListBurst":      "list burst per address",
+	"PerClient.RefusalRate":    "refusal rate per address",
+	"PerClient.RefusalBurst":   "refusal burst per address",
 	"PerClient.TrustedProxies": "trusted proxies",
 	"RefusalRate":              "refusal rate",
 	"RefusalBurst":             "refusal burst",
@@ -328,6 +336,7 @@ func (c Config) Validate() error {
 	}
 	rate("PerClient.JoinRate", pc.JoinRate, "PerClient.JoinBurst", pc.JoinBurst)
 	rate("PerClient.ListRate", pc.ListRate, "PerClient.ListBurst", pc.ListBurst)
+	rate("PerClient.RefusalRate", pc.RefusalRate, "PerClient.RefusalBurst", pc.RefusalBurst)
 	rate("RefusalRate", c.RefusalRate, "RefusalBurst", c.RefusalBurst)
 	if c.KeepaliveTime < MinKeepaliveTime {
 		bad("KeepaliveTime", fmt.Sprintf("must be at least %s (gRPC's minimum)", MinKeepaliveTime), c.KeepaliveTime)

@@ -142,6 +142,100 @@ func TestWaitingRoomCannotBeFilled(t *testing.T) {
 	}
 }
 
+// An address that keeps being refused (150 connections re-opening streams
+// as fast as they were refused held chatd's core and an honest client's
+// echo at over a second) has the connection of its refusals closed once
+// it is past its budget of refusals, and new ones closed as they are
+// accepted; other addresses carry on.
+func TestRefusedAddressShutOut(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.MaxUnjoined = 2
+		c.PerClient.RefusalRate = 0.01 // no refill within the test
+		c.PerClient.RefusalBurst = 20
+	})
+	ts := startServer(t, cfg)
+	rc := dialRawFrom(t, ts.addr, "127.0.0.3")
+	ends := make(chan streamEnd, 64)
+	closed := watchEnds(t, rc, ends)
+	// Two wait; the rest are refused, past the budget too.
+	const streams = 40
+	openStreams(t, rc, 1, streams)
+	select {
+	case <-closed:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the connection is still open %s after %d refusals on it, %d past the address's budget", waitTimeout, streams-2, streams-2-cfg.PerClient.RefusalBurst)
+	}
+	close(ends) // the reader is done
+	var refused int
+	var last string
+	for e := range ends {
+		if e.grpcStatus == fmt.Sprint(int(codes.ResourceExhausted)) {
+			refused++
+			last = e.grpcMessage
+		}
+	}
+	if refused <= cfg.PerClient.RefusalBurst || !strings.Contains(last, "too many refusals from your address") {
+		t.Errorf("%d streams refused before the connection closed, the last saying %q; want more than the budget of %d, the last saying the address was refused too often", refused, last, cfg.PerClient.RefusalBurst)
+	}
+	// A new connection from the address is closed at once: gRPC's
+	// client sees it fail.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_, err := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.3"))).ListUsers(ctx, &chatv1.ListUsersRequest{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a list call on a new connection from the address shut out: %v; want UNAVAILABLE", err)
+	}
+	honestRoundTrip(t, ts, "alice")
+}
+
+// A flood of list calls from one address (16 callers held a core at 69%
+// refusing them) is shut out the same way once past its budget.
+func TestListFloodShutOut(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.ListRate, c.PerClient.ListBurst = 0.01, 5
+		c.PerClient.RefusalRate, c.PerClient.RefusalBurst = 0.01, 20
+	})
+	ts := startServer(t, cfg)
+	cli := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.3")))
+	ctx := context.Background()
+	var ok, exhausted int
+	var last string
+	for i := 0; ; i++ {
+		if i == 10000 {
+			t.Fatalf("%d list calls answered and %d refused, and the connection is still open; want it closed past the address's budget of %d refusals", ok, exhausted, cfg.PerClient.RefusalBurst)
+		}
+		_, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{})
+		switch status.Code(err) {
+		case codes.OK:
+			ok++
+			continue
+		case codes.ResourceExhausted:
+			exhausted++
+			last = status.Convert(err).Message()
+			continue
+		case codes.Unavailable: // the connection was closed
+		default:
+			t.Fatalf("list call %d: %v; want OK, RESOURCE_EXHAUSTED, then UNAVAILABLE", i, err)
+		}
+		break
+	}
+	// The calls made while the connection is closed (a moment after
+	// the refusal past the budget, for its status to reach the client)
+	// are refused too.
+	if ok != cfg.PerClient.ListBurst || exhausted <= cfg.PerClient.RefusalBurst || !strings.Contains(last, "too many refusals from your address") {
+		t.Errorf("%d list calls answered and %d refused before the connection was closed, the last saying %q; want %d answered, more than %d refused, the last saying the address was refused too often", ok, exhausted, last, cfg.PerClient.ListBurst, cfg.PerClient.RefusalBurst)
+	}
+	// While it is shut out, the client cannot connect again.
+	if _, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("a list call from the address shut out, on a new connection: %v; want UNAVAILABLE", err)
+	}
+	other := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.2")))
+	if _, err := other.ListUsers(ctx, &chatv1.ListUsersRequest{}); err != nil {
+		t.Fatalf("ListUsers from another address: %v", err)
+	}
+	honestRoundTrip(t, ts, "alice")
+}
+
 // Streams and list calls past their address's limits are refused before
 // gRPC starts a handler for them (see server/refuse.go): a refusal costs
 // far less than serving a call, where it cost as much. gRPC's own metrics,

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/admission"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 )
@@ -15,22 +18,32 @@ import (
 // its rate. Refused in the handler, a list call cost as much as answering
 // one, and a stream nearly as much (see BenchmarkRefuse), for gRPC starts
 // a goroutine for the call and runs the interceptors before the handler
-// looks at it.
+// looks at it. So:
 //
-// So tap refuses those calls first, in gRPC's tap handle: on the
-// connection's reader goroutine, right after the stream's headers are
-// decoded, before any goroutine, interceptor or request exists for it.
-// gRPC writes the status itself. What tap lets through it counts there and
-// then (a Chat stream's place in the waiting room, a list call's token),
-// so that a burst of streams read before the first handler runs is held
-// to the limits too. The handlers keep their own checks for calls that tap
-// did not see: the browser gateway's come through grpc.Server.ServeHTTP,
-// which has no tap.
+//   - tap refuses those calls first, in gRPC's tap handle: on the
+//     connection's reader goroutine, right after the stream's headers are
+//     decoded, before any goroutine, interceptor or request exists for it.
+//     gRPC writes the status itself. What tap lets through it counts
+//     there and then (a Chat stream's place in the waiting room, a list
+//     call's token), so that a burst of streams read before the first
+//     handler runs is held to the limits too. The handlers keep their own
+//     checks for calls that tap did not see: the browser gateway's come
+//     through grpc.Server.ServeHTTP, which has no tap.
+//   - every refusal before a session exists (a stream refused, whatever
+//     for, and a list call refused) is counted against its address's
+//     budget of refusals (--refusal-rate-per-ip, --refusal-burst-per-ip).
+//     An address past it is shut out for a moment: the connection the
+//     refusal came on is closed, and its new ones are not served (see
+//     admission.ShutOutFor). However cheap a refusal, a client that keeps
+//     a hundred connections busy with them keeps a hundred reader
+//     goroutines busy, ahead of everyone's in the scheduler's queue;
+//     closing them is what keeps honest latency.
 //
 // Refusals the tap makes are not logged one by one (a flood would be all
 // the log showed, if it were not dropped by --log-rate anyway), and gRPC's
 // own metrics (grpc_server_started_total, grpc_server_handled_total) do
-// not see them: chatd_refusals_total counts them.
+// not see them: chatd_refusals_total counts them, and the shut-out is
+// logged.
 
 // listAllowedKey marks, in a list call's context, that the tap took the
 // call's token from its address's list rate.
@@ -60,7 +73,8 @@ func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		client, _ := svc.lim.FromContext(ctx)
 		t, err := svc.room.Enter(client)
 		if err != nil {
-			return nil, svc.refuseWith(svc.roomRefusal(err))
+			r := svc.roomRefusal(err)
+			return nil, svc.refuseStatus(ctx, client, r.st, r.err)
 		}
 		// gRPC cancels a stream's context when the stream ends, however
 		// it ends: the place is given back even if the handler never
@@ -72,7 +86,7 @@ func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 			return ctx, nil // the handler refuses a node that is not serving
 		}
 		if !svc.lim.AllowList(client) {
-			return nil, svc.refuseWith(&svc.listRate)
+			return nil, svc.refuseStatus(ctx, client, svc.listRate.st, svc.listRate.err)
 		}
 		return context.WithValue(ctx, listAllowedKey{}, true), nil
 	}
@@ -86,10 +100,34 @@ func (svc *Service) serving() bool {
 	return cl == nil || cl.ready.Load()
 }
 
-// refuseWith counts the refusal r and returns the status the client gets.
-func (svc *Service) refuseWith(r *refusal) error {
-	svc.met.refusedCode(r.st.Code())
-	return r.err
+// refuseFrom is refuse for a call from client that has no session: the
+// refusal counts against client's budget of refusals too, which may shut
+// client out (see admission.Limiter.Refused). A refusal that says the
+// server cannot serve (UNAVAILABLE: shutting down, a cluster node cut off)
+// is no fault of the client's, and a client that went away was not
+// refused: neither counts.
+//
+// The status of a refusal whose connection is closed for it says so: an
+// honest client behind the same address as a hostile one learns why.
+func (svc *Service) refuseFrom(ctx context.Context, client netip.Addr, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return Status(err).Err()
+	}
+	return svc.refuseStatus(ctx, client, Status(err), nil)
+}
+
+// refuseStatus is refuseFrom for a refusal already turned into its status
+// st, and st.Err() if it was made already (or nil).
+func (svc *Service) refuseStatus(ctx context.Context, client netip.Addr, st *status.Status, stErr error) error {
+	svc.met.refusedCode(st.Code())
+	if client.IsValid() && st.Code() != codes.Unavailable && svc.lim.Refused(ctx, client) {
+		return status.Error(st.Code(), st.Message()+shutOutNote)
+	}
+	if stErr == nil {
+		stErr = st.Err()
+	}
+	return stErr
 }
 
 // A refusal is a refusal that the tap makes, with its status worked out
@@ -114,3 +152,7 @@ func (svc *Service) roomRefusal(err error) *refusal {
 	}
 	return &svc.crowded
 }
+
+// shutOutNote ends the message of a refusal that finds its address shut
+// out.
+var shutOutNote = fmt.Sprintf(" (and too many refusals from your address: this connection is closed, and new ones are not served for %s)", admission.ShutOutFor)

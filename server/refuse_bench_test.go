@@ -50,6 +50,7 @@ func BenchmarkRefuse(b *testing.B) {
 // one raw connection, each sending body (if any) and ending its side,
 // and checks that the last ends with grpc-status want.
 func benchCalls(b *testing.B, cfg server.Config, method string, body []byte, want string) {
+	cfg.PerClient.RefusalRate = 0 // measure refusals, not connections closed for them
 	_, addr := servertest.Start(b, cfg, slog.New(slog.DiscardHandler))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -118,7 +118,7 @@ func (svc *Service) allowList(ctx context.Context) error {
 		return nil
 	}
 	if client, ok := svc.lim.FromContext(ctx); ok && !svc.lim.AllowList(client) {
-		return svc.refuseWith(&svc.listRate)
+		return svc.refuseStatus(ctx, client, svc.listRate.st, svc.listRate.err)
 	}
 	return nil
 }
@@ -142,19 +142,19 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 			svc.met.joined(nil, req.GetJoin().GetResumeToken() != "", err)
 		}
 		log.Info("join refused", "err", err)
-		return svc.refuse(err)
+		return svc.refuseFrom(ctx, client, err)
 	}
 	join := req.GetJoin()
 	ctx, username, err := svc.signIn(ctx, join)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
-		return svc.refuse(err)
+		return svc.refuseFrom(ctx, client, err)
 	}
 	s, err := svc.hub.JoinContext(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
-		return svc.refuse(err)
+		return svc.refuseFrom(ctx, client, err)
 	}
 	log = log.With("user", s.user.Username)
 	if join.GetResumeToken() != "" {

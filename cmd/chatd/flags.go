@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/gateway"
+	"github.com/chatd/chatd/internal/admission"
 	"github.com/chatd/chatd/server"
 )
 
@@ -132,6 +133,8 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&pc.JoinBurst, "join-burst-per-ip", pc.JoinBurst, "joins and resumes one client address may make at once before --join-rate-per-ip applies")
 	fs.Float64Var(&pc.ListRate, "list-rate-per-ip", pc.ListRate, "ListUsers and ListChannels calls per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
 	fs.IntVar(&pc.ListBurst, "list-burst-per-ip", pc.ListBurst, "list calls one client address may make at once before --list-rate-per-ip applies")
+	fs.Float64Var(&pc.RefusalRate, "refusal-rate-per-ip", pc.RefusalRate, fmt.Sprintf("refusals per second one client address may be given on average (streams refused before their session starts, list calls refused); past it (and --refusal-burst-per-ip), the address is shut out for %s: the connection a refusal comes on is closed, and new ones are held unread until the shut-out ends, then closed. 0 for no limit", admission.ShutOutFor))
+	fs.IntVar(&pc.RefusalBurst, "refusal-burst-per-ip", pc.RefusalBurst, "refusals one client address may be given at once before --refusal-rate-per-ip applies")
 	fs.Func("trusted-proxies", "comma-separated `CIDRs` (10.0.0.0/8, or single addresses) of reverse proxies whose X-Forwarded-For names the client address that the per-ip limits count; without it every client behind a proxy counts as the proxy", func(v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p == "" {
@@ -193,6 +196,8 @@ var settingFlags = map[string]string{
 	"PerClient.JoinBurst":      "join-burst-per-ip",
 	"PerClient.ListRate":       "list-rate-per-ip",
 	"PerClient.ListBurst":      "list-burst-per-ip",
+	"PerClient.RefusalRate":    "refusal-rate-per-ip",
+	"PerClient.RefusalBurst":   "refusal-burst-per-ip",
 	"PerClient.TrustedProxies": "trusted-proxies",
 	"RefusalRate":              "refusal-rate",
 	"RefusalBurst":             "refusal-burst",

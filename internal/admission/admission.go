@@ -1,9 +1,9 @@
 // Package admission decides how much of chatd one client address may hold
 // at once and take per second: TCP connections, streams that have not
 // joined yet (see [WaitingRoom]), sessions (held ones included), joins and
-// resumes, and calls of the unary lists. It is the one place where chatd
-// tells clients apart by address, and where it learns a client's address
-// from a reverse proxy it trusts.
+// resumes, calls of the unary lists, and refusals. It is the one place
+// where chatd tells clients apart by address, and where it learns a
+// client's address from a reverse proxy it trusts.
 //
 // Addresses are counted as the limits' keys (see [Key]): an IPv4 address
 // alone, but an IPv6 address with the rest of its /64, since one host or
@@ -46,6 +46,11 @@ type Config struct {
 	// make per second on average, and ListBurst how many at once.
 	ListRate  float64
 	ListBurst int
+	// RefusalRate is how many refusals one address may be given per second
+	// on average (see [Limiter.Refused]), and RefusalBurst how many at
+	// once. Past them the address is shut out for [ShutOutFor].
+	RefusalRate  float64
+	RefusalBurst int
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed: a request from one of them is counted against the address
 	// the proxy says it forwards.
@@ -55,6 +60,29 @@ type Config struct {
 // sweepEvery is how often addresses that hold nothing are forgotten.
 const sweepEvery = time.Minute
 
+// ShutOutFor is how long an address that spent its refusals is shut out:
+// a connection on which it is refused anything is closed, and its new
+// connections are not served (see [Limiter.Listen]).
+//
+// A refusal has to be cheap, since a hostile client sends what is refused
+// as fast as it is refused; but even a cheap one costs a stream's headers
+// read and decoded and an answer written, on a connection whose reader
+// never waits for the network while the client keeps it busy, and a
+// hundred such connections are a hundred goroutines ahead of every honest
+// client's in the scheduler's queue. A closed connection costs nothing
+// more, and a client reconnecting is not served, before any of HTTP/2's
+// set-up: gRPC's own clients then back off (a second at first, longer
+// each time). A second is long enough for that, and short enough that
+// honest clients sharing the address (behind one NAT) are kept out of new
+// connections only briefly; their sessions on connections already open
+// go on.
+const ShutOutFor = time.Second
+
+// closeDelay is how long a connection that is to be closed for a refusal
+// is left open, so that gRPC writes the refusal's status first and the
+// client learns why.
+const closeDelay = 50 * time.Millisecond
+
 // Limiter counts what every client address holds. It is safe for
 // concurrent use.
 type Limiter struct {
@@ -63,26 +91,32 @@ type Limiter struct {
 
 	mu        sync.Mutex          // guards the fields below
 	clients   map[netip.Addr]*use // by Key
+	conns     map[connKey]*conn   // the counted connections open, to close one for a refusal
 	lastSweep time.Time
 }
 
 // use is what one address holds and has spent.
 type use struct {
-	conns, sessions int
-	joins, lists    *rate.Limiter // nil until first needed
+	conns, sessions        int
+	joins, lists, refusals *rate.Limiter // nil until first needed
+	shutUntil              time.Time     // see ShutOutFor
 }
 
-// idle reports whether u holds nothing and its buckets are full again, so
-// that forgetting it changes nothing.
+// idle reports whether u holds nothing, is not shut out and its buckets
+// are full again, so that forgetting it changes nothing.
 func (u *use) idle(now time.Time) bool {
 	full := func(l *rate.Limiter) bool { return l == nil || l.TokensAt(now) >= float64(l.Burst()) }
-	return u.conns == 0 && u.sessions == 0 && full(u.joins) && full(u.lists)
+	return u.conns == 0 && u.sessions == 0 && !now.Before(u.shutUntil) && full(u.joins) && full(u.lists) && full(u.refusals)
 }
+
+// connKey names a connection by its two ends, as gRPC's peer of a call
+// does.
+type connKey struct{ remote, local string }
 
 // New returns a limiter with the limits of cfg. log receives a line for
 // connections it refuses; give it a rate-limited logger.
 func New(cfg Config, log *slog.Logger) *Limiter {
-	return &Limiter{cfg: cfg, log: log, clients: make(map[netip.Addr]*use), lastSweep: time.Now()}
+	return &Limiter{cfg: cfg, log: log, clients: make(map[netip.Addr]*use), conns: make(map[connKey]*conn), lastSweep: time.Now()}
 }
 
 // Key returns the address that limits count against for a: a itself for
@@ -238,7 +272,6 @@ func (l *Limiter) release(a netip.Addr, field func(*use) *int) {
 	l.sweepLocked(now)
 }
 
-func connsOf(u *use) *int    { return &u.conns }
 func sessionsOf(u *use) *int { return &u.sessions }
 
 // AcquireSession counts a new session of a, unless a has MaxSessions
@@ -301,9 +334,91 @@ func (l *Limiter) AllowList(a netip.Addr) bool {
 	return l.allow(a, l.cfg.ListRate, l.cfg.ListBurst, func(u *use) **rate.Limiter { return &u.lists })
 }
 
-// Listen returns lis with connections past MaxConns for their address
-// closed as soon as they are accepted. A client whose connection is closed
-// this way sees it fail (gRPC: UNAVAILABLE); an HTTP/1 client, a reset.
+// Refused counts a refusal of a call from a, for a limit or for what the
+// call asked. Past RefusalBurst refusals at once, or RefusalRate per
+// second on average, a is shut out for [ShutOutFor] (see [Limiter.ShutOut]):
+// then the connection ctx's call came on is closed (a moment later, so
+// that the refusal's status is written first), and Refused reports that
+// it is. A connection from a trusted proxy is never closed (it carries
+// others), and a trusted proxy's own address never shut out. A shut-out
+// address is not counted a refusal more: its budget is spent.
+func (l *Limiter) Refused(ctx context.Context, a netip.Addr) (closing bool) {
+	if l.cfg.RefusalRate <= 0 || !a.IsValid() || l.Trusted(a) {
+		return false
+	}
+	l.mu.Lock()
+	now := time.Now()
+	u := l.getLocked(a)
+	shut := now.Before(u.shutUntil)
+	if !shut {
+		if u.refusals == nil {
+			u.refusals = rate.NewLimiter(rate.Limit(l.cfg.RefusalRate), l.cfg.RefusalBurst)
+		}
+		if !u.refusals.AllowN(now, 1) {
+			u.shutUntil = now.Add(ShutOutFor)
+			shut = true
+			l.log.Warn("address shut out: too many refusals", "client", a.String(), "for", ShutOutFor,
+				"refusal_rate_per_ip", l.cfg.RefusalRate, "refusal_burst_per_ip", l.cfg.RefusalBurst)
+		}
+	}
+	var c *conn
+	if shut {
+		// Only counted connections are here: a trusted proxy's are not.
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.LocalAddr != nil {
+			c = l.conns[connKey{p.Addr.String(), p.LocalAddr.String()}]
+		}
+	}
+	l.sweepLocked(now)
+	l.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.closeSoon()
+	return true
+}
+
+// ShutOut reports whether a is shut out now (see [Limiter.Refused]).
+func (l *Limiter) ShutOut(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	u := l.clients[Key(a)]
+	return u != nil && time.Now().Before(u.shutUntil)
+}
+
+// admitConn counts a new connection of a, unless a has MaxConns already
+// (refused says so, for the log). If a is shut out, the connection is
+// to be held unread until the shut-out ends, and then closed (until says
+// when); with no MaxConns to bound how many are held, it is refused.
+func (l *Limiter) admitConn(a netip.Addr) (until time.Time, refused string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	u := l.getLocked(a)
+	shut := time.Now().Before(u.shutUntil)
+	switch {
+	case l.cfg.MaxConns > 0 && u.conns >= l.cfg.MaxConns:
+		return time.Time{}, "too many from one address"
+	case shut && l.cfg.MaxConns <= 0:
+		return time.Time{}, "shut out for too many refusals"
+	case shut:
+		until = u.shutUntil
+	}
+	u.conns++
+	return until, ""
+}
+
+// Listen returns lis with connections closed as soon as they are accepted
+// if their address has MaxConns already. A client whose connection is
+// closed this way sees it fail (gRPC: UNAVAILABLE); an HTTP/1 client, a
+// reset.
+//
+// A connection from an address that is shut out (see [Limiter.Refused])
+// is held instead, counted but never read, until the shut-out ends, and
+// then closed: a client that reconnects as soon as it is closed would
+// otherwise make chatd accept and close connections as fast as the
+// kernel lets it (half of chatd's CPU, in a test of 150 such loops),
+// where holding them makes it wait out the shut-out. The address's
+// MaxConns bounds what it holds; without that limit, such connections are
+// closed at once.
 func (l *Limiter) Listen(lis net.Listener) net.Listener {
 	return &listener{Listener: lis, l: l}
 }
@@ -324,13 +439,43 @@ func (ll *listener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		a := ap.Addr().Unmap()
-		if !ll.l.acquire(a, ll.l.cfg.MaxConns, connsOf) {
-			ll.l.log.Warn("connection refused: too many from one address", "peer", c.RemoteAddr().String(), "max_conns_per_ip", ll.l.cfg.MaxConns)
+		until, why := ll.l.admitConn(a)
+		if why != "" {
+			ll.l.log.Warn("connection refused: "+why, "peer", c.RemoteAddr().String(), "max_conns_per_ip", ll.l.cfg.MaxConns)
 			_ = c.Close()
 			continue
 		}
-		return newConn(c, sync.OnceFunc(func() { ll.l.release(a, connsOf) })), nil
+		if !until.IsZero() { // shut out: the shut-out was logged
+			time.AfterFunc(time.Until(until), func() {
+				_ = c.Close()
+				ll.l.release(a, connsOf)
+			})
+			continue
+		}
+		return ll.l.track(c, a), nil
 	}
+}
+
+func connsOf(u *use) *int { return &u.conns }
+
+// track returns c, a connection of a counted by admitConn, as a conn that
+// can be found by its ends (see Refused) until it is closed, and that is
+// uncounted then.
+func (l *Limiter) track(c net.Conn, a netip.Addr) *conn {
+	k := connKey{c.RemoteAddr().String(), c.LocalAddr().String()}
+	cc := newConn(c)
+	cc.release = sync.OnceFunc(func() {
+		l.mu.Lock()
+		if l.conns[k] == cc {
+			delete(l.conns, k)
+		}
+		l.mu.Unlock()
+		l.release(a, connsOf)
+	})
+	l.mu.Lock()
+	l.conns[k] = cc
+	l.mu.Unlock()
+	return cc
 }
 
 // conn is a counted connection; closing it (once or more) uncounts it.
@@ -338,10 +483,11 @@ type conn struct {
 	net.Conn
 	release func()
 	ready   readyReader // see ReadOnReady
+	closing sync.Once   // see closeSoon
 }
 
-func newConn(c net.Conn, release func()) *conn {
-	cc := &conn{Conn: c, release: release}
+func newConn(c net.Conn) *conn {
+	cc := &conn{Conn: c}
 	cc.ready.init(c)
 	return cc
 }
@@ -349,4 +495,9 @@ func newConn(c net.Conn, release func()) *conn {
 func (c *conn) Close() error {
 	c.release()
 	return c.Conn.Close()
+}
+
+// closeSoon closes c after closeDelay.
+func (c *conn) closeSoon() {
+	c.closing.Do(func() { time.AfterFunc(closeDelay, func() { _ = c.Close() }) })
 }

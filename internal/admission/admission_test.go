@@ -149,6 +149,178 @@ func TestRates(t *testing.T) {
 	})
 }
 
+// An address refused past its budget is shut out for ShutOutFor, and
+// then has the refusals it saved meanwhile; a trusted proxy never is.
+func TestRefusalsShutOut(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := admission.New(admission.Config{RefusalRate: 2, RefusalBurst: 3, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, discard)
+		a, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+		refuse := func(a netip.Addr, n int) {
+			for range n {
+				if l.Refused(context.Background(), a) {
+					t.Fatal("a call without a connection is said to have one closed")
+				}
+			}
+		}
+		refuse(a, 3)
+		if l.ShutOut(a) {
+			t.Fatal("shut out within the burst of 3")
+		}
+		refuse(a, 1)
+		if !l.ShutOut(a) {
+			t.Fatal("not shut out past the burst")
+		}
+		refuse(other, 1)
+		if l.ShutOut(other) {
+			t.Fatal("another address was shut out")
+		}
+		time.Sleep(admission.ShutOutFor - time.Millisecond)
+		refuse(a, 5) // not counted: the budget is spent
+		if !l.ShutOut(a) {
+			t.Fatal("the shut-out ended early")
+		}
+		time.Sleep(time.Millisecond)
+		if l.ShutOut(a) {
+			t.Fatal("the shut-out did not end")
+		}
+		// Two tokens came back in the second it was shut out.
+		refuse(a, 2)
+		if l.ShutOut(a) {
+			t.Fatal("shut out again within the refusals saved meanwhile")
+		}
+		refuse(a, 1)
+		if !l.ShutOut(a) {
+			t.Fatal("not shut out again past them")
+		}
+		proxy := netip.MustParseAddr("10.1.2.3")
+		refuse(proxy, 100)
+		if l.ShutOut(proxy) {
+			t.Fatal("a trusted proxy was shut out")
+		}
+		off := admission.New(admission.Config{}, discard)
+		for range 1000 {
+			off.Refused(context.Background(), a)
+		}
+		if off.ShutOut(a) {
+			t.Fatal("shut out with the limit off")
+		}
+	})
+}
+
+// A shut-out address's new connections are held unread until the
+// shut-out ends (closed at once without a limit on connections to bound
+// them), and the connection a refusal came on is closed; other addresses'
+// are not.
+func TestShutOutClosesConnections(t *testing.T) {
+	t.Parallel()
+	for _, maxConns := range []int{3, 0} {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		l := admission.New(admission.Config{MaxConns: maxConns, RefusalRate: 0.001, RefusalBurst: 1}, discard)
+		lis := l.Listen(raw)
+		accepted := make(chan net.Conn, 16)
+		go func() {
+			defer close(accepted)
+			for {
+				c, err := lis.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		t.Cleanup(func() {
+			raw.Close()
+			for c := range accepted {
+				c.Close()
+			}
+		})
+		dialFrom := func(ip string) net.Conn {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			c, err := d.Dial("tcp", raw.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		accept := func() net.Conn {
+			select {
+			case s := <-accepted:
+				t.Cleanup(func() { s.Close() })
+				return s
+			case <-time.After(5 * time.Second):
+				t.Fatal("nothing accepted")
+				return nil
+			}
+		}
+		closedByServer := func(c net.Conn, wait time.Duration) bool {
+			_ = c.SetReadDeadline(time.Now().Add(wait))
+			_, err := c.Read(make([]byte, 1))
+			return err != nil && !isTimeout(err)
+		}
+		callOn := func(s net.Conn) context.Context {
+			return peer.NewContext(context.Background(), &peer.Peer{Addr: s.RemoteAddr(), LocalAddr: s.LocalAddr()})
+		}
+		c1 := dialFrom("127.0.0.3")
+		s1 := accept()
+		c2 := dialFrom("127.0.0.3")
+		accept()
+		o := dialFrom("127.0.0.4")
+		accept()
+		a := netip.MustParseAddr("127.0.0.3")
+		if l.Refused(callOn(s1), a) {
+			t.Fatal("a connection closed within the burst")
+		}
+		shutAt := time.Now()
+		if !l.Refused(callOn(s1), a) {
+			t.Fatal("the connection of the refusal past the burst is not closed")
+		}
+		if !closedByServer(c1, 5*time.Second) {
+			t.Errorf("max conns %d: the connection the refusal came on is still open", maxConns)
+		}
+		if closedByServer(c2, 100*time.Millisecond) || closedByServer(o, 100*time.Millisecond) {
+			t.Errorf("max conns %d: a connection without a refusal on it was closed", maxConns)
+		}
+		// A new connection from the address shut out is not served;
+		// Accept goes on to the next.
+		late := dialFrom("127.0.0.3")
+		o2 := dialFrom("127.0.0.4")
+		if s := accept(); s.RemoteAddr().(*net.TCPAddr).IP.String() != "127.0.0.4" {
+			t.Errorf("max conns %d: accepted a connection from %s; want the shut-out address's skipped", maxConns, s.RemoteAddr())
+		}
+		if closedByServer(o2, 100*time.Millisecond) {
+			t.Errorf("max conns %d: a new connection from another address was closed", maxConns)
+		}
+		if maxConns == 0 {
+			if !closedByServer(late, 5*time.Second) {
+				t.Error("without a limit on connections, a new one from the address shut out was not closed")
+			}
+			continue
+		}
+		// Held: c2, late and this one count as its 3; a 4th is closed
+		// at once.
+		dialFrom("127.0.0.3")
+		if extra := dialFrom("127.0.0.3"); !closedByServer(extra, admission.ShutOutFor/2) {
+			t.Error("a connection past the limit was not closed at once while others were held")
+		}
+		if !closedByServer(late, 5*time.Second) {
+			t.Error("a held connection was not closed once the shut-out ended")
+		} else if held := time.Since(shutAt); held < admission.ShutOutFor-100*time.Millisecond {
+			t.Errorf("a held connection was closed %s after the shut-out began; want it held until the shut-out ends (%s)", held, admission.ShutOutFor)
+		}
+		// The shut-out is over, and the held connection uncounted.
+		dialFrom("127.0.0.3")
+		if s := accept(); s.RemoteAddr().(*net.TCPAddr).IP.String() != "127.0.0.3" {
+			t.Errorf("after the shut-out, accepted %s; want the address served again", s.RemoteAddr())
+		}
+	}
+}
+
 // The listener closes connections past the limit at once, and counts a
 // connection until it is closed; trusted proxies are not counted.
 func TestListenLimitsConnections(t *testing.T) {
