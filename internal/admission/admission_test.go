@@ -156,48 +156,30 @@ func TestRefusalsShutOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := admission.New(admission.Config{RefusalRate: 2, RefusalBurst: 3, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, discard)
 		a, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-		refuse := func(a netip.Addr, n int) {
+		// step makes n refusals of from, then checks whether from is
+		// shut out.
+		step := func(from netip.Addr, n int, wantShut bool, why string) {
+			t.Helper()
 			for range n {
-				if l.Refused(context.Background(), a) {
+				if l.Refused(context.Background(), from) {
 					t.Fatal("a call without a connection is said to have one closed")
 				}
 			}
+			if l.ShutOut(from) != wantShut {
+				t.Fatal(why)
+			}
 		}
-		refuse(a, 3)
-		if l.ShutOut(a) {
-			t.Fatal("shut out within the burst of 3")
-		}
-		refuse(a, 1)
-		if !l.ShutOut(a) {
-			t.Fatal("not shut out past the burst")
-		}
-		refuse(other, 1)
-		if l.ShutOut(other) {
-			t.Fatal("another address was shut out")
-		}
+		step(a, 3, false, "shut out within the burst of 3")
+		step(a, 1, true, "not shut out past the burst")
+		step(other, 1, false, "another address was shut out")
 		time.Sleep(admission.ShutOutFor - time.Millisecond)
-		refuse(a, 5) // not counted: the budget is spent
-		if !l.ShutOut(a) {
-			t.Fatal("the shut-out ended early")
-		}
+		step(a, 5, true, "the shut-out ended early") // not counted: the budget is spent
 		time.Sleep(time.Millisecond)
-		if l.ShutOut(a) {
-			t.Fatal("the shut-out did not end")
-		}
+		step(a, 0, false, "the shut-out did not end")
 		// Two tokens came back in the second it was shut out.
-		refuse(a, 2)
-		if l.ShutOut(a) {
-			t.Fatal("shut out again within the refusals saved meanwhile")
-		}
-		refuse(a, 1)
-		if !l.ShutOut(a) {
-			t.Fatal("not shut out again past them")
-		}
-		proxy := netip.MustParseAddr("10.1.2.3")
-		refuse(proxy, 100)
-		if l.ShutOut(proxy) {
-			t.Fatal("a trusted proxy was shut out")
-		}
+		step(a, 2, false, "shut out again within the refusals saved meanwhile")
+		step(a, 1, true, "not shut out again past them")
+		step(netip.MustParseAddr("10.1.2.3"), 100, false, "a trusted proxy was shut out")
 		off := admission.New(admission.Config{}, discard)
 		for range 1000 {
 			off.Refused(context.Background(), a)
@@ -208,6 +190,74 @@ func TestRefusalsShutOut(t *testing.T) {
 	})
 }
 
+// testListener is a Limiter's listener on a loopback port, accepting in the
+// background until the test ends.
+type testListener struct {
+	t        *testing.T
+	addr     string
+	accepted chan net.Conn
+}
+
+func listen(t *testing.T, l *admission.Limiter) *testListener {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := l.Listen(raw)
+	tl := &testListener{t: t, addr: raw.Addr().String(), accepted: make(chan net.Conn, 16)}
+	go func() {
+		defer close(tl.accepted)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			tl.accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		raw.Close()
+		for c := range tl.accepted {
+			c.Close()
+		}
+	})
+	return tl
+}
+
+// dialFrom connects from the loopback address ip.
+func (tl *testListener) dialFrom(ip string) net.Conn {
+	tl.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", tl.addr)
+	if err != nil {
+		tl.t.Fatal(err)
+	}
+	tl.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// accept returns the next connection the listener let through.
+func (tl *testListener) accept() net.Conn {
+	tl.t.Helper()
+	select {
+	case c := <-tl.accepted:
+		tl.t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(5 * time.Second):
+		tl.t.Fatal("nothing accepted")
+		return nil
+	}
+}
+
+// closedByServer reports whether the server closed c within wait: long for
+// a close expected, short for one that must not come.
+func closedByServer(c net.Conn, wait time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !isTimeout(err)
+}
+
 // A shut-out address's new connections are held unread until the
 // shut-out ends (closed at once without a limit on connections to bound
 // them), and the connection a refusal came on is closed; other addresses'
@@ -215,54 +265,9 @@ func TestRefusalsShutOut(t *testing.T) {
 func TestShutOutClosesConnections(t *testing.T) {
 	t.Parallel()
 	for _, maxConns := range []int{3, 0} {
-		raw, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { raw.Close() })
 		l := admission.New(admission.Config{MaxConns: maxConns, RefusalRate: 0.001, RefusalBurst: 1}, discard)
-		lis := l.Listen(raw)
-		accepted := make(chan net.Conn, 16)
-		go func() {
-			defer close(accepted)
-			for {
-				c, err := lis.Accept()
-				if err != nil {
-					return
-				}
-				accepted <- c
-			}
-		}()
-		t.Cleanup(func() {
-			raw.Close()
-			for c := range accepted {
-				c.Close()
-			}
-		})
-		dialFrom := func(ip string) net.Conn {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-			c, err := d.Dial("tcp", raw.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
-		accept := func() net.Conn {
-			select {
-			case s := <-accepted:
-				t.Cleanup(func() { s.Close() })
-				return s
-			case <-time.After(5 * time.Second):
-				t.Fatal("nothing accepted")
-				return nil
-			}
-		}
-		closedByServer := func(c net.Conn, wait time.Duration) bool {
-			_ = c.SetReadDeadline(time.Now().Add(wait))
-			_, err := c.Read(make([]byte, 1))
-			return err != nil && !isTimeout(err)
-		}
+		tl := listen(t, l)
+		dialFrom, accept := tl.dialFrom, tl.accept
 		callOn := func(s net.Conn) context.Context {
 			return peer.NewContext(context.Background(), &peer.Peer{Addr: s.RemoteAddr(), LocalAddr: s.LocalAddr()})
 		}
@@ -330,39 +335,8 @@ func TestListenLimitsConnections(t *testing.T) {
 		if trusted {
 			cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}
 		}
-		raw, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lis := admission.New(cfg, discard).Listen(raw)
-		accepted := make(chan net.Conn, 16)
-		go func() {
-			defer close(accepted)
-			for {
-				c, err := lis.Accept()
-				if err != nil {
-					return
-				}
-				accepted <- c
-			}
-		}()
-		dialFrom := func(ip string) net.Conn {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-			c, err := d.Dial("tcp", raw.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
-		// closedByServer reports whether the server closed c within
-		// wait: long for a close expected, short for one that must not
-		// come.
-		closedByServer := func(c net.Conn, wait time.Duration) bool {
-			_ = c.SetReadDeadline(time.Now().Add(wait))
-			_, err := c.Read(make([]byte, 1))
-			return err != nil && !isTimeout(err)
-		}
+		tl := listen(t, admission.New(cfg, discard))
+		dialFrom, accepted := tl.dialFrom, tl.accepted
 		const expectClose, expectOpen = 5 * time.Second, 200 * time.Millisecond
 		var kept []net.Conn
 		for range 3 {
@@ -397,10 +371,6 @@ func TestListenLimitsConnections(t *testing.T) {
 			}
 		}
 		for _, c := range kept {
-			c.Close()
-		}
-		raw.Close()
-		for c := range accepted {
 			c.Close()
 		}
 	}
