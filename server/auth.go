@@ -51,15 +51,23 @@ func (o *options) securityOptions(cfg Config) []grpc.ServerOption {
 			grpc.ConnectionTimeout(cfg.JoinTimeout))
 	}
 	if o.auth != nil {
-		a := &authenticator{v: o.auth}
-		g = append(g, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
+		o.authn = &authenticator{v: o.auth}
+		g = append(g, grpc.ChainUnaryInterceptor(o.authn.unary), grpc.ChainStreamInterceptor(o.authn.stream))
 	}
 	return g
 }
 
 // authenticator checks the token of each call.
 type authenticator struct {
-	v *auth.Verifier
+	v   *auth.Verifier
+	svc *Service // counts the calls refused; set before the server serves
+}
+
+// refuse returns the status of a call refused sign-in: a refusal before
+// any session, counted as the service counts those (see refuse.go).
+func (a *authenticator) refuse(ctx context.Context, err error) error {
+	client, _ := a.svc.lim.FromContext(ctx)
+	return a.svc.refuseFrom(ctx, client, err)
 }
 
 // exempt reports whether method may be called without a token.
@@ -74,7 +82,7 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	if !exempt(info.FullMethod) {
 		id, err := a.fromMetadata(ctx, false)
 		if err != nil {
-			return nil, Status(err).Err()
+			return nil, a.refuse(ctx, err)
 		}
 		ctx = context.WithValue(ctx, identityKey{}, id)
 	}
@@ -87,7 +95,7 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	}
 	id, err := a.fromMetadata(ss.Context(), info.FullMethod == chatMethod)
 	if err != nil {
-		return Status(err).Err()
+		return a.refuse(ss.Context(), err)
 	}
 	if id != nil {
 		ss = &identityStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), identityKey{}, id)}

@@ -236,6 +236,40 @@ func TestListFloodShutOut(t *testing.T) {
 	honestRoundTrip(t, ts, "alice")
 }
 
+// Calls refused sign-in are refusals before any session too: an address
+// that keeps calling with a bad token is shut out like one that keeps
+// opening streams past its limit.
+func TestRefusedSignInsShutOut(t *testing.T) {
+	cfg := testConfig(func(c *server.Config) {
+		c.PerClient.RefusalRate, c.PerClient.RefusalBurst = 0.01, 10
+	})
+	as := startAuthServer(t, cfg)
+	cli := chatv1.NewChatServiceClient(dial(t, as.addr, fromAddr("127.0.0.3")))
+	ctx := withToken(callCtx(t), "not-a-token")
+	var refused int
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatalf("%d calls refused sign-in, and the connection is still open; want it closed past the address's budget of %d refusals", refused, cfg.PerClient.RefusalBurst)
+		}
+		_, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{})
+		if status.Code(err) == codes.Unauthenticated {
+			refused++
+			continue
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("list call %d with a bad token: %v; want UNAUTHENTICATED, then UNAVAILABLE", i, err)
+		}
+		break
+	}
+	if refused <= cfg.PerClient.RefusalBurst {
+		t.Errorf("the connection was closed after %d refusals; want more than the budget of %d", refused, cfg.PerClient.RefusalBurst)
+	}
+	other := chatv1.NewChatServiceClient(dial(t, as.addr, fromAddr("127.0.0.2")))
+	if _, err := other.ListUsers(withToken(callCtx(t), as.token(t, "alice", time.Hour)), &chatv1.ListUsersRequest{}); err != nil {
+		t.Fatalf("ListUsers with a valid token from another address: %v", err)
+	}
+}
+
 // Streams and list calls past their address's limits are refused before
 // gRPC starts a handler for them (see server/refuse.go): a refusal costs
 // far less than serving a call, where it cost as much. gRPC's own metrics,

@@ -17,10 +17,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	tls  *tls.Config
-	auth *auth.Verifier
-	reg  prometheus.Registerer
-	grpc *grpcprom.ServerMetrics // made by grpcOptions if reg is set
+	tls   *tls.Config
+	auth  *auth.Verifier
+	reg   prometheus.Registerer
+	grpc  *grpcprom.ServerMetrics // made by grpcOptions if reg is set
+	authn *authenticator          // made by grpcOptions if auth is set
 }
 
 // WithMetrics registers the server's metrics with reg, for Prometheus:

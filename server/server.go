@@ -36,7 +36,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
 	s := newServer(cfg, NewHub(cfg, lim), lim, log, o.grpcOptions(cfg)...)
-	s.svc.auth = o.auth
+	s.setAuth(o)
 	if err := s.registerMetrics(o); err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	lim := admission.New(cfg.PerClient, log)
 	h, cl := NewClusterHub(cfg, ccfg, clog, lim, log)
 	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
-	s.svc.auth = o.auth
+	s.setAuth(o)
 	s.cl = cl
 	if err := s.registerMetrics(o); err != nil {
 		return nil, err
@@ -126,6 +126,15 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
 	return s
+}
+
+// setAuth gives the service and o's sign-in interceptors, if any, to each
+// other.
+func (s *Server) setAuth(o *options) {
+	s.svc.auth = o.auth
+	if o.authn != nil {
+		o.authn.svc = s.svc
+	}
 }
 
 // Serving reports whether the server takes new sessions, as its health
