@@ -9,7 +9,11 @@
 //     sendLocked delivers it;
 //   - a disconnect: [Service.Chat] sees the stream's context end and calls
 //     [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks the
-//     session.
+//     session;
+//   - a call refused before any session (a stream past the waiting room's
+//     limits, a list call past its rate, a join refused): the tap in
+//     refuse.go refuses what it can before gRPC starts a handler, and
+//     refuseFrom counts every such refusal against its address's budget.
 //
 // Every change is a command applied under the hub's lock, one at a time: at
 // once on a single node, and in a cluster in the order of a log that every
