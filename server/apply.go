@@ -349,7 +349,7 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	msg.Channel = ch.name
 	ev := newEvent(resp)
 	h.publishLocked(ch, ev, nil)
-	ch.history.push(ev, h.cfg.HistorySize, h.cfg.HistoryBytes)
+	ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
 	return nil
 }
 

@@ -22,7 +22,7 @@ type channel struct {
 	// but are not shown as members.
 	members []*member
 	online  int      // how many members are online
-	history eventLog // the last messages, oldest first
+	history eventLog // the last messages, oldest first, marked as history
 
 	idleSince time.Time // when it last became empty; for eviction
 }
@@ -108,6 +108,6 @@ func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
 	}
 	h.deliverExtraLocked(m, nil, joined)
 	for _, ev := range history {
-		h.deliverExtraLocked(m, ev.asHistory(), ev.asHistory())
+		h.deliverExtraLocked(m, ev, ev)
 	}
 }

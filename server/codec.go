@@ -24,23 +24,21 @@ type Event struct {
 	wire []byte               // proto encoding of the response without Seq and History
 	size int                  // what keeping the event costs in memory, in bytes
 
-	// history marks the copy of a channel message replayed to those who
-	// join the channel later; replay is that copy, made on first need.
+	// history marks the copy of a channel message that the channel keeps
+	// and replays to those who join it later (see asHistory).
 	history bool
-	replay  *Event
 }
 
 // eventOverhead is what an Event costs besides its encoding: the struct,
-// rounded up to its allocation size class.
+// rounded up to its allocation size class (48 bytes now; 64 leaves room).
 const eventOverhead = 64
 
-// asHistory returns the event as history: the same message, marked so.
-// Only the hub calls it, under its lock.
+// asHistory returns a copy of e marked as history: the same message and
+// encoding, in a struct of its own. A channel's history keeps this copy,
+// not e, so that what the history counts (the copy's own struct and the
+// encoding) is what it keeps, and every joiner is shown the same copy.
 func (e *Event) asHistory() *Event {
-	if e.replay == nil {
-		e.replay = &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
-	}
-	return e.replay
+	return &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
 }
 
 // bytes is what keeping e costs, for the resume log's and the history's

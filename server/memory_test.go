@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 )
 
@@ -91,5 +92,60 @@ func TestHistoryKeepsItsBudget(t *testing.T) {
 	}
 	if perChannel < budget/2 {
 		t.Errorf("each channel keeps only %d KiB of a budget of %d KiB: the test no longer fills the histories", perChannel>>10, budget>>10)
+	}
+}
+
+// A history's events are shown to whoever joins the channel later as
+// copies marked as history; those copies are kept as long as the history
+// keeps the message, and the history's budget must count them too. The
+// messages here are as long as makes the byte budget, not the count,
+// bind with the most events (about 90 a channel), where what each event
+// costs besides its text matters most; and only the histories are left
+// to measure: the sessions that filled and read them have logged out.
+func TestHistoryShownToJoinersKeepsItsBudget(t *testing.T) {
+	const channels, textBytes = 50, 1250
+	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	cfg := server.DefaultConfig()
+	before := heapInUse()
+
+	s := hubJoin(t, h, "writer")
+	for i := range channels {
+		ch := fmt.Sprint("c", i)
+		if err := h.JoinChannel(s, ch); err != nil {
+			t.Fatal(err)
+		}
+		for j := range cfg.HistorySize {
+			if err := h.Send(s, longText(i*cfg.HistorySize+j, textBytes), ch, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Take(nil)
+	}
+	h.Leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	s.Take(nil)
+	r := hubJoin(t, h, "reader")
+	shown := 0
+	for i := range channels {
+		if err := h.JoinChannel(r, fmt.Sprint("c", i)); err != nil {
+			t.Fatal(err)
+		}
+		shown += len(r.Take(nil)) - 1 // the channel_joined, then the history
+	}
+	h.Leave(r, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
+	r.Take(nil)
+	s, r = nil, nil
+
+	grew := int64(heapInUse()) - int64(before)
+	runtime.KeepAlive(h)
+	perChannel := grew / channels
+	budget := int64(cfg.HistoryBytes)
+	t.Logf("heap per channel: %d bytes for a budget of %d (%d messages shown to the reader in each)", perChannel, budget, shown/channels)
+	if shown/channels < cfg.HistorySize*3/4 {
+		t.Fatalf("the reader was shown %d messages a channel; want the byte budget, not the count, to bind", shown/channels)
+	}
+	// A channel's own state (its ring of events, name, members) is under
+	// 2 KiB.
+	if perChannel > budget+budget/64 {
+		t.Errorf("each channel keeps %d bytes once shown to a joiner; want at most its history budget of %d (and 2 KiB for the channel itself)", perChannel, budget)
 	}
 }

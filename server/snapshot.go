@@ -173,6 +173,10 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			if err != nil {
 				return err
 			}
+			if ev != nil && !ev.history {
+				// A snapshot from a node that kept the message itself.
+				ev = ev.asHistory()
+			}
 			ch.history.push(ev, h.cfg.HistorySize, h.cfg.HistoryBytes)
 		}
 		h.channels[ch.key] = ch
