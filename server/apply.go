@@ -27,6 +27,7 @@ type pending struct {
 	counted  bool       // join: a session of client is counted for this join, to hand to its member or give back
 
 	stream    *Session            // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
+	cmd       *clusterv1.Command  // the command as appended, so that its apply need not decode it
 	done      chan outcome        // cluster: receives the outcome; buffered
 	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
 	appended  time.Time           // cluster: when this node began appending the command, for chatd_cluster_apply_lag_seconds
@@ -59,6 +60,14 @@ type outcome struct {
 
 // settle gives back what p still holds once its command has been applied
 // with out. Hub.mu must be held.
+// command returns the command p waits for, if p knows it.
+func (p *pending) command() *clusterv1.Command {
+	if p == nil {
+		return nil
+	}
+	return p.cmd
+}
+
 func (p *pending) settle(h *Hub, out outcome) {
 	if p == nil {
 		return

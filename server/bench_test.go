@@ -38,7 +38,7 @@ func (r *reader) drain() {
 // benchHub returns a hub with n joined sessions whose queues are empty.
 func benchHub(b *testing.B, n, queueSize int) (*server.Hub, []*reader) {
 	b.Helper()
-	h := newHub(n+1, queueSize)
+	h := newHub(b, n+1, queueSize)
 	readers := make([]*reader, 0, n)
 	for i := range n {
 		s, err := h.Join(fmt.Sprintf("m%05d", i), "", 0, netip.Addr{})

@@ -19,16 +19,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// This file makes several chatd nodes one chat: each node appends the
-// commands its streams ask for to a shared log (NATS JetStream, see
-// internal/jslog) and applies every command of the log, in the log's
-// order, with the same code a single node runs (apply.go). The log's order
-// is the chat's order: names are unique because the first join in the log
-// wins, and every session on every node gets common events in the same
-// order. Each node keeps the whole state; its streams take their events
-// from its own apply.
+// This file runs a node of a chat: the node appends the commands its
+// streams ask for to the chat's log and applies every command of the log,
+// in the log's order (apply.go). A chatd of its own is a cluster of one,
+// on a log of its own (memLog, kept in memory); the nodes of a cluster
+// share one (NATS JetStream, see internal/jslog). Either way the code is
+// this one. The log's order is the chat's order: names are unique because
+// the first join in the log wins, and every session on every node gets
+// common events in the same order. Each node keeps the whole state; its
+// streams take their events from its own apply.
 
-// Log is the cluster's shared, ordered log of commands.
+// Log is the chat's ordered log of commands: a node's own, or a cluster's.
 type Log interface {
 	// Append adds data to the end of the log and returns once the log has
 	// it. id names the entry: appending an id the log has had recently
@@ -55,7 +56,23 @@ type Log interface {
 type Entry struct {
 	Seq  uint64    // its position: 1, 2, 3, … with no gap
 	Time time.Time // when the log took it: the chat's clock
+	// ID is the id it was appended with, if the log keeps it: the node
+	// that appended it then applies the command it has in hand rather
+	// than decode Data again.
+	ID   string
 	Data []byte
+
+	cmd *clusterv1.Command // the command itself, from a log that keeps it so (see memLog)
+}
+
+// commandLog is a log that takes commands as they are, not encoded: a log
+// of the node's own kept in memory, whose entries are only ever applied by
+// this node, in this process (see memLog).
+type commandLog interface {
+	appendCommand(id string, cmd *clusterv1.Command)
+	// appendInApply appends cmd to be applied next if an entry is being
+	// applied now, and reports whether it did (see Cluster.later).
+	appendInApply(cmd *clusterv1.Command) bool
 }
 
 // ClusterConfig is how a node takes part in a cluster.
@@ -70,7 +87,8 @@ type ClusterConfig struct {
 	// applied before it is refused with UNAVAILABLE.
 	ApplyTimeout time.Duration
 	// SnapshotEvery is how often one node saves the chat's state, from
-	// which nodes that start later begin.
+	// which nodes that start later begin; 0 for never (a log kept in
+	// memory, which nobody starts from again).
 	SnapshotEvery time.Duration
 }
 
@@ -81,8 +99,8 @@ func (c ClusterConfig) Validate() error {
 		return &SettingError{Field: "NodeTimeout", Rule: "must be at least 1s", Got: c.NodeTimeout}
 	case c.ApplyTimeout <= 0:
 		return &SettingError{Field: "ApplyTimeout", Rule: "must be positive", Got: c.ApplyTimeout}
-	case c.SnapshotEvery <= 0:
-		return &SettingError{Field: "SnapshotEvery", Rule: "must be positive", Got: c.SnapshotEvery}
+	case c.SnapshotEvery < 0:
+		return &SettingError{Field: "SnapshotEvery", Rule: "must not be negative", Got: c.SnapshotEvery}
 	}
 	return nil
 }
@@ -90,6 +108,15 @@ func (c ClusterConfig) Validate() error {
 // DefaultClusterConfig returns the settings chatd's cluster flags default to.
 func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{NodeTimeout: 10 * time.Second, ApplyTimeout: 10 * time.Second, SnapshotEvery: 30 * time.Second}
+}
+
+// SoloConfig returns the settings of a node that is a chat of its own, on
+// a log kept in memory (see NewHub): no snapshots, since nobody starts from
+// one.
+func SoloConfig() ClusterConfig {
+	c := DefaultClusterConfig()
+	c.Name, c.SnapshotEvery = "chatd", 0
+	return c
 }
 
 // Cluster is a node's part in a cluster: it appends commands to the log
@@ -122,6 +149,16 @@ type Cluster struct {
 	cut     []*Session
 	cutIdle <-chan struct{} // closed once the gate, shut for them, is idle
 	cutWake chan struct{}   // has a token while cut may hold some
+
+	readyCh chan struct{} // closed once ready
+
+	tickTimer *time.Timer // appends a tick when the soonest deadline falls due; guarded by Hub.mu
+	tickAt    time.Time   // when tickTimer fires, by the log's clock; guarded by Hub.mu
+
+	// A node that runs itself (start) stops with halt.
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	runDone   chan struct{}
 }
 
 // NewClusterHub returns a hub that is one node of the cluster whose log is
@@ -133,7 +170,7 @@ func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limit
 	// Message ids must be alike on every node: they are numbered by the
 	// log's order, and a cluster's log outlives its nodes.
 	h := newHub(cfg, lim, id, "")
-	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{}), cutWake: make(chan struct{}, 1)}
+	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{}), cutWake: make(chan struct{}, 1), readyCh: make(chan struct{})}
 	h.cl = c
 	return h, c
 }
@@ -165,8 +202,16 @@ func (c *Cluster) OnStatus(f func(serving bool)) { c.onStatus = f }
 // Run starts the node from the last snapshot, applies the log until ctx
 // ends, and returns why it stopped: nil for ctx, or an error if the node
 // can no longer follow the log (it lost entries it had not applied) and
-// must be restarted.
+// must be restarted. A node that runs itself (made by NewHub or New) only
+// waits here for ctx to end.
 func (c *Cluster) Run(ctx context.Context) error {
+	if c.runDone != nil && ctx != c.runCtx {
+		select {
+		case <-ctx.Done():
+		case <-c.runDone:
+		}
+		return nil
+	}
 	from, err := c.restore(ctx)
 	if err != nil {
 		return err
@@ -197,7 +242,9 @@ func (c *Cluster) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.appendLoop(ctx) })
 	wg.Go(func() { c.heartbeatLoop(ctx) })
-	wg.Go(func() { c.snapshotLoop(ctx) })
+	if c.cfg.SnapshotEvery > 0 {
+		wg.Go(func() { c.snapshotLoop(ctx) })
+	}
 	wg.Go(func() { c.cutOffLoop(ctx) })
 	err = c.log.Follow(ctx, from, c.apply)
 	cancel()
@@ -232,14 +279,29 @@ func (c *Cluster) restore(ctx context.Context) (uint64, error) {
 
 // apply applies one entry of the log.
 func (c *Cluster) apply(e Entry) error {
-	cmd := &clusterv1.Command{}
-	if err := proto.Unmarshal(e.Data, cmd); err != nil {
-		// Every node skips it alike.
-		c.logger.Error("skipping a log entry that does not decode", "seq", e.Seq, "err", err)
-		cmd = nil
-	}
 	var p *pending
-	if cmd != nil && cmd.GetNode() == c.h.node {
+	if e.ID != "" {
+		// This node's own command, if it still waits for it: the
+		// command in hand is what Data holds, decoded.
+		c.mu.Lock()
+		if p = c.waiting[e.ID]; p != nil {
+			delete(c.waiting, e.ID)
+		}
+		c.mu.Unlock()
+	}
+	cmd := e.cmd
+	if cmd == nil {
+		cmd = p.command()
+	}
+	if cmd == nil {
+		cmd = &clusterv1.Command{}
+		if err := proto.Unmarshal(e.Data, cmd); err != nil {
+			// Every node skips it alike.
+			c.logger.Error("skipping a log entry that does not decode", "seq", e.Seq, "err", err)
+			cmd = nil
+		}
+	}
+	if p == nil && cmd != nil && cmd.GetNode() == c.h.node {
 		c.mu.Lock()
 		p = c.waiting[cmd.GetId()]
 		delete(c.waiting, cmd.GetId())
@@ -304,9 +366,76 @@ func (h *Hub) dropLocked(s *Session) {
 func (c *Cluster) checkReadyLocked() {
 	if !c.ready.Load() && c.applied >= c.target {
 		c.ready.Store(true)
+		close(c.readyCh)
 		c.logger.Info("caught up with the cluster", "seq", c.applied, "users", len(c.h.byKey))
 		c.updateStatus()
+		c.armTickLocked()
 	}
+}
+
+// start runs the node in the background (see Run) until halt, and returns
+// once it is ready, or has failed: for a node that is a chat of its own,
+// on a log of its own (see NewHub).
+func (c *Cluster) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.runCtx, c.runCancel, c.runDone = ctx, cancel, make(chan struct{})
+	go func() {
+		defer close(c.runDone)
+		if err := c.Run(ctx); err != nil {
+			c.logger.Error("the node stopped", "err", err)
+		}
+	}()
+	select {
+	case <-c.readyCh:
+	case <-c.runDone:
+	}
+}
+
+// halt stops a node that start runs, and waits for it. Hub.mu must not be
+// held.
+func (c *Cluster) halt() {
+	if c.runCancel == nil {
+		return
+	}
+	c.runCancel()
+	<-c.runDone
+	c.h.mu.Lock()
+	if c.tickTimer != nil {
+		c.tickTimer.Stop()
+		c.tickTimer = nil
+	}
+	c.h.mu.Unlock()
+}
+
+// tickMargin is how long after a deadline its tick is appended: the
+// tick's time, the log's clock, must be past the deadline.
+const tickMargin = time.Millisecond
+
+// armTickLocked has this node append a tick (a heartbeat) once the soonest
+// deadline falls due, so that it applies then, not at the next heartbeat
+// or command. Every node does, and the first tick in the log applies it
+// on every node alike. Hub.mu must be held.
+func (c *Cluster) armTickLocked() {
+	h := c.h
+	if len(h.deadline) == 0 || !c.ready.Load() {
+		return
+	}
+	at := h.deadline[0].at
+	if c.tickTimer != nil && !c.tickAt.After(at) {
+		return // one falls due sooner, or this one is armed
+	}
+	if c.tickTimer != nil {
+		c.tickTimer.Stop()
+	}
+	c.tickAt = at
+	c.tickTimer = time.AfterFunc(max(time.Until(at), 0)+tickMargin, func() {
+		h.mu.Lock()
+		if c.tickAt.Equal(at) {
+			c.tickTimer = nil
+		}
+		h.mu.Unlock()
+		c.later(h.command(&clusterv1.Command{Action: &clusterv1.Command_Heartbeat{Heartbeat: &clusterv1.Heartbeat{Name: c.cfg.Name}}}))
+	})
 }
 
 // updateStatus recomputes Serving and reports a change.
@@ -507,6 +636,11 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	if refused != nil {
 		return c.refuse(p, refused)
 	}
+	select {
+	case out := <-p.done: // applied already: a log of the node's own
+		return out
+	default:
+	}
 	timer := time.NewTimer(c.cfg.ApplyTimeout + confirmMargin)
 	defer timer.Stop()
 	expired := false
@@ -594,18 +728,27 @@ func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pend
 			return nil, shut
 		}
 	}
-	cmd.NotAfter = timestamppb.New(time.Now().Add(c.cfg.ApplyTimeout))
+	now := time.Now()
+	cmd.NotAfter = timestamppb.New(now.Add(c.cfg.ApplyTimeout))
+	p.appended = now
+	p.cmd = cmd
+	if l, ok := c.log.(commandLog); ok {
+		c.mu.Lock()
+		c.waiting[cmd.GetId()] = p
+		c.mu.Unlock()
+		l.appendCommand(cmd.GetId(), cmd)
+		return nil, nil
+	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encoding a command: %w", err)
 	}
-	p.appended = time.Now()
 	c.mu.Lock()
 	c.waiting[cmd.GetId()] = p
 	c.mu.Unlock()
-	actx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
-	defer cancel()
-	return c.log.Append(actx, cmd.GetId(), data), nil
+	// The log bounds its own wait (jslog: its AppendTimeout, the apply
+	// timeout); a log of the node's own does not wait.
+	return c.log.Append(ctx, cmd.GetId(), data), nil
 }
 
 // forget stops waiting for cmd. It reports whether anything still waited:
@@ -620,8 +763,13 @@ func (c *Cluster) forget(cmd *clusterv1.Command) bool {
 
 // later appends cmd in the background, retrying until it is in: for
 // commands nobody waits for (a disconnect, a slow stream dropped). It never
-// blocks.
+// blocks. A log of the node's own that is applying an entry takes it at
+// once, to apply next: a slow stream dropped by a message is gone before
+// the message's sender hears back.
 func (c *Cluster) later(cmd *clusterv1.Command) {
+	if l, ok := c.log.(commandLog); ok && l.appendInApply(cmd) {
+		return
+	}
 	c.mu.Lock()
 	c.backlog = append(c.backlog, cmd)
 	c.mu.Unlock()

@@ -90,20 +90,15 @@ func (h *Hub) queueLocked(s *Session, d Delivery) {
 }
 
 // flushSlowLocked drops every stream whose queue overflowed, and takes its
-// session offline: a single node parks it at once, and tells the others
-// (which can overflow more queues: the loop takes those too); a cluster
-// node asks for it in the log, like any disconnect, and meanwhile the
-// session's events go to its log only.
+// session offline: the node asks for it in the log, like any disconnect
+// (a log of the node's own applies it next), and meanwhile the session's
+// events go to its log only.
 func (h *Hub) flushSlowLocked() {
 	for len(h.slow) > 0 {
 		s := h.slow[0]
 		h.slow = h.slow[1:]
 		if s.m.att == s && !s.endClosed {
-			if h.cl == nil {
-				h.parkLocked(s.m, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)
-			} else {
-				h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)))
-			}
+			h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)))
 		}
 		if !s.endClosed {
 			h.met.slowDrops.Inc()

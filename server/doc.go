@@ -15,9 +15,9 @@
 //     refuse.go refuses what it can before gRPC starts a handler, and
 //     refuseFrom counts every such refusal against its address's budget.
 //
-// Every change is a command applied under the hub's lock, one at a time: at
-// once on a single node, and in a cluster in the order of a log that every
-// node applies alike (see [Cluster]). An event is queued, under that lock,
+// Every change is a command applied under the hub's lock, one at a time, in
+// the order of the chat's log (see [Cluster]): a node's own, or the log that
+// every node of a cluster applies alike. An event is queued, under that lock,
 // on every session it concerns, on bounded queues and without blocking.
 // Each session has one writer goroutine, the only caller of Send on its
 // stream. A session whose queue is full is dropped as too slow, so one slow

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -25,9 +26,10 @@ import (
 // Hub keeps who is online, the channels, and every session's events.
 //
 // Every change is a command (see apply.go), and commands are applied one
-// at a time under one mutex, in one order: a single node applies each as
-// it comes; the nodes of a cluster each apply every command of a shared
-// log in the log's order (see cluster.go). Applying an event queues it on
+// at a time under one mutex, in the order of the chat's log (see
+// cluster.go): a node of its own applies each as it is appended to its
+// own log; the nodes of a cluster each apply every command of a shared
+// log. Applying an event queues it on
 // every session it concerns (and records it in each one's resume log)
 // before the next command is applied, so all sessions see common events in
 // the same order, a channel's messages reach exactly the members it has at
@@ -41,7 +43,7 @@ type Hub struct {
 	cfg      Config
 	lim      *admission.Limiter // counts sessions per client address; nil counts none
 	node     string             // this node's id: streams attached here have it
-	cl       *Cluster           // the node's part in a cluster; nil for a single node
+	cl       *Cluster           // the node's part in the chat's log
 	idPrefix string             // makes message ids unique across restarts, or clusters
 	cmds     atomic.Uint64      // numbers this node's commands
 	met      *metrics           // what this node counts
@@ -83,13 +85,20 @@ type expiry struct {
 	at  time.Time
 }
 
-// NewHub returns a single node's hub with only the channel "general", run
-// with the limits of cfg, which must be valid (see [Config.Validate]). lim,
-// if not nil, counts the sessions of each client address.
+// NewHub returns the hub of a node of its own whose log is kept in memory
+// (see memLog), with only the channel "general", run with the limits of
+// cfg, which must be valid (see [Config.Validate]). lim, if not nil, counts
+// the sessions of each client address. It is running when it is returned;
+// Shutdown stops it.
 func NewHub(cfg Config, lim *admission.Limiter) *Hub {
+	h, c := NewClusterHub(cfg, SoloConfig(), newMemLog(), lim, slog.New(slog.DiscardHandler))
+	// Nothing outlives the process: message ids start over at 1 with
+	// every run, and the prefix keeps them unique across runs.
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return newHub(cfg, lim, "local", hex.EncodeToString(b[:])+"-")
+	h.idPrefix = hex.EncodeToString(b[:]) + "-"
+	c.start()
+	return h
 }
 
 func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
@@ -181,20 +190,14 @@ func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, re
 	if err != nil {
 		return err
 	}
-	return h.submit(ctx, cmd, h.streamPending(s)).err
+	return h.submit(ctx, cmd, streamPending(s)).err
 }
 
-// streamPending is what a cluster node keeps of a command of s: whose it
-// is (see Cluster.cutOffLocked). A single node keeps nothing.
-func (h *Hub) streamPending(s *Session) *pending {
-	if h.cl == nil {
-		return nil
-	}
-	return &pending{stream: s}
-}
+// streamPending is what a node keeps of a command of s: whose it is (see
+// Cluster.cutOffLocked).
+func streamPending(s *Session) *pending { return &pending{stream: s} }
 
-// sendPipelined is SendContext for a cluster node's session, which does
-// not wait for the message to go through the log and be applied: it
+// sendPipelined is SendContext for a session's reader, which does not wait for the message to go through the log and be applied: it
 // returns once the log has it, so that the session's next request is
 // appended after it, and a refusal met when it is applied reaches s as a
 // rejected answer to clientID. Up to pipelineWindow of a session's
@@ -218,6 +221,9 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, 
 		case out.err == nil:
 			sent()
 		case s.answered():
+			// Counted as a refusal like one met before the log, but
+			// not against the session's budget (see Service.handle).
+			h.met.refused(out.err)
 			h.rejectLocked(s, clientID, out.err)
 		}
 	}}
@@ -228,8 +234,8 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, 
 	return nil
 }
 
-// pipelineWindow is how many of one session's messages a cluster node
-// appends before the first of them has been applied.
+// pipelineWindow is how many of one session's messages a node appends
+// before the first of them has been applied.
 const pipelineWindow = 16
 
 // sendCommand checks a message and makes its command.
@@ -272,7 +278,7 @@ func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) e
 	}
 	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_JoinChannel{JoinChannel: &clusterv1.JoinChannel{
 		Stream: s.ref(), Channel: name,
-	}}}), h.streamPending(s)).err
+	}}}), streamPending(s)).err
 }
 
 // LeaveChannel takes s out of a channel; every member, s included, hears of
@@ -288,7 +294,7 @@ func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) 
 	}
 	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_LeaveChannel{LeaveChannel: &clusterv1.LeaveChannel{
 		Stream: s.ref(), Channel: name,
-	}}}), h.streamPending(s)).err
+	}}}), streamPending(s)).err
 }
 
 // Leave ends s's stream's part in the chat and tells everyone the user went
@@ -297,27 +303,25 @@ func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) 
 // parked for the resume grace period. Leave reports whether s was still
 // attached: it does nothing for a stream the hub already ended.
 //
-// In a cluster a logout waits for its turn in the log; a disconnect does
-// not: nobody is waiting for its answer, and the node keeps trying to
-// append it until it is in.
+// Leave waits for its turn in the log. If the log is out of reach, or the
+// node is stopping, the stream ends at once, and the node keeps trying to
+// append the leave until it is in: a disconnect then ends the stream with
+// the reason it would have had, a logout without its own user_left.
 func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 	cmd := h.command(leaveCommand(s, reason))
-	if h.cl != nil && reason != chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
+	out := h.submit(context.Background(), cmd, streamPending(s))
+	if errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown) {
 		// Nothing more goes to the stream; what the session misses until
 		// the command applies stays in its log for a resume.
+		if reason == chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
+			reason = 0
+		}
 		return h.leaveLater(s, cmd, reason)
-	}
-	out := h.submit(context.Background(), cmd, h.streamPending(s))
-	if h.cl != nil && (errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown)) {
-		// The log is out of reach (or this node is stopping): the logout
-		// is appended when it can be, and the stream ends now, without
-		// its own user_left.
-		return h.leaveLater(s, cmd, 0)
 	}
 	return out.ok
 }
 
-// leaveLater has a cluster node append s's leave in the background (see
+// leaveLater has the node append s's leave in the background (see
 // Cluster.later), and reports whether s was still attached. With a reason,
 // s is ended now too.
 func (h *Hub) leaveLater(s *Session, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
@@ -396,43 +400,26 @@ func (h *Hub) Channels() []*chatv1.Channel {
 }
 
 // Shutdown ends every stream of this node with UNAVAILABLE and refuses new
-// joins. A single node forgets every session: it broadcasts no user_left
-// events, since every session is ending at once, and telling each of N
-// users about the other N-1 would only delay the end. A cluster node tells
-// the others it is stopping first (see Cluster.Stop), so that its users
-// are held for them while they reconnect elsewhere.
+// joins. The node should have told the chat it is stopping first (see
+// Cluster.Stop), so that its users are held while they reconnect: to
+// another node, or to this one once it is back with its state. A hub made
+// by NewHub does so itself, and stops running.
 func (h *Hub) Shutdown() {
+	if h.cl.runCancel != nil {
+		h.cl.Stop(context.Background())
+	}
 	h.closeOnce.Do(func() { close(h.closing) })
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for m := h.head; m != nil; m = m.next {
 		if s := m.att; s != nil {
 			s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
 		}
 	}
-	if h.cl != nil {
-		// The streams given up for dead with this node are no longer
-		// attached, but may not have ended yet.
-		h.cl.endCutOffLocked()
-		return // the chat goes on, on the other nodes
-	}
-	for m := h.head; m != nil; {
-		next := m.next
-		m.att, m.prev, m.next = nil, nil, nil
-		m = next
-	}
-	for _, m := range h.byKey {
-		h.releaseLocked(m)
-	}
-	h.head, h.tail = nil, nil
-	clear(h.byKey)
-	clear(h.byToken)
-	clear(h.bySkel)
-	clear(h.parked)
-	h.held = 0
-	clear(h.channels)
-	h.deadline = nil
-	h.users, h.channelList = nil, nil
+	// The streams given up for dead with this node are no longer
+	// attached, but may not have ended yet.
+	h.cl.endCutOffLocked()
+	h.mu.Unlock()
+	h.cl.halt()
 }
 
 // command stamps cmd as this node's next command.
@@ -442,45 +429,20 @@ func (h *Hub) command(cmd *clusterv1.Command) *clusterv1.Command {
 	return cmd
 }
 
-// submit has cmd applied in the chat's order and returns what came of it.
-// A single node applies it at once; a cluster node appends it to the log
-// and waits until it has applied it.
+// submit has cmd applied in the chat's order and returns what came of it:
+// the node appends it to its log and waits until it has applied it.
 func (h *Hub) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) outcome {
-	if h.cl != nil {
-		return h.cl.submit(ctx, cmd, p)
-	}
-	h.mu.Lock()
-	start := time.Now()
-	defer h.mu.Unlock()
-	defer h.met.held(commandKind(cmd), start)
-	defer h.flushSlowLocked()
-	h.tickLocked(start)
-	out := h.applyLocked(cmd, p)
-	p.settle(h, out)
-	return out
-}
-
-// expire applies the deadlines that have passed, for a single node, whose
-// clock is its own: the timer armed by deadlineLocked calls it.
-func (h *Hub) expire() {
-	h.mu.Lock()
-	start := time.Now()
-	defer h.mu.Unlock()
-	defer h.met.held(cmdOther, start)
-	defer h.flushSlowLocked()
-	h.tickLocked(start)
+	return h.cl.submit(ctx, cmd, p)
 }
 
 // tickLocked moves the chat's clock on to now (never back) and applies
-// what falls due: deadlines, and in a cluster the nodes given up for
-// dead. Lock must be held.
+// what falls due: the nodes given up for dead, and deadlines. Lock must
+// be held.
 func (h *Hub) tickLocked(now time.Time) {
 	if now.After(h.now) {
 		h.now = now
 	}
-	if h.cl != nil {
-		h.checkNodesLocked()
-	}
+	h.checkNodesLocked()
 	h.expireLocked()
 }
 

@@ -38,7 +38,7 @@ func TestCheckChannel(t *testing.T) {
 
 func TestHubChannelJoinSendLeave(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	a := hubJoin(t, h, "a")
 	b := hubJoin(t, h, "b")
 	c := hubJoin(t, h, "c")
@@ -139,7 +139,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 
 func TestHubListChannelsIsAnAnswer(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	a := hubJoin(t, h, "a")
 	b := hubJoin(t, h, "b")
 	queued(a)
@@ -163,7 +163,7 @@ func TestHubListChannelsIsAnAnswer(t *testing.T) {
 
 func TestHubChannelLimits(t *testing.T) {
 	t.Parallel()
-	h := newHubWith(func(c *server.Config) { c.MaxChannels, c.MaxChannelsPerUser = 3, 3 })
+	h := newHubWith(t, func(c *server.Config) { c.MaxChannels, c.MaxChannelsPerUser = 3, 3 })
 	a := hubJoin(t, h, "a")
 	b := hubJoin(t, h, "b")
 	mustJoinChannel(t, h, a, "one")
@@ -210,7 +210,7 @@ func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string
 
 func TestHubPrivateMessages(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	a := hubJoin(t, h, "alice")
 	b := hubJoin(t, h, "Bob")
 	c := hubJoin(t, h, "carol")
@@ -252,7 +252,7 @@ func TestHubPrivateMessages(t *testing.T) {
 func TestHubHistory(t *testing.T) {
 	t.Parallel()
 	const size = 5
-	h := newHubWith(func(c *server.Config) { c.HistorySize = size })
+	h := newHubWith(t, func(c *server.Config) { c.HistorySize = size })
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range size + 3 {
@@ -288,7 +288,7 @@ func TestHubHistory(t *testing.T) {
 	}
 
 	// With history off, joiners get none.
-	h0 := newHubWith(func(c *server.Config) { c.HistorySize = 0 })
+	h0 := newHubWith(t, func(c *server.Config) { c.HistorySize = 0 })
 	x := hubJoin(t, h0, "x")
 	if err := h0.Send(x, "gone", "", "", ""); err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func TestHubConcurrentChannels(t *testing.T) {
 	t.Parallel()
 	const users, rounds, history = 16, 30, 4
 	channels := []string{"general", "a", "b", "c"}
-	h := newHubWith(func(c *server.Config) {
+	h := newHubWith(t, func(c *server.Config) {
 		c.MaxSessions, c.QueueSize, c.HistorySize = users, 1<<16, history
 	})
 	sessions := make([]*server.Session, users)
@@ -436,7 +436,7 @@ func TestHubConcurrentChannels(t *testing.T) {
 func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	t.Parallel()
 	const queueSize = 4
-	h := newHubWith(func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, 3*queueSize })
+	h := newHubWith(t, func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, 3*queueSize })
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range 3 * queueSize {
@@ -476,7 +476,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 func TestHubSnapshotsPileUpToATooSlowDrop(t *testing.T) {
 	t.Parallel()
 	const queueSize, history = 8, 5
-	h := newHubWith(func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, history })
+	h := newHubWith(t, func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, history })
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range history {

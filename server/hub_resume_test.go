@@ -53,7 +53,7 @@ func hubResume(t *testing.T, h *server.Hub, name string, j *hubJoined, lastSeq u
 
 func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	bob := hubJoinKeep(t, h, "bob")
@@ -134,7 +134,7 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 
 func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	bob := hubJoinKeep(t, h, "bob")
 	alice.take()
@@ -155,7 +155,7 @@ func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 
 func TestHubResumeTakesOverALiveStream(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	bob := hubJoinKeep(t, h, "bob")
 	carol := hubJoinKeep(t, h, "carol")
@@ -199,7 +199,7 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 
 func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	t.Parallel()
-	h := newHubWith(func(c *server.Config) { c.ResumeGrace = 20 * time.Millisecond })
+	h := newHubWith(t, func(c *server.Config) { c.ResumeGrace = 20 * time.Millisecond })
 	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	alice.take()
@@ -232,7 +232,7 @@ func hubNameFree(h *server.Hub, name string) bool {
 
 func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 	t.Parallel()
-	h := newHubWith(func(c *server.Config) { c.ResumeBuffer = 3 })
+	h := newHubWith(t, func(c *server.Config) { c.ResumeBuffer = 3 })
 	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	bob := hubJoinKeep(t, h, "bob")
@@ -270,7 +270,7 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 
 func TestHubLogoutCannotBeResumed(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT)
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
@@ -281,7 +281,7 @@ func TestHubLogoutCannotBeResumed(t *testing.T) {
 
 func TestHubSlowSessionCanResume(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 4)
+	h := newHub(t, 10, 4)
 	slow := hubJoinKeep(t, h, "slow")
 	fast := hubJoinKeep(t, h, "fast")
 	for _, text := range []string{"1", "2", "3", "4", "5"} {
@@ -318,7 +318,7 @@ func TestHubSlowSessionCanResume(t *testing.T) {
 func TestHubResumeReplayIsNotSlowness(t *testing.T) {
 	t.Parallel()
 	const queueSize = 4
-	h := newHub(10, queueSize)
+	h := newHub(t, 10, queueSize)
 	alice := hubJoinKeep(t, h, "alice")
 	bob := hubJoinKeep(t, h, "bob")
 	alice.take()
@@ -346,7 +346,7 @@ func TestHubResumeReplayIsNotSlowness(t *testing.T) {
 // gets its session back as a fresh snapshot, in its channels.
 func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	alice.take()
@@ -367,7 +367,7 @@ func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
 // client that missed one gets a fresh snapshot of everything instead.
 func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	before := alice.lastSeq
 	mustJoinChannel(t, h, alice.s, "go")
@@ -394,7 +394,7 @@ func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
 // comes back is the channel's newest member, as the others saw it.
 func TestHubResumeMemberCountsAndOrder(t *testing.T) {
 	t.Parallel()
-	h := newHub(10, 64)
+	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
 	mustJoinChannel(t, h, alice.s, "go")
 	bob := hubJoinKeep(t, h, "bob")
@@ -439,7 +439,7 @@ func TestHubResumeMemberCountsAndOrder(t *testing.T) {
 // sooner, and a resume that needs them rebuilds.
 func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
-	h := newHubWith(func(c *server.Config) { c.ResumeBuffer, c.ResumeBufferBytes = 1000, 10_000 })
+	h := newHubWith(t, func(c *server.Config) { c.ResumeBuffer, c.ResumeBufferBytes = 1000, 10_000 })
 	alice := hubJoinKeep(t, h, "alice")
 	bob := hubJoinKeep(t, h, "bob")
 	alice.take()

@@ -24,7 +24,7 @@ func longText(i, n int) string {
 
 func TestResumeLogsKeepTheirBudget(t *testing.T) {
 	const recipients, perRecipient, textBytes = 40, 100, 4000
-	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
 	before := heapInUse()
 
@@ -64,7 +64,7 @@ func TestResumeLogsKeepTheirBudget(t *testing.T) {
 
 func TestHistoryKeepsItsBudget(t *testing.T) {
 	const channels, sent, textBytes = 20, 100, 4000
-	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
 	before := heapInUse()
 
@@ -104,7 +104,7 @@ func TestHistoryKeepsItsBudget(t *testing.T) {
 // to measure: the sessions that filled and read them have logged out.
 func TestHistoryShownToJoinersKeepsItsBudget(t *testing.T) {
 	const channels, textBytes = 50, 1250
-	h := newHubWith(func(c *server.Config) { c.MessageRate = 0 })
+	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
 	before := heapInUse()
 

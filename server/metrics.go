@@ -90,7 +90,7 @@ type metrics struct {
 	slowDrops  prometheus.Counter
 	queueDepth prometheus.Histogram
 	lockHeld   [cmdKinds]prometheus.Observer
-	applyLag   prometheus.Histogram // cluster only
+	applyLag   prometheus.Histogram
 
 	own []prometheus.Collector // what to register
 }
@@ -244,7 +244,7 @@ func commandKind(cmd *clusterv1.Command) int {
 // scrape time.
 type stateCollector struct {
 	svc *Service
-	cl  *Cluster // nil for a single node
+	cl  *Cluster
 
 	sessions, channels, streams         *prometheus.Desc
 	nodes, position, connected, serving *prometheus.Desc
@@ -279,12 +279,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.sessions
 	ch <- c.channels
 	ch <- c.streams
-	if c.cl != nil {
-		ch <- c.nodes
-		ch <- c.position
-		ch <- c.connected
-		ch <- c.serving
-	}
+	ch <- c.nodes
+	ch <- c.position
+	ch <- c.connected
+	ch <- c.serving
 }
 
 // Collect implements prometheus.Collector. It holds the hub's lock only
@@ -294,10 +292,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	h.mu.Lock()
 	parked, held, all := len(h.parked), h.held, len(h.byKey)
 	channels, nodes := len(h.channels), len(h.nodes)
-	var position uint64
-	if c.cl != nil {
-		position = c.cl.applied
-	}
+	position := c.cl.applied
 	h.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -308,9 +303,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	joined := c.svc.joined.Load()
 	gauge(c.streams, float64(c.svc.room.Len()), "unjoined")
 	gauge(c.streams, float64(joined), "joined")
-	if c.cl == nil {
-		return
-	}
 	gauge(c.nodes, float64(nodes))
 	gauge(c.position, float64(position))
 	gauge(c.connected, bool01(c.cl.log.Connected()))

@@ -133,10 +133,7 @@ func (s *Server) registerMetrics(o *options) error {
 		return nil
 	}
 	met := s.svc.hub.met
-	cs := append([]prometheus.Collector{newStateCollector(s.svc, s.cl), withoutChatSent{o.grpc}}, met.own...)
-	if s.cl != nil {
-		cs = append(cs, met.applyLag)
-	}
+	cs := append([]prometheus.Collector{newStateCollector(s.svc, s.cl), withoutChatSent{o.grpc}, met.applyLag}, met.own...)
 	for _, c := range cs {
 		if err := o.reg.Register(c); err != nil {
 			return err

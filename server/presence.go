@@ -26,7 +26,7 @@ func (h *Hub) attachLocked(m *member, node string, p *pending) *Session {
 	m.state, m.node, m.attach = stateOnline, node, h.attaches
 	var s *Session
 	if node == h.node {
-		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes, h.cl != nil)
+		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
 		m.att = s
 		h.countLocked(m, p)
 	}
@@ -124,26 +124,20 @@ func (h *Hub) holdLocked(m *member) {
 	h.deadlineLocked(m)
 }
 
-// deadlineLocked sets m's deadline, the resume grace period from now. A
-// single node arms a timer for it; a cluster's nodes apply it when the
-// log's clock passes it, all at the same point of the log.
+// deadlineLocked sets m's deadline, the resume grace period from now.
+// Every node applies it when the log's clock passes it, all at the same
+// point of the log (see Cluster.armTickLocked).
 func (h *Hub) deadlineLocked(m *member) {
 	m.gen++
 	m.deadline = h.now.Add(h.cfg.ResumeGrace)
 	// The chat's clock never goes back, so deadlines come in order.
 	h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
-	if h.cl == nil {
-		m.timer = time.AfterFunc(h.cfg.ResumeGrace, h.expire)
-	}
+	h.cl.armTickLocked()
 }
 
 // undeadlineLocked cancels m's deadline: it is back.
 func (h *Hub) undeadlineLocked(m *member) {
 	m.gen++
-	if m.timer != nil {
-		m.timer.Stop()
-		m.timer = nil
-	}
 }
 
 // expireLocked ends the holds and parkings whose deadline has passed: a
@@ -157,7 +151,6 @@ func (h *Hub) expireLocked() {
 		if m.gen != e.gen {
 			continue // came back since
 		}
-		m.timer = nil
 		switch m.state {
 		case stateParked:
 			delete(h.parked, m)
@@ -173,6 +166,7 @@ func (h *Hub) expireLocked() {
 	if len(h.deadline) == 0 {
 		h.deadline = nil // let a long list's array go
 	}
+	h.cl.armTickLocked()
 }
 
 // forgetLocked ends m's session for good: its name and token are free and

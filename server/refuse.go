@@ -93,12 +93,9 @@ func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 	return ctx, nil
 }
 
-// serving reports whether the service answers lists: not on a cluster node
-// that has not caught up with the cluster yet.
-func (svc *Service) serving() bool {
-	cl := svc.hub.cl
-	return cl == nil || cl.ready.Load()
-}
+// serving reports whether the service answers lists: not on a node that
+// has not caught up with its log yet.
+func (svc *Service) serving() bool { return svc.hub.cl.ready.Load() }
 
 // refuseFrom is refuse for a call from client that has no session: the
 // refusal counts against client's budget of refusals too, which may shut

@@ -22,20 +22,25 @@ type Server struct {
 	svc    *Service
 	lim    *admission.Limiter
 	health *health.Server
-	cl     *Cluster // nil for a single node
+	cl     *Cluster // the node's part in the chat's log: its own, or a cluster's
 }
 
-// New builds a single node's server from cfg and opts (TLS, sign-in,
-// metrics), or says which settings are wrong. log gets a line for every
-// join, leave and refusal: in production, give it a rate-limited handler
-// (see internal/ratelog), or clients decide how much it writes.
+// New builds the server of a node that is a chat of its own, kept in
+// memory (a restart clears it), from cfg and opts (TLS, sign-in,
+// metrics), or says which settings are wrong. It is running once
+// returned; Shutdown stops it. log gets a line for every join, leave and
+// refusal: in production, give it a rate-limited handler (see
+// internal/ratelog), or clients decide how much it writes. For a chat
+// kept on disk, or a node of a cluster, see NewCluster.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
-	s := newServer(cfg, NewHub(cfg, lim), lim, log, o.grpcOptions(cfg)...)
+	h := NewHub(cfg, lim)
+	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
+	s.cl = h.cl
 	s.setAuth(o)
 	if err := s.registerMetrics(o); err != nil {
 		return nil, err
@@ -144,10 +149,10 @@ func (s *Server) Serving() bool {
 	if s.svc.hub.isClosing() {
 		return false
 	}
-	return s.cl == nil || s.cl.Serving()
+	return s.cl.Serving()
 }
 
-// Cluster returns the server's part in a cluster, nil for a single node.
+// Cluster returns the node's part in the chat's log.
 func (s *Server) Cluster() *Cluster { return s.cl }
 
 // GRPCServer returns the underlying gRPC server, for gateways that serve
@@ -173,11 +178,10 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(s.lim.Liste
 // connection at once.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown() // health checks now answer NOT_SERVING
-	if s.cl != nil {
-		// The other nodes hold this node's users (and its streams end
-		// with UNAVAILABLE) while their clients come back elsewhere.
-		s.cl.Stop(ctx)
-	}
+	// The chat holds this node's users (and its streams end with
+	// UNAVAILABLE) while their clients come back: to another node, or
+	// to this one once it is back with its state.
+	s.cl.Stop(ctx)
 	// GracefulStop waits for running streams, and chat streams only end
 	// when told to: end them all first, so that every session ends with
 	// UNAVAILABLE and none is seen to leave as its connection is drained.

@@ -71,13 +71,6 @@ type Service struct {
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
 
-// NewService returns a service with its own hub, which counts what each
-// client address holds with lim. cfg must be valid (see
-// [Config.Validate]).
-func NewService(cfg Config, lim *admission.Limiter, log *slog.Logger) *Service {
-	return newService(cfg, NewHub(cfg, lim), lim, log)
-}
-
 func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
 	return &Service{
 		cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
@@ -423,17 +416,10 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 			kind = msgPrivate
 		}
 		sent := svc.met.messages[kind]
-		if svc.hub.cl != nil {
-			// A refusal met in the log comes back as a rejected
-			// answer, not counted against the session's refusal budget
-			// (every message is rate-limited already).
-			return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
-		}
-		err := svc.hub.SendContext(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID)
-		if err == nil {
-			sent.Inc()
-		}
-		return err
+		// A refusal met in the log comes back as a rejected answer, not
+		// counted against the session's refusal budget (every message is
+		// rate-limited already).
+		return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:

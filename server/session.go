@@ -59,9 +59,8 @@ type member struct {
 
 	channels []*channel // the channels it is in, in the order it entered them
 
-	gen      uint64      // counts holds and parkings, so that a stale deadline does nothing
-	deadline time.Time   // ends a hold or a parking
-	timer    *time.Timer // a single node's timer for the deadline
+	gen      uint64    // counts holds and parkings, so that a stale deadline does nothing
+	deadline time.Time // ends a hold or a parking
 }
 
 // resetLog empties the log: a resume can give nothing before this point.
@@ -111,7 +110,7 @@ type Session struct {
 	recovery chatv1.Recovery // what came of the join's resume token; never modified
 	resumed  bool            // the join took back an existing session; never modified
 	queue    *queue
-	inflight chan struct{} // a cluster node's messages on their way through the log (see sendPipelined)
+	inflight chan struct{} // the session's messages on their way through the log (see sendPipelined)
 	// cut is set, under Hub.mu, when the log shows that this node was
 	// given up for dead with the stream attached: the stream is detached
 	// then, but still answered until it ends (see Cluster.cutOffLocked).
@@ -131,13 +130,9 @@ type Session struct {
 	forgive    bool // snapshots queued now do not count against the queue's limit
 }
 
-func newSession(m *member, queueSize, queueBytes int, pipelined bool) *Session {
-	var inflight chan struct{}
-	if pipelined {
-		inflight = make(chan struct{}, pipelineWindow)
-	}
+func newSession(m *member, queueSize, queueBytes int) *Session {
 	return &Session{
-		inflight: inflight,
+		inflight: make(chan struct{}, pipelineWindow),
 		m:        m,
 		attach:   m.attach,
 		user:     m.user,

@@ -261,11 +261,7 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 
 // settings are the limits every node of a cluster must share.
 func (h *Hub) settings() *clusterv1.Settings {
-	var ccfg ClusterConfig
-	if h.cl != nil {
-		ccfg = h.cl.cfg
-	}
-	return settingsOf(h.cfg, ccfg)
+	return settingsOf(h.cfg, h.cl.cfg)
 }
 
 func settingsOf(cfg Config, ccfg ClusterConfig) *clusterv1.Settings {

@@ -101,6 +101,7 @@ func checkCluster(fs *flag.FlagSet, cfg *config) error {
 		errs = append(errs, err)
 	}
 	cc.nats.Name = cc.node.Name
+	cc.nats.AppendTimeout = cc.node.ApplyTimeout
 	cc.nats.Settings = server.ClusterSettings(cfg.server, cc.node)
 	return errors.Join(errs...)
 }

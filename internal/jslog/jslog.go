@@ -57,6 +57,9 @@ type Config struct {
 	// Duplicates is how long the stream remembers an entry's id to drop a
 	// retried append. NATS keeps about 200 bytes per id for that long.
 	Duplicates time.Duration
+	// AppendTimeout bounds how long Append keeps trying, on top of its
+	// context: use the node's apply timeout.
+	AppendTimeout time.Duration
 	// Settings describes the settings every node must share; the first
 	// node records them in the stream, and a node with others is refused.
 	Settings string
@@ -66,7 +69,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of chatd's --nats-* flags.
 func DefaultConfig() Config {
-	return Config{Prefix: "chatd", Replicas: 1, MaxAge: time.Hour, Duplicates: 30 * time.Second}
+	return Config{Prefix: "chatd", Replicas: 1, MaxAge: time.Hour, Duplicates: 30 * time.Second, AppendTimeout: 10 * time.Second}
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -216,6 +219,11 @@ func (l *Log) Connected() bool { return l.nc.IsConnected() }
 // Append publishes data and waits for the stream's acknowledgement,
 // retrying with the same id until ctx ends.
 func (l *Log) Append(ctx context.Context, id string, data []byte) error {
+	if l.cfg.AppendTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.AppendTimeout)
+		defer cancel()
+	}
 	msg := &nats.Msg{Subject: l.subject, Data: data}
 	for attempt := 0; ; attempt++ {
 		_, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
@@ -293,7 +301,7 @@ func (l *Log) follow(ctx context.Context, next *uint64, apply func(server.Entry)
 		if err != nil {
 			return err
 		}
-		if err := apply(server.Entry{Seq: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}); err != nil {
+		if err := apply(server.Entry{Seq: meta.Sequence.Stream, Time: meta.Timestamp, ID: msg.Headers().Get(nats.MsgIdHdr), Data: msg.Data()}); err != nil {
 			return applyError{err}
 		}
 		*next = meta.Sequence.Stream + 1

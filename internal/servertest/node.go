@@ -39,6 +39,7 @@ func StartNodeWrapped(tb testing.TB, cfg server.Config, ccfg server.ClusterConfi
 	tb.Helper()
 	jcfg := jslog.DefaultConfig()
 	jcfg.URLs, jcfg.Prefix, jcfg.Name, jcfg.Logger = natsURL, prefix, ccfg.Name, log
+	jcfg.AppendTimeout = ccfg.ApplyTimeout
 	jcfg.Settings = server.ClusterSettings(cfg, ccfg)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
