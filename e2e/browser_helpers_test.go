@@ -33,7 +33,7 @@ func startWebChatd(t *testing.T, grpcAddr, httpAddr string, flags ...string) *we
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:0"
 	}
-	p := start(t, chatdBin, append([]string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr}, flags...)...)
+	p := start(t, chatdBin, append([]string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--data-dir", t.TempDir()}, flags...)...)
 	t.Cleanup(func() { p.terminate(t) })
 	line := p.expect(t, `^chatd: gRPC listening on `)
 	addr := strings.TrimPrefix(line, "chatd: gRPC listening on ")

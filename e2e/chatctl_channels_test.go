@@ -13,7 +13,7 @@ import (
 // startChatdArgs is startChatd with more flags for chatd.
 func startChatdArgs(t *testing.T, flags ...string) *chatd {
 	t.Helper()
-	p := start(t, chatdBin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", ""}, flags...)...)
+	p := start(t, chatdBin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", t.TempDir()}, flags...)...)
 	t.Cleanup(func() { p.terminate(t) })
 	line := p.expect(t, `^chatd: gRPC listening on `)
 	return &chatd{proc: p, addr: strings.TrimPrefix(line, "chatd: gRPC listening on ")}

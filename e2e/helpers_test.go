@@ -240,7 +240,7 @@ type chatd struct {
 // it exits 0.
 func startChatd(t *testing.T, extra ...string) *chatd {
 	t.Helper()
-	p := start(t, chatdBin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", ""}, extra...)...)
+	p := start(t, chatdBin, append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", t.TempDir()}, extra...)...)
 	t.Cleanup(func() { // runs before start's cleanup
 		p.terminate(t)
 	})

@@ -32,7 +32,7 @@ func startSecureChatd(t *testing.T) *secureChatd {
 	ca := tlstest.NewCA(t)
 	leaf, certFile, keyFile := ca.IssueFiles()
 	secret := authtest.WriteFile(t, "jwt.key", []byte(authtest.Secret+"\n"))
-	p := start(t, chatdBin, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+	p := start(t, chatdBin, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--tls-cert", certFile, "--tls-key", keyFile, "--auth-jwt-key", secret, "--auth-issuer", "test-idp")
 	t.Cleanup(func() { p.terminate(t) })
 	addr := strings.TrimPrefix(p.expect(t, `^chatd: gRPC listening on `), "chatd: gRPC listening on ")

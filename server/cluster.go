@@ -48,8 +48,22 @@ type Log interface {
 	Connected() bool
 	// LoadSnapshot returns the last snapshot saved, or nil if none was.
 	LoadSnapshot(ctx context.Context) ([]byte, error)
-	// SaveSnapshot replaces the saved snapshot.
-	SaveSnapshot(ctx context.Context, data []byte) error
+	// SaveSnapshot replaces the saved snapshot, which holds the state once
+	// every entry up to seq is applied: the log need not keep those
+	// entries for this node any more.
+	SaveSnapshot(ctx context.Context, seq uint64, data []byte) error
+}
+
+// ErrNotAppended is what a Log's Append wraps when the entry is certainly
+// not in the log (a node's own log that could not write it: a full disk,
+// say): the request is refused at once, with the log's reason, rather than
+// waited for in case the log has it after all.
+var ErrNotAppended = errors.New("not kept")
+
+// notAppended refuses a request whose command the log says it does not
+// have (see ErrNotAppended).
+func notAppended(err error) error {
+	return &Error{Kind: ErrUnavailable, Msg: fmt.Sprintf("this server could not keep your request, so it was not carried out (%v): try again later", err)}
 }
 
 // Entry is a command as the log holds it.
@@ -90,6 +104,11 @@ type ClusterConfig struct {
 	// which nodes that start later begin; 0 for never (a log kept in
 	// memory, which nobody starts from again).
 	SnapshotEvery time.Duration
+	// Solo says the node is a chat of its own, on a log of its own (on
+	// disk, or in memory): its settings may change from one run to the
+	// next (they apply from where the log is when it starts), and it saves
+	// a snapshot as it stops, so that it starts again at once.
+	Solo bool
 }
 
 // Validate says which settings make no sense, if any.
@@ -111,11 +130,10 @@ func DefaultClusterConfig() ClusterConfig {
 }
 
 // SoloConfig returns the settings of a node that is a chat of its own, on
-// a log kept in memory (see NewHub): no snapshots, since nobody starts from
-// one.
+// a log of its own.
 func SoloConfig() ClusterConfig {
 	c := DefaultClusterConfig()
-	c.Name, c.SnapshotEvery = "chatd", 0
+	c.Name, c.Solo = "chatd", true
 	return c
 }
 
@@ -231,7 +249,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 		return fmt.Errorf("cluster: reading the log's end: %w", err)
 	}
 	c.from.Store(from)
-	c.logger.Info("joining the cluster", "id", c.h.node, "from", from, "log_end", c.target)
+	c.logger.Info("starting from the chat's log", "id", c.h.node, "from", from, "log_end", c.target)
 	c.h.mu.Lock()
 	c.applied = from - 1
 	c.checkReadyLocked()
@@ -367,7 +385,7 @@ func (c *Cluster) checkReadyLocked() {
 	if !c.ready.Load() && c.applied >= c.target {
 		c.ready.Store(true)
 		close(c.readyCh)
-		c.logger.Info("caught up with the cluster", "seq", c.applied, "users", len(c.h.byKey))
+		c.logger.Info("caught up with the chat's log", "seq", c.applied, "users", len(c.h.byKey))
 		c.updateStatus()
 		c.armTickLocked()
 	}
@@ -633,6 +651,9 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	}
 	p.done = make(chan outcome, 1)
 	err, refused := c.appendFor(ctx, cmd, p)
+	if refused == nil && errors.Is(err, ErrNotAppended) && c.forget(cmd) {
+		refused = notAppended(err)
+	}
 	if refused != nil {
 		return c.refuse(p, refused)
 	}
@@ -688,6 +709,8 @@ func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending
 	switch {
 	case refused != nil:
 		return refused
+	case errors.Is(err, ErrNotAppended) && c.forget(cmd):
+		return notAppended(err)
 	case err != nil:
 		if !c.forget(cmd) {
 			// The log had it after all, and its apply took p before
@@ -892,7 +915,7 @@ func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) er
 		return err
 	}
 	start := time.Now()
-	if err := c.log.SaveSnapshot(ctx, data); err != nil {
+	if err := c.log.SaveSnapshot(ctx, snap.GetSeq(), data); err != nil {
 		return err
 	}
 	c.saved.Store(snap.GetSeq())
@@ -917,6 +940,14 @@ func (c *Cluster) Stop(ctx context.Context) {
 		cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_NodeStop{NodeStop: &clusterv1.NodeStop{}}})
 		if out := c.submit(ctx, cmd, nil); out.err != nil {
 			c.logger.Warn("could not tell the cluster this node is stopping: its users will be seen to leave when it is given up for dead", "err", out.err)
+		} else if c.cfg.Solo && c.cfg.SnapshotEvery > 0 {
+			// The next run starts from here, with nothing to replay.
+			c.h.mu.Lock()
+			state := c.h.snapshotLocked(c.applied)
+			c.h.mu.Unlock()
+			if err := c.SaveSnapshot(ctx, state.proto()); err != nil {
+				c.logger.Warn("could not save the chat's state as it stops: the next start replays the log since the last snapshot", "err", err)
+			}
 		}
 		close(c.stopped)
 	})

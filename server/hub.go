@@ -91,7 +91,9 @@ type expiry struct {
 // the sessions of each client address. It is running when it is returned;
 // Shutdown stops it.
 func NewHub(cfg Config, lim *admission.Limiter) *Hub {
-	h, c := NewClusterHub(cfg, SoloConfig(), newMemLog(), lim, slog.New(slog.DiscardHandler))
+	ccfg := SoloConfig()
+	ccfg.SnapshotEvery = 0 // nobody starts from one
+	h, c := NewClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
 	// Nothing outlives the process: message ids start over at 1 with
 	// every run, and the prefix keeps them unique across runs.
 	var b [4]byte

@@ -154,7 +154,7 @@ func (l *memLog) LoadSnapshot(context.Context) ([]byte, error) {
 }
 
 // SaveSnapshot keeps data as the last snapshot.
-func (l *memLog) SaveSnapshot(_ context.Context, data []byte) error {
+func (l *memLog) SaveSnapshot(_ context.Context, _ uint64, data []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.snapshot = data

@@ -145,7 +145,13 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 // Hub.mu must be held.
 func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	if want, got := h.settings(), snap.GetSettings(); got != nil && !sameSettings(want, got) {
-		return fmt.Errorf("cluster: this node's settings differ from the cluster's (%s here, %s in the cluster): every node must run with the same", describeSettings(want), describeSettings(got))
+		if !h.cl.cfg.Solo {
+			return fmt.Errorf("cluster: this node's settings differ from the cluster's (%s here, %s in the cluster): every node must run with the same", describeSettings(want), describeSettings(got))
+		}
+		// A chat of its own takes its new settings from here on: what
+		// the log holds after the snapshot (at most a snapshot interval,
+		// after a crash) is applied with them too.
+		h.cl.logger.Info("the settings changed since the chat's state was saved: the new ones apply from now on", "saved", describeSettings(got), "now", describeSettings(want))
 	}
 	h.now = snap.GetTime().AsTime()
 	h.live = liveness{since: snap.GetLiveSince().AsTime(), last: h.now}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,14 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	// per client address would refuse all but the first hundred or so.
 	if strings.Contains(string(help), "-max-conns-per-ip") {
 		args = append(args, strings.Fields(perAddressFlags)...)
+	}
+	// Kept in memory, as chatd was before it kept its chat on disk, unless
+	// extra says where (--data-dir), or makes it a cluster node: the
+	// figures then compare across versions, and runs leave nothing behind.
+	if strings.Contains(string(help), "-memory") && !slices.ContainsFunc(extra, func(a string) bool {
+		return strings.Contains(a, "-data-dir") || strings.Contains(a, "-memory") || strings.Contains(a, "-nats-url")
+	}) {
+		args = append(args, "--memory")
 	}
 	// The flag package lets a later flag override an earlier one, so extra
 	// can change any of these.

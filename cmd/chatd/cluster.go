@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/chatd/chatd/internal/disklog"
 	"github.com/chatd/chatd/internal/jslog"
 	"github.com/chatd/chatd/server"
 )
@@ -26,7 +28,7 @@ type clusterConfig struct {
 func addClusterFlags(fs *flag.FlagSet, cfg *config) {
 	cfg.cluster = clusterConfig{nats: jslog.DefaultConfig(), node: server.DefaultClusterConfig(), storage: "file"}
 	jc, nc := &cfg.cluster.nats, &cfg.cluster.node
-	fs.StringVar(&jc.URLs, "nats-url", "", "comma-separated `URLs` of NATS servers with JetStream (nats://host:4222,nats://other:4222): run as a node of a cluster, whose nodes share every user, channel and message through NATS. Empty (the default): one server, everything in memory")
+	fs.StringVar(&jc.URLs, "nats-url", "", "comma-separated `URLs` of NATS servers with JetStream (nats://host:4222,nats://other:4222): run as a node of a cluster, whose nodes share every user, channel and message through NATS. Empty (the default): one server, its chat kept in --data-dir (or in memory with --memory)")
 	fs.StringVar(&jc.Prefix, "nats-prefix", jc.Prefix, "`name` of what the cluster keeps in NATS (the stream <name>_log and the object store <name>_state), so that several chat clusters can share one NATS")
 	fs.StringVar(&jc.CredsFile, "nats-creds", "", "NATS credentials `file` (user JWT and NKey seed), if NATS asks for one")
 	fs.StringVar(&jc.CAFile, "nats-ca", "", "`file` of the CA certificates that sign NATS's, for TLS to NATS (tls:// URLs); the system's roots if empty")
@@ -106,13 +108,18 @@ func checkCluster(fs *flag.FlagSet, cfg *config) error {
 	return errors.Join(errs...)
 }
 
-// newServer builds the server cfg asks for: a single node, or a node of
-// the cluster on NATS (connected, its log found or made). closeLog closes
-// the connection to NATS, if any, once the server is done with it.
+// newServer builds the server cfg asks for: a chatd of its own, its chat
+// kept in --data-dir (the directory locked, its log checked) or in memory,
+// or a node of the cluster on NATS (connected, its log found or made).
+// closeLog closes the log (the data directory, or the connection to
+// NATS), once the server is done with it.
 func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opts ...server.Option) (srv *server.Server, closeLog func(), err error) {
-	if cfg.cluster.nats.URLs == "" {
+	if cfg.cluster.nats.URLs == "" && cfg.memory {
 		srv, err = server.New(cfg.server, clientLog, opts...)
 		return srv, func() {}, err
+	}
+	if cfg.cluster.nats.URLs == "" {
+		return newSolo(cfg, log, clientLog, opts...)
 	}
 	jc := cfg.cluster.nats
 	jc.Logger = log.With("nats", jc.Prefix)
@@ -128,4 +135,30 @@ func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opt
 	}
 	log.Info("cluster node", "name", cfg.cluster.node.Name, "id", srv.Cluster().Node(), "nats_prefix", jc.Prefix)
 	return srv, l.Close, nil
+}
+
+// newSolo builds a chatd of its own whose chat is kept in --data-dir.
+func newSolo(cfg config, log, clientLog *slog.Logger, opts ...server.Option) (*server.Server, func(), error) {
+	dir, err := filepath.Abs(cfg.dataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--data-dir %q: %w", cfg.dataDir, err)
+	}
+	l, err := disklog.Open(disklog.Config{Dir: dir, SyncEvery: cfg.fsyncInterval, Logger: log.With("data_dir", dir)})
+	if err != nil {
+		return nil, nil, err
+	}
+	ccfg := server.SoloConfig()
+	if name, _ := os.Hostname(); name != "" {
+		ccfg.Name = name
+	}
+	srv, err := server.NewCluster(cfg.server, ccfg, l, clientLog, opts...)
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return srv, func() {
+		if err := l.Close(); err != nil {
+			log.Warn("closing the data directory", "err", err)
+		}
+	}, nil
 }

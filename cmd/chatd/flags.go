@@ -65,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	check(settingErrors(cfg.server.Validate()))
 	check(checkCluster(fs, cfg))
+	check(checkStorage(fs, cfg))
 	return *cfg, errors.Join(errs...)
 }
 
@@ -83,6 +84,9 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:50051", "`address` to serve gRPC on, host:port; loopback by default, so that nobody else reaches this unauthenticated server unless you say so (use :50051 for every interface)")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "localhost:8080", "`address` to serve the chat page and grpc-web on, for browsers, host:port; loopback by default like --grpc-addr; empty for none")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "`address` to serve Prometheus metrics (/metrics) on, host:port, such as localhost:9090; empty (the default) for none. Unauthenticated: keep it on loopback, or where only Prometheus reaches it")
+	fs.StringVar(&cfg.dataDir, "data-dir", "chatd-data", "`directory` the chat is kept in, made if missing: everything survives a restart (see --memory). One chatd at a time may use a directory")
+	fs.BoolVar(&cfg.memory, "memory", false, "keep the chat in memory only: a restart clears everything (users, channels, history), and nothing is written to disk")
+	fs.DurationVar(&cfg.fsyncInterval, "fsync-interval", time.Second, "how often what was written to --data-dir is synced to the disk: a crash of chatd loses nothing it acknowledged, a power cut up to this much; 0 syncs every write before acknowledging it (slower: a sync per group of writes)")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "`address` to serve Go's profiles (/debug/pprof/) on, for performance work, host:port; empty (the default) for none. Never expose it: it is unauthenticated")
 	fs.Func("allowed-origins", "comma-separated `origins`, scheme://host[:port] (https://chat.example.com), whose pages may use the API besides chatd's own page; * for any", func(v string) error {
 		for _, o := range strings.Split(v, ",") {
@@ -159,7 +163,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 
 // printUsage writes what --help shows.
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. Everything is kept in memory: a restart clears it,\nunless chatd runs as a node of a cluster on NATS JetStream (--nats-url).\nWith --tls-cert and --tls-key both ports are served over TLS; with --auth-jwt-key every call needs a sign-in token.\n\nFlags:\n")
+	fmt.Fprintf(w, "Usage: chatd [flags]\n\nchatd serves chat.v1.ChatService over gRPC, with server reflection and the\nstandard health service, and the chat page with grpc-web for browsers. The chat is kept in --data-dir\n(chatd-data), so that a restart brings it back, or in memory only with --memory; a node of a cluster\nkeeps it in NATS JetStream (--nats-url).\nWith --tls-cert and --tls-key both ports are served over TLS; with --auth-jwt-key every call needs a sign-in token.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -416,4 +420,28 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// checkStorage checks where chatd keeps its chat: --data-dir, or in memory
+// with --memory, for a chatd of its own; a cluster node keeps it in NATS.
+func checkStorage(fs *flag.FlagSet, cfg *config) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	switch {
+	case cfg.cluster.nats.URLs != "":
+		for _, name := range []string{"data-dir", "memory", "fsync-interval"} {
+			if set[name] {
+				errs = append(errs, fmt.Errorf("--%s is for a chatd of its own: a cluster node keeps the chat in NATS (--nats-storage)", name))
+			}
+		}
+	case cfg.memory && (set["data-dir"] || set["fsync-interval"]):
+		errs = append(errs, errors.New("--memory keeps nothing on disk: leave out --data-dir and --fsync-interval, or --memory"))
+	case !cfg.memory && cfg.dataDir == "":
+		errs = append(errs, errors.New("--data-dir must name a directory (or use --memory to keep nothing on disk)"))
+	}
+	if cfg.fsyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("--fsync-interval must be 0 (every write) or positive, such as 1s, got %s", cfg.fsyncInterval))
+	}
+	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -65,6 +66,9 @@ type config struct {
 	authAudience    string
 	server          server.Config
 	cluster         clusterConfig // used if cluster.nats.URLs is set
+	dataDir         string        // where a chat of its own is kept, unless memory
+	memory          bool          // keep a chat of its own in memory only
+	fsyncInterval   time.Duration // 0: sync every write
 }
 
 // newLogger returns chatd's log, writing to w in format (text or json).
@@ -183,6 +187,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 		}
 		httpAddr = httpLis.Addr().String()
 	}
+	// The node applies the chat's log until it is told to stop, or can no
+	// longer follow it (a cluster node must be restarted then). A chatd
+	// of its own catches up with its log on disk before it serves: its
+	// clients come back to their sessions as soon as it listens.
+	ran := make(chan error, 1)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer func() {
+		stopRun()
+		<-ran
+	}()
+	go func() { ran <- srv.Cluster().Run(runCtx) }()
+	if cfg.cluster.nats.URLs == "" && !cfg.memory {
+		if err := awaitServing(ctx, srv, ran); err != nil {
+			lis.Close()
+			if httpLis != nil {
+				httpLis.Close()
+			}
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "chatd: gRPC listening on %s\n", lis.Addr())
 	if d := sec.describe(); d != "" {
 		fmt.Fprintf(stdout, "chatd: %s\n", d)
@@ -190,26 +214,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 	if gw != nil {
 		fmt.Fprintf(stdout, "chatd: chat page on %s://%s\n", sec.scheme(), httpAddr)
 	}
+	dataDir := ""
+	switch {
+	case cfg.memory:
+		fmt.Fprintln(stdout, "chatd: keeping the chat in memory only (--memory): a restart clears it")
+	case cfg.cluster.nats.URLs == "":
+		dataDir = absDir(cfg.dataDir)
+		fmt.Fprintf(stdout, "chatd: keeping the chat in %s\n", dataDir)
+	}
 	log.Info("started", "grpc_addr", lis.Addr().String(), "http_addr", httpAddr, "max_sessions", cfg.server.MaxSessions,
 		"queue_size", cfg.server.QueueSize, "message_rate", cfg.server.MessageRate, "history_size", cfg.server.HistorySize,
 		"resume_grace", cfg.server.ResumeGrace, "resume_buffer", cfg.server.ResumeBuffer,
-		"tls", sec.tls != nil, "sign_in", sec.signIn)
+		"tls", sec.tls != nil, "sign_in", sec.signIn, "data_dir", dataDir)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	// A cluster node applies the cluster's log until it is told to stop,
-	// or can no longer follow it (it must be restarted then).
-	ran := make(chan error, 1)
-	runCtx, stopRun := context.WithCancel(context.Background())
-	defer func() {
-		stopRun()
-		if srv.Cluster() != nil {
-			<-ran
-		}
-	}()
-	if cl := srv.Cluster(); cl != nil {
-		go func() { ran <- cl.Run(runCtx) }()
-	}
 	httpServed := make(chan error, 1)
 	if gw != nil {
 		go func() { httpServed <- gw.Serve(httpLis) }()
@@ -260,4 +279,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// awaitServing waits until srv has caught up with its log, or its node
+// stopped (ran), or ctx ended.
+func awaitServing(ctx context.Context, srv *server.Server, ran chan error) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !srv.Serving() {
+		select {
+		case err := <-ran:
+			ran <- err // for the deferred wait
+			return fmt.Errorf("cannot start: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// absDir is dir as an absolute path, for what chatd prints.
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }

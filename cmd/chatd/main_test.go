@@ -13,6 +13,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,9 +207,23 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--grpc-addr", "256.0.0.1:1"}, "cannot listen for gRPC"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "256.0.0.1:1"}, "cannot serve HTTP"},
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--metrics-addr", "256.0.0.1:1"}, "cannot serve metrics"},
+
+		// Where the chat is kept.
+		{[]string{"--memory", "--data-dir", "/tmp/x"}, "--memory keeps nothing on disk: leave out --data-dir and --fsync-interval, or --memory"},
+		{[]string{"--memory", "--fsync-interval", "0"}, "--memory keeps nothing on disk"},
+		{[]string{"--data-dir", ""}, "--data-dir must name a directory (or use --memory to keep nothing on disk)"},
+		{[]string{"--fsync-interval", "-1s"}, "--fsync-interval must be 0 (every write) or positive, such as 1s, got -1s"},
+		{[]string{"--nats-url", "nats://localhost:4222", "--memory"}, "--memory is for a chatd of its own: a cluster node keeps the chat in NATS (--nats-storage)"},
+		{[]string{"--nats-url", "nats://localhost:4222", "--data-dir", "d"}, "--data-dir is for a chatd of its own"},
 	} {
 		var stderr bytes.Buffer
-		err := run(context.Background(), tc.args, io.Discard, &stderr)
+		args := tc.args
+		if !slices.Contains(args, "--data-dir") && !slices.Contains(args, "--memory") {
+			// Those that get as far as opening the data directory must
+			// not make one in the package's folder.
+			args = append([]string{"--data-dir", t.TempDir()}, args...)
+		}
+		err := run(context.Background(), args, io.Discard, &stderr)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want an error saying %q", tc.args, err, tc.want)
 			continue
@@ -256,6 +271,7 @@ func TestGoodAddressesAndOrigins(t *testing.T) {
 // checks that cancelling run's context ends every session with UNAVAILABLE
 // and makes run return.
 func TestServesUntilCancelled(t *testing.T) {
+	dataDir := t.TempDir()
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -263,7 +279,7 @@ func TestServesUntilCancelled(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--log-format", "json", "--shutdown-timeout", "5s"}, stdoutW, logs)
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", dataDir, "--log-format", "json", "--shutdown-timeout", "5s"}, stdoutW, logs)
 		stdoutW.Close()
 	}()
 
@@ -353,6 +369,7 @@ func TestGRPCLogGoesToChatdLog(t *testing.T) {
 // the flags write it, not as nanoseconds; and a user is "user" in every
 // record, joined or refused.
 func TestJSONLogsDurationsAndUsersOneWay(t *testing.T) {
+	dataDir := t.TempDir()
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -360,7 +377,7 @@ func TestJSONLogsDurationsAndUsersOneWay(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--log-format", "json", "--shutdown-timeout", "1500ms"}, stdoutW, logs)
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", dataDir, "--log-format", "json", "--shutdown-timeout", "1500ms"}, stdoutW, logs)
 		stdoutW.Close()
 	}()
 	line, err := bufio.NewReader(stdoutR).ReadString('\n')

@@ -15,12 +15,13 @@ import (
 // the process's metrics; no profiles; and no header larger than
 // --max-header-bytes.
 func TestMetricsListener(t *testing.T) {
+	dataDir := t.TempDir()
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--metrics-addr", "127.0.0.1:0", "--max-header-bytes", "4096"}, stdoutW, io.Discard)
+		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", dataDir, "--metrics-addr", "127.0.0.1:0", "--max-header-bytes", "4096"}, stdoutW, io.Discard)
 		stdoutW.Close()
 	}()
 	t.Cleanup(func() {

@@ -33,7 +33,7 @@ func TestBadSecurityFlagsAreRefused(t *testing.T) {
 		{[]string{"--auth-jwt-key", privPEM}, "--auth-jwt-key " + privPEM + ": the file holds a private key"},
 		{[]string{"--auth-jwt-key", short + ".gone"}, "--auth-jwt-key: open"},
 	} {
-		args := append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", ""}, tc.args...)
+		args := append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--data-dir", t.TempDir()}, tc.args...)
 		var stderr bytes.Buffer
 		err := run(context.Background(), args, io.Discard, &stderr)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {

@@ -318,7 +318,7 @@ func (l *Log) LoadSnapshot(ctx context.Context) ([]byte, error) {
 }
 
 // SaveSnapshot replaces the saved snapshot.
-func (l *Log) SaveSnapshot(ctx context.Context, data []byte) error {
+func (l *Log) SaveSnapshot(ctx context.Context, _ uint64, data []byte) error {
 	_, err := l.state.PutBytes(ctx, snapshotObject, data)
 	return err
 }

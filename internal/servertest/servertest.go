@@ -42,3 +42,44 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger, opts ...server.Op
 	})
 	return srv, lis.Addr().String()
 }
+
+// StartOn is Start for a chat of its own on log (a data directory's, say),
+// with the node's settings ccfg: it runs the node and waits until it has
+// caught up with its log before it returns.
+func StartOn(tb testing.TB, cfg server.Config, ccfg server.ClusterConfig, log server.Log, logger *slog.Logger, opts ...server.Option) (*server.Server, string) {
+	tb.Helper()
+	srv, err := server.NewCluster(cfg, ccfg, log, logger, opts...)
+	if err != nil {
+		tb.Fatalf("server.NewCluster: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Cluster().Run(ctx) }()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	tb.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer scancel()
+		srv.Shutdown(sctx)
+		if err := <-served; err != nil {
+			tb.Errorf("Serve returned %v; want nil after Shutdown", err)
+		}
+		cancel()
+		if err := <-ran; err != nil {
+			tb.Errorf("the node's Run returned %v; want nil once stopped", err)
+		}
+	})
+	deadline := time.Now().Add(shutdownTimeout)
+	for !srv.Serving() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the node did not catch up with its log within %s", shutdownTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return srv, lis.Addr().String()
+}

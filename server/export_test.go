@@ -1,0 +1,70 @@
+package server
+
+import (
+	"log/slog"
+	"math"
+
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Machine is the chat's state machine as a follower node runs it: a hub
+// that applies a log's entries through Cluster.apply, with no stream of
+// its own, for tests of what apply.go promises (same entries, same state).
+type Machine struct{ c *Cluster }
+
+// NewMachine returns a machine with cfg's limits and the default node
+// settings, at the start of a log. It never becomes ready, so that it
+// arms no timers of its own.
+func NewMachine(cfg Config) *Machine {
+	_, c := NewClusterHub(cfg, DefaultClusterConfig(), nil, nil, slog.New(slog.DiscardHandler))
+	c.target = math.MaxUint64
+	return &Machine{c: c}
+}
+
+// Apply applies the log's next entry.
+func (m *Machine) Apply(e Entry) error { return m.c.apply(e) }
+
+// Snapshot returns the machine's state, encoded deterministically.
+func (m *Machine) Snapshot() []byte {
+	h := m.c.h
+	h.mu.Lock()
+	state := h.snapshotLocked(m.c.applied)
+	h.mu.Unlock()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(state.proto())
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// RestoreMachine returns a machine with cfg's limits that starts from the
+// state snap, made by Snapshot.
+func RestoreMachine(cfg Config, snap []byte) (*Machine, error) {
+	m := NewMachine(cfg)
+	s := &clusterv1.Snapshot{}
+	if err := proto.Unmarshal(snap, s); err != nil {
+		return nil, err
+	}
+	h := m.c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.restoreLocked(s); err != nil {
+		return nil, err
+	}
+	m.c.applied = s.GetSeq()
+	return m, nil
+}
+
+// Attached returns the node and attachment of the stream user (by its
+// key) has, if it is online, for commands that name it.
+func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
+	h := m.c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	mb := h.byKey[key]
+	if mb == nil || mb.state != stateOnline {
+		return "", 0, false
+	}
+	return mb.node, mb.attach, true
+}
