@@ -194,14 +194,16 @@ func TestBrowserChannelHistory(t *testing.T) {
 	}
 
 	// ...and a channel's last messages (--history-size) when joining it,
-	// then its live ones.
+	// then its live ones; with room on screen, the page scrolls back
+	// further at once (History), under the same separator.
 	bob.joinChannel(t, "books")
 	bob.waitLine(t, "#conv-title", "#books")
-	bob.waitFor(t, waitTimeout, "#books's history", "#messages li", func(got []string) bool { return len(got) == 5 })
+	bob.waitFor(t, waitTimeout, "#books's history", "#messages li", func(got []string) bool { return len(got) == 6 })
 	alice.say(t, "b5")
 	bob.waitLine(t, "#messages li.message", "aliceb5")
 	if got, want := bob.entries(t), []string{
 		"separator|Earlier messages",
+		"message history|aliceb1",
 		"message history|aliceb2",
 		"message history|aliceb3",
 		"message history|aliceb4",

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,38 @@ func TestChatctlReconnectsAfterTheGracePeriod(t *testing.T) {
 	alice.expect(t, clock+`\[history\] #general bob: gone too long$`)
 	alice.expect(t, `^-- end of history --$`)
 	bob.expect(t, clock+`\* alice joined$`) // a new session, not a resumed one
+	endInput(t, alice, bob)
+}
+
+// /history scrolls back past what joining a channel shows: the last N
+// messages of the current channel, of another, or the private ones with
+// someone, each marked as history.
+func TestChatctlHistory(t *testing.T) {
+	t.Parallel()
+	srv := startChatdArgs(t, "--history-size", "2", "--message-rate", "0")
+	alice := chatctl(t, "join", "--name", "alice", "--server", srv.addr)
+	alice.expect(t, clock+`\* you joined #general \(1 member\), your current channel$`)
+	for i := range 6 {
+		alice.send(t, fmt.Sprint("line ", i))
+		alice.expect(t, clock+fmt.Sprintf(`#general alice: line %d$`, i))
+	}
+	alice.send(t, "/msg bob psst")
+	bob := chatctl(t, "join", "--name", "bob", "--server", srv.addr)
+	bob.expect(t, `^-- history of #general \(2 messages\) --$`)
+	bob.expect(t, `^-- end of history --$`)
+	alice.send(t, "/msg bob psst")
+	bob.expect(t, clock+`\[private\] alice -> bob: psst$`)
+
+	bob.send(t, "/history 4")
+	bob.expect(t, `^-- the last 4 messages of #general --$`)
+	for i := 2; i < 6; i++ {
+		bob.expect(t, clock+fmt.Sprintf(`\[history\] #general alice: line %d$`, i))
+	}
+	bob.expect(t, `^-- end of history --$`)
+	bob.send(t, "/history alice")
+	bob.expect(t, `^-- the last 1 message of your messages with alice --$`)
+	bob.expect(t, clock+`\[history\] \[private\] alice -> bob: psst$`)
+	bob.send(t, "/history #nowhere")
+	bob.expect(t, `^cannot show the history: there is no channel #nowhere$`)
 	endInput(t, alice, bob)
 }

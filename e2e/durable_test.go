@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,18 +60,26 @@ func (m *member) sayIn(t *testing.T, channel, text string) {
 func TestRestartKeepsTheChat(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := startDurable(t, dir)
+	flags := []string{"--message-rate", "0", "--history-size", "3"}
+	c := startDurable(t, dir, flags...)
 	alice := &member{name: "alice"}
 	alice.connect(t, c.addr)
 	alice.joinChannel(t, "design")
+	var all []string
+	for i := range 40 {
+		text := fmt.Sprint("idea ", i)
+		alice.sayIn(t, "design", text)
+		all = append(all, text)
+	}
 	said := []string{"the logo is blue", "no, green", "fine: teal"}
 	for _, text := range said {
 		alice.sayIn(t, "design", text)
 	}
+	all = append(all, said...)
 	alice.cancel()
 	c.terminate(t)
 
-	c = startDurable(t, dir)
+	c = startDurable(t, dir, flags...)
 	w := alice.connect(t, c.addr) // a resume: she has her token
 	if r := w.GetWelcome().GetRecovery(); r != chatv1.Recovery_RECOVERY_COMPLETE {
 		t.Errorf("alice's resume after the restart: %v; want RECOVERY_COMPLETE (her session was kept)", r)
@@ -79,6 +88,28 @@ func TestRestartKeepsTheChat(t *testing.T) {
 	bob.connect(t, c.addr)
 	if history := bob.joinChannel(t, "design"); !slices.Equal(history, said) {
 		t.Errorf("bob joined #design after the restart and was shown %q; want %q", history, said)
+	}
+	// Scrolling back reaches every message, past what joiners are shown.
+	cli := chatv1.NewChatServiceClient(dialGRPC(t, c.addr))
+	var scrolled []string
+	req := &chatv1.HistoryRequest{Channel: "design", Limit: 10}
+	for {
+		resp, err := cli.History(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page []string
+		for _, m := range resp.GetMessages() {
+			page = append(page, m.GetMessage().GetText())
+		}
+		scrolled = append(page, scrolled...)
+		if !resp.GetMore() {
+			break
+		}
+		req.BeforeId = resp.GetMessages()[0].GetMessage().GetId()
+	}
+	if !slices.Equal(scrolled, all) {
+		t.Errorf("scrolling #design back after the restart: %d messages; want all %d", len(scrolled), len(all))
 	}
 }
 

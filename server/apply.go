@@ -349,6 +349,7 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	if to != nil {
 		msg.Recipient = to.user.Username
 		ev := newEvent(resp)
+		h.archiveLocked(privateConv(m.key, to.key), ev)
 		h.deliverLocked(to, ev)
 		if to != m {
 			h.deliverLocked(m, ev)
@@ -357,6 +358,7 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	}
 	msg.Channel = ch.name
 	ev := newEvent(resp)
+	h.archiveLocked(channelConv(ch.key), ev)
 	h.publishLocked(ch, ev, nil)
 	ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
 	return nil

@@ -267,6 +267,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	err = c.log.Follow(ctx, from, c.apply)
 	cancel()
 	wg.Wait()
+	c.stopTick()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -384,7 +385,9 @@ func (h *Hub) dropLocked(s *Session) {
 func (c *Cluster) checkReadyLocked() {
 	if !c.ready.Load() && c.applied >= c.target {
 		c.ready.Store(true)
-		close(c.readyCh)
+		if !isClosed(c.readyCh) {
+			close(c.readyCh)
+		}
 		c.logger.Info("caught up with the chat's log", "seq", c.applied, "users", len(c.h.byKey))
 		c.updateStatus()
 		c.armTickLocked()
@@ -417,12 +420,19 @@ func (c *Cluster) halt() {
 	}
 	c.runCancel()
 	<-c.runDone
+}
+
+// stopTick stops the tick armed for the next deadline: the node no longer
+// applies its log, and the timer would keep it (and all it holds) alive.
+func (c *Cluster) stopTick() {
 	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
 	if c.tickTimer != nil {
 		c.tickTimer.Stop()
 		c.tickTimer = nil
 	}
-	c.h.mu.Unlock()
+	c.tickAt = time.Time{}
+	c.ready.Store(false) // and arms no other
 }
 
 // tickMargin is how long after a deadline its tick is appended: the
@@ -915,6 +925,14 @@ func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) er
 		return err
 	}
 	start := time.Now()
+	if a := c.h.archive; a != nil {
+		// The log lets go of what the snapshot holds: the archive must
+		// have every message by then.
+		if err := a.Flush(ctx); err != nil {
+			return fmt.Errorf("the archive: %w", err)
+		}
+		a.Prune()
+	}
 	if err := c.log.SaveSnapshot(ctx, snap.GetSeq(), data); err != nil {
 		return err
 	}

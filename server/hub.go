@@ -47,6 +47,7 @@ type Hub struct {
 	idPrefix string             // makes message ids unique across restarts, or clusters
 	cmds     atomic.Uint64      // numbers this node's commands
 	met      *metrics           // what this node counts
+	archive  Archive            // keeps every message for scroll-back; nil if the node keeps none
 
 	closing   chan struct{} // closed by Shutdown
 	closeOnce sync.Once

@@ -22,6 +22,8 @@ type options struct {
 	reg   prometheus.Registerer
 	grpc  *grpcprom.ServerMetrics // made by grpcOptions if reg is set
 	authn *authenticator          // made by grpcOptions if auth is set
+
+	archive Archive
 }
 
 // WithMetrics registers the server's metrics with reg, for Prometheus:

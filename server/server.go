@@ -62,6 +62,7 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
 	h, cl := NewClusterHub(cfg, ccfg, clog, lim, log)
+	h.archive = o.archive
 	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
 	s.setAuth(o)
 	s.cl = cl

@@ -17,6 +17,8 @@ const sessionHelp = `  /join #name      enter a channel (created if new) and tal
   /channels        list every channel and how many are in it
   /msg NAME text   send text to NAME only
   /who [#name]     list who is online, or who is in a channel you are in
+  /history [#name|NAME] [N]  show the last N (20) messages of the current channel,
+                   another one, or your private messages with NAME
   /quit            leave the chat and exit
   /help            list these commands
   //text           send "/text" (a message that starts with a slash)
@@ -41,6 +43,8 @@ func (s *session) command(line string) (quit bool) {
 		s.note("Type a line and press Enter to send it to the current channel. Commands:\n" + strings.TrimSuffix(sessionHelp, "\n"))
 	case "/who":
 		s.who(args)
+	case "/history":
+		s.history(args)
 	case "/join":
 		if len(args) == 0 {
 			s.note("usage: /join #name (" + channelRules + ")")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatd/chatd/internal/archive"
 	"github.com/chatd/chatd/internal/disklog"
 	"github.com/chatd/chatd/internal/jslog"
 	"github.com/chatd/chatd/server"
@@ -147,16 +148,25 @@ func newSolo(cfg config, log, clientLog *slog.Logger, opts ...server.Option) (*s
 	if err != nil {
 		return nil, nil, err
 	}
-	ccfg := server.SoloConfig()
-	if name, _ := os.Hostname(); name != "" {
-		ccfg.Name = name
-	}
-	srv, err := server.NewCluster(cfg.server, ccfg, l, clientLog, opts...)
+	arc, err := archive.Open(archive.Config{Dir: filepath.Join(dir, "archive"), MaxAge: cfg.historyAge, MaxBytes: cfg.historyDiskBytes, Logger: log.With("data_dir", dir)})
 	if err != nil {
 		l.Close()
 		return nil, nil, err
 	}
+	ccfg := server.SoloConfig()
+	if name, _ := os.Hostname(); name != "" {
+		ccfg.Name = name
+	}
+	srv, err := server.NewCluster(cfg.server, ccfg, l, clientLog, append(opts, server.WithArchive(arc))...)
+	if err != nil {
+		arc.Close()
+		l.Close()
+		return nil, nil, err
+	}
 	return srv, func() {
+		if err := arc.Close(); err != nil {
+			log.Warn("closing the archive", "err", err)
+		}
 		if err := l.Close(); err != nil {
 			log.Warn("closing the data directory", "err", err)
 		}

@@ -86,6 +86,8 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "`address` to serve Prometheus metrics (/metrics) on, host:port, such as localhost:9090; empty (the default) for none. Unauthenticated: keep it on loopback, or where only Prometheus reaches it")
 	fs.StringVar(&cfg.dataDir, "data-dir", "chatd-data", "`directory` the chat is kept in, made if missing: everything survives a restart (see --memory). One chatd at a time may use a directory")
 	fs.BoolVar(&cfg.memory, "memory", false, "keep the chat in memory only: a restart clears everything (users, channels, history), and nothing is written to disk")
+	fs.DurationVar(&cfg.historyAge, "history-age", 30*24*time.Hour, "how long every message is kept in --data-dir for scroll-back (History); 0 for ever")
+	fs.Int64Var(&cfg.historyDiskBytes, "history-disk-bytes", 10<<30, "most `bytes` of messages kept for scroll-back; past it the oldest go; 0 for no bound")
 	fs.DurationVar(&cfg.fsyncInterval, "fsync-interval", time.Second, "how often what was written to --data-dir is synced to the disk: a crash of chatd loses nothing it acknowledged, a power cut up to this much; 0 syncs every write before acknowledging it (slower: a sync per group of writes)")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "`address` to serve Go's profiles (/debug/pprof/) on, for performance work, host:port; empty (the default) for none. Never expose it: it is unauthenticated")
 	fs.Func("allowed-origins", "comma-separated `origins`, scheme://host[:port] (https://chat.example.com), whose pages may use the API besides chatd's own page; * for any", func(v string) error {
@@ -430,15 +432,21 @@ func checkStorage(fs *flag.FlagSet, cfg *config) error {
 	var errs []error
 	switch {
 	case cfg.cluster.nats.URLs != "":
-		for _, name := range []string{"data-dir", "memory", "fsync-interval"} {
+		for _, name := range []string{"data-dir", "memory", "fsync-interval", "history-age", "history-disk-bytes"} {
 			if set[name] {
 				errs = append(errs, fmt.Errorf("--%s is for a chatd of its own: a cluster node keeps the chat in NATS (--nats-storage)", name))
 			}
 		}
-	case cfg.memory && (set["data-dir"] || set["fsync-interval"]):
-		errs = append(errs, errors.New("--memory keeps nothing on disk: leave out --data-dir and --fsync-interval, or --memory"))
+	case cfg.memory && (set["data-dir"] || set["fsync-interval"] || set["history-age"] || set["history-disk-bytes"]):
+		errs = append(errs, errors.New("--memory keeps nothing on disk: leave out --data-dir, --fsync-interval, --history-age and --history-disk-bytes, or --memory"))
 	case !cfg.memory && cfg.dataDir == "":
 		errs = append(errs, errors.New("--data-dir must name a directory (or use --memory to keep nothing on disk)"))
+	}
+	if cfg.historyAge < 0 {
+		errs = append(errs, fmt.Errorf("--history-age must be 0 (for ever) or positive, such as 720h, got %s", cfg.historyAge))
+	}
+	if cfg.historyDiskBytes < 0 {
+		errs = append(errs, fmt.Errorf("--history-disk-bytes must be 0 (no bound) or positive, got %d", cfg.historyDiskBytes))
 	}
 	if cfg.fsyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("--fsync-interval must be 0 (every write) or positive, such as 1s, got %s", cfg.fsyncInterval))

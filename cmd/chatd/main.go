@@ -49,26 +49,28 @@ func main() {
 
 // config is everything chatd is told on its command line.
 type config struct {
-	grpcAddr        string
-	httpAddr        string   // "" serves no HTTP
-	debugAddr       string   // "" serves no profiles
-	metricsAddr     string   // "" serves no metrics
-	allowedOrigins  []string // origins besides the page's own, as gateway.ParseOrigin writes them
-	logFormat       string
-	logLevel        slog.Level
-	logRate         float64 // records per second about single clients; 0 for all
-	shutdownTimeout time.Duration
-	returnMemory    time.Duration // 0: leave returning memory to Go's runtime alone (see memreturn)
-	tlsCert         string        // "" (with tlsKey ""): plaintext
-	tlsKey          string
-	authKeyFile     string // "": no sign-in
-	authIssuer      string
-	authAudience    string
-	server          server.Config
-	cluster         clusterConfig // used if cluster.nats.URLs is set
-	dataDir         string        // where a chat of its own is kept, unless memory
-	memory          bool          // keep a chat of its own in memory only
-	fsyncInterval   time.Duration // 0: sync every write
+	grpcAddr         string
+	httpAddr         string   // "" serves no HTTP
+	debugAddr        string   // "" serves no profiles
+	metricsAddr      string   // "" serves no metrics
+	allowedOrigins   []string // origins besides the page's own, as gateway.ParseOrigin writes them
+	logFormat        string
+	logLevel         slog.Level
+	logRate          float64 // records per second about single clients; 0 for all
+	shutdownTimeout  time.Duration
+	returnMemory     time.Duration // 0: leave returning memory to Go's runtime alone (see memreturn)
+	tlsCert          string        // "" (with tlsKey ""): plaintext
+	tlsKey           string
+	authKeyFile      string // "": no sign-in
+	authIssuer       string
+	authAudience     string
+	server           server.Config
+	cluster          clusterConfig // used if cluster.nats.URLs is set
+	dataDir          string        // where a chat of its own is kept, unless memory
+	memory           bool          // keep a chat of its own in memory only
+	fsyncInterval    time.Duration // 0: sync every write
+	historyAge       time.Duration // how long the archive keeps a message; 0 for ever
+	historyDiskBytes int64         // the archive's bound; 0 for none
 }
 
 // newLogger returns chatd's log, writing to w in format (text or json).

@@ -209,10 +209,13 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--metrics-addr", "256.0.0.1:1"}, "cannot serve metrics"},
 
 		// Where the chat is kept.
-		{[]string{"--memory", "--data-dir", "/tmp/x"}, "--memory keeps nothing on disk: leave out --data-dir and --fsync-interval, or --memory"},
+		{[]string{"--memory", "--data-dir", "/tmp/x"}, "--memory keeps nothing on disk: leave out --data-dir, --fsync-interval, --history-age and --history-disk-bytes, or --memory"},
 		{[]string{"--memory", "--fsync-interval", "0"}, "--memory keeps nothing on disk"},
 		{[]string{"--data-dir", ""}, "--data-dir must name a directory (or use --memory to keep nothing on disk)"},
 		{[]string{"--fsync-interval", "-1s"}, "--fsync-interval must be 0 (every write) or positive, such as 1s, got -1s"},
+		{[]string{"--history-age", "-1h"}, "--history-age must be 0 (for ever) or positive, such as 720h, got -1h0m0s"},
+		{[]string{"--history-disk-bytes", "-1"}, "--history-disk-bytes must be 0 (no bound) or positive, got -1"},
+		{[]string{"--memory", "--history-age", "1h"}, "--memory keeps nothing on disk"},
 		{[]string{"--nats-url", "nats://localhost:4222", "--memory"}, "--memory is for a chatd of its own: a cluster node keeps the chat in NATS (--nats-storage)"},
 		{[]string{"--nats-url", "nats://localhost:4222", "--data-dir", "d"}, "--data-dir is for a chatd of its own"},
 	} {

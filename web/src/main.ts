@@ -2,7 +2,7 @@
 // who is online, all driven by one Chat stream at a time. This file is the
 // session: joining, resuming after a lost connection (with backoff), and
 // logging out; the state is in model.ts and the DOM in view.ts.
-import { grpc, openChat, type ChatStream } from "./rpc";
+import { fetchHistory, grpc, openChat, type ChatStream } from "./rpc";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
 import { ChatModel, channelKey, fold, type Pending } from "./model";
@@ -59,6 +59,24 @@ const view: View = new View(model, {
   },
   listChannels() {
     request({ kind: "listChannels" });
+  },
+  scrollBack() {
+    const c = model.conv();
+    const req = c && joined ? model.historyRequest(c) : undefined;
+    if (!c || !req) return;
+    c.scroll = "loading";
+    fetchHistory(location.origin, req, signInToken()).then(
+      (page) => {
+        view.prepended(c, model.prepend(c, page.messages, page.more));
+      },
+      (err: Error) => {
+        // Tried again on the next scroll, not at once.
+        console.warn(`chatd: scroll-back: ${err.message}`);
+        window.setTimeout(() => {
+          if (c.scroll === "loading") c.scroll = "more";
+        }, 2000);
+      },
+    );
   },
 });
 

@@ -57,6 +57,8 @@ export interface Conversation {
   separated: boolean;
   /** afterHistory is the join notice, added once the history is in. */
   afterHistory?: { time: Date; text: string };
+  /** scroll is where scrolling back stands: older messages may be asked for, are being, or there are none. */
+  scroll: "more" | "loading" | "done";
 }
 
 /** A request the page sent, remembered by client_id to place its answer. */
@@ -527,6 +529,7 @@ export class ChatModel {
       unread: 0,
       historyLeft: 0,
       separated: false,
+      scroll: "more",
     };
     this.convs.set(key, c);
     this.dirty.lists = true;
@@ -535,6 +538,46 @@ export class ChatModel {
 
   private note(c: Conversation | undefined, time: Date, text: string, tone: Tone = "plain"): void {
     if (c) this.add(c, { kind: "notice", time, text, tone });
+  }
+
+  /**
+   * historyRequest returns what to ask History for the messages of c before
+   * the oldest one shown, or undefined if there is nothing to ask (none
+   * left, or a page on its way).
+   */
+  historyRequest(c: Conversation): { channel?: string; with?: string; beforeId: string; resumeToken: string } | undefined {
+    if (c.scroll !== "more") return undefined;
+    const oldest = c.entries.find((e) => e.kind === "message");
+    const beforeId = oldest?.kind === "message" ? oldest.id : "";
+    const who = c.kind === "channel" ? { channel: c.name } : { with: c.name };
+    return { ...who, beforeId, resumeToken: this.token };
+  }
+
+  /**
+   * prepend puts a page of older messages (oldest first) before what c
+   * shows (after its "Earlier messages" separator, if it begins with one);
+   * more says whether older ones remain. It returns where the messages went
+   * in c.entries and how many there are.
+   */
+  prepend(c: Conversation, page: readonly ChatResponse[], more: boolean): { at: number; count: number } {
+    const items: Entry[] = [];
+    for (const ev of page) {
+      if (ev.event.case !== "message") continue;
+      const m = ev.event.value;
+      if (c.ids.has(m.id)) continue;
+      c.ids.add(m.id);
+      const when = ev.time ? timestampDate(ev.time) : new Date();
+      items.push({ kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine: this.isMe(m.sender), history: true });
+    }
+    const at = c.entries[0]?.kind === "separator" ? 1 : 0;
+    if (at === 0 && items.length > 0) {
+      items.unshift({ kind: "separator", time: items[0].time, text: "Earlier messages" });
+      c.separated = true;
+    }
+    c.entries.splice(at, 0, ...items);
+    c.scroll = more ? "more" : "done";
+    if (c.key === this.current) this.dirty.current = true;
+    return { at, count: items.length };
   }
 
   private add(c: Conversation, e: Entry): void {

@@ -1,16 +1,21 @@
 // A small typed adapter between protobuf-es messages (generated from
 // proto/ into gen/) and improbable-eng's grpc-web client, which expects
 // google-protobuf's message interface (serializeBinary/deserializeBinary).
-// Only the Chat stream is needed, over improbable's websocket transport:
-// the only way a browser can run a bidirectional stream.
+// The Chat stream goes over improbable's websocket transport, the only way
+// a browser can run a bidirectional stream; History, a unary call, over
+// plain HTTP.
 import { grpc } from "@improbable-eng/grpc-web";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   ChatRequestSchema,
   ChatResponseSchema,
   ChatService,
+  HistoryRequestSchema,
+  HistoryResponseSchema,
   type ChatRequest,
   type ChatResponse,
+  type HistoryRequest,
+  type HistoryResponse,
 } from "./gen/chat/v1/chat_pb";
 
 // Request wraps a ChatRequest for improbable's client.
@@ -99,6 +104,61 @@ export function openChat(host: string, h: ChatHandlers): ChatStream {
       client.close();
     },
   };
+}
+
+// HistoryReq and HistoryResp wrap History's messages for improbable's client.
+class HistoryReq implements grpc.ProtobufMessage {
+  constructor(readonly msg: HistoryRequest = create(HistoryRequestSchema)) {}
+  static deserializeBinary(bytes: Uint8Array): HistoryReq {
+    return new HistoryReq(fromBinary(HistoryRequestSchema, bytes));
+  }
+  serializeBinary(): Uint8Array {
+    return toBinary(HistoryRequestSchema, this.msg);
+  }
+  toObject(): object {
+    return this.msg;
+  }
+}
+
+class HistoryResp implements grpc.ProtobufMessage {
+  constructor(readonly msg: HistoryResponse = create(HistoryResponseSchema)) {}
+  static deserializeBinary(bytes: Uint8Array): HistoryResp {
+    return new HistoryResp(fromBinary(HistoryResponseSchema, bytes));
+  }
+  serializeBinary(): Uint8Array {
+    return toBinary(HistoryResponseSchema, this.msg);
+  }
+  toObject(): object {
+    return this.msg;
+  }
+}
+
+const historyMethod: grpc.UnaryMethodDefinition<HistoryReq, HistoryResp> = {
+  methodName: ChatService.method.history.name,
+  service: { serviceName: ChatService.typeName },
+  requestStream: false,
+  responseStream: false,
+  requestType: HistoryReq,
+  responseType: HistoryResp,
+};
+
+/**
+ * fetchHistory asks host for a page of a conversation's past messages
+ * (see chat.v1's History); signIn, if not empty, is the sign-in token.
+ */
+export function fetchHistory(host: string, req: MessageInitShape<typeof HistoryRequestSchema>, signIn: string): Promise<HistoryResponse> {
+  return new Promise((resolve, reject) => {
+    const metadata = signIn === "" ? undefined : new grpc.Metadata({ authorization: `Bearer ${signIn}` });
+    grpc.unary(historyMethod, {
+      host,
+      request: new HistoryReq(create(HistoryRequestSchema, req)),
+      metadata,
+      onEnd: (res) => {
+        if (res.status === grpc.Code.OK && res.message) resolve((res.message as HistoryResp).msg);
+        else reject(new Error(res.statusMessage || `history: ${grpc.Code[res.status]}`));
+      },
+    });
+  });
 }
 
 export { grpc };

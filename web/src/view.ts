@@ -24,6 +24,8 @@ export interface ViewActions {
   joinChannel(name: string): void;
   leaveChannel(name: string): void;
   listChannels(): void;
+  /** scrollBack asks for the messages of the conversation shown before the oldest it shows. */
+  scrollBack(): void;
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -76,6 +78,10 @@ export class View {
     el("browse").addEventListener("click", () => this.openChannels());
     el("channel-refresh").addEventListener("click", () => this.openChannels());
     el("channel-close").addEventListener("click", () => this.dialog.close());
+    // Scrolled to the top: older messages, if there are any (see prepended).
+    this.messageList.addEventListener("scroll", () => {
+      if (this.messageList.scrollTop < 40) this.act.scrollBack();
+    });
     this.convAction.addEventListener("click", () => {
       const c = this.m.conv();
       if (c?.kind !== "channel") return;
@@ -266,6 +272,40 @@ export class View {
     this.messageList.replaceChildren(...(c ? c.entries.map(entryItem) : []));
     this.messageList.scrollTop = this.messageList.scrollHeight;
     this.drawHead();
+    this.fillUp();
+  }
+
+  /**
+   * prepended redraws the conversation shown after older messages were put
+   * before what it showed, keeping in view what the reader was looking at.
+   */
+  prepended(c: Conversation, where: { at: number; count: number }): void {
+    if (c.key !== this.m.current) return;
+    const l = this.messageList;
+    // The first line in view stays where it is on screen.
+    // The first line in view stays where it is on screen: the first one
+    // from where the page went in, if a line above that (the separator)
+    // is in view.
+    const top = l.getBoundingClientRect().top;
+    const before = Array.from(l.children);
+    const i = Math.max(
+      before.findIndex((li) => li.getBoundingClientRect().bottom > top),
+      Math.min(where.at, before.length - 1),
+    );
+    const offset = i >= 0 ? before[i].getBoundingClientRect().top - top : 0;
+    l.replaceChildren(...c.entries.map(entryItem));
+    if (i >= 0) {
+      const anchor = l.children[i + where.count];
+      if (anchor) l.scrollTop += anchor.getBoundingClientRect().top - top - offset;
+    }
+    this.m.dirty.current = false;
+    this.fillUp();
+  }
+
+  /** fillUp asks for older messages while the list is too short to scroll, so that scrolling can reach them. */
+  private fillUp(): void {
+    const l = this.messageList;
+    if (!l.hidden && l.scrollHeight <= l.clientHeight) this.act.scrollBack();
   }
 
   private drawHead(): void {

@@ -1783,6 +1783,151 @@ func (x *ListChannelsResponse) GetChannels() []*Channel {
 	return nil
 }
 
+// HistoryRequest asks for a page of a conversation's past messages. Set
+// channel, or with.
+type HistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel names a channel: its messages are the page's.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// with names the other user of a private conversation: the messages the
+	// caller and this user sent each other. The caller must show who it is:
+	// signed in (with sign-in on), or with resume_token.
+	With string `protobuf:"bytes,2,opt,name=with,proto3" json:"with,omitempty"`
+	// before_id is the id of a message: the page holds the messages just
+	// before it. Empty: the newest messages.
+	BeforeId string `protobuf:"bytes,3,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
+	// limit is the most messages in the page, 1 to 100; 0 for 100.
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// resume_token is the resume token of one of the caller's sessions,
+	// online or held: without sign-in, what shows who the caller is for a
+	// private conversation.
+	ResumeToken   string `protobuf:"bytes,5,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HistoryRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetBeforeId() string {
+	if x != nil {
+		return x.BeforeId
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// HistoryResponse is a page of a conversation's past messages.
+type HistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// messages are the page's messages, oldest first: each a ChatResponse as
+	// it was sent (its message and time), with history set and seq 0.
+	Messages []*ChatResponse `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// more says whether older messages remain: ask again with before_id the
+	// id of the first message of this page.
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HistoryResponse) GetMessages() []*ChatResponse {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
@@ -1877,7 +2022,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x03(\v2\r.chat.v1.UserR\x05users\"\x15\n" +
 	"\x13ListChannelsRequest\"D\n" +
 	"\x14ListChannelsResponse\x12,\n" +
-	"\bchannels\x18\x01 \x03(\v2\x10.chat.v1.ChannelR\bchannels*T\n" +
+	"\bchannels\x18\x01 \x03(\v2\x10.chat.v1.ChannelR\bchannels\"\x94\x01\n" +
+	"\x0eHistoryRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04with\x18\x02 \x01(\tR\x04with\x12\x1b\n" +
+	"\tbefore_id\x18\x03 \x01(\tR\bbeforeId\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12!\n" +
+	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\"X\n" +
+	"\x0fHistoryResponse\x121\n" +
+	"\bmessages\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\bmessages\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more*T\n" +
 	"\bRecovery\x12\x18\n" +
 	"\x14RECOVERY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECOVERY_COMPLETE\x10\x01\x12\x17\n" +
@@ -1887,11 +2041,12 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x13LEAVE_REASON_LOGOUT\x10\x01\x12\x1d\n" +
 	"\x19LEAVE_REASON_DISCONNECTED\x10\x02\x12\x19\n" +
 	"\x15LEAVE_REASON_TOO_SLOW\x10\x03\x12 \n" +
-	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x042\xd7\x01\n" +
+	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x042\x95\x02\n" +
 	"\vChatService\x127\n" +
 	"\x04Chat\x12\x14.chat.v1.ChatRequest\x1a\x15.chat.v1.ChatResponse(\x010\x01\x12B\n" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12K\n" +
-	"\fListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
+	"\fListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponse\x12<\n" +
+	"\aHistory\x12\x17.chat.v1.HistoryRequest\x1a\x18.chat.v1.HistoryResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -1906,7 +2061,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
@@ -1933,7 +2088,9 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ListUsersResponse)(nil),     // 22: chat.v1.ListUsersResponse
 	(*ListChannelsRequest)(nil),   // 23: chat.v1.ListChannelsRequest
 	(*ListChannelsResponse)(nil),  // 24: chat.v1.ListChannelsResponse
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*HistoryRequest)(nil),        // 25: chat.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 26: chat.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
@@ -1942,7 +2099,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	6,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
 	7,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
 	8,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
-	25, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	27, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
 	12, // 7: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
 	13, // 8: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
 	14, // 9: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
@@ -1953,7 +2110,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	19, // 14: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
 	10, // 15: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
 	9,  // 16: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
-	25, // 17: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	27, // 17: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
 	11, // 18: chat.v1.Welcome.you:type_name -> chat.v1.User
 	11, // 19: chat.v1.Welcome.online_users:type_name -> chat.v1.User
 	0,  // 20: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
@@ -1966,17 +2123,20 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	18, // 27: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
 	11, // 28: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
 	18, // 29: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
-	2,  // 30: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	21, // 31: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	23, // 32: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
-	9,  // 33: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	22, // 34: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	24, // 35: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	33, // [33:36] is the sub-list for method output_type
-	30, // [30:33] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	9,  // 30: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
+	2,  // 31: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	21, // 32: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	23, // 33: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	25, // 34: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
+	9,  // 35: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	22, // 36: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	24, // 37: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	26, // 38: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
+	35, // [35:39] is the sub-list for method output_type
+	31, // [31:35] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2009,7 +2169,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

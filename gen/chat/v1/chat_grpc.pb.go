@@ -28,6 +28,7 @@ const (
 	ChatService_Chat_FullMethodName         = "/chat.v1.ChatService/Chat"
 	ChatService_ListUsers_FullMethodName    = "/chat.v1.ChatService/ListUsers"
 	ChatService_ListChannels_FullMethodName = "/chat.v1.ChatService/ListChannels"
+	ChatService_History_FullMethodName      = "/chat.v1.ChatService/History"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -53,6 +54,15 @@ type ChatServiceClient interface {
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// ListChannels returns every channel and how many users online are in it.
 	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
+	// History returns a page of a conversation's past messages, for
+	// scroll-back: a channel's, or the private messages between the caller
+	// and another user. A page holds the messages just before a given one
+	// (or the newest), oldest first, each as the event it was when it was
+	// sent, marked as history and with seq 0. A chatd keeping its chat on
+	// disk keeps every message for its history age (30 days by default); a
+	// chatd run with --memory, or a node of a cluster, has a channel's last
+	// messages only (as shown to those who join it), and no private ones.
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 }
 
 type chatServiceClient struct {
@@ -96,6 +106,16 @@ func (c *chatServiceClient) ListChannels(ctx context.Context, in *ListChannelsRe
 	return out, nil
 }
 
+func (c *chatServiceClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, ChatService_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -119,6 +139,15 @@ type ChatServiceServer interface {
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// ListChannels returns every channel and how many users online are in it.
 	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
+	// History returns a page of a conversation's past messages, for
+	// scroll-back: a channel's, or the private messages between the caller
+	// and another user. A page holds the messages just before a given one
+	// (or the newest), oldest first, each as the event it was when it was
+	// sent, marked as history and with seq 0. A chatd keeping its chat on
+	// disk keeps every message for its history age (30 days by default); a
+	// chatd run with --memory, or a node of a cluster, has a channel's last
+	// messages only (as shown to those who join it), and no private ones.
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -137,6 +166,9 @@ func (UnimplementedChatServiceServer) ListUsers(context.Context, *ListUsersReque
 }
 func (UnimplementedChatServiceServer) ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListChannels not implemented")
+}
+func (UnimplementedChatServiceServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -202,6 +234,24 @@ func _ChatService_ListChannels_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -216,6 +266,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListChannels",
 			Handler:    _ChatService_ListChannels_Handler,
+		},
+		{
+			MethodName: "History",
+			Handler:    _ChatService_History_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
