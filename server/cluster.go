@@ -104,6 +104,10 @@ type ClusterConfig struct {
 	// which nodes that start later begin; 0 for never (a log kept in
 	// memory, which nobody starts from again).
 	SnapshotEvery time.Duration
+	// SnapshotEntries bounds the entries between snapshots too, so that a
+	// node starting again replays at most this many however busy the chat
+	// was (a few hundred thousand a second are replayed); 0 for no bound.
+	SnapshotEntries uint64
 	// Solo says the node is a chat of its own, on a log of its own (on
 	// disk, or in memory): its settings may change from one run to the
 	// next (they apply from where the log is when it starts), and it saves
@@ -126,7 +130,7 @@ func (c ClusterConfig) Validate() error {
 
 // DefaultClusterConfig returns the settings chatd's cluster flags default to.
 func DefaultClusterConfig() ClusterConfig {
-	return ClusterConfig{NodeTimeout: 10 * time.Second, ApplyTimeout: 10 * time.Second, SnapshotEvery: 30 * time.Second}
+	return ClusterConfig{NodeTimeout: 10 * time.Second, ApplyTimeout: 10 * time.Second, SnapshotEvery: 30 * time.Second, SnapshotEntries: 100_000}
 }
 
 // SoloConfig returns the settings of a node that is a chat of its own, on
@@ -157,6 +161,8 @@ type Cluster struct {
 	onStatus func(serving bool)
 	from     atomic.Uint64 // the log position the node started from
 	saved    atomic.Uint64 // the log position of the last snapshot this node saved
+	snapDue  atomic.Uint64 // the log position at which a snapshot is due, whatever the time (SnapshotEntries)
+	snapNow  chan struct{} // has a token once snapDue is applied
 	stopped  chan struct{} // closed once the node has stopped (Stop)
 	gate     gate          // this node's streams' commands on their way to the log
 	stopOnce sync.Once
@@ -188,7 +194,8 @@ func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limit
 	// Message ids must be alike on every node: they are numbered by the
 	// log's order, and a cluster's log outlives its nodes.
 	h := newHub(cfg, lim, id, "")
-	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{}), cutWake: make(chan struct{}, 1), readyCh: make(chan struct{})}
+	h.nodeTimeout = ccfg.NodeTimeout
+	c := &Cluster{h: h, log: log, cfg: ccfg, logger: logger.With("node", ccfg.Name), waiting: make(map[string]*pending), wake: make(chan struct{}, 1), stopped: make(chan struct{}), cutWake: make(chan struct{}, 1), readyCh: make(chan struct{}), snapNow: make(chan struct{}, 1)}
 	h.cl = c
 	return h, c
 }
@@ -252,6 +259,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	c.logger.Info("starting from the chat's log", "id", c.h.node, "from", from, "log_end", c.target)
 	c.h.mu.Lock()
 	c.applied = from - 1
+	c.dueNextLocked()
 	c.checkReadyLocked()
 	c.h.mu.Unlock()
 
@@ -343,6 +351,12 @@ func (c *Cluster) apply(e Entry) error {
 		return fmt.Errorf("cluster: the log skipped from entry %d to %d (entries older than the log keeps?): this node's state is no longer the cluster's; restart it", c.applied, e.Seq)
 	}
 	c.applied = e.Seq
+	if e.Seq == c.snapDue.Load() {
+		select {
+		case c.snapNow <- struct{}{}:
+		default:
+		}
+	}
 	defer c.checkReadyLocked()
 	if e.Time.After(h.now) {
 		h.now = e.Time
@@ -881,9 +895,18 @@ func (c *Cluster) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// snapshotLoop saves the chat's state now and then, if this node is the
-// one whose turn it is: the live node with the smallest id, as every node
-// sees it in the log.
+// dueNextLocked sets when the next snapshot is due by the entries applied
+// (SnapshotEntries). Hub.mu must be held.
+func (c *Cluster) dueNextLocked() {
+	if n := c.cfg.SnapshotEntries; n > 0 {
+		c.snapDue.Store(c.applied + n)
+	}
+}
+
+// snapshotLoop saves the chat's state every SnapshotEvery, and once
+// SnapshotEntries more entries are applied, if this node is the one whose
+// turn it is: the live node with the smallest id, as every node sees it
+// in the log.
 func (c *Cluster) snapshotLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.SnapshotEvery)
 	defer t.Stop()
@@ -893,11 +916,13 @@ func (c *Cluster) snapshotLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.snapNow:
 		}
 		if !c.serving.Load() {
 			continue
 		}
 		c.h.mu.Lock()
+		c.dueNextLocked()
 		ids := make([]string, 0, len(c.h.nodes))
 		for id := range c.h.nodes {
 			ids = append(ids, id)

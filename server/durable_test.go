@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/internal/disklog"
 	"github.com/chatd/chatd/internal/servertest"
@@ -63,4 +64,38 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	alice.say(t, "after", "m3")
 	expectMessage(t, "alice", alice.next(t), "alice", "after", "m3")
 	join(t, ts, "bob")
+}
+
+// A busy chat is snapshot by the entries it applies, not only by the
+// clock: however many messages a second it takes, a restart replays at
+// most SnapshotEntries of its log.
+func TestSnapshotByEntries(t *testing.T) {
+	l, err := disklog.Open(disklog.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ccfg := server.SoloConfig()
+	ccfg.SnapshotEvery = time.Hour // never, within the test
+	ccfg.SnapshotEntries = 10
+	logw := &testLogWriter{t: t}
+	t.Cleanup(logw.stop)
+	srv, addr := servertest.StartOn(t, testConfig(func(c *server.Config) { c.MessageRate = 0 }), ccfg, l, slog.New(slog.NewTextHandler(logw, nil)))
+	ts := &testServer{srv: srv, addr: addr}
+	ts.admin = dial(t, addr)
+	alice := join(t, ts, "alice")
+	if got := srv.Cluster().Saved(); got != 0 {
+		t.Fatalf("a snapshot at %d before ten entries were applied", got)
+	}
+	for i := range 25 {
+		id := fmt.Sprint("m", i)
+		alice.say(t, "hello", id)
+		expectMessage(t, "alice", alice.next(t), "alice", "hello", id)
+	}
+	// 26 entries at least (a join, 25 messages): snapshots at 10 and 20
+	// entries after the start.
+	waitFor(t, "a snapshot after twenty entries", func() bool { return srv.Cluster().Saved() >= 20 })
+	if got, applied := srv.Cluster().Saved(), srv.Cluster().Applied(); applied-got >= 10+5 {
+		t.Fatalf("last snapshot at %d with %d applied: more than SnapshotEntries behind", got, applied)
+	}
 }

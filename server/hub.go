@@ -40,14 +40,17 @@ import (
 // Queuing never blocks: a session whose queue is full is dropped as too
 // slow (see flushSlowLocked). A Hub is safe for concurrent use.
 type Hub struct {
-	cfg      Config
-	lim      *admission.Limiter // counts sessions per client address; nil counts none
-	node     string             // this node's id: streams attached here have it
-	cl       *Cluster           // the node's part in the chat's log
-	idPrefix string             // makes message ids unique across restarts, or clusters
-	cmds     atomic.Uint64      // numbers this node's commands
-	met      *metrics           // what this node counts
-	archive  Archive            // keeps every message for scroll-back; nil if the node keeps none
+	cfg Config
+	// nodeTimeout is how long a node may go unheard: a rule of apply,
+	// like cfg's limits, alike on every node (ClusterConfig.NodeTimeout).
+	nodeTimeout time.Duration
+	lim         *admission.Limiter // counts sessions per client address; nil counts none
+	node        string             // this node's id: streams attached here have it
+	cl          *Cluster           // the node's part in the chat's log
+	idPrefix    string             // makes message ids unique across restarts, or clusters
+	cmds        atomic.Uint64      // numbers this node's commands
+	met         *metrics           // what this node counts
+	archive     Archive            // keeps every message for scroll-back; nil if the node keeps none
 
 	closing   chan struct{} // closed by Shutdown
 	closeOnce sync.Once

@@ -253,7 +253,7 @@ func (h *Hub) heardLocked(node, name string) {
 // Every node sees the same log with the same clock, so every node gives
 // up on the same nodes at the same point.
 func (h *Hub) checkNodesLocked() {
-	beat := heartbeatEvery(h.cl.cfg.NodeTimeout)
+	beat := heartbeatEvery(h.nodeTimeout)
 	if h.now.Sub(h.live.last) > 2*beat {
 		h.live.since = h.now
 	}
@@ -266,7 +266,7 @@ func (h *Hub) checkNodesLocked() {
 		}
 		// Found within the timeout of its last beat: its next beat was
 		// due a beat later, and the next command here may be a beat late.
-		if h.now.Sub(heard) > h.cl.cfg.NodeTimeout-2*beat {
+		if h.now.Sub(heard) > h.nodeTimeout-2*beat {
 			dead = append(dead, id)
 		}
 	}

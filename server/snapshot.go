@@ -267,10 +267,10 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 
 // settings are the limits every node of a cluster must share.
 func (h *Hub) settings() *clusterv1.Settings {
-	return settingsOf(h.cfg, h.cl.cfg)
+	return settingsOf(h.cfg, h.nodeTimeout)
 }
 
-func settingsOf(cfg Config, ccfg ClusterConfig) *clusterv1.Settings {
+func settingsOf(cfg Config, nodeTimeout time.Duration) *clusterv1.Settings {
 	return &clusterv1.Settings{
 		MaxSessions:        uint32(cfg.MaxSessions),
 		MaxChannels:        uint32(cfg.MaxChannels),
@@ -280,7 +280,7 @@ func settingsOf(cfg Config, ccfg ClusterConfig) *clusterv1.Settings {
 		ResumeBuffer:       uint32(cfg.ResumeBuffer),
 		ResumeBufferBytes:  uint32(cfg.ResumeBufferBytes),
 		ResumeGraceMs:      uint64(cfg.ResumeGrace / time.Millisecond),
-		NodeTimeoutMs:      uint64(ccfg.NodeTimeout / time.Millisecond),
+		NodeTimeoutMs:      uint64(nodeTimeout / time.Millisecond),
 	}
 }
 
@@ -288,7 +288,7 @@ func settingsOf(cfg Config, ccfg ClusterConfig) *clusterv1.Settings {
 // share, as their flags name them: the log records the first node's, and
 // refuses nodes with others.
 func ClusterSettings(cfg Config, ccfg ClusterConfig) string {
-	return describeSettings(settingsOf(cfg, ccfg))
+	return describeSettings(settingsOf(cfg, ccfg.NodeTimeout))
 }
 
 func sameSettings(a, b *clusterv1.Settings) bool {
