@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,6 +24,9 @@ type clusterConfig struct {
 	nats    jslog.Config
 	node    server.ClusterConfig
 	storage string
+	// seedFrom is the data directory of a chatd, stopped, whose chat a
+	// new cluster starts from (see seed).
+	seedFrom string
 }
 
 // addClusterFlags adds the flags of cluster mode.
@@ -41,10 +45,11 @@ func addClusterFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&nc.Name, "node-name", "", "this node's `name`, in its logs and in NATS's list of connections; empty for the machine's host name")
 	fs.DurationVar(&nc.NodeTimeout, "node-timeout", nc.NodeTimeout, "how long a node may go unheard, NATS being up, before the others take it for dead and announce its users as disconnected; nodes say they are alive ten times in that time")
 	fs.DurationVar(&nc.SnapshotEvery, "snapshot-interval", nc.SnapshotEvery, "how often one node saves the chat's state in NATS, for nodes that start later")
+	fs.StringVar(&cfg.cluster.seedFrom, "seed-from", "", "grow a chatd of its own into a cluster: hand the chat kept in this data `directory` (its chatd stopped) to the new cluster on --nats-url, as the state its nodes start from, and exit; then start the nodes without it")
 }
 
 // clusterFlags are the flags that only mean something with --nats-url.
-var clusterFlags = []string{"nats-prefix", "nats-creds", "nats-ca", "nats-cert", "nats-key", "nats-replicas", "nats-storage", "nats-log-age", "node-name", "node-timeout", "snapshot-interval"}
+var clusterFlags = []string{"nats-prefix", "nats-creds", "nats-ca", "nats-cert", "nats-key", "nats-replicas", "nats-storage", "nats-log-age", "node-name", "node-timeout", "snapshot-interval", "seed-from"}
 
 // checkCluster checks the cluster flags, and finishes cfg.cluster.
 func checkCluster(fs *flag.FlagSet, cfg *config) error {
@@ -171,4 +176,53 @@ func newSolo(cfg config, log, clientLog *slog.Logger, opts ...server.Option) (*s
 			log.Warn("closing the data directory", "err", err)
 		}
 	}, nil
+}
+
+// seed hands the chat a chatd kept in its data directory (--seed-from) to
+// a new cluster on NATS: the chat's state once its whole log is applied
+// becomes the snapshot the cluster's nodes start from. The chatd must be
+// stopped (its directory is locked while it runs), and the cluster new:
+// a cluster's chat is never replaced.
+func seed(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	dir, err := filepath.Abs(cfg.cluster.seedFrom)
+	if err != nil {
+		return fmt.Errorf("--seed-from %q: %w", cfg.cluster.seedFrom, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); err != nil {
+		return fmt.Errorf("--seed-from %s: not a chatd data directory (it has no log): %w", dir, err)
+	}
+	dl, err := disklog.Open(disklog.Config{Dir: dir, Logger: log.With("data_dir", dir)})
+	if err != nil {
+		return fmt.Errorf("--seed-from: %w", err)
+	}
+	defer dl.Close()
+	jc := cfg.cluster.nats
+	jc.Logger = log.With("nats", jc.Prefix)
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	jl, err := jslog.Open(octx, jc)
+	if err != nil {
+		return err
+	}
+	defer jl.Close()
+	last, err := jl.LastSeq(octx)
+	if err != nil {
+		return fmt.Errorf("reading the cluster's log: %w", err)
+	}
+	snap, err := jl.LoadSnapshot(octx)
+	if err != nil {
+		return fmt.Errorf("reading the cluster's state: %w", err)
+	}
+	if last > 0 || snap != nil {
+		return fmt.Errorf("the cluster %q on NATS already holds a chat (its log is at entry %d): --seed-from only starts a new cluster, it never replaces a chat. Seed a cluster of another --nats-prefix, or remove this one's stream %s_log and object store %s_state first", jc.Prefix, last, jc.Prefix, jc.Prefix)
+	}
+	data, sum, err := server.SeedState(ctx, cfg.server, cfg.cluster.node, dl, log.With("data_dir", dir))
+	if err != nil {
+		return fmt.Errorf("--seed-from %s: %w", dir, err)
+	}
+	if err := jl.SaveSnapshot(octx, 0, data); err != nil {
+		return fmt.Errorf("saving the chat in NATS: %w", err)
+	}
+	fmt.Fprintf(stdout, "chatd: handed the chat of %s (%d users, %d channels, %d messages, %d log entries) to the cluster %q on NATS: start its nodes without --seed-from\n", dir, sum.Users, sum.Channels, sum.Messages, sum.Entries, jc.Prefix)
+	return nil
 }

@@ -106,6 +106,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, glog *g
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	if cfg.cluster.seedFrom != "" {
+		return seed(ctx, cfg, log, stdout)
+	}
 
 	// Joins, leaves and refusals are what clients make happen: a client
 	// must not decide how much is written.

@@ -218,6 +218,7 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		{[]string{"--memory", "--history-age", "1h"}, "--memory keeps nothing on disk"},
 		{[]string{"--nats-url", "nats://localhost:4222", "--memory"}, "--memory is for a chatd of its own: a cluster node keeps the chat in NATS (--nats-storage)"},
 		{[]string{"--nats-url", "nats://localhost:4222", "--data-dir", "d"}, "--data-dir is for a chatd of its own"},
+		{[]string{"--seed-from", "chatd-data"}, "--seed-from only mean something in a cluster: add --nats-url"},
 	} {
 		var stderr bytes.Buffer
 		args := tc.args
