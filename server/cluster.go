@@ -384,16 +384,6 @@ func (c *Cluster) apply(e Entry) error {
 	return nil
 }
 
-// dropLocked ends s, a stream of this node whose client is gone, and has
-// its session leave as disconnected. Hub.mu must be held.
-func (h *Hub) dropLocked(s *Session) {
-	if s.endClosed {
-		return
-	}
-	s.endLocked(errGone, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)))
-}
-
 // checkReadyLocked notes when the node has caught up with the log. Hub.mu
 // must be held.
 func (c *Cluster) checkReadyLocked() {

@@ -327,6 +327,16 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 	return out.ok
 }
 
+// dropLocked ends s, a stream of this node whose client is gone, and has
+// its session leave as disconnected. Hub.mu must be held.
+func (h *Hub) dropLocked(s *Session) {
+	if s.endClosed {
+		return
+	}
+	s.endLocked(errGone, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)))
+}
+
 // leaveLater has the node append s's leave in the background (see
 // Cluster.later), and reports whether s was still attached. With a reason,
 // s is ended now too.
