@@ -73,6 +73,7 @@ func StartNodeWrapped(tb testing.TB, cfg server.Config, ccfg server.ClusterConfi
 		}
 		select {
 		case err := <-n.ran:
+			n.ran <- err // for Stop, in the cleanup
 			tb.Fatalf("cluster node %s stopped: %v", ccfg.Name, err)
 		case <-time.After(10 * time.Millisecond):
 		}
