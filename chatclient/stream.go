@@ -95,6 +95,11 @@ func (s *Stream) Send(req *chatv1.ChatRequest) error { return s.stream.Send(req)
 // io.EOF.
 func (s *Stream) CloseSend() error { return s.stream.CloseSend() }
 
+// Conn is the stream's connection, for unary calls to the same server
+// (History, ListUsers): they see the session the stream joined. It is
+// closed with the stream.
+func (s *Stream) Conn() *grpc.ClientConn { return s.conn }
+
 // Close ends the stream at once, without a leave (chatd keeps the session
 // for its grace period, to be resumed), and closes its connection.
 func (s *Stream) Close() {

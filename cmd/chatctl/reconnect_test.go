@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/netproxy"
 	"github.com/chatd/chatd/server"
@@ -19,27 +20,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	for n := range 40 {
-		lo, hi := time.Duration(0), firstBackoff
-		if n > 0 {
-			hi = min(baseBackoff<<min(n-1, 15), maxBackoff)
-			lo = hi / 2
-		}
-		for range 100 {
-			if d := backoff(n); d < lo || d > hi {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", n, d, lo, hi)
-			}
-		}
-	}
-}
-
 func TestWhenToReconnect(t *testing.T) {
 	t.Parallel()
-	// resumable is asked about the end of a welcomed stream (the user's
-	// own quit and Ctrl-C are dealt with before it); retryable about a
-	// failed attempt to join again.
+	// chatclient.Resumable is asked about the end of a welcomed stream
+	// (the user's own quit and Ctrl-C are dealt with before it); retryable
+	// about a failed attempt to join again.
 	tests := []struct {
 		err                  error
 		resumable, retryable bool
@@ -60,16 +45,16 @@ func TestWhenToReconnect(t *testing.T) {
 		{status.Error(codes.PermissionDenied, "not allowed"), true, false},
 		// Errors of the dial or the join, never a stream's end: there a
 		// non-status error would count as UNKNOWN.
-		{errNoWelcome, true, true},
+		{chatclient.ErrNoWelcome, true, true},
 		{withExitCode(exitUnreachable, errors.New("cannot reach chatd")), true, true},
 		{usageErrorf("bad --server"), true, false},
 	}
-	if resumable(nil) {
-		t.Error("resumable(nil) = true, want false")
+	if chatclient.Resumable(nil) {
+		t.Error("Resumable(nil) = true, want false")
 	}
 	for _, tt := range tests {
-		if got := resumable(tt.err); got != tt.resumable {
-			t.Errorf("resumable(%v) = %v, want %v", tt.err, got, tt.resumable)
+		if got := chatclient.Resumable(tt.err); got != tt.resumable {
+			t.Errorf("Resumable(%v) = %v, want %v", tt.err, got, tt.resumable)
 		}
 		if got := retryable(tt.err); got != tt.retryable {
 			t.Errorf("retryable(%v) = %v, want %v", tt.err, got, tt.retryable)
