@@ -13,12 +13,12 @@ import (
 
 // This file is a member's side of a rolling restart (--restart-node): when
 // its node stops, its stream ends with UNAVAILABLE ("server shutting down,
-// reconnect later"), and it does what chatctl does (with chatclient.Retry,
-// as chatctl's reconnect.go): it joins another node of the cluster with its resume token
-// and the seq of the last event it got, and goes on from the welcome, which
-// should say RECOVERY_COMPLETE and be followed by every event it missed,
-// numbered on from that seq. It keeps checking every message, once and in
-// order, across the move.
+// reconnect later"), and it does what chatctl does (chatclient.Retry, as
+// cmd/chatctl's reconnect.go): it joins another node of the cluster with its
+// resume token and the seq of the last event it got, and goes on from the
+// welcome, which should say RECOVERY_COMPLETE and be followed by every event
+// it missed, numbered on from that seq. It keeps checking every message, once
+// and in order, across the move.
 //
 // A sender's messages that were on their way when its stream ended are in
 // doubt: each either reached the chat's log before the node stopped, and
