@@ -41,7 +41,11 @@ type Client struct {
 	seq   uint64 // seq of the last event Recv returned
 	err   error  // why the session ended, once Recv has said so
 
-	mu      sync.Mutex // guards the fields below, and serialises sends
+	// sendMu serialises sends, as gRPC requires. It is held while a send
+	// waits for flow control, so it is never taken with mu held.
+	sendMu sync.Mutex
+
+	mu      sync.Mutex // guards the fields below; never held while sending
 	stream  *Stream    // nil while reconnecting
 	server  int        // index in cfg.Servers of stream's server, or of the one lost
 	leaving bool       // Leave was called: the stream's end is no error
@@ -184,19 +188,30 @@ func (c *Client) reconnect(lost *Stream) (*chatv1.ChatResponse, error) {
 	return w, nil
 }
 
-// Send sends req on the current stream. An error means it was not sent:
-// ErrReconnecting while the session is being taken back, ErrClosed after
-// Close, else the stream is over and Recv says why (and may reconnect).
-func (c *Client) Send(req *chatv1.ChatRequest) error {
+// current is the stream to send on, or why there is none.
+func (c *Client) current() (*Stream, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.closed:
-		return ErrClosed
+		return nil, ErrClosed
 	case c.stream == nil:
-		return ErrReconnecting
+		return nil, ErrReconnecting
 	}
-	return c.stream.Send(req)
+	return c.stream, nil
+}
+
+// Send sends req on the current stream. An error means it was not sent:
+// ErrReconnecting while the session is being taken back, ErrClosed after
+// Close, else the stream is over and Recv says why (and may reconnect).
+func (c *Client) Send(req *chatv1.ChatRequest) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	s, err := c.current()
+	if err != nil {
+		return err
+	}
+	return s.Send(req)
 }
 
 // SendText sends text to channel (with or without its "#"; "" is
@@ -212,18 +227,18 @@ func (c *Client) SendText(channel, text, clientID string) error {
 // Leave ends the session as a logout: the others see it leave, and Recv
 // returns the events still on their way, then io.EOF.
 func (c *Client) Leave() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return ErrClosed
-	case c.stream == nil:
-		return ErrReconnecting
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	s, err := c.current()
+	if err != nil {
+		return err
 	}
+	c.mu.Lock()
 	c.leaving = true
+	c.mu.Unlock()
 	// If Send fails, CloseSend does too, and Recv says why.
-	_ = c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
-	return c.stream.CloseSend()
+	_ = s.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
+	return s.CloseSend()
 }
 
 // Close ends the client at once: its stream, its connection, a

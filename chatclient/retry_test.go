@@ -3,6 +3,8 @@ package chatclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -192,14 +194,23 @@ func TestWhenToRetryAndResume(t *testing.T) {
 		{status.Error(codes.Unavailable, "connection lost"), true, true},
 		{status.Error(codes.ResourceExhausted, "too slow"), true, true},
 		{status.Error(codes.Internal, "stream terminated by RST_STREAM"), true, true},
+		{status.Error(codes.Unknown, "unexpected EOF"), true, true},
 		{status.Error(codes.Canceled, "context canceled"), true, true},
 		{status.Error(codes.Aborted, "taken over"), false, false},
+		{io.EOF, false, false},
+		{fmt.Errorf("wrapped: %w", io.EOF), false, false},
 		{status.Error(codes.AlreadyExists, "name taken"), false, false},
+		{status.Error(codes.InvalidArgument, "bad name"), false, false},
+		{status.Error(codes.FailedPrecondition, "not joined"), false, false},
+		{status.Error(codes.PermissionDenied, "not allowed"), true, false},
 		{status.Error(codes.DeadlineExceeded, "slow join"), false, true},
 		{status.Error(codes.Unauthenticated, "sign in"), true, false},
 		{chatclient.ErrNoWelcome, true, true},
 		{&chatclient.UnreachableError{Addr: "localhost:1", TimedOut: true}, true, true},
 		{errors.New(`bad address "x"`), true, false},
+	}
+	if chatclient.Resumable(nil) {
+		t.Error("Resumable(nil) = true, want false")
 	}
 	for _, tt := range tests {
 		if got := chatclient.Resumable(tt.err); got != tt.resumable {
