@@ -2,6 +2,7 @@ package chatclient_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +13,12 @@ import (
 
 	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/auth"
+	"github.com/chatd/chatd/internal/authtest"
+	"github.com/chatd/chatd/internal/certfile"
 	"github.com/chatd/chatd/internal/netproxy"
 	"github.com/chatd/chatd/internal/servertest"
+	"github.com/chatd/chatd/internal/tlstest"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -252,5 +257,58 @@ func TestCloseEndsRecv(t *testing.T) {
 	}
 	if err := alice.SendText("", "late", ""); !errors.Is(err, chatclient.ErrClosed) {
 		t.Errorf("SendText after Close = %v, want ErrClosed", err)
+	}
+}
+
+// A session on one of several servers moves to the next when its server
+// goes away (the first refuses from then on), and resumes there: here both
+// lead to one chatd, as the nodes of a cluster share one chat.
+func TestRecvMovesToTheNextServer(t *testing.T) {
+	t.Parallel()
+	addr := start(t, server.DefaultConfig())
+	first, second := breakable(t, addr), breakable(t, addr)
+	cfg := chatclient.Config{Servers: []string{first.Addr(), second.Addr()}, ReconnectTimeout: 20 * time.Second}
+	alice := connect(t, cfg, "alice")
+	first.Refuse(true)
+	first.CloseConns()
+	w := until(t, alice, func(ev *chatv1.ChatResponse) bool { return ev.GetWelcome() != nil }, nil)
+	if r := w.GetWelcome().GetRecovery(); r != chatv1.Recovery_RECOVERY_COMPLETE {
+		t.Errorf("recovery %s, want RECOVERY_COMPLETE", r)
+	}
+	if err := alice.SendText("", "back", "b1"); err != nil {
+		t.Fatal(err)
+	}
+	until(t, alice, message("back"), nil)
+}
+
+// Config.TLS and Config.Token reach a chatd that serves TLS and wants
+// sign-in.
+func TestConnectWithTLSAndToken(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t)
+	_, certFile, keyFile := ca.IssueFiles()
+	certs, err := certfile.New(certfile.Config{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.ParseKey([]byte(authtest.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Config{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := servertest.Start(t, server.DefaultConfig(), slog.New(slog.DiscardHandler),
+		server.WithTLS(&tls.Config{GetCertificate: certs.GetCertificate}), server.WithAuth(v))
+
+	cfg := chatclient.Config{Servers: []string{addr}, TLS: ca.ClientConfig()}
+	if _, err := chatclient.Connect(t.Context(), cfg, "alice"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("Connect without a token = %v, want Unauthenticated", err)
+	}
+	cfg.Token = authtest.HS256(t, authtest.Claims{Subject: "alice", Expires: time.Now().Add(time.Hour)})
+	alice := connect(t, cfg, "alice")
+	if got := alice.Welcome().GetYou().GetUsername(); got != "alice" {
+		t.Errorf("welcomed as %q, want alice", got)
 	}
 }

@@ -28,6 +28,6 @@
 // one server, [Open] dials and joins, giving a [Stream] whose Recv takes
 // batches apart, and [Retry] goes round the servers with backoff.
 //
-// chatclient depends on the generated API in gen/chat/v1 only, never on
-// chatd's server package.
+// chatclient speaks the generated API in gen/chat/v1 and depends on
+// nothing of chatd's server package, so a program using it links no server.
 package chatclient
