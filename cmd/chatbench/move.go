@@ -4,21 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
 // This file is a member's side of a rolling restart (--restart-node): when
 // its node stops, its stream ends with UNAVAILABLE ("server shutting down,
-// reconnect later"), and it does what chatctl does (cmd/chatctl's
-// reconnect.go): it joins another node of the cluster with its resume token
-// and the seq of the last event it got, and goes on from the welcome, which
-// should say RECOVERY_COMPLETE and be followed by every event it missed,
-// numbered on from that seq. It keeps checking every message, once and in
-// order, across the move.
+// reconnect later"), and it does what chatctl does (chatclient.Retry, as
+// cmd/chatctl's reconnect.go): it joins another node of the cluster with its
+// resume token and the seq of the last event it got, and goes on from the
+// welcome, which should say RECOVERY_COMPLETE and be followed by every event
+// it missed, numbered on from that seq. It keeps checking every message, once
+// and in order, across the move.
 //
 // A sender's messages that were on their way when its stream ended are in
 // doubt: each either reached the chat's log before the node stopped, and
@@ -37,32 +37,8 @@ import (
 // that its resume's replay is over.
 const settleText = "chatbench: replay over?"
 
-// Backoff between resume attempts, as chatctl's: the first comes almost
-// at once, later ones twice as late each time up to maxBackoff, each with
-// jitter, so that the members of a stopped node do not all come back in
-// the same instant.
-const (
-	firstBackoff = 100 * time.Millisecond
-	baseBackoff  = 250 * time.Millisecond
-	maxBackoff   = 5 * time.Second
-)
-
 // resumeTimeout bounds one resume attempt, from dialling to the welcome.
 const resumeTimeout = 5 * time.Second
-
-// backoff is how long to wait before resume attempt n (0 is the first): up
-// to firstBackoff, then between half and all of baseBackoff·2^(n-1), capped
-// at maxBackoff.
-func backoff(n int) time.Duration {
-	if n == 0 {
-		return rand.N(firstBackoff)
-	}
-	d := maxBackoff
-	if n < 16 { // beyond that the shift overflows; the cap applies anyway
-		d = min(baseBackoff<<(n-1), maxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
-}
 
 // window is a sender's messages in doubt after a move: those numbered lo
 // to hi-1, of which confirmed have come back so far.
@@ -145,64 +121,50 @@ func (mv *mover) move(ctx context.Context, m *member, lost error) (client, error
 	return c, nil
 }
 
-// resume tries the nodes in turn, with backoff, until one welcomes m back.
-// It records the attempts and the welcome in rec.
+// resume tries the nodes in turn, with backoff, until one welcomes m back:
+// chatclient.Retry, as chatctl's reconnection, so that chatbench measures
+// what chatctl's and chatclient's users do (moving on to the next node
+// after a moment, waiting longer each round of the nodes). It records the
+// attempts and the welcome in rec.
 func (mv *mover) resume(ctx context.Context, m *member, rec *move) (client, error) {
-	deadline := time.Now().Add(mv.timeout)
-	var last error
-	for n := 0; ; n++ {
-		wait := backoff(n)
-		if time.Until(deadline) < wait {
-			if last == nil {
-				last = errors.New("no time left to try")
-			}
-			return nil, last
-		}
-		if !sleep(ctx, wait) {
-			return nil, ctx.Err()
-		}
-		node := (m.node + 1 + n) % mv.nodes
+	var (
+		c client
+		w welcome
+	)
+	r := chatclient.Retry{Servers: mv.nodes, Lost: m.node, Deadline: time.Now().Add(mv.timeout), Retryable: retryable}
+	node, err := r.Do(ctx, func(ctx context.Context, node int) error {
 		rec.attempts++
-		c, w, err := mv.tr.resume(ctx, m, node, m.lastSeq)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			last = err
-			if !retryable(err) {
-				return nil, err
-			}
-			continue
-		}
-		rec.back, rec.to, rec.complete = now(), node, w.complete
-		if w.complete && w.seq != m.lastSeq {
-			// Complete, the welcome's seq is the join's last_seq.
-			m.seqGaps++
-		}
-		m.lastSeq, m.node = w.seq, node
-		if m.doubt.open {
-			// If this fails, the new stream broke already: its receive
-			// says why, and the next move sends another.
-			_ = c.sendPrivate(m.name, settleText)
-		}
-		return c, nil
+		var err error
+		c, w, err = mv.tr.resume(ctx, m, node, m.lastSeq)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	rec.back, rec.to, rec.complete = now(), node, w.complete
+	if w.complete && w.seq != m.lastSeq {
+		// Complete, the welcome's seq is the join's last_seq.
+		m.seqGaps++
+	}
+	m.lastSeq, m.node = w.seq, node
+	if m.doubt.open {
+		// If this fails, the new stream broke already: its receive
+		// says why, and the next move sends another.
+		_ = c.sendPrivate(m.name, settleText)
+	}
+	return c, nil
 }
 
 // retryable reports whether a failed resume attempt may succeed if tried
-// again, perhaps on another node: not when the join itself is refused for
-// good (the name taken by someone else, once the session expired).
+// again, perhaps on another node: as chatclient.Retryable says for a
+// status, and always for an error without one, which is the transport's
+// (a node that could not be reached, a welcome that did not come in
+// time), never the join refused.
 func retryable(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return true // could not reach that node
+	if _, ok := status.FromError(err); !ok {
+		return true
 	}
-	switch st.Code() {
-	case codes.AlreadyExists, codes.InvalidArgument, codes.FailedPrecondition,
-		codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented:
-		return false
-	}
-	return true
+	return chatclient.Retryable(err)
 }
 
 // setClient changes m's stream and wakes whoever waits for it to change.

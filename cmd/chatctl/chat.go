@@ -1,56 +1,30 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
-	"github.com/chatd/chatd/internal/batched"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// chatStream is the client side of a Chat stream.
-type chatStream = chatv1.ChatService_ChatClient
-
-// errNoWelcome is a join that the server ended without a welcome or
-// answered with something else.
-var errNoWelcome = errors.New("the server ended the session before welcoming it")
-
-// joinChat opens a Chat stream on ctx and sends join. It returns the stream
-// and the server's welcome, or why there is none: the stream's status, or
-// errNoWelcome. Cancelling ctx ends the stream.
-func joinChat(ctx context.Context, client chatv1.ChatServiceClient, join *chatv1.Join) (chatStream, *chatv1.ChatResponse, error) {
-	raw, err := client.Chat(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Several events may come in one response when many are waiting (a
-	// burst of joins, a resume's missed events): cheaper for the server
-	// and for chatctl, and the stream reads the same.
-	stream := batched.Wrap(raw)
-	// If Send fails, the stream is over and Recv says why.
-	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: join}})
-	first, err := stream.Recv()
-	if err == io.EOF {
-		return nil, nil, errNoWelcome
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if first.GetWelcome() == nil {
-		return nil, nil, fmt.Errorf("%w: it answered the join with %T", errNoWelcome, first.GetEvent())
-	}
-	return stream, first, nil
+// chatStream is the client side of a joined Chat stream: a
+// *chatclient.Stream, whose Recv takes batches apart, or a test's.
+type chatStream interface {
+	Send(*chatv1.ChatRequest) error
+	Recv() (*chatv1.ChatResponse, error)
+	CloseSend() error
+	Close()
 }
 
 // joinError explains why a join failed, with the exit code for it.
 func joinError(err error) error {
-	if errors.Is(err, errNoWelcome) {
+	if errors.Is(err, chatclient.ErrNoWelcome) {
 		return withExitCode(exitConnLost, fmt.Errorf("cannot join: %w", err))
 	}
 	st, ok := status.FromError(err)

@@ -6,10 +6,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chatd/chatd/internal/grpcdial"
+	"github.com/chatd/chatd/chatclient"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
+
+// clientConfig is how chatclient dials a server for chatctl: within
+// timeout, with sec's transport security and token. chatclient adds
+// chatd's fixed flow-control windows and keepalive.
+func clientConfig(timeout time.Duration, sec *security) chatclient.Config {
+	return chatclient.Config{DialTimeout: timeout, DialOptions: sec.dialOptions()}
+}
 
 // dial connects to chatd at addr, one of --server's, with sec's transport
 // security, and waits until the connection is ready, so that an absent
@@ -20,35 +27,34 @@ import (
 // join's reconnection calls it again, with backoff, as long as the error
 // has exit code 3.
 func dial(ctx context.Context, addr string, timeout time.Duration, sec *security) (*grpc.ClientConn, error) {
-	// No bandwidth-delay pings for every event received: they cost chatd
-	// a write each (see grpcdial.FixedWindows).
-	opts := append(sec.dialOptions(), grpcdial.FixedWindows()...)
-	conn, err := grpcdial.Dial(ctx, addr, timeout, append(opts,
-		// Pings find a server that vanished without closing the connection
-		// while a session is idle. chatd disconnects clients that ping more
-		// often than every 10s, so stay well above that.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time:                30 * time.Second,
-			Timeout:             20 * time.Second,
-			PermitWithoutStream: false,
-		}))...,
-	)
-	var ue *grpcdial.UnreachableError
+	conn, err := chatclient.Dial(ctx, addr, clientConfig(timeout, sec))
+	if err != nil {
+		return nil, dialError(addr, sec, err)
+	}
+	return conn, nil
+}
+
+// dialError explains why chatclient could not connect to addr, with the
+// exit code for it. An error of the join that followed (a status, or
+// chatclient.ErrNoWelcome) is returned as it is: joinError explains those.
+func dialError(addr string, sec *security, err error) error {
+	if _, ok := status.FromError(err); ok || errors.Is(err, chatclient.ErrNoWelcome) {
+		return err
+	}
+	var ue *chatclient.UnreachableError
 	switch {
-	case err == nil:
-		return conn, nil
 	case errors.As(err, &ue):
 		if ue.Err == nil && !ue.TimedOut {
 			// Connected, but it closed: often TLS on one side only.
 			if why := sec.explainHandshake(addr); why != "" {
-				return nil, withExitCode(exitUnreachable, errors.New(why))
+				return withExitCode(exitUnreachable, errors.New(why))
 			}
 		}
-		return nil, withExitCode(exitUnreachable, err)
+		return withExitCode(exitUnreachable, err)
 	case errors.Is(err, context.Canceled):
-		return nil, fmt.Errorf("interrupted while connecting to %s", addr)
+		return fmt.Errorf("interrupted while connecting to %s", addr)
 	default:
 		// parse checked the address already; this is a bad one all the same.
-		return nil, usageErrorf("bad --server %q: %v", addr, err)
+		return usageErrorf("bad --server %q: %v", addr, err)
 	}
 }

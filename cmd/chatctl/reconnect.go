@@ -5,52 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Backoff between reconnection attempts: the first comes almost at once
-// (a blip is the common case), later ones wait twice as long each time up
-// to maxBackoff, each with jitter, so that the clients of a restarted chatd
-// do not all come back in the same instant.
-const (
-	firstBackoff = 100 * time.Millisecond
-	baseBackoff  = 250 * time.Millisecond
-	maxBackoff   = 5 * time.Second
-)
-
-// backoff is how long to wait before reconnection attempt n (0 is the
-// first): up to firstBackoff, then between half and all of
-// baseBackoff·2^(n-1), capped at maxBackoff.
-func backoff(n int) time.Duration {
-	if n == 0 {
-		return rand.N(firstBackoff)
-	}
-	d := maxBackoff
-	if n < 16 { // beyond that the shift overflows; the cap applies anyway
-		d = min(baseBackoff<<(n-1), maxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
 // link is one connection to chatd and the joined Chat stream on it.
 type link struct {
-	conn   *grpc.ClientConn
-	stream chatStream
-	cancel context.CancelFunc // ends the stream
-	server int                // the server it is to: an index in connector.servers
+	stream chatStream       // a *chatclient.Stream, but in tests
+	conn   *grpc.ClientConn // the stream's connection, for unary calls (/history)
+	server int              // the server it is to: an index in connector.servers
 }
 
 // close ends the stream and the connection.
-func (l *link) close() {
-	l.cancel()
-	_ = l.conn.Close()
-}
+func (l *link) close() { l.stream.Close() }
 
 // connector makes links to chatd. It is not changed after it is made, so
 // any goroutine may use it.
@@ -92,27 +64,15 @@ func (c *connector) first(ctx context.Context, stderr io.Writer, join *chatv1.Jo
 // connect dials chatd at server, an index in c.servers, within dialTimeout
 // and sends join. ctx bounds the dial and the wait for the welcome; once
 // welcomed, the stream outlives ctx, until the link is closed. Errors are
-// the stream's status, dial's errors or errNoWelcome: see joinError.
+// the stream's status, dial's errors or chatclient.ErrNoWelcome: see
+// joinError.
 func (c *connector) connect(ctx context.Context, server int, dialTimeout time.Duration, join *chatv1.Join) (*link, *chatv1.ChatResponse, error) {
-	conn, err := dial(ctx, c.servers[server], dialTimeout, &c.opts.security)
+	addr := c.servers[server]
+	stream, welcome, err := chatclient.Open(ctx, addr, clientConfig(dialTimeout, &c.opts.security), join)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, dialError(addr, &c.opts.security, err)
 	}
-	// The stream outlives ctx: when Ctrl-C cancels ctx, the session still
-	// has to send its leave and wait for the server's goodbye. Until the
-	// welcome, though, ctx ends it.
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, cancel)
-	stream, welcome, err := joinChat(sctx, chatv1.NewChatServiceClient(conn), join)
-	if !stop() && err == nil {
-		err = status.FromContextError(ctx.Err()).Err() // ctx ended the stream just as it was welcomed
-	}
-	if err != nil {
-		cancel()
-		_ = conn.Close()
-		return nil, nil, err
-	}
-	return &link{conn: conn, stream: stream, cancel: cancel, server: server}, welcome, nil
+	return &link{stream: stream, conn: stream.Conn(), server: server}, welcome, nil
 }
 
 // reconnected is the outcome of reconnect.
@@ -124,105 +84,64 @@ type reconnected struct {
 
 // reconnect joins with join (which carries the resume token) until one
 // attempt succeeds, one fails in a way retrying cannot fix, deadline
-// passes, or ctx is cancelled, waiting between attempts as reconnectWait
-// says. lost is the server whose connection broke: the attempts go to the
-// servers after it in turn, going round, so that with several servers the
-// first goes to another one (the one lost is likely restarting), and the
-// one lost is tried last in each round.
+// passes, or ctx is cancelled, waiting between attempts as
+// chatclient.RoundWait says. lost is the server whose connection broke:
+// the attempts go to the servers after it in turn, going round, so that
+// with several servers the first goes to another one (the one lost is
+// likely restarting), and the one lost is tried last in each round.
 func (c *connector) reconnect(ctx context.Context, deadline time.Time, join *chatv1.Join, lost int) reconnected {
-	last := make([]error, len(c.servers)) // each server's last failure
-	tried := []int{}                      // the servers that failed, in the order first tried
-	gaveUp := func() reconnected {
-		switch {
-		case len(tried) == 0:
-			return reconnected{err: errors.New("no time left to try")}
-		case !c.several():
-			return reconnected{err: last[0]}
-		}
-		f := make(failures, len(tried))
-		for i, server := range tried {
-			f[i] = &serverError{c.servers[server], last[server]}
-		}
-		return reconnected{err: f}
-	}
-	for n := 0; ; n++ {
-		server := (lost + 1 + n) % len(c.servers)
-		wait := reconnectWait(n, len(c.servers))
-		if time.Until(deadline) < wait {
-			return gaveUp()
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return reconnected{err: ctx.Err()}
-		case <-t.C:
-		}
+	var (
+		l *link
+		w *chatv1.ChatResponse
+	)
+	r := chatclient.Retry{Servers: len(c.servers), Lost: lost, Deadline: deadline, Retryable: retryable}
+	server, err := r.Do(ctx, func(ctx context.Context, server int) error {
 		actx, cancel := context.WithDeadline(ctx, deadline)
-		l, w, err := c.connect(actx, server, min(c.opts.dialTimeout, time.Until(deadline)), join)
-		cancel()
-		if err == nil {
-			return reconnected{link: l, welcome: w}
-		}
-		if ctx.Err() != nil {
-			return reconnected{err: ctx.Err()}
-		}
-		if last[server] == nil {
-			tried = append(tried, server)
-		}
-		last[server] = err
-		if !retryable(err) {
-			if c.several() {
-				err = &serverError{c.servers[server], err}
-			}
-			return reconnected{err: err}
-		}
+		defer cancel()
+		var err error
+		l, w, err = c.connect(actx, server, min(c.opts.dialTimeout, time.Until(deadline)), join)
+		return err
+	})
+	var gaveUp *chatclient.GaveUpError
+	switch {
+	case err == nil:
+		return reconnected{link: l, welcome: w}
+	case ctx.Err() != nil:
+		return reconnected{err: ctx.Err()}
+	case errors.As(err, &gaveUp):
+		return reconnected{err: c.gaveUp(gaveUp.Failures)}
+	case c.several():
+		return reconnected{err: &serverError{c.servers[server], err}}
 	}
+	return reconnected{err: err}
+}
+
+// gaveUp is why a reconnection that ran out of time failed: the one
+// server's last failure, or with several each one's, named.
+func (c *connector) gaveUp(last []chatclient.Failure) error {
+	switch {
+	case len(last) == 0:
+		return errors.New("no time left to try")
+	case !c.several():
+		return last[0].Err
+	}
+	f := make(failures, len(last))
+	for i, l := range last {
+		f[i] = &serverError{c.servers[l.Server], l.Err}
+	}
+	return f
 }
 
 // retryable reports whether a failed reconnection attempt may succeed if
-// tried again. Refusals of the join itself (the name taken by someone else
-// once the session expired, the name invalid) will not change.
+// tried again, as chatclient.Retryable does; dial's errors are explained
+// by then (see dialError): unreachable is worth retrying, a bad address is
+// not.
 func retryable(err error) bool {
-	if errors.Is(err, errNoWelcome) {
-		return true // the server went away mid-join
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code == exitUnreachable
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		var ee *exitError
-		// dial's errors: unreachable is worth retrying, a bad address is not.
-		return errors.As(err, &ee) && ee.code == exitUnreachable
-	}
-	switch st.Code() {
-	case codes.AlreadyExists, codes.InvalidArgument, codes.FailedPrecondition,
-		codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented, codes.Aborted:
-		return false
-	}
-	return true
-}
-
-// resumable reports whether a session whose stream ended with err, which
-// the user did not ask for, should be taken back by reconnecting. A broken
-// connection does not always end as UNAVAILABLE: a stream reset by a proxy
-// or a connection cut mid-frame may surface as INTERNAL, UNKNOWN or
-// CANCELED; chatd going away (it may come back within the grace period, or
-// a restarted one gives a fresh snapshot) is UNAVAILABLE, and dropping us
-// as too slow RESOURCE_EXHAUSTED. So every end is resumable but these:
-// an OK end (io.EOF: a logout, which cannot be resumed); ABORTED (another
-// client took the session over with its token: fighting it back would
-// never end); and the refusals of a join (INVALID_ARGUMENT, ALREADY_EXISTS,
-// FAILED_PRECONDITION, DEADLINE_EXCEEDED), which joining again would only
-// meet again.
-func resumable(err error) bool {
-	if err == nil || errors.Is(err, io.EOF) {
-		return false
-	}
-	switch status.Code(err) {
-	case codes.OK, codes.Aborted,
-		codes.InvalidArgument, codes.AlreadyExists, codes.FailedPrecondition, codes.DeadlineExceeded:
-		return false
-	}
-	return true
+	return chatclient.Retryable(err)
 }
 
 // reason is why a stream ended or a join failed, as a person should read

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/netproxy"
 	"github.com/chatd/chatd/server"
@@ -19,60 +19,26 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	for n := range 40 {
-		lo, hi := time.Duration(0), firstBackoff
-		if n > 0 {
-			hi = min(baseBackoff<<min(n-1, 15), maxBackoff)
-			lo = hi / 2
-		}
-		for range 100 {
-			if d := backoff(n); d < lo || d > hi {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", n, d, lo, hi)
-			}
-		}
-	}
-}
-
+// retryable is chatclient.Retryable (tested there) for what chatclient
+// returns, and goes by the exit code for dial's errors, which chatctl has
+// explained by then.
 func TestWhenToReconnect(t *testing.T) {
 	t.Parallel()
-	// resumable is asked about the end of a welcomed stream (the user's
-	// own quit and Ctrl-C are dealt with before it); retryable about a
-	// failed attempt to join again.
 	tests := []struct {
-		err                  error
-		resumable, retryable bool
+		err  error
+		want bool
 	}{
-		{status.Error(codes.Unavailable, "connection lost"), true, true},
-		{status.Error(codes.ResourceExhausted, "too slow"), true, true},
-		// A stream reset by a proxy, or a connection broken mid-frame.
-		{status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: PROTOCOL_ERROR"), true, true},
-		{status.Error(codes.Unknown, "unexpected EOF"), true, true},
-		{status.Error(codes.Canceled, "context canceled"), true, true},
-		{status.Error(codes.Aborted, "taken over"), false, false},
-		{io.EOF, false, false},
-		{fmt.Errorf("wrapped: %w", io.EOF), false, false},
-		{status.Error(codes.AlreadyExists, "name taken"), false, false},
-		{status.Error(codes.InvalidArgument, "bad name"), false, false},
-		{status.Error(codes.FailedPrecondition, "not joined"), false, false},
-		{status.Error(codes.DeadlineExceeded, "slow join"), false, true},
-		{status.Error(codes.PermissionDenied, "not allowed"), true, false},
-		// Errors of the dial or the join, never a stream's end: there a
-		// non-status error would count as UNKNOWN.
-		{errNoWelcome, true, true},
-		{withExitCode(exitUnreachable, errors.New("cannot reach chatd")), true, true},
-		{usageErrorf("bad --server"), true, false},
-	}
-	if resumable(nil) {
-		t.Error("resumable(nil) = true, want false")
+		{status.Error(codes.Unavailable, "connection lost"), true},
+		{status.Error(codes.Aborted, "taken over"), false},
+		{status.Error(codes.AlreadyExists, "name taken"), false},
+		{chatclient.ErrNoWelcome, true},
+		{withExitCode(exitUnreachable, errors.New("cannot reach chatd")), true},
+		{usageErrorf("bad --server"), false},
+		{errors.New("interrupted while connecting to localhost:1"), false},
 	}
 	for _, tt := range tests {
-		if got := resumable(tt.err); got != tt.resumable {
-			t.Errorf("resumable(%v) = %v, want %v", tt.err, got, tt.resumable)
-		}
-		if got := retryable(tt.err); got != tt.retryable {
-			t.Errorf("retryable(%v) = %v, want %v", tt.err, got, tt.retryable)
+		if got := retryable(tt.err); got != tt.want {
+			t.Errorf("retryable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	defer l.close()
 	// Ctrl-C cancels ctx and with it the stream: a disconnect.
-	stop := context.AfterFunc(ctx, l.cancel)
+	stop := context.AfterFunc(ctx, l.close)
 	defer stop()
 	stream := l.stream
 	you := welcome.GetWelcome().GetYou().GetUsername()

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -116,21 +115,6 @@ func tryInTurn(ctx context.Context, order []string, stderr io.Writer, attempt fu
 		fmt.Fprintf(stderr, "chatctl: %v; trying %s...\n", &serverError{addr, explain(err)}, order[i+1])
 	}
 	return -1, errors.New("no server to try") // parse makes sure there is one
-}
-
-// reconnectWait is how long to wait before reconnection attempt n (0 is
-// the first) with servers servers, tried in turn from the one after the
-// server lost. Moving on to another server waits a moment only (up to
-// firstBackoff, with jitter so that the clients of a node that went away do
-// not all reach the next in the same instant): it may well be up. The wait
-// before each round of the list (the first attempt, then after every
-// server has failed once) grows as backoff says, so that each server is
-// tried by a client no more often than a lone server would be.
-func reconnectWait(n, servers int) time.Duration {
-	if n%servers != 0 {
-		return backoff(0)
-	}
-	return backoff(n / servers)
 }
 
 // failures is why a reconnection to several servers gave up: the last

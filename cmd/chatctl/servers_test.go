@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,32 +48,6 @@ func TestInTurnShuffles(t *testing.T) {
 	}
 }
 
-// Moving on to another server waits a moment; each round of the list waits
-// as backoff does for one server.
-func TestReconnectWait(t *testing.T) {
-	t.Parallel()
-	round := func(r int) (lo, hi time.Duration) {
-		if r == 0 {
-			return 0, firstBackoff
-		}
-		hi = min(baseBackoff<<min(r-1, 15), maxBackoff)
-		return hi / 2, hi
-	}
-	for _, servers := range []int{1, 2, 3, 5} {
-		for n := range 40 {
-			lo, hi := round(n / servers)
-			if n%servers != 0 {
-				lo, hi = 0, firstBackoff // moving on within a round
-			}
-			for range 50 {
-				if d := reconnectWait(n, servers); d < lo || d > hi {
-					t.Fatalf("reconnectWait(%d, %d) = %s, want within [%s, %s]", n, servers, d, lo, hi)
-				}
-			}
-		}
-	}
-}
-
 func TestMovesOn(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -87,7 +62,7 @@ func TestMovesOn(t *testing.T) {
 		{joinError(status.Error(codes.ResourceExhausted, "server is full")), false},
 		{status.Error(codes.PermissionDenied, "no"), false},
 		{usageErrorf("bad --server"), false},
-		{errNoWelcome, false},
+		{chatclient.ErrNoWelcome, false},
 		{errors.New("interrupted while connecting to a:1"), false},
 	} {
 		if got := movesOn(tt.err); got != tt.want {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatd/chatd/chatclient"
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -293,7 +294,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			events = nil
 			s.link.close()
 			s.link = nil
-			if leaving || cancelled || s.reconnectTimeout == 0 || !resumable(r.err) {
+			if leaving || cancelled || s.reconnectTimeout == 0 || !chatclient.Resumable(r.err) {
 				return s.ended(r.err, leaving, cancelled)
 			}
 			lost = r.err
@@ -349,7 +350,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 		case <-grace:
 			cancelled = true
 			if s.link != nil {
-				s.link.cancel()
+				s.link.close()
 			}
 		}
 	}
