@@ -70,9 +70,6 @@ func (r *ring[T]) last(k int) []T {
 	return out
 }
 
-// reset empties the ring and lets go of its memory.
-func (r *ring[T]) reset() { *r = ring[T]{} }
-
 func (r *ring[T]) copyTo(dst []T) {
 	for i := range r.n {
 		dst[i] = r.buf[(r.start+i)%len(r.buf)]

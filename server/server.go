@@ -101,10 +101,6 @@ func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, e
 		// read only as far as their handlers receive (see
 		// internal/recvwindow), as the window below does for native ones.
 		grpc.ChainStreamInterceptor(recvwindow.StreamServerInterceptor),
-		// Most sessions are idle most of the time: give a connection's
-		// 32 KiB write buffer back to a pool between writes instead of
-		// keeping one per connection for ever.
-		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// HPACK lets a client repeat one table entry with a byte per
 		// header on the wire, and gRPC decodes every one (base64 too, for

@@ -67,14 +67,8 @@ func newClientID() string {
 	return rand.Text()[:16]
 }
 
-// sendText sends one message with clientID to channel, or privately to
-// recipient; with neither it goes to "general". A failed Send means the
-// stream is over; the caller learns why from Recv.
-func sendText(stream chatStream, text, channel, recipient, clientID string) {
-	_ = stream.Send(textRequest(text, channel, recipient, clientID))
-}
-
-// textRequest is the request that sends text (see sendText).
+// textRequest is the request that sends text with clientID to channel, or
+// privately to recipient; with neither it goes to "general".
 func textRequest(text, channel, recipient, clientID string) *chatv1.ChatRequest {
 	return &chatv1.ChatRequest{
 		ClientId: clientID,
@@ -95,7 +89,8 @@ func listChannelsRequest(clientID string) *chatv1.ChatRequest {
 	return &chatv1.ChatRequest{ClientId: clientID, Action: &chatv1.ChatRequest_ListChannels{ListChannels: &chatv1.ListChannels{}}}
 }
 
-// sendLeave logs out. As with sendText, a failure shows up in Recv.
+// sendLeave logs out. A failed Send means the stream is over: the caller
+// learns why from Recv.
 func sendLeave(stream chatStream) {
 	_ = stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Leave{Leave: &chatv1.Leave{}}})
 }
