@@ -1,9 +1,13 @@
 # chatd's everyday commands. `make test` is what CI runs (.ci/run).
-# Go tools come from go.mod's tool directives; the page's tools from
+# Go tools come from tool directives: those that build and check chatd
+# (buf, protoc-gen-go, staticcheck) from tools/go.mod, kept out of the
+# product's go.mod; grpcurl and nats-server from go.mod; the page's tools from
 # web/package-lock.json (npm ci); the browser tests' Chromium from Debian
 # (scripts/install-chromium.sh, run by make test when it is missing).
 
 GO ?= go
+# TOOL runs a tool of tools/go.mod.
+TOOL = $(GO) tool -modfile=tools/go.mod
 
 .PHONY: all run build bench generate web web-deps browser lint check-gen check-breaking check-web test test-short fuzz clean
 
@@ -19,8 +23,8 @@ build:
 
 ## generate: regenerate gen/ (Go) and web/src/gen/ (TypeScript) from proto/
 generate: web-deps
-	$(GO) tool buf generate
-	$(GO) tool buf generate --template buf.gen.web.yaml
+	$(TOOL) buf generate
+	$(TOOL) buf generate --template buf.gen.web.yaml
 
 ## web-deps: install the page's pinned npm packages into web/node_modules
 web-deps: web/node_modules/.package-lock.json
@@ -35,12 +39,15 @@ web: web-deps
 browser:
 	./scripts/install-chromium.sh
 
-## lint: gofmt, go vet and buf lint
+## lint: gofmt, go vet, staticcheck, buf lint, and go.mod tidy
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) tool buf lint
+	$(TOOL) staticcheck ./...
+	$(TOOL) buf lint
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
 
 ## check-gen: fail if gen/ or web/src/gen/ does not match what proto/ generates
 check-gen: web-deps

@@ -29,7 +29,7 @@ if [ -z "$revs" ]; then
 fi
 n=0
 for rev in $revs; do
-	if ! go tool buf breaking --against ".git#ref=$rev"; then
+	if ! go tool -modfile=tools/go.mod buf breaking --against ".git#ref=$rev"; then
 		echo "check-breaking: proto/ breaks the API as committed in $(git log -1 --format='%h (%s)' "$rev")" >&2
 		exit 1
 	fi

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go tool buf generate -o "$tmp"
-go tool buf generate --template buf.gen.web.yaml -o "$tmp"
+go tool -modfile=tools/go.mod buf generate -o "$tmp"
+go tool -modfile=tools/go.mod buf generate --template buf.gen.web.yaml -o "$tmp"
 status=0
 if ! diff -r "$tmp/gen" gen; then
 	echo "gen/ does not match proto/: run 'make generate' and commit the result" >&2
