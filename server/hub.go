@@ -147,14 +147,9 @@ func (h *Hub) isClosing() bool {
 // disconnected session in any letter case (ErrUsernameTaken), a full
 // server (ErrServerFull) and a server that is shutting down
 // (ErrShuttingDown). client is the client's address, for the limit on
-// sessions per address; the zero address is not counted.
-func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
-	return h.JoinContext(context.Background(), username, token, lastSeq, client)
-}
-
-// JoinContext is Join for a caller that may stop waiting: in a cluster, a
-// join waits for its turn in the cluster's log.
-func (h *Hub) JoinContext(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
+// sessions per address; the zero address is not counted. The join waits
+// for its turn in the chat's log, or until ctx ends.
+func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
 	if _, _, err := CheckUsername(username); err != nil {
 		return nil, err
 	}
@@ -185,13 +180,9 @@ func (h *Hub) JoinContext(ctx context.Context, username, token string, lastSeq u
 // It refuses invalid text (ErrInvalidText), a bad target
 // (ErrInvalidChannel, ErrInvalidRequest), an unknown channel or a user not
 // online (ErrNotFound), a channel s is not in (ErrNotInChannel) and a
-// session that is no longer online (ErrNotJoined).
-func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) error {
-	return h.SendContext(context.Background(), s, text, channelName, recipient, clientID)
-}
-
-// SendContext is Send for a caller that may stop waiting.
-func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
+// session that is no longer online (ErrNotJoined). It waits for the
+// message to be applied, or until ctx ends.
+func (h *Hub) Send(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err
@@ -203,8 +194,8 @@ func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, re
 // Cluster.cutOffLocked).
 func streamPending(s *Session) *pending { return &pending{stream: s} }
 
-// sendPipelined is SendContext for a session's reader, which does not wait for the message to go through the log and be applied: it
-// returns once the log has it, so that the session's next request is
+// sendPipelined is Send for a session's reader, which does not wait for
+// the message to go through the log and be applied: it returns once the log has it, so that the session's next request is
 // appended after it, and a refusal met when it is applied reaches s as a
 // rejected answer to clientID. Up to pipelineWindow of a session's
 // messages are on their way at once; past that it waits.
@@ -272,13 +263,9 @@ func (h *Hub) sendCommand(s *Session, text, channelName, recipient, clientID str
 // name. The members hear of it; s gets the members and the history. It
 // refuses a bad name (ErrInvalidChannel), a channel s is in already
 // (ErrAlreadyInChannel), and s in too many channels or the server at its
-// channel limit (ErrTooManyChannels).
-func (h *Hub) JoinChannel(s *Session, name string) error {
-	return h.JoinChannelContext(context.Background(), s, name)
-}
-
-// JoinChannelContext is JoinChannel for a caller that may stop waiting.
-func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) error {
+// channel limit (ErrTooManyChannels). It waits for its turn in the log,
+// or until ctx ends.
+func (h *Hub) JoinChannel(ctx context.Context, s *Session, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -288,13 +275,9 @@ func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) e
 }
 
 // LeaveChannel takes s out of a channel; every member, s included, hears of
-// it. It refuses a channel s is not in (ErrNotInChannel).
-func (h *Hub) LeaveChannel(s *Session, name string) error {
-	return h.LeaveChannelContext(context.Background(), s, name)
-}
-
-// LeaveChannelContext is LeaveChannel for a caller that may stop waiting.
-func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) error {
+// it. It refuses a channel s is not in (ErrNotInChannel). It waits for its
+// turn in the log, or until ctx ends.
+func (h *Hub) LeaveChannel(ctx context.Context, s *Session, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}

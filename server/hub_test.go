@@ -38,7 +38,7 @@ func newHubWith(t testing.TB, edit func(*server.Config)) *server.Hub {
 // mustJoin joins name and leaves its events queued.
 func mustJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 	t.Helper()
-	s, err := h.Join(name, "", 0, netip.Addr{})
+	s, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 	if err != nil {
 		t.Fatalf("Join(%q) = %v; want success", name, err)
 	}
@@ -177,7 +177,7 @@ func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 	h := newHubWith(t, func(c *server.Config) { c.ResumeGrace = 0 })
 	alice := hubJoin(t, h, "Alice")
 	for _, name := range []string{"Alice", "alice", "ALICE", "ａｌｉｃｅ"} {
-		_, err := h.Join(name, "", 0, netip.Addr{})
+		_, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 		if !errors.Is(err, server.ErrUsernameTaken) {
 			t.Errorf("Join(%q) with Alice online = %v; want ErrUsernameTaken", name, err)
 		}
@@ -207,7 +207,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 		{"B", server.ErrUsernameTaken},
 		{"c", server.ErrServerFull},
 	} {
-		s, err := h.Join(tc.name, "", 0, netip.Addr{})
+		s, err := h.Join(t.Context(), tc.name, "", 0, netip.Addr{})
 		if !errors.Is(err, tc.want) || s != nil {
 			t.Errorf("Join(%q) = %v, %v; want nil, %v", tc.name, s, err, tc.want)
 		}
@@ -219,13 +219,13 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// Refusals took no seq: a's next event follows b's join (seq 3).
-	if err := h.Send(a, "hi", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "hi", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, a); ev.GetSeq() != 4 {
 		t.Fatalf("message after refused joins has seq %d; want 4 (no gap)", ev.GetSeq())
 	}
-	if got := server.Status(func() error { _, err := h.Join("c", "", 0, netip.Addr{}); return err }()).Code(); got != codes.ResourceExhausted {
+	if got := server.Status(func() error { _, err := h.Join(t.Context(), "c", "", 0, netip.Addr{}); return err }()).Code(); got != codes.ResourceExhausted {
 		t.Errorf("full server status = %v; want RESOURCE_EXHAUSTED", got)
 	}
 }
@@ -237,7 +237,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 	bob := hubJoin(t, h, "bob")
 	queued(alice)
 
-	if err := h.Send(alice, "  hello bob \n", "", "", "c1"); err != nil {
+	if err := h.Send(t.Context(), alice, "  hello bob \n", "", "", "c1"); err != nil {
 		t.Fatalf("Send = %v", err)
 	}
 	mine, theirs := take(t, alice), take(t, bob)
@@ -251,7 +251,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 			m, mine.GetSeq(), theirs.GetSeq(), "hello bob")
 	}
 
-	if err := h.Send(bob, "again", "general", "", ""); err != nil {
+	if err := h.Send(t.Context(), bob, "again", "general", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if id2 := take(t, alice).GetMessage().GetId(); id2 == m.GetId() {
@@ -260,7 +260,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 	queued(bob)
 
 	for _, text := range []string{"", "   ", "\x00\x07", strings.Repeat("x", server.MaxTextBytes+1), "\xff"} {
-		err := h.Send(alice, text, "", "", "bad")
+		err := h.Send(t.Context(), alice, text, "", "", "bad")
 		if !errors.Is(err, server.ErrInvalidText) {
 			t.Errorf("Send(%q) = %v; want ErrInvalidText", text, err)
 		}
@@ -301,7 +301,7 @@ func TestHubLeave(t *testing.T) {
 	if h.Leave(a, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("second Leave(a) = true; want false")
 	}
-	if err := h.Send(a, "hello?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(t.Context(), a, "hello?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from a gone session = %v; want ErrNotJoined", err)
 	}
 	expectNothingQueued(t, c)
@@ -329,7 +329,7 @@ func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// b's numbering has no hole where the rejection was.
-	if err := h.Send(a, "next", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "next", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, b); ev.GetSeq() != 3 {
@@ -344,16 +344,16 @@ func TestHubDropsSlowSession(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	h := newHub(t, 10, queueSize)
-	slow := mustJoin(t, h, "slow")                          // queue: welcome, channel_joined (a snapshot: not counted)
-	fast := hubJoin(t, h, "fast")                           // slow's queue: + user_joined
-	if err := h.Send(fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
+	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a snapshot: not counted)
+	fast := hubJoin(t, h, "fast")                                        // slow's queue: + user_joined
+	if err := h.Send(t.Context(), fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
 		t.Fatal(err)
 	}
 	if ev := take(t, fast); ev.GetSeq() != 3 {
 		t.Fatalf("fast got %v; want its message with seq 3", ev)
 	}
 
-	if err := h.Send(fast, "two", "", "", ""); err != nil { // overflows slow's queue
+	if err := h.Send(t.Context(), fast, "two", "", "", ""); err != nil { // overflows slow's queue
 		t.Fatal(err)
 	}
 	evs := queued(fast)
@@ -381,19 +381,19 @@ func TestHubDropsSlowSession(t *testing.T) {
 	if h.Leave(slow, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("Leave(slow) after the hub dropped it = true; want false (no second user_left)")
 	}
-	if err := h.Send(slow, "still here?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(t.Context(), slow, "still here?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from dropped session = %v; want ErrNotJoined", err)
 	}
 
 	// fast goes on with no gap.
-	if err := h.Send(fast, "three", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), fast, "three", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, fast); ev.GetSeq() != 6 {
 		t.Errorf("next event seq = %d; want 6", ev.GetSeq())
 	}
 	// The name is held for slow's resume, not free.
-	if _, err := h.Join("slow", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join(t.Context(), "slow", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(slow) during its grace period = %v; want ErrUsernameTaken", err)
 	}
 }
@@ -410,7 +410,7 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 	text := strings.Repeat("x", 4000)
 	var sent int
 	for !isEnded(stuck) && sent < 1024 {
-		if err := h.Send(sender, text, "", "stuck", ""); err != nil {
+		if err := h.Send(t.Context(), sender, text, "", "stuck", ""); err != nil {
 			t.Fatal(err)
 		}
 		sent++
@@ -432,15 +432,15 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 3)
-	a := mustJoin(t, h, "a")                             // a: welcome, general (a snapshot: not counted)
-	b := mustJoin(t, h, "b")                             // a: +joined b; b: welcome, general
-	c := hubJoin(t, h, "c")                              // a: +joined c; b: +joined c
-	if err := h.Send(b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
+	a := mustJoin(t, h, "a")                                          // a: welcome, general (a snapshot: not counted)
+	b := mustJoin(t, h, "b")                                          // a: +joined b; b: welcome, general
+	c := hubJoin(t, h, "c")                                           // a: +joined c; b: +joined c
+	if err := h.Send(t.Context(), b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
 		t.Fatal(err)
 	}
 	queued(c)
 	// c's message overflows a's queue and fills b's; a's drop overflows b's.
-	if err := h.Send(c, "m", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), c, "m", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if !isEnded(a) || !isEnded(b) {
@@ -489,7 +489,7 @@ func TestHubShutdown(t *testing.T) {
 		}
 		expectNothingQueued(t, s) // no user_left storm
 	}
-	if _, err := h.Join("d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
+	if _, err := h.Join(t.Context(), "d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
 		t.Errorf("Join after Shutdown = %v; want ErrShuttingDown (UNAVAILABLE)", err)
 	}
 }

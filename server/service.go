@@ -143,7 +143,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
-	s, err := svc.hub.JoinContext(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
+	s, err := svc.hub.Join(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
@@ -421,9 +421,9 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 		// rate-limited already).
 		return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
-		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())
+		return svc.hub.JoinChannel(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:
-		return svc.hub.LeaveChannelContext(ctx, s, action.LeaveChannel.GetChannel())
+		return svc.hub.LeaveChannel(ctx, s, action.LeaveChannel.GetChannel())
 	case *chatv1.ChatRequest_ListChannels:
 		svc.hub.ListChannels(s, clientID)
 		return nil
