@@ -12,6 +12,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestCheckChannel(t *testing.T) {
@@ -30,7 +31,7 @@ func TestCheckChannel(t *testing.T) {
 	}
 	for _, bad := range []string{"", "#", "##go", "two words", "a/b", "<b>", "tab\t", "x\x00", strings.Repeat("x", 33), "emoji😀"} {
 		_, _, err := server.CheckChannel(bad)
-		if !errors.Is(err, server.ErrInvalidChannel) || server.Status(err).Code() != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
+		if !errors.Is(err, server.ErrInvalidChannel) || status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
 			t.Errorf("CheckChannel(%q) = %v; want ErrInvalidChannel (INVALID_ARGUMENT) saying what to fix", bad, err)
 		}
 	}
@@ -168,7 +169,7 @@ func TestHubChannelLimits(t *testing.T) {
 	b := hubJoin(t, h, "b")
 	mustJoinChannel(t, h, a, "one")
 	mustJoinChannel(t, h, a, "two") // a: general, one, two
-	if err := h.JoinChannel(t.Context(), a, "three"); !errors.Is(err, server.ErrTooManyChannels) || server.Status(err).Code() != codes.ResourceExhausted {
+	if err := h.JoinChannel(t.Context(), a, "three"); !errors.Is(err, server.ErrTooManyChannels) || status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("a's fourth channel = %v; want ErrTooManyChannels (RESOURCE_EXHAUSTED)", err)
 	}
 	// The server is at 3 channels, none empty: b cannot create one.
@@ -235,7 +236,7 @@ func TestHubPrivateMessages(t *testing.T) {
 
 	for _, who := range []string{"nobody", "not a name"} {
 		err := h.Send(t.Context(), a, "hello?", "", who, "")
-		if !errors.Is(err, server.ErrNotFound) || server.Status(err).Code() != codes.NotFound || !strings.Contains(err.Error(), "not online") {
+		if !errors.Is(err, server.ErrNotFound) || status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "not online") {
 			t.Errorf("Send to %q = %v; want ErrNotFound (NOT_FOUND) saying they are not online", who, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // hubJoined is a session with what it was told at its join.
@@ -176,7 +177,7 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 		t.Errorf("Join(alice) with bob's token = %v; want ErrUsernameTaken (a token is for its own name)", err)
 	}
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
-	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || server.Status(alice.s.EndErr()).Code() != codes.Aborted {
+	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || status.Code(alice.s.EndErr()) != codes.Aborted {
 		t.Errorf("old stream ended %v with %v; want ended ABORTED (taken over)", isEnded(alice.s), alice.s.EndErr())
 	}
 	evs := re.take()

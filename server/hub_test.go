@@ -11,6 +11,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -181,8 +182,8 @@ func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 		if !errors.Is(err, server.ErrUsernameTaken) {
 			t.Errorf("Join(%q) with Alice online = %v; want ErrUsernameTaken", name, err)
 		}
-		if err != nil && server.Status(err).Code() != codes.AlreadyExists {
-			t.Errorf("Join(%q) status = %v; want ALREADY_EXISTS", name, server.Status(err))
+		if err != nil && status.Code(err) != codes.AlreadyExists {
+			t.Errorf("Join(%q) status = %v; want ALREADY_EXISTS", name, status.Convert(err))
 		}
 	}
 	// With resuming off, a disconnect frees the name at once.
@@ -225,7 +226,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	if ev := take(t, a); ev.GetSeq() != 4 {
 		t.Fatalf("message after refused joins has seq %d; want 4 (no gap)", ev.GetSeq())
 	}
-	if got := server.Status(func() error { _, err := h.Join(t.Context(), "c", "", 0, netip.Addr{}); return err }()).Code(); got != codes.ResourceExhausted {
+	if got := status.Code(func() error { _, err := h.Join(t.Context(), "c", "", 0, netip.Addr{}); return err }()); got != codes.ResourceExhausted {
 		t.Errorf("full server status = %v; want RESOURCE_EXHAUSTED", got)
 	}
 }
@@ -367,8 +368,8 @@ func TestHubDropsSlowSession(t *testing.T) {
 		t.Fatal("slow's Ended is open; want it closed when the hub drops it")
 	}
 	err := slow.EndErr()
-	if !errors.Is(err, server.ErrTooSlow) || server.Status(err).Code() != codes.ResourceExhausted {
-		t.Errorf("slow.EndErr() = %v (status %v); want ErrTooSlow, RESOURCE_EXHAUSTED", err, server.Status(err).Code())
+	if !errors.Is(err, server.ErrTooSlow) || status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("slow.EndErr() = %v (status %v); want ErrTooSlow, RESOURCE_EXHAUSTED", err, status.Code(err))
 	}
 	// What slow did get is a gap-free prefix: nothing after the overflow.
 	got := queued(slow)
@@ -422,7 +423,7 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 	if sent > queueBytes/4000+1 {
 		t.Errorf("stuck was dropped after %d messages of 4000 bytes; want it dropped once they pass %d KiB", sent, queueBytes>>10)
 	}
-	if st := server.Status(stuck.EndErr()); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "64 KiB") {
+	if st := status.Convert(stuck.EndErr()); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "64 KiB") {
 		t.Errorf("stuck ended with %v; want RESOURCE_EXHAUSTED saying how far behind it fell", st)
 	}
 }
@@ -479,7 +480,7 @@ func TestHubShutdown(t *testing.T) {
 		if !isEnded(s) {
 			t.Fatalf("%s not ended by Shutdown", s.User().GetUsername())
 		}
-		st := server.Status(s.EndErr())
+		st := status.Convert(s.EndErr())
 		if !errors.Is(s.EndErr(), server.ErrShuttingDown) || st.Code() != codes.Unavailable || st.Message() != "server shutting down, reconnect later" {
 			t.Errorf("%s ended with %v; want ErrShuttingDown as UNAVAILABLE %q", s.User().GetUsername(), st, "server shutting down, reconnect later")
 		}
@@ -489,7 +490,7 @@ func TestHubShutdown(t *testing.T) {
 		}
 		expectNothingQueued(t, s) // no user_left storm
 	}
-	if _, err := h.Join(t.Context(), "d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
+	if _, err := h.Join(t.Context(), "d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || status.Code(err) != codes.Unavailable {
 		t.Errorf("Join after Shutdown = %v; want ErrShuttingDown (UNAVAILABLE)", err)
 	}
 }

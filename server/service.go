@@ -292,7 +292,7 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 	case <-signInExpired(ctx):
 		// As a disconnect: kept for a resume with a fresh token.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, errSignInExpired)
-		return Status(errSignInExpired).Err()
+		return errSignInExpired
 	}
 }
 
@@ -316,7 +316,7 @@ func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logge
 	} else {
 		log.Info("left", "reason", reasonName(s.endReason))
 	}
-	return Status(s.endErr).Err()
+	return s.endErr // an *Error, which is its own status
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
@@ -536,7 +536,7 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt 
 					return err
 				}
 			}
-			return Status(s.endErr).Err()
+			return s.endErr
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case isClosed(drain):

@@ -172,7 +172,7 @@ func (s *Session) isEnded() bool {
 }
 
 // endLocked ends the stream from the hub's side. Hub.mu must be held.
-func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
+func (s *Session) endLocked(err *Error, reason chatv1.LeaveReason) {
 	if s.endClosed {
 		return
 	}
