@@ -145,7 +145,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 			progress := make(chan struct{}, 1)
 			var wg sync.WaitGroup
 			b.Cleanup(wg.Wait)
-			var sender grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+			var sender chatv1.ChatService_ChatClient
 			for i := range n {
 				conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 				if err != nil {

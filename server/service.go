@@ -118,7 +118,7 @@ func (svc *Service) allowList(ctx context.Context) error {
 
 // Chat runs one session: join, then messages until the client leaves, goes
 // away or is dropped.
-func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) error {
+func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
 	log := svc.log.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
@@ -165,7 +165,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 // client's address. A stream waiting to join holds its metadata and
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
-func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
+func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
 	ticket, _ := ctx.Value(ticketKey{}).(*heldTicket) // given by the tap
 	if ticket == nil {
 		t, err := svc.room.Enter(client)
@@ -188,7 +188,7 @@ func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // awaitJoin reads the first request, which must be a join, within the join
 // timeout, unless the stream's place in the waiting room is given to a
 // newcomer first (evicted is closed).
-func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
+func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
 	type result struct {
 		req *chatv1.ChatRequest
 		err error
@@ -227,7 +227,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // serve runs a joined session until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, batches bool, log *slog.Logger) error {
+func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Session, batches bool, log *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -343,7 +343,7 @@ func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logge
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
 // longer read either.
-func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session) error {
+func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) error {
 	ctx := stream.Context()
 	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
