@@ -8,6 +8,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// NewHub returns a hub of a node of its own, run with cfg's limits and no
+// limit per client address, for tests that drive the hub directly, with no
+// transport: synchronously, a join or a message at a time.
+func NewHub(cfg Config) *Hub { return newSoloHub(cfg, nil) }
+
 // Machine is the chat's state machine as a follower node runs it: a hub
 // that applies a log's entries through Cluster.apply, with no stream of
 // its own, for tests of what apply.go promises (same entries, same state).
@@ -17,7 +22,7 @@ type Machine struct{ c *Cluster }
 // settings, at the start of a log. It never becomes ready, so that it
 // arms no timers of its own.
 func NewMachine(cfg Config) *Machine {
-	_, c := NewClusterHub(cfg, DefaultClusterConfig(), nil, nil, slog.New(slog.DiscardHandler))
+	_, c := newClusterHub(cfg, DefaultClusterConfig(), nil, nil, slog.New(slog.DiscardHandler))
 	c.target = math.MaxUint64
 	return &Machine{c: c}
 }
@@ -68,3 +73,7 @@ func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
 	}
 	return mb.node, mb.attach, true
 }
+
+// ListChannels queues the channel list for s alone, as the answer to its
+// request clientID, as a list_channels request on its stream does.
+func (h *Hub) ListChannels(s *Session, clientID string) { h.listChannels(s, clientID) }

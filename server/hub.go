@@ -52,7 +52,7 @@ type Hub struct {
 	met         *metrics           // what this node counts
 	archive     Archive            // keeps every message for scroll-back; nil if the node keeps none
 
-	closing   chan struct{} // closed by Shutdown
+	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
 	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session
@@ -89,15 +89,15 @@ type expiry struct {
 	at  time.Time
 }
 
-// NewHub returns the hub of a node of its own whose log is kept in memory
-// (see memLog), with only the channel "general", run with the limits of
-// cfg, which must be valid (see [Config.Validate]). lim, if not nil, counts
-// the sessions of each client address. It is running when it is returned;
-// Shutdown stops it.
-func NewHub(cfg Config, lim *admission.Limiter) *Hub {
+// newSoloHub returns the hub of a node of its own whose log is kept in
+// memory (see memLog), with only the channel "general", run with the
+// limits of cfg, which must be valid (see [Config.Validate]). lim, if not
+// nil, counts the sessions of each client address. It is running when it
+// is returned; Shutdown stops it.
+func newSoloHub(cfg Config, lim *admission.Limiter) *Hub {
 	ccfg := SoloConfig()
 	ccfg.SnapshotEvery = 0 // nobody starts from one
-	h, c := NewClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
+	h, c := newClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
 	// Nothing outlives the process: message ids start over at 1 with
 	// every run, and the prefix keeps them unique across runs.
 	var b [4]byte
@@ -126,10 +126,6 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
 	h.channels[generalChannel] = h.general
 	return h
 }
-
-// Closing is closed when Shutdown starts, so that streams that have not
-// joined yet can end at once instead of holding up the shutdown.
-func (h *Hub) Closing() <-chan struct{} { return h.closing }
 
 func (h *Hub) isClosing() bool {
 	select {
@@ -340,10 +336,10 @@ func leaveCommand(s *Session, reason chatv1.LeaveReason) *clusterv1.Command {
 	return &clusterv1.Command{Action: &clusterv1.Command_Leave{Leave: &clusterv1.Leave{Stream: s.ref(), Reason: reason}}}
 }
 
-// ListChannels queues the channel list for s alone, as the answer to its
+// listChannels queues the channel list for s alone, as the answer to its
 // request clientID. It is this node's view: no command is needed, and the
 // answer comes in order with the events s has been given.
-func (h *Hub) ListChannels(s *Session, clientID string) {
+func (h *Hub) listChannels(s *Session, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -402,7 +398,7 @@ func (h *Hub) Channels() []*chatv1.Channel {
 // joins. The node should have told the chat it is stopping first (see
 // Cluster.Stop), so that its users are held while they reconnect: to
 // another node, or to this one once it is back with its state. A hub made
-// by NewHub does so itself, and stops running.
+// by newSoloHub does so itself, and stops running.
 func (h *Hub) Shutdown() {
 	if h.cl.runCancel != nil {
 		h.cl.Stop(context.Background())

@@ -31,7 +31,7 @@ func newHubWith(t testing.TB, edit func(*server.Config)) *server.Hub {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	edit(&cfg)
-	h := server.NewHub(cfg, nil)
+	h := server.NewHub(cfg)
 	t.Cleanup(h.Shutdown)
 	return h
 }

@@ -81,7 +81,7 @@ func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) 
 	}
 }
 
-// Hub returns the service's hub.
+// Hub returns the service's hub, for tests that look at who is online.
 func (svc *Service) Hub() *Hub { return svc.hub }
 
 // ListUsers returns who is online now.
@@ -213,7 +213,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 			return nil, &Error{Kind: ErrNotJoined, Msg: "not joined: the first request must be a join with a username"}
 		}
 		return r.req, nil
-	case <-svc.hub.Closing():
+	case <-svc.hub.closing:
 		return nil, errShutdown
 	case <-timer.C:
 		return nil, &Error{Kind: ErrJoinTimeout, Msg: fmt.Sprintf("no join within %s: send a join as the first request", svc.cfg.JoinTimeout)}
@@ -425,7 +425,7 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 	case *chatv1.ChatRequest_LeaveChannel:
 		return svc.hub.LeaveChannel(ctx, s, action.LeaveChannel.GetChannel())
 	case *chatv1.ChatRequest_ListChannels:
-		svc.hub.ListChannels(s, clientID)
+		svc.hub.listChannels(s, clientID)
 		return nil
 	}
 	return &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
