@@ -170,32 +170,20 @@ func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, 
 	return out.s, out.err
 }
 
-// Send sends a message from s: to a channel's members, or privately to one
-// user online, and in both cases to the sender, whose copy is its
-// acknowledgement. With neither channel nor recipient it goes to general.
-// It refuses invalid text (ErrInvalidText), a bad target
-// (ErrInvalidChannel, ErrInvalidRequest), an unknown channel or a user not
-// online (ErrNotFound), a channel s is not in (ErrNotInChannel) and a
-// session that is no longer online (ErrNotJoined). It waits for the
-// message to be applied, or until ctx ends.
-func (h *Hub) Send(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
-	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
-	if err != nil {
-		return err
-	}
-	return h.submit(ctx, cmd, streamPending(s)).err
-}
-
 // streamPending is what a node keeps of a command of s: whose it is (see
 // Cluster.cutOffLocked).
 func streamPending(s *Session) *pending { return &pending{stream: s} }
 
-// sendPipelined is Send for a session's reader, which does not wait for
-// the message to go through the log and be applied: it returns once the log has it, so that the session's next request is
-// appended after it, and a refusal met when it is applied reaches s as a
-// rejected answer to clientID. Up to pipelineWindow of a session's
-// messages are on their way at once; past that it waits.
-// sent is called, under Hub.mu, once the message is sent.
+// sendPipelined sends a message from s, for the session's reader: to a
+// channel's members, or privately to one user online, and in both cases
+// to the sender, whose copy is its acknowledgement; with neither channel
+// nor recipient, to general. It does not wait for the message to be
+// applied: it returns once the log has it, so that the session's next
+// request is appended after it, and a refusal met when it is applied
+// (see sendLocked) reaches s as a rejected answer to clientID. What it
+// refuses before the log (invalid text, a bad target) it returns. Up to
+// pipelineWindow of a session's messages are on their way at once; past
+// that it waits. sent is called, under Hub.mu, once the message is sent.
 func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string, sent func()) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
