@@ -506,8 +506,8 @@ var errCutOffPause = &Error{Kind: ErrUnavailable, Msg: "this server lost touch w
 // up for dead (cutOffLocked). Either way, what got in before is appended
 // first, so that the node knows where it is in the log's order.
 type gate struct {
-	mu       sync.Mutex
-	refusal  error // why nothing is let in: errStopping, errCutOffPause; nil while open
+	mu       sync.Mutex // guards the fields below; taken alone, or under Hub.mu (see LOCKS.md)
+	refusal  error      // why nothing is let in: errStopping, errCutOffPause; nil while open
 	inflight int
 	idle     chan struct{} // closed once shut with nothing in flight
 }

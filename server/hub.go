@@ -55,7 +55,7 @@ type Hub struct {
 	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session
+	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session; taken before any other lock (see LOCKS.md)
 	now      time.Time            // the chat's clock: when the command being applied happened
 	msgs     uint64               // messages sent so far; numbers message ids
 	attaches uint64               // streams attached so far; numbers attachments
