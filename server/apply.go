@@ -307,7 +307,7 @@ func (h *Hub) resumeLocked(m *member, node string, lastSeq uint64, p *pending) *
 	return s
 }
 
-// sendLocked sends a message (see Hub.Send). Lock must be held.
+// sendLocked sends a message (see Hub.sendPipelined). Lock must be held.
 func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	m, err := h.streamLocked(node, snd.GetStream())
 	if err != nil {

@@ -37,7 +37,9 @@ import (
 // internal/certfile). gRPC's ALPN protocol is added to it.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
-// WithAuth requires sign-in with tokens that v verifies.
+// WithAuth requires sign-in with tokens that v verifies. v's package is
+// internal to chatd's module, so only chatd's own commands and tests can
+// give one (see the package doc: this package is chatd's own).
 func WithAuth(v *auth.Verifier) Option { return func(o *options) { o.auth = v } }
 
 // securityOptions are the gRPC server options that TLS and sign-in add.

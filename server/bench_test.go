@@ -41,7 +41,7 @@ func benchHub(b *testing.B, n, queueSize int) (*server.Hub, []*reader) {
 	h := newHub(b, n+1, queueSize)
 	readers := make([]*reader, 0, n)
 	for i := range n {
-		s, err := h.Join(fmt.Sprintf("m%05d", i), "", 0, netip.Addr{})
+		s, err := h.Join(b.Context(), fmt.Sprintf("m%05d", i), "", 0, netip.Addr{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,9 +64,10 @@ func BenchmarkHubPublish(b *testing.B) {
 	for _, n := range memberCounts {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			h, readers := benchHub(b, n, 64)
+			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := h.Send(readers[0].s, "hello, everyone", "", "", "c1"); err != nil {
+				if err := h.Send(ctx, readers[0].s, "hello, everyone", "", "", "c1"); err != nil {
 					b.Fatal(err)
 				}
 				drain(readers)
@@ -82,9 +83,10 @@ func BenchmarkHubJoinLeave(b *testing.B) {
 	for _, n := range memberCounts {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			h, readers := benchHub(b, n, 64)
+			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
-				s, err := h.Join("newcomer", "", 0, netip.Addr{})
+				s, err := h.Join(ctx, "newcomer", "", 0, netip.Addr{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -143,7 +145,7 @@ func BenchmarkFanoutGRPC(b *testing.B) {
 			progress := make(chan struct{}, 1)
 			var wg sync.WaitGroup
 			b.Cleanup(wg.Wait)
-			var sender grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+			var sender chatv1.ChatService_ChatClient
 			for i := range n {
 				conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 				if err != nil {

@@ -154,17 +154,17 @@ type Cluster struct {
 	backlog []*clusterv1.Command // commands to append in the background
 	wake    chan struct{}        // has a token while backlog may hold some
 
-	applied  uint64      // the last entry applied; guarded by Hub.mu
-	target   uint64      // the log's end when the node started: ready once applied
-	ready    atomic.Bool // caught up with the log as it was at the start
-	serving  atomic.Bool // ready and the log within reach
-	onStatus func(serving bool)
-	from     atomic.Uint64 // the log position the node started from
-	saved    atomic.Uint64 // the log position of the last snapshot this node saved
-	snapDue  atomic.Uint64 // the log position at which a snapshot is due, whatever the time (SnapshotEntries)
-	snapNow  chan struct{} // has a token once snapDue is applied
-	stopped  chan struct{} // closed once the node has stopped (Stop)
-	gate     gate          // this node's streams' commands on their way to the log
+	applied  uint64             // the last entry applied; guarded by Hub.mu
+	target   uint64             // the log's end when the node started: ready once applied
+	ready    atomic.Bool        // caught up with the log as it was at the start
+	serving  atomic.Bool        // ready and the log within reach
+	onStatus func(serving bool) // called whenever Serving changes; set before Run
+	from     atomic.Uint64      // the log position the node started from
+	saved    atomic.Uint64      // the log position of the last snapshot this node saved
+	snapDue  atomic.Uint64      // the log position at which a snapshot is due, whatever the time (SnapshotEntries)
+	snapNow  chan struct{}      // has a token once snapDue is applied
+	stopped  chan struct{}      // closed once the node has stopped (Stop)
+	gate     gate               // this node's streams' commands on their way to the log
 	stopOnce sync.Once
 
 	// The streams of this node that the log gave up for dead with it, to
@@ -185,9 +185,9 @@ type Cluster struct {
 	runDone   chan struct{}
 }
 
-// NewClusterHub returns a hub that is one node of the cluster whose log is
+// newClusterHub returns a hub that is one node of the cluster whose log is
 // log. Run must be called to start it.
-func NewClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limiter, logger *slog.Logger) (*Hub, *Cluster) {
+func newClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limiter, logger *slog.Logger) (*Hub, *Cluster) {
 	var b [6]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	id := hex.EncodeToString(b[:])
@@ -221,13 +221,10 @@ func (c *Cluster) Applied() uint64 {
 // with the log and the log is within reach.
 func (c *Cluster) Serving() bool { return c.serving.Load() }
 
-// OnStatus sets f to be called whenever Serving changes. Call it before Run.
-func (c *Cluster) OnStatus(f func(serving bool)) { c.onStatus = f }
-
 // Run starts the node from the last snapshot, applies the log until ctx
 // ends, and returns why it stopped: nil for ctx, or an error if the node
 // can no longer follow the log (it lost entries it had not applied) and
-// must be restarted. A node that runs itself (made by NewHub or New) only
+// must be restarted. A node that runs itself (made by New) only
 // waits here for ctx to end.
 func (c *Cluster) Run(ctx context.Context) error {
 	if c.runDone != nil && ctx != c.runCtx {
@@ -400,7 +397,7 @@ func (c *Cluster) checkReadyLocked() {
 
 // start runs the node in the background (see Run) until halt, and returns
 // once it is ready, or has failed: for a node that is a chat of its own,
-// on a log of its own (see NewHub).
+// on a log of its own (see newSoloHub).
 func (c *Cluster) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.runCtx, c.runCancel, c.runDone = ctx, cancel, make(chan struct{})
@@ -509,8 +506,8 @@ var errCutOffPause = &Error{Kind: ErrUnavailable, Msg: "this server lost touch w
 // up for dead (cutOffLocked). Either way, what got in before is appended
 // first, so that the node knows where it is in the log's order.
 type gate struct {
-	mu       sync.Mutex
-	refusal  error // why nothing is let in: errStopping, errCutOffPause; nil while open
+	mu       sync.Mutex // guards the fields below; taken alone, or under Hub.mu (see LOCKS.md)
+	refusal  error      // why nothing is let in: errStopping, errCutOffPause; nil while open
 	inflight int
 	idle     chan struct{} // closed once shut with nothing in flight
 }
@@ -927,14 +924,14 @@ func (c *Cluster) snapshotLoop(ctx context.Context) {
 		if state == nil {
 			continue
 		}
-		if err := c.SaveSnapshot(ctx, state.proto()); err != nil && ctx.Err() == nil {
+		if err := c.saveSnapshot(ctx, state.proto()); err != nil && ctx.Err() == nil {
 			c.logger.Warn("could not save a snapshot", "err", err)
 		}
 	}
 }
 
-// SaveSnapshot saves snap as the state new nodes start from.
-func (c *Cluster) SaveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) error {
+// saveSnapshot saves snap as the state new nodes start from.
+func (c *Cluster) saveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) error {
 	data, err := proto.Marshal(snap)
 	if err != nil {
 		return err
@@ -978,7 +975,7 @@ func (c *Cluster) Stop(ctx context.Context) {
 			c.h.mu.Lock()
 			state := c.h.snapshotLocked(c.applied)
 			c.h.mu.Unlock()
-			if err := c.SaveSnapshot(ctx, state.proto()); err != nil {
+			if err := c.saveSnapshot(ctx, state.proto()); err != nil {
 				c.logger.Warn("could not save the chat's state as it stops: the next start replays the log since the last snapshot", "err", err)
 			}
 		}

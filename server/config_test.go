@@ -152,3 +152,22 @@ func TestStatus(t *testing.T) {
 		}
 	}
 }
+
+// An *Error is a status wherever it goes: a handler may return it as it
+// is, and gRPC's own status functions read its code and message.
+func TestErrorIsItsOwnStatus(t *testing.T) {
+	t.Parallel()
+	var err error = &server.Error{Kind: server.ErrUsernameTaken, Msg: "taken: pick another"}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.AlreadyExists || st.Message() != "taken: pick another" {
+		t.Errorf("status.FromError(%v) = %v, %v; want ALREADY_EXISTS with its message", err, st, ok)
+	}
+	if got := status.Code(fmt.Errorf("joining: %w", err)); got != codes.AlreadyExists {
+		t.Errorf("status.Code of a wrapped *Error = %v; want ALREADY_EXISTS", got)
+	}
+	// A kind with no code says nothing of itself.
+	odd := &server.Error{Kind: errors.New("odd"), Msg: "details"}
+	if st := status.Convert(odd); st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Errorf("status of an *Error of no known kind = %v; want INTERNAL \"internal error\"", st)
+	}
+}

@@ -1,15 +1,32 @@
-// Package server is chatd's chat service as a library: the hub that keeps who
-// is online and orders every event, the per-session queues and writers, the
-// gRPC handlers of chat.v1.ChatService, and a node's part in a cluster.
+// Package server is chatd's chat service: the hub that keeps who is online
+// and orders every event, the per-session queues and writers, the gRPC
+// handlers of chat.v1.ChatService, and a node's part in a cluster.
+//
+// It is chatd's own package, for cmd/chatd, the gateway and the module's
+// tests, not a library for other modules: [WithAuth] and
+// [Server.Admission] take and give types of the module's internal
+// packages, and [Config.PerClient] is one. [Hub], [Session], [Event] and
+// [Delivery] are exported for the package's own tests, which drive a hub
+// with no transport (see export_test.go for what only tests get).
 //
 // Where things happen:
-//   - a join: [Service.Chat] reads the first request, [Hub.Join] makes it a
-//     command, and joinLocked (apply.go) admits it;
-//   - a message: the session's read loop in service.go calls [Hub.Send], and
-//     sendLocked delivers it;
-//   - a disconnect: [Service.Chat] sees the stream's context end and calls
-//     [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks the
-//     session;
+//   - a join: [Service.Chat] reads the first request (admitJoin), checks
+//     the sign-in (signIn), and [Hub.Join] makes it a command, which the
+//     node appends to the chat's log and waits for; once the log has it,
+//     [Cluster] applies it, and joinLocked (apply.go) admits it;
+//   - a message: the session's read loop (readLoop, service.go) hands it
+//     to handle, which calls Hub.sendPipelined: that returns once the log
+//     has the command, without waiting for it to be applied, so that the
+//     session's next request follows it in the log; sendLocked (apply.go)
+//     delivers it, and a refusal met there reaches the sender as a
+//     rejected answer (tests have Hub.Send, which waits for it, from
+//     export_test.go);
+//   - a channel entered or left: handle calls [Hub.JoinChannel] or
+//     [Hub.LeaveChannel], which wait for the command to be applied
+//     (joinChannelLocked, leaveChannelLocked);
+//   - a disconnect: serve (service.go) sees the stream's context end and
+//     calls [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks
+//     the session for the resume grace (parkLocked, presence.go);
 //   - a call refused before any session (a stream past the waiting room's
 //     limits, a list call past its rate, a join refused): the tap in
 //     refuse.go refuses what it can before gRPC starts a handler, and
@@ -19,7 +36,80 @@
 // the order of the chat's log (see [Cluster]): a node's own, or the log that
 // every node of a cluster applies alike. An event is queued, under that lock,
 // on every session it concerns, on bounded queues and without blocking.
-// Each session has one writer goroutine, the only caller of Send on its
-// stream. A session whose queue is full is dropped as too slow, so one slow
-// client never holds up the others.
+// Each session has one writer goroutine (writeLoop), the only caller of
+// Send on its stream. A session whose queue is full is dropped as too
+// slow, so one slow client never holds up the others. Which lock may be
+// taken under which is written down in LOCKS.md, beside this file.
+//
+// # Glossary
+//
+// The words as this code uses them. Where a name in the code says
+// something else, the entry says so; those names are to be mended, not
+// relied on.
+//
+//   - user: someone online under a username (chatv1.User: the name as
+//     typed, and when they came online). Names are unique in any letter
+//     case and among lookalikes: a user is known by its key, the
+//     case-mapped name (member.key), and its lookalike skeletons.
+//   - device: not a notion of this code. A user is online once, from one
+//     stream; a second device joining under the same name is refused
+//     (ErrUsernameTaken), and one joining with the session's resume token
+//     takes the session over, ending the first stream (ErrReplaced).
+//     "client" is the nearest word: the program at the far end of a
+//     stream, and, in the limits, its address (netip.Addr).
+//   - session: a user's lasting presence, which outlives its streams: its
+//     numbered events (seq), its resume token, its channels, its resume
+//     log. In the code this is member (session.go), not [Session]:
+//     Session is one stream's hold on a member (member.att), with its
+//     queue, and a new Session comes with each stream that joins or
+//     resumes. The names read inverted: member is the session, and
+//     Session is an attachment (a stream) of it.
+//   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
+//     join to its end. A stream attached to a member is numbered by the
+//     member's attach count (member.attach, Session.attach), and commands
+//     name it by user key and that number (clusterv1.Stream). "attachment"
+//     and "stream" name the same thing.
+//   - conversation: a channel's messages, or the private messages
+//     between two users: what the archive keeps and History pages (conv,
+//     see channelConv and privateConv). The live protocol has no such
+//     word: a message has a channel or a recipient.
+//   - command: a change a node asks the chat for (clusterv1.Command: a
+//     join, a leave, a message, a channel entered or left, a heartbeat, a
+//     node's stop), stamped with the node and an id (Hub.command), and
+//     appended to the log. Nothing changes the chat's state but a
+//     command applied.
+//   - event: what a session is told (a chatv1.ChatResponse: a welcome, a
+//     user joined or left, a message, …). [Event] is one event encoded
+//     once and shared by every session it goes to; a [Delivery] is an
+//     Event with its seq in one session. Answers to one request (a
+//     rejection, a channel list) are delivered too, with seq 0: they are
+//     not events of the session and are not kept for a resume.
+//   - snapshot: two things. (1) What a stream is given at once so that it
+//     knows where things stand: its welcome (who is online), a channel's
+//     members and history, a resume's replay; queued with
+//     queue.pushExtra, so that it does not count against the queue's
+//     limit (channelSnapshotLocked, Session.forgive). (2) The chat's whole
+//     state at a position of the log (clusterv1.Snapshot, snapshot.go),
+//     saved so that a node starts from it instead of the log's start.
+//   - node: one chatd process taking part in a chat: it appends its
+//     streams' commands to the log and applies the whole log to its own
+//     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name
+//     is for logs. A chatd of its own is a cluster of one node, and
+//     [Cluster] is a node's part in the log even then.
+//   - log: three things. (1) The chat's ordered log of commands ([Log],
+//     [Entry]): memLog in memory, internal/disklog on disk,
+//     internal/jslog for a cluster. (2) A member's resume log
+//     (member.log, ring.go): its last events, replayed to a stream that
+//     resumes. (3) The server's text log (*slog.Logger), named logger or
+//     log in places.
+//   - hub: [Hub], one node's copy of the chat's state (members, channels,
+//     the online list, the deadlines) under one mutex, together with this
+//     node's side of it: the streams attached here, and their queues. It
+//     is both the state machine and the fan-out; the state machine alone
+//     is reached through export_test.go's Machine.
+//   - apply: carry out one entry of the log on the hub (Cluster.apply,
+//     then Hub.applyLocked and the …Locked function of its kind, in
+//     apply.go). Applying depends only on the state and the entry (its
+//     time is the chat's clock), so every node reaches the same state.
+//     Distinct from append, which puts a command in the log.
 package server

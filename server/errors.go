@@ -11,7 +11,8 @@ import (
 )
 
 // Kinds of refusal. Every error the service shows a client wraps one of
-// these (see [Error]); [Status] is the one place that maps them to gRPC codes.
+// these (see [Error]); kindCodes, below, is the one place that maps them to
+// gRPC codes.
 var (
 	ErrInvalidUsername  = errors.New("invalid username")
 	ErrUsernameTaken    = errors.New("username taken")
@@ -48,6 +49,19 @@ func (e *Error) Error() string { return e.Msg }
 
 // Unwrap lets errors.Is match the kind.
 func (e *Error) Unwrap() error { return e.Kind }
+
+// GRPCStatus is the status a client sees for e: its kind's code (see
+// kindCodes) and its message. gRPC calls it for an error a handler
+// returns, and status.FromError and status.Code do too, so an *Error may
+// be returned as it is. A kind with no code is an internal error.
+func (e *Error) GRPCStatus() *status.Status {
+	for _, kc := range kindCodes {
+		if errors.Is(e.Kind, kc.kind) {
+			return status.New(kc.code, e.Msg)
+		}
+	}
+	return status.New(codes.Internal, "internal error")
+}
 
 // errShutdown ends every session, and every stream not joined yet, when the
 // server shuts down.
@@ -120,20 +134,17 @@ var kindCodes = []struct {
 	{ErrPermissionDenied, codes.PermissionDenied},
 }
 
-// Status turns an error from the service into the gRPC status a client
-// sees. Refusals keep their message; context errors keep their meaning;
-// anything else is an internal error whose details stay in the server's log.
+// Status turns any error met while serving into the gRPC status a client
+// sees: for an error that may not be an *Error. Refusals keep their
+// message, even wrapped; context errors keep their meaning; anything else
+// is an internal error whose details stay in the server's log.
 func Status(err error) *status.Status {
 	if err == nil {
 		return status.New(codes.OK, "")
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		for _, kc := range kindCodes {
-			if errors.Is(e.Kind, kc.kind) {
-				return status.New(kc.code, e.Msg)
-			}
-		}
+		return e.GRPCStatus()
 	}
 	if s, ok := status.FromError(err); ok {
 		return s

@@ -1,12 +1,18 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"math"
 
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 	"google.golang.org/protobuf/proto"
 )
+
+// NewHub returns a hub of a node of its own, run with cfg's limits and no
+// limit per client address, for tests that drive the hub directly, with no
+// transport: synchronously, a join or a message at a time.
+func NewHub(cfg Config) *Hub { return newSoloHub(cfg, nil) }
 
 // Machine is the chat's state machine as a follower node runs it: a hub
 // that applies a log's entries through Cluster.apply, with no stream of
@@ -17,7 +23,7 @@ type Machine struct{ c *Cluster }
 // settings, at the start of a log. It never becomes ready, so that it
 // arms no timers of its own.
 func NewMachine(cfg Config) *Machine {
-	_, c := NewClusterHub(cfg, DefaultClusterConfig(), nil, nil, slog.New(slog.DiscardHandler))
+	_, c := newClusterHub(cfg, DefaultClusterConfig(), nil, nil, slog.New(slog.DiscardHandler))
 	c.target = math.MaxUint64
 	return &Machine{c: c}
 }
@@ -67,4 +73,25 @@ func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
 		return "", 0, false
 	}
 	return mb.node, mb.attach, true
+}
+
+// ListChannels queues the channel list for s alone, as the answer to its
+// request clientID, as a list_channels request on its stream does.
+func (h *Hub) ListChannels(s *Session, clientID string) { h.listChannels(s, clientID) }
+
+// Send sends a message from s: to a channel's members, or privately to one
+// user online, and in both cases to the sender, whose copy is its
+// acknowledgement. With neither channel nor recipient it goes to general.
+// It refuses invalid text (ErrInvalidText), a bad target
+// (ErrInvalidChannel, ErrInvalidRequest), an unknown channel or a user not
+// online (ErrNotFound), a channel s is not in (ErrNotInChannel) and a
+// session that is no longer online (ErrNotJoined). It waits for the
+// message to be applied, or until ctx ends: a stream's messages do not
+// (see sendPipelined), so only tests need it.
+func (h *Hub) Send(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
+	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
+	if err != nil {
+		return err
+	}
+	return h.submit(ctx, cmd, streamPending(s)).err
 }

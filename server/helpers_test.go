@@ -99,7 +99,7 @@ func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 type client struct {
 	name    string
 	conn    *grpc.ClientConn
-	stream  grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+	stream  chatv1.ChatService_ChatClient
 	cancel  context.CancelFunc
 	recvs   chan received
 	welcome *chatv1.ChatResponse // set by join

@@ -55,7 +55,7 @@ func (svc *Service) history(ctx context.Context, req *chatv1.HistoryRequest) ([]
 	case req.GetWith() != "":
 		_, other, err := CheckUsername(req.GetWith())
 		if err != nil {
-			return nil, false, &Error{Kind: ErrInvalidRequest, Msg: "with is not a username: " + Status(err).Message()}
+			return nil, false, &Error{Kind: ErrInvalidRequest, Msg: "with is not a username: " + err.Error()}
 		}
 		me, err := svc.caller(ctx, req.GetResumeToken())
 		if err != nil {

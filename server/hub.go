@@ -52,10 +52,10 @@ type Hub struct {
 	met         *metrics           // what this node counts
 	archive     Archive            // keeps every message for scroll-back; nil if the node keeps none
 
-	closing   chan struct{} // closed by Shutdown
+	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session
+	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session; taken before any other lock (see LOCKS.md)
 	now      time.Time            // the chat's clock: when the command being applied happened
 	msgs     uint64               // messages sent so far; numbers message ids
 	attaches uint64               // streams attached so far; numbers attachments
@@ -89,15 +89,15 @@ type expiry struct {
 	at  time.Time
 }
 
-// NewHub returns the hub of a node of its own whose log is kept in memory
-// (see memLog), with only the channel "general", run with the limits of
-// cfg, which must be valid (see [Config.Validate]). lim, if not nil, counts
-// the sessions of each client address. It is running when it is returned;
-// Shutdown stops it.
-func NewHub(cfg Config, lim *admission.Limiter) *Hub {
+// newSoloHub returns the hub of a node of its own whose log is kept in
+// memory (see memLog), with only the channel "general", run with the
+// limits of cfg, which must be valid (see [Config.Validate]). lim, if not
+// nil, counts the sessions of each client address. It is running when it
+// is returned; Shutdown stops it.
+func newSoloHub(cfg Config, lim *admission.Limiter) *Hub {
 	ccfg := SoloConfig()
 	ccfg.SnapshotEvery = 0 // nobody starts from one
-	h, c := NewClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
+	h, c := newClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
 	// Nothing outlives the process: message ids start over at 1 with
 	// every run, and the prefix keeps them unique across runs.
 	var b [4]byte
@@ -127,10 +127,6 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
 	return h
 }
 
-// Closing is closed when Shutdown starts, so that streams that have not
-// joined yet can end at once instead of holding up the shutdown.
-func (h *Hub) Closing() <-chan struct{} { return h.closing }
-
 func (h *Hub) isClosing() bool {
 	select {
 	case <-h.closing:
@@ -147,14 +143,9 @@ func (h *Hub) isClosing() bool {
 // disconnected session in any letter case (ErrUsernameTaken), a full
 // server (ErrServerFull) and a server that is shutting down
 // (ErrShuttingDown). client is the client's address, for the limit on
-// sessions per address; the zero address is not counted.
-func (h *Hub) Join(username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
-	return h.JoinContext(context.Background(), username, token, lastSeq, client)
-}
-
-// JoinContext is Join for a caller that may stop waiting: in a cluster, a
-// join waits for its turn in the cluster's log.
-func (h *Hub) JoinContext(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
+// sessions per address; the zero address is not counted. The join waits
+// for its turn in the chat's log, or until ctx ends.
+func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
 	if _, _, err := CheckUsername(username); err != nil {
 		return nil, err
 	}
@@ -179,36 +170,20 @@ func (h *Hub) JoinContext(ctx context.Context, username, token string, lastSeq u
 	return out.s, out.err
 }
 
-// Send sends a message from s: to a channel's members, or privately to one
-// user online, and in both cases to the sender, whose copy is its
-// acknowledgement. With neither channel nor recipient it goes to general.
-// It refuses invalid text (ErrInvalidText), a bad target
-// (ErrInvalidChannel, ErrInvalidRequest), an unknown channel or a user not
-// online (ErrNotFound), a channel s is not in (ErrNotInChannel) and a
-// session that is no longer online (ErrNotJoined).
-func (h *Hub) Send(s *Session, text, channelName, recipient, clientID string) error {
-	return h.SendContext(context.Background(), s, text, channelName, recipient, clientID)
-}
-
-// SendContext is Send for a caller that may stop waiting.
-func (h *Hub) SendContext(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
-	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
-	if err != nil {
-		return err
-	}
-	return h.submit(ctx, cmd, streamPending(s)).err
-}
-
 // streamPending is what a node keeps of a command of s: whose it is (see
 // Cluster.cutOffLocked).
 func streamPending(s *Session) *pending { return &pending{stream: s} }
 
-// sendPipelined is SendContext for a session's reader, which does not wait for the message to go through the log and be applied: it
-// returns once the log has it, so that the session's next request is
-// appended after it, and a refusal met when it is applied reaches s as a
-// rejected answer to clientID. Up to pipelineWindow of a session's
-// messages are on their way at once; past that it waits.
-// sent is called, under Hub.mu, once the message is sent.
+// sendPipelined sends a message from s, for the session's reader: to a
+// channel's members, or privately to one user online, and in both cases
+// to the sender, whose copy is its acknowledgement; with neither channel
+// nor recipient, to general. It does not wait for the message to be
+// applied: it returns once the log has it, so that the session's next
+// request is appended after it, and a refusal met when it is applied
+// (see sendLocked) reaches s as a rejected answer to clientID. What it
+// refuses before the log (invalid text, a bad target) it returns. Up to
+// pipelineWindow of a session's messages are on their way at once; past
+// that it waits. sent is called, under Hub.mu, once the message is sent.
 func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string, sent func()) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
@@ -272,13 +247,9 @@ func (h *Hub) sendCommand(s *Session, text, channelName, recipient, clientID str
 // name. The members hear of it; s gets the members and the history. It
 // refuses a bad name (ErrInvalidChannel), a channel s is in already
 // (ErrAlreadyInChannel), and s in too many channels or the server at its
-// channel limit (ErrTooManyChannels).
-func (h *Hub) JoinChannel(s *Session, name string) error {
-	return h.JoinChannelContext(context.Background(), s, name)
-}
-
-// JoinChannelContext is JoinChannel for a caller that may stop waiting.
-func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) error {
+// channel limit (ErrTooManyChannels). It waits for its turn in the log,
+// or until ctx ends.
+func (h *Hub) JoinChannel(ctx context.Context, s *Session, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -288,13 +259,9 @@ func (h *Hub) JoinChannelContext(ctx context.Context, s *Session, name string) e
 }
 
 // LeaveChannel takes s out of a channel; every member, s included, hears of
-// it. It refuses a channel s is not in (ErrNotInChannel).
-func (h *Hub) LeaveChannel(s *Session, name string) error {
-	return h.LeaveChannelContext(context.Background(), s, name)
-}
-
-// LeaveChannelContext is LeaveChannel for a caller that may stop waiting.
-func (h *Hub) LeaveChannelContext(ctx context.Context, s *Session, name string) error {
+// it. It refuses a channel s is not in (ErrNotInChannel). It waits for its
+// turn in the log, or until ctx ends.
+func (h *Hub) LeaveChannel(ctx context.Context, s *Session, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -357,10 +324,10 @@ func leaveCommand(s *Session, reason chatv1.LeaveReason) *clusterv1.Command {
 	return &clusterv1.Command{Action: &clusterv1.Command_Leave{Leave: &clusterv1.Leave{Stream: s.ref(), Reason: reason}}}
 }
 
-// ListChannels queues the channel list for s alone, as the answer to its
+// listChannels queues the channel list for s alone, as the answer to its
 // request clientID. It is this node's view: no command is needed, and the
 // answer comes in order with the events s has been given.
-func (h *Hub) ListChannels(s *Session, clientID string) {
+func (h *Hub) listChannels(s *Session, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -419,7 +386,7 @@ func (h *Hub) Channels() []*chatv1.Channel {
 // joins. The node should have told the chat it is stopping first (see
 // Cluster.Stop), so that its users are held while they reconnect: to
 // another node, or to this one once it is back with its state. A hub made
-// by NewHub does so itself, and stops running.
+// by newSoloHub does so itself, and stops running.
 func (h *Hub) Shutdown() {
 	if h.cl.runCancel != nil {
 		h.cl.Stop(context.Background())

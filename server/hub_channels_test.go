@@ -12,6 +12,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestCheckChannel(t *testing.T) {
@@ -30,7 +31,7 @@ func TestCheckChannel(t *testing.T) {
 	}
 	for _, bad := range []string{"", "#", "##go", "two words", "a/b", "<b>", "tab\t", "x\x00", strings.Repeat("x", 33), "emoji😀"} {
 		_, _, err := server.CheckChannel(bad)
-		if !errors.Is(err, server.ErrInvalidChannel) || server.Status(err).Code() != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
+		if !errors.Is(err, server.ErrInvalidChannel) || status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
 			t.Errorf("CheckChannel(%q) = %v; want ErrInvalidChannel (INVALID_ARGUMENT) saying what to fix", bad, err)
 		}
 	}
@@ -45,7 +46,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	queued(a)
 	queued(b)
 
-	if err := h.JoinChannel(a, "#Go"); err != nil {
+	if err := h.JoinChannel(t.Context(), a, "#Go"); err != nil {
 		t.Fatalf("JoinChannel(a, #Go) = %v", err)
 	}
 	evs := queued(a)
@@ -54,7 +55,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	}
 	expectNothingQueued(t, b) // not a member: hears nothing
 
-	if err := h.JoinChannel(b, "go"); err != nil { // same channel, any case
+	if err := h.JoinChannel(t.Context(), b, "go"); err != nil { // same channel, any case
 		t.Fatalf("JoinChannel(b, go) = %v", err)
 	}
 	if ev := take(t, a); ev.GetChannelJoined().GetChannel() != "Go" || ev.GetChannelJoined().GetUser().GetUsername() != "b" || len(ev.GetChannelJoined().GetMembers()) != 0 {
@@ -65,7 +66,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	}
 
 	// Messages reach members only.
-	if err := h.Send(a, "gophers!", "GO", "", "m1"); err != nil {
+	if err := h.Send(t.Context(), a, "gophers!", "GO", "", "m1"); err != nil {
 		t.Fatalf("Send to GO = %v", err)
 	}
 	for _, s := range []*server.Session{a, b} {
@@ -81,14 +82,14 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 		err  error
 		kind error
 	}{
-		{"c sends to Go, not a member", h.Send(c, "hi", "go", "", ""), server.ErrNotInChannel},
-		{"send to a channel nobody made", h.Send(c, "hi", "nowhere", "", ""), server.ErrNotFound},
-		{"send to a bad name", h.Send(c, "hi", "no way", "", ""), server.ErrInvalidChannel},
-		{"send to a channel and a user", h.Send(a, "hi", "go", "b", ""), server.ErrInvalidRequest},
-		{"join twice", h.JoinChannel(a, "GO"), server.ErrAlreadyInChannel},
-		{"join a bad name", h.JoinChannel(a, "a b"), server.ErrInvalidChannel},
-		{"leave a channel c is not in", h.LeaveChannel(c, "go"), server.ErrNotInChannel},
-		{"leave a channel nobody made", h.LeaveChannel(c, "nowhere"), server.ErrNotInChannel},
+		{"c sends to Go, not a member", h.Send(t.Context(), c, "hi", "go", "", ""), server.ErrNotInChannel},
+		{"send to a channel nobody made", h.Send(t.Context(), c, "hi", "nowhere", "", ""), server.ErrNotFound},
+		{"send to a bad name", h.Send(t.Context(), c, "hi", "no way", "", ""), server.ErrInvalidChannel},
+		{"send to a channel and a user", h.Send(t.Context(), a, "hi", "go", "b", ""), server.ErrInvalidRequest},
+		{"join twice", h.JoinChannel(t.Context(), a, "GO"), server.ErrAlreadyInChannel},
+		{"join a bad name", h.JoinChannel(t.Context(), a, "a b"), server.ErrInvalidChannel},
+		{"leave a channel c is not in", h.LeaveChannel(t.Context(), c, "go"), server.ErrNotInChannel},
+		{"leave a channel nobody made", h.LeaveChannel(t.Context(), c, "nowhere"), server.ErrNotInChannel},
 	} {
 		if !errors.Is(tc.err, tc.kind) {
 			t.Errorf("%s: %v; want %v", tc.what, tc.err, tc.kind)
@@ -98,7 +99,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	expectNothingQueued(t, c)
 
 	// Leaving: every member, the leaver included, hears of it.
-	if err := h.LeaveChannel(b, "#go"); err != nil {
+	if err := h.LeaveChannel(t.Context(), b, "#go"); err != nil {
 		t.Fatalf("LeaveChannel = %v", err)
 	}
 	for _, s := range []*server.Session{a, b} {
@@ -106,17 +107,17 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 			t.Errorf("%s got %v; want channel_left Go b", s.User().GetUsername(), l)
 		}
 	}
-	if err := h.Send(b, "still?", "go", "", ""); !errors.Is(err, server.ErrNotInChannel) {
+	if err := h.Send(t.Context(), b, "still?", "go", "", ""); !errors.Is(err, server.ErrNotInChannel) {
 		t.Errorf("send after leaving = %v; want ErrNotInChannel", err)
 	}
 	// Leaving general is allowed; general's messages stop.
-	if err := h.LeaveChannel(c, "general"); err != nil {
+	if err := h.LeaveChannel(t.Context(), c, "general"); err != nil {
 		t.Fatalf("LeaveChannel(general) = %v", err)
 	}
 	queued(a)
 	queued(b)
 	queued(c)
-	if err := h.Send(a, "general news", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "general news", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	expectNothingQueued(t, c)
@@ -144,7 +145,7 @@ func TestHubListChannelsIsAnAnswer(t *testing.T) {
 	b := hubJoin(t, h, "b")
 	queued(a)
 	for _, name := range []string{"Zeta", "Alpha", "mid"} {
-		if err := h.JoinChannel(b, name); err != nil {
+		if err := h.JoinChannel(t.Context(), b, name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,18 +169,18 @@ func TestHubChannelLimits(t *testing.T) {
 	b := hubJoin(t, h, "b")
 	mustJoinChannel(t, h, a, "one")
 	mustJoinChannel(t, h, a, "two") // a: general, one, two
-	if err := h.JoinChannel(a, "three"); !errors.Is(err, server.ErrTooManyChannels) || server.Status(err).Code() != codes.ResourceExhausted {
+	if err := h.JoinChannel(t.Context(), a, "three"); !errors.Is(err, server.ErrTooManyChannels) || status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("a's fourth channel = %v; want ErrTooManyChannels (RESOURCE_EXHAUSTED)", err)
 	}
 	// The server is at 3 channels, none empty: b cannot create one.
-	if err := h.JoinChannel(b, "three"); !errors.Is(err, server.ErrTooManyChannels) {
+	if err := h.JoinChannel(t.Context(), b, "three"); !errors.Is(err, server.ErrTooManyChannels) {
 		t.Errorf("creating a fourth channel with none empty = %v; want ErrTooManyChannels", err)
 	}
 	// Once "one" is empty, creating a channel drops it, history and all.
-	if err := h.Send(a, "in one", "one", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "in one", "one", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.LeaveChannel(a, "one"); err != nil {
+	if err := h.LeaveChannel(t.Context(), a, "one"); err != nil {
 		t.Fatal(err)
 	}
 	mustJoinChannel(t, h, b, "three")
@@ -191,7 +192,7 @@ func TestHubChannelLimits(t *testing.T) {
 		t.Errorf("channels = %q; want one dropped for three", got)
 	}
 	// "two" empties; a new "one" takes its place, with no history.
-	if err := h.LeaveChannel(a, "two"); err != nil {
+	if err := h.LeaveChannel(t.Context(), a, "two"); err != nil {
 		t.Fatal(err)
 	}
 	queued(a)
@@ -203,7 +204,7 @@ func TestHubChannelLimits(t *testing.T) {
 
 func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string) {
 	t.Helper()
-	if err := h.JoinChannel(s, name); err != nil {
+	if err := h.JoinChannel(t.Context(), s, name); err != nil {
 		t.Fatalf("%s: JoinChannel(%q) = %v", s.User().GetUsername(), name, err)
 	}
 }
@@ -217,7 +218,7 @@ func TestHubPrivateMessages(t *testing.T) {
 	queued(a)
 	queued(b)
 
-	if err := h.Send(a, "psst", "", "BOB", "d1"); err != nil {
+	if err := h.Send(t.Context(), a, "psst", "", "BOB", "d1"); err != nil {
 		t.Fatalf("Send to BOB = %v", err)
 	}
 	mine, theirs := take(t, a), take(t, b)
@@ -228,20 +229,20 @@ func TestHubPrivateMessages(t *testing.T) {
 	expectNothingQueued(t, c)
 
 	// To yourself: one copy.
-	if err := h.Send(a, "note to self", "", "alice", ""); err != nil {
+	if err := h.Send(t.Context(), a, "note to self", "", "alice", ""); err != nil {
 		t.Fatal(err)
 	}
 	take(t, a)
 
 	for _, who := range []string{"nobody", "not a name"} {
-		err := h.Send(a, "hello?", "", who, "")
-		if !errors.Is(err, server.ErrNotFound) || server.Status(err).Code() != codes.NotFound || !strings.Contains(err.Error(), "not online") {
+		err := h.Send(t.Context(), a, "hello?", "", who, "")
+		if !errors.Is(err, server.ErrNotFound) || status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "not online") {
 			t.Errorf("Send to %q = %v; want ErrNotFound (NOT_FOUND) saying they are not online", who, err)
 		}
 	}
 	// A disconnected user, parked for a resume, is not online either.
 	h.Leave(c, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	if err := h.Send(a, "where are you?", "", "carol", ""); !errors.Is(err, server.ErrNotFound) {
+	if err := h.Send(t.Context(), a, "where are you?", "", "carol", ""); !errors.Is(err, server.ErrNotFound) {
 		t.Errorf("Send to a disconnected user = %v; want ErrNotFound", err)
 	}
 	queued(a)
@@ -256,11 +257,11 @@ func TestHubHistory(t *testing.T) {
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range size + 3 {
-		if err := h.Send(a, fmt.Sprint("m", i), "go", "", ""); err != nil {
+		if err := h.Send(t.Context(), a, fmt.Sprint("m", i), "go", "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := h.Send(a, "in general", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "in general", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	sent := queued(a)
@@ -280,7 +281,7 @@ func TestHubHistory(t *testing.T) {
 		}
 	}
 	// History, then live: no gap, no duplicate.
-	if err := h.Send(a, "live", "go", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "live", "go", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, b); ev.GetHistory() || ev.GetMessage().GetText() != "live" {
@@ -290,7 +291,7 @@ func TestHubHistory(t *testing.T) {
 	// With history off, joiners get none.
 	h0 := newHubWith(t, func(c *server.Config) { c.HistorySize = 0 })
 	x := hubJoin(t, h0, "x")
-	if err := h0.Send(x, "gone", "", "", ""); err != nil {
+	if err := h0.Send(t.Context(), x, "gone", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	y := mustJoin(t, h0, "y")
@@ -325,19 +326,19 @@ func TestHubConcurrentChannels(t *testing.T) {
 				switch r % 4 {
 				case 0:
 					if in[ch] {
-						_ = h.LeaveChannel(s, ch)
+						_ = h.LeaveChannel(t.Context(), s, ch)
 					} else {
-						_ = h.JoinChannel(s, ch)
+						_ = h.JoinChannel(t.Context(), s, ch)
 					}
 					in[ch] = !in[ch]
 				case 1, 2:
-					err := h.Send(s, fmt.Sprintf("%s-%d", s.User().GetUsername(), r), ch, "", "")
+					err := h.Send(t.Context(), s, fmt.Sprintf("%s-%d", s.User().GetUsername(), r), ch, "", "")
 					if in[ch] != (err == nil) {
 						t.Errorf("send to %s (member %v) = %v", ch, in[ch], err)
 					}
 				case 3:
 					to := fmt.Sprintf("u%02d", (i+r)%users)
-					if err := h.Send(s, "dm", "", to, ""); err != nil {
+					if err := h.Send(t.Context(), s, "dm", "", to, ""); err != nil {
 						t.Errorf("dm to %s = %v", to, err)
 					}
 				}
@@ -440,7 +441,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range 3 * queueSize {
-		if err := h.Send(a, fmt.Sprint(i), "go", "", ""); err != nil {
+		if err := h.Send(t.Context(), a, fmt.Sprint(i), "go", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		queued(a)
@@ -448,7 +449,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	b := hubJoin(t, h, "b")
 	mustJoinChannel(t, h, b, "go")
 	mustJoinChannel(t, h, b, "more") // more snapshot, still not counted
-	if err := h.Send(a, "live", "go", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "live", "go", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if isEnded(b) {
@@ -460,7 +461,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	}
 	// Once taken, the limit applies again as usual.
 	for i := range queueSize + 1 {
-		if err := h.Send(a, fmt.Sprint("flood ", i), "go", "", ""); err != nil {
+		if err := h.Send(t.Context(), a, fmt.Sprint("flood ", i), "go", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		queued(a)
@@ -480,20 +481,20 @@ func TestHubSnapshotsPileUpToATooSlowDrop(t *testing.T) {
 	a := hubJoin(t, h, "a")
 	mustJoinChannel(t, h, a, "go")
 	for i := range history {
-		if err := h.Send(a, fmt.Sprint(i), "go", "", ""); err != nil {
+		if err := h.Send(t.Context(), a, fmt.Sprint(i), "go", "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	queued(a)
 	b := hubJoin(t, h, "b") // then stops reading
 	for i := range 100 {
-		if err := h.JoinChannel(b, "go"); err != nil {
+		if err := h.JoinChannel(t.Context(), b, "go"); err != nil {
 			if !errors.Is(err, server.ErrNotJoined) {
 				t.Fatalf("join %d: %v", i, err)
 			}
 			break
 		}
-		if err := h.LeaveChannel(b, "go"); err != nil {
+		if err := h.LeaveChannel(t.Context(), b, "go"); err != nil {
 			if !errors.Is(err, server.ErrNotJoined) {
 				t.Fatalf("leave %d: %v", i, err)
 			}

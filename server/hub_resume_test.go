@@ -12,6 +12,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // hubJoined is a session with what it was told at its join.
@@ -44,7 +45,7 @@ func (j *hubJoined) take() []*chatv1.ChatResponse {
 
 func hubResume(t *testing.T, h *server.Hub, name string, j *hubJoined, lastSeq uint64) *hubJoined {
 	t.Helper()
-	s, err := h.Join(name, j.token, lastSeq, netip.Addr{})
+	s, err := h.Join(t.Context(), name, j.token, lastSeq, netip.Addr{})
 	if err != nil {
 		t.Fatalf("resume as %s = %v; want success", name, err)
 	}
@@ -72,12 +73,12 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 	}
 	// While alice is away: messages in both her channels, someone joining.
 	for _, send := range []struct{ text, ch string }{{"one", "go"}, {"two", ""}} {
-		if err := h.Send(bob.s, send.text, send.ch, "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, send.text, send.ch, "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	carol := hubJoinKeep(t, h, "carol")
-	if err := h.Send(carol.s, "three", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), carol.s, "three", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	bob.take()
@@ -124,7 +125,7 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 		t.Errorf("Users() = %q; want alice back at the end", got)
 	}
 	// And she goes on, numbered on from there.
-	if err := h.Send(bob.s, "welcome back", "go", "", ""); err != nil {
+	if err := h.Send(t.Context(), bob.s, "welcome back", "go", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := re.take(); len(ev) != 1 || ev[0].GetSeq() != alice.lastSeq+5 {
@@ -139,7 +140,7 @@ func TestHubResumeFromAnEarlierSeqResends(t *testing.T) {
 	bob := hubJoinKeep(t, h, "bob")
 	alice.take()
 	for _, text := range []string{"a", "b", "c"} {
-		if err := h.Send(bob.s, text, "", "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, text, "", "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,7 +162,7 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 	carol := hubJoinKeep(t, h, "carol")
 	alice.take()
 	bob.take()
-	if err := h.Send(carol.s, "queued but not read", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), carol.s, "queued but not read", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	carol.take()
@@ -169,14 +170,14 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 
 	// alice's connection is dead but the server has not noticed: nobody
 	// else may take her name, but her token may.
-	if _, err := h.Join("ALICE", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join(t.Context(), "ALICE", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(ALICE) without the token = %v; want ErrUsernameTaken", err)
 	}
-	if _, err := h.Join("alice", bob.token, 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join(t.Context(), "alice", bob.token, 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) with bob's token = %v; want ErrUsernameTaken (a token is for its own name)", err)
 	}
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
-	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || server.Status(alice.s.EndErr()).Code() != codes.Aborted {
+	if !isEnded(alice.s) || !errors.Is(alice.s.EndErr(), server.ErrReplaced) || status.Code(alice.s.EndErr()) != codes.Aborted {
 		t.Errorf("old stream ended %v with %v; want ended ABORTED (taken over)", isEnded(alice.s), alice.s.EndErr())
 	}
 	evs := re.take()
@@ -191,7 +192,7 @@ func TestHubResumeTakesOverALiveStream(t *testing.T) {
 	if h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("Leave on the replaced stream = true; want false")
 	}
-	if err := h.Send(alice.s, "zombie", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(t.Context(), alice.s, "zombie", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send on the replaced stream = %v; want ErrNotJoined", err)
 	}
 	expectNothingQueued(t, bob.s)
@@ -204,10 +205,10 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	mustJoinChannel(t, h, alice.s, "go")
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	if _, err := h.Join("alice", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join(t.Context(), "alice", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(alice) within her grace period = %v; want ErrUsernameTaken (held)", err)
 	}
-	waitFor(t, "alice's grace period to end", func() bool { return hubNameFree(h, "alice") })
+	waitFor(t, "alice's grace period to end", func() bool { return hubNameFree(t, h, "alice") })
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
 	evs := re.take()
 	w := evs[0].GetWelcome()
@@ -221,8 +222,8 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 }
 
 // hubNameFree reports whether a plain join of name would succeed now.
-func hubNameFree(h *server.Hub, name string) bool {
-	s, err := h.Join(name, "", 0, netip.Addr{})
+func hubNameFree(t *testing.T, h *server.Hub, name string) bool {
+	s, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 	if err != nil {
 		return false
 	}
@@ -240,7 +241,7 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	for _, text := range []string{"1", "2", "3", "4"} {
-		if err := h.Send(bob.s, text, "go", "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, text, "go", "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -285,7 +286,7 @@ func TestHubSlowSessionCanResume(t *testing.T) {
 	slow := hubJoinKeep(t, h, "slow")
 	fast := hubJoinKeep(t, h, "fast")
 	for _, text := range []string{"1", "2", "3", "4", "5"} {
-		if err := h.Send(fast.s, text, "", "", ""); err != nil {
+		if err := h.Send(t.Context(), fast.s, text, "", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		fast.take()
@@ -324,13 +325,13 @@ func TestHubResumeReplayIsNotSlowness(t *testing.T) {
 	alice.take()
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	for i := range 2 * queueSize {
-		if err := h.Send(bob.s, string(rune('a'+i)), "", "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, string(rune('a'+i)), "", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		bob.take()
 	}
 	re := hubResume(t, h, "alice", alice, alice.lastSeq)
-	if err := h.Send(bob.s, "live", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), bob.s, "live", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if isEnded(re.s) {
@@ -446,7 +447,7 @@ func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
 	h.Leave(alice.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	big := strings.Repeat("x", 3000)
 	for range 3 { // about 9,000 bytes: kept
-		if err := h.Send(bob.s, big, "", "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, big, "", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		bob.take()
@@ -457,7 +458,7 @@ func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
 	}
 	h.Leave(re.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	for range 4 { // the oldest no longer fits
-		if err := h.Send(bob.s, big, "", "", ""); err != nil {
+		if err := h.Send(t.Context(), bob.s, big, "", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		bob.take()

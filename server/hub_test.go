@@ -11,6 +11,7 @@ import (
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -30,7 +31,7 @@ func newHubWith(t testing.TB, edit func(*server.Config)) *server.Hub {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	edit(&cfg)
-	h := server.NewHub(cfg, nil)
+	h := server.NewHub(cfg)
 	t.Cleanup(h.Shutdown)
 	return h
 }
@@ -38,7 +39,7 @@ func newHubWith(t testing.TB, edit func(*server.Config)) *server.Hub {
 // mustJoin joins name and leaves its events queued.
 func mustJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 	t.Helper()
-	s, err := h.Join(name, "", 0, netip.Addr{})
+	s, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 	if err != nil {
 		t.Fatalf("Join(%q) = %v; want success", name, err)
 	}
@@ -177,12 +178,12 @@ func TestHubUsernamesUniqueIgnoringCase(t *testing.T) {
 	h := newHubWith(t, func(c *server.Config) { c.ResumeGrace = 0 })
 	alice := hubJoin(t, h, "Alice")
 	for _, name := range []string{"Alice", "alice", "ALICE", "ａｌｉｃｅ"} {
-		_, err := h.Join(name, "", 0, netip.Addr{})
+		_, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 		if !errors.Is(err, server.ErrUsernameTaken) {
 			t.Errorf("Join(%q) with Alice online = %v; want ErrUsernameTaken", name, err)
 		}
-		if err != nil && server.Status(err).Code() != codes.AlreadyExists {
-			t.Errorf("Join(%q) status = %v; want ALREADY_EXISTS", name, server.Status(err))
+		if err != nil && status.Code(err) != codes.AlreadyExists {
+			t.Errorf("Join(%q) status = %v; want ALREADY_EXISTS", name, status.Convert(err))
 		}
 	}
 	// With resuming off, a disconnect frees the name at once.
@@ -207,7 +208,7 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 		{"B", server.ErrUsernameTaken},
 		{"c", server.ErrServerFull},
 	} {
-		s, err := h.Join(tc.name, "", 0, netip.Addr{})
+		s, err := h.Join(t.Context(), tc.name, "", 0, netip.Addr{})
 		if !errors.Is(err, tc.want) || s != nil {
 			t.Errorf("Join(%q) = %v, %v; want nil, %v", tc.name, s, err, tc.want)
 		}
@@ -219,13 +220,13 @@ func TestHubRefusedJoinsLeaveNoTrace(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// Refusals took no seq: a's next event follows b's join (seq 3).
-	if err := h.Send(a, "hi", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "hi", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, a); ev.GetSeq() != 4 {
 		t.Fatalf("message after refused joins has seq %d; want 4 (no gap)", ev.GetSeq())
 	}
-	if got := server.Status(func() error { _, err := h.Join("c", "", 0, netip.Addr{}); return err }()).Code(); got != codes.ResourceExhausted {
+	if got := status.Code(func() error { _, err := h.Join(t.Context(), "c", "", 0, netip.Addr{}); return err }()); got != codes.ResourceExhausted {
 		t.Errorf("full server status = %v; want RESOURCE_EXHAUSTED", got)
 	}
 }
@@ -237,7 +238,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 	bob := hubJoin(t, h, "bob")
 	queued(alice)
 
-	if err := h.Send(alice, "  hello bob \n", "", "", "c1"); err != nil {
+	if err := h.Send(t.Context(), alice, "  hello bob \n", "", "", "c1"); err != nil {
 		t.Fatalf("Send = %v", err)
 	}
 	mine, theirs := take(t, alice), take(t, bob)
@@ -251,7 +252,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 			m, mine.GetSeq(), theirs.GetSeq(), "hello bob")
 	}
 
-	if err := h.Send(bob, "again", "general", "", ""); err != nil {
+	if err := h.Send(t.Context(), bob, "again", "general", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if id2 := take(t, alice).GetMessage().GetId(); id2 == m.GetId() {
@@ -260,7 +261,7 @@ func TestHubSendReachesEveryoneInGeneralIncludingSender(t *testing.T) {
 	queued(bob)
 
 	for _, text := range []string{"", "   ", "\x00\x07", strings.Repeat("x", server.MaxTextBytes+1), "\xff"} {
-		err := h.Send(alice, text, "", "", "bad")
+		err := h.Send(t.Context(), alice, text, "", "", "bad")
 		if !errors.Is(err, server.ErrInvalidText) {
 			t.Errorf("Send(%q) = %v; want ErrInvalidText", text, err)
 		}
@@ -301,7 +302,7 @@ func TestHubLeave(t *testing.T) {
 	if h.Leave(a, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("second Leave(a) = true; want false")
 	}
-	if err := h.Send(a, "hello?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(t.Context(), a, "hello?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from a gone session = %v; want ErrNotJoined", err)
 	}
 	expectNothingQueued(t, c)
@@ -329,7 +330,7 @@ func TestHubRejectGoesToOneSessionWithSeqZero(t *testing.T) {
 	expectNothingQueued(t, a)
 
 	// b's numbering has no hole where the rejection was.
-	if err := h.Send(a, "next", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), a, "next", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, b); ev.GetSeq() != 3 {
@@ -344,16 +345,16 @@ func TestHubDropsSlowSession(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	h := newHub(t, 10, queueSize)
-	slow := mustJoin(t, h, "slow")                          // queue: welcome, channel_joined (a snapshot: not counted)
-	fast := hubJoin(t, h, "fast")                           // slow's queue: + user_joined
-	if err := h.Send(fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
+	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a snapshot: not counted)
+	fast := hubJoin(t, h, "fast")                                        // slow's queue: + user_joined
+	if err := h.Send(t.Context(), fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
 		t.Fatal(err)
 	}
 	if ev := take(t, fast); ev.GetSeq() != 3 {
 		t.Fatalf("fast got %v; want its message with seq 3", ev)
 	}
 
-	if err := h.Send(fast, "two", "", "", ""); err != nil { // overflows slow's queue
+	if err := h.Send(t.Context(), fast, "two", "", "", ""); err != nil { // overflows slow's queue
 		t.Fatal(err)
 	}
 	evs := queued(fast)
@@ -367,8 +368,8 @@ func TestHubDropsSlowSession(t *testing.T) {
 		t.Fatal("slow's Ended is open; want it closed when the hub drops it")
 	}
 	err := slow.EndErr()
-	if !errors.Is(err, server.ErrTooSlow) || server.Status(err).Code() != codes.ResourceExhausted {
-		t.Errorf("slow.EndErr() = %v (status %v); want ErrTooSlow, RESOURCE_EXHAUSTED", err, server.Status(err).Code())
+	if !errors.Is(err, server.ErrTooSlow) || status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("slow.EndErr() = %v (status %v); want ErrTooSlow, RESOURCE_EXHAUSTED", err, status.Code(err))
 	}
 	// What slow did get is a gap-free prefix: nothing after the overflow.
 	got := queued(slow)
@@ -381,19 +382,19 @@ func TestHubDropsSlowSession(t *testing.T) {
 	if h.Leave(slow, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED) {
 		t.Error("Leave(slow) after the hub dropped it = true; want false (no second user_left)")
 	}
-	if err := h.Send(slow, "still here?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
+	if err := h.Send(t.Context(), slow, "still here?", "", "", ""); !errors.Is(err, server.ErrNotJoined) {
 		t.Errorf("Send from dropped session = %v; want ErrNotJoined", err)
 	}
 
 	// fast goes on with no gap.
-	if err := h.Send(fast, "three", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), fast, "three", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if ev := take(t, fast); ev.GetSeq() != 6 {
 		t.Errorf("next event seq = %d; want 6", ev.GetSeq())
 	}
 	// The name is held for slow's resume, not free.
-	if _, err := h.Join("slow", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
+	if _, err := h.Join(t.Context(), "slow", "", 0, netip.Addr{}); !errors.Is(err, server.ErrUsernameTaken) {
 		t.Errorf("Join(slow) during its grace period = %v; want ErrUsernameTaken", err)
 	}
 }
@@ -410,7 +411,7 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 	text := strings.Repeat("x", 4000)
 	var sent int
 	for !isEnded(stuck) && sent < 1024 {
-		if err := h.Send(sender, text, "", "stuck", ""); err != nil {
+		if err := h.Send(t.Context(), sender, text, "", "stuck", ""); err != nil {
 			t.Fatal(err)
 		}
 		sent++
@@ -422,7 +423,7 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 	if sent > queueBytes/4000+1 {
 		t.Errorf("stuck was dropped after %d messages of 4000 bytes; want it dropped once they pass %d KiB", sent, queueBytes>>10)
 	}
-	if st := server.Status(stuck.EndErr()); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "64 KiB") {
+	if st := status.Convert(stuck.EndErr()); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "64 KiB") {
 		t.Errorf("stuck ended with %v; want RESOURCE_EXHAUSTED saying how far behind it fell", st)
 	}
 }
@@ -432,15 +433,15 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 3)
-	a := mustJoin(t, h, "a")                             // a: welcome, general (a snapshot: not counted)
-	b := mustJoin(t, h, "b")                             // a: +joined b; b: welcome, general
-	c := hubJoin(t, h, "c")                              // a: +joined c; b: +joined c
-	if err := h.Send(b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
+	a := mustJoin(t, h, "a")                                          // a: welcome, general (a snapshot: not counted)
+	b := mustJoin(t, h, "b")                                          // a: +joined b; b: welcome, general
+	c := hubJoin(t, h, "c")                                           // a: +joined c; b: +joined c
+	if err := h.Send(t.Context(), b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
 		t.Fatal(err)
 	}
 	queued(c)
 	// c's message overflows a's queue and fills b's; a's drop overflows b's.
-	if err := h.Send(c, "m", "", "", ""); err != nil {
+	if err := h.Send(t.Context(), c, "m", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if !isEnded(a) || !isEnded(b) {
@@ -479,7 +480,7 @@ func TestHubShutdown(t *testing.T) {
 		if !isEnded(s) {
 			t.Fatalf("%s not ended by Shutdown", s.User().GetUsername())
 		}
-		st := server.Status(s.EndErr())
+		st := status.Convert(s.EndErr())
 		if !errors.Is(s.EndErr(), server.ErrShuttingDown) || st.Code() != codes.Unavailable || st.Message() != "server shutting down, reconnect later" {
 			t.Errorf("%s ended with %v; want ErrShuttingDown as UNAVAILABLE %q", s.User().GetUsername(), st, "server shutting down, reconnect later")
 		}
@@ -489,7 +490,7 @@ func TestHubShutdown(t *testing.T) {
 		}
 		expectNothingQueued(t, s) // no user_left storm
 	}
-	if _, err := h.Join("d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || server.Status(err).Code() != codes.Unavailable {
+	if _, err := h.Join(t.Context(), "d", "", 0, netip.Addr{}); !errors.Is(err, server.ErrShuttingDown) || status.Code(err) != codes.Unavailable {
 		t.Errorf("Join after Shutdown = %v; want ErrShuttingDown (UNAVAILABLE)", err)
 	}
 }

@@ -35,7 +35,7 @@ func TestResumeLogsKeepTheirBudget(t *testing.T) {
 	}
 	for i, r := range rs {
 		for j := range perRecipient {
-			if err := h.Send(sender, longText(i*perRecipient+j, textBytes), "", r.User().GetUsername(), ""); err != nil {
+			if err := h.Send(t.Context(), sender, longText(i*perRecipient+j, textBytes), "", r.User().GetUsername(), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -71,11 +71,11 @@ func TestHistoryKeepsItsBudget(t *testing.T) {
 	s := hubJoin(t, h, "writer")
 	for i := range channels {
 		ch := fmt.Sprint("c", i)
-		if err := h.JoinChannel(s, ch); err != nil {
+		if err := h.JoinChannel(t.Context(), s, ch); err != nil {
 			t.Fatal(err)
 		}
 		for j := range sent {
-			if err := h.Send(s, longText(i*sent+j, textBytes), ch, "", ""); err != nil {
+			if err := h.Send(t.Context(), s, longText(i*sent+j, textBytes), ch, "", ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -111,11 +111,11 @@ func TestHistoryShownToJoinersKeepsItsBudget(t *testing.T) {
 	s := hubJoin(t, h, "writer")
 	for i := range channels {
 		ch := fmt.Sprint("c", i)
-		if err := h.JoinChannel(s, ch); err != nil {
+		if err := h.JoinChannel(t.Context(), s, ch); err != nil {
 			t.Fatal(err)
 		}
 		for j := range cfg.HistorySize {
-			if err := h.Send(s, longText(i*cfg.HistorySize+j, textBytes), ch, "", ""); err != nil {
+			if err := h.Send(t.Context(), s, longText(i*cfg.HistorySize+j, textBytes), ch, "", ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -126,7 +126,7 @@ func TestHistoryShownToJoinersKeepsItsBudget(t *testing.T) {
 	r := hubJoin(t, h, "reader")
 	shown := 0
 	for i := range channels {
-		if err := h.JoinChannel(r, fmt.Sprint("c", i)); err != nil {
+		if err := h.JoinChannel(t.Context(), r, fmt.Sprint("c", i)); err != nil {
 			t.Fatal(err)
 		}
 		shown += len(r.Take(nil)) - 1 // the channel_joined, then the history

@@ -137,7 +137,7 @@ type refusal struct {
 }
 
 func newRefusal(e *Error) refusal {
-	st := Status(e)
+	st := e.GRPCStatus()
 	return refusal{e, st, st.Err()}
 }
 

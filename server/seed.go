@@ -29,7 +29,7 @@ func SeedState(ctx context.Context, cfg Config, ccfg ClusterConfig, log Log, log
 	// The chat's settings may differ from the cluster's, as a chatd's
 	// may between runs: the cluster's apply from here on.
 	ccfg.Solo = true
-	_, c := NewClusterHub(cfg, ccfg, log, nil, logger)
+	_, c := newClusterHub(cfg, ccfg, log, nil, logger)
 	// Never ready: it arms no timer, appends no tick.
 	c.target = math.MaxUint64
 	next, err := c.restore(ctx)

@@ -38,7 +38,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	}
 	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
-	h := NewHub(cfg, lim)
+	h := newSoloHub(cfg, lim)
 	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
 	s.cl = h.cl
 	s.setAuth(o)
@@ -61,7 +61,7 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	}
 	o := newOptions(opts)
 	lim := admission.New(cfg.PerClient, log)
-	h, cl := NewClusterHub(cfg, ccfg, clog, lim, log)
+	h, cl := newClusterHub(cfg, ccfg, clog, lim, log)
 	h.archive = o.archive
 	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
 	s.setAuth(o)
@@ -71,14 +71,14 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 	}
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	cl.OnStatus(func(serving bool) {
+	cl.onStatus = func(serving bool) {
 		st := healthpb.HealthCheckResponse_NOT_SERVING
 		if serving {
 			st = healthpb.HealthCheckResponse_SERVING
 		}
 		s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, st)
 		s.health.SetServingStatus("", st)
-	})
+	}
 	return s, nil
 }
 
@@ -156,14 +156,15 @@ func (s *Server) Cluster() *Cluster { return s.cl }
 // the same services another way.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// Service returns the chat service.
+// Service returns the chat service, for tests that look at its hub.
 func (s *Server) Service() *Service { return s.svc }
 
 // Admission returns what counts each client address's connections,
 // sessions and calls, for a gateway that serves the same clients another
 // way: it should count its connections with the same limiter (see
 // [admission.Limiter.Listen]) and tell the server who its clients are
-// ([admission.NewContext]).
+// ([admission.NewContext]). The limiter's package is internal to chatd's
+// module: this is for chatd's own gateway.
 func (s *Server) Admission() *admission.Limiter { return s.lim }
 
 // Serve accepts connections on lis until Shutdown, refusing those past

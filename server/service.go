@@ -81,7 +81,7 @@ func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) 
 	}
 }
 
-// Hub returns the service's hub.
+// Hub returns the service's hub, for tests that look at who is online.
 func (svc *Service) Hub() *Hub { return svc.hub }
 
 // ListUsers returns who is online now.
@@ -118,7 +118,7 @@ func (svc *Service) allowList(ctx context.Context) error {
 
 // Chat runs one session: join, then messages until the client leaves, goes
 // away or is dropped.
-func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse]) error {
+func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
 	log := svc.log.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
@@ -143,7 +143,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
-	s, err := svc.hub.JoinContext(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
+	s, err := svc.hub.Join(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
 		log.Info("join refused", "user", join.GetUsername(), "err", err)
@@ -165,7 +165,7 @@ func (svc *Service) Chat(stream grpc.BidiStreamingServer[chatv1.ChatRequest, cha
 // client's address. A stream waiting to join holds its metadata and
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
-func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], client netip.Addr) (*chatv1.ChatRequest, error) {
+func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
 	ticket, _ := ctx.Value(ticketKey{}).(*heldTicket) // given by the tap
 	if ticket == nil {
 		t, err := svc.room.Enter(client)
@@ -188,7 +188,7 @@ func (svc *Service) admitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // awaitJoin reads the first request, which must be a join, within the join
 // timeout, unless the stream's place in the waiting room is given to a
 // newcomer first (evicted is closed).
-func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
+func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
 	type result struct {
 		req *chatv1.ChatRequest
 		err error
@@ -213,7 +213,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 			return nil, &Error{Kind: ErrNotJoined, Msg: "not joined: the first request must be a join with a username"}
 		}
 		return r.req, nil
-	case <-svc.hub.Closing():
+	case <-svc.hub.closing:
 		return nil, errShutdown
 	case <-timer.C:
 		return nil, &Error{Kind: ErrJoinTimeout, Msg: fmt.Sprintf("no join within %s: send a join as the first request", svc.cfg.JoinTimeout)}
@@ -227,7 +227,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream grpc.BidiStreamingServ
 // serve runs a joined session until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session, batches bool, log *slog.Logger) error {
+func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Session, batches bool, log *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -292,7 +292,7 @@ func (svc *Service) serve(ctx context.Context, stream grpc.BidiStreamingServer[c
 	case <-signInExpired(ctx):
 		// As a disconnect: kept for a resume with a fresh token.
 		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, errSignInExpired)
-		return Status(errSignInExpired).Err()
+		return errSignInExpired
 	}
 }
 
@@ -316,7 +316,7 @@ func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logge
 	} else {
 		log.Info("left", "reason", reasonName(s.endReason))
 	}
-	return Status(s.endErr).Err()
+	return s.endErr // an *Error, which is its own status
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
@@ -343,7 +343,7 @@ func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logge
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
 // longer read either.
-func (svc *Service) readLoop(stream grpc.BidiStreamingServer[chatv1.ChatRequest, chatv1.ChatResponse], s *Session) error {
+func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) error {
 	ctx := stream.Context()
 	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
@@ -421,11 +421,11 @@ func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID
 		// rate-limited already).
 		return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
-		return svc.hub.JoinChannelContext(ctx, s, action.JoinChannel.GetChannel())
+		return svc.hub.JoinChannel(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:
-		return svc.hub.LeaveChannelContext(ctx, s, action.LeaveChannel.GetChannel())
+		return svc.hub.LeaveChannel(ctx, s, action.LeaveChannel.GetChannel())
 	case *chatv1.ChatRequest_ListChannels:
-		svc.hub.ListChannels(s, clientID)
+		svc.hub.listChannels(s, clientID)
 		return nil
 	}
 	return &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
@@ -536,7 +536,7 @@ func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt 
 					return err
 				}
 			}
-			return Status(s.endErr).Err()
+			return s.endErr
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case isClosed(drain):

@@ -152,9 +152,6 @@ func (s *Session) answered() bool { return s.m.att == s || s.cut.Load() }
 // User returns the user this stream joined as.
 func (s *Session) User() *chatv1.User { return s.user }
 
-// Recovery says what came of the join's resume token.
-func (s *Session) Recovery() chatv1.Recovery { return s.recovery }
-
 // Ended is closed when the hub has ended the stream; see [Session.EndErr].
 func (s *Session) Ended() <-chan struct{} { return s.ended }
 
@@ -172,7 +169,7 @@ func (s *Session) isEnded() bool {
 }
 
 // endLocked ends the stream from the hub's side. Hub.mu must be held.
-func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
+func (s *Session) endLocked(err *Error, reason chatv1.LeaveReason) {
 	if s.endClosed {
 		return
 	}
@@ -181,9 +178,6 @@ func (s *Session) endLocked(err error, reason chatv1.LeaveReason) {
 	close(s.ended)
 	s.queue.signal() // the writer waits on the queue's token only
 }
-
-// Ready receives a value when deliveries may be waiting: call Take then.
-func (s *Session) Ready() <-chan struct{} { return s.queue.ready }
 
 // Take returns every delivery waiting for the stream, in order, and
 // empties its queue. spare, if not nil, is the emptied result of an earlier

@@ -89,10 +89,6 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	return &Verifier{cfg: cfg, clock: clock, parser: jwt.NewParser(opts...)}, nil
 }
 
-// Clock returns the verifier's clock, which also times a session's end
-// when its token expires.
-func (v *Verifier) Clock() Clock { return v.clock }
-
 // Error is why a token was refused, in words safe to show its holder: they
 // say what is wrong with the token, never anything about the key.
 type Error struct {

@@ -28,9 +28,6 @@ type Key struct {
 	kind    string   // for messages: "HMAC secret", "RSA public key", …
 }
 
-// Methods returns the "alg" values the key verifies.
-func (k *Key) Methods() []string { return append([]string(nil), k.methods...) }
-
 // String names the key's kind and its algorithms.
 func (k *Key) String() string { return fmt.Sprintf("%s (%s)", k.kind, strings.Join(k.methods, ", ")) }
 

@@ -91,14 +91,6 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	return r.cert, nil
 }
 
-// Certificate returns the certificate handshakes get now, without looking
-// at the files.
-func (r *Reloader) Certificate() *tls.Certificate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cert
-}
-
 // checkLocked loads the files if they changed since the last try.
 func (r *Reloader) checkLocked() {
 	st, err := r.stat()
