@@ -127,11 +127,7 @@ func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opt
 	if cfg.cluster.nats.URLs == "" {
 		return newSolo(cfg, log, clientLog, opts...)
 	}
-	jc := cfg.cluster.nats
-	jc.Logger = log.With("nats", jc.Prefix)
-	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	l, err := jslog.Open(octx, jc)
+	l, err := openNATS(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,7 +135,7 @@ func newServer(ctx context.Context, cfg config, log, clientLog *slog.Logger, opt
 		l.Close()
 		return nil, nil, err
 	}
-	log.Info("cluster node", "name", cfg.cluster.node.Name, "id", srv.Cluster().Node(), "nats_prefix", jc.Prefix)
+	log.Info("cluster node", "name", cfg.cluster.node.Name, "id", srv.Cluster().Node(), "nats_prefix", cfg.cluster.nats.Prefix)
 	return srv, l.Close, nil
 }
 
@@ -178,6 +174,15 @@ func newSolo(cfg config, log, clientLog *slog.Logger, opts ...server.Option) (*s
 	}, nil
 }
 
+// openNATS connects to the cluster's NATS and finds or makes its log.
+func openNATS(ctx context.Context, cfg config, log *slog.Logger) (*jslog.Log, error) {
+	jc := cfg.cluster.nats
+	jc.Logger = log.With("nats", jc.Prefix)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return jslog.Open(ctx, jc)
+}
+
 // seed hands the chat a chatd kept in its data directory (--seed-from) to
 // a new cluster on NATS: the chat's state once its whole log is applied
 // becomes the snapshot the cluster's nodes start from. The chatd must be
@@ -196,15 +201,14 @@ func seed(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) e
 		return fmt.Errorf("--seed-from: %w", err)
 	}
 	defer dl.Close()
-	jc := cfg.cluster.nats
-	jc.Logger = log.With("nats", jc.Prefix)
-	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	jl, err := jslog.Open(octx, jc)
+	jl, err := openNATS(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer jl.Close()
+	jc := cfg.cluster.nats
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	last, err := jl.LastSeq(octx)
 	if err != nil {
 		return fmt.Errorf("reading the cluster's log: %w", err)
