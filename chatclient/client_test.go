@@ -47,12 +47,7 @@ func connect(t *testing.T, cfg chatclient.Config, name string) *chatclient.Clien
 // breakable is a proxy to addr whose connections the test can cut.
 func breakable(t *testing.T, addr string) *netproxy.Proxy {
 	t.Helper()
-	p, err := netproxy.New(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	return netproxy.Start(t, addr)
 }
 
 // closedAddr is an address where nothing listens.

@@ -47,12 +47,7 @@ func TestWhenToReconnect(t *testing.T) {
 // test can cut.
 func breakable(t *testing.T, addr string) *netproxy.Proxy {
 	t.Helper()
-	p, err := netproxy.New(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	return netproxy.Start(t, addr)
 }
 
 // cut closes every connection through p and refuses new ones until the

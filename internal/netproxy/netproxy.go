@@ -16,6 +16,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -57,6 +58,18 @@ func New(target string) (*Proxy, error) {
 	p.wg.Add(1)
 	go p.acceptLoop()
 	return p, nil
+}
+
+// Start is New for a test: it fails tb if the proxy cannot start, and
+// closes the proxy when tb ends.
+func Start(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	p, err := New(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
 // Addr returns the address clients should dial instead of the target.
