@@ -98,3 +98,10 @@ func sameEvent(a, b *chatv1.ChatResponse) bool {
 	a.Seq, b.Seq = 0, 0
 	return proto.Equal(a, b)
 }
+
+func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string) {
+	t.Helper()
+	if err := h.JoinChannel(t.Context(), s, name); err != nil {
+		t.Fatalf("%s: JoinChannel(%q) = %v", s.User().GetUsername(), name, err)
+	}
+}
