@@ -84,6 +84,29 @@ func (h *Hub) exitLocked(m *member, ch *channel) {
 	}
 }
 
+// makeRoomLocked makes room for a new channel if the server is at its
+// limit, by dropping the empty channel that has been empty the longest. It
+// reports whether there is room.
+func (h *Hub) makeRoomLocked() bool {
+	if len(h.channels) < h.cfg.MaxChannels {
+		return true
+	}
+	var oldest *channel
+	for _, ch := range h.channels {
+		if len(ch.members) == 0 && ch != h.general && (oldest == nil || ch.idleSince.Before(oldest.idleSince) ||
+			// Ties broken by key, so that every node drops the same one.
+			ch.idleSince.Equal(oldest.idleSince) && ch.key < oldest.key) {
+			oldest = ch
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(h.channels, oldest.key)
+	h.channelList = nil
+	return true
+}
+
 // channelSnapshotLocked queues for m that it is in ch, with ch's members
 // and then its history. Like a welcome, a snapshot does not count against
 // the queue's limit: however small the queue, or however many channels an

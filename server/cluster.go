@@ -854,34 +854,6 @@ func (c *Cluster) appendLoop(ctx context.Context) {
 	}
 }
 
-// heartbeatLoop says the node is alive, ten times per node timeout, and
-// keeps Serving up to date.
-func (c *Cluster) heartbeatLoop(ctx context.Context) {
-	beat := heartbeatEvery(c.cfg.NodeTimeout)
-	t := time.NewTicker(beat)
-	defer t.Stop()
-	for {
-		c.updateStatus()
-		if c.log.Connected() {
-			cmd := c.h.command(&clusterv1.Command{Action: &clusterv1.Command_Heartbeat{Heartbeat: &clusterv1.Heartbeat{Name: c.cfg.Name}}})
-			data, err := proto.Marshal(cmd)
-			if err == nil {
-				actx, cancel := context.WithTimeout(ctx, beat)
-				err = c.log.Append(actx, cmd.GetId(), data)
-				cancel()
-			}
-			if err != nil && ctx.Err() == nil {
-				c.logger.Warn("heartbeat not appended", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // dueNextLocked sets when the next snapshot is due by the entries applied
 // (SnapshotEntries). Hub.mu must be held.
 func (c *Cluster) dueNextLocked() {

@@ -18,15 +18,25 @@
 //     to handle, which calls Hub.sendPipelined: that returns once the log
 //     has the command, without waiting for it to be applied, so that the
 //     session's next request follows it in the log; sendLocked (apply.go)
-//     delivers it, and a refusal met there reaches the sender as a
+//     queues it on every session it goes to (publishLocked, deliver.go),
+//     and each of those sessions' writer (writeLoop, writer.go) sends it
+//     on its stream; a refusal met in sendLocked reaches the sender as a
 //     rejected answer (tests have Hub.Send, which waits for it, from
 //     export_test.go);
 //   - a channel entered or left: handle calls [Hub.JoinChannel] or
 //     [Hub.LeaveChannel], which wait for the command to be applied
-//     (joinChannelLocked, leaveChannelLocked);
+//     (joinChannelLocked, leaveChannelLocked); a new channel past
+//     --max-channels takes the place of the one empty longest
+//     (makeRoomLocked, channel.go);
 //   - a disconnect: serve (service.go) sees the stream's context end and
 //     calls [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks
 //     the session for the resume grace (parkLocked, presence.go);
+//   - a node gone silent, in a cluster: each node appends a heartbeat ten
+//     times per node timeout (heartbeatLoop, nodes.go); every node,
+//     applying the log, notes each command's node as heard from
+//     (heardLocked), gives up for dead those silent for the node timeout
+//     (checkNodesLocked), and parks their users as disconnected
+//     (nodeDownLocked);
 //   - a call refused before any session (a stream past the waiting room's
 //     limits, a list call past its rate, a join refused): the tap in
 //     refuse.go refuses what it can before gRPC starts a handler, and
@@ -36,10 +46,20 @@
 // the order of the chat's log (see [Cluster]): a node's own, or the log that
 // every node of a cluster applies alike. An event is queued, under that lock,
 // on every session it concerns, on bounded queues and without blocking.
-// Each session has one writer goroutine (writeLoop), the only caller of
-// Send on its stream. A session whose queue is full is dropped as too
-// slow, so one slow client never holds up the others. Which lock may be
-// taken under which is written down in LOCKS.md, beside this file.
+// Each session has one writer goroutine (writeLoop, writer.go), the only
+// caller of Send on its stream. A session whose queue is full is dropped
+// as too slow, so one slow client never holds up the others. Which lock
+// may be taken under which is written down in LOCKS.md, beside this file.
+//
+// Each file holds one concern and is named for it (README's Layout lists
+// them). A test file is named for the concern it tests, and says how:
+// <concern>_test.go tests it from outside, over real gRPC streams as a
+// client sees it wherever there is a stream to test, and
+// <concern>_hub_test.go tests the same concern on a [Hub] driven directly,
+// with no transport, so that the two sort side by side (channel_test.go
+// and channel_hub_test.go; chat_test.go and chat_hub_test.go for the
+// basics: join, send, leave). Their helpers are helpers_test.go and
+// helpers_hub_test.go; benchmarks are in *bench_test.go.
 //
 // # Glossary
 //

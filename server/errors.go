@@ -105,6 +105,11 @@ func invalidText(why string) error {
 	return &Error{Kind: ErrInvalidText, Msg: why}
 }
 
+// notOnline refuses a private message to someone not online.
+func notOnline(name string) error {
+	return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("%q is not online: private messages go to users who are online", name)}
+}
+
 // kindCodes maps each kind of refusal to its gRPC code.
 var kindCodes = []struct {
 	kind error

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -462,11 +461,6 @@ func (h *Hub) channelsLocked() []*chatv1.Channel {
 	return list
 }
 
-// ref names s in a command.
-func (s *Session) ref() *clusterv1.Stream {
-	return &clusterv1.Stream{UserKey: s.m.key, Attach: s.attach}
-}
-
 // newToken returns a resume token: 256 random bits, which nobody can guess.
 func newToken() string {
 	var b [32]byte
@@ -480,9 +474,4 @@ func newToken() string {
 func hashToken(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
 	return sum[:]
-}
-
-// notOnline refuses a private message to someone not online.
-func notOnline(name string) error {
-	return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("%q is not online: private messages go to users who are online", name)}
 }

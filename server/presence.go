@@ -2,8 +2,6 @@ package server
 
 import (
 	"net/netip"
-	"slices"
-	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -11,8 +9,9 @@ import (
 
 // This file moves members between their states (see memberState): a stream
 // attaches (online), its node stops (held), it ends (parked), a deadline
-// passes (forgotten); and, in a cluster, nodes are heard from or given up
-// for dead. Every function here must be called with Hub.mu held.
+// passes (forgotten). Nodes heard from or given up for dead, which hold or
+// park their users, are nodes.go's. Every function here must be called
+// with Hub.mu held.
 
 // attachLocked gives m a new stream on node and, if m was offline, puts it
 // at the end of the online list. The stream is returned if it is on this
@@ -194,121 +193,5 @@ func (h *Hub) releaseLocked(m *member) {
 	if h.lim != nil && m.client.IsValid() {
 		h.lim.ReleaseSession(m.client)
 		m.client = netip.Addr{}
-	}
-}
-
-// makeRoomLocked makes room for a new channel if the server is at its
-// limit, by dropping the empty channel that has been empty the longest. It
-// reports whether there is room.
-func (h *Hub) makeRoomLocked() bool {
-	if len(h.channels) < h.cfg.MaxChannels {
-		return true
-	}
-	var oldest *channel
-	for _, ch := range h.channels {
-		if len(ch.members) == 0 && ch != h.general && (oldest == nil || ch.idleSince.Before(oldest.idleSince) ||
-			// Ties broken by key, so that every node drops the same one.
-			ch.idleSince.Equal(oldest.idleSince) && ch.key < oldest.key) {
-			oldest = ch
-		}
-	}
-	if oldest == nil {
-		return false
-	}
-	delete(h.channels, oldest.key)
-	h.channelList = nil
-	return true
-}
-
-// nodeInfo is a node of the cluster as the log shows it.
-type nodeInfo struct {
-	name      string    // for logs
-	lastHeard time.Time // the log's clock at its last command
-}
-
-// liveness is how long the log has been heard without a break: a node
-// cannot be heard while the log itself is silent (NATS down, or every node
-// stopped), so silence counts against a node only from when the log came
-// back.
-type liveness struct {
-	since time.Time // when the log was heard again after a silence
-	last  time.Time // the log's clock at the last command
-}
-
-// heardLocked notes that node is alive, as of the command being applied.
-func (h *Hub) heardLocked(node, name string) {
-	p := h.nodes[node]
-	if p == nil {
-		p = &nodeInfo{name: name}
-		h.nodes[node] = p
-	}
-	if name != "" {
-		p.name = name
-	}
-	p.lastHeard = h.now
-}
-
-// checkNodesLocked gives up for dead the nodes not heard from for the node
-// timeout while the log was live, and parks their users as disconnected.
-// Every node sees the same log with the same clock, so every node gives
-// up on the same nodes at the same point.
-func (h *Hub) checkNodesLocked() {
-	beat := heartbeatEvery(h.nodeTimeout)
-	if h.now.Sub(h.live.last) > 2*beat {
-		h.live.since = h.now
-	}
-	h.live.last = h.now
-	var dead []string
-	for id, p := range h.nodes {
-		heard := p.lastHeard
-		if h.live.since.After(heard) {
-			heard = h.live.since
-		}
-		// Found within the timeout of its last beat: its next beat was
-		// due a beat later, and the next command here may be a beat late.
-		if h.now.Sub(heard) > h.nodeTimeout-2*beat {
-			dead = append(dead, id)
-		}
-	}
-	slices.Sort(dead)
-	for _, id := range dead {
-		h.nodeDownLocked(id)
-	}
-}
-
-// heartbeatEvery is how often a node says it is alive.
-func heartbeatEvery(nodeTimeout time.Duration) time.Duration { return nodeTimeout / 10 }
-
-// nodeDownLocked parks, as disconnected, the users whose streams were on a
-// node given up for dead. If that node is this one (cut off from the log,
-// or frozen, for too long), its streams end: their clients reconnect and
-// resume. They end once what they sent that can no longer be carried out
-// is refused (see Cluster.cutOffLocked).
-func (h *Hub) nodeDownLocked(id string) {
-	delete(h.nodes, id)
-	var cut []*Session
-	for m := h.head; m != nil; {
-		next := m.next
-		if m.state == stateOnline && m.node == id {
-			if s := m.att; s != nil {
-				cut = append(cut, s)
-			}
-			h.parkLocked(m, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-		}
-		m = next
-	}
-	if len(cut) > 0 {
-		h.cl.cutOffLocked(cut)
-	}
-}
-
-// nodeStoppedLocked holds the users whose streams were on a node that
-// stopped on purpose: nobody is told unless they are not back in time.
-func (h *Hub) nodeStoppedLocked(id string) {
-	delete(h.nodes, id)
-	for m := h.head; m != nil; m = m.next {
-		if m.state == stateOnline && m.node == id {
-			h.holdLocked(m)
-		}
 	}
 }

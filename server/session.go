@@ -6,6 +6,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 )
 
 // memberState is where a user's session stands.
@@ -148,6 +149,11 @@ func newSession(m *member, queueSize, queueBytes int) *Session {
 // it was given up with this node and is about to end (see
 // Cluster.cutOffLocked). Hub.mu must be held.
 func (s *Session) answered() bool { return s.m.att == s || s.cut.Load() }
+
+// ref names s in a command.
+func (s *Session) ref() *clusterv1.Stream {
+	return &clusterv1.Stream{UserKey: s.m.key, Attach: s.attach}
+}
 
 // User returns the user this stream joined as.
 func (s *Session) User() *chatv1.User { return s.user }

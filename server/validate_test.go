@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestCheckUsername(t *testing.T) {
@@ -84,6 +86,28 @@ func TestCheckUsernameErrorsSayWhatToFix(t *testing.T) {
 		_, _, err := server.CheckUsername(name)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckUsername(%q) error = %v; want it to mention %q", name, err, want)
+		}
+	}
+}
+
+func TestCheckChannel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, display, key string }{
+		{"go", "go", "go"},
+		{"#Go", "Go", "go"},
+		{"Café-au_lait.2", "Café-au_lait.2", "café-au_lait.2"},
+		{"ＧＯ", "GO", "go"}, // full-width letters are the same name
+		{strings.Repeat("x", server.MaxChannelNameLength), strings.Repeat("x", 32), strings.Repeat("x", 32)},
+	} {
+		display, key, err := server.CheckChannel(tc.in)
+		if err != nil || display != tc.display || key != tc.key {
+			t.Errorf("CheckChannel(%q) = %q, %q, %v; want %q, %q", tc.in, display, key, err, tc.display, tc.key)
+		}
+	}
+	for _, bad := range []string{"", "#", "##go", "two words", "a/b", "<b>", "tab\t", "x\x00", strings.Repeat("x", 33), "emoji😀"} {
+		_, _, err := server.CheckChannel(bad)
+		if !errors.Is(err, server.ErrInvalidChannel) || status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
+			t.Errorf("CheckChannel(%q) = %v; want ErrInvalidChannel (INVALID_ARGUMENT) saying what to fix", bad, err)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package server_test
 
-// Tests of chatd over real TCP connections, as a client sees it.
+// Tests of the chat's basics over real TCP, as a client sees them: joining,
+// messages, requests refused, leaving and disconnecting; and the calls
+// beside Chat (ListUsers, health, reflection). chat_hub_test.go has the
+// basics on a hub driven directly.
 
 import (
 	"context"

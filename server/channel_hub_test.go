@@ -1,5 +1,9 @@
 package server_test
 
+// Tests of channels on a hub driven directly, with no transport: joining,
+// sending, leaving, listing, the limits, and channel snapshots
+// (channel_test.go has the same over real TCP).
+
 import (
 	"errors"
 	"fmt"
@@ -14,28 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-func TestCheckChannel(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ in, display, key string }{
-		{"go", "go", "go"},
-		{"#Go", "Go", "go"},
-		{"Café-au_lait.2", "Café-au_lait.2", "café-au_lait.2"},
-		{"ＧＯ", "GO", "go"}, // full-width letters are the same name
-		{strings.Repeat("x", server.MaxChannelNameLength), strings.Repeat("x", 32), strings.Repeat("x", 32)},
-	} {
-		display, key, err := server.CheckChannel(tc.in)
-		if err != nil || display != tc.display || key != tc.key {
-			t.Errorf("CheckChannel(%q) = %q, %q, %v; want %q, %q", tc.in, display, key, err, tc.display, tc.key)
-		}
-	}
-	for _, bad := range []string{"", "#", "##go", "two words", "a/b", "<b>", "tab\t", "x\x00", strings.Repeat("x", 33), "emoji😀"} {
-		_, _, err := server.CheckChannel(bad)
-		if !errors.Is(err, server.ErrInvalidChannel) || status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(err.Error(), "invalid channel name: ") {
-			t.Errorf("CheckChannel(%q) = %v; want ErrInvalidChannel (INVALID_ARGUMENT) saying what to fix", bad, err)
-		}
-	}
-}
 
 func TestHubChannelJoinSendLeave(t *testing.T) {
 	t.Parallel()
@@ -202,104 +184,6 @@ func TestHubChannelLimits(t *testing.T) {
 	}
 }
 
-func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string) {
-	t.Helper()
-	if err := h.JoinChannel(t.Context(), s, name); err != nil {
-		t.Fatalf("%s: JoinChannel(%q) = %v", s.User().GetUsername(), name, err)
-	}
-}
-
-func TestHubPrivateMessages(t *testing.T) {
-	t.Parallel()
-	h := newHub(t, 10, 64)
-	a := hubJoin(t, h, "alice")
-	b := hubJoin(t, h, "Bob")
-	c := hubJoin(t, h, "carol")
-	queued(a)
-	queued(b)
-
-	if err := h.Send(t.Context(), a, "psst", "", "BOB", "d1"); err != nil {
-		t.Fatalf("Send to BOB = %v", err)
-	}
-	mine, theirs := take(t, a), take(t, b)
-	m := theirs.GetMessage()
-	if !sameEvent(mine, theirs) || m.GetRecipient() != "Bob" || m.GetChannel() != "" || m.GetSender() != "alice" || m.GetClientId() != "d1" {
-		t.Errorf("alice got %v, Bob got %v; want the same private message to Bob (as he wrote his name), no channel", mine, theirs)
-	}
-	expectNothingQueued(t, c)
-
-	// To yourself: one copy.
-	if err := h.Send(t.Context(), a, "note to self", "", "alice", ""); err != nil {
-		t.Fatal(err)
-	}
-	take(t, a)
-
-	for _, who := range []string{"nobody", "not a name"} {
-		err := h.Send(t.Context(), a, "hello?", "", who, "")
-		if !errors.Is(err, server.ErrNotFound) || status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "not online") {
-			t.Errorf("Send to %q = %v; want ErrNotFound (NOT_FOUND) saying they are not online", who, err)
-		}
-	}
-	// A disconnected user, parked for a resume, is not online either.
-	h.Leave(c, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
-	if err := h.Send(t.Context(), a, "where are you?", "", "carol", ""); !errors.Is(err, server.ErrNotFound) {
-		t.Errorf("Send to a disconnected user = %v; want ErrNotFound", err)
-	}
-	queued(a)
-	queued(b)
-	expectNothingQueued(t, a)
-}
-
-func TestHubHistory(t *testing.T) {
-	t.Parallel()
-	const size = 5
-	h := newHubWith(t, func(c *server.Config) { c.HistorySize = size })
-	a := hubJoin(t, h, "a")
-	mustJoinChannel(t, h, a, "go")
-	for i := range size + 3 {
-		if err := h.Send(t.Context(), a, fmt.Sprint("m", i), "go", "", ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := h.Send(t.Context(), a, "in general", "", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	sent := queued(a)
-
-	b := hubJoin(t, h, "b") // general's history: one message
-	mustJoinChannel(t, h, b, "go")
-	evs := queued(b)
-	cj := evs[0].GetChannelJoined()
-	if cj.GetHistoryCount() != size || len(evs) != 1+size {
-		t.Fatalf("b got %v; want channel_joined with history_count %d and that many messages", evs, size)
-	}
-	for i, ev := range evs[1:] {
-		want := sent[len(sent)-1-size+i] // the last size messages sent to go
-		if !ev.GetHistory() || ev.GetMessage().GetId() != want.GetMessage().GetId() || !ev.GetTime().AsTime().Equal(want.GetTime().AsTime()) ||
-			ev.GetSeq() != evs[0].GetSeq()+uint64(i)+1 {
-			t.Errorf("b's history %d = %v; want %v marked history, at its first time, numbered in b's order", i, ev, want)
-		}
-	}
-	// History, then live: no gap, no duplicate.
-	if err := h.Send(t.Context(), a, "live", "go", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	if ev := take(t, b); ev.GetHistory() || ev.GetMessage().GetText() != "live" {
-		t.Errorf("b's next event = %v; want the live message, not history", ev)
-	}
-
-	// With history off, joiners get none.
-	h0 := newHubWith(t, func(c *server.Config) { c.HistorySize = 0 })
-	x := hubJoin(t, h0, "x")
-	if err := h0.Send(t.Context(), x, "gone", "", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	y := mustJoin(t, h0, "y")
-	if evs := queued(y); len(evs) != 2 || evs[1].GetChannelJoined().GetHistoryCount() != 0 {
-		t.Errorf("y got %v; want no history with HistorySize 0", evs)
-	}
-}
-
 // TestHubConcurrentChannels runs many sessions joining and leaving
 // channels, sending to them and to each other at once, then checks every
 // session's stream: numbered without gaps; no channel message outside a
@@ -429,45 +313,6 @@ func TestHubConcurrentChannels(t *testing.T) {
 				t.Errorf("%s is still in %s but its last message there is %d; want the last one sent, %d", me, ch, n, all[ch][len(all[ch])-1])
 			}
 		}
-	}
-}
-
-// A channel's history is a snapshot of kept events: however long, it does
-// not make the joiner look too slow, and neither does the next live event.
-func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
-	t.Parallel()
-	const queueSize = 4
-	h := newHubWith(t, func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, 3*queueSize })
-	a := hubJoin(t, h, "a")
-	mustJoinChannel(t, h, a, "go")
-	for i := range 3 * queueSize {
-		if err := h.Send(t.Context(), a, fmt.Sprint(i), "go", "", ""); err != nil {
-			t.Fatal(err)
-		}
-		queued(a)
-	}
-	b := hubJoin(t, h, "b")
-	mustJoinChannel(t, h, b, "go")
-	mustJoinChannel(t, h, b, "more") // more snapshot, still not counted
-	if err := h.Send(t.Context(), a, "live", "go", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	if isEnded(b) {
-		t.Fatalf("b was dropped (%v) for a history of %d with a queue of %d", b.EndErr(), 3*queueSize, queueSize)
-	}
-	evs := queued(b)
-	if n := len(evs); n != 1+3*queueSize+1+1 || evs[n-1].GetMessage().GetText() != "live" {
-		t.Errorf("b got %d events, last %v; want go's snapshot and history, more's snapshot, then the live message", n, evs[n-1])
-	}
-	// Once taken, the limit applies again as usual.
-	for i := range queueSize + 1 {
-		if err := h.Send(t.Context(), a, fmt.Sprint("flood ", i), "go", "", ""); err != nil {
-			t.Fatal(err)
-		}
-		queued(a)
-	}
-	if !isEnded(b) {
-		t.Error("b kept up with no reading past its queue size; want it dropped as too slow")
 	}
 }
 

@@ -1,5 +1,9 @@
 package server_test
 
+// Tests of a session's writer (writer.go) over real TCP: batches, sent
+// only to a client that asks for them (Join.accept_batches), and the write
+// delay that gathers a burst.
+
 import (
 	"fmt"
 	"strings"

@@ -1,5 +1,8 @@
 package server_test
 
+// Tests of resuming a session on a hub driven directly, with no transport
+// (resume_test.go has the same over real TCP).
+
 import (
 	"errors"
 	"fmt"
