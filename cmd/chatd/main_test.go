@@ -465,25 +465,33 @@ func TestLoggerWritesDurationsAsStrings(t *testing.T) {
 	}
 }
 
-// The README's tables of flags and limits give every flag of chatd with
-// its default, and the least value of those that have one.
-func TestREADMEDocumentsEveryFlag(t *testing.T) {
+// The tables of flags and limits in docs/ (chatd's own flags in
+// operations.md, the limits in limits.md, a cluster node's in cluster.md)
+// give every flag of chatd with its default, and the least value of those
+// that have one.
+func TestDocsDocumentEveryFlag(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(readme)
-	start, end := strings.Index(text, "\n## chatd flags\n"), strings.Index(text, "\n## Performance\n")
-	if start < 0 || end < start {
-		t.Fatal("README has no chatd flags section followed by Performance")
+	var text string
+	for _, page := range []struct{ path, heading string }{
+		{"../../docs/operations.md", "## chatd flags\n"},
+		{"../../docs/limits.md", "# Limits\n"},
+		{"../../docs/cluster.md", "# Cluster\n"},
+	} {
+		b, err := os.ReadFile(page.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), page.heading) && !strings.Contains(string(b), "\n"+page.heading) {
+			t.Fatalf("%s has no heading %q", page.path, strings.TrimSpace(page.heading))
+		}
+		text += string(b)
 	}
 	fs, _ := newFlagSet()
 	flagsCell := regexp.MustCompile("^`--[a-z-]+`(, `--[a-z-]+`)*$")
 	code := regexp.MustCompile("`([^`]*)`")
 	documented := map[string]bool{}
 	rows := map[string]string{} // flag: its row
-	for _, line := range strings.Split(text[start:end], "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		if !strings.HasPrefix(line, "|") {
 			continue
 		}
@@ -506,19 +514,19 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 				defaults = append(defaults, m[1])
 			}
 			if len(names) != len(defaults) {
-				t.Errorf("README row %q gives %d flags but %d defaults", line, len(names), len(defaults))
+				t.Errorf("docs row %q gives %d flags but %d defaults", line, len(names), len(defaults))
 				break
 			}
 			for j, name := range names {
 				f := fs.Lookup(name)
 				if f == nil {
-					t.Errorf("README documents --%s, which chatd does not have", name)
+					t.Errorf("docs document --%s, which chatd does not have", name)
 					continue
 				}
 				documented[name] = true
 				rows[name] += line
 				if f.DefValue != defaults[j] {
-					t.Errorf("README gives --%s the default %q; chatd's is %q", name, defaults[j], f.DefValue)
+					t.Errorf("docs give --%s the default %q; chatd's is %q", name, defaults[j], f.DefValue)
 				}
 			}
 			break
@@ -526,7 +534,7 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if !documented[f.Name] {
-			t.Errorf("README's tables do not document --%s", f.Name)
+			t.Errorf("the tables of docs/operations.md, limits.md and cluster.md do not document --%s", f.Name)
 		}
 	})
 	for name, least := range map[string]string{
@@ -536,7 +544,7 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		"keepalive-time":    "at least " + server.MinKeepaliveTime.String(),
 	} {
 		if !strings.Contains(rows[name], least) {
-			t.Errorf("README's row of --%s does not say %q:\n%s", name, least, rows[name])
+			t.Errorf("the docs' row of --%s does not say %q:\n%s", name, least, rows[name])
 		}
 	}
 }
