@@ -81,6 +81,69 @@ func TestDocLinksCatchBrokenLinks(t *testing.T) {
 	}
 }
 
+// The front page tells a newcomer where a message goes from one stream to
+// the others by naming functions and files of server/; a rename there must
+// not leave it pointing at nothing. Every name in code in that section is a
+// file of server/, a function or method of it (Hub.sendPipelined), or a
+// field of the API (rejected, batch).
+func TestReadmeNamesWhereAMessageGoes(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Where a message goes\n")
+	if !ok {
+		t.Fatal(`README.md has no section "Where a message goes"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var code strings.Builder
+	files, err := filepath.Glob(filepath.Join("..", "server", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code.Write(b)
+	}
+	proto, err := os.ReadFile(filepath.Join("..", "proto", "chat", "v1", "chat.proto"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := 0
+	for _, m := range codeSpan.FindAllString(section, -1) {
+		name := strings.Trim(m, "`")
+		switch {
+		case name == "server/":
+			continue
+		case strings.HasSuffix(name, ".go"):
+			if _, err := os.Stat(filepath.Join("..", "server", name)); err != nil {
+				t.Errorf("README's Where a message goes names %s, which server/ does not have", name)
+			}
+		default:
+			names++
+			recv, fn, isMethod := strings.Cut(name, ".")
+			if !isMethod {
+				recv, fn = `\w+`, name
+			}
+			decl := regexp.MustCompile(`(?m)^func (\(\w+ \*?` + recv + `\) )?` + regexp.QuoteMeta(fn) + `[(\[]`)
+			field := regexp.MustCompile(`(?m)^\s+\w+ ` + regexp.QuoteMeta(name) + ` = \d+;`)
+			if !decl.MatchString(code.String()) && (isMethod || !field.Match(proto)) {
+				t.Errorf("README's Where a message goes names %s, which is neither a function of server/ nor a field of chat.proto", name)
+			}
+		}
+	}
+	if names < 8 {
+		t.Errorf("README's Where a message goes names %d functions; want the path from readLoop to writeLoop", names)
+	}
+}
+
 var (
 	mdLink     = regexp.MustCompile(`\]\(([^)\s]+)(?:\s+"[^"]*")?\)`)
 	codeSpan   = regexp.MustCompile("`[^`]*`")
