@@ -82,10 +82,11 @@ func TestDocLinksCatchBrokenLinks(t *testing.T) {
 }
 
 // The front page tells a newcomer where a message goes from one stream to
-// the others by naming functions and files of server/; a rename there must
-// not leave it pointing at nothing. Every name in code in that section is a
-// file of server/, a function or method of it (Hub.sendPipelined), or a
-// field of the API (rejected, batch).
+// the others by naming functions of server/, each before the file that
+// holds it (`readLoop` and `handle` (`service.go`)); a rename or a move
+// there must not leave it pointing at nothing. Every name in code in that
+// section is declared in the next file it names, or is a field of the API
+// (rejected, batch).
 func TestReadmeNamesWhereAMessageGoes(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
@@ -97,50 +98,54 @@ func TestReadmeNamesWhereAMessageGoes(t *testing.T) {
 		t.Fatal(`README.md has no section "Where a message goes"`)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	var code strings.Builder
-	files, err := filepath.Glob(filepath.Join("..", "server", "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		code.Write(b)
-	}
 	proto, err := os.ReadFile(filepath.Join("..", "proto", "chat", "v1", "chat.proto"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := 0
+	isField := func(name string) bool {
+		return regexp.MustCompile(`(?m)^\s+\w+ ` + regexp.QuoteMeta(name) + ` = \d+;`).Match(proto)
+	}
+	seen := map[string]bool{}
+	var pending []string
+	funcs := 0
 	for _, m := range codeSpan.FindAllString(section, -1) {
 		name := strings.Trim(m, "`")
-		switch {
-		case name == "server/":
+		if name == "server/" {
 			continue
-		case strings.HasSuffix(name, ".go"):
-			if _, err := os.Stat(filepath.Join("..", "server", name)); err != nil {
-				t.Errorf("README's Where a message goes names %s, which server/ does not have", name)
+		}
+		if !strings.HasSuffix(name, ".go") {
+			if !seen[name] {
+				pending = append(pending, name)
 			}
-		default:
-			names++
-			recv, fn, isMethod := strings.Cut(name, ".")
+			seen[name] = true
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join("..", "server", name))
+		if err != nil {
+			t.Errorf("README's Where a message goes names %s, which server/ does not have", name)
+		}
+		for _, fn := range pending {
+			recv, f, isMethod := strings.Cut(fn, ".")
 			if !isMethod {
-				recv, fn = `\w+`, name
+				recv, f = `\w+`, fn
 			}
-			decl := regexp.MustCompile(`(?m)^func (\(\w+ \*?` + recv + `\) )?` + regexp.QuoteMeta(fn) + `[(\[]`)
-			field := regexp.MustCompile(`(?m)^\s+\w+ ` + regexp.QuoteMeta(name) + ` = \d+;`)
-			if !decl.MatchString(code.String()) && (isMethod || !field.Match(proto)) {
-				t.Errorf("README's Where a message goes names %s, which is neither a function of server/ nor a field of chat.proto", name)
+			decl := regexp.MustCompile(`(?m)^func (\(\w+ \*?` + recv + `\) )?` + regexp.QuoteMeta(f) + `[(\[]`)
+			switch {
+			case decl.Match(src):
+				funcs++
+			case !isField(fn):
+				t.Errorf("README's Where a message goes names %s before %s, which does not declare it", fn, name)
 			}
 		}
+		pending = nil
 	}
-	if names < 8 {
-		t.Errorf("README's Where a message goes names %d functions; want the path from readLoop to writeLoop", names)
+	for _, name := range pending {
+		if !isField(name) {
+			t.Errorf("README's Where a message goes names %s, with no file after it, and it is no field of chat.proto", name)
+		}
+	}
+	if funcs < 8 {
+		t.Errorf("README's Where a message goes names %d functions with their files; want the path from readLoop to writeLoop", funcs)
 	}
 }
 
