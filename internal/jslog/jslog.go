@@ -3,7 +3,7 @@
 // one ordered consumer, and an object store that holds the last snapshot
 // of the chat's state for nodes that start later.
 //
-// What it relies on (see docs in the README's "Cluster" section):
+// What it relies on (see docs/cluster.md):
 //   - appends are acknowledged publishes with a message id, so that a
 //     retry after a lost acknowledgement is dropped by the stream's
 //     duplicate window instead of applied twice;
