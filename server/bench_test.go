@@ -25,7 +25,7 @@ var memberCounts = []int{10, 100, 1000}
 // reader stands for a session's writer: it empties the queue and hands the
 // emptied batch back, as the writer does.
 type reader struct {
-	s     *server.Session
+	s     *server.Stream
 	spare []server.Delivery
 }
 

@@ -51,7 +51,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	if err := h.Send(t.Context(), a, "gophers!", "GO", "", "m1"); err != nil {
 		t.Fatalf("Send to GO = %v", err)
 	}
-	for _, s := range []*server.Session{a, b} {
+	for _, s := range []*server.Stream{a, b} {
 		if m := take(t, s).GetMessage(); m.GetChannel() != "Go" || m.GetText() != "gophers!" {
 			t.Errorf("%s got %v; want the message in Go", s.User().GetUsername(), m)
 		}
@@ -84,7 +84,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	if err := h.LeaveChannel(t.Context(), b, "#go"); err != nil {
 		t.Fatalf("LeaveChannel = %v", err)
 	}
-	for _, s := range []*server.Session{a, b} {
+	for _, s := range []*server.Stream{a, b} {
 		if l := take(t, s).GetChannelLeft(); l.GetChannel() != "Go" || l.GetUser().GetUsername() != "b" {
 			t.Errorf("%s got %v; want channel_left Go b", s.User().GetUsername(), l)
 		}
@@ -197,7 +197,7 @@ func TestHubConcurrentChannels(t *testing.T) {
 	h := newHubWith(t, func(c *server.Config) {
 		c.MaxSessions, c.QueueSize, c.HistorySize = users, 1<<16, history
 	})
-	sessions := make([]*server.Session, users)
+	sessions := make([]*server.Stream, users)
 	for i := range users {
 		sessions[i] = mustJoin(t, h, fmt.Sprintf("u%02d", i))
 	}

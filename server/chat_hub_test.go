@@ -200,7 +200,7 @@ func TestHubLeave(t *testing.T) {
 	if !h.Leave(a, chatv1.LeaveReason_LEAVE_REASON_LOGOUT) {
 		t.Fatal("Leave(a) = false; want true")
 	}
-	for _, s := range []*server.Session{a, b, c} {
+	for _, s := range []*server.Stream{a, b, c} {
 		ev := take(t, s)
 		if ev.GetUserLeft().GetUser().GetUsername() != "a" || ev.GetUserLeft().GetReason() != chatv1.LeaveReason_LEAVE_REASON_LOGOUT || ev.GetSeq() == 0 {
 			t.Errorf("%s got %v; want user_left a LOGOUT with a seq", s.User().GetUsername(), ev)

@@ -309,7 +309,7 @@ func TestRateLimitOff(t *testing.T) {
 	}
 }
 
-func TestOversizedRequestEndsSession(t *testing.T) {
+func TestOversizedRequestEndsStream(t *testing.T) {
 	t.Parallel()
 	const limit = server.MaxTextBytes + server.MaxClientIDBytes + 64 // the smallest allowed
 	ts := startServer(t, testConfig(func(c *server.Config) { c.MaxRecvMsgSize = limit }))

@@ -170,7 +170,7 @@ type Cluster struct {
 	// The streams of this node that the log gave up for dead with it, to
 	// end once nothing of theirs is on its way to the log (see
 	// cutOffLocked); guarded by Hub.mu.
-	cut     []*Session
+	cut     []*Stream
 	cutIdle <-chan struct{} // closed once the gate, shut for them, is idle
 	cutWake chan struct{}   // has a token while cut may hold some
 
@@ -571,7 +571,7 @@ func (g *gate) open() {
 // what is on its way gets appended; then what the log has not applied of
 // theirs is refused (UNAVAILABLE, send it again), and the streams end,
 // sent what is queued for them first (see cutOffLoop). Hub.mu must be held.
-func (c *Cluster) cutOffLocked(streams []*Session) {
+func (c *Cluster) cutOffLocked(streams []*Stream) {
 	c.logger.Warn("the cluster gave this node up for dead (unheard for the node timeout: frozen, or out of touch with the log): ending its streams, refusing what they sent", "seq", c.applied, "streams", len(streams))
 	for _, s := range streams {
 		s.cut.Store(true)

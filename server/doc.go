@@ -5,7 +5,7 @@
 // It is chatd's own package, for cmd/chatd, the gateway and the module's
 // tests, not a library for other modules: [WithAuth] and
 // [Server.Admission] take and give types of the module's internal
-// packages, and [Config.PerClient] is one. [Hub], [Session], [Event] and
+// packages, and [Config.PerClient] is one. [Hub], [Stream], [Event] and
 // [Delivery] are exported for the package's own tests, which drive a hub
 // with no transport (see export_test.go for what only tests get).
 //
@@ -70,7 +70,7 @@
 //   - user: someone online under a username (chatv1.User: the name as
 //     typed, and when they came online). Names are unique in any letter
 //     case and among lookalikes: a user is known by its key, the
-//     case-mapped name (member.key), and its lookalike skeletons.
+//     case-mapped name (session.key), and its lookalike skeletons.
 //   - device: not a notion of this code. A user is online once, from one
 //     stream; a second device joining under the same name is refused
 //     (ErrUsernameTaken), and one joining with the session's resume token
@@ -79,16 +79,18 @@
 //     stream, and, in the limits, its address (netip.Addr).
 //   - session: a user's lasting presence, which outlives its streams: its
 //     numbered events (seq), its resume token, its channels, its resume
-//     log. In the code this is member (session.go), not [Session]:
-//     Session is one stream's hold on a member (member.att), with its
-//     queue, and a new Session comes with each stream that joins or
-//     resumes. The names read inverted: member is the session, and
-//     Session is an attachment (a stream) of it.
+//     log (session, session.go). The hub keeps every session, online,
+//     held or parked (sessionState), by key (Hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
-//     join to its end. A stream attached to a member is numbered by the
-//     member's attach count (member.attach, Session.attach), and commands
-//     name it by user key and that number (clusterv1.Stream). "attachment"
-//     and "stream" name the same thing.
+//     join to its end, and [Stream] (stream.go), its attachment to a
+//     session on the node it is on: its queue, and how the hub ended it. A new
+//     Stream comes with each stream that joins or resumes; a session has
+//     at most one (session.stream). A stream is numbered by the session's
+//     attach count (session.attach, Stream.attach), and commands name it
+//     by user key and that number (clusterv1.Stream). "attachment" and
+//     "stream" name the same thing.
+//   - member: a session in a channel (channel.members). clusterv1.Member
+//     is, on the wire, a session as a cluster snapshot keeps it.
 //   - conversation: a channel's messages, or the private messages
 //     between two users: what the archive keeps and History pages (conv,
 //     see channelConv and privateConv). The live protocol has no such

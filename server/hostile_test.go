@@ -424,10 +424,10 @@ func TestListFloodLimited(t *testing.T) {
 	expectMessage(t, "alice", alice.next(t), "alice", "still here", "a1")
 }
 
-// A session that keeps sending what is refused is ended, with
+// A stream that keeps sending what is refused is ended, with
 // RESOURCE_EXHAUSTED and the reason, and is no longer answered; other
 // sessions go on.
-func TestRefusalFloodEndsSession(t *testing.T) {
+func TestRefusalFloodEndsStream(t *testing.T) {
 	cfg := testConfig(func(c *server.Config) {
 		c.RefusalRate = 0.01 // no refill within the test
 		c.RefusalBurst = 30

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func TestHubDropsSlowSession(t *testing.T) {
+func TestHubDropsSlowStream(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	h := newHub(t, 10, queueSize)
@@ -79,7 +79,7 @@ func TestHubDropsSlowSession(t *testing.T) {
 // A client that stops reading is dropped once what waits for it takes
 // QueueBytes, long before QueueSize long messages, so that it cannot make
 // the server hold that many for it.
-func TestHubDropsSlowSessionByBytes(t *testing.T) {
+func TestHubDropsSlowStreamByBytes(t *testing.T) {
 	t.Parallel()
 	const queueBytes = 64 << 10
 	h := newHubWith(t, func(c *server.Config) { c.QueueBytes, c.MessageRate = queueBytes, 0 })
@@ -146,7 +146,7 @@ func TestHubDropCascades(t *testing.T) {
 func TestHubShutdown(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 16)
-	sessions := []*server.Session{hubJoin(t, h, "a"), hubJoin(t, h, "b"), hubJoin(t, h, "c")}
+	sessions := []*server.Stream{hubJoin(t, h, "a"), hubJoin(t, h, "b"), hubJoin(t, h, "c")}
 	for _, s := range sessions {
 		queued(s)
 	}

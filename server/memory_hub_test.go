@@ -29,7 +29,7 @@ func TestResumeLogsKeepTheirBudget(t *testing.T) {
 	before := heapInUse()
 
 	sender := hubJoin(t, h, "sender")
-	rs := make([]*server.Session, recipients)
+	rs := make([]*server.Stream, recipients)
 	for i := range rs {
 		rs[i] = hubJoin(t, h, fmt.Sprintf("r%02d", i))
 	}

@@ -209,7 +209,7 @@ func (m *metrics) left(reason chatv1.LeaveReason, replaced bool) {
 }
 
 // joined counts a join, and what came of its resume token if it had one.
-func (m *metrics) joined(s *Session, withToken bool, err error) {
+func (m *metrics) joined(s *Stream, withToken bool, err error) {
 	switch {
 	case err != nil:
 		m.joins[joinRefused].Inc()

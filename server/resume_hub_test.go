@@ -20,7 +20,7 @@ import (
 
 // hubJoined is a session with what it was told at its join.
 type hubJoined struct {
-	s       *server.Session
+	s       *server.Stream
 	token   string
 	lastSeq uint64 // of the last event taken off its queue
 }

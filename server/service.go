@@ -202,7 +202,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 // serve runs a joined session until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Session, batches bool, log *slog.Logger) error {
+func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, log *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -275,7 +275,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 // writer sends what is queued first (see flushedEnd), it waits for that,
 // a moment at most; written is the writer's result, nil if it came
 // already.
-func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logger) error {
+func (svc *Service) endedByHub(s *Stream, written <-chan error, log *slog.Logger) error {
 	if written != nil && flushedEnd(s.endErr) {
 		timer := time.NewTimer(shutdownFlush)
 		defer timer.Stop()
@@ -296,7 +296,7 @@ func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logge
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
 // It reports whether s was still online.
-func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logger, err error) bool {
+func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, log *slog.Logger, err error) bool {
 	if !svc.hub.Leave(s, reason) {
 		return false
 	}
@@ -318,7 +318,7 @@ func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logge
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
 // longer read either.
-func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) error {
+func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) error {
 	ctx := stream.Context()
 	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
@@ -383,7 +383,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) e
 }
 
 // handle passes one request of a joined session to the hub.
-func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID string) error {
+func (svc *Service) handle(ctx context.Context, s *Stream, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
 		kind := msgChannel

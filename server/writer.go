@@ -28,7 +28,7 @@ type writerOptions struct {
 // Config.WriteDelay). After drain is closed nothing more is queued, so it
 // sends what is left and returns. It counts into met per burst, not per
 // event.
-func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt writerOptions, met *metrics) error {
+func writeLoop(stream grpc.ServerStream, s *Stream, drain <-chan struct{}, opt writerOptions, met *metrics) error {
 	var batch []Delivery
 	took := 0 // events the last send sent
 	send := func() error {
