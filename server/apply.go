@@ -205,7 +205,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	sess.seq = 1 // the welcome; the log starts after it
 	if s != nil {
 		s.recovery = recovery
-		s.queue.pushExtra(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 				You:         sess.user,
@@ -216,13 +216,13 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 		})})
 	}
 	h.enterLocked(sess, h.general)
-	h.channelSnapshotLocked(sess, h.general)
+	h.channelCatchUpLocked(sess, h.general)
 	return outcome{s: s}
 }
 
 // resumeLocked attaches a new stream, on node, to sess and gives it what it
 // missed after lastSeq, or, if sess's log no longer has all of it, a fresh
-// snapshot. If sess still has a stream (a connection that died without the
+// catch-up. If sess still has a stream (a connection that died without the
 // server noticing yet, or on a node that crashed), that stream is ended:
 // whoever holds the token is sess's user. It returns the stream if it is on
 // this node. Lock must be held.
@@ -264,7 +264,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 			sess.seq++
 			sess.resetLog()
 			for _, ch := range sess.channels {
-				h.channelSnapshotLocked(sess, ch)
+				h.channelCatchUpLocked(sess, ch)
 			}
 		}
 		return nil
@@ -275,7 +275,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
-		s.queue.pushExtra(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 				You:         sess.user,
@@ -283,16 +283,16 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
 			}},
 		})})
-		s.queue.pushExtra(missed...)
+		s.queue.pushCatchUp(missed...)
 		return s
 	}
-	// Incomplete: start the client over from a snapshot, in the channels it
+	// Incomplete: start the client over with a fresh catch-up, in the channels it
 	// is in. The log restarts after the new welcome, so a resume cannot ask
 	// for events from before it.
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	sess.seq++
 	sess.resetLog()
-	s.queue.pushExtra(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
+	s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 			You:         sess.user,
@@ -302,7 +302,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		}},
 	})})
 	for _, ch := range sess.channels {
-		h.channelSnapshotLocked(sess, ch)
+		h.channelCatchUpLocked(sess, ch)
 	}
 	return s
 }
@@ -395,12 +395,12 @@ func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 	}}), nil)
 	h.enterLocked(sess, ch)
 	if s := sess.stream; s != nil {
-		// The snapshot is forgiven only if the writer has taken the last
+		// The catch-up is forgiven only if the writer has taken the last
 		// one: a client that stopped reading and keeps joining channels
-		// would otherwise pile up snapshots past any limit.
+		// would otherwise pile up catch-ups past any limit.
 		s.forgive = s.queue.forgiving()
 	}
-	h.channelSnapshotLocked(sess, ch)
+	h.channelCatchUpLocked(sess, ch)
 	return nil
 }
 

@@ -254,13 +254,13 @@ func TestSignInExpiryEndsStreamForResume(t *testing.T) {
 	watcher.name = "watcher"
 	watcher.send(t, joinReqToken("watcher", as.token(t, "watcher", 24*time.Hour)))
 	watcher.next(t)
-	watcher.expectChannelSnapshot(t, "general")
+	watcher.expectChannelCatchUp(t, "general")
 
 	alice := openStreamCtx(t, conn, func(c context.Context) context.Context { return c })
 	alice.name = "alice"
 	alice.send(t, joinReqToken("alice", as.token(t, "alice", time.Minute)))
 	welcome := alice.next(t)
-	alice.expectChannelSnapshot(t, "general")
+	alice.expectChannelCatchUp(t, "general")
 	expectJoined(t, "watcher", watcher.next(t), "alice", false)
 
 	// Just before exp plus the leeway: still on.

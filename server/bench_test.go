@@ -78,7 +78,7 @@ func BenchmarkHubPublish(b *testing.B) {
 }
 
 // BenchmarkHubJoinLeave measures a user joining and logging out while N
-// others are online: two broadcasts to N, a snapshot of N+1 users.
+// others are online: two broadcasts to N, a welcome of N+1 users.
 func BenchmarkHubJoinLeave(b *testing.B) {
 	for _, n := range memberCounts {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {

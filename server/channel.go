@@ -107,17 +107,17 @@ func (h *Hub) makeRoomLocked() bool {
 	return true
 }
 
-// channelSnapshotLocked queues for sess that it is in ch, with ch's members
-// and then its history. Like a welcome, a snapshot does not count against
-// the queue's limit: however small the queue, or however many channels an
-// incomplete resume restores, a client is not dropped for being told where
-// it is. For a session whose stream is on another node only the numbering
+// channelCatchUpLocked queues for sess that it is in ch, with ch's members
+// and then its history: the channel's catch-up. Like a welcome, it does
+// not count against the queue's limit: however small the queue, or however
+// many channels an incomplete resume restores, a client is not dropped for
+// being told where it is. For a session whose stream is on another node only the numbering
 // is kept. Hub.mu must be held.
-func (h *Hub) channelSnapshotLocked(sess *session, ch *channel) {
+func (h *Hub) channelCatchUpLocked(sess *session, ch *channel) {
 	history := ch.history.items()
 	// The channel_joined is not kept in sess's log: it lists every member,
 	// and a join storm would keep N such lists of up to N users. A resume
-	// that missed it gets a fresh snapshot instead.
+	// that missed it gets a fresh catch-up instead.
 	var joined *Event
 	if sess.stream != nil {
 		joined = privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
@@ -129,8 +129,8 @@ func (h *Hub) channelSnapshotLocked(sess *session, ch *channel) {
 			},
 		}})
 	}
-	h.deliverExtraLocked(sess, nil, joined)
+	h.deliverCatchUpLocked(sess, nil, joined)
 	for _, ev := range history {
-		h.deliverExtraLocked(sess, ev, ev)
+		h.deliverCatchUpLocked(sess, ev, ev)
 	}
 }

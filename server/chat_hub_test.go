@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
+func TestHubJoinWelcomesWithCatchUpAndTellsOthers(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 16)
 
@@ -49,7 +49,7 @@ func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
 	if joined.GetUserJoined().GetUser().GetUsername() != "bob" || joined.GetUserJoined().GetResumed() || joined.GetSeq() != 3 {
 		t.Fatalf("alice got %v; want user_joined bob, not resumed, with seq 3", joined)
 	}
-	evs = queued(bob) // bob's own join is in its snapshot: no user_joined
+	evs = queued(bob) // bob's own join is in its catch-up: no user_joined
 	if len(evs) != 2 || evs[0].GetWelcome() == nil || evs[0].GetSeq() != 1 || evs[1].GetChannelJoined() == nil || evs[1].GetSeq() != 2 {
 		t.Fatalf("bob got %v; want only a welcome (seq 1) and general's channel_joined (seq 2)", evs)
 	}

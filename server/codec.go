@@ -138,7 +138,7 @@ const (
 // outgoingBatch is several deliveries on their way as one response, a
 // ChatResponse whose batch holds each as the response it would be alone.
 // sizes are eventSize of each delivery's event, worked out once: sizing a
-// snapshot (every user online) costs nearly what encoding it does.
+// welcome (every user online) costs nearly what encoding it does.
 type outgoingBatch struct {
 	ds    []Delivery
 	sizes []int
@@ -219,7 +219,7 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	// shared bytes while others still send them.
 	h.body = d.Event.wire
 	if h.body == nil {
-		// Not from gRPC's buffer pools: a snapshot can be large (every
+		// Not from gRPC's buffer pools: a welcome can be large (every
 		// user online), and pooled buffers of that size, cached after a
 		// join storm, would keep the memory of thousands of them.
 		b, err := proto.Marshal(d.Event.resp)

@@ -50,7 +50,7 @@ type Config struct {
 	// from its own stream while that stream is attached (half-dead).
 	ResumeGrace time.Duration
 	// ResumeBuffer is how many of its last events each session keeps for a
-	// resume. A client that missed more gets a fresh snapshot instead
+	// resume. A client that missed more gets a fresh catch-up instead
 	// (RECOVERY_INCOMPLETE).
 	ResumeBuffer int
 	// ResumeBufferBytes bounds the same log by the encoded size of the

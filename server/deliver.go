@@ -48,18 +48,18 @@ func (h *Hub) deliverLocked(sess *session, ev *Event) {
 	}
 }
 
-// deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
-// count against the stream's queue limit if the stream is forgiving (see
-// queue.pushExtra), and what the log keeps of it is logged, which may be
+// deliverCatchUpLocked is deliverLocked for a catch-up: the delivery does
+// not count against the stream's queue limit if the stream is forgiving
+// (see queue.pushCatchUp), and what the log keeps of it is logged, which may be
 // nil (see member.log). ev may be nil if sess's stream is not on this node:
 // only the numbering is kept then.
-func (h *Hub) deliverExtraLocked(sess *session, logged, ev *Event) {
+func (h *Hub) deliverCatchUpLocked(sess *session, logged, ev *Event) {
 	sess.seq++
 	sess.log.push(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	switch s := sess.stream; {
 	case s == nil:
 	case s.forgive && !s.overflowed:
-		s.queue.pushExtra(Delivery{Seq: sess.seq, Event: ev})
+		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: ev})
 	default:
 		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 	}

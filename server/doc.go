@@ -106,13 +106,18 @@
 //     Event with its seq in one session. Answers to one request (a
 //     rejection, a channel list) are delivered too, with seq 0: they are
 //     not events of the session and are not kept for a resume.
-//   - snapshot: two things. (1) What a stream is given at once so that it
-//     knows where things stand: its welcome (who is online), a channel's
-//     members and history, a resume's replay; queued with
-//     queue.pushExtra, so that it does not count against the queue's
-//     limit (channelSnapshotLocked, Session.forgive). (2) The chat's whole
-//     state at a position of the log (clusterv1.Snapshot, snapshot.go),
-//     saved so that a node starts from it instead of the log's start.
+//   - catch-up: what a stream is given at once so that it knows where
+//     things stand: its welcome (who is online), a channel's members and
+//     history (channelCatchUpLocked), a resume's replay. It is queued
+//     with queue.pushCatchUp, so that it does not count against the
+//     queue's limit while the stream is forgiving (Stream.forgive), and
+//     the stream's reader waits until the writer has taken it
+//     (queue.catchUpTaken) before it reads the next request. On /metrics,
+//     chatd_resumes_total still names a resume that got a fresh one
+//     "snapshot" (resumeIncomplete): label values are not renamed.
+//   - snapshot: the chat's whole state at a position of the log
+//     (clusterv1.Snapshot, snapshot.go), saved so that a node starts from
+//     it instead of the log's start.
 //   - node: one chatd process taking part in a chat: it appends its
 //     streams' commands to the log and applies the whole log to its own
 //     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name

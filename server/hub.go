@@ -32,7 +32,7 @@ import (
 // every session it concerns (and records it in each one's resume log)
 // before the next command is applied, so all sessions see common events in
 // the same order, a channel's messages reach exactly the members it has at
-// that instant, and a snapshot (welcome, channel members, history) is
+// that instant, and a catch-up (welcome, channel members, history) is
 // exact with no gap or duplicate before the live events that follow it.
 // Applying depends only on the state and the command, never on this node's
 // clock or randomness, so every node of a cluster reaches the same state.

@@ -22,7 +22,7 @@ func TestHubDropsSlowStream(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	h := newHub(t, 10, queueSize)
-	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a snapshot: not counted)
+	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a catch-up: not counted)
 	fast := hubJoin(t, h, "fast")                                        // slow's queue: + user_joined
 	if err := h.Send(t.Context(), fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestHubDropsSlowStreamByBytes(t *testing.T) {
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 3)
-	a := mustJoin(t, h, "a")                                          // a: welcome, general (a snapshot: not counted)
+	a := mustJoin(t, h, "a")                                          // a: welcome, general (a catch-up: not counted)
 	b := mustJoin(t, h, "b")                                          // a: +joined b; b: welcome, general
 	c := hubJoin(t, h, "c")                                           // a: +joined c; b: +joined c
 	if err := h.Send(t.Context(), b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3

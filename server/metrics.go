@@ -56,10 +56,10 @@ var joinResultNames = [joinResults]string{"new", "resumed", "refused"}
 
 // Outcome labels of chatd_resumes_total.
 const (
-	resumeComplete = iota // the session, with every event missed
-	resumeSnapshot        // the session, from a fresh snapshot: events missed were no longer kept
-	resumeExpired         // the token was unknown (expired, or the session ended): a new session
-	resumeRefused         // the join was refused
+	resumeComplete   = iota // the session, with every event missed
+	resumeIncomplete        // the session, from a fresh catch-up: events missed were no longer kept; labelled "snapshot"
+	resumeExpired           // the token was unknown (expired, or the session ended): a new session
+	resumeRefused           // the join was refused
 	resumeOutcomes
 )
 
@@ -221,7 +221,7 @@ func (m *metrics) joined(s *Stream, withToken bool, err error) {
 		if s.recovery == chatv1.Recovery_RECOVERY_COMPLETE {
 			m.resumes[resumeComplete].Inc()
 		} else {
-			m.resumes[resumeSnapshot].Inc()
+			m.resumes[resumeIncomplete].Inc()
 		}
 	default:
 		m.joins[joinNew].Inc()

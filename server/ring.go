@@ -78,7 +78,7 @@ func (r *ring[T]) copyTo(dst []T) {
 
 // eventLog keeps the last events pushed to it, bounded both in number and
 // in the memory they take (see Event.bytes). A nil event stands for one
-// that is not kept (a snapshot) and costs nothing. The zero value is an
+// that is not kept (a channel's catch-up) and costs nothing. The zero value is an
 // empty log. Not safe for concurrent use: the hub guards every log with
 // its lock.
 type eventLog struct {

@@ -87,8 +87,8 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 // every call, whatever interceptors chained after them do with it.
 func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, extra ...grpc.ServerOption) *Server {
 	// The receive window of a stream bounds what a client can make the
-	// server buffer for it unread: a session is not read while its
-	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
+	// server buffer for it unread: a stream is not read while its
+	// catch-up waits (see readLoop). A fixed window also turns off gRPC's
 	// window growth, which a client could push to 16 MiB a stream.
 	const window = 64 << 10
 	svc := newService(cfg, hub, lim, log)

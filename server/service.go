@@ -313,7 +313,7 @@ func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, log *slog.Logger
 // client logs out (leave, or closing its sending side), or why reading failed
 // or the session was ended for what it sent.
 //
-// It reads the next request only once the writer has taken the snapshot
+// It reads the next request only once the writer has taken the catch-up
 // (welcome, channel members and history, a resume's replay) that the last
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
@@ -329,7 +329,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) er
 	}
 	for {
 		select {
-		case <-s.queue.snapshotTaken():
+		case <-s.queue.catchUpTaken():
 		case <-s.ended:
 			return errGone
 		case <-ctx.Done():
@@ -355,7 +355,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) er
 				err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send, leave, join_channel, leave_channel or list_channels"}
 			default:
 				// Every other request costs the hub work for others (a
-				// broadcast, a snapshot, a list): one limit covers them all.
+				// broadcast, a catch-up, a list): one limit covers them all.
 				if limiter != nil && !limiter.Allow() {
 					err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
 					break

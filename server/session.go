@@ -53,7 +53,7 @@ type session struct {
 	// seq numbers the session's events. log keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from
 	// there, so it needs no room for them. A nil entry stands for a
-	// channel snapshot, which is not kept (see channelSnapshotLocked).
+	// channel's catch-up, which is not kept (see channelCatchUpLocked).
 	seq uint64
 	log eventLog
 

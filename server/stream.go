@@ -34,7 +34,7 @@ type Stream struct {
 	// Owned by the hub: read and written only with Hub.mu held.
 	overflowed bool // queue overflowed; gets no more events
 	endClosed  bool // ended has been closed
-	forgive    bool // snapshots queued now do not count against the queue's limit
+	forgive    bool // catch-ups queued now do not count against the queue's limit
 }
 
 func newStream(sess *session, queueSize, queueBytes int) *Stream {
@@ -45,8 +45,8 @@ func newStream(sess *session, queueSize, queueBytes int) *Stream {
 		user:     sess.user,
 		queue:    newQueue(queueSize, queueBytes),
 		ended:    make(chan struct{}),
-		// A new stream's welcome and snapshots, or a resume's replay,
-		// never count.
+		// A new stream's catch-up (its welcome and its channels'), or a
+		// resume's replay, never counts.
 		forgive: true,
 	}
 }
