@@ -202,7 +202,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	h.byKey[key], h.byToken[sess.tokenHash] = sess, sess
 	h.addLookalikesLocked(sess)
 	s := h.attachLocked(sess, node, p)
-	sess.seq = 1 // the welcome; the log starts after it
+	sess.seq = 1 // the welcome; the replay starts after it
 	if s != nil {
 		s.recovery = recovery
 		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
@@ -221,7 +221,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 }
 
 // resumeLocked attaches a new stream, on node, to sess and gives it what it
-// missed after lastSeq, or, if sess's log no longer has all of it, a fresh
+// missed after lastSeq, or, if sess's replay no longer has all of it, a fresh
 // catch-up. If sess still has a stream (a connection that died without the
 // server noticing yet, or on a node that crashed), that stream is ended:
 // whoever holds the token is sess's user. It returns the stream if it is on
@@ -262,7 +262,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		// keep, the same as the stream's node keeps it.
 		if !complete {
 			sess.seq++
-			sess.resetLog()
+			sess.resetReplay()
 			for _, ch := range sess.channels {
 				h.channelCatchUpLocked(sess, ch)
 			}
@@ -287,11 +287,11 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		return s
 	}
 	// Incomplete: start the client over with a fresh catch-up, in the channels it
-	// is in. The log restarts after the new welcome, so a resume cannot ask
+	// is in. The replay restarts after the new welcome, so a resume cannot ask
 	// for events from before it.
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	sess.seq++
-	sess.resetLog()
+	sess.resetReplay()
 	s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{

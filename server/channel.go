@@ -19,10 +19,10 @@ type channel struct {
 
 	// members are the sessions in it, online and parked, in the order they
 	// entered. Parked members still receive the channel's events (into
-	// their logs) but are not shown as members.
+	// their replays) but are not shown as members.
 	members []*session
-	online  int      // how many members are online
-	history eventLog // the last messages, oldest first, marked as history
+	online  int         // how many members are online
+	history eventBuffer // the last messages, oldest first, marked as history
 
 	idleSince time.Time // when it last became empty; for eviction
 }
@@ -115,7 +115,7 @@ func (h *Hub) makeRoomLocked() bool {
 // is kept. Hub.mu must be held.
 func (h *Hub) channelCatchUpLocked(sess *session, ch *channel) {
 	history := ch.history.items()
-	// The channel_joined is not kept in sess's log: it lists every member,
+	// The channel_joined is not kept in sess's replay: it lists every member,
 	// and a join storm would keep N such lists of up to N users. A resume
 	// that missed it gets a fresh catch-up instead.
 	var joined *Event

@@ -16,7 +16,7 @@ import (
 // broadcast keeps only its protobuf encoding, made once when it was
 // published: a broadcast to N sessions is marshalled once, not N times,
 // every writer sends the same bytes behind its own seq (see [Delivery]),
-// and an event kept in resume logs and histories costs its bytes once, not
+// and an event kept in replays and histories costs its bytes once, not
 // its bytes and its decoded message too. An answer for one session keeps
 // its message instead, which its writer marshals outside the hub's lock.
 type Event struct {
@@ -41,7 +41,7 @@ func (e *Event) asHistory() *Event {
 	return &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
 }
 
-// bytes is what keeping e costs, for the resume log's and the history's
+// bytes is what keeping e costs, for the replay's and the history's
 // budgets; 0 for nil.
 func (e *Event) bytes() int {
 	if e == nil {

@@ -53,7 +53,7 @@ type Config struct {
 	// resume. A client that missed more gets a fresh catch-up instead
 	// (RECOVERY_INCOMPLETE).
 	ResumeBuffer int
-	// ResumeBufferBytes bounds the same log by the encoded size of the
+	// ResumeBufferBytes bounds the same replay by the encoded size of the
 	// events it keeps, so that big messages cannot make every session
 	// hold ResumeBuffer of them.
 	ResumeBufferBytes int

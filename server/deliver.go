@@ -34,15 +34,15 @@ func (h *Hub) publishLocked(ch *channel, ev *Event, skip *session) {
 	}
 }
 
-// deliverLocked numbers ev for sess, records it in sess's resume log (dropping
+// deliverLocked numbers ev for sess, records it in sess's replay (dropping
 // the oldest past the resume buffer) and queues it for sess's stream, if it
 // is on this node, without blocking. If the queue is full, the stream gets
 // nothing more (so what it does get has no gap) and is marked to be
-// dropped; the log keeps recording. flushSlowLocked must be called before
+// dropped; the replay keeps recording. flushSlowLocked must be called before
 // the lock is released.
 func (h *Hub) deliverLocked(sess *session, ev *Event) {
 	sess.seq++
-	sess.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	if s := sess.stream; s != nil {
 		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 	}
@@ -50,12 +50,12 @@ func (h *Hub) deliverLocked(sess *session, ev *Event) {
 
 // deliverCatchUpLocked is deliverLocked for a catch-up: the delivery does
 // not count against the stream's queue limit if the stream is forgiving
-// (see queue.pushCatchUp), and what the log keeps of it is logged, which may be
-// nil (see member.log). ev may be nil if sess's stream is not on this node:
+// (see queue.pushCatchUp), and what the replay keeps of it is kept, which may be
+// nil (see session.replay). ev may be nil if sess's stream is not on this node:
 // only the numbering is kept then.
-func (h *Hub) deliverCatchUpLocked(sess *session, logged, ev *Event) {
+func (h *Hub) deliverCatchUpLocked(sess *session, kept, ev *Event) {
 	sess.seq++
-	sess.log.push(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	sess.replay.push(kept, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	switch s := sess.stream; {
 	case s == nil:
 	case s.forgive && !s.overflowed:
@@ -72,7 +72,7 @@ func (h *Hub) deliverTo(s *Stream, sess *session, ev *Event) {
 	h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 }
 
-// replyLocked queues an answer to a request, unnumbered and not logged.
+// replyLocked queues an answer to a request, unnumbered and not kept for a replay.
 func (h *Hub) replyLocked(s *Stream, resp *chatv1.ChatResponse) {
 	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
 }
@@ -92,7 +92,7 @@ func (h *Hub) queueLocked(s *Stream, d Delivery) {
 // flushSlowLocked drops every stream whose queue overflowed, and takes its
 // session offline: the node asks for it in the log, like any disconnect
 // (a log of the node's own applies it next), and meanwhile the session's
-// events go to its log only.
+// events go to its replay only.
 func (h *Hub) flushSlowLocked() {
 	for len(h.slow) > 0 {
 		s := h.slow[0]

@@ -78,8 +78,8 @@
 //     "client" is the nearest word: the program at the far end of a
 //     stream, and, in the limits, its address (netip.Addr).
 //   - session: a user's lasting presence, which outlives its streams: its
-//     numbered events (seq), its resume token, its channels, its resume
-//     log (session, session.go). The hub keeps every session, online,
+//     numbered events (seq), its resume token, its channels, its replay
+//     (session, session.go). The hub keeps every session, online,
 //     held or parked (sessionState), by key (Hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
 //     join to its end, and [Stream] (stream.go), its attachment to a
@@ -123,12 +123,14 @@
 //     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name
 //     is for logs. A chatd of its own is a cluster of one node, and
 //     [Cluster] is a node's part in the log even then.
-//   - log: three things. (1) The chat's ordered log of commands ([Log],
-//     [Entry]): memLog in memory, internal/disklog on disk,
-//     internal/jslog for a cluster. (2) A member's resume log
-//     (member.log, ring.go): its last events, replayed to a stream that
-//     resumes. (3) The server's text log (*slog.Logger), named logger or
-//     log in places.
+//   - log: the chat's ordered log of commands ([Log], [Entry]): memLog
+//     in memory, internal/disklog on disk, internal/jslog for a cluster.
+//     The server's text output goes through a *slog.Logger, always named
+//     logger (Service.logger, Cluster.logger).
+//   - replay: a session's last numbered events, kept so that a stream
+//     that resumes is given what it missed (session.replay, an
+//     eventBuffer: see ring.go), bounded by Config.ResumeBuffer and
+//     ResumeBufferBytes; what such a stream is given is a resume's replay.
 //   - hub: [Hub], one node's copy of the chat's state (members, channels,
 //     the online list, the deadlines) under one mutex, together with this
 //     node's side of it: the streams attached here, and their queues. It

@@ -29,7 +29,7 @@ import (
 // cluster.go): a node of its own applies each as it is appended to its
 // own log; the nodes of a cluster each apply every command of a shared
 // log. Applying an event queues it on
-// every session it concerns (and records it in each one's resume log)
+// every session it concerns (and records it in each one's replay)
 // before the next command is applied, so all sessions see common events in
 // the same order, a channel's messages reach exactly the members it has at
 // that instant, and a catch-up (welcome, channel members, history) is
@@ -284,7 +284,7 @@ func (h *Hub) Leave(s *Stream, reason chatv1.LeaveReason) bool {
 	out := h.submit(context.Background(), cmd, streamPending(s))
 	if errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown) {
 		// Nothing more goes to the stream; what the session misses until
-		// the command applies stays in its log for a resume.
+		// the command applies stays in its replay for a resume.
 		if reason == chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
 			reason = 0
 		}

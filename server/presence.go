@@ -184,7 +184,7 @@ func (h *Hub) forgetLocked(sess *session) {
 	for len(sess.channels) > 0 {
 		h.exitLocked(sess, sess.channels[len(sess.channels)-1])
 	}
-	sess.resetLog()
+	sess.resetReplay()
 }
 
 // releaseLocked stops counting sess's session against its client address on

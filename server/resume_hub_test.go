@@ -439,9 +439,9 @@ func TestHubResumeMemberCountsAndOrder(t *testing.T) {
 	}
 }
 
-// The resume log is bounded by size too: big messages are dropped from it
+// The replay is bounded by size too: big messages are dropped from it
 // sooner, and a resume that needs them rebuilds.
-func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
+func TestHubReplayIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	h := newHubWith(t, func(c *server.Config) { c.ResumeBuffer, c.ResumeBufferBytes = 1000, 10_000 })
 	alice := hubJoinKeep(t, h, "alice")

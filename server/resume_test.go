@@ -575,7 +575,7 @@ func TestTooSlowSessionCanResume(t *testing.T) {
 }
 
 // A resumed session's missed events are replayed whatever the queue's
-// limit: they are kept in its log anyway. They must not count against the
+// limit: they are kept in its replay anyway. They must not count against the
 // limit either, or the first live event to come before the writer takes
 // them would drop a client that is reading as fast as it can. Here the
 // live events are the client's own, sent right behind its join, so that

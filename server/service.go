@@ -28,10 +28,10 @@ const drainTimeout = 10 * time.Second
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
 
-	cfg Config
-	hub *Hub
-	lim *admission.Limiter
-	log *slog.Logger
+	cfg    Config
+	hub    *Hub
+	lim    *admission.Limiter
+	logger *slog.Logger
 
 	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
@@ -46,9 +46,9 @@ type Service struct {
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
 
-func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
+func newService(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logger) *Service {
 	return &Service{
-		cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
+		cfg: cfg, hub: hub, lim: lim, logger: logger, met: hub.met,
 		room:     admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined),
 		crowded:  newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
 		full:     newRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
@@ -95,10 +95,10 @@ func (svc *Service) allowList(ctx context.Context) error {
 // away or is dropped.
 func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
-	log := svc.log.With("peer", peerAddr(ctx))
+	logger := svc.logger.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
 	if remote, _ := admission.PeerAddr(ctx); client.IsValid() && client != remote {
-		log = log.With("client", client.String())
+		logger = logger.With("client", client.String())
 	}
 
 	req, err := svc.admitJoin(ctx, stream, client)
@@ -109,28 +109,28 @@ func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 		if req != nil {
 			svc.met.joined(nil, req.GetJoin().GetResumeToken() != "", err)
 		}
-		log.Info("join refused", "err", err)
+		logger.Info("join refused", "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
 	join := req.GetJoin()
 	ctx, username, err := svc.signIn(ctx, join)
 	if err != nil {
-		log.Info("join refused", "user", join.GetUsername(), "err", err)
+		logger.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
 	s, err := svc.hub.Join(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
-		log.Info("join refused", "user", join.GetUsername(), "err", err)
+		logger.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
-	log = log.With("user", s.user.Username)
+	logger = logger.With("user", s.user.Username)
 	if join.GetResumeToken() != "" {
-		log.Info("joined", "recovery", strings.ToLower(strings.TrimPrefix(s.recovery.String(), "RECOVERY_")))
+		logger.Info("joined", "recovery", strings.ToLower(strings.TrimPrefix(s.recovery.String(), "RECOVERY_")))
 	} else {
-		log.Info("joined")
+		logger.Info("joined")
 	}
-	return svc.serve(ctx, stream, s, join.GetAcceptBatches(), log)
+	return svc.serve(ctx, stream, s, join.GetAcceptBatches(), logger)
 }
 
 // admitJoin waits for a new stream's join (returned if it came, even if it
@@ -202,7 +202,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 // serve runs a joined session until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, log *slog.Logger) error {
+func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, logger *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -218,23 +218,23 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 		// on an offline session); if that wins this select over s.ended,
 		// the client must still get the hub's reason, not FAILED_PRECONDITION.
 		if s.isEnded() {
-			return svc.endedByHub(s, written, log)
+			return svc.endedByHub(s, written, logger)
 		}
 		if err != nil {
-			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, err)
 			return Status(err).Err()
 		}
 		// Logout: the leaver's own user_left is the last event queued for
 		// it. If the hub dropped s just before, its reason stands; so it
 		// does if s was given up with this node, and ends in a moment
 		// (see Cluster.cutOffLocked).
-		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil) {
+		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, logger, nil) {
 			select {
 			case <-s.ended:
 			case <-ctx.Done():
 				return status.FromContextError(ctx.Err()).Err()
 			}
-			return svc.endedByHub(s, written, log)
+			return svc.endedByHub(s, written, logger)
 		}
 		close(drain)
 		s.queue.signal() // the writer waits on the queue's token only
@@ -247,26 +247,26 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 		case err := <-written:
 			return err
 		case <-timer.C:
-			log.Info("logout drain timed out", "timeout", drainTimeout)
+			logger.Info("logout drain timed out", "timeout", drainTimeout)
 			return status.Errorf(codes.DeadlineExceeded, "logged out, but events were not read within %s", drainTimeout)
 		}
 	case err := <-written:
 		if s.isEnded() { // the writer saw the hub end the session first
-			return svc.endedByHub(s, nil, log)
+			return svc.endedByHub(s, nil, logger)
 		}
 		// Send failed: the stream is broken.
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, err)
 		return err
 	case <-s.ended:
 		// The writer may be blocked in Send on a client that stopped
 		// reading. Returning ends the stream, which fails that Send.
-		return svc.endedByHub(s, written, log)
+		return svc.endedByHub(s, written, logger)
 	case <-ctx.Done():
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, nil)
 		return status.FromContextError(ctx.Err()).Err()
 	case <-signInExpired(ctx):
 		// As a disconnect: kept for a resume with a fresh token.
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, errSignInExpired)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, errSignInExpired)
 		return errSignInExpired
 	}
 }
@@ -275,7 +275,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 // writer sends what is queued first (see flushedEnd), it waits for that,
 // a moment at most; written is the writer's result, nil if it came
 // already.
-func (svc *Service) endedByHub(s *Stream, written <-chan error, log *slog.Logger) error {
+func (svc *Service) endedByHub(s *Stream, written <-chan error, logger *slog.Logger) error {
 	if written != nil && flushedEnd(s.endErr) {
 		timer := time.NewTimer(shutdownFlush)
 		defer timer.Stop()
@@ -287,24 +287,24 @@ func (svc *Service) endedByHub(s *Stream, written <-chan error, log *slog.Logger
 	replaced := errors.Is(s.endErr, ErrReplaced)
 	svc.met.left(s.endReason, replaced)
 	if replaced {
-		log.Info("stream replaced", "by", "a resume of the session")
+		logger.Info("stream replaced", "by", "a resume of the session")
 	} else {
-		log.Info("left", "reason", reasonName(s.endReason))
+		logger.Info("left", "reason", reasonName(s.endReason))
 	}
 	return s.endErr // an *Error, which is its own status
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
 // It reports whether s was still online.
-func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, log *slog.Logger, err error) bool {
+func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, logger *slog.Logger, err error) bool {
 	if !svc.hub.Leave(s, reason) {
 		return false
 	}
 	svc.met.left(reason, false)
 	if err != nil && Status(err).Code() != codes.Canceled {
-		log.Info("left", "reason", reasonName(reason), "err", err)
+		logger.Info("left", "reason", reasonName(reason), "err", err)
 	} else {
-		log.Info("left", "reason", reasonName(reason))
+		logger.Info("left", "reason", reasonName(reason))
 	}
 	return true
 }

@@ -28,7 +28,7 @@ const (
 
 // session is a user's lasting presence in the chat, as the hub keeps it.
 // It outlives the stream that created it: after a disconnect it is parked
-// for the resume grace period, still receiving (into its log) the events
+// for the resume grace period, still receiving (into its replay) the events
 // of its channels, and a join with its token attaches a new stream to it
 // (see [Stream], stream.go). In a cluster every node keeps every session,
 // so that any node can resume any session; only the node its stream is on
@@ -50,12 +50,12 @@ type session struct {
 
 	prev, next *session // neighbours on the online list, while online or held
 
-	// seq numbers the session's events. log keeps the last numbered events
+	// seq numbers the session's events. replay keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from
 	// there, so it needs no room for them. A nil entry stands for a
 	// channel's catch-up, which is not kept (see channelCatchUpLocked).
-	seq uint64
-	log eventLog
+	seq    uint64
+	replay eventBuffer
 
 	channels []*channel // the channels it is in, in the order it entered them
 
@@ -63,20 +63,21 @@ type session struct {
 	deadline time.Time // ends a hold or a parking
 }
 
-// resetLog empties the log: a resume can give nothing before this point.
-func (sess *session) resetLog() { sess.log.reset() }
+// resetReplay empties the replay: a resume can give nothing before this
+// point.
+func (sess *session) resetReplay() { sess.replay.reset() }
 
-// logFloor is the seq of the newest event a resume can no longer be given:
-// every event after it is in the log.
-func (sess *session) logFloor() uint64 { return sess.seq - uint64(sess.log.len()) }
+// replayFloor is the seq of the newest event a resume can no longer be given:
+// every event after it is in the replay.
+func (sess *session) replayFloor() uint64 { return sess.seq - uint64(sess.replay.len()) }
 
-// missed returns the logged events after lastSeq, numbered, or false if
-// the log cannot give every one of them.
+// missed returns the replay's events after lastSeq, numbered, or false if
+// the replay cannot give every one of them.
 func (sess *session) missed(lastSeq uint64) ([]Delivery, bool) {
-	if lastSeq < sess.logFloor() || lastSeq > sess.seq {
+	if lastSeq < sess.replayFloor() || lastSeq > sess.seq {
 		return nil, false
 	}
-	evs := sess.log.last(int(sess.seq - lastSeq))
+	evs := sess.replay.last(int(sess.seq - lastSeq))
 	ds := make([]Delivery, len(evs))
 	for i, ev := range evs {
 		if ev == nil {

@@ -34,7 +34,7 @@ type sessionCopy struct {
 	state                sessionState
 	attach, seq, gen     uint64
 	deadline             time.Time
-	log                  []*Event
+	replay               []*Event
 	channels             []string
 }
 
@@ -52,7 +52,7 @@ func (h *Hub) snapshotLocked(seq uint64) *stateCopy {
 	c.members = make([]sessionCopy, 0, len(h.byKey))
 	add := func(sess *session) {
 		mc := sessionCopy{key: sess.key, tokenHash: sess.tokenHash, node: sess.node, user: sess.user, state: sess.state,
-			attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline, log: sess.log.items()}
+			attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline, replay: sess.replay.items()}
 		for _, ch := range sess.channels {
 			mc.channels = append(mc.channels, ch.key)
 		}
@@ -96,7 +96,7 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		Settings:  c.settings,
 		Nodes:     c.nodes,
 	}
-	// Events are shared by many logs and histories: each is written once.
+	// Events are shared by many replays and histories: each is written once.
 	index := make(map[*Event]uint32)
 	ref := func(ev *Event) uint32 {
 		if ev == nil {
@@ -125,8 +125,8 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		if m.state != stateOnline {
 			pm.Deadline = timestamppb.New(m.deadline)
 		}
-		pm.Log = make([]uint32, len(m.log))
-		for i, ev := range m.log {
+		pm.Log = make([]uint32, len(m.replay))
+		for i, ev := range m.replay {
 			pm.Log[i] = ref(ev)
 		}
 		snap.Members = append(snap.Members, pm)
@@ -211,7 +211,7 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			if err != nil {
 				return err
 			}
-			sess.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+			sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 		}
 		for _, key := range pm.GetChannels() {
 			ch := h.channels[key]
