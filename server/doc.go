@@ -1,5 +1,5 @@
 // Package server is chatd's chat service: the hub that keeps who is online
-// and orders every event, the per-session queues and writers, the gRPC
+// and orders every event, the per-stream queues and writers, the gRPC
 // handlers of chat.v1.ChatService, and a node's part in a cluster.
 //
 // It is chatd's own package, for cmd/chatd, the gateway and the module's
@@ -14,13 +14,13 @@
 //     the sign-in (signIn), and [Hub.Join] makes it a command, which the
 //     node appends to the chat's log and waits for; once the log has it,
 //     [Cluster] applies it, and joinLocked (apply.go) admits it;
-//   - a message: the session's read loop (readLoop, service.go) hands it
+//   - a message: the stream's read loop (readLoop, service.go) hands it
 //     to handle, which calls Hub.sendPipelined: that returns once the log
 //     has the command, without waiting for it to be applied, so that the
-//     session's next request follows it in the log; sendLocked (apply.go)
-//     queues it on every session it goes to (publishLocked, deliver.go),
-//     and each of those sessions' writer (writeLoop, writer.go) sends it
-//     on its stream; a refusal met in sendLocked reaches the sender as a
+//     stream's next request follows it in the log; sendLocked (apply.go)
+//     gives it to every session it goes to (publishLocked, deliver.go),
+//     queuing it for each one's stream on this node, and each of those
+//     streams' writer (writeLoop, writer.go) sends it; a refusal met in sendLocked reaches the sender as a
 //     rejected answer (tests have Hub.Send, which waits for it, from
 //     export_test.go);
 //   - a channel entered or left: handle calls [Hub.JoinChannel] or
@@ -40,15 +40,17 @@
 //   - a call refused before any session (a stream past the waiting room's
 //     limits, a list call past its rate, a join refused): the tap in
 //     refuse.go refuses what it can before gRPC starts a handler, and
-//     refuseFrom counts every such refusal against its address's budget.
+//     refuseFrom counts every such refusal against its address's budget
+//     (a sign-in refused: authenticator.refuseSignIn, auth.go).
 //
 // Every change is a command applied under the hub's lock, one at a time, in
 // the order of the chat's log (see [Cluster]): a node's own, or the log that
-// every node of a cluster applies alike. An event is queued, under that lock,
-// on every session it concerns, on bounded queues and without blocking.
-// Each session has one writer goroutine (writeLoop, writer.go), the only
-// caller of Send on its stream. A session whose queue is full is dropped
-// as too slow, so one slow client never holds up the others. Which lock
+// every node of a cluster applies alike. An event is given, under that lock,
+// to every session it concerns, and queued for their streams on bounded
+// queues without blocking. Each stream has one writer goroutine
+// (writeLoop, writer.go), the only caller of Send on it. A stream whose
+// queue is full is dropped as too slow, so one slow client never holds up
+// the others. Which lock
 // may be taken under which is written down in LOCKS.md, beside this file.
 //
 // Each file holds one concern and is named for it (README's Layout lists
@@ -63,9 +65,10 @@
 //
 // # Glossary
 //
-// The words as this code uses them. Where a name in the code says
-// something else, the entry says so; those names are to be mended, not
-// relied on.
+// The words as this code uses them, each with one meaning; the names in
+// the code say the same. Wire names (proto/, metric names and label
+// values) are not the code's to change: where one says something else,
+// the entry says so.
 //
 //   - user: someone online under a username (chatv1.User: the name as
 //     typed, and when they came online). Names are unique in any letter
@@ -121,7 +124,7 @@
 //   - node: one chatd process taking part in a chat: it appends its
 //     streams' commands to the log and applies the whole log to its own
 //     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name
-//     is for logs. A chatd of its own is a cluster of one node, and
+//     labels what it logs. A chatd of its own is a cluster of one node, and
 //     [Cluster] is a node's part in the log even then.
 //   - log: the chat's ordered log of commands ([Log], [Entry]): memLog
 //     in memory, internal/disklog on disk, internal/jslog for a cluster.
@@ -131,7 +134,7 @@
 //     that resumes is given what it missed (session.replay, an
 //     eventBuffer: see ring.go), bounded by Config.ResumeBuffer and
 //     ResumeBufferBytes; what such a stream is given is a resume's replay.
-//   - hub: [Hub], one node's copy of the chat's state (members, channels,
+//   - hub: [Hub], one node's copy of the chat's state (sessions, channels,
 //     the online list, the deadlines) under one mutex, together with this
 //     node's side of it: the streams attached here, and their queues. It
 //     is both the state machine and the fan-out; the state machine alone
@@ -141,4 +144,43 @@
 //     apply.go). Applying depends only on the state and the entry (its
 //     time is the chat's clock), so every node reaches the same state.
 //     Distinct from append, which puts a command in the log.
+//   - join, leave: a user's stream joins the chat ([Hub.Join],
+//     joinLocked) and leaves it: the Leave command ([Hub.Leave],
+//     leaveLocked; Service.leave logs and counts it, in
+//     chatd_leaves_total). On a logout the session is forgotten; otherwise
+//     it is parked. A channel is entered and left with the word channel
+//     always beside it ([Hub.JoinChannel], [Hub.LeaveChannel]; the
+//     membership itself: enterLocked, exitLocked).
+//   - end: a stream ends when its Chat call returns; the hub ends one
+//     itself (Stream.endLocked: too slow, replaced by a resume, shutdown,
+//     its node cut off). A stream's end is not its session's: the session
+//     goes on, parked, held or on another stream, until it is forgotten.
+//   - online, held, parked: where a session stands (sessionState). Online:
+//     a stream is attached. Held: its node stopped on purpose; it stays on
+//     the online list, unannounced, while its client reconnects elsewhere
+//     (holdLocked; Hub.held counts them). Parked: its stream ended without
+//     a logout; others were told, and it is kept for a resume
+//     (parkLocked). Held and parked last until a deadline (expireLocked).
+//     "held" means only this state: the time a command holds the hub's
+//     lock is metrics.lockTime (chatd_hub_lock_held_seconds, a name that
+//     stays).
+//   - forget: end a session for good, its name and token free again
+//     (forgetLocked): on a logout, or when its deadline passes. A node
+//     that gives up on a command it appended stops waiting for it
+//     (Cluster.stopWaiting); nothing else is forgotten.
+//   - refuse: answer a request with an [Error] instead of carrying it
+//     out; every refusal is counted in chatd_refusals_total
+//     (metrics.refused). Service.refuse counts a call's; refuseFrom (and
+//     refuseStatus, and authenticator.refuseSignIn for a sign-in) counts
+//     a call refused before any session against its address's budget too
+//     (refuse.go). The tap's few refusals are made once (cannedRefusal).
+//     In a session, a request refused is answered with a rejection
+//     (Hub.Reject). A command this node never appended is settled with its
+//     refusal as its outcome (Cluster.settleUnappended).
+//   - release: give back what admission counted: a session's count
+//     against its client address (releaseLocked), a stream's place in the
+//     waiting room (roomTicket.release).
+//   - gate: what this node's streams' commands pass on their way to the
+//     log (gate.pass, then gate.passed once appended); shut for a stop,
+//     or for a moment while streams cut off end (gate.shut, gate.shutBy).
 package server

@@ -231,8 +231,9 @@ func (m *metrics) joined(s *Stream, withToken bool, err error) {
 	}
 }
 
-// held records how long a command of kind held the hub's lock, from start.
-func (m *metrics) held(kind int, start time.Time) {
+// lockTime records how long a command of kind held the hub's lock, from
+// start (chatd_hub_lock_held_seconds).
+func (m *metrics) lockTime(kind int, start time.Time) {
 	m.lockHeld[kind].Observe(time.Since(start).Seconds())
 }
 

@@ -46,7 +46,7 @@ func (h *Hub) attachLocked(sess *session, node string, p *pending) *Stream {
 	return s
 }
 
-// countLocked counts sess's session against the address its new stream on
+// countLocked counts sess against the address its new stream on
 // this node comes from, taking over what the join counted (p.counted) or
 // moving sess's count from where it was.
 func (h *Hub) countLocked(sess *session, p *pending) {
@@ -168,7 +168,7 @@ func (h *Hub) expireLocked() {
 	h.cl.armTickLocked()
 }
 
-// forgetLocked ends sess's session for good: its name and token are free and
+// forgetLocked ends sess for good: its name and token are free and
 // it is in no channel. Members of its channels were told already (the user
 // left, or is parked and offline).
 func (h *Hub) forgetLocked(sess *session) {
@@ -187,7 +187,7 @@ func (h *Hub) forgetLocked(sess *session) {
 	sess.resetReplay()
 }
 
-// releaseLocked stops counting sess's session against its client address on
+// releaseLocked stops counting sess against its client address on
 // this node.
 func (h *Hub) releaseLocked(sess *session) {
 	if h.lim != nil && sess.client.IsValid() {

@@ -41,7 +41,7 @@ type Service struct {
 
 	// The refusals for an address's limits that the tap makes too (see
 	// refuse.go), made once: the tap is the cheap path.
-	crowded, full, listRate refusal
+	crowded, full, listRate cannedRefusal
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
@@ -50,9 +50,9 @@ func newService(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logge
 	return &Service{
 		cfg: cfg, hub: hub, lim: lim, logger: logger, met: hub.met,
 		room:     admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined),
-		crowded:  newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
-		full:     newRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
-		listRate: newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", cfg.PerClient.ListRate)}),
+		crowded:  newCannedRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
+		full:     newCannedRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
+		listRate: newCannedRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", cfg.PerClient.ListRate)}),
 	}
 }
 
@@ -141,15 +141,15 @@ func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
 func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
-	ticket, _ := ctx.Value(ticketKey{}).(*heldTicket) // given by the tap
+	ticket, _ := ctx.Value(ticketKey{}).(*roomTicket) // given by the tap
 	if ticket == nil {
 		t, err := svc.room.Enter(client)
 		if err != nil {
 			return nil, svc.roomRefusal(err).Error
 		}
-		ticket = &heldTicket{t, func() bool { return false }}
+		ticket = &roomTicket{t, func() bool { return false }}
 	}
-	defer ticket.leave()
+	defer ticket.release()
 	req, err := svc.awaitJoin(ctx, stream, ticket.Evicted())
 	if err != nil {
 		return nil, err
