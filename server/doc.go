@@ -20,9 +20,9 @@
 //     stream's next request follows it in the log; sendLocked (apply.go)
 //     gives it to every session it goes to (publishLocked, deliver.go),
 //     queuing it for each one's stream on this node, and each of those
-//     streams' writer (writeLoop, writer.go) sends it; a refusal met in sendLocked reaches the sender as a
-//     rejected answer (tests have Hub.Send, which waits for it, from
-//     export_test.go);
+//     streams' writer (writeLoop, writer.go) sends it; a refusal met in
+//     sendLocked reaches the sender as a rejected answer (tests have
+//     Hub.Send, which waits for it, from export_test.go);
 //   - a channel entered or left: handle calls [Hub.JoinChannel] or
 //     [Hub.LeaveChannel], which wait for the command to be applied
 //     (joinChannelLocked, leaveChannelLocked); a new channel past

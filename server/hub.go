@@ -36,7 +36,7 @@ import (
 // exact with no gap or duplicate before the live events that follow it.
 // Applying depends only on the state and the command, never on this node's
 // clock or randomness, so every node of a cluster reaches the same state.
-// Queuing never blocks: a session whose queue is full is dropped as too
+// Queuing never blocks: a stream whose queue is full is dropped as too
 // slow (see flushSlowLocked). A Hub is safe for concurrent use.
 type Hub struct {
 	cfg Config
@@ -173,7 +173,7 @@ func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, 
 // Cluster.cutOffLocked).
 func streamPending(s *Stream) *pending { return &pending{stream: s} }
 
-// sendPipelined sends a message from s, for the session's reader: to a
+// sendPipelined sends a message from s, for the stream's reader: to a
 // channel's members, or privately to one user online, and in both cases
 // to the sender, whose copy is its acknowledgement; with neither channel
 // nor recipient, to general. It does not wait for the message to be

@@ -2,8 +2,8 @@ package server
 
 import "sync"
 
-// queue is a session's bounded FIFO of deliveries waiting for its writer.
-// It grows only as events arrive, so an idle session holds almost nothing,
+// queue is a stream's bounded FIFO of deliveries waiting for its writer.
+// It grows only as events arrive, so an idle stream holds almost nothing,
 // and its writer takes everything waiting in one go.
 type queue struct {
 	limit      int           // items
@@ -64,11 +64,11 @@ func halfFull(n, limit, bytes, limitBytes int) bool {
 	return 2*n >= limit || 2*bytes >= limitBytes
 }
 
-// pushCatchUp adds ds whatever the limit, and does not count them against it
-// until the writer has taken them: a catch-up (a welcome, a channel's members
-// and history, what a resumed session missed) is made of events kept anyway, costs the queue
-// only its slots, and must not make the next live event look like the
-// client fell behind.
+// pushCatchUp adds ds whatever the limit, and does not count them against
+// it until the writer has taken them: a catch-up (a welcome, a channel's
+// members and history, what a resumed session missed) is made of events
+// kept anyway, costs the queue only its slots, and must not make the next
+// live event look like the client fell behind.
 func (q *queue) pushCatchUp(ds ...Delivery) {
 	if len(ds) == 0 {
 		return
@@ -138,7 +138,7 @@ func (q *queue) take(spare []Delivery) []Delivery {
 
 // recycle clears a batch the writer has sent so that its events can be
 // collected, and returns it for reuse by take, or nil if it grew large: a
-// burst should not leave an idle session holding a big slice.
+// burst should not leave an idle stream holding a big slice.
 func recycle(batch []Delivery) []Delivery {
 	const keep = 64
 	if cap(batch) > keep {

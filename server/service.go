@@ -91,7 +91,7 @@ func (svc *Service) allowList(ctx context.Context) error {
 	return nil
 }
 
-// Chat runs one session: join, then messages until the client leaves, goes
+// Chat runs one stream: join, then messages until the client leaves, goes
 // away or is dropped.
 func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
@@ -199,9 +199,9 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 	}
 }
 
-// serve runs a joined session until it ends. The handler's goroutine only
+// serve runs a joined stream until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
-// the only caller of stream.Send, writes the session's queue.
+// the only caller of stream.Send, writes the stream's queue.
 func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, logger *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
@@ -238,7 +238,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 		}
 		close(drain)
 		s.queue.signal() // the writer waits on the queue's token only
-		// The writer returns the end status if the session is dropped
+		// The writer returns the end status if the stream is dropped
 		// while draining. A client that half-closed and then stopped
 		// reading gets a bounded time, not a stream held open for ever.
 		timer := time.NewTimer(drainTimeout)
@@ -251,7 +251,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 			return status.Errorf(codes.DeadlineExceeded, "logged out, but events were not read within %s", drainTimeout)
 		}
 	case err := <-written:
-		if s.isEnded() { // the writer saw the hub end the session first
+		if s.isEnded() { // the writer saw the hub end the stream first
 			return svc.endedByHub(s, nil, logger)
 		}
 		// Send failed: the stream is broken.
@@ -271,7 +271,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 	}
 }
 
-// endedByHub logs and returns the end of a session the hub dropped. If the
+// endedByHub logs and returns the end of a stream the hub ended. If the
 // writer sends what is queued first (see flushedEnd), it waits for that,
 // a moment at most; written is the writer's result, nil if it came
 // already.
@@ -309,9 +309,9 @@ func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, logger *slog.Log
 	return true
 }
 
-// readLoop handles the requests of a joined session. It returns nil when the
+// readLoop handles the requests of a joined stream. It returns nil when the
 // client logs out (leave, or closing its sending side), or why reading failed
-// or the session was ended for what it sent.
+// or the stream was ended for what it sent.
 //
 // It reads the next request only once the writer has taken the catch-up
 // (welcome, channel members and history, a resume's replay) that the last
@@ -382,7 +382,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) er
 	}
 }
 
-// handle passes one request of a joined session to the hub.
+// handle passes one request of a joined stream to the hub.
 func (svc *Service) handle(ctx context.Context, s *Stream, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
