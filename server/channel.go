@@ -111,8 +111,8 @@ func (h *Hub) makeRoomLocked() bool {
 // and then its history: the channel's catch-up. Like a welcome, it does
 // not count against the queue's limit: however small the queue, or however
 // many channels an incomplete resume restores, a client is not dropped for
-// being told where it is. For a session whose stream is on another node only the numbering
-// is kept. Hub.mu must be held.
+// being told where it is. For a session whose stream is on another node
+// only the numbering is kept. Hub.mu must be held.
 func (h *Hub) channelCatchUpLocked(sess *session, ch *channel) {
 	history := ch.history.items()
 	// The channel_joined is not kept in sess's replay: it lists every member,

@@ -38,8 +38,8 @@ func (h *Hub) publishLocked(ch *channel, ev *Event, skip *session) {
 // the oldest past the resume buffer) and queues it for sess's stream, if it
 // is on this node, without blocking. If the queue is full, the stream gets
 // nothing more (so what it does get has no gap) and is marked to be
-// dropped; the replay keeps recording. flushSlowLocked must be called before
-// the lock is released.
+// dropped; the replay keeps recording. flushSlowLocked must be called
+// before the lock is released.
 func (h *Hub) deliverLocked(sess *session, ev *Event) {
 	sess.seq++
 	sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
@@ -50,9 +50,9 @@ func (h *Hub) deliverLocked(sess *session, ev *Event) {
 
 // deliverCatchUpLocked is deliverLocked for a catch-up: the delivery does
 // not count against the stream's queue limit if the stream is forgiving
-// (see queue.pushCatchUp), and what the replay keeps of it is kept, which may be
-// nil (see session.replay). ev may be nil if sess's stream is not on this node:
-// only the numbering is kept then.
+// (see queue.pushCatchUp), and what sess's replay keeps of it is kept,
+// which may be nil (see session.replay). ev may be nil if sess's stream is
+// not on this node: only the numbering is kept then.
 func (h *Hub) deliverCatchUpLocked(sess *session, kept, ev *Event) {
 	sess.seq++
 	sess.replay.push(kept, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
@@ -72,7 +72,8 @@ func (h *Hub) deliverTo(s *Stream, sess *session, ev *Event) {
 	h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 }
 
-// replyLocked queues an answer to a request, unnumbered and not kept for a replay.
+// replyLocked queues an answer to a request, unnumbered and not kept in
+// the replay.
 func (h *Hub) replyLocked(s *Stream, resp *chatv1.ChatResponse) {
 	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
 }

@@ -61,8 +61,9 @@ func TestHubHistory(t *testing.T) {
 	}
 }
 
-// A channel's history, in a catch-up, is made of kept events: however long, it does
-// not make the joiner look too slow, and neither does the next live event.
+// A channel's history, in a catch-up, is made of kept events: however
+// long, it does not make the joiner look too slow, and neither does the
+// next live event.
 func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	t.Parallel()
 	const queueSize = 4

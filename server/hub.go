@@ -269,9 +269,9 @@ func (h *Hub) LeaveChannel(ctx context.Context, s *Stream, name string) error {
 	}}}), streamPending(s)).err
 }
 
-// Leave ends s's stream's part in the chat and tells everyone the user went
+// Leave ends s's part in the chat and tells everyone the user went
 // offline, and why. On a logout the session is over, and s is told too, as
-// the last event of its stream. Otherwise (a disconnect) the session is
+// its last event. Otherwise (a disconnect) the session is
 // parked for the resume grace period. Leave reports whether s was still
 // attached: it does nothing for a stream the hub already ended.
 //

@@ -13,9 +13,9 @@ import (
 // park their users, are nodes.go's. Every function here must be called
 // with Hub.mu held.
 
-// attachLocked gives sess a new stream on node and, if sess was offline, puts it
-// at the end of the online list. The stream is returned if it is on this
-// node; p is what this node kept of the join.
+// attachLocked gives sess a new stream on node and, if sess was offline,
+// puts it at the end of the online list. The stream is returned if it is
+// on this node; p is what this node kept of the join.
 func (h *Hub) attachLocked(sess *session, node string, p *pending) *Stream {
 	wasOnline := sess.online()
 	if sess.state == stateHeld {

@@ -49,9 +49,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 }
 
 // NewCluster builds a server that is one node of the cluster whose log is
-// log, with opts as New. Its Cluster must be run (see [Server.Cluster]) for it to serve:
-// until it has caught up with the log, health says NOT_SERVING and joins
-// are refused with UNAVAILABLE.
+// log, with opts as New. Its Cluster must be run (see [Server.Cluster])
+// for it to serve: until it has caught up with the log, health says
+// NOT_SERVING and joins are refused with UNAVAILABLE.
 func NewCluster(cfg Config, ccfg ClusterConfig, log Log, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
