@@ -82,13 +82,13 @@
 //     stream, and, in the limits, its address (netip.Addr).
 //   - session: a user's lasting presence, which outlives its streams: its
 //     numbered events (seq), its resume token, its channels, its replay
-//     (session, session.go). The hub keeps every session, online,
-//     held or parked (sessionState), by key (Hub.byKey).
+//     (session, session.go). The hub keeps every session, online, held or
+//     parked (sessionState), by key (Hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
 //     join to its end, and [Stream] (stream.go), its attachment to a
-//     session on the node it is on: its queue, and how the hub ended it. A new
-//     Stream comes with each stream that joins or resumes; a session has
-//     at most one (session.stream). A stream is numbered by the session's
+//     session on the node it is on: its queue, and how the hub ended it.
+//     A new Stream comes with each stream that joins or resumes; a session
+//     has at most one (session.stream). A stream is numbered by the session's
 //     attach count (session.attach, Stream.attach), and commands name it
 //     by user key and that number (clusterv1.Stream). "attachment" and
 //     "stream" name the same thing.
@@ -165,11 +165,12 @@
 //     lock is metrics.lockTime (chatd_hub_lock_held_seconds, a name that
 //     stays).
 //   - forget: end a session for good, its name and token free again
-//     (forgetLocked): on a logout, or when its deadline passes. A node
+//     (forgetLocked): on a logout, when its deadline passes, or at once
+//     on a disconnect if there is no resume grace. A node
 //     that gives up on a command it appended stops waiting for it
 //     (Cluster.stopWaiting); nothing else is forgotten.
 //   - refuse: answer a request with an [Error] instead of carrying it
-//     out; every refusal is counted in chatd_refusals_total
+//     out; refusals are counted in chatd_refusals_total
 //     (metrics.refused). Service.refuse counts a call's; refuseFrom (and
 //     refuseStatus, and authenticator.refuseSignIn for a sign-in) counts
 //     a call refused before any session against its address's budget too
