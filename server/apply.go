@@ -24,9 +24,9 @@ type pending struct {
 	newToken string     // join: the resume token of a new session
 	token    string     // join: the resume token presented, if any
 	client   netip.Addr // join: the client's address; zero if not counted
-	counted  bool       // join: a session of client is counted for this join, to hand to its member or give back
+	counted  bool       // join: a session of client is counted for this join, to hand to its session or give back
 
-	stream    *Session            // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
+	stream    *Stream             // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
 	cmd       *clusterv1.Command  // the command as appended, so that its apply need not decode it
 	done      chan outcome        // cluster: receives the outcome; buffered
 	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
@@ -53,9 +53,9 @@ func (p *pending) tokenOr() string {
 
 // outcome is what came of a command.
 type outcome struct {
-	s   *Session // a join's stream, if it is on this node
-	ok  bool     // a leave found its stream attached
-	err error    // why the command was refused
+	s   *Stream // a join's stream, if it is on this node
+	ok  bool    // a leave found its stream attached
+	err error   // why the command was refused
 }
 
 // settle gives back what p still holds once its command has been applied
@@ -122,33 +122,33 @@ func (h *Hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 	return outcome{err: &Error{Kind: ErrInvalidRequest, Msg: "unknown command"}}
 }
 
-// streamLocked finds the member whose stream on node sent a command, or
+// streamLocked finds the session whose stream on node sent a command, or
 // refuses the command if that stream is no longer attached: dropped,
 // logged out, or replaced by a resume. Lock must be held.
-func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*member, error) {
-	m := h.byKey[ref.GetUserKey()]
-	if m == nil || m.state != stateOnline || m.node != node || m.attach != ref.GetAttach() {
+func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*session, error) {
+	sess := h.byKey[ref.GetUserKey()]
+	if sess == nil || sess.state != stateOnline || sess.node != node || sess.attach != ref.GetAttach() {
 		return nil, errGone
 	}
-	return m, nil
+	return sess, nil
 }
 
-// lookalikeLocked returns a member whose name looks like a name with
+// lookalikeLocked returns a session whose name looks like a name with
 // lookalike keys ks (see lookalikeKeys), or nil. Lock must be held.
-func (h *Hub) lookalikeLocked(ks [2]string) *member {
+func (h *Hub) lookalikeLocked(ks [2]string) *session {
 	for _, k := range ks {
-		if m := h.bySkel[k]; m != nil {
-			return m
+		if sess := h.bySkel[k]; sess != nil {
+			return sess
 		}
 	}
 	return nil
 }
 
-// addLookalikesLocked registers m under its lookalike keys. Lock must be
+// addLookalikesLocked registers sess under its lookalike keys. Lock must be
 // held.
-func (h *Hub) addLookalikesLocked(m *member) {
-	for _, k := range m.skels {
-		h.bySkel[k] = m
+func (h *Hub) addLookalikesLocked(sess *session) {
+	for _, k := range sess.skels {
+		h.bySkel[k] = sess
 	}
 }
 
@@ -164,8 +164,8 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	if len(j.GetResumeHash()) > 0 {
 		// A token for another name is treated as unknown, so that a token
 		// tells nothing about anyone else's session.
-		if m := h.byToken[string(j.GetResumeHash())]; m != nil && m.key == key {
-			return outcome{s: h.resumeLocked(m, node, j.GetLastSeq(), p)}
+		if sess := h.byToken[string(j.GetResumeHash())]; sess != nil && sess.key == key {
+			return outcome{s: h.resumeLocked(sess, node, j.GetLastSeq(), p)}
 		}
 		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	}
@@ -193,78 +193,78 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	}
 
 	now := timestamppb.New(h.now)
-	m := &member{key: key, skels: skels, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
+	sess := &session{key: key, skels: skels, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
-		UserJoined: &chatv1.UserJoined{User: m.user},
+		UserJoined: &chatv1.UserJoined{User: sess.user},
 	}}), nil)
-	h.byKey[key], h.byToken[m.tokenHash] = m, m
-	h.addLookalikesLocked(m)
-	s := h.attachLocked(m, node, p)
-	m.seq = 1 // the welcome; the log starts after it
+	h.byKey[key], h.byToken[sess.tokenHash] = sess, sess
+	h.addLookalikesLocked(sess)
+	s := h.attachLocked(sess, node, p)
+	sess.seq = 1 // the welcome; the replay starts after it
 	if s != nil {
 		s.recovery = recovery
-		s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-				You:         m.user,
+				You:         sess.user,
 				OnlineUsers: h.usersLocked(),
 				ResumeToken: p.newTokenOr(),
 				Recovery:    recovery,
 			}},
 		})})
 	}
-	h.enterLocked(m, h.general)
-	h.channelSnapshotLocked(m, h.general)
+	h.enterLocked(sess, h.general)
+	h.channelCatchUpLocked(sess, h.general)
 	return outcome{s: s}
 }
 
-// resumeLocked attaches a new stream, on node, to m and gives it what it
-// missed after lastSeq, or, if m's log no longer has all of it, a fresh
-// snapshot. If m still has a stream (a connection that died without the
+// resumeLocked attaches a new stream, on node, to sess and gives it what it
+// missed after lastSeq, or, if sess's replay no longer has all of it, a fresh
+// catch-up. If sess still has a stream (a connection that died without the
 // server noticing yet, or on a node that crashed), that stream is ended:
-// whoever holds the token is m's user. It returns the stream if it is on
+// whoever holds the token is sess's user. It returns the stream if it is on
 // this node. Lock must be held.
-func (h *Hub) resumeLocked(m *member, node string, lastSeq uint64, p *pending) *Session {
+func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pending) *Stream {
 	if node != h.node {
-		h.releaseLocked(m) // counted where it is now
+		h.releaseLocked(sess) // counted where it is now
 	}
-	switch m.state {
+	switch sess.state {
 	case stateOnline, stateHeld:
 		// The others never saw the user leave, so they hear nothing, and
 		// the user keeps its place on the online list.
-		if old := m.att; old != nil {
-			m.att = nil
+		if old := sess.stream; old != nil {
+			sess.stream = nil
 			old.endLocked(errReplaced, chatv1.LeaveReason_LEAVE_REASON_UNSPECIFIED)
 		}
-		h.undeadlineLocked(m)
+		h.undeadlineLocked(sess)
 	case stateParked:
-		h.unparkLocked(m)
-		m.user = &chatv1.User{Username: m.user.Username, JoinTime: timestamppb.New(h.now)}
-		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
-			UserJoined: &chatv1.UserJoined{User: m.user, Resumed: true},
-		}}), m)
-		for _, ch := range m.channels {
-			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: m.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
-				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
-			}}), m)
-			// The others add m at the end of the channel's members, as
+		h.unparkLocked(sess)
+		sess.user = &chatv1.User{Username: sess.user.Username, JoinTime: timestamppb.New(h.now)}
+		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: sess.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
+			UserJoined: &chatv1.UserJoined{User: sess.user, Resumed: true},
+		}}), sess)
+		for _, ch := range sess.channels {
+			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: sess.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
+				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: sess.user},
+			}}), sess)
+			// The others add sess at the end of the channel's members, as
 			// for anyone entering it: so does the channel.
-			ch.remove(m, h.now)
-			ch.members = append(ch.members, m)
+			ch.remove(sess, h.now)
+			ch.members = append(ch.members, sess)
 		}
 	}
-	s := h.attachLocked(m, node, p)
-	missed, complete := m.missed(lastSeq)
+	s := h.attachLocked(sess, node, p)
+	missed, complete := sess.missed(lastSeq)
 	if s == nil {
 		// Another node's stream: only the numbering is this node's to
 		// keep, the same as the stream's node keeps it.
 		if !complete {
-			m.seq++
-			m.resetLog()
-			for _, ch := range m.channels {
-				h.channelSnapshotLocked(m, ch)
+			sess.seq++
+			sess.resetReplay()
+			for _, ch := range sess.channels {
+				h.channelCatchUpLocked(sess, ch)
 			}
 		}
 		return nil
@@ -275,45 +275,45 @@ func (h *Hub) resumeLocked(m *member, node string, lastSeq uint64, p *pending) *
 		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
-		s.queue.pushExtra(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-				You:         m.user,
+				You:         sess.user,
 				ResumeToken: p.tokenOr(),
 				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
 			}},
 		})})
-		s.queue.pushExtra(missed...)
+		s.queue.pushCatchUp(missed...)
 		return s
 	}
-	// Incomplete: start the client over from a snapshot, in the channels it
-	// is in. The log restarts after the new welcome, so a resume cannot ask
+	// Incomplete: start the client over with a fresh catch-up, in the channels it
+	// is in. The replay restarts after the new welcome, so a resume cannot ask
 	// for events from before it.
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
-	m.seq++
-	m.resetLog()
-	s.queue.pushExtra(Delivery{Seq: m.seq, Event: privateEvent(&chatv1.ChatResponse{
+	sess.seq++
+	sess.resetReplay()
+	s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-			You:         m.user,
+			You:         sess.user,
 			OnlineUsers: h.usersLocked(),
 			ResumeToken: p.tokenOr(),
 			Recovery:    chatv1.Recovery_RECOVERY_INCOMPLETE,
 		}},
 	})})
-	for _, ch := range m.channels {
-		h.channelSnapshotLocked(m, ch)
+	for _, ch := range sess.channels {
+		h.channelCatchUpLocked(sess, ch)
 	}
 	return s
 }
 
 // sendLocked sends a message (see Hub.sendPipelined). Lock must be held.
 func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
-	m, err := h.streamLocked(node, snd.GetStream())
+	sess, err := h.streamLocked(node, snd.GetStream())
 	if err != nil {
 		return err
 	}
-	var to *member
+	var to *session
 	var ch *channel
 	if recipient := snd.GetRecipient(); recipient != "" {
 		name, key, err := CheckUsername(recipient)
@@ -333,7 +333,7 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 		switch ch = h.channels[key]; {
 		case ch == nil:
 			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s: join it to create it", name)}
-		case !m.in(ch):
+		case !sess.in(ch):
 			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s: join it first", ch.name)}
 		}
 	}
@@ -341,7 +341,7 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	h.msgs++
 	msg := &chatv1.Message{
 		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
-		Sender:   m.user.Username,
+		Sender:   sess.user.Username,
 		Text:     snd.GetText(),
 		ClientId: snd.GetClientId(),
 	}
@@ -349,10 +349,10 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	if to != nil {
 		msg.Recipient = to.user.Username
 		ev := newEvent(resp)
-		h.archiveLocked(privateConv(m.key, to.key), ev)
+		h.archiveLocked(privateConv(sess.key, to.key), ev)
 		h.deliverLocked(to, ev)
-		if to != m {
-			h.deliverLocked(m, ev)
+		if to != sess {
+			h.deliverLocked(sess, ev)
 		}
 		return nil
 	}
@@ -371,16 +371,16 @@ func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 	if err != nil {
 		return err
 	}
-	m, err := h.streamLocked(node, jc.GetStream())
+	sess, err := h.streamLocked(node, jc.GetStream())
 	if err != nil {
 		return err
 	}
 	ch := h.channels[key]
 	switch {
-	case ch != nil && m.in(ch):
+	case ch != nil && sess.in(ch):
 		return &Error{Kind: ErrAlreadyInChannel, Msg: fmt.Sprintf("you are already in #%s", ch.name)}
-	case len(m.channels) >= h.cfg.MaxChannelsPerUser:
-		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(m.channels), "channel", "channels"))}
+	case len(sess.channels) >= h.cfg.MaxChannelsPerUser:
+		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(sess.channels), "channel", "channels"))}
 	case ch == nil:
 		if !h.makeRoomLocked() {
 			// A channel whose members are all reconnecting shows no
@@ -391,16 +391,16 @@ func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 		h.channels[key] = ch
 	}
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
-		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: m.user},
+		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: sess.user},
 	}}), nil)
-	h.enterLocked(m, ch)
-	if s := m.att; s != nil {
-		// The snapshot is forgiven only if the writer has taken the last
+	h.enterLocked(sess, ch)
+	if s := sess.stream; s != nil {
+		// The catch-up is forgiven only if the writer has taken the last
 		// one: a client that stopped reading and keeps joining channels
-		// would otherwise pile up snapshots past any limit.
+		// would otherwise pile up catch-ups past any limit.
 		s.forgive = s.queue.forgiving()
 	}
-	h.channelSnapshotLocked(m, ch)
+	h.channelCatchUpLocked(sess, ch)
 	return nil
 }
 
@@ -411,40 +411,40 @@ func (h *Hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error 
 	if err != nil {
 		return err
 	}
-	m, err := h.streamLocked(node, lc.GetStream())
+	sess, err := h.streamLocked(node, lc.GetStream())
 	if err != nil {
 		return err
 	}
 	ch := h.channels[key]
-	if ch == nil || !m.in(ch) {
+	if ch == nil || !sess.in(ch) {
 		return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", display)}
 	}
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelLeft{
-		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: m.user},
+		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: sess.user},
 	}}), nil)
-	h.exitLocked(m, ch)
+	h.exitLocked(sess, ch)
 	return nil
 }
 
 // leaveLocked ends a session's stream (see Hub.Leave) and reports whether
 // it was still attached. Lock must be held.
 func (h *Hub) leaveLocked(node string, l *clusterv1.Leave) bool {
-	m, err := h.streamLocked(node, l.GetStream())
+	sess, err := h.streamLocked(node, l.GetStream())
 	if err != nil {
 		return false
 	}
 	if l.GetReason() != chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
-		h.parkLocked(m, l.GetReason())
+		h.parkLocked(sess, l.GetReason())
 		return true
 	}
-	s := m.att
-	h.detachLocked(m)
-	h.forgetLocked(m)
+	s := sess.stream
+	h.detachLocked(sess)
+	h.forgetLocked(sess)
 	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-		UserLeft: &chatv1.UserLeft{User: m.user, Reason: l.GetReason()},
+		UserLeft: &chatv1.UserLeft{User: sess.user, Reason: l.GetReason()},
 	}})
 	if s != nil {
-		h.deliverTo(s, m, ev)
+		h.deliverTo(s, sess, ev)
 	}
 	h.broadcastLocked(ev, nil)
 	return true

@@ -65,9 +65,9 @@ type authenticator struct {
 	svc *Service // counts the calls refused; set before the server serves
 }
 
-// refuse returns the status of a call refused sign-in: a refusal before
+// refuseSignIn returns the status of a call refused sign-in: a refusal before
 // any session, counted as the service counts those (see refuse.go).
-func (a *authenticator) refuse(ctx context.Context, err error) error {
+func (a *authenticator) refuseSignIn(ctx context.Context, err error) error {
 	client, _ := a.svc.lim.FromContext(ctx)
 	return a.svc.refuseFrom(ctx, client, err)
 }
@@ -84,7 +84,7 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	if !exempt(info.FullMethod) {
 		id, err := a.fromMetadata(ctx, false)
 		if err != nil {
-			return nil, a.refuse(ctx, err)
+			return nil, a.refuseSignIn(ctx, err)
 		}
 		ctx = context.WithValue(ctx, identityKey{}, id)
 	}
@@ -97,7 +97,7 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	}
 	id, err := a.fromMetadata(ss.Context(), info.FullMethod == chatMethod)
 	if err != nil {
-		return a.refuse(ss.Context(), err)
+		return a.refuseSignIn(ss.Context(), err)
 	}
 	if id != nil {
 		ss = &identityStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), identityKey{}, id)}

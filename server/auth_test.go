@@ -243,10 +243,10 @@ func TestSignInChat(t *testing.T) {
 	})
 }
 
-// A session whose token expires is ended with UNAUTHENTICATED as a
+// A stream whose token expires is ended with UNAUTHENTICATED as a
 // disconnect: kept for the resume grace, and resumed with a fresh token
 // for the same user, and not without one.
-func TestSignInExpiryEndsSessionForResume(t *testing.T) {
+func TestSignInExpiryEndsStreamForResume(t *testing.T) {
 	t.Parallel()
 	as := startAuthServer(t, testConfig(nil))
 	conn := dial(t, as.addr)
@@ -254,13 +254,13 @@ func TestSignInExpiryEndsSessionForResume(t *testing.T) {
 	watcher.name = "watcher"
 	watcher.send(t, joinReqToken("watcher", as.token(t, "watcher", 24*time.Hour)))
 	watcher.next(t)
-	watcher.expectChannelSnapshot(t, "general")
+	watcher.expectChannelCatchUp(t, "general")
 
 	alice := openStreamCtx(t, conn, func(c context.Context) context.Context { return c })
 	alice.name = "alice"
 	alice.send(t, joinReqToken("alice", as.token(t, "alice", time.Minute)))
 	welcome := alice.next(t)
-	alice.expectChannelSnapshot(t, "general")
+	alice.expectChannelCatchUp(t, "general")
 	expectJoined(t, "watcher", watcher.next(t), "alice", false)
 
 	// Just before exp plus the leeway: still on.
@@ -300,9 +300,9 @@ func TestSignInExpiryEndsSessionForResume(t *testing.T) {
 	expectMessage(t, "alice", back.next(t), "watcher", "while you were out", "c2")
 }
 
-// The expiry timer goes with the session: a session that ends first
+// The expiry timer goes with the stream: a stream that ends first
 // leaves no timer behind.
-func TestSignInExpiryTimerStopsWithSession(t *testing.T) {
+func TestSignInExpiryTimerStopsWithStream(t *testing.T) {
 	t.Parallel()
 	as := startAuthServer(t, testConfig(nil))
 	conn := dial(t, as.addr)

@@ -25,7 +25,7 @@ var memberCounts = []int{10, 100, 1000}
 // reader stands for a session's writer: it empties the queue and hands the
 // emptied batch back, as the writer does.
 type reader struct {
-	s     *server.Session
+	s     *server.Stream
 	spare []server.Delivery
 }
 
@@ -78,7 +78,7 @@ func BenchmarkHubPublish(b *testing.B) {
 }
 
 // BenchmarkHubJoinLeave measures a user joining and logging out while N
-// others are online: two broadcasts to N, a snapshot of N+1 users.
+// others are online: two broadcasts to N, a welcome of N+1 users.
 func BenchmarkHubJoinLeave(b *testing.B) {
 	for _, n := range memberCounts {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {

@@ -17,20 +17,20 @@ type channel struct {
 	name string // as its creator wrote it
 	key  string // case-mapped name; unique among channels
 
-	// members are online and parked members, in the order they entered.
-	// Parked members still receive the channel's events (into their logs)
-	// but are not shown as members.
-	members []*member
-	online  int      // how many members are online
-	history eventLog // the last messages, oldest first, marked as history
+	// members are the sessions in it, online and parked, in the order they
+	// entered. Parked members still receive the channel's events (into
+	// their replays) but are not shown as members.
+	members []*session
+	online  int         // how many members are online
+	history eventBuffer // the last messages, oldest first, marked as history
 
 	idleSince time.Time // when it last became empty; for eviction
 }
 
-// remove takes m out of the channel's members; now is the chat's clock.
-func (ch *channel) remove(m *member, now time.Time) {
+// remove takes sess out of the channel's members; now is the chat's clock.
+func (ch *channel) remove(sess *session, now time.Time) {
 	for i, x := range ch.members {
-		if x == m {
+		if x == sess {
 			ch.members = slices.Delete(ch.members, i, i+1) // clears the freed slot
 			break
 		}
@@ -44,9 +44,9 @@ func (ch *channel) remove(m *member, now time.Time) {
 // entered.
 func (ch *channel) onlineMembers() []*chatv1.User {
 	users := make([]*chatv1.User, 0, len(ch.members))
-	for _, m := range ch.members {
-		if m.online() {
-			users = append(users, m.user)
+	for _, sess := range ch.members {
+		if sess.online() {
+			users = append(users, sess.user)
 		}
 	}
 	return users
@@ -57,28 +57,28 @@ func (ch *channel) info() *chatv1.Channel {
 	return &chatv1.Channel{Name: ch.name, MemberCount: uint32(ch.online)}
 }
 
-// enterLocked puts m at the end of ch's members and ch in m's channels.
+// enterLocked puts sess at the end of ch's members and ch in sess's channels.
 // Hub.mu must be held.
-func (h *Hub) enterLocked(m *member, ch *channel) {
+func (h *Hub) enterLocked(sess *session, ch *channel) {
 	h.channelList = nil
-	ch.members = append(ch.members, m)
-	m.channels = append(m.channels, ch)
-	if m.online() {
+	ch.members = append(ch.members, sess)
+	sess.channels = append(sess.channels, ch)
+	if sess.online() {
 		ch.online++
 	}
 }
 
-// exitLocked removes m from ch and ch from m's channels. Hub.mu must be
+// exitLocked removes sess from ch and ch from sess's channels. Hub.mu must be
 // held.
-func (h *Hub) exitLocked(m *member, ch *channel) {
+func (h *Hub) exitLocked(sess *session, ch *channel) {
 	h.channelList = nil
-	if m.online() {
+	if sess.online() {
 		ch.online--
 	}
-	ch.remove(m, h.now)
-	for i, c := range m.channels {
+	ch.remove(sess, h.now)
+	for i, c := range sess.channels {
 		if c == ch {
-			m.channels = slices.Delete(m.channels, i, i+1)
+			sess.channels = slices.Delete(sess.channels, i, i+1)
 			break
 		}
 	}
@@ -107,30 +107,30 @@ func (h *Hub) makeRoomLocked() bool {
 	return true
 }
 
-// channelSnapshotLocked queues for m that it is in ch, with ch's members
-// and then its history. Like a welcome, a snapshot does not count against
-// the queue's limit: however small the queue, or however many channels an
-// incomplete resume restores, a client is not dropped for being told where
-// it is. For a member whose stream is on another node only the numbering
-// is kept. Hub.mu must be held.
-func (h *Hub) channelSnapshotLocked(m *member, ch *channel) {
+// channelCatchUpLocked queues for sess that it is in ch, with ch's members
+// and then its history: the channel's catch-up. Like a welcome, it does
+// not count against the queue's limit: however small the queue, or however
+// many channels an incomplete resume restores, a client is not dropped for
+// being told where it is. For a session whose stream is on another node
+// only the numbering is kept. Hub.mu must be held.
+func (h *Hub) channelCatchUpLocked(sess *session, ch *channel) {
 	history := ch.history.items()
-	// The channel_joined is not kept in m's log: it lists every member,
+	// The channel_joined is not kept in sess's replay: it lists every member,
 	// and a join storm would keep N such lists of up to N users. A resume
-	// that missed it gets a fresh snapshot instead.
+	// that missed it gets a fresh catch-up instead.
 	var joined *Event
-	if m.att != nil {
+	if sess.stream != nil {
 		joined = privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
 			ChannelJoined: &chatv1.ChannelJoined{
 				Channel:      ch.name,
-				User:         m.user,
+				User:         sess.user,
 				Members:      ch.onlineMembers(),
 				HistoryCount: uint32(len(history)),
 			},
 		}})
 	}
-	h.deliverExtraLocked(m, nil, joined)
+	h.deliverCatchUpLocked(sess, nil, joined)
 	for _, ev := range history {
-		h.deliverExtraLocked(m, ev, ev)
+		h.deliverCatchUpLocked(sess, ev, ev)
 	}
 }

@@ -1,7 +1,7 @@
 package server_test
 
 // Tests of channels on a hub driven directly, with no transport: joining,
-// sending, leaving, listing, the limits, and channel snapshots
+// sending, leaving, listing, the limits, and channel catch-ups
 // (channel_test.go has the same over real TCP).
 
 import (
@@ -51,7 +51,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	if err := h.Send(t.Context(), a, "gophers!", "GO", "", "m1"); err != nil {
 		t.Fatalf("Send to GO = %v", err)
 	}
-	for _, s := range []*server.Session{a, b} {
+	for _, s := range []*server.Stream{a, b} {
 		if m := take(t, s).GetMessage(); m.GetChannel() != "Go" || m.GetText() != "gophers!" {
 			t.Errorf("%s got %v; want the message in Go", s.User().GetUsername(), m)
 		}
@@ -84,7 +84,7 @@ func TestHubChannelJoinSendLeave(t *testing.T) {
 	if err := h.LeaveChannel(t.Context(), b, "#go"); err != nil {
 		t.Fatalf("LeaveChannel = %v", err)
 	}
-	for _, s := range []*server.Session{a, b} {
+	for _, s := range []*server.Stream{a, b} {
 		if l := take(t, s).GetChannelLeft(); l.GetChannel() != "Go" || l.GetUser().GetUsername() != "b" {
 			t.Errorf("%s got %v; want channel_left Go b", s.User().GetUsername(), l)
 		}
@@ -197,7 +197,7 @@ func TestHubConcurrentChannels(t *testing.T) {
 	h := newHubWith(t, func(c *server.Config) {
 		c.MaxSessions, c.QueueSize, c.HistorySize = users, 1<<16, history
 	})
-	sessions := make([]*server.Session, users)
+	sessions := make([]*server.Stream, users)
 	for i := range users {
 		sessions[i] = mustJoin(t, h, fmt.Sprintf("u%02d", i))
 	}
@@ -316,10 +316,10 @@ func TestHubConcurrentChannels(t *testing.T) {
 	}
 }
 
-// Snapshots are forgiven one at a time: a client that stopped reading and
+// Catch-ups are forgiven one at a time: a client that stopped reading and
 // keeps joining and leaving channels is dropped as too slow instead of
 // piling up history without limit.
-func TestHubSnapshotsPileUpToATooSlowDrop(t *testing.T) {
+func TestHubCatchUpsPileUpToATooSlowDrop(t *testing.T) {
 	t.Parallel()
 	const queueSize, history = 8, 5
 	h := newHubWith(t, func(c *server.Config) { c.QueueSize, c.HistorySize = queueSize, history })
@@ -350,6 +350,6 @@ func TestHubSnapshotsPileUpToATooSlowDrop(t *testing.T) {
 		t.Fatalf("b ended %v (%v) after joining and leaving while not reading; want dropped as too slow", isEnded(b), b.EndErr())
 	}
 	if n := len(queued(b)); n > queueSize+1+history+1 {
-		t.Errorf("b had %d deliveries queued; want at most the queue size plus one snapshot (%d)", n, queueSize+1+history+1)
+		t.Errorf("b had %d deliveries queued; want at most the queue size plus one catch-up (%d)", n, queueSize+1+history+1)
 	}
 }

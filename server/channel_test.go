@@ -30,23 +30,23 @@ func TestJoinChannelCreatesAndAnnounces(t *testing.T) {
 	expectJoined(t, "bob", bob.next(t), "carol", false)
 
 	before := alice.lastSeq
-	snap := alice.joinChannel(t, "Go", "Go")
-	if snap.joined.GetSeq() != before+1 || !slices.Equal(snap.members, []string{"alice"}) || len(snap.history) != 0 {
-		t.Errorf("alice creating #Go got %v; want seq %d, members [alice], no history", snap.joined, before+1)
+	entered := alice.joinChannel(t, "Go", "Go")
+	if entered.joined.GetSeq() != before+1 || !slices.Equal(entered.members, []string{"alice"}) || len(entered.history) != 0 {
+		t.Errorf("alice creating #Go got %v; want seq %d, members [alice], no history", entered.joined, before+1)
 	}
-	if !proto.Equal(snap.joined.GetChannelJoined().GetUser(), alice.welcome.GetWelcome().GetYou()) {
-		t.Errorf("channel_joined user %v; want alice as her welcome gave her", snap.joined.GetChannelJoined().GetUser())
+	if !proto.Equal(entered.joined.GetChannelJoined().GetUser(), alice.welcome.GetWelcome().GetYou()) {
+		t.Errorf("channel_joined user %v; want alice as her welcome gave her", entered.joined.GetChannelJoined().GetUser())
 	}
 
 	// "#go" is #Go, and is shown as alice wrote it.
-	snap = bob.joinChannel(t, "#go", "Go")
-	if !slices.Equal(snap.members, []string{"alice", "bob"}) {
-		t.Errorf("bob's #Go members = %q; want [alice bob], in the order they entered", snap.members)
+	entered = bob.joinChannel(t, "#go", "Go")
+	if !slices.Equal(entered.members, []string{"alice", "bob"}) {
+		t.Errorf("bob's #Go members = %q; want [alice bob], in the order they entered", entered.members)
 	}
 	expectChannelJoined(t, "alice", alice.next(t), "Go", "bob")
-	snap = carol.joinChannel(t, "GO", "Go")
-	if !slices.Equal(snap.members, []string{"alice", "bob", "carol"}) {
-		t.Errorf("carol's #Go members = %q; want [alice bob carol]", snap.members)
+	entered = carol.joinChannel(t, "GO", "Go")
+	if !slices.Equal(entered.members, []string{"alice", "bob", "carol"}) {
+		t.Errorf("carol's #Go members = %q; want [alice bob carol]", entered.members)
 	}
 	for _, c := range []*client{alice, bob} {
 		expectChannelJoined(t, c.name, c.next(t), "Go", "carol")
@@ -169,9 +169,9 @@ func TestLeaveChannel(t *testing.T) {
 	if counts, _ := listChannels(t, ts); counts["room"] != 0 || len(counts) != 2 {
 		t.Errorf("ListChannels = %v; want general and an empty room", counts)
 	}
-	snap := bob.joinChannel(t, "room", "room")
-	if !slices.Equal(snap.members, []string{"bob"}) || len(snap.history) != 1 || snap.history[0].GetMessage().GetText() != "bob is gone" {
-		t.Errorf("bob back in room: members %q, history %v; want [bob] and alice's message", snap.members, snap.history)
+	entered := bob.joinChannel(t, "room", "room")
+	if !slices.Equal(entered.members, []string{"bob"}) || len(entered.history) != 1 || entered.history[0].GetMessage().GetText() != "bob is gone" {
+		t.Errorf("bob back in room: members %q, history %v; want [bob] and alice's message", entered.members, entered.history)
 	}
 }
 
@@ -216,8 +216,8 @@ func TestUserLeftLeavesChannels(t *testing.T) {
 			if !slices.Equal(carol.general.members, []string{"alice", "carol"}) {
 				t.Errorf("carol's general members = %q; want [alice carol]", carol.general.members)
 			}
-			if snap := carol.joinChannel(t, "room", "room"); !slices.Equal(snap.members, []string{"alice", "carol"}) {
-				t.Errorf("carol's room members = %q; want [alice carol]", snap.members)
+			if entered := carol.joinChannel(t, "room", "room"); !slices.Equal(entered.members, []string{"alice", "carol"}) {
+				t.Errorf("carol's room members = %q; want [alice carol]", entered.members)
 			}
 		})
 	}
@@ -330,8 +330,8 @@ func TestMaxChannels(t *testing.T) {
 	expectChannelLeft(t, "alice", alice.next(t), "c", "alice")
 	bob := join(t, ts, "bob")
 	expectJoined(t, "alice", alice.next(t), "bob", false)
-	if snap := bob.joinChannel(t, "B", "B"); len(snap.history) != 0 || !slices.Equal(snap.members, []string{"bob"}) {
-		t.Errorf("bob creating B got members %q and history %v; want a new channel: [bob], no history", snap.members, snap.history)
+	if entered := bob.joinChannel(t, "B", "B"); len(entered.history) != 0 || !slices.Equal(entered.members, []string{"bob"}) {
+		t.Errorf("bob creating B got members %q and history %v; want a new channel: [bob], no history", entered.members, entered.history)
 	}
 	if counts, _ := listChannels(t, ts); !maps.Equal(counts, map[string]uint32{"general": 2, "a": 1, "B": 1, "d": 1}) {
 		t.Errorf("ListChannels = %v; want c dropped for B", counts)

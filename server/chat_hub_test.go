@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
+func TestHubJoinWelcomesWithCatchUpAndTellsOthers(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 16)
 
@@ -49,7 +49,7 @@ func TestHubJoinWelcomesWithSnapshotAndTellsOthers(t *testing.T) {
 	if joined.GetUserJoined().GetUser().GetUsername() != "bob" || joined.GetUserJoined().GetResumed() || joined.GetSeq() != 3 {
 		t.Fatalf("alice got %v; want user_joined bob, not resumed, with seq 3", joined)
 	}
-	evs = queued(bob) // bob's own join is in its snapshot: no user_joined
+	evs = queued(bob) // bob's own join is in its catch-up: no user_joined
 	if len(evs) != 2 || evs[0].GetWelcome() == nil || evs[0].GetSeq() != 1 || evs[1].GetChannelJoined() == nil || evs[1].GetSeq() != 2 {
 		t.Fatalf("bob got %v; want only a welcome (seq 1) and general's channel_joined (seq 2)", evs)
 	}
@@ -200,7 +200,7 @@ func TestHubLeave(t *testing.T) {
 	if !h.Leave(a, chatv1.LeaveReason_LEAVE_REASON_LOGOUT) {
 		t.Fatal("Leave(a) = false; want true")
 	}
-	for _, s := range []*server.Session{a, b, c} {
+	for _, s := range []*server.Stream{a, b, c} {
 		ev := take(t, s)
 		if ev.GetUserLeft().GetUser().GetUsername() != "a" || ev.GetUserLeft().GetReason() != chatv1.LeaveReason_LEAVE_REASON_LOGOUT || ev.GetSeq() == 0 {
 			t.Errorf("%s got %v; want user_left a LOGOUT with a seq", s.User().GetUsername(), ev)

@@ -65,7 +65,7 @@ func TestJoinWelcomesAndAnnounces(t *testing.T) {
 	// Bob gets nothing for his own join: his next event is the next one.
 	alice.say(t, "hi Bob", "")
 	if ev := bob.next(t); ev.GetSeq() != 3 || ev.GetMessage().GetText() != "hi Bob" {
-		t.Errorf("Bob's first event after general's snapshot = %v; want alice's message with seq 3", ev)
+		t.Errorf("Bob's first event after general's catch-up = %v; want alice's message with seq 3", ev)
 	}
 	if ev := alice.next(t); ev.GetSeq() != 4 || ev.GetMessage().GetText() != "hi Bob" {
 		t.Errorf("alice's echo = %v; want her message with seq 4", ev)
@@ -253,7 +253,7 @@ func TestBadRequestsAreRejectedAndSessionGoesOn(t *testing.T) {
 		expectRejected(t, "alice ("+tc.name+")", ev, tc.wantClientID, tc.code)
 	}
 	// The session goes on, and nothing was broadcast: bob's next event is
-	// the next message, right after general's snapshot.
+	// the next message, right after general's catch-up.
 	before := alice.lastSeq
 	alice.say(t, "ok now", "r7")
 	if ev := alice.next(t); ev.GetSeq() != before+1 || ev.GetMessage().GetText() != "ok now" {
@@ -262,7 +262,7 @@ func TestBadRequestsAreRejectedAndSessionGoesOn(t *testing.T) {
 	ev := bob.next(t)
 	expectMessage(t, "bob", ev, "alice", "ok now", "r7")
 	if ev.GetSeq() != bob.general.joined.GetSeq()+1 {
-		t.Errorf("bob's next event has seq %d; want %d, right after general's snapshot", ev.GetSeq(), bob.general.joined.GetSeq()+1)
+		t.Errorf("bob's next event has seq %d; want %d, right after general's catch-up", ev.GetSeq(), bob.general.joined.GetSeq()+1)
 	}
 }
 
@@ -309,7 +309,7 @@ func TestRateLimitOff(t *testing.T) {
 	}
 }
 
-func TestOversizedRequestEndsSession(t *testing.T) {
+func TestOversizedRequestEndsStream(t *testing.T) {
 	t.Parallel()
 	const limit = server.MaxTextBytes + server.MaxClientIDBytes + 64 // the smallest allowed
 	ts := startServer(t, testConfig(func(c *server.Config) { c.MaxRecvMsgSize = limit }))

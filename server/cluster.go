@@ -170,7 +170,7 @@ type Cluster struct {
 	// The streams of this node that the log gave up for dead with it, to
 	// end once nothing of theirs is on its way to the log (see
 	// cutOffLocked); guarded by Hub.mu.
-	cut     []*Session
+	cut     []*Stream
 	cutIdle <-chan struct{} // closed once the gate, shut for them, is idle
 	cutWake chan struct{}   // has a token while cut may hold some
 
@@ -339,7 +339,7 @@ func (c *Cluster) apply(e Entry) error {
 	if cmd != nil {
 		kind = commandKind(cmd)
 	}
-	defer h.met.held(kind, start)
+	defer h.met.lockTime(kind, start)
 	defer h.flushSlowLocked()
 	if p != nil && !p.appended.IsZero() {
 		h.met.applyLag.Observe(start.Sub(p.appended).Seconds())
@@ -484,9 +484,9 @@ func (c *Cluster) errNotServing() error {
 	return &Error{Kind: ErrUnavailable, Msg: "this server lost touch with the rest of the chat: try again in a moment"}
 }
 
-// refuse gives back what p holds for a command never appended, and
-// refuses it with err.
-func (c *Cluster) refuse(p *pending, err error) outcome {
+// settleUnappended gives back what p holds for a command never appended,
+// and returns err as its outcome.
+func (c *Cluster) settleUnappended(p *pending, err error) outcome {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	p.settle(c.h, outcome{})
@@ -507,28 +507,29 @@ var errCutOffPause = &Error{Kind: ErrUnavailable, Msg: "this server lost touch w
 // first, so that the node knows where it is in the log's order.
 type gate struct {
 	mu       sync.Mutex // guards the fields below; taken alone, or under Hub.mu (see LOCKS.md)
-	refusal  error      // why nothing is let in: errStopping, errCutOffPause; nil while open
+	shutBy   error      // why nothing passes: errStopping, errCutOffPause; nil while open
 	inflight int
 	idle     chan struct{} // closed once shut with nothing in flight
 }
 
-// enter lets a command in, or says why not; leave must follow a nil.
-func (g *gate) enter() error {
+// pass lets a command through to the log, or says why not; passed must
+// follow a nil.
+func (g *gate) pass() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.refusal != nil {
-		return g.refusal
+	if g.shutBy != nil {
+		return g.shutBy
 	}
 	g.inflight++
 	return nil
 }
 
-// leave ends what enter began.
-func (g *gate) leave() {
+// passed ends what pass began: the command is appended (or failed to be).
+func (g *gate) passed() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inflight--
-	if g.refusal != nil && g.inflight == 0 {
+	if g.shutBy != nil && g.inflight == 0 {
 		close(g.idle)
 	}
 }
@@ -539,14 +540,14 @@ func (g *gate) leave() {
 func (g *gate) shut(why error) <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.refusal == nil {
+	if g.shutBy == nil {
 		g.idle = make(chan struct{})
 		if g.inflight == 0 {
 			close(g.idle)
 		}
 	}
-	if g.refusal != errStopping {
-		g.refusal = why
+	if g.shutBy != errStopping {
+		g.shutBy = why
 	}
 	return g.idle
 }
@@ -555,8 +556,8 @@ func (g *gate) shut(why error) <-chan struct{} {
 func (g *gate) open() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.refusal != errStopping {
-		g.refusal = nil
+	if g.shutBy != errStopping {
+		g.shutBy = nil
 	}
 }
 
@@ -571,7 +572,7 @@ func (g *gate) open() {
 // what is on its way gets appended; then what the log has not applied of
 // theirs is refused (UNAVAILABLE, send it again), and the streams end,
 // sent what is queued for them first (see cutOffLoop). Hub.mu must be held.
-func (c *Cluster) cutOffLocked(streams []*Session) {
+func (c *Cluster) cutOffLocked(streams []*Stream) {
 	c.logger.Warn("the cluster gave this node up for dead (unheard for the node timeout: frozen, or out of touch with the log): ending its streams, refusing what they sent", "seq", c.applied, "streams", len(streams))
 	for _, s := range streams {
 		s.cut.Store(true)
@@ -662,11 +663,11 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 	}
 	p.done = make(chan outcome, 1)
 	err, refused := c.appendFor(ctx, cmd, p)
-	if refused == nil && errors.Is(err, ErrNotAppended) && c.forget(cmd) {
+	if refused == nil && errors.Is(err, ErrNotAppended) && c.stopWaiting(cmd) {
 		refused = notAppended(err)
 	}
 	if refused != nil {
-		return c.refuse(p, refused)
+		return c.settleUnappended(p, refused)
 	}
 	select {
 	case out := <-p.done: // applied already: a log of the node's own
@@ -703,7 +704,7 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 		// it at all, every node refuses it, and nothing needs settling
 		// but what p counted. (If its apply took p already, it
 		// settles p, abandoned, once it has the lock.)
-		if c.forget(cmd) {
+		if c.stopWaiting(cmd) {
 			p.settle(c.h, outcome{})
 		}
 	}
@@ -713,17 +714,17 @@ func (c *Cluster) submit(ctx context.Context, cmd *clusterv1.Command, p *pending
 
 // append appends cmd to the log without waiting for it to be applied:
 // when it is, p.then is called with what came of it. If the append fails
-// the command is forgotten (if the log has it after all, it is applied, or
-// refused as too late, with nobody told).
+// the node stops waiting for the command (if the log has it after all, it
+// is applied, or refused as too late, with nobody told).
 func (c *Cluster) append(ctx context.Context, cmd *clusterv1.Command, p *pending) error {
 	err, refused := c.appendFor(ctx, cmd, p)
 	switch {
 	case refused != nil:
 		return refused
-	case errors.Is(err, ErrNotAppended) && c.forget(cmd):
+	case errors.Is(err, ErrNotAppended) && c.stopWaiting(cmd):
 		return notAppended(err)
 	case err != nil:
-		if !c.forget(cmd) {
+		if !c.stopWaiting(cmd) {
 			// The log had it after all, and its apply took p before
 			// the append's answer came back: p has its outcome, or
 			// will have it once the apply gets the hub's lock. Telling
@@ -748,9 +749,9 @@ func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pend
 		return nil, c.errNotServing()
 	}
 	if cmd.GetNodeStop() == nil {
-		shut := c.gate.enter()
+		shut := c.gate.pass()
 		if shut == nil {
-			defer c.gate.leave() // once appended: the command is in the log's order then
+			defer c.gate.passed() // once appended: the command is in the log's order then
 		}
 		if p.stream != nil && p.stream.cut.Load() {
 			// Given up with this node (see cutOffLocked). Looked at
@@ -785,9 +786,9 @@ func (c *Cluster) appendFor(ctx context.Context, cmd *clusterv1.Command, p *pend
 	return c.log.Append(ctx, cmd.GetId(), data), nil
 }
 
-// forget stops waiting for cmd. It reports whether anything still waited:
+// stopWaiting stops waiting for cmd. It reports whether anything still waited:
 // false if its apply has taken its pending already.
-func (c *Cluster) forget(cmd *clusterv1.Command) bool {
+func (c *Cluster) stopWaiting(cmd *clusterv1.Command) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.waiting[cmd.GetId()]

@@ -302,9 +302,9 @@ func TestClusterLateNodeHasTheState(t *testing.T) {
 	expectChannelJoined(t, "alice", alice.next(t), "general", "bob")
 	carol := join(t, late, "carol")
 	expectJoined(t, "alice", alice.next(t), "carol", false)
-	snap := carol.joinChannel(t, "room", "room")
+	entered := carol.joinChannel(t, "room", "room")
 	var got []string
-	for _, ev := range snap.history {
+	for _, ev := range entered.history {
 		got = append(got, ev.GetMessage().GetText())
 	}
 	want := []string{"before the snapshot 0", "before the snapshot 1", "before the snapshot 2", "before the snapshot 3", "before the snapshot 4", "after the snapshot"}

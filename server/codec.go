@@ -16,7 +16,7 @@ import (
 // broadcast keeps only its protobuf encoding, made once when it was
 // published: a broadcast to N sessions is marshalled once, not N times,
 // every writer sends the same bytes behind its own seq (see [Delivery]),
-// and an event kept in resume logs and histories costs its bytes once, not
+// and an event kept in replays and histories costs its bytes once, not
 // its bytes and its decoded message too. An answer for one session keeps
 // its message instead, which its writer marshals outside the hub's lock.
 type Event struct {
@@ -41,7 +41,7 @@ func (e *Event) asHistory() *Event {
 	return &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
 }
 
-// bytes is what keeping e costs, for the resume log's and the history's
+// bytes is what keeping e costs, for the replay's and the history's
 // budgets; 0 for nil.
 func (e *Event) bytes() int {
 	if e == nil {
@@ -138,7 +138,7 @@ const (
 // outgoingBatch is several deliveries on their way as one response, a
 // ChatResponse whose batch holds each as the response it would be alone.
 // sizes are eventSize of each delivery's event, worked out once: sizing a
-// snapshot (every user online) costs nearly what encoding it does.
+// welcome (every user online) costs nearly what encoding it does.
 type outgoingBatch struct {
 	ds    []Delivery
 	sizes []int
@@ -219,7 +219,7 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	// shared bytes while others still send them.
 	h.body = d.Event.wire
 	if h.body == nil {
-		// Not from gRPC's buffer pools: a snapshot can be large (every
+		// Not from gRPC's buffer pools: a welcome can be large (every
 		// user online), and pooled buffers of that size, cached after a
 		// join storm, would keep the memory of thousands of them.
 		b, err := proto.Marshal(d.Event.resp)

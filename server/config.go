@@ -18,7 +18,7 @@ type Config struct {
 	// JoinTimeout is how long a new stream may take to send its join before
 	// it is ended with DEADLINE_EXCEEDED.
 	JoinTimeout time.Duration
-	// QueueSize is how many events may wait for one session's writer. A
+	// QueueSize is how many events may wait for one stream's writer. A
 	// client that falls this far behind is disconnected as too slow.
 	QueueSize int
 	// QueueBytes bounds the same queue by what its events take in memory,
@@ -50,10 +50,10 @@ type Config struct {
 	// from its own stream while that stream is attached (half-dead).
 	ResumeGrace time.Duration
 	// ResumeBuffer is how many of its last events each session keeps for a
-	// resume. A client that missed more gets a fresh snapshot instead
+	// resume. A client that missed more gets a fresh catch-up instead
 	// (RECOVERY_INCOMPLETE).
 	ResumeBuffer int
-	// ResumeBufferBytes bounds the same log by the encoded size of the
+	// ResumeBufferBytes bounds the same replay by the encoded size of the
 	// events it keeps, so that big messages cannot make every session
 	// hold ResumeBuffer of them.
 	ResumeBufferBytes int
@@ -81,7 +81,7 @@ type Config struct {
 	// is ended with RESOURCE_EXHAUSTED. 0 turns the limit off.
 	RefusalRate  float64
 	RefusalBurst int
-	// WriteDelay is how long a session's writer waits, after sending the
+	// WriteDelay is how long a stream's writer waits, after sending the
 	// client several events at once, before it sends again: a client
 	// receiving a burst (a join storm, a busy channel) then gets the
 	// burst's next events together, in fewer writes and system calls, at

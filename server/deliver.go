@@ -10,76 +10,77 @@ import (
 // sessions that cannot keep up. Every function here must be called with
 // Hub.mu held.
 
-// broadcastLocked gives ev to every member, online, held or parked,
+// broadcastLocked gives ev to every session, online, held or parked,
 // except skip.
-func (h *Hub) broadcastLocked(ev *Event, skip *member) {
-	for m := h.head; m != nil; m = m.next {
-		if m != skip {
-			h.deliverLocked(m, ev)
+func (h *Hub) broadcastLocked(ev *Event, skip *session) {
+	for sess := h.head; sess != nil; sess = sess.next {
+		if sess != skip {
+			h.deliverLocked(sess, ev)
 		}
 	}
-	for m := range h.parked {
-		if m != skip {
-			h.deliverLocked(m, ev)
+	for sess := range h.parked {
+		if sess != skip {
+			h.deliverLocked(sess, ev)
 		}
 	}
 }
 
 // publishLocked gives ev to every member of ch except skip.
-func (h *Hub) publishLocked(ch *channel, ev *Event, skip *member) {
-	for _, m := range ch.members {
-		if m != skip {
-			h.deliverLocked(m, ev)
+func (h *Hub) publishLocked(ch *channel, ev *Event, skip *session) {
+	for _, sess := range ch.members {
+		if sess != skip {
+			h.deliverLocked(sess, ev)
 		}
 	}
 }
 
-// deliverLocked numbers ev for m, records it in m's resume log (dropping
-// the oldest past the resume buffer) and queues it for m's stream, if it
+// deliverLocked numbers ev for sess, records it in sess's replay (dropping
+// the oldest past the resume buffer) and queues it for sess's stream, if it
 // is on this node, without blocking. If the queue is full, the stream gets
 // nothing more (so what it does get has no gap) and is marked to be
-// dropped; the log keeps recording. flushSlowLocked must be called before
-// the lock is released.
-func (h *Hub) deliverLocked(m *member, ev *Event) {
-	m.seq++
-	m.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
-	if s := m.att; s != nil {
-		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+// dropped; the replay keeps recording. flushSlowLocked must be called
+// before the lock is released.
+func (h *Hub) deliverLocked(sess *session, ev *Event) {
+	sess.seq++
+	sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	if s := sess.stream; s != nil {
+		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 	}
 }
 
-// deliverExtraLocked is deliverLocked for a snapshot: the delivery does not
-// count against the stream's queue limit if the stream is forgiving (see
-// queue.pushExtra), and what the log keeps of it is logged, which may be
-// nil (see member.log). ev may be nil if m's stream is not on this node:
-// only the numbering is kept then.
-func (h *Hub) deliverExtraLocked(m *member, logged, ev *Event) {
-	m.seq++
-	m.log.push(logged, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
-	switch s := m.att; {
+// deliverCatchUpLocked is deliverLocked for a catch-up: the delivery does
+// not count against the stream's queue limit if the stream is forgiving
+// (see queue.pushCatchUp), and what sess's replay keeps of it is kept,
+// which may be nil (see session.replay). ev may be nil if sess's stream is
+// not on this node: only the numbering is kept then.
+func (h *Hub) deliverCatchUpLocked(sess *session, kept, ev *Event) {
+	sess.seq++
+	sess.replay.push(kept, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+	switch s := sess.stream; {
 	case s == nil:
 	case s.forgive && !s.overflowed:
-		s.queue.pushExtra(Delivery{Seq: m.seq, Event: ev})
+		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: ev})
 	default:
-		h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 	}
 }
 
-// deliverTo is deliverLocked for a stream no longer attached to m: its
+// deliverTo is deliverLocked for a stream no longer attached to sess: its
 // last event (a logout's own user_left).
-func (h *Hub) deliverTo(s *Session, m *member, ev *Event) {
-	m.seq++
-	h.queueLocked(s, Delivery{Seq: m.seq, Event: ev})
+func (h *Hub) deliverTo(s *Stream, sess *session, ev *Event) {
+	sess.seq++
+	h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
 }
 
-// replyLocked queues an answer to a request, unnumbered and not logged.
-func (h *Hub) replyLocked(s *Session, resp *chatv1.ChatResponse) {
+// replyLocked queues an answer to a request, unnumbered and not kept in
+// the replay.
+func (h *Hub) replyLocked(s *Stream, resp *chatv1.ChatResponse) {
 	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
 }
 
 // queueLocked queues d for s, or marks s to be dropped if its queue is
 // full.
-func (h *Hub) queueLocked(s *Session, d Delivery) {
+func (h *Hub) queueLocked(s *Stream, d Delivery) {
 	if s.overflowed {
 		return
 	}
@@ -92,12 +93,12 @@ func (h *Hub) queueLocked(s *Session, d Delivery) {
 // flushSlowLocked drops every stream whose queue overflowed, and takes its
 // session offline: the node asks for it in the log, like any disconnect
 // (a log of the node's own applies it next), and meanwhile the session's
-// events go to its log only.
+// events go to its replay only.
 func (h *Hub) flushSlowLocked() {
 	for len(h.slow) > 0 {
 		s := h.slow[0]
 		h.slow = h.slow[1:]
-		if s.m.att == s && !s.endClosed {
+		if s.session.stream == s && !s.endClosed {
 			h.cl.later(h.command(leaveCommand(s, chatv1.LeaveReason_LEAVE_REASON_TOO_SLOW)))
 		}
 		if !s.endClosed {

@@ -1,11 +1,11 @@
 // Package server is chatd's chat service: the hub that keeps who is online
-// and orders every event, the per-session queues and writers, the gRPC
+// and orders every event, the per-stream queues and writers, the gRPC
 // handlers of chat.v1.ChatService, and a node's part in a cluster.
 //
 // It is chatd's own package, for cmd/chatd, the gateway and the module's
 // tests, not a library for other modules: [WithAuth] and
 // [Server.Admission] take and give types of the module's internal
-// packages, and [Config.PerClient] is one. [Hub], [Session], [Event] and
+// packages, and [Config.PerClient] is one. [Hub], [Stream], [Event] and
 // [Delivery] are exported for the package's own tests, which drive a hub
 // with no transport (see export_test.go for what only tests get).
 //
@@ -14,15 +14,15 @@
 //     the sign-in (signIn), and [Hub.Join] makes it a command, which the
 //     node appends to the chat's log and waits for; once the log has it,
 //     [Cluster] applies it, and joinLocked (apply.go) admits it;
-//   - a message: the session's read loop (readLoop, service.go) hands it
+//   - a message: the stream's read loop (readLoop, service.go) hands it
 //     to handle, which calls Hub.sendPipelined: that returns once the log
 //     has the command, without waiting for it to be applied, so that the
-//     session's next request follows it in the log; sendLocked (apply.go)
-//     queues it on every session it goes to (publishLocked, deliver.go),
-//     and each of those sessions' writer (writeLoop, writer.go) sends it
-//     on its stream; a refusal met in sendLocked reaches the sender as a
-//     rejected answer (tests have Hub.Send, which waits for it, from
-//     export_test.go);
+//     stream's next request follows it in the log; sendLocked (apply.go)
+//     gives it to every session it goes to (publishLocked, deliver.go),
+//     queuing it for each one's stream on this node, and each of those
+//     streams' writer (writeLoop, writer.go) sends it; a refusal met in
+//     sendLocked reaches the sender as a rejected answer (tests have
+//     Hub.Send, which waits for it, from export_test.go);
 //   - a channel entered or left: handle calls [Hub.JoinChannel] or
 //     [Hub.LeaveChannel], which wait for the command to be applied
 //     (joinChannelLocked, leaveChannelLocked); a new channel past
@@ -40,19 +40,21 @@
 //   - a call refused before any session (a stream past the waiting room's
 //     limits, a list call past its rate, a join refused): the tap in
 //     refuse.go refuses what it can before gRPC starts a handler, and
-//     refuseFrom counts every such refusal against its address's budget.
+//     refuseFrom counts every such refusal against its address's budget
+//     (a sign-in refused: authenticator.refuseSignIn, auth.go).
 //
 // Every change is a command applied under the hub's lock, one at a time, in
 // the order of the chat's log (see [Cluster]): a node's own, or the log that
-// every node of a cluster applies alike. An event is queued, under that lock,
-// on every session it concerns, on bounded queues and without blocking.
-// Each session has one writer goroutine (writeLoop, writer.go), the only
-// caller of Send on its stream. A session whose queue is full is dropped
-// as too slow, so one slow client never holds up the others. Which lock
+// every node of a cluster applies alike. An event is given, under that lock,
+// to every session it concerns, and queued for their streams on bounded
+// queues without blocking. Each stream has one writer goroutine
+// (writeLoop, writer.go), the only caller of Send on it. A stream whose
+// queue is full is dropped as too slow, so one slow client never holds up
+// the others. Which lock
 // may be taken under which is written down in LOCKS.md, beside this file.
 //
-// Each file holds one concern and is named for it (README's Layout lists
-// them). A test file is named for the concern it tests, and says how:
+// Each file holds one concern and is named for it (the Layout in
+// docs/development.md lists them). A test file is named for the concern it tests, and says how:
 // <concern>_test.go tests it from outside, over real gRPC streams as a
 // client sees it wherever there is a stream to test, and
 // <concern>_hub_test.go tests the same concern on a [Hub] driven directly,
@@ -63,14 +65,15 @@
 //
 // # Glossary
 //
-// The words as this code uses them. Where a name in the code says
-// something else, the entry says so; those names are to be mended, not
-// relied on.
+// The words as this code uses them, each with one meaning; the names in
+// the code say the same. Wire names (proto/, metric names and label
+// values) are not the code's to change: where one says something else,
+// the entry says so.
 //
 //   - user: someone online under a username (chatv1.User: the name as
 //     typed, and when they came online). Names are unique in any letter
 //     case and among lookalikes: a user is known by its key, the
-//     case-mapped name (member.key), and its lookalike skeletons.
+//     case-mapped name (session.key), and its lookalike skeletons.
 //   - device: not a notion of this code. A user is online once, from one
 //     stream; a second device joining under the same name is refused
 //     (ErrUsernameTaken), and one joining with the session's resume token
@@ -78,17 +81,19 @@
 //     "client" is the nearest word: the program at the far end of a
 //     stream, and, in the limits, its address (netip.Addr).
 //   - session: a user's lasting presence, which outlives its streams: its
-//     numbered events (seq), its resume token, its channels, its resume
-//     log. In the code this is member (session.go), not [Session]:
-//     Session is one stream's hold on a member (member.att), with its
-//     queue, and a new Session comes with each stream that joins or
-//     resumes. The names read inverted: member is the session, and
-//     Session is an attachment (a stream) of it.
+//     numbered events (seq), its resume token, its channels, its replay
+//     (session, session.go). The hub keeps every session, online, held or
+//     parked (sessionState), by key (Hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
-//     join to its end. A stream attached to a member is numbered by the
-//     member's attach count (member.attach, Session.attach), and commands
-//     name it by user key and that number (clusterv1.Stream). "attachment"
-//     and "stream" name the same thing.
+//     join to its end, and [Stream] (stream.go), its attachment to a
+//     session on the node it is on: its queue, and how the hub ended it.
+//     A new Stream comes with each stream that joins or resumes; a session
+//     has at most one (session.stream). A stream is numbered by the session's
+//     attach count (session.attach, Stream.attach), and commands name it
+//     by user key and that number (clusterv1.Stream). "attachment" and
+//     "stream" name the same thing.
+//   - member: a session in a channel (channel.members). clusterv1.Member
+//     is, on the wire, a session as a cluster snapshot keeps it.
 //   - conversation: a channel's messages, or the private messages
 //     between two users: what the archive keeps and History pages (conv,
 //     see channelConv and privateConv). The live protocol has no such
@@ -104,25 +109,32 @@
 //     Event with its seq in one session. Answers to one request (a
 //     rejection, a channel list) are delivered too, with seq 0: they are
 //     not events of the session and are not kept for a resume.
-//   - snapshot: two things. (1) What a stream is given at once so that it
-//     knows where things stand: its welcome (who is online), a channel's
-//     members and history, a resume's replay; queued with
-//     queue.pushExtra, so that it does not count against the queue's
-//     limit (channelSnapshotLocked, Session.forgive). (2) The chat's whole
-//     state at a position of the log (clusterv1.Snapshot, snapshot.go),
-//     saved so that a node starts from it instead of the log's start.
+//   - catch-up: what a stream is given at once so that it knows where
+//     things stand: its welcome (who is online), a channel's members and
+//     history (channelCatchUpLocked), a resume's replay. It is queued
+//     with queue.pushCatchUp, so that it does not count against the
+//     queue's limit while the stream is forgiving (Stream.forgive), and
+//     the stream's reader waits until the writer has taken it
+//     (queue.catchUpTaken) before it reads the next request. On /metrics,
+//     chatd_resumes_total still names a resume that got a fresh one
+//     "snapshot" (resumeIncomplete): label values are not renamed.
+//   - snapshot: the chat's whole state at a position of the log
+//     (clusterv1.Snapshot, snapshot.go), saved so that a node starts from
+//     it instead of the log's start.
 //   - node: one chatd process taking part in a chat: it appends its
 //     streams' commands to the log and applies the whole log to its own
 //     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name
-//     is for logs. A chatd of its own is a cluster of one node, and
+//     labels what it logs. A chatd of its own is a cluster of one node, and
 //     [Cluster] is a node's part in the log even then.
-//   - log: three things. (1) The chat's ordered log of commands ([Log],
-//     [Entry]): memLog in memory, internal/disklog on disk,
-//     internal/jslog for a cluster. (2) A member's resume log
-//     (member.log, ring.go): its last events, replayed to a stream that
-//     resumes. (3) The server's text log (*slog.Logger), named logger or
-//     log in places.
-//   - hub: [Hub], one node's copy of the chat's state (members, channels,
+//   - log: the chat's ordered log of commands ([Log], [Entry]): memLog
+//     in memory, internal/disklog on disk, internal/jslog for a cluster.
+//     The server's text output goes through a *slog.Logger, always named
+//     logger (Service.logger, Cluster.logger).
+//   - replay: a session's last numbered events, kept so that a stream
+//     that resumes is given what it missed (session.replay, an
+//     eventBuffer: see ring.go), bounded by Config.ResumeBuffer and
+//     ResumeBufferBytes; what such a stream is given is a resume's replay.
+//   - hub: [Hub], one node's copy of the chat's state (sessions, channels,
 //     the online list, the deadlines) under one mutex, together with this
 //     node's side of it: the streams attached here, and their queues. It
 //     is both the state machine and the fan-out; the state machine alone
@@ -132,4 +144,44 @@
 //     apply.go). Applying depends only on the state and the entry (its
 //     time is the chat's clock), so every node reaches the same state.
 //     Distinct from append, which puts a command in the log.
+//   - join, leave: a user's stream joins the chat ([Hub.Join],
+//     joinLocked) and leaves it: the Leave command ([Hub.Leave],
+//     leaveLocked; Service.leave logs and counts it, in
+//     chatd_leaves_total). On a logout the session is forgotten; otherwise
+//     it is parked. A channel is entered and left with the word channel
+//     always beside it ([Hub.JoinChannel], [Hub.LeaveChannel]; the
+//     membership itself: enterLocked, exitLocked).
+//   - end: a stream ends when its Chat call returns; the hub ends one
+//     itself (Stream.endLocked: too slow, replaced by a resume, shutdown,
+//     its node cut off). A stream's end is not its session's: the session
+//     goes on, parked, held or on another stream, until it is forgotten.
+//   - online, held, parked: where a session stands (sessionState). Online:
+//     a stream is attached. Held: its node stopped on purpose; it stays on
+//     the online list, unannounced, while its client reconnects elsewhere
+//     (holdLocked; Hub.held counts them). Parked: its stream ended without
+//     a logout; others were told, and it is kept for a resume
+//     (parkLocked). Held and parked last until a deadline (expireLocked).
+//     "held" means only this state: the time a command holds the hub's
+//     lock is metrics.lockTime (chatd_hub_lock_held_seconds, a name that
+//     stays).
+//   - forget: end a session for good, its name and token free again
+//     (forgetLocked): on a logout, when its deadline passes, or at once
+//     on a disconnect if there is no resume grace. A node
+//     that gives up on a command it appended stops waiting for it
+//     (Cluster.stopWaiting); nothing else is forgotten.
+//   - refuse: answer a request with an [Error] instead of carrying it
+//     out; refusals are counted in chatd_refusals_total
+//     (metrics.refused). Service.refuse counts a call's; refuseFrom (and
+//     refuseStatus, and authenticator.refuseSignIn for a sign-in) counts
+//     a call refused before any session against its address's budget too
+//     (refuse.go). The tap's few refusals are made once (cannedRefusal).
+//     In a session, a request refused is answered with a rejection
+//     (Hub.Reject). A command this node never appended is settled with its
+//     refusal as its outcome (Cluster.settleUnappended).
+//   - release: give back what admission counted: a session's count
+//     against its client address (releaseLocked), a stream's place in the
+//     waiting room (roomTicket.release).
+//   - gate: what this node's streams' commands pass on their way to the
+//     log (gate.pass, then gate.passed once appended); shut for a stop,
+//     or for a moment while streams cut off end (gate.shut, gate.shutBy).
 package server

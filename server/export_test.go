@@ -77,7 +77,7 @@ func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
 
 // ListChannels queues the channel list for s alone, as the answer to its
 // request clientID, as a list_channels request on its stream does.
-func (h *Hub) ListChannels(s *Session, clientID string) { h.listChannels(s, clientID) }
+func (h *Hub) ListChannels(s *Stream, clientID string) { h.listChannels(s, clientID) }
 
 // Send sends a message from s: to a channel's members, or privately to one
 // user online, and in both cases to the sender, whose copy is its
@@ -88,7 +88,7 @@ func (h *Hub) ListChannels(s *Session, clientID string) { h.listChannels(s, clie
 // session that is no longer online (ErrNotJoined). It waits for the
 // message to be applied, or until ctx ends: a stream's messages do not
 // (see sendPipelined), so only tests need it.
-func (h *Hub) Send(ctx context.Context, s *Session, text, channelName, recipient, clientID string) error {
+func (h *Hub) Send(ctx context.Context, s *Stream, text, channelName, recipient, clientID string) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err

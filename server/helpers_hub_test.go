@@ -34,7 +34,7 @@ func newHubWith(t testing.TB, edit func(*server.Config)) *server.Hub {
 }
 
 // mustJoin joins name and leaves its events queued.
-func mustJoin(t *testing.T, h *server.Hub, name string) *server.Session {
+func mustJoin(t *testing.T, h *server.Hub, name string) *server.Stream {
 	t.Helper()
 	s, err := h.Join(t.Context(), name, "", 0, netip.Addr{})
 	if err != nil {
@@ -45,7 +45,7 @@ func mustJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 
 // hubJoin joins name and takes what a join queues for it: the welcome,
 // then general's channel_joined and history. It returns the welcome.
-func hubJoin(t *testing.T, h *server.Hub, name string) *server.Session {
+func hubJoin(t *testing.T, h *server.Hub, name string) *server.Stream {
 	t.Helper()
 	s := mustJoin(t, h, name)
 	evs := queued(s)
@@ -57,7 +57,7 @@ func hubJoin(t *testing.T, h *server.Hub, name string) *server.Session {
 }
 
 // queued takes every event waiting on s's queue.
-func queued(s *server.Session) []*chatv1.ChatResponse {
+func queued(s *server.Stream) []*chatv1.ChatResponse {
 	var evs []*chatv1.ChatResponse
 	for _, d := range s.Take(nil) {
 		evs = append(evs, d.Response())
@@ -66,7 +66,7 @@ func queued(s *server.Session) []*chatv1.ChatResponse {
 }
 
 // take takes the one event waiting on s's queue.
-func take(t *testing.T, s *server.Session) *chatv1.ChatResponse {
+func take(t *testing.T, s *server.Stream) *chatv1.ChatResponse {
 	t.Helper()
 	evs := queued(s)
 	if len(evs) != 1 {
@@ -75,14 +75,14 @@ func take(t *testing.T, s *server.Session) *chatv1.ChatResponse {
 	return evs[0]
 }
 
-func expectNothingQueued(t *testing.T, s *server.Session) {
+func expectNothingQueued(t *testing.T, s *server.Stream) {
 	t.Helper()
 	if evs := queued(s); len(evs) > 0 {
 		t.Fatalf("%s has %d events queued: %v; want none", s.User().GetUsername(), len(evs), evs)
 	}
 }
 
-func isEnded(s *server.Session) bool {
+func isEnded(s *server.Stream) bool {
 	select {
 	case <-s.Ended():
 		return true
@@ -99,7 +99,7 @@ func sameEvent(a, b *chatv1.ChatResponse) bool {
 	return proto.Equal(a, b)
 }
 
-func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Session, name string) {
+func mustJoinChannel(t *testing.T, h *server.Hub, s *server.Stream, name string) {
 	t.Helper()
 	if err := h.JoinChannel(t.Context(), s, name); err != nil {
 		t.Fatalf("%s: JoinChannel(%q) = %v", s.User().GetUsername(), name, err)

@@ -103,7 +103,7 @@ type client struct {
 	cancel  context.CancelFunc
 	recvs   chan received
 	welcome *chatv1.ChatResponse // set by join
-	general *channelSnapshot     // set by join: general's members and history
+	general *channelCatchUp      // set by join: general's members and history
 	// greeting is every event the join read: the welcome, then (for a new
 	// session) general's channel_joined and history.
 	greeting []*chatv1.ChatResponse
@@ -169,11 +169,11 @@ func join(t *testing.T, ts *testServer, name string) *client {
 }
 
 // joinOn joins as name on a new stream of conn, and checks the welcome
-// and general's snapshot that follow.
+// and general's catch-up that follow.
 func joinOn(t *testing.T, conn *grpc.ClientConn, name string) *client {
 	t.Helper()
 	c := joinWith(t, conn, name, joinReq(name))
-	c.general = c.expectChannelSnapshot(t, "general")
+	c.general = c.expectChannelCatchUp(t, "general")
 	c.greeting = append(c.greeting, c.general.events()...)
 	return c
 }
@@ -201,35 +201,35 @@ func resumeStream(t *testing.T, ts *testServer, c *client, lastSeq uint64) *clie
 	return joinWith(t, dial(t, ts.addr), c.name, resumeReq(c.name, c.welcome.GetWelcome().GetResumeToken(), lastSeq))
 }
 
-// expectChannelSnapshot reads what a session gets on entering a channel:
+// expectChannelCatchUp reads what a session gets on entering a channel:
 // its own channel_joined, with the members, then the history it announces.
-func (c *client) expectChannelSnapshot(t *testing.T, channel string) *channelSnapshot {
+func (c *client) expectChannelCatchUp(t *testing.T, channel string) *channelCatchUp {
 	t.Helper()
 	ev := c.next(t)
 	cj := ev.GetChannelJoined()
 	if cj == nil || cj.GetChannel() != channel || cj.GetUser().GetUsername() != c.name || ev.GetSeq() == 0 {
 		t.Fatalf("%s: got %v; want its own channel_joined for #%s, with a seq", c.name, ev, channel)
 	}
-	snap := &channelSnapshot{joined: ev, members: names(cj.GetMembers())}
+	entered := &channelCatchUp{joined: ev, members: names(cj.GetMembers())}
 	for range cj.GetHistoryCount() {
 		h := c.next(t)
 		if h.GetMessage() == nil || !h.GetHistory() || h.GetMessage().GetChannel() != cj.GetChannel() {
 			t.Fatalf("%s: got %v; want a history message of #%s", c.name, h, channel)
 		}
-		snap.history = append(snap.history, h)
+		entered.history = append(entered.history, h)
 	}
-	return snap
+	return entered
 }
 
-// channelSnapshot is what a session got on entering a channel.
-type channelSnapshot struct {
+// channelCatchUp is what a session got on entering a channel.
+type channelCatchUp struct {
 	joined  *chatv1.ChatResponse
 	members []string
 	history []*chatv1.ChatResponse
 }
 
-// events returns the snapshot's events as they were received.
-func (s *channelSnapshot) events() []*chatv1.ChatResponse {
+// events returns the catch-up's events as they were received.
+func (s *channelCatchUp) events() []*chatv1.ChatResponse {
 	return append([]*chatv1.ChatResponse{s.joined}, s.history...)
 }
 
@@ -428,12 +428,12 @@ func names(users []*chatv1.User) []string {
 	return out
 }
 
-// joinChannel has c enter channel and reads its snapshot: the
+// joinChannel has c enter channel and reads its catch-up: the
 // channel_joined (shown under the name want) and the history.
-func (c *client) joinChannel(t *testing.T, channel, want string) *channelSnapshot {
+func (c *client) joinChannel(t *testing.T, channel, want string) *channelCatchUp {
 	t.Helper()
 	c.send(t, joinChannelReq(channel, ""))
-	return c.expectChannelSnapshot(t, want)
+	return c.expectChannelCatchUp(t, want)
 }
 
 // expectChannelJoined checks that ev tells c that user entered channel:
@@ -555,7 +555,7 @@ func equalButSeq(a, b *chatv1.ChatResponse) bool {
 // eventKey names an event the same way for every session that receives it,
 // whatever its seq there: a message by its id, presence by the user and
 // join time, a channel event by its channel, user and time. It is "" for
-// what only one session receives (welcome, its own channel snapshot,
+// what only one session receives (welcome, its own channel catch-up,
 // rejections and channel lists).
 func eventKey(ev *chatv1.ChatResponse) string {
 	at := func(ts interface{ AsTime() time.Time }) int64 { return ts.AsTime().UnixNano() }
@@ -570,7 +570,7 @@ func eventKey(ev *chatv1.ChatResponse) string {
 		return fmt.Sprintf("user_left %s %d", u.GetUsername(), at(u.GetJoinTime()))
 	case *chatv1.ChatResponse_ChannelJoined:
 		if len(e.ChannelJoined.GetMembers()) > 0 {
-			return "" // the joiner's own snapshot
+			return "" // the joiner's own catch-up
 		}
 		return fmt.Sprintf("channel_joined #%s %s %d", e.ChannelJoined.GetChannel(), e.ChannelJoined.GetUser().GetUsername(), at(ev.GetTime()))
 	case *chatv1.ChatResponse_ChannelLeft:
@@ -641,7 +641,7 @@ func applyEvents(name string, evs []*chatv1.ChatResponse) (*sessionView, error) 
 			continue
 		}
 		if ev.GetHistory() {
-			return nil, fmt.Errorf("seq %d: history %v outside a channel snapshot", seq, ev)
+			return nil, fmt.Errorf("seq %d: history %v outside a channel catch-up", seq, ev)
 		}
 		if k := eventKey(ev); k != "" {
 			if seen[k] {

@@ -104,11 +104,11 @@ func (svc *Service) caller(ctx context.Context, token string) (string, error) {
 	}
 	svc.hub.mu.Lock()
 	defer svc.hub.mu.Unlock()
-	m := svc.hub.byToken[string(hashToken(token))]
-	if m == nil {
+	sess := svc.hub.byToken[string(hashToken(token))]
+	if sess == nil {
 		return "", &Error{Kind: ErrUnauthenticated, Msg: "resume_token is no session's: join, and send the token of the session"}
 	}
-	return m.key, nil
+	return sess.key, nil
 }
 
 // errSignInRequired refuses a call without a sign-in on a chat that asks

@@ -61,8 +61,9 @@ func TestHubHistory(t *testing.T) {
 	}
 }
 
-// A channel's history is a snapshot of kept events: however long, it does
-// not make the joiner look too slow, and neither does the next live event.
+// A channel's history, in a catch-up, is made of kept events: however
+// long, it does not make the joiner look too slow, and neither does the
+// next live event.
 func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	t.Parallel()
 	const queueSize = 4
@@ -77,7 +78,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	}
 	b := hubJoin(t, h, "b")
 	mustJoinChannel(t, h, b, "go")
-	mustJoinChannel(t, h, b, "more") // more snapshot, still not counted
+	mustJoinChannel(t, h, b, "more") // more catch-up, still not counted
 	if err := h.Send(t.Context(), a, "live", "go", "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestHubHistoryLongerThanTheQueueIsNotSlowness(t *testing.T) {
 	}
 	evs := queued(b)
 	if n := len(evs); n != 1+3*queueSize+1+1 || evs[n-1].GetMessage().GetText() != "live" {
-		t.Errorf("b got %d events, last %v; want go's snapshot and history, more's snapshot, then the live message", n, evs[n-1])
+		t.Errorf("b got %d events, last %v; want go's catch-up and history, more's catch-up, then the live message", n, evs[n-1])
 	}
 	// Once taken, the limit applies again as usual.
 	for i := range queueSize + 1 {

@@ -44,8 +44,8 @@ func TestHistoryKeepsTheLastMessages(t *testing.T) {
 			}
 			kept := min(sent, historySize)
 
-			snap := bob.joinChannel(t, "room", "room")
-			checkHistory(t, "bob's room", snap, inRoom[sent-kept:])
+			entered := bob.joinChannel(t, "room", "room")
+			checkHistory(t, "bob's room", entered, inRoom[sent-kept:])
 			expectChannelJoined(t, "alice", alice.next(t), "room", "bob")
 			carol := join(t, ts, "carol")
 			checkHistory(t, "carol's general", carol.general, inGeneral[sent-kept:])
@@ -66,19 +66,19 @@ func TestHistoryKeepsTheLastMessages(t *testing.T) {
 	}
 }
 
-// checkHistory checks that a channel snapshot carries want, the senders'
+// checkHistory checks that a channel catch-up carries want, the senders'
 // echoes of the channel's last messages: in order, numbered right after the
 // channel_joined that counts them, marked as history, otherwise unchanged.
-func checkHistory(t *testing.T, what string, snap *channelSnapshot, want []*chatv1.ChatResponse) {
+func checkHistory(t *testing.T, what string, entered *channelCatchUp, want []*chatv1.ChatResponse) {
 	t.Helper()
-	if n := snap.joined.GetChannelJoined().GetHistoryCount(); int(n) != len(want) {
+	if n := entered.joined.GetChannelJoined().GetHistoryCount(); int(n) != len(want) {
 		t.Errorf("%s: history_count %d; want %d", what, n, len(want))
 	}
-	if len(snap.history) != len(want) {
-		t.Fatalf("%s: %d history messages; want %d", what, len(snap.history), len(want))
+	if len(entered.history) != len(want) {
+		t.Fatalf("%s: %d history messages; want %d", what, len(entered.history), len(want))
 	}
-	for i, h := range snap.history {
-		if want := snap.joined.GetSeq() + uint64(i) + 1; h.GetSeq() != want {
+	for i, h := range entered.history {
+		if want := entered.joined.GetSeq() + uint64(i) + 1; h.GetSeq() != want {
 			t.Errorf("%s: history message %d has seq %d; want %d", what, i, h.GetSeq(), want)
 		}
 		if !h.GetHistory() || !proto.Equal(h.GetMessage(), want[i].GetMessage()) || !proto.Equal(h.GetTime(), want[i].GetTime()) {
@@ -165,9 +165,9 @@ func TestHistoryMeetsLiveMessagesExactly(t *testing.T) {
 			}
 
 			for _, c := range cs {
-				snap := c.expectChannelSnapshot(t, "room")
+				entered := c.expectChannelCatchUp(t, "room")
 				var got []string
-				for _, h := range snap.history {
+				for _, h := range entered.history {
 					got = append(got, h.GetMessage().GetId())
 				}
 				for len(got) == 0 || got[len(got)-1] != ids[sent-1] {
@@ -183,12 +183,12 @@ func TestHistoryMeetsLiveMessagesExactly(t *testing.T) {
 				}
 				start := slices.Index(ids, got[0])
 				if start < 0 || !slices.Equal(got, ids[start:]) {
-					t.Fatalf("%s: history (%d) and live messages are not a run of the channel's messages ending with the last: got %q", c.name, len(snap.history), got)
+					t.Fatalf("%s: history (%d) and live messages are not a run of the channel's messages ending with the last: got %q", c.name, len(entered.history), got)
 				}
-				if start > 0 && len(snap.history) != historySize {
-					t.Errorf("%s: %d history messages, then live from message %d; want a full history of %d before", c.name, len(snap.history), start+len(snap.history), historySize)
+				if start > 0 && len(entered.history) != historySize {
+					t.Errorf("%s: %d history messages, then live from message %d; want a full history of %d before", c.name, len(entered.history), start+len(entered.history), historySize)
 				}
-				t.Logf("%s: %d history, %d live", c.name, len(snap.history), len(got)-len(snap.history))
+				t.Logf("%s: %d history, %d live", c.name, len(entered.history), len(got)-len(entered.history))
 			}
 		})
 	}
@@ -211,8 +211,8 @@ func TestHistorySizeZero(t *testing.T) {
 	if n := bob.general.joined.GetChannelJoined().GetHistoryCount(); n != 0 {
 		t.Errorf("bob's general history_count = %d; want 0", n)
 	}
-	if snap := bob.joinChannel(t, "room", "room"); snap.joined.GetChannelJoined().GetHistoryCount() != 0 {
-		t.Errorf("bob's room snapshot %v; want history_count 0", snap.joined)
+	if entered := bob.joinChannel(t, "room", "room"); entered.joined.GetChannelJoined().GetHistoryCount() != 0 {
+		t.Errorf("bob's room catch-up %v; want history_count 0", entered.joined)
 	}
 	alice.send(t, sendReq("live", "room", "", ""))
 	expectChannelMessage(t, "bob", bob.next(t), "room", "alice", "live")
@@ -240,8 +240,8 @@ func TestHistoryLargerThanQueue(t *testing.T) {
 	if len(bob.general.history) != historySize {
 		t.Errorf("bob's general history has %d messages; want %d", len(bob.general.history), historySize)
 	}
-	if snap := bob.joinChannel(t, "room", "room"); len(snap.history) != historySize {
-		t.Errorf("bob's room history has %d messages; want %d", len(snap.history), historySize)
+	if entered := bob.joinChannel(t, "room", "room"); len(entered.history) != historySize {
+		t.Errorf("bob's room history has %d messages; want %d", len(entered.history), historySize)
 	}
 	expectJoined(t, "alice", alice.next(t), "bob", false)
 	expectChannelJoined(t, "alice", alice.next(t), "room", "bob")

@@ -337,11 +337,11 @@ func TestJoinChurnBounded(t *testing.T) {
 	honestRoundTrip(t, ts, "newcomer")
 }
 
-// A client that sends a burst of requests that each queue a snapshot
+// A client that sends a burst of requests that each queue a catch-up
 // (channel members and history), and reads promptly, is never taken for
-// slow: the server reads its next request only once the last snapshot is
+// slow: the server reads its next request only once the last catch-up is
 // on its way.
-func TestSnapshotBurstIsNotSlowness(t *testing.T) {
+func TestCatchUpBurstIsNotSlowness(t *testing.T) {
 	const channels, history, queue = 13, 100, 64
 	cfg := testConfig(func(c *server.Config) {
 		c.QueueSize = queue
@@ -375,7 +375,7 @@ func TestSnapshotBurstIsNotSlowness(t *testing.T) {
 		var got int
 		for got < want {
 			if _, err := c.recv(waitTimeout); err != nil {
-				t.Fatalf("%s: after %d of %d events: %v; want every snapshot, not a drop", name, got, want, describe(err))
+				t.Fatalf("%s: after %d of %d events: %v; want every catch-up, not a drop", name, got, want, describe(err))
 			}
 			got++
 		}
@@ -424,10 +424,10 @@ func TestListFloodLimited(t *testing.T) {
 	expectMessage(t, "alice", alice.next(t), "alice", "still here", "a1")
 }
 
-// A session that keeps sending what is refused is ended, with
+// A stream that keeps sending what is refused is ended, with
 // RESOURCE_EXHAUSTED and the reason, and is no longer answered; other
 // sessions go on.
-func TestRefusalFloodEndsSession(t *testing.T) {
+func TestRefusalFloodEndsStream(t *testing.T) {
 	cfg := testConfig(func(c *server.Config) {
 		c.RefusalRate = 0.01 // no refill within the test
 		c.RefusalBurst = 30

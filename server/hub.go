@@ -29,14 +29,14 @@ import (
 // cluster.go): a node of its own applies each as it is appended to its
 // own log; the nodes of a cluster each apply every command of a shared
 // log. Applying an event queues it on
-// every session it concerns (and records it in each one's resume log)
+// every session it concerns (and records it in each one's replay)
 // before the next command is applied, so all sessions see common events in
 // the same order, a channel's messages reach exactly the members it has at
-// that instant, and a snapshot (welcome, channel members, history) is
+// that instant, and a catch-up (welcome, channel members, history) is
 // exact with no gap or duplicate before the live events that follow it.
 // Applying depends only on the state and the command, never on this node's
 // clock or randomness, so every node of a cluster reaches the same state.
-// Queuing never blocks: a session whose queue is full is dropped as too
+// Queuing never blocks: a stream whose queue is full is dropped as too
 // slow (see flushSlowLocked). A Hub is safe for concurrent use.
 type Hub struct {
 	cfg Config
@@ -54,21 +54,21 @@ type Hub struct {
 	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu       sync.Mutex           // guards the fields below, every member and channel, and the hub-owned fields of every Session; taken before any other lock (see LOCKS.md)
-	now      time.Time            // the chat's clock: when the command being applied happened
-	msgs     uint64               // messages sent so far; numbers message ids
-	attaches uint64               // streams attached so far; numbers attachments
-	byKey    map[string]*member   // every member, online, held or parked, by username key
-	byToken  map[string]*member   // every member by the hash of its resume token
-	bySkel   map[string]*member   // every member by both its lookalikeKeys
-	head     *member              // oldest member on the online list; the list runs in the order they came online
-	tail     *member              // newest member on the online list
-	parked   map[*member]struct{} // members whose stream ended, within their grace period
-	held     int                  // members in stateHeld, for the metrics
-	deadline []expiry             // held and parked members by deadline, soonest first
-	channels map[string]*channel  // by name key
+	mu       sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every Stream; taken before any other lock (see LOCKS.md)
+	now      time.Time             // the chat's clock: when the command being applied happened
+	msgs     uint64                // messages sent so far; numbers message ids
+	attaches uint64                // streams attached so far; numbers attachments
+	byKey    map[string]*session   // every session, online, held or parked, by username key
+	byToken  map[string]*session   // every session by the hash of its resume token
+	bySkel   map[string]*session   // every session by both its lookalikeKeys
+	head     *session              // oldest session on the online list; the list runs in the order they came online
+	tail     *session              // newest session on the online list
+	parked   map[*session]struct{} // sessions whose stream ended, within their grace period
+	held     int                   // sessions in stateHeld, for the metrics
+	deadline []expiry              // held and parked sessions by deadline, soonest first
+	channels map[string]*channel   // by name key
 	general  *channel
-	slow     []*Session           // sessions whose queue overflowed, to drop before mu is released
+	slow     []*Stream            // sessions whose queue overflowed, to drop before mu is released
 	nodes    map[string]*nodeInfo // cluster: the nodes heard from, by id
 	live     liveness             // cluster: how long the log has been heard without a break
 
@@ -80,12 +80,12 @@ type Hub struct {
 	channelList []*chatv1.Channel
 }
 
-// expiry is a deadline of a held or parked member; gen tells a stale one
-// (the member came back, or was held or parked again since).
+// expiry is a deadline of a held or parked session; gen tells a stale one
+// (the session came back, or was held or parked again since).
 type expiry struct {
-	m   *member
-	gen uint64
-	at  time.Time
+	sess *session
+	gen  uint64
+	at   time.Time
 }
 
 // newSoloHub returns the hub of a node of its own whose log is kept in
@@ -112,10 +112,10 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
 		lim:      lim,
 		node:     node,
 		idPrefix: idPrefix,
-		byKey:    make(map[string]*member),
-		byToken:  make(map[string]*member),
-		bySkel:   make(map[string]*member),
-		parked:   make(map[*member]struct{}),
+		byKey:    make(map[string]*session),
+		byToken:  make(map[string]*session),
+		bySkel:   make(map[string]*session),
+		parked:   make(map[*session]struct{}),
 		channels: make(map[string]*channel),
 		nodes:    make(map[string]*nodeInfo),
 		closing:  make(chan struct{}),
@@ -144,7 +144,7 @@ func (h *Hub) isClosing() bool {
 // (ErrShuttingDown). client is the client's address, for the limit on
 // sessions per address; the zero address is not counted. The join waits
 // for its turn in the chat's log, or until ctx ends.
-func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Session, error) {
+func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Stream, error) {
 	if _, _, err := CheckUsername(username); err != nil {
 		return nil, err
 	}
@@ -171,9 +171,9 @@ func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, 
 
 // streamPending is what a node keeps of a command of s: whose it is (see
 // Cluster.cutOffLocked).
-func streamPending(s *Session) *pending { return &pending{stream: s} }
+func streamPending(s *Stream) *pending { return &pending{stream: s} }
 
-// sendPipelined sends a message from s, for the session's reader: to a
+// sendPipelined sends a message from s, for the stream's reader: to a
 // channel's members, or privately to one user online, and in both cases
 // to the sender, whose copy is its acknowledgement; with neither channel
 // nor recipient, to general. It does not wait for the message to be
@@ -183,7 +183,7 @@ func streamPending(s *Session) *pending { return &pending{stream: s} }
 // refuses before the log (invalid text, a bad target) it returns. Up to
 // pipelineWindow of a session's messages are on their way at once; past
 // that it waits. sent is called, under Hub.mu, once the message is sent.
-func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, recipient, clientID string, sent func()) error {
+func (h *Hub) sendPipelined(ctx context.Context, s *Stream, text, channelName, recipient, clientID string, sent func()) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Session, text, channelName, 
 const pipelineWindow = 16
 
 // sendCommand checks a message and makes its command.
-func (h *Hub) sendCommand(s *Session, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
+func (h *Hub) sendCommand(s *Stream, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
 	text, err := CleanText(text)
 	if err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func (h *Hub) sendCommand(s *Session, text, channelName, recipient, clientID str
 // (ErrAlreadyInChannel), and s in too many channels or the server at its
 // channel limit (ErrTooManyChannels). It waits for its turn in the log,
 // or until ctx ends.
-func (h *Hub) JoinChannel(ctx context.Context, s *Session, name string) error {
+func (h *Hub) JoinChannel(ctx context.Context, s *Stream, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func (h *Hub) JoinChannel(ctx context.Context, s *Session, name string) error {
 // LeaveChannel takes s out of a channel; every member, s included, hears of
 // it. It refuses a channel s is not in (ErrNotInChannel). It waits for its
 // turn in the log, or until ctx ends.
-func (h *Hub) LeaveChannel(ctx context.Context, s *Session, name string) error {
+func (h *Hub) LeaveChannel(ctx context.Context, s *Stream, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -269,9 +269,9 @@ func (h *Hub) LeaveChannel(ctx context.Context, s *Session, name string) error {
 	}}}), streamPending(s)).err
 }
 
-// Leave ends s's stream's part in the chat and tells everyone the user went
+// Leave ends s's part in the chat and tells everyone the user went
 // offline, and why. On a logout the session is over, and s is told too, as
-// the last event of its stream. Otherwise (a disconnect) the session is
+// its last event. Otherwise (a disconnect) the session is
 // parked for the resume grace period. Leave reports whether s was still
 // attached: it does nothing for a stream the hub already ended.
 //
@@ -279,12 +279,12 @@ func (h *Hub) LeaveChannel(ctx context.Context, s *Session, name string) error {
 // node is stopping, the stream ends at once, and the node keeps trying to
 // append the leave until it is in: a disconnect then ends the stream with
 // the reason it would have had, a logout without its own user_left.
-func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
+func (h *Hub) Leave(s *Stream, reason chatv1.LeaveReason) bool {
 	cmd := h.command(leaveCommand(s, reason))
 	out := h.submit(context.Background(), cmd, streamPending(s))
 	if errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown) {
 		// Nothing more goes to the stream; what the session misses until
-		// the command applies stays in its log for a resume.
+		// the command applies stays in its replay for a resume.
 		if reason == chatv1.LeaveReason_LEAVE_REASON_LOGOUT {
 			reason = 0
 		}
@@ -295,7 +295,7 @@ func (h *Hub) Leave(s *Session, reason chatv1.LeaveReason) bool {
 
 // dropLocked ends s, a stream of this node whose client is gone, and has
 // its session leave as disconnected. Hub.mu must be held.
-func (h *Hub) dropLocked(s *Session) {
+func (h *Hub) dropLocked(s *Stream) {
 	if s.endClosed {
 		return
 	}
@@ -306,10 +306,10 @@ func (h *Hub) dropLocked(s *Session) {
 // leaveLater has the node append s's leave in the background (see
 // Cluster.later), and reports whether s was still attached. With a reason,
 // s is ended now too.
-func (h *Hub) leaveLater(s *Session, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
+func (h *Hub) leaveLater(s *Stream, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.m.att != s || s.isEnded() {
+	if s.session.stream != s || s.isEnded() {
 		return false
 	}
 	if reason != 0 {
@@ -319,14 +319,14 @@ func (h *Hub) leaveLater(s *Session, cmd *clusterv1.Command, reason chatv1.Leave
 	return true
 }
 
-func leaveCommand(s *Session, reason chatv1.LeaveReason) *clusterv1.Command {
+func leaveCommand(s *Stream, reason chatv1.LeaveReason) *clusterv1.Command {
 	return &clusterv1.Command{Action: &clusterv1.Command_Leave{Leave: &clusterv1.Leave{Stream: s.ref(), Reason: reason}}}
 }
 
 // listChannels queues the channel list for s alone, as the answer to its
 // request clientID. It is this node's view: no command is needed, and the
 // answer comes in order with the events s has been given.
-func (h *Hub) listChannels(s *Session, clientID string) {
+func (h *Hub) listChannels(s *Stream, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -340,7 +340,7 @@ func (h *Hub) listChannels(s *Session, clientID string) {
 
 // Reject queues a refusal of one of s's requests for s alone. A rejection is
 // an answer, not an event of the session, so it carries seq 0.
-func (h *Hub) Reject(s *Session, clientID string, err error) {
+func (h *Hub) Reject(s *Stream, clientID string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -351,7 +351,7 @@ func (h *Hub) Reject(s *Session, clientID string, err error) {
 }
 
 // rejectLocked is Reject with the lock held.
-func (h *Hub) rejectLocked(s *Session, clientID string, err error) {
+func (h *Hub) rejectLocked(s *Stream, clientID string, err error) {
 	st := Status(err)
 	h.replyLocked(s, &chatv1.ChatResponse{
 		Time: timestamppb.Now(),
@@ -392,8 +392,8 @@ func (h *Hub) Shutdown() {
 	}
 	h.closeOnce.Do(func() { close(h.closing) })
 	h.mu.Lock()
-	for m := h.head; m != nil; m = m.next {
-		if s := m.att; s != nil {
+	for sess := h.head; sess != nil; sess = sess.next {
+		if s := sess.stream; s != nil {
 			s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
 		}
 	}
@@ -433,8 +433,8 @@ func (h *Hub) tickLocked(now time.Time) {
 func (h *Hub) usersLocked() []*chatv1.User {
 	if h.users == nil {
 		users := make([]*chatv1.User, 0, len(h.byKey)-len(h.parked))
-		for m := h.head; m != nil; m = m.next {
-			users = append(users, m.user)
+		for sess := h.head; sess != nil; sess = sess.next {
+			users = append(users, sess.user)
 		}
 		h.users = users
 	}

@@ -18,11 +18,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func TestHubDropsSlowSession(t *testing.T) {
+func TestHubDropsSlowStream(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	h := newHub(t, 10, queueSize)
-	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a snapshot: not counted)
+	slow := mustJoin(t, h, "slow")                                       // queue: welcome, channel_joined (a catch-up: not counted)
 	fast := hubJoin(t, h, "fast")                                        // slow's queue: + user_joined
 	if err := h.Send(t.Context(), fast, "one", "", "", ""); err != nil { // slow's queue: + one: full
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestHubDropsSlowSession(t *testing.T) {
 // A client that stops reading is dropped once what waits for it takes
 // QueueBytes, long before QueueSize long messages, so that it cannot make
 // the server hold that many for it.
-func TestHubDropsSlowSessionByBytes(t *testing.T) {
+func TestHubDropsSlowStreamByBytes(t *testing.T) {
 	t.Parallel()
 	const queueBytes = 64 << 10
 	h := newHubWith(t, func(c *server.Config) { c.QueueBytes, c.MessageRate = queueBytes, 0 })
@@ -110,7 +110,7 @@ func TestHubDropsSlowSessionByBytes(t *testing.T) {
 func TestHubDropCascades(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 3)
-	a := mustJoin(t, h, "a")                                          // a: welcome, general (a snapshot: not counted)
+	a := mustJoin(t, h, "a")                                          // a: welcome, general (a catch-up: not counted)
 	b := mustJoin(t, h, "b")                                          // a: +joined b; b: welcome, general
 	c := hubJoin(t, h, "c")                                           // a: +joined c; b: +joined c
 	if err := h.Send(t.Context(), b, "pre", "", "", ""); err != nil { // a: full; b: 2 of 3
@@ -146,7 +146,7 @@ func TestHubDropCascades(t *testing.T) {
 func TestHubShutdown(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 16)
-	sessions := []*server.Session{hubJoin(t, h, "a"), hubJoin(t, h, "b"), hubJoin(t, h, "c")}
+	sessions := []*server.Stream{hubJoin(t, h, "a"), hubJoin(t, h, "b"), hubJoin(t, h, "c")}
 	for _, s := range sessions {
 		queued(s)
 	}

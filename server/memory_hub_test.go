@@ -1,9 +1,9 @@
 package server_test
 
-// What resume logs and channel histories really keep, measured on the
+// What replays and channel histories really keep, measured on the
 // heap: their byte budgets must count everything the events keep alive,
 // or a client sending long messages makes every session and channel keep
-// a multiple of what the README promises.
+// a multiple of what docs/limits.md promises.
 
 import (
 	"fmt"
@@ -22,14 +22,14 @@ func longText(i, n int) string {
 	return prefix + strings.Repeat(string(rune('a'+i%26)), n-len(prefix))
 }
 
-func TestResumeLogsKeepTheirBudget(t *testing.T) {
+func TestReplaysKeepTheirBudget(t *testing.T) {
 	const recipients, perRecipient, textBytes = 40, 100, 4000
 	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
 	before := heapInUse()
 
 	sender := hubJoin(t, h, "sender")
-	rs := make([]*server.Session, recipients)
+	rs := make([]*server.Stream, recipients)
 	for i := range rs {
 		rs[i] = hubJoin(t, h, fmt.Sprintf("r%02d", i))
 	}
@@ -45,7 +45,7 @@ func TestResumeLogsKeepTheirBudget(t *testing.T) {
 			r.Take(nil)
 		}
 	}
-	// Each recipient's log holds its last ~256 KiB of private messages,
+	// Each recipient's replay holds its last ~256 KiB of private messages,
 	// the sender's its last ~256 KiB of them all (shared with the
 	// recipients'), and nothing else holds them.
 	grew := int64(heapInUse()) - int64(before)
@@ -58,7 +58,7 @@ func TestResumeLogsKeepTheirBudget(t *testing.T) {
 		t.Errorf("each session keeps %d KiB; want at most its resume budget of %d KiB (and a little for the session itself)", perSession>>10, budget>>10)
 	}
 	if perSession < budget/2 {
-		t.Errorf("each session keeps only %d KiB of a budget of %d KiB: the test no longer fills the logs", perSession>>10, budget>>10)
+		t.Errorf("each session keeps only %d KiB of a budget of %d KiB: the test no longer fills the replays", perSession>>10, budget>>10)
 	}
 }
 
@@ -83,7 +83,7 @@ func TestHistoryKeepsItsBudget(t *testing.T) {
 	}
 	grew := int64(heapInUse()) - int64(before)
 	runtime.KeepAlive(h)
-	// The writer's own resume log holds its last 256 KiB of them too.
+	// The writer's own replay holds its last 256 KiB of them too.
 	perChannel := (grew - int64(cfg.ResumeBufferBytes)) / channels
 	budget := int64(cfg.HistoryBytes)
 	t.Logf("heap per channel: %d KiB for a budget of %d KiB (sent %d KiB to each)", perChannel>>10, budget>>10, sent*textBytes>>10)

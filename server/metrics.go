@@ -56,10 +56,10 @@ var joinResultNames = [joinResults]string{"new", "resumed", "refused"}
 
 // Outcome labels of chatd_resumes_total.
 const (
-	resumeComplete = iota // the session, with every event missed
-	resumeSnapshot        // the session, from a fresh snapshot: events missed were no longer kept
-	resumeExpired         // the token was unknown (expired, or the session ended): a new session
-	resumeRefused         // the join was refused
+	resumeComplete   = iota // the session, with every event missed
+	resumeIncomplete        // the session, from a fresh catch-up: events missed were no longer kept; labelled "snapshot"
+	resumeExpired           // the token was unknown (expired, or the session ended): a new session
+	resumeRefused           // the join was refused
 	resumeOutcomes
 )
 
@@ -209,7 +209,7 @@ func (m *metrics) left(reason chatv1.LeaveReason, replaced bool) {
 }
 
 // joined counts a join, and what came of its resume token if it had one.
-func (m *metrics) joined(s *Session, withToken bool, err error) {
+func (m *metrics) joined(s *Stream, withToken bool, err error) {
 	switch {
 	case err != nil:
 		m.joins[joinRefused].Inc()
@@ -221,7 +221,7 @@ func (m *metrics) joined(s *Session, withToken bool, err error) {
 		if s.recovery == chatv1.Recovery_RECOVERY_COMPLETE {
 			m.resumes[resumeComplete].Inc()
 		} else {
-			m.resumes[resumeSnapshot].Inc()
+			m.resumes[resumeIncomplete].Inc()
 		}
 	default:
 		m.joins[joinNew].Inc()
@@ -231,8 +231,9 @@ func (m *metrics) joined(s *Session, withToken bool, err error) {
 	}
 }
 
-// held records how long a command of kind held the hub's lock, from start.
-func (m *metrics) held(kind int, start time.Time) {
+// lockTime records how long a command of kind held the hub's lock, from
+// start (chatd_hub_lock_held_seconds).
+func (m *metrics) lockTime(kind int, start time.Time) {
 	m.lockHeld[kind].Observe(time.Since(start).Seconds())
 }
 

@@ -111,16 +111,16 @@ func (c *Cluster) heartbeatLoop(ctx context.Context) {
 // is refused (see Cluster.cutOffLocked).
 func (h *Hub) nodeDownLocked(id string) {
 	delete(h.nodes, id)
-	var cut []*Session
-	for m := h.head; m != nil; {
-		next := m.next
-		if m.state == stateOnline && m.node == id {
-			if s := m.att; s != nil {
+	var cut []*Stream
+	for sess := h.head; sess != nil; {
+		next := sess.next
+		if sess.state == stateOnline && sess.node == id {
+			if s := sess.stream; s != nil {
 				cut = append(cut, s)
 			}
-			h.parkLocked(m, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+			h.parkLocked(sess, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 		}
-		m = next
+		sess = next
 	}
 	if len(cut) > 0 {
 		h.cl.cutOffLocked(cut)
@@ -131,9 +131,9 @@ func (h *Hub) nodeDownLocked(id string) {
 // stopped on purpose: nobody is told unless they are not back in time.
 func (h *Hub) nodeStoppedLocked(id string) {
 	delete(h.nodes, id)
-	for m := h.head; m != nil; m = m.next {
-		if m.state == stateOnline && m.node == id {
-			h.holdLocked(m)
+	for sess := h.head; sess != nil; sess = sess.next {
+		if sess.state == stateOnline && sess.node == id {
+			h.holdLocked(sess)
 		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 // checks the ordering promise of chat.proto for every session: after its
 // welcome it gets every event that concerns it exactly once, numbered with
 // no gap; any two sessions get the events they share in the same order; and
-// its welcome snapshot plus the joined/left deltas it got equals ListUsers
+// its welcome plus the joined/left deltas it got equals ListUsers
 // once everything settles.
 func TestConcurrentSessionsShareOneOrder(t *testing.T) {
 	t.Parallel()

@@ -7,136 +7,136 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// This file moves members between their states (see memberState): a stream
+// This file moves sessions between their states (see sessionState): a stream
 // attaches (online), its node stops (held), it ends (parked), a deadline
 // passes (forgotten). Nodes heard from or given up for dead, which hold or
 // park their users, are nodes.go's. Every function here must be called
 // with Hub.mu held.
 
-// attachLocked gives m a new stream on node and, if m was offline, puts it
-// at the end of the online list. The stream is returned if it is on this
-// node; p is what this node kept of the join.
-func (h *Hub) attachLocked(m *member, node string, p *pending) *Session {
-	wasOnline := m.online()
-	if m.state == stateHeld {
+// attachLocked gives sess a new stream on node and, if sess was offline,
+// puts it at the end of the online list. The stream is returned if it is
+// on this node; p is what this node kept of the join.
+func (h *Hub) attachLocked(sess *session, node string, p *pending) *Stream {
+	wasOnline := sess.online()
+	if sess.state == stateHeld {
 		h.held--
 	}
 	h.attaches++
-	m.state, m.node, m.attach = stateOnline, node, h.attaches
-	var s *Session
+	sess.state, sess.node, sess.attach = stateOnline, node, h.attaches
+	var s *Stream
 	if node == h.node {
-		s = newSession(m, h.cfg.QueueSize, h.cfg.QueueBytes)
-		m.att = s
-		h.countLocked(m, p)
+		s = newStream(sess, h.cfg.QueueSize, h.cfg.QueueBytes)
+		sess.stream = s
+		h.countLocked(sess, p)
 	}
 	if wasOnline {
 		return s
 	}
 	h.users, h.channelList = nil, nil
-	for _, ch := range m.channels {
+	for _, ch := range sess.channels {
 		ch.online++
 	}
-	m.prev = h.tail
+	sess.prev = h.tail
 	if h.tail != nil {
-		h.tail.next = m
+		h.tail.next = sess
 	} else {
-		h.head = m
+		h.head = sess
 	}
-	h.tail = m
+	h.tail = sess
 	return s
 }
 
-// countLocked counts m's session against the address its new stream on
+// countLocked counts sess against the address its new stream on
 // this node comes from, taking over what the join counted (p.counted) or
-// moving m's count from where it was.
-func (h *Hub) countLocked(m *member, p *pending) {
+// moving sess's count from where it was.
+func (h *Hub) countLocked(sess *session, p *pending) {
 	if h.lim == nil || p == nil || !p.client.IsValid() {
 		return
 	}
 	switch {
-	case m.client.IsValid() && p.counted:
-		h.lim.ReleaseSession(m.client)
-	case m.client.IsValid():
-		h.lim.MoveSession(m.client, p.client)
+	case sess.client.IsValid() && p.counted:
+		h.lim.ReleaseSession(sess.client)
+	case sess.client.IsValid():
+		h.lim.MoveSession(sess.client, p.client)
 	case !p.counted:
 		h.lim.AddSession(p.client)
 	}
-	m.client, p.counted = p.client, false
+	sess.client, p.counted = p.client, false
 }
 
-// detachLocked takes m's stream away and m off the online list.
-func (h *Hub) detachLocked(m *member) {
+// detachLocked takes sess's stream away and sess off the online list.
+func (h *Hub) detachLocked(sess *session) {
 	h.users, h.channelList = nil, nil
-	for _, ch := range m.channels {
+	for _, ch := range sess.channels {
 		ch.online--
 	}
-	if m.state == stateHeld {
+	if sess.state == stateHeld {
 		h.held--
 	}
 	// Offline until the caller parks or forgets it.
-	m.state, m.att, m.node, m.attach = stateOffline, nil, "", 0
-	if m.prev != nil {
-		m.prev.next = m.next
+	sess.state, sess.stream, sess.node, sess.attach = stateOffline, nil, "", 0
+	if sess.prev != nil {
+		sess.prev.next = sess.next
 	} else {
-		h.head = m.next
+		h.head = sess.next
 	}
-	if m.next != nil {
-		m.next.prev = m.prev
+	if sess.next != nil {
+		sess.next.prev = sess.prev
 	} else {
-		h.tail = m.prev
+		h.tail = sess.prev
 	}
-	m.prev, m.next = nil, nil
+	sess.prev, sess.next = nil, nil
 }
 
-// parkLocked takes m offline after its stream ended without a logout, and
+// parkLocked takes sess offline after its stream ended without a logout, and
 // keeps it, still receiving its events, for the resume grace period.
-func (h *Hub) parkLocked(m *member, reason chatv1.LeaveReason) {
-	h.detachLocked(m)
+func (h *Hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
+	h.detachLocked(sess)
 	if h.cfg.ResumeGrace > 0 {
-		m.state = stateParked
-		h.parked[m] = struct{}{}
-		h.deadlineLocked(m)
+		sess.state = stateParked
+		h.parked[sess] = struct{}{}
+		h.deadlineLocked(sess)
 	} else {
-		h.forgetLocked(m)
+		h.forgetLocked(sess)
 	}
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-		UserLeft: &chatv1.UserLeft{User: m.user, Reason: reason},
-	}}), m)
+		UserLeft: &chatv1.UserLeft{User: sess.user, Reason: reason},
+	}}), sess)
 }
 
-// unparkLocked ends m's grace period because it is coming back.
-func (h *Hub) unparkLocked(m *member) {
-	delete(h.parked, m)
-	h.undeadlineLocked(m)
+// unparkLocked ends sess's grace period because it is coming back.
+func (h *Hub) unparkLocked(sess *session) {
+	delete(h.parked, sess)
+	h.undeadlineLocked(sess)
 }
 
-// holdLocked keeps m on the online list without a stream until its
+// holdLocked keeps sess on the online list without a stream until its
 // deadline: its node stopped, and its client is reconnecting to another.
-func (h *Hub) holdLocked(m *member) {
-	if s := m.att; s != nil {
+func (h *Hub) holdLocked(sess *session) {
+	if s := sess.stream; s != nil {
 		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
 	}
-	if m.state != stateHeld {
+	if sess.state != stateHeld {
 		h.held++
 	}
-	m.state, m.att, m.node, m.attach = stateHeld, nil, "", 0
-	h.deadlineLocked(m)
+	sess.state, sess.stream, sess.node, sess.attach = stateHeld, nil, "", 0
+	h.deadlineLocked(sess)
 }
 
-// deadlineLocked sets m's deadline, the resume grace period from now.
+// deadlineLocked sets sess's deadline, the resume grace period from now.
 // Every node applies it when the log's clock passes it, all at the same
 // point of the log (see Cluster.armTickLocked).
-func (h *Hub) deadlineLocked(m *member) {
-	m.gen++
-	m.deadline = h.now.Add(h.cfg.ResumeGrace)
+func (h *Hub) deadlineLocked(sess *session) {
+	sess.gen++
+	sess.deadline = h.now.Add(h.cfg.ResumeGrace)
 	// The chat's clock never goes back, so deadlines come in order.
-	h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
+	h.deadline = append(h.deadline, expiry{sess: sess, gen: sess.gen, at: sess.deadline})
 	h.cl.armTickLocked()
 }
 
-// undeadlineLocked cancels m's deadline: it is back.
-func (h *Hub) undeadlineLocked(m *member) {
-	m.gen++
+// undeadlineLocked cancels sess's deadline: it is back.
+func (h *Hub) undeadlineLocked(sess *session) {
+	sess.gen++
 }
 
 // expireLocked ends the holds and parkings whose deadline has passed: a
@@ -146,20 +146,20 @@ func (h *Hub) expireLocked() {
 		e := h.deadline[0]
 		h.deadline[0] = expiry{}
 		h.deadline = h.deadline[1:]
-		m := e.m
-		if m.gen != e.gen {
+		sess := e.sess
+		if sess.gen != e.gen {
 			continue // came back since
 		}
-		switch m.state {
+		switch sess.state {
 		case stateParked:
-			delete(h.parked, m)
-			h.forgetLocked(m)
+			delete(h.parked, sess)
+			h.forgetLocked(sess)
 		case stateHeld:
-			h.detachLocked(m)
-			h.forgetLocked(m)
+			h.detachLocked(sess)
+			h.forgetLocked(sess)
 			h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-				UserLeft: &chatv1.UserLeft{User: m.user, Reason: chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN},
-			}}), m)
+				UserLeft: &chatv1.UserLeft{User: sess.user, Reason: chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN},
+			}}), sess)
 		}
 	}
 	if len(h.deadline) == 0 {
@@ -168,30 +168,30 @@ func (h *Hub) expireLocked() {
 	h.cl.armTickLocked()
 }
 
-// forgetLocked ends m's session for good: its name and token are free and
+// forgetLocked ends sess for good: its name and token are free and
 // it is in no channel. Members of its channels were told already (the user
 // left, or is parked and offline).
-func (h *Hub) forgetLocked(m *member) {
-	delete(h.byKey, m.key)
-	delete(h.byToken, m.tokenHash)
-	for _, k := range m.skels {
-		if h.bySkel[k] == m { // a snapshot of older rules may hold look-alikes
+func (h *Hub) forgetLocked(sess *session) {
+	delete(h.byKey, sess.key)
+	delete(h.byToken, sess.tokenHash)
+	for _, k := range sess.skels {
+		if h.bySkel[k] == sess { // a snapshot of older rules may hold look-alikes
 			delete(h.bySkel, k)
 		}
 	}
-	h.undeadlineLocked(m)
-	h.releaseLocked(m)
-	for len(m.channels) > 0 {
-		h.exitLocked(m, m.channels[len(m.channels)-1])
+	h.undeadlineLocked(sess)
+	h.releaseLocked(sess)
+	for len(sess.channels) > 0 {
+		h.exitLocked(sess, sess.channels[len(sess.channels)-1])
 	}
-	m.resetLog()
+	sess.resetReplay()
 }
 
-// releaseLocked stops counting m's session against its client address on
+// releaseLocked stops counting sess against its client address on
 // this node.
-func (h *Hub) releaseLocked(m *member) {
-	if h.lim != nil && m.client.IsValid() {
-		h.lim.ReleaseSession(m.client)
-		m.client = netip.Addr{}
+func (h *Hub) releaseLocked(sess *session) {
+	if h.lim != nil && sess.client.IsValid() {
+		h.lim.ReleaseSession(sess.client)
+		sess.client = netip.Addr{}
 	}
 }

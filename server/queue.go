@@ -2,8 +2,8 @@ package server
 
 import "sync"
 
-// queue is a session's bounded FIFO of deliveries waiting for its writer.
-// It grows only as events arrive, so an idle session holds almost nothing,
+// queue is a stream's bounded FIFO of deliveries waiting for its writer.
+// It grows only as events arrive, so an idle stream holds almost nothing,
 // and its writer takes everything waiting in one go.
 type queue struct {
 	limit      int           // items
@@ -17,11 +17,11 @@ type queue struct {
 	mu    sync.Mutex // guards the fields below
 	items []Delivery
 	bytes int           // what the items pushed by push take
-	extra int           // items pushed past the limit by pushExtra, forgiven until taken
+	extra int           // catch-up items, pushed past the limit by pushCatchUp, forgiven until taken
 	taken chan struct{} // closed when the writer takes them; nil while extra is 0
 }
 
-// closedChan is what snapshotTaken returns when no snapshot is waiting.
+// closedChan is what catchUpTaken returns when no catch-up is waiting.
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)
@@ -64,12 +64,12 @@ func halfFull(n, limit, bytes, limitBytes int) bool {
 	return 2*n >= limit || 2*bytes >= limitBytes
 }
 
-// pushExtra adds ds whatever the limit, and does not count them against it
-// until the writer has taken them: a snapshot (a channel's history, what a
-// resumed session missed) is made of events kept anyway, costs the queue
-// only its slots, and must not make the next live event look like the
-// client fell behind.
-func (q *queue) pushExtra(ds ...Delivery) {
+// pushCatchUp adds ds whatever the limit, and does not count them against
+// it until the writer has taken them: a catch-up (a welcome, a channel's
+// members and history, what a resumed session missed) is made of events
+// kept anyway, costs the queue only its slots, and must not make the next
+// live event look like the client fell behind.
+func (q *queue) pushCatchUp(ds ...Delivery) {
 	if len(ds) == 0 {
 		return
 	}
@@ -83,13 +83,13 @@ func (q *queue) pushExtra(ds ...Delivery) {
 	q.signal()
 }
 
-// snapshotTaken returns a channel that is closed once the writer has taken
-// everything pushed by pushExtra so far. The session's reader waits on it
+// catchUpTaken returns a channel that is closed once the writer has taken
+// everything pushed by pushCatchUp so far. The stream's reader waits on it
 // before it reads the next request: a client that keeps reading gets each
-// snapshot it asks for before it can ask for another, so no burst of
-// requests piles snapshots up past the queue's limit, and a client that
+// catch-up it asks for before it can ask for another, so no burst of
+// requests piles catch-ups up past the queue's limit, and a client that
 // stops reading stops being read.
-func (q *queue) snapshotTaken() <-chan struct{} {
+func (q *queue) catchUpTaken() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.taken == nil {
@@ -98,7 +98,7 @@ func (q *queue) snapshotTaken() <-chan struct{} {
 	return q.taken
 }
 
-// forgiving reports whether nothing pushed by pushExtra is waiting.
+// forgiving reports whether nothing pushed by pushCatchUp is waiting.
 func (q *queue) forgiving() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -138,7 +138,7 @@ func (q *queue) take(spare []Delivery) []Delivery {
 
 // recycle clears a batch the writer has sent so that its events can be
 // collected, and returns it for reuse by take, or nil if it grew large: a
-// burst should not leave an idle session holding a big slice.
+// burst should not leave an idle stream holding a big slice.
 func recycle(batch []Delivery) []Delivery {
 	const keep = 64
 	if cap(batch) > keep {

@@ -49,20 +49,21 @@ import (
 // call's token from its address's list rate.
 type listAllowedKey struct{}
 
-// ticketKey keeps, in a Chat stream's context, the *heldTicket of the
+// ticketKey keeps, in a Chat stream's context, the *roomTicket of the
 // place in the waiting room that the tap gave it.
 type ticketKey struct{}
 
-// heldTicket is a stream's place in the waiting room.
-type heldTicket struct {
+// roomTicket is a stream's place in the waiting room.
+type roomTicket struct {
 	*admission.Ticket
 	stop func() bool // stops the Leave that the stream's end would call
 }
 
-// leave gives the place up: the stream joined, or ended.
-func (h *heldTicket) leave() {
-	h.stop()
-	h.Leave()
+// release gives the place back to the waiting room: the stream joined,
+// or ended.
+func (t *roomTicket) release() {
+	t.stop()
+	t.Leave()
 }
 
 // tap is the server's tap handle (grpc.InTapHandle). It must not block:
@@ -79,7 +80,7 @@ func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		// gRPC cancels a stream's context when the stream ends, however
 		// it ends: the place is given back even if the handler never
 		// runs (an interceptor refused the call; the server stopped).
-		return context.WithValue(ctx, ticketKey{}, &heldTicket{t, context.AfterFunc(ctx, t.Leave)}), nil
+		return context.WithValue(ctx, ticketKey{}, &roomTicket{t, context.AfterFunc(ctx, t.Leave)}), nil
 	case chatv1.ChatService_ListUsers_FullMethodName, chatv1.ChatService_ListChannels_FullMethodName:
 		client, ok := svc.lim.FromContext(ctx)
 		if !ok || !svc.serving() {
@@ -127,23 +128,23 @@ func (svc *Service) refuseStatus(ctx context.Context, client netip.Addr, st *sta
 	return stErr
 }
 
-// A refusal is a refusal that the tap makes, with its status worked out
-// once: the tap refuses with the same few, and a flood with each many
+// A cannedRefusal is a refusal that the tap makes, with its status worked
+// out once: the tap refuses with the same few, and a flood with each many
 // times over.
-type refusal struct {
+type cannedRefusal struct {
 	*Error
 	st  *status.Status
 	err error // st.Err()
 }
 
-func newRefusal(e *Error) refusal {
+func newCannedRefusal(e *Error) cannedRefusal {
 	st := e.GRPCStatus()
-	return refusal{e, st, st.Err()}
+	return cannedRefusal{e, st, st.Err()}
 }
 
 // roomRefusal is the refusal of a stream that the waiting room did not
 // take, for err.
-func (svc *Service) roomRefusal(err error) *refusal {
+func (svc *Service) roomRefusal(err error) *cannedRefusal {
 	if errors.Is(err, admission.ErrFull) {
 		return &svc.full
 	}

@@ -20,7 +20,7 @@ import (
 
 // hubJoined is a session with what it was told at its join.
 type hubJoined struct {
-	s       *server.Session
+	s       *server.Stream
 	token   string
 	lastSeq uint64 // of the last event taken off its queue
 }
@@ -91,7 +91,7 @@ func TestHubResumeGivesEveryMissedEvent(t *testing.T) {
 	w := evs[0]
 	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE || w.GetSeq() != alice.lastSeq ||
 		len(w.GetWelcome().GetOnlineUsers()) != 0 || w.GetWelcome().GetResumeToken() != alice.token {
-		t.Fatalf("resumed welcome = %v; want COMPLETE, seq %d, no snapshot, the same token", w, alice.lastSeq)
+		t.Fatalf("resumed welcome = %v; want COMPLETE, seq %d, no catch-up, the same token", w, alice.lastSeq)
 	}
 	var got []string
 	for i, ev := range evs[1:] {
@@ -217,7 +217,7 @@ func TestHubResumeAfterGraceIsIncomplete(t *testing.T) {
 	w := evs[0].GetWelcome()
 	if w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || !slices.Equal(names(w.GetOnlineUsers()), []string{"alice"}) ||
 		evs[0].GetSeq() != 1 || w.GetResumeToken() == alice.token {
-		t.Errorf("late resume welcome = %v; want INCOMPLETE, a fresh snapshot, seq 1, a new token", evs[0])
+		t.Errorf("late resume welcome = %v; want INCOMPLETE, a fresh catch-up, seq 1, a new token", evs[0])
 	}
 	if len(evs) != 2 || evs[1].GetChannelJoined().GetChannel() != "general" {
 		t.Errorf("late resume got %v; want the welcome and general only (go was forgotten)", evs)
@@ -253,7 +253,7 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 	w := evs[0]
 	if w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetSeq() <= alice.lastSeq ||
 		!slices.Equal(names(w.GetWelcome().GetOnlineUsers()), []string{"bob", "alice"}) || w.GetWelcome().GetResumeToken() != alice.token {
-		t.Fatalf("welcome = %v; want INCOMPLETE with a fresh snapshot, numbered after %d, the same token", w, alice.lastSeq)
+		t.Fatalf("welcome = %v; want INCOMPLETE with a fresh catch-up, numbered after %d, the same token", w, alice.lastSeq)
 	}
 	var channels []string
 	for i, ev := range evs[1:] {
@@ -263,12 +263,12 @@ func TestHubResumeWithTooMuchMissedRebuilds(t *testing.T) {
 		if cj := ev.GetChannelJoined(); cj != nil {
 			channels = append(channels, cj.GetChannel())
 			if cj.GetChannel() == "go" && cj.GetHistoryCount() != 4 {
-				t.Errorf("go's snapshot = %v; want its 4 messages as history", cj)
+				t.Errorf("go's catch-up = %v; want its 4 messages as history", cj)
 			}
 		}
 	}
 	if !slices.Equal(channels, []string{"general", "go"}) {
-		t.Errorf("snapshots for %q; want general and go: she is still in them", channels)
+		t.Errorf("catch-ups for %q; want general and go: she is still in them", channels)
 	}
 }
 
@@ -347,8 +347,8 @@ func TestHubResumeReplayIsNotSlowness(t *testing.T) {
 }
 
 // A client that kept nothing (a reloaded page) resumes with last_seq 0 and
-// gets its session back as a fresh snapshot, in its channels.
-func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
+// gets its session back as a fresh catch-up, in its channels.
+func TestHubResumeFromNothingIsAFreshCatchUp(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
@@ -363,13 +363,13 @@ func TestHubResumeFromNothingIsAFreshSnapshot(t *testing.T) {
 	}
 	if w := evs[0].GetWelcome(); w.GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || w.GetResumeToken() != alice.token ||
 		!slices.Equal(names(w.GetOnlineUsers()), []string{"alice"}) || !slices.Equal(channels, []string{"general", "go"}) {
-		t.Errorf("resume from seq 0 gave %v; want INCOMPLETE, the same token, a snapshot, and general and go", evs)
+		t.Errorf("resume from seq 0 gave %v; want INCOMPLETE, the same token, a catch-up, and general and go", evs)
 	}
 }
 
-// A channel's snapshot (its member list) is not kept for a resume: a
-// client that missed one gets a fresh snapshot of everything instead.
-func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
+// A channel's catch-up (its member list) is not kept for a resume: a
+// client that missed one gets a fresh catch-up of everything instead.
+func TestHubResumeThatMissedAChannelCatchUpRebuilds(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, 10, 64)
 	alice := hubJoinKeep(t, h, "alice")
@@ -383,14 +383,14 @@ func TestHubResumeThatMissedAChannelSnapshotRebuilds(t *testing.T) {
 		channels = append(channels, ev.GetChannelJoined().GetChannel())
 	}
 	if evs[0].GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_INCOMPLETE || !slices.Equal(channels, []string{"general", "go"}) {
-		t.Errorf("resume from before a channel snapshot gave %v; want INCOMPLETE and snapshots of general and go", evs)
+		t.Errorf("resume from before a channel catch-up gave %v; want INCOMPLETE and catch-ups of general and go", evs)
 	}
-	// Past the snapshot, a resume is complete as usual.
+	// Past the catch-up, a resume is complete as usual.
 	re := hubResume(t, h, "alice", alice, 0)
 	re.take()
 	h.Leave(re.s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 	if w := hubResume(t, h, "alice", re, re.lastSeq).take()[0]; w.GetWelcome().GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
-		t.Errorf("resume after the snapshot = %v; want COMPLETE", w)
+		t.Errorf("resume after the catch-up = %v; want COMPLETE", w)
 	}
 }
 
@@ -439,9 +439,9 @@ func TestHubResumeMemberCountsAndOrder(t *testing.T) {
 	}
 }
 
-// The resume log is bounded by size too: big messages are dropped from it
+// The replay is bounded by size too: big messages are dropped from it
 // sooner, and a resume that needs them rebuilds.
-func TestHubResumeLogIsBoundedInBytes(t *testing.T) {
+func TestHubReplayIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	h := newHubWith(t, func(c *server.Config) { c.ResumeBuffer, c.ResumeBufferBytes = 1000, 10_000 })
 	alice := hubJoinKeep(t, h, "alice")

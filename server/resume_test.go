@@ -24,7 +24,7 @@ import (
 const longGrace = time.Minute
 
 // expectRecovery checks c's welcome: recovery, the seq, the same token as
-// the session's first welcome (old), and a snapshot of who is online only
+// the session's first welcome (old), and a catch-up of who is online only
 // when the recovery is incomplete.
 func expectRecovery(t *testing.T, c *client, old *chatv1.ChatResponse, recovery chatv1.Recovery, seq uint64) {
 	t.Helper()
@@ -194,7 +194,7 @@ func TestResumeFromEarlierSeqResends(t *testing.T) {
 }
 
 // After the grace period the session is gone: the name is free again, and
-// the token gets a new session, with a fresh snapshot, in general only.
+// the token gets a new session, with a fresh catch-up, in general only.
 func TestResumeAfterGrace(t *testing.T) {
 	t.Parallel()
 	const grace = 100 * time.Millisecond
@@ -238,14 +238,14 @@ func TestResumeAfterGrace(t *testing.T) {
 		t.Errorf("bob's welcome %v; want RECOVERY_INCOMPLETE with seq 1: a new session", back.welcome)
 	}
 	if got := names(w.GetOnlineUsers()); !slices.Equal(got, []string{"alice", "bob"}) {
-		t.Errorf("bob's welcome lists %q; want [alice bob], a fresh snapshot", got)
+		t.Errorf("bob's welcome lists %q; want [alice bob], a fresh catch-up", got)
 	}
 	if w.GetResumeToken() == "" || w.GetResumeToken() == bob.welcome.GetWelcome().GetResumeToken() {
 		t.Errorf("bob's new session has token %q; want a new one", w.GetResumeToken())
 	}
-	snap := back.expectChannelSnapshot(t, "general")
-	if len(snap.history) != 1 || snap.history[0].GetMessage().GetText() != "while away" {
-		t.Errorf("bob's general history %v; want alice's message", snap.history)
+	entered := back.expectChannelCatchUp(t, "general")
+	if len(entered.history) != 1 || entered.history[0].GetMessage().GetText() != "while away" {
+		t.Errorf("bob's general history %v; want alice's message", entered.history)
 	}
 	// In general only: room is no longer his.
 	expectJoined(t, "alice", alice.next(t), "bob", false)
@@ -257,7 +257,7 @@ func TestResumeAfterGrace(t *testing.T) {
 }
 
 // A session that missed more than ResumeBuffer events cannot be given them
-// all: it is taken back with a fresh snapshot, in all its channels, with
+// all: it is taken back with a fresh catch-up, in all its channels, with
 // their history, and its numbering goes on from there.
 func TestResumeBufferOverflow(t *testing.T) {
 	t.Parallel()
@@ -292,11 +292,11 @@ func TestResumeBufferOverflow(t *testing.T) {
 	}
 	// A channel_joined with history for every channel he is in, in the
 	// order he entered them, numbered on from the welcome.
-	general := back.expectChannelSnapshot(t, "general")
-	room := back.expectChannelSnapshot(t, "room")
-	empty := back.expectChannelSnapshot(t, "empty")
+	general := back.expectChannelCatchUp(t, "general")
+	room := back.expectChannelCatchUp(t, "room")
+	empty := back.expectChannelCatchUp(t, "empty")
 	var evs []*chatv1.ChatResponse
-	for _, s := range []*channelSnapshot{general, room, empty} {
+	for _, s := range []*channelCatchUp{general, room, empty} {
 		evs = append(evs, s.events()...)
 	}
 	expectSeqs(t, "bob", evs, back.welcome.GetSeq())
@@ -349,7 +349,7 @@ func TestResumeTokenIsForItsOwnName(t *testing.T) {
 		w.GetResumeToken() == aliceToken || !slices.Equal(names(w.GetOnlineUsers()), []string{"alice", "bob", "carol"}) {
 		t.Errorf("carol's welcome %v; want a new session (seq 1, a token of its own, everyone online) with RECOVERY_INCOMPLETE", carol.welcome)
 	}
-	carol.expectChannelSnapshot(t, "general")
+	carol.expectChannelCatchUp(t, "general")
 	expectJoined(t, "alice", alice.next(t), "carol", false)
 	expectJoined(t, "bob", bob.next(t), "carol", false)
 
@@ -485,7 +485,7 @@ func TestLogoutCannotBeResumed(t *testing.T) {
 				w.GetResumeToken() == bob.welcome.GetWelcome().GetResumeToken() {
 				t.Errorf("bob's welcome %v; want a new session (seq 1, a new token) with RECOVERY_INCOMPLETE", back.welcome)
 			}
-			back.expectChannelSnapshot(t, "general")
+			back.expectChannelCatchUp(t, "general")
 			expectJoined(t, "alice", alice.next(t), "bob", false)
 			alice.mark(t, "mark")
 			back.expectMark(t, "alice", "mark") // not in room any more
@@ -575,7 +575,7 @@ func TestTooSlowSessionCanResume(t *testing.T) {
 }
 
 // A resumed session's missed events are replayed whatever the queue's
-// limit: they are kept in its log anyway. They must not count against the
+// limit: they are kept in its replay anyway. They must not count against the
 // limit either, or the first live event to come before the writer takes
 // them would drop a client that is reading as fast as it can. Here the
 // live events are the client's own, sent right behind its join, so that
@@ -630,10 +630,10 @@ func TestResumeBacklogIsNotSlowness(t *testing.T) {
 	back.expectMark(t, "alice", "mark")
 }
 
-// A session that missed too much is rebuilt from a snapshot: every
+// A session that missed too much is rebuilt from a catch-up: every
 // channel's history, however much more than the queue holds. That is not
 // slowness either.
-func TestResumeSnapshotLargerThanQueue(t *testing.T) {
+func TestResumeCatchUpLargerThanQueue(t *testing.T) {
 	t.Parallel()
 	const queueSize, historySize = 4, 10
 	ts := startServer(t, testConfig(func(c *server.Config) {
@@ -663,8 +663,8 @@ func TestResumeSnapshotLargerThanQueue(t *testing.T) {
 	back := resumeStream(t, ts, bob, lastSeq)
 	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_INCOMPLETE, 0)
 	for _, ch := range []string{"general", "room"} {
-		if snap := back.expectChannelSnapshot(t, ch); len(snap.history) != historySize {
-			t.Errorf("bob's %s history has %d messages; want %d", ch, len(snap.history), historySize)
+		if entered := back.expectChannelCatchUp(t, ch); len(entered.history) != historySize {
+			t.Errorf("bob's %s history has %d messages; want %d", ch, len(entered.history), historySize)
 		}
 	}
 	expectJoined(t, "alice", alice.next(t), "bob", true)
@@ -741,8 +741,8 @@ func TestResumeBufferBoundary(t *testing.T) {
 				expectSeqs(t, "bob", back.nextN(t, missed), lastSeq)
 			} else {
 				expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_INCOMPLETE, 0)
-				if snap := back.expectChannelSnapshot(t, "general"); len(snap.history) != missed {
-					t.Errorf("bob's general history has %d messages; want %d", len(snap.history), missed)
+				if entered := back.expectChannelCatchUp(t, "general"); len(entered.history) != missed {
+					t.Errorf("bob's general history has %d messages; want %d", len(entered.history), missed)
 				}
 			}
 			expectJoined(t, "alice", alice.next(t), "bob", true)
@@ -753,10 +753,10 @@ func TestResumeBufferBoundary(t *testing.T) {
 	}
 }
 
-// A snapshot is not slowness however many channels it covers: a session
+// A catch-up is not slowness however many channels it covers: a session
 // rebuilt from one gets a channel_joined for each of its channels even if
 // they alone are more than the queue holds.
-func TestResumeSnapshotWithMoreChannelsThanQueue(t *testing.T) {
+func TestResumeCatchUpWithMoreChannelsThanQueue(t *testing.T) {
 	t.Parallel()
 	const queueSize = 2
 	channels := []string{"general", "a", "b"}
@@ -780,7 +780,7 @@ func TestResumeSnapshotWithMoreChannelsThanQueue(t *testing.T) {
 	back := resumeStream(t, ts, bob, lastSeq)
 	expectRecovery(t, back, bob.welcome, chatv1.Recovery_RECOVERY_INCOMPLETE, 0)
 	for _, ch := range channels {
-		back.expectChannelSnapshot(t, ch)
+		back.expectChannelCatchUp(t, ch)
 	}
 	expectJoined(t, "alice", alice.next(t), "bob", true)
 	expectChannelJoined(t, "alice", alice.next(t), "general", "bob")

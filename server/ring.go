@@ -76,35 +76,36 @@ func (r *ring[T]) copyTo(dst []T) {
 	}
 }
 
-// eventLog keeps the last events pushed to it, bounded both in number and
-// in the memory they take (see Event.bytes). A nil event stands for one
-// that is not kept (a snapshot) and costs nothing. The zero value is an
-// empty log. Not safe for concurrent use: the hub guards every log with
-// its lock.
-type eventLog struct {
+// eventBuffer keeps the last events pushed to it, bounded both in number
+// and in the memory they take (see Event.bytes): a session's replay, a
+// channel's history. A nil event stands for one that is not kept (a
+// channel's catch-up, in a replay) and costs nothing. The zero value is
+// empty. Not safe for concurrent use: the hub guards every buffer with its
+// lock.
+type eventBuffer struct {
 	events ring[*Event]
 	bytes  int // what the events kept take, by Event.bytes
 }
 
 // push appends ev, dropping the oldest events past maxEvents or maxBytes.
-func (l *eventLog) push(ev *Event, maxEvents, maxBytes int) {
-	if dropped, ok := l.events.push(ev, maxEvents); ok {
-		l.bytes -= dropped.bytes()
+func (b *eventBuffer) push(ev *Event, maxEvents, maxBytes int) {
+	if dropped, ok := b.events.push(ev, maxEvents); ok {
+		b.bytes -= dropped.bytes()
 	}
-	l.bytes += ev.bytes()
-	for l.bytes > maxBytes && l.events.len() > 0 {
-		l.bytes -= l.events.popOldest().bytes()
+	b.bytes += ev.bytes()
+	for b.bytes > maxBytes && b.events.len() > 0 {
+		b.bytes -= b.events.popOldest().bytes()
 	}
 }
 
-// len returns how many events the log holds.
-func (l *eventLog) len() int { return l.events.len() }
+// len returns how many events the buffer holds.
+func (b *eventBuffer) len() int { return b.events.len() }
 
 // items returns the events, oldest first, in a new slice.
-func (l *eventLog) items() []*Event { return l.events.items() }
+func (b *eventBuffer) items() []*Event { return b.events.items() }
 
 // last returns the newest k events, oldest first, in a new slice.
-func (l *eventLog) last(k int) []*Event { return l.events.last(k) }
+func (b *eventBuffer) last(k int) []*Event { return b.events.last(k) }
 
-// reset empties the log and lets go of its memory.
-func (l *eventLog) reset() { *l = eventLog{} }
+// reset empties the buffer and lets go of its memory.
+func (b *eventBuffer) reset() { *b = eventBuffer{} }

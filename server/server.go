@@ -28,18 +28,18 @@ type Server struct {
 // New builds the server of a node that is a chat of its own, kept in
 // memory (a restart clears it), from cfg and opts (TLS, sign-in,
 // metrics), or says which settings are wrong. It is running once
-// returned; Shutdown stops it. log gets a line for every join, leave and
+// returned; Shutdown stops it. logger gets a line for every join, leave and
 // refusal: in production, give it a rate-limited handler (see
 // internal/ratelog), or clients decide how much it writes. For a chat
 // kept on disk, or a node of a cluster, see NewCluster.
-func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	o := newOptions(opts)
-	lim := admission.New(cfg.PerClient, log)
+	lim := admission.New(cfg.PerClient, logger)
 	h := newSoloHub(cfg, lim)
-	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
+	s := newServer(cfg, h, lim, logger, o.grpcOptions(cfg)...)
 	s.cl = h.cl
 	s.setAuth(o)
 	if err := s.registerMetrics(o); err != nil {
@@ -49,10 +49,10 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 }
 
 // NewCluster builds a server that is one node of the cluster whose log is
-// clog, with opts as New. Its Cluster must be run (see [Server.Cluster]) for it to serve:
-// until it has caught up with the log, health says NOT_SERVING and joins
-// are refused with UNAVAILABLE.
-func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts ...Option) (*Server, error) {
+// log, with opts as New. Its Cluster must be run (see [Server.Cluster])
+// for it to serve: until it has caught up with the log, health says
+// NOT_SERVING and joins are refused with UNAVAILABLE.
+func NewCluster(cfg Config, ccfg ClusterConfig, log Log, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,10 +60,10 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 		return nil, err
 	}
 	o := newOptions(opts)
-	lim := admission.New(cfg.PerClient, log)
-	h, cl := newClusterHub(cfg, ccfg, clog, lim, log)
+	lim := admission.New(cfg.PerClient, logger)
+	h, cl := newClusterHub(cfg, ccfg, log, lim, logger)
 	h.archive = o.archive
-	s := newServer(cfg, h, lim, log, o.grpcOptions(cfg)...)
+	s := newServer(cfg, h, lim, logger, o.grpcOptions(cfg)...)
 	s.setAuth(o)
 	s.cl = cl
 	if err := s.registerMetrics(o); err != nil {
@@ -85,13 +85,13 @@ func NewCluster(cfg Config, ccfg ClusterConfig, clog Log, log *slog.Logger, opts
 // newServer builds the server; extra are more gRPC options. They come
 // first, so that the metrics' interceptors are the outermost and see
 // every call, whatever interceptors chained after them do with it.
-func newServer(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger, extra ...grpc.ServerOption) *Server {
+func newServer(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logger, extra ...grpc.ServerOption) *Server {
 	// The receive window of a stream bounds what a client can make the
-	// server buffer for it unread: a session is not read while its
-	// snapshot waits (see readLoop). A fixed window also turns off gRPC's
+	// server buffer for it unread: a stream is not read while its
+	// catch-up waits (see readLoop). A fixed window also turns off gRPC's
 	// window growth, which a client could push to 16 MiB a stream.
 	const window = 64 << 10
-	svc := newService(cfg, hub, lim, log)
+	svc := newService(cfg, hub, lim, logger)
 	g := grpc.NewServer(append(extra,
 		// Calls that would be refused for their address's limits are
 		// refused before gRPC spends a goroutine on them (see refuse.go).

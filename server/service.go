@@ -28,10 +28,10 @@ const drainTimeout = 10 * time.Second
 type Service struct {
 	chatv1.UnimplementedChatServiceServer
 
-	cfg Config
-	hub *Hub
-	lim *admission.Limiter
-	log *slog.Logger
+	cfg    Config
+	hub    *Hub
+	lim    *admission.Limiter
+	logger *slog.Logger
 
 	auth *auth.Verifier // nil: no sign-in (see auth.go)
 
@@ -41,18 +41,18 @@ type Service struct {
 
 	// The refusals for an address's limits that the tap makes too (see
 	// refuse.go), made once: the tap is the cheap path.
-	crowded, full, listRate refusal
+	crowded, full, listRate cannedRefusal
 }
 
 var _ chatv1.ChatServiceServer = (*Service)(nil)
 
-func newService(cfg Config, hub *Hub, lim *admission.Limiter, log *slog.Logger) *Service {
+func newService(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logger) *Service {
 	return &Service{
-		cfg: cfg, hub: hub, lim: lim, log: log, met: hub.met,
+		cfg: cfg, hub: hub, lim: lim, logger: logger, met: hub.met,
 		room:     admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined),
-		crowded:  newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
-		full:     newRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
-		listRate: newRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", cfg.PerClient.ListRate)}),
+		crowded:  newCannedRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
+		full:     newCannedRefusal(&Error{Kind: ErrServerFull, Msg: "the server is full of streams waiting to join, and your address has as many waiting as any other: send a join on those first, or try again in a moment"}),
+		listRate: newCannedRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many list calls from your address: at most %g per second; wait a moment and try again", cfg.PerClient.ListRate)}),
 	}
 }
 
@@ -91,14 +91,14 @@ func (svc *Service) allowList(ctx context.Context) error {
 	return nil
 }
 
-// Chat runs one session: join, then messages until the client leaves, goes
+// Chat runs one stream: join, then messages until the client leaves, goes
 // away or is dropped.
 func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
-	log := svc.log.With("peer", peerAddr(ctx))
+	logger := svc.logger.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
 	if remote, _ := admission.PeerAddr(ctx); client.IsValid() && client != remote {
-		log = log.With("client", client.String())
+		logger = logger.With("client", client.String())
 	}
 
 	req, err := svc.admitJoin(ctx, stream, client)
@@ -109,28 +109,28 @@ func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 		if req != nil {
 			svc.met.joined(nil, req.GetJoin().GetResumeToken() != "", err)
 		}
-		log.Info("join refused", "err", err)
+		logger.Info("join refused", "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
 	join := req.GetJoin()
 	ctx, username, err := svc.signIn(ctx, join)
 	if err != nil {
-		log.Info("join refused", "user", join.GetUsername(), "err", err)
+		logger.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
 	s, err := svc.hub.Join(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
-		log.Info("join refused", "user", join.GetUsername(), "err", err)
+		logger.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
-	log = log.With("user", s.user.Username)
+	logger = logger.With("user", s.user.Username)
 	if join.GetResumeToken() != "" {
-		log.Info("joined", "recovery", strings.ToLower(strings.TrimPrefix(s.recovery.String(), "RECOVERY_")))
+		logger.Info("joined", "recovery", strings.ToLower(strings.TrimPrefix(s.recovery.String(), "RECOVERY_")))
 	} else {
-		log.Info("joined")
+		logger.Info("joined")
 	}
-	return svc.serve(ctx, stream, s, join.GetAcceptBatches(), log)
+	return svc.serve(ctx, stream, s, join.GetAcceptBatches(), logger)
 }
 
 // admitJoin waits for a new stream's join (returned if it came, even if it
@@ -141,15 +141,15 @@ func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
 func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
-	ticket, _ := ctx.Value(ticketKey{}).(*heldTicket) // given by the tap
+	ticket, _ := ctx.Value(ticketKey{}).(*roomTicket) // given by the tap
 	if ticket == nil {
 		t, err := svc.room.Enter(client)
 		if err != nil {
 			return nil, svc.roomRefusal(err).Error
 		}
-		ticket = &heldTicket{t, func() bool { return false }}
+		ticket = &roomTicket{t, func() bool { return false }}
 	}
-	defer ticket.leave()
+	defer ticket.release()
 	req, err := svc.awaitJoin(ctx, stream, ticket.Evicted())
 	if err != nil {
 		return nil, err
@@ -199,10 +199,10 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 	}
 }
 
-// serve runs a joined session until it ends. The handler's goroutine only
+// serve runs a joined stream until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
-// the only caller of stream.Send, writes the session's queue.
-func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Session, batches bool, log *slog.Logger) error {
+// the only caller of stream.Send, writes the stream's queue.
+func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, logger *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -218,27 +218,27 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 		// on an offline session); if that wins this select over s.ended,
 		// the client must still get the hub's reason, not FAILED_PRECONDITION.
 		if s.isEnded() {
-			return svc.endedByHub(s, written, log)
+			return svc.endedByHub(s, written, logger)
 		}
 		if err != nil {
-			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+			svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, err)
 			return Status(err).Err()
 		}
 		// Logout: the leaver's own user_left is the last event queued for
 		// it. If the hub dropped s just before, its reason stands; so it
 		// does if s was given up with this node, and ends in a moment
 		// (see Cluster.cutOffLocked).
-		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, log, nil) {
+		if !svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_LOGOUT, logger, nil) {
 			select {
 			case <-s.ended:
 			case <-ctx.Done():
 				return status.FromContextError(ctx.Err()).Err()
 			}
-			return svc.endedByHub(s, written, log)
+			return svc.endedByHub(s, written, logger)
 		}
 		close(drain)
 		s.queue.signal() // the writer waits on the queue's token only
-		// The writer returns the end status if the session is dropped
+		// The writer returns the end status if the stream is dropped
 		// while draining. A client that half-closed and then stopped
 		// reading gets a bounded time, not a stream held open for ever.
 		timer := time.NewTimer(drainTimeout)
@@ -247,35 +247,35 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 		case err := <-written:
 			return err
 		case <-timer.C:
-			log.Info("logout drain timed out", "timeout", drainTimeout)
+			logger.Info("logout drain timed out", "timeout", drainTimeout)
 			return status.Errorf(codes.DeadlineExceeded, "logged out, but events were not read within %s", drainTimeout)
 		}
 	case err := <-written:
-		if s.isEnded() { // the writer saw the hub end the session first
-			return svc.endedByHub(s, nil, log)
+		if s.isEnded() { // the writer saw the hub end the stream first
+			return svc.endedByHub(s, nil, logger)
 		}
 		// Send failed: the stream is broken.
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, err)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, err)
 		return err
 	case <-s.ended:
 		// The writer may be blocked in Send on a client that stopped
 		// reading. Returning ends the stream, which fails that Send.
-		return svc.endedByHub(s, written, log)
+		return svc.endedByHub(s, written, logger)
 	case <-ctx.Done():
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, nil)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, nil)
 		return status.FromContextError(ctx.Err()).Err()
 	case <-signInExpired(ctx):
 		// As a disconnect: kept for a resume with a fresh token.
-		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, log, errSignInExpired)
+		svc.leave(s, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED, logger, errSignInExpired)
 		return errSignInExpired
 	}
 }
 
-// endedByHub logs and returns the end of a session the hub dropped. If the
+// endedByHub logs and returns the end of a stream the hub ended. If the
 // writer sends what is queued first (see flushedEnd), it waits for that,
 // a moment at most; written is the writer's result, nil if it came
 // already.
-func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logger) error {
+func (svc *Service) endedByHub(s *Stream, written <-chan error, logger *slog.Logger) error {
 	if written != nil && flushedEnd(s.endErr) {
 		timer := time.NewTimer(shutdownFlush)
 		defer timer.Stop()
@@ -287,38 +287,38 @@ func (svc *Service) endedByHub(s *Session, written <-chan error, log *slog.Logge
 	replaced := errors.Is(s.endErr, ErrReplaced)
 	svc.met.left(s.endReason, replaced)
 	if replaced {
-		log.Info("stream replaced", "by", "a resume of the session")
+		logger.Info("stream replaced", "by", "a resume of the session")
 	} else {
-		log.Info("left", "reason", reasonName(s.endReason))
+		logger.Info("left", "reason", reasonName(s.endReason))
 	}
 	return s.endErr // an *Error, which is its own status
 }
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
 // It reports whether s was still online.
-func (svc *Service) leave(s *Session, reason chatv1.LeaveReason, log *slog.Logger, err error) bool {
+func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, logger *slog.Logger, err error) bool {
 	if !svc.hub.Leave(s, reason) {
 		return false
 	}
 	svc.met.left(reason, false)
 	if err != nil && Status(err).Code() != codes.Canceled {
-		log.Info("left", "reason", reasonName(reason), "err", err)
+		logger.Info("left", "reason", reasonName(reason), "err", err)
 	} else {
-		log.Info("left", "reason", reasonName(reason))
+		logger.Info("left", "reason", reasonName(reason))
 	}
 	return true
 }
 
-// readLoop handles the requests of a joined session. It returns nil when the
+// readLoop handles the requests of a joined stream. It returns nil when the
 // client logs out (leave, or closing its sending side), or why reading failed
-// or the session was ended for what it sent.
+// or the stream was ended for what it sent.
 //
-// It reads the next request only once the writer has taken the snapshot
+// It reads the next request only once the writer has taken the catch-up
 // (welcome, channel members and history, a resume's replay) that the last
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
 // longer read either.
-func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) error {
+func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) error {
 	ctx := stream.Context()
 	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
@@ -329,7 +329,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) e
 	}
 	for {
 		select {
-		case <-s.queue.snapshotTaken():
+		case <-s.queue.catchUpTaken():
 		case <-s.ended:
 			return errGone
 		case <-ctx.Done():
@@ -355,7 +355,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) e
 				err = &Error{Kind: ErrInvalidRequest, Msg: "request has no action: set join, send, leave, join_channel, leave_channel or list_channels"}
 			default:
 				// Every other request costs the hub work for others (a
-				// broadcast, a snapshot, a list): one limit covers them all.
+				// broadcast, a catch-up, a list): one limit covers them all.
 				if limiter != nil && !limiter.Allow() {
 					err = &Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many requests: at most %g per second; wait a moment and try again", svc.cfg.MessageRate)}
 					break
@@ -382,8 +382,8 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Session) e
 	}
 }
 
-// handle passes one request of a joined session to the hub.
-func (svc *Service) handle(ctx context.Context, s *Session, action any, clientID string) error {
+// handle passes one request of a joined stream to the hub.
+func (svc *Service) handle(ctx context.Context, s *Stream, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
 		kind := msgChannel

@@ -23,18 +23,18 @@ type stateCopy struct {
 	now, liveSince time.Time
 	msgs, attaches uint64
 	settings       *clusterv1.Settings
-	members        []memberCopy
+	members        []sessionCopy
 	channels       []channelCopy
 	nodes          []*clusterv1.Node
 }
 
-type memberCopy struct {
+type sessionCopy struct {
 	key, tokenHash, node string
 	user                 *chatv1.User
-	state                memberState
+	state                sessionState
 	attach, seq, gen     uint64
 	deadline             time.Time
-	log                  []*Event
+	replay               []*Event
 	channels             []string
 }
 
@@ -49,30 +49,30 @@ type channelCopy struct {
 // must be held.
 func (h *Hub) snapshotLocked(seq uint64) *stateCopy {
 	c := &stateCopy{seq: seq, now: h.now, liveSince: h.live.since, msgs: h.msgs, attaches: h.attaches, settings: h.settings()}
-	c.members = make([]memberCopy, 0, len(h.byKey))
-	add := func(m *member) {
-		mc := memberCopy{key: m.key, tokenHash: m.tokenHash, node: m.node, user: m.user, state: m.state,
-			attach: m.attach, seq: m.seq, gen: m.gen, deadline: m.deadline, log: m.log.items()}
-		for _, ch := range m.channels {
+	c.members = make([]sessionCopy, 0, len(h.byKey))
+	add := func(sess *session) {
+		mc := sessionCopy{key: sess.key, tokenHash: sess.tokenHash, node: sess.node, user: sess.user, state: sess.state,
+			attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline, replay: sess.replay.items()}
+		for _, ch := range sess.channels {
 			mc.channels = append(mc.channels, ch.key)
 		}
 		c.members = append(c.members, mc)
 	}
-	for m := h.head; m != nil; m = m.next {
-		add(m)
+	for sess := h.head; sess != nil; sess = sess.next {
+		add(sess)
 	}
-	parked := make([]*member, 0, len(h.parked))
-	for m := range h.parked {
-		parked = append(parked, m)
+	parked := make([]*session, 0, len(h.parked))
+	for sess := range h.parked {
+		parked = append(parked, sess)
 	}
-	slices.SortFunc(parked, func(a, b *member) int { return cmp.Compare(a.key, b.key) })
-	for _, m := range parked {
-		add(m)
+	slices.SortFunc(parked, func(a, b *session) int { return cmp.Compare(a.key, b.key) })
+	for _, sess := range parked {
+		add(sess)
 	}
 	for _, ch := range h.channels {
 		cc := channelCopy{name: ch.name, key: ch.key, history: ch.history.items(), idleSince: ch.idleSince}
-		for _, m := range ch.members {
-			cc.members = append(cc.members, m.key)
+		for _, sess := range ch.members {
+			cc.members = append(cc.members, sess.key)
 		}
 		c.channels = append(c.channels, cc)
 	}
@@ -96,7 +96,7 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		Settings:  c.settings,
 		Nodes:     c.nodes,
 	}
-	// Events are shared by many logs and histories: each is written once.
+	// Events are shared by many replays and histories: each is written once.
 	index := make(map[*Event]uint32)
 	ref := func(ev *Event) uint32 {
 		if ev == nil {
@@ -125,8 +125,8 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		if m.state != stateOnline {
 			pm.Deadline = timestamppb.New(m.deadline)
 		}
-		pm.Log = make([]uint32, len(m.log))
-		for i, ev := range m.log {
+		pm.Log = make([]uint32, len(m.replay))
+		for i, ev := range m.replay {
 			pm.Log[i] = ref(ev)
 		}
 		snap.Members = append(snap.Members, pm)
@@ -192,68 +192,68 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	}
 
 	for _, pm := range snap.GetMembers() {
-		m := &member{
+		sess := &session{
 			key:       pm.GetKey(),
 			skels:     lookalikeKeys(pm.GetUser().GetUsername(), pm.GetKey()),
 			tokenHash: string(pm.GetTokenHash()),
 			user:      pm.GetUser(),
-			state:     memberState(pm.GetState()),
+			state:     sessionState(pm.GetState()),
 			node:      pm.GetNode(),
 			attach:    pm.GetAttach(),
 			seq:       pm.GetSeq(),
 			gen:       pm.GetParkCount(),
 		}
-		if m.user == nil {
-			m.user = &chatv1.User{}
+		if sess.user == nil {
+			sess.user = &chatv1.User{}
 		}
 		for _, i := range pm.GetLog() {
 			ev, err := event(i)
 			if err != nil {
 				return err
 			}
-			m.log.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
+			sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 		}
 		for _, key := range pm.GetChannels() {
 			ch := h.channels[key]
 			if ch == nil {
-				return fmt.Errorf("cluster: the snapshot puts %q in a channel it does not have", m.key)
+				return fmt.Errorf("cluster: the snapshot puts %q in a channel it does not have", sess.key)
 			}
-			m.channels = append(m.channels, ch)
+			sess.channels = append(sess.channels, ch)
 		}
-		if m.state == stateHeld {
+		if sess.state == stateHeld {
 			h.held++
 		}
-		switch m.state {
+		switch sess.state {
 		case stateOnline, stateHeld:
-			m.prev = h.tail
+			sess.prev = h.tail
 			if h.tail != nil {
-				h.tail.next = m
+				h.tail.next = sess
 			} else {
-				h.head = m
+				h.head = sess
 			}
-			h.tail = m
+			h.tail = sess
 		case stateParked:
-			h.parked[m] = struct{}{}
+			h.parked[sess] = struct{}{}
 		default:
-			return fmt.Errorf("cluster: the snapshot has %q in an unknown state %d", m.key, m.state)
+			return fmt.Errorf("cluster: the snapshot has %q in an unknown state %d", sess.key, sess.state)
 		}
-		if m.state != stateOnline {
-			m.deadline = pm.GetDeadline().AsTime()
-			h.deadline = append(h.deadline, expiry{m: m, gen: m.gen, at: m.deadline})
+		if sess.state != stateOnline {
+			sess.deadline = pm.GetDeadline().AsTime()
+			h.deadline = append(h.deadline, expiry{sess: sess, gen: sess.gen, at: sess.deadline})
 		}
-		h.byKey[m.key], h.byToken[m.tokenHash] = m, m
-		h.addLookalikesLocked(m)
+		h.byKey[sess.key], h.byToken[sess.tokenHash] = sess, sess
+		h.addLookalikesLocked(sess)
 	}
 	slices.SortStableFunc(h.deadline, func(a, b expiry) int { return a.at.Compare(b.at) })
 	for _, pc := range snap.GetChannels() {
 		ch := h.channels[pc.GetKey()]
 		for _, key := range pc.GetMembers() {
-			m := h.byKey[key]
-			if m == nil {
+			sess := h.byKey[key]
+			if sess == nil {
 				return fmt.Errorf("cluster: the snapshot's #%s has a member it does not have", ch.name)
 			}
-			ch.members = append(ch.members, m)
-			if m.online() {
+			ch.members = append(ch.members, sess)
+			if sess.online() {
 				ch.online++
 			}
 		}

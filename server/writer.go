@@ -9,26 +9,26 @@ import (
 	"google.golang.org/grpc"
 )
 
-// This file is a session's writer: the one goroutine per stream that takes
-// what the hub queued for the session (queue.go) and sends it, the only
+// This file is a stream's writer: the one goroutine per stream that takes
+// what the hub queued for the stream (queue.go) and sends it, the only
 // caller of Send on the stream (on the stream beneath gRPC's metrics: see
 // writerStream). serve (service.go) starts it and waits for it; its tests
 // are writer_test.go's.
 
-// writerOptions are how a session's writer sends.
+// writerOptions are how a stream's writer sends.
 type writerOptions struct {
 	batches bool          // several events per response (Join.accept_batches)
 	delay   time.Duration // Config.WriteDelay
 }
 
-// writeLoop sends s's events in order until the session ends. It takes
+// writeLoop sends s's events in order until the stream ends. It takes
 // everything queued at once and sends it as one burst, which gRPC writes to
 // the socket together, in batches if the client takes them. After a burst
 // of several events it waits opt.delay before taking more (see
 // Config.WriteDelay). After drain is closed nothing more is queued, so it
 // sends what is left and returns. It counts into met per burst, not per
 // event.
-func writeLoop(stream grpc.ServerStream, s *Session, drain <-chan struct{}, opt writerOptions, met *metrics) error {
+func writeLoop(stream grpc.ServerStream, s *Stream, drain <-chan struct{}, opt writerOptions, met *metrics) error {
 	var batch []Delivery
 	took := 0 // events the last send sent
 	send := func() error {

@@ -46,7 +46,7 @@ func TestBatchesOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("bob's batch goes on with %v; want his channel_joined of general, seq 2", evs[1])
 	}
 
-	// join reads the welcome and general's snapshot as separate
+	// join reads the welcome and general's catch-up as separate
 	// responses, and fails on anything else.
 	alice := join(t, ts, "alice")
 	expectJoined(t, "bob", bob.next(t), "alice", false)

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"sync/atomic"
+
+	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+)
+
+// Stream is one stream attached to a session: the queue of deliveries its
+// writer sends, and how the hub ended it, if it did. A new Stream comes
+// with each stream that joins or resumes; the session outlives it.
+type Stream struct {
+	session  *session
+	attach   uint64          // the session's attachment this stream is; never modified
+	user     *chatv1.User    // the user as of this stream's join; never modified
+	recovery chatv1.Recovery // what came of the join's resume token; never modified
+	resumed  bool            // the join took back an existing session; never modified
+	queue    *queue
+	inflight chan struct{} // the session's messages on their way through the log (see sendPipelined)
+	// cut is set, under Hub.mu, when the log shows that this node was
+	// given up for dead with the stream attached: the stream is detached
+	// then, but still answered until it ends (see Cluster.cutOffLocked).
+	cut atomic.Bool
+
+	// ended is closed when the hub ends the stream itself (too slow, server
+	// shutdown, taken over by a resume). endErr and endReason are written
+	// before the close and never after, so they may be read once ended is
+	// closed.
+	ended     chan struct{}
+	endErr    error
+	endReason chatv1.LeaveReason
+
+	// Owned by the hub: read and written only with Hub.mu held.
+	overflowed bool // queue overflowed; gets no more events
+	endClosed  bool // ended has been closed
+	forgive    bool // catch-ups queued now do not count against the queue's limit
+}
+
+func newStream(sess *session, queueSize, queueBytes int) *Stream {
+	return &Stream{
+		inflight: make(chan struct{}, pipelineWindow),
+		session:  sess,
+		attach:   sess.attach,
+		user:     sess.user,
+		queue:    newQueue(queueSize, queueBytes),
+		ended:    make(chan struct{}),
+		// A new stream's catch-up (its welcome and its channels'), or a
+		// resume's replay, never counts.
+		forgive: true,
+	}
+}
+
+// answered reports whether s's requests are answered: it is attached, or
+// it was given up with this node and is about to end (see
+// Cluster.cutOffLocked). Hub.mu must be held.
+func (s *Stream) answered() bool { return s.session.stream == s || s.cut.Load() }
+
+// ref names s in a command.
+func (s *Stream) ref() *clusterv1.Stream {
+	return &clusterv1.Stream{UserKey: s.session.key, Attach: s.attach}
+}
+
+// User returns the user this stream joined as.
+func (s *Stream) User() *chatv1.User { return s.user }
+
+// Ended is closed when the hub has ended the stream; see [Stream.EndErr].
+func (s *Stream) Ended() <-chan struct{} { return s.ended }
+
+// EndErr says why the hub ended the stream, once Ended is closed.
+func (s *Stream) EndErr() error { return s.endErr }
+
+// isEnded reports whether the hub has ended the stream.
+func (s *Stream) isEnded() bool {
+	select {
+	case <-s.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// endLocked ends the stream from the hub's side. Hub.mu must be held.
+func (s *Stream) endLocked(err *Error, reason chatv1.LeaveReason) {
+	if s.endClosed {
+		return
+	}
+	s.endClosed = true
+	s.endErr, s.endReason = err, reason
+	close(s.ended)
+	s.queue.signal() // the writer waits on the queue's token only
+}
+
+// Take returns every delivery waiting for the stream, in order, and
+// empties its queue. spare, if not nil, is the emptied result of an earlier
+// Take for the queue to reuse, so that a steady flow of events allocates
+// nothing. Only the stream's writer may call it.
+func (s *Stream) Take(spare []Delivery) []Delivery { return s.queue.take(spare) }
