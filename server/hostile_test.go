@@ -172,6 +172,25 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
+// settledHeap is heapInUse once what earlier tests left behind has let go
+// of its memory (servers and hubs they stopped end in goroutines of their
+// own, a moment later): a measure taken before it may count megabytes
+// that are freed during the test, and make what the test adds look
+// negative. It waits at most about two seconds for two readings 64 KiB
+// apart or closer.
+func settledHeap() uint64 {
+	prev := heapInUse()
+	for range 100 {
+		time.Sleep(20 * time.Millisecond)
+		cur := heapInUse()
+		if d := int64(cur) - int64(prev); d > -64<<10 && d < 64<<10 {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
 // A header block can repeat one dynamic-table entry with a byte on the
 // wire each time, and gRPC decodes every repeat (base64-decodes it, for a
 // -bin key) into memory the stream keeps while it waits for its join. The

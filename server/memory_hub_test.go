@@ -26,7 +26,7 @@ func TestReplaysKeepTheirBudget(t *testing.T) {
 	const recipients, perRecipient, textBytes = 40, 100, 4000
 	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
-	before := heapInUse()
+	before := settledHeap()
 
 	sender := hubJoin(t, h, "sender")
 	rs := make([]*server.Stream, recipients)
@@ -66,7 +66,7 @@ func TestHistoryKeepsItsBudget(t *testing.T) {
 	const channels, sent, textBytes = 20, 100, 4000
 	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
-	before := heapInUse()
+	before := settledHeap()
 
 	s := hubJoin(t, h, "writer")
 	for i := range channels {
@@ -106,7 +106,7 @@ func TestHistoryShownToJoinersKeepsItsBudget(t *testing.T) {
 	const channels, textBytes = 50, 1250
 	h := newHubWith(t, func(c *server.Config) { c.MessageRate = 0 })
 	cfg := server.DefaultConfig()
-	before := heapInUse()
+	before := settledHeap()
 
 	s := hubJoin(t, h, "writer")
 	for i := range channels {
