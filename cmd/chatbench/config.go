@@ -164,6 +164,13 @@ everyone was back. A sender's messages in flight when its stream ended
 count only if they reached the chat (their echo comes back after the
 resume); the others were never sent.
 
+--transport grpc-web has the members, senders included, connect as the
+chat page does: grpc-web over a websocket through chatd's HTTP port (the
+gateway); --chatd then gives chatd an HTTP port, and a running chatd's goes
+in --web-server. --channels N spreads the members over N channels besides
+general, each sender sending to its own: every message must reach its
+channel's members, and them only.
+
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
 limits per client address names the chatd flags that lift them. Either
