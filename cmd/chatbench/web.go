@@ -29,14 +29,17 @@ type webTransport struct {
 	timeout time.Duration
 	batches bool
 
-	mu     sync.Mutex // guards conns and closed
-	conns  []net.Conn // every member's TCP connection, to close with the transport
-	closed bool
+	mu      sync.Mutex   // guards clients and closed
+	clients []*webClient // every member's stream, to close with the transport
+	closed  bool
 }
 
 // The first websocket message of improbable's protocol carries the
 // request's headers, as the page's library writes them.
 const webHeaders = "content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nx-user-agent: grpc-web-javascript/0.1\r\n"
+
+// webWriteTimeout bounds one write of a request.
+const webWriteTimeout = 10 * time.Second
 
 // webReadLimit bounds one websocket message from the gateway. A welcome
 // lists everyone online (tens of bytes each), so at thousands of members
@@ -95,11 +98,10 @@ func (t *webTransport) dial(ctx context.Context) (*webClient, error) {
 		}
 	}
 	conn.SetReadLimit(webReadLimit)
-	if err := t.keep(raw); err != nil {
-		_ = conn.Close(websocket.StatusGoingAway, "")
+	c := &webClient{conn: conn, raw: raw}
+	if err := t.keep(c); err != nil {
 		return nil, err
 	}
-	c := &webClient{conn: conn, raw: raw}
 	if err := conn.Write(ctx, websocket.MessageBinary, []byte(webHeaders)); err != nil {
 		c.close()
 		return nil, fmt.Errorf("send the request headers: %w", err)
@@ -107,28 +109,29 @@ func (t *webTransport) dial(ctx context.Context) (*webClient, error) {
 	return c, nil
 }
 
-// keep remembers a member's connection, to close it with the transport; a
+// keep remembers a member's stream, to close it with the transport; a
 // transport already closed closes it at once.
-func (t *webTransport) keep(c net.Conn) error {
+func (t *webTransport) keep(c *webClient) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		_ = c.Close()
+		c.close()
 		return errors.New("the run is over")
 	}
-	t.conns = append(t.conns, c)
+	t.clients = append(t.clients, c)
 	return nil
 }
 
-// close closes every member's TCP connection: their reads fail, which
-// ends their receive goroutines and the library's own.
+// close closes every member's TCP connection: each receive goroutine's
+// read fails, which also ends the library's goroutine behind it (see
+// webClient.receive for streams that ended before).
 func (t *webTransport) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, c := range t.conns {
-		_ = c.Close()
+	for _, c := range t.clients {
+		_ = c.raw.Close()
 	}
-	t.conns, t.closed = nil, true
+	t.clients, t.closed = nil, true
 }
 
 // webClient is one member's Chat stream over a websocket. Only the
@@ -192,10 +195,11 @@ func (c *webClient) write(req *chatv1.ChatRequest) error {
 	if err != nil {
 		return err
 	}
-	// No deadline of the library's: a cancelled context makes it close the
-	// connection from a goroutine of its own. The transport's close ends
-	// a write that hangs.
-	return c.conn.Write(context.Background(), websocket.MessageBinary, b)
+	// A write that cannot go out within webWriteTimeout (the gateway
+	// stopped reading) closes the connection; so does one that fails.
+	ctx, cancel := context.WithTimeout(context.Background(), webWriteTimeout)
+	defer cancel()
+	return c.conn.Write(ctx, websocket.MessageBinary, b)
 }
 
 func (c *webClient) send(text []byte) error {
@@ -210,10 +214,14 @@ func (c *webClient) joinChannel(name string) error {
 	return c.write(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: name}}})
 }
 
-// close closes the TCP connection; the library notices on its next read
-// or write. Closing it with a close handshake instead would wait up to 5 s
-// for a read lock the receive goroutine holds.
-func (c *webClient) close() { _ = c.raw.Close() }
+// close closes a stream nobody reads (a join that failed). The library's
+// goroutine ends only once one of its reads or writes fails, or after a
+// close handshake (which waits up to 5 s for an answer): closing the TCP
+// connection and reading makes the read fail at once.
+func (c *webClient) close() {
+	_ = c.raw.Close()
+	_, _, _ = c.conn.Read(context.Background())
+}
 
 func (c *webClient) receive(m *member) error {
 	for _, ev := range c.rest {
@@ -226,7 +234,18 @@ func (c *webClient) receive(m *member) error {
 	for {
 		if err := c.next(c.resp); err != nil {
 			var te *errTrailers
-			if errors.As(err, &te) && te.status == "8" { // RESOURCE_EXHAUSTED
+			if !errors.As(err, &te) {
+				return err
+			}
+			// The gateway closes the websocket after the trailers:
+			// read until it does (or the transport closes it), so
+			// that the library sees the end and its goroutine ends.
+			for {
+				if _, _, rerr := c.conn.Read(context.Background()); rerr != nil {
+					break
+				}
+			}
+			if te.status == "8" { // RESOURCE_EXHAUSTED
 				return fmt.Errorf("%w: %v", errSlowDropped, err)
 			}
 			return err

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // runReport runs chatbench with args and returns its JSON report, failing
@@ -30,6 +32,9 @@ func runReport(t *testing.T, args ...string) *report {
 // the gateway of a chatd that chatbench starts with an HTTP port, and
 // every one receives every message in order.
 func TestGRPCWeb(t *testing.T) {
+	// Every websocket and the library's goroutine behind it must be gone
+	// once the run is: a leak here is one per member.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rep := runReport(t, "--chatd", chatdBin, "--transport", "grpc-web",
 		"--members", "30", "--senders", "2", "--rate", "40", "--duration", "1s", "--baseline=false")
 	if !rep.OK || rep.Transport != "grpc-web" || !strings.Contains(rep.Chatd.Server, "via grpc-web 127.0.0.1:") {
