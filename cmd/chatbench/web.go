@@ -91,7 +91,9 @@ func (t *webTransport) dial(ctx context.Context) (*webClient, error) {
 			break
 		}
 		if resp != nil {
-			return nil, fmt.Errorf("the gateway at %s refused the websocket: %s; run chatd with %s", t.addr, resp.Status, perAddressFlags)
+			// Most likely a limit per client address: every member
+			// comes from this machine.
+			return nil, fmt.Errorf("the gateway at %s refused the websocket: %s (for a limit per address, run chatd with %s)", t.addr, resp.Status, perAddressFlags)
 		}
 		if !strings.Contains(err.Error(), "connection refused") || !sleep(ctx, pause) {
 			return nil, fmt.Errorf("websocket to the gateway at %s: %w", t.addr, err)
