@@ -302,6 +302,11 @@ func (c *rawClient) sendPrivate(string, string) error {
 	return errors.New("the baseline has no private messages")
 }
 
+// joinChannel: the baseline has one channel (--channels goes without it).
+func (c *rawClient) joinChannel(string) error {
+	return errors.New("the raw TCP baseline has no channels")
+}
+
 func (c *rawClient) close() { c.c.Close() }
 
 func (c *rawClient) receive(m *member) error {

@@ -35,7 +35,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	}
 	ms := make([]*member, cfg.members)
 	for i := range ms {
-		ms[i] = newMember(i, cfg.senders)
+		ms[i] = newMember(i, cfg.senders, cfg.channels)
 		ms[i].mayMove = mv != nil
 	}
 	for _, m := range ms[:cfg.senders] {
@@ -123,11 +123,11 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	}
 
 	// Settle: every member has received every join (the join storm is
-	// over) or was dropped.
+	// over), and with --channels is in its channel, or was dropped.
 	phase.Store("receiving the joins")
 	settled := waitUntil(runCtx, func() bool {
 		for _, m := range ms {
-			if m.joins.Load() < uint64(len(ms)) && !m.ended() {
+			if (m.joins.Load() < uint64(len(ms)) || m.chanName != "" && !m.inChannel.Load()) && !m.ended() {
 				return false
 			}
 		}
@@ -186,6 +186,14 @@ func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, start
 					return
 				}
 				c, w, err := tr.join(ctx, ms[i])
+				if err == nil && ms[i].chanName != "" {
+					// Its channel_joined waits in the stream until
+					// the receive goroutine starts.
+					if err = c.joinChannel(ms[i].chanName); err != nil {
+						c.close()
+						err = fmt.Errorf("%s: join channel %s: %w", ms[i].name, ms[i].chanName, err)
+					}
+				}
 				if err != nil {
 					failed.Do(func() { firstErr = err })
 					stop.Store(true)
@@ -242,15 +250,15 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 		if rs != nil && !rs.over() {
 			return false
 		}
-		var want uint64
+		want := make([]uint64, max(cfg.channels, 1)) // per group: what its members should get
 		for _, m := range senders {
 			if m.snd.unsettled.Load() && !m.ended() {
 				return false // which of its messages count is not known yet
 			}
-			want += m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
+			want[m.group] += m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
 		}
 		for _, m := range ms {
-			if (m.received.Load() < want || m.moving.Load()) && !m.ended() {
+			if (m.received.Load() < want[m.group] || m.moving.Load()) && !m.ended() {
 				return false
 			}
 		}

@@ -22,11 +22,16 @@ const startTimeout = 15 * time.Second
 // listeningPrefix starts chatd's first line on stdout.
 const listeningPrefix = "chatd: gRPC listening on "
 
+// pagePrefix starts the line on which a chatd with an HTTP port says
+// where it serves the page and grpc-web (after the gRPC line).
+const pagePrefix = "chatd: chat page on http://"
+
 // proc is a chatd or a nats-server that chatbench started.
 type proc struct {
 	name   string // "chatd", "chatd n2", "nats-server": for messages
 	cmd    *exec.Cmd
 	addr   string
+	http   string // where a chatd with an HTTP port serves the page and grpc-web; "" without
 	pid    int
 	stderr *tailBuffer
 	exited chan struct{} // closed once the process has been waited for
@@ -36,7 +41,9 @@ type proc struct {
 // startChatd starts the chatd at path on a free loopback port, with the
 // rate limit off (the benchmark sends far faster than a person), room for
 // every member and no limits per client address, then extra, and waits
-// until it listens.
+// until it listens. Its HTTP port (the page and the gateway) is off
+// unless extra gives it an address, e.g. --http-addr=127.0.0.1:0 for
+// --transport grpc-web: then it also waits until that listens.
 func startChatd(ctx context.Context, path string, members int, extra []string) (*proc, error) {
 	args := []string{
 		"--grpc-addr", "127.0.0.1:0",
@@ -66,6 +73,7 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	// The flag package lets a later flag override an earlier one, so extra
 	// can change any of these.
 	args = append(args, extra...)
+	web := httpAddrIn(args) != ""
 	p := &proc{
 		name:   "chatd",
 		cmd:    exec.Command(path, args...),
@@ -84,6 +92,7 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 	p.pid = p.cmd.Process.Pid
 
 	line := make(chan string, 1)
+	page := make(chan string, 1) // with web: the page's line, or "" if chatd printed none
 	go func() {
 		// chatd may print other lines (other listeners) before or after.
 		r := bufio.NewReader(stdout)
@@ -98,6 +107,13 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 				break
 			}
 		}
+		for web {
+			l, err := r.ReadString('\n')
+			if strings.HasPrefix(l, pagePrefix) || err != nil {
+				page <- l
+				break
+			}
+		}
 		_, _ = io.Copy(io.Discard, r) // keep reading, so chatd never blocks on stdout
 		p.err = p.cmd.Wait()
 		close(p.exited)
@@ -109,6 +125,9 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 		addr, ok := strings.CutPrefix(strings.TrimSpace(l), listeningPrefix)
 		if ok && addr != "" {
 			p.addr = addr
+			if web {
+				return p, p.awaitPage(ctx, page, timer.C)
+			}
 			return p, nil
 		}
 		p.kill()
@@ -120,6 +139,43 @@ func startChatd(ctx context.Context, path string, members int, extra []string) (
 		p.kill()
 		return nil, ctx.Err()
 	}
+}
+
+// awaitPage waits for chatd's line saying where it serves the page and
+// grpc-web, and kills it if it does not come.
+func (p *proc) awaitPage(ctx context.Context, page <-chan string, timeout <-chan time.Time) error {
+	var err error
+	select {
+	case l := <-page:
+		if addr, ok := strings.CutPrefix(strings.TrimSpace(l), pagePrefix); ok && addr != "" {
+			p.http = addr
+			return nil
+		}
+		err = fmt.Errorf("chatd did not say where it serves grpc-web: printed %q, want %q…\n%s", l, pagePrefix, p.stderr)
+	case <-timeout:
+		err = fmt.Errorf("chatd did not say where it serves grpc-web within %s\n%s", startTimeout, p.stderr)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.kill()
+	return err
+}
+
+// httpAddrIn is the last --http-addr in chatd's args: the flag package
+// lets a later flag override an earlier one.
+func httpAddrIn(args []string) string {
+	var addr string
+	for i, a := range args {
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "http-addr" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			v = args[i+1]
+		}
+		addr = v
+	}
+	return addr
 }
 
 // alive reports whether the process is still running.

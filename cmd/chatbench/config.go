@@ -26,6 +26,16 @@ type config struct {
 	caFile     string   // "": plaintext; else TLS, trusting the CAs in it
 	clientBDP  bool     // members use grpc-go's default windows (bandwidth-delay pings), not chatctl's fixed ones
 	batches    bool     // members ask for several events per response (Join.accept_batches)
+	// transport is how members reach chatd: "grpc" (native gRPC) or
+	// "grpc-web" (the page's way: grpc-web over a websocket through
+	// chatd's HTTP port, the gateway, at webServer when attached to a
+	// running chatd).
+	transport string
+	webServer string
+	// channels: 0, everyone in general and messages sent there; else
+	// members are spread over that many channels besides general, and
+	// each message goes to its sender's channel only.
+	channels int
 
 	// With nodes: restart node restartNode (from 1; 0: none) at restartAt
 	// into the send phase (see restart.go).
@@ -154,6 +164,13 @@ everyone was back. A sender's messages in flight when its stream ended
 count only if they reached the chat (their echo comes back after the
 resume); the others were never sent.
 
+--transport grpc-web has the members, senders included, connect as the
+chat page does: grpc-web over a websocket through chatd's HTTP port (the
+gateway); --chatd then gives chatd an HTTP port, and a running chatd's goes
+in --web-server. --channels N spreads the members over N channels besides
+general, each sender sending to its own: every message must reach its
+channel's members, and them only.
+
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
 limits per client address names the chatd flags that lift them. Either
@@ -183,6 +200,9 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.natsServer, "nats-server", "", "with --nodes: the nats-server binary at `path` (default: go.mod's tool, as `go tool -n nats-server` run in the current directory finds it)")
 	fs.Var((*listFlag)(&cfg.servers), "server", "measure the chatd already running at `addresses` (host:port), or the nodes of a cluster, comma-separated: member i joins on the i mod n-th; each must run with --message-rate 0 and, for more than 50 members, without the limits per client address ("+perAddressFlags+")")
 	fs.BoolVar(&cfg.clientBDP, "client-bdp", false, "members use grpc-go's default flow control, which sends chatd a bandwidth-delay PING for nearly every message received when messages are sparse (each costs chatd a write), instead of chatctl's fixed windows")
+	fs.StringVar(&cfg.transport, "transport", "grpc", "how members (senders too) reach chatd: `grpc` (native gRPC on its gRPC port) or grpc-web (as the chat page does: grpc-web over a websocket through chatd's HTTP port, the gateway; with --chatd, chatbench starts chatd with an HTTP address, with --server give it in --web-server)")
+	fs.StringVar(&cfg.webServer, "web-server", "", "with --transport grpc-web and --server: the `address` (host:port) of that chatd's HTTP port (its --http-addr), where members open their websockets")
+	fs.IntVar(&cfg.channels, "channels", 0, "spread members over `N` channels besides general (member i in channel c<i mod N>; sender k sends to its own channel, so each message reaches that channel's members only); --senders must be a multiple of N, so that --rate is spread evenly over the channels (0: everyone in general)")
 	fs.BoolVar(&cfg.batches, "batches", true, "members ask chatd for several events per response when several are waiting (Join.accept_batches), as chatctl and the page do; --batches=false: one response per event, as a client that does not know batches gets")
 	fs.StringVar(&cfg.caFile, "ca-file", "", "talk to chatd over TLS, trusting the CA certificates in this PEM `file` (start it with --chatd-arg=--tls-cert=… --chatd-arg=--tls-key=…); plaintext without it")
 	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
@@ -214,6 +234,12 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.channels > 0 {
+		if set["baseline"] && cfg.baseline {
+			return nil, usageErrorf("--baseline goes without --channels: the raw TCP baseline has one channel")
+		}
+		cfg.baseline = false
+	}
 	if cfg.restartNode > 0 {
 		if set["baseline"] && cfg.baseline {
 			return nil, usageErrorf("--baseline goes without --restart-node: the raw TCP baseline has no node to restart")
@@ -294,6 +320,42 @@ func (c *config) validate() error {
 		bad("--restart-node restarts a node during the send phase: give --senders 1 or more")
 	case c.restartAt < 0 || c.restartAt >= c.duration:
 		bad("--restart-at must be at least 0 and less than --duration (%s), got %s", c.duration, c.restartAt)
+	}
+	switch c.transport {
+	case "grpc":
+		if c.webServer != "" {
+			bad("--web-server goes with --transport grpc-web")
+		}
+	case "grpc-web":
+		switch {
+		case c.nodes > 0 || len(c.servers) > 1:
+			bad("--transport grpc-web measures one chatd: not with --nodes or several --server addresses")
+		case len(c.servers) == 1 && c.webServer == "":
+			bad("--transport grpc-web with --server needs --web-server, the address of that chatd's HTTP port (its --http-addr)")
+		case c.chatdPath != "" && c.webServer != "":
+			bad("--web-server goes with --server: chatbench starts chatd with an HTTP port of its own")
+		}
+		if c.webServer != "" {
+			if err := grpcdial.CheckAddr(c.webServer); err != nil {
+				bad("bad --web-server %q: %v; want host:port, e.g. --web-server localhost:8080", c.webServer, err)
+			}
+		}
+		if c.conns > 0 || c.clientBDP || c.caFile != "" {
+			bad("--conns, --client-bdp and --ca-file go with --transport grpc: each grpc-web member has its own plaintext websocket")
+		}
+	default:
+		bad("--transport must be grpc or grpc-web, got %q", c.transport)
+	}
+	switch {
+	case c.channels < 0:
+		bad("--channels must be 0 (everyone in general) or positive, got %d", c.channels)
+	case c.channels == 0:
+	case c.members < c.channels:
+		bad("--channels %d: fewer --members (%d) than channels", c.channels, c.members)
+	case c.senders%c.channels != 0:
+		bad("--senders (%d) must be a multiple of --channels (%d), so that every channel has as many senders and --rate is spread evenly", c.senders, c.channels)
+	case c.restartNode > 0:
+		bad("--channels goes without --restart-node")
 	}
 	if c.members < 1 {
 		bad("--members must be at least 1, got %d", c.members)

@@ -99,7 +99,7 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 	sctx, cancel := context.WithCancel(ctx)
 	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, AcceptBatches: t.batches}, grpc.WaitForReady(true))
 	if c != nil {
-		c.tag = t.tag
+		c.tag, c.channel = t.tag, m.chanName
 	}
 	if err != nil {
 		cancel()
@@ -135,7 +135,7 @@ func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq
 	timer := time.AfterFunc(resumeTimeout, cancel)
 	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: lastSeq, AcceptBatches: t.batches})
 	if c != nil {
-		c.tag = t.tag
+		c.tag, c.channel = t.tag, m.chanName
 	}
 	if !timer.Stop() && err == nil {
 		err = fmt.Errorf("no welcome within %s", resumeTimeout)
@@ -217,18 +217,19 @@ func (t *grpcTransport) close() {
 }
 
 type grpcClient struct {
-	stream grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
-	resp   *chatv1.ChatResponse   // reused by every receive
-	rest   []*chatv1.ChatResponse // events that came in the welcome's batch, to handle first
-	cancel context.CancelFunc     // ends the stream
-	own    *grpc.ClientConn       // the member's own connection; nil if shared
-	tag    bool                   // see grpcTransport.tag
+	stream  grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
+	resp    *chatv1.ChatResponse   // reused by every receive
+	rest    []*chatv1.ChatResponse // events that came in the welcome's batch, to handle first
+	cancel  context.CancelFunc     // ends the stream
+	own     *grpc.ClientConn       // the member's own connection; nil if shared
+	tag     bool                   // see grpcTransport.tag
+	channel string                 // where send sends ("": general)
 }
 
 func (c *grpcClient) send(text []byte) error {
 	// A fresh request each time: gRPC does not promise that a message is
 	// no longer used once SendMsg returns.
-	req := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text)}}}
+	req := &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: string(text), Channel: c.channel}}}
 	if c.tag {
 		req.ClientId = string(text)
 	}
@@ -237,6 +238,10 @@ func (c *grpcClient) send(text []byte) error {
 
 func (c *grpcClient) sendPrivate(to, text string) error {
 	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: text, Recipient: to}}})
+}
+
+func (c *grpcClient) joinChannel(name string) error {
+	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: name}}})
 }
 
 func (c *grpcClient) close() {
@@ -282,6 +287,10 @@ func handle(m *member, resp *chatv1.ChatResponse) {
 		}
 	case *chatv1.ChatResponse_UserLeft:
 		m.flaps++
+	case *chatv1.ChatResponse_ChannelJoined:
+		if ev.ChannelJoined.GetUser().GetUsername() == m.name && ev.ChannelJoined.GetChannel() == m.chanName {
+			m.inChannel.Store(true)
+		}
 	case *chatv1.ChatResponse_Message:
 		msg := ev.Message
 		switch {

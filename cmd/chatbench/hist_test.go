@@ -110,7 +110,7 @@ func TestText(t *testing.T) {
 func TestAccountCountsLossAndDuplicates(t *testing.T) {
 	t.Parallel()
 	// One sender (member 0) sent 5, one of which the server refused.
-	ms := []*member{newMember(0, 1), newMember(1, 1), newMember(2, 1)}
+	ms := []*member{newMember(0, 1, 0), newMember(1, 1, 0), newMember(2, 1, 0)}
 	ms[0].snd = &sender{credits: make(chan struct{}, 4)}
 	ms[0].snd.sent.Store(5)
 	for _, m := range ms {

@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func newReport(cfg *config) *report {
-	rep := &report{Members: cfg.members, Senders: cfg.senders, Conns: cfg.conns}
+	rep := &report{Members: cfg.members, Senders: cfg.senders, Conns: cfg.conns, Transport: cfg.transport, ClientBDP: cfg.clientBDP, Channels: cfg.channels}
 	switch {
 	case cfg.senders == 0:
 		rep.Mode = "join-only"
@@ -133,6 +133,7 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		}
 		f.nodes = append(f.nodes, w)
 	}
+	webAddr := cfg.webServer // --transport grpc-web: the gateway's address
 	var stopServer func()
 	var stopErr error
 	creds, err := transportCreds(cfg.caFile)
@@ -157,12 +158,18 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		// Stop the cluster before the members hang up, as for one chatd.
 		stopServer = func() { stopErr = c.stop() }
 	case cfg.chatdPath != "":
-		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, cfg.chatdArgs)
+		extra := cfg.chatdArgs
+		if cfg.transport == "grpc-web" {
+			// Its page and gateway on a free port of their own;
+			// --chatd-arg may still say where.
+			extra = append([]string{"--http-addr=127.0.0.1:0"}, extra...)
+		}
+		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, extra)
 		if err != nil {
 			return err
 		}
 		defer p.kill()
-		addrs, name = []string{p.addr}, "chatd"
+		addrs, name, webAddr = []string{p.addr}, "chatd", p.http
 		f = fleet{nodes: []watched{{name: "chatd", addr: p.addr, pid: p.pid}}}
 		// Stop chatd before the members hang up, so it does not spend
 		// minutes telling the remaining thousands about each leave.
@@ -186,14 +193,23 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 			return err
 		}
 	}
-	tr, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout, dialOptions(creds, cfg.clientBDP)...)
-	if err != nil {
-		return err
+	var tr transport
+	if cfg.transport == "grpc-web" {
+		// The probe went over gRPC; the members go through the gateway.
+		tr = &webTransport{addr: webAddr, timeout: cfg.joinTimeout, batches: cfg.batches}
+		name += " via grpc-web " + webAddr
+	} else {
+		gt, err := newGRPCTransport(ctx, addrs, cfg.conns, cfg.joinTimeout, dialOptions(creds, cfg.clientBDP)...)
+		if err != nil {
+			return err
+		}
+		gt.batches = cfg.batches
+		// A restarting node refuses what its streams send while it
+		// stops: the refusal must name the message (see move.go's
+		// in-doubt window).
+		gt.tag = rs != nil
+		tr = gt
 	}
-	tr.batches = cfg.batches
-	// A restarting node refuses what its streams send while it stops:
-	// the refusal must name the message (see move.go's in-doubt window).
-	tr.tag = rs != nil
 	res, err := bench(ctx, cfg, name, tr, f, stopServer, rs, prog)
 	rep.Chatd = res
 	if err != nil {

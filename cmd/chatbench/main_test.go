@@ -109,18 +109,25 @@ func TestSmoke(t *testing.T) {
 
 func checkResult(t *testing.T, r *result, members int) {
 	t.Helper()
+	checkResultReach(t, r, members, members)
+}
+
+// checkResultReach is checkResult for a run in which each message
+// reaches reach of the members (its channel's, with --channels).
+func checkResultReach(t *testing.T, r *result, members, reach int) {
+	t.Helper()
 	if r.Joined != members || r.JoinS <= 0 || r.SettleS < r.JoinS {
 		t.Errorf("joined %d in %gs, settled in %gs; want %d, 0 < join <= settle", r.Joined, r.JoinS, r.SettleS, members)
 	}
 	if r.Sent == 0 {
 		t.Fatal("nothing sent")
 	}
-	if want := r.Sent * uint64(members); r.Deliveries != want || r.ExpectedDeliveries != want {
-		t.Errorf("deliveries %d, expected %d; want sent × members = %d", r.Deliveries, r.ExpectedDeliveries, want)
+	if want := r.Sent * uint64(reach); r.Deliveries != want || r.ExpectedDeliveries != want {
+		t.Errorf("deliveries %d, expected %d; want sent × members reached = %d × %d = %d", r.Deliveries, r.ExpectedDeliveries, r.Sent, reach, want)
 	}
-	if r.Lost != 0 || r.Duplicated != 0 || r.SeqGaps != 0 || r.Rejected != 0 || r.SlowDropped != 0 || r.Errors != 0 || len(r.Problems) > 0 {
-		t.Errorf("lost %d, duplicated %d, seq gaps %d, rejected %d, slow %d, errors %d, problems %q; want none",
-			r.Lost, r.Duplicated, r.SeqGaps, r.Rejected, r.SlowDropped, r.Errors, r.Problems)
+	if r.Lost != 0 || r.Duplicated != 0 || r.SeqGaps != 0 || r.Misdelivered != 0 || r.Rejected != 0 || r.SlowDropped != 0 || r.Errors != 0 || len(r.Problems) > 0 {
+		t.Errorf("lost %d, duplicated %d, seq gaps %d, to another channel %d, rejected %d, slow %d, errors %d, problems %q; want none",
+			r.Lost, r.Duplicated, r.SeqGaps, r.Misdelivered, r.Rejected, r.SlowDropped, r.Errors, r.Problems)
 	}
 	if r.DeliveriesPerS == nil || *r.DeliveriesPerS <= 0 || r.SendS <= 0 {
 		t.Errorf("deliveries/s %v over %gs, want positive", r.DeliveriesPerS, r.SendS)
@@ -255,6 +262,19 @@ func TestUsage(t *testing.T) {
 		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "2", "--duration", "2s", "--restart-at", "2s"}, "--restart-at must be at least 0 and less than --duration (2s), got 2s"},
 		{[]string{"--chatd", "x", "--nodes", "3", "--restart-at", "1s"}, "--restart-at goes with --restart-node"},
 		{[]string{"--chatd", "x", "--nodes", "3", "--restart-node", "2", "--baseline"}, "--baseline goes without --restart-node"},
+		// The page's path (grpc-web through the gateway) and channels.
+		{[]string{"--chatd", "x", "--transport", "websocket"}, `--transport must be grpc or grpc-web, got "websocket"`},
+		{[]string{"--server", "y:1", "--transport", "grpc-web"}, "--transport grpc-web with --server needs --web-server"},
+		{[]string{"--chatd", "x", "--transport", "grpc-web", "--web-server", "y:2"}, "--web-server goes with --server"},
+		{[]string{"--server", "y:1", "--web-server", "y:2"}, "--web-server goes with --transport grpc-web"},
+		{[]string{"--server", "y:1", "--transport", "grpc-web", "--web-server", "y"}, `bad --web-server "y"`},
+		{[]string{"--chatd", "x", "--nodes", "2", "--transport", "grpc-web"}, "--transport grpc-web measures one chatd"},
+		{[]string{"--chatd", "x", "--transport", "grpc-web", "--client-bdp"}, "--conns, --client-bdp and --ca-file go with --transport grpc"},
+		{[]string{"--chatd", "x", "--channels", "-1"}, "--channels must be 0"},
+		{[]string{"--chatd", "x", "--channels", "3", "--senders", "4"}, "--senders (4) must be a multiple of --channels (3)"},
+		{[]string{"--chatd", "x", "--channels", "3", "--members", "2", "--senders", "0"}, "fewer --members (2) than channels"},
+		{[]string{"--chatd", "x", "--channels", "2", "--senders", "2", "--baseline"}, "--baseline goes without --channels"},
+		{[]string{"--chatd", "x", "--nodes", "2", "--channels", "2", "--senders", "2", "--restart-node", "1"}, "--channels goes without --restart-node"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -313,7 +333,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}

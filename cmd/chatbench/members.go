@@ -32,6 +32,9 @@ type client interface {
 	// sendPrivate sends text to the user named to alone. A move calls it
 	// before the stream is the member's (see settleText).
 	sendPrivate(to, text string) error
+	// joinChannel asks to enter a channel (--channels); the join calls it
+	// before the member's receive goroutine starts.
+	joinChannel(name string) error
 	// receive reads events and hands them to m until the session ends, and
 	// returns why it ended: errSlowDropped if the server dropped m as too
 	// slow.
@@ -80,19 +83,30 @@ type member struct {
 	node    int           // the node its stream is on now
 	token   string        // its resume token
 
+	// With --channels N, the member is in general and in channel
+	// "c<group>", group = idx mod N, which is also where it sends if it
+	// sends; it should receive the messages of the senders of its group
+	// only. Without, group is 0 for everyone and chanName is empty.
+	group    int
+	chanName string
+	channels int // N, or 0
+
 	// Owned by the receive goroutine.
-	next     []uint64 // per sender: the message number expected next
-	got      []uint64 // per sender: distinct messages received
-	hist     *histogram
-	lastSeq  uint64
-	dup      uint64 // message numbers at or below one already seen
-	seqGaps  uint64 // events whose seq was not the previous one + 1
-	foreign  uint64 // messages chatbench did not send
-	rejected string // the first rejection's reason
-	flaps    uint64 // user_left events, and user_joined events of a resume
-	moves    []move // each time its stream ended and it resumed elsewhere, or tried to
-	doubt    window // a sender's messages in doubt since its last move
-	inDoubt  uint64 // a sender's messages put in doubt by its moves, once settled
+	next    []uint64 // per sender: the message number expected next
+	got     []uint64 // per sender: distinct messages received
+	hist    *histogram
+	lastSeq uint64
+	dup     uint64 // message numbers at or below one already seen
+	seqGaps uint64 // events whose seq was not the previous one + 1
+	foreign uint64 // messages chatbench did not send
+	// misdelivered: messages of a sender in another channel than the
+	// member's, which chatd should never have sent it.
+	misdelivered uint64
+	rejected     string // the first rejection's reason
+	flaps        uint64 // user_left events, and user_joined events of a resume
+	moves        []move // each time its stream ended and it resumed elsewhere, or tried to
+	doubt        window // a sender's messages in doubt since its last move
+	inDoubt      uint64 // a sender's messages put in doubt by its moves, once settled
 	// creditFrom: echoes of the messages numbered below it give the
 	// sender no credit, which it was given back when it moved.
 	creditFrom uint64
@@ -101,7 +115,10 @@ type member struct {
 	received atomic.Uint64 // distinct benchmark messages
 	joins    atomic.Uint64 // users the member knows joined: its welcome's, then each user_joined
 	lastRecv atomic.Int64  // when the last benchmark message came (see now)
-	moving   atomic.Bool   // between its stream's end and its resume's welcome
+	// inChannel: the member's own channel_joined for chanName came, so
+	// messages sent there from now on reach it.
+	inChannel atomic.Bool
+	moving    atomic.Bool // between its stream's end and its resume's welcome
 
 	// Set when the receive goroutine ends, before done is closed.
 	done   chan struct{}
@@ -128,14 +145,33 @@ type sender struct {
 	refused     []uint64   // the numbers of the messages refused, when the server names them
 }
 
-func newMember(idx, senders int) *member {
-	return &member{
+// newMember makes member idx of a run with that many senders, spread
+// over channels channels (0: everyone in general only).
+func newMember(idx, senders, channels int) *member {
+	m := &member{
 		idx:  idx,
 		name: fmt.Sprintf("m%05d", idx+1),
 		next: make([]uint64, senders),
 		got:  make([]uint64, senders),
 		done: make(chan struct{}),
 	}
+	if channels > 0 {
+		m.group, m.channels = idx%channels, channels
+		m.chanName = channelName(m.group)
+	}
+	return m
+}
+
+// channelName is the name of the channel of group k (--channels).
+func channelName(k int) string { return "c" + strconv.Itoa(k) }
+
+// groupOf is the group of member idx: that of its channel, with N
+// channels; 0 without.
+func groupOf(idx, channels int) int {
+	if channels == 0 {
+		return 0
+	}
+	return idx % channels
 }
 
 // seq checks that an event's seq follows the last one: chatd numbers each
@@ -185,6 +221,10 @@ func onMessage[T ~string | ~[]byte](m *member, text T) {
 	from, n, sentAt, ok := parseText(text)
 	if !ok || from >= len(m.next) {
 		m.foreign++
+		return
+	}
+	if m.chanName != "" && groupOf(from, m.channels) != m.group {
+		m.misdelivered++
 		return
 	}
 	if n < m.next[from] {

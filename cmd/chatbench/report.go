@@ -20,6 +20,9 @@ type report struct {
 	Rate      *float64 `json:"rate_per_s"`        // rate mode: messages per second, in total
 	DurationS *float64 `json:"duration_s"`        // how long senders sent
 	Conns     int      `json:"conns"`             // 0: one gRPC connection per member
+	Transport string   `json:"transport"`         // how members reach chatd: "grpc" or "grpc-web" (the page's way, through the gateway)
+	ClientBDP bool     `json:"client_bdp"`        // gRPC members use grpc-go's default flow control, not fixed windows
+	Channels  int      `json:"channels"`          // 0: everyone in general; else members spread over this many channels
 	Chatd     *result  `json:"chatd"`             // never null in a printed report
 	Baseline  *result  `json:"baseline"`          // null with --baseline=false
 	Ratio     *float64 `json:"chatd_vs_baseline"` // chatd's deliveries/s over the baseline's
@@ -47,13 +50,16 @@ type result struct {
 	LatencyMS          *latency `json:"latency_ms"` // send → receipt, over every delivery
 	DrainTimedOut      bool     `json:"drain_timed_out"`
 
-	Lost        uint64 `json:"lost"`         // expected but never received (slow-dropped members excluded)
-	Duplicated  uint64 `json:"duplicated"`   // received again, or out of order
-	SeqGaps     uint64 `json:"seq_gaps"`     // events whose seq did not follow the previous one
-	Foreign     uint64 `json:"foreign"`      // messages chatbench did not send (someone else chatting)
-	SlowDropped int    `json:"slow_dropped"` // members the server dropped as too slow
-	Errors      int    `json:"errors"`       // sessions that ended otherwise before the end
-	FirstError  string `json:"first_error,omitempty"`
+	Lost       uint64 `json:"lost"`       // expected but never received (slow-dropped members excluded)
+	Duplicated uint64 `json:"duplicated"` // received again, or out of order
+	SeqGaps    uint64 `json:"seq_gaps"`   // events whose seq did not follow the previous one
+	Foreign    uint64 `json:"foreign"`    // messages chatbench did not send (someone else chatting)
+	// Misdelivered: with --channels, messages a member got from a sender
+	// in another channel than its own.
+	Misdelivered uint64 `json:"misdelivered"`
+	SlowDropped  int    `json:"slow_dropped"` // members the server dropped as too slow
+	Errors       int    `json:"errors"`       // sessions that ended otherwise before the end
+	FirstError   string `json:"first_error,omitempty"`
 
 	ServerJoinCPUS         *float64 `json:"server_join_cpu_s"` // joins, until every member has every join
 	ServerCPUS             *float64 `json:"server_cpu_s"`      // during the send phase
@@ -131,6 +137,7 @@ func (r *result) account(ms []*member, senders int) {
 		r.Duplicated += m.dup
 		r.SeqGaps += m.seqGaps
 		r.Foreign += m.foreign
+		r.Misdelivered += m.misdelivered
 		if rejection == "" {
 			rejection = m.rejected
 		}
@@ -143,6 +150,9 @@ func (r *result) account(ms []*member, senders int) {
 			continue
 		}
 		for s, w := range want {
+			if ms[s].group != m.group {
+				continue // in another channel: not for m
+			}
 			r.ExpectedDeliveries += w
 			r.Lost += w - min(w, m.got[s])
 		}
@@ -181,6 +191,9 @@ func (r *result) account(ms []*member, senders int) {
 	}
 	if r.Duplicated > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d messages duplicated or out of order", r.Duplicated))
+	}
+	if r.Misdelivered > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d messages reached members of another channel than theirs", r.Misdelivered))
 	}
 	if r.SeqGaps > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d gaps in the event seq", r.SeqGaps))
@@ -246,6 +259,18 @@ func (rep *report) writeText(w io.Writer) {
 	default:
 		fmt.Fprintf(w, "%d members joining, nobody sending\n", rep.Members)
 	}
+	how := "native gRPC, fixed flow-control windows"
+	switch {
+	case rep.Transport == "grpc-web":
+		how = "grpc-web over websockets, through the gateway"
+	case rep.ClientBDP:
+		how = "native gRPC, grpc-go's default flow control (BDP pings)"
+	}
+	where := "all in general"
+	if rep.Channels > 0 {
+		where = fmt.Sprintf("spread over %d channels besides general, each message to its channel only", rep.Channels)
+	}
+	fmt.Fprintf(w, "members: %s; %s\n", how, where)
 	rs := []*result{rep.Chatd}
 	if rep.Baseline != nil {
 		rs = append(rs, rep.Baseline)
@@ -281,6 +306,9 @@ func (rep *report) writeText(w io.Writer) {
 		row("latency max", lat(func(l *latency) float64 { return l.Max }))
 		row("lost", func(r *result) string { return fmt.Sprint(r.Lost) })
 		row("duplicated", func(r *result) string { return fmt.Sprint(r.Duplicated) })
+		if rep.Channels > 0 {
+			row("to another channel", func(r *result) string { return fmt.Sprint(r.Misdelivered) })
+		}
 		row("server CPU", func(r *result) string { return num(r.ServerCPUS, "%.2f s") })
 		row("server CPU per 1M deliveries", func(r *result) string { return num(r.ServerCPUPerMillion, "%.2f s") })
 		row("chatbench CPU", func(r *result) string { return num(r.ChatbenchCPUS, "%.2f s") })

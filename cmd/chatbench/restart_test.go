@@ -121,7 +121,7 @@ func TestRestartSeen(t *testing.T) {
 func TestInDoubt(t *testing.T) {
 	// Sender m0, receivers m1 and m2. m0 sent 0…9 and had 0…5 back when
 	// its stream ended, with no credit left (window 4).
-	ms := []*member{newMember(0, 1), newMember(1, 1), newMember(2, 1)}
+	ms := []*member{newMember(0, 1, 0), newMember(1, 1, 0), newMember(2, 1, 0)}
 	m0 := ms[0]
 	m0.snd = &sender{credits: make(chan struct{}, 4)}
 	m0.snd.sent.Store(10)
@@ -169,7 +169,7 @@ func TestInDoubt(t *testing.T) {
 
 	// The private message a moved sender sends itself settles the window
 	// too: whatever did not come back before it never will.
-	m := newMember(0, 1)
+	m := newMember(0, 1, 0)
 	m.snd = &sender{}
 	m.snd.sent.Store(3)
 	m.openDoubt()
@@ -197,7 +197,7 @@ func TestSettleMarker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMember(0, 1)
+	m := newMember(0, 1, 0)
 	m.snd = &sender{}
 	c, _, err := tr.join(t.Context(), m)
 	if err != nil {
