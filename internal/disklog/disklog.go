@@ -414,13 +414,18 @@ func (l *Log) drainLocked() {
 			continue
 		}
 		l.now, l.next, l.size, l.dirty = now, l.next+uint64(len(batch)), size+int64(len(buf)), true
+		// The follower may have stopped while the batch was written: the
+		// batch is in the log all the same, and the next follower's
+		// replay applies it.
 		apply := l.apply
 		l.mu.Unlock()
 		for _, p := range batch {
-			if err := apply(p.e); err != nil {
-				l.mu.Lock()
-				l.applyErr = err
-				l.mu.Unlock()
+			if apply != nil {
+				if err := apply(p.e); err != nil {
+					l.mu.Lock()
+					l.applyErr = err
+					l.mu.Unlock()
+				}
 			}
 			close(p.done)
 		}

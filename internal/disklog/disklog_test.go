@@ -330,3 +330,30 @@ func lastSegment(t *testing.T, dir string) string {
 	segs := segments(t, dir)
 	return segs[len(segs)-1]
 }
+
+// A follower that stops while an append is being written (a node's Run
+// ending as a request comes in) leaves the entry written, not applied:
+// Append returns, and the next follower applies it with the rest.
+func TestFollowerStopsDuringAWrite(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir)
+	f := follow(t, l, 1)
+	appendN(t, l, 1, 3)
+	held, release := make(chan struct{}), make(chan struct{})
+	disklog.HoldWrites(l, held, release)
+	appended := make(chan error, 1)
+	go func() { appended <- l.Append(context.Background(), "4", []byte("4")) }()
+	<-held
+	f.stop()
+	close(release)
+	if err := <-appended; err != nil {
+		t.Fatalf("Append while the follower stopped: %v; want it written", err)
+	}
+	if got := len(f.got()); got != 3 {
+		t.Fatalf("the stopped follower applied %d entries; want the 3 before it stopped", got)
+	}
+	f = follow(t, l, 4)
+	if got := f.replayed(1); len(got) != 1 || got[0].Seq != 4 || string(got[0].Data) != "4" {
+		t.Fatalf("the next follower from 4 applied %v; want entry 4", got)
+	}
+}

@@ -19,3 +19,16 @@ func FailWrites(l *Log, full func() bool) {
 		return writeAll(f, b, off)
 	}
 }
+
+// HoldWrites makes every write to l's log wait, once it has written,
+// until release is closed, and says on held that one waits.
+func HoldWrites(l *Log, held chan<- struct{}, release <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.write = func(f *os.File, b []byte, off int64) error {
+		err := writeAll(f, b, off)
+		held <- struct{}{}
+		<-release
+		return err
+	}
+}
