@@ -296,6 +296,13 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	if isWS {
+		// No permessage-deflate: the websocket library would compress
+		// every response with a fresh compressor, each as two frames,
+		// and a chat's responses are small protobuf messages that gain
+		// little from it. Offered by every browser, it is declined by
+		// not passing the offer on to the wrapper, which accepts what
+		// the request asks for.
+		r.Header.Del("Sec-WebSocket-Extensions")
 		var fm *firstMessage
 		ctx, fm = gw.awaitFirstMessage(ctx, r)
 		defer fm.timer.Stop()

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
 	"net"
 	"net/http"
@@ -294,3 +295,23 @@ func TestDeadPeerFound(t *testing.T) {
 type emptyFS struct{}
 
 func (emptyFS) Open(string) (fs.File, error) { return nil, fs.ErrNotExist }
+
+// Browsers offer permessage-deflate on every websocket; the gateway
+// declines it (each small response compressed alone costs more CPU and a
+// compressor's memory per socket than it saves on the wire), and the chat
+// goes on uncompressed.
+func TestWebsocketCompressionDeclined(t *testing.T) {
+	t.Parallel()
+	gw := startGateway(t, nil)
+	c, resp, err := dialChatWith(t, context.Background(), gw.addr, &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		t.Errorf("the gateway accepted websocket extensions %q; want none", ext)
+	}
+	c.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: "alice"}}})
+	if ev := c.next(t); ev.GetWelcome() == nil {
+		t.Fatalf("first event %v, want a welcome", ev)
+	}
+}
