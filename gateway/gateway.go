@@ -103,7 +103,7 @@ type Config struct {
 // concurrent use.
 type Gateway struct {
 	cfg     Config
-	log     *slog.Logger
+	logger  *slog.Logger
 	web     *grpcweb.WrappedGrpcServer
 	page    http.Handler
 	allowed map[string]bool // lower-cased AllowedOrigins
@@ -123,7 +123,7 @@ type Gateway struct {
 // recvwindow.StreamServerInterceptor (chatd's server does), which tells the
 // bodies of grpc-web streams what their handlers have received: without
 // it, a stream's requests stop at the window.
-func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
+func New(g *grpc.Server, cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg.KeepaliveTime <= 0 || cfg.KeepaliveTimeout <= 0 {
 		return nil, errors.New("gateway: keepalive time and timeout must be positive")
 	}
@@ -141,7 +141,7 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	gw := &Gateway{
 		cfg:           cfg,
-		log:           log,
+		logger:        logger,
 		allowed:       make(map[string]bool),
 		clientStreams: make(map[string]bool),
 		conns:         make(map[*watchedConn]struct{}),
@@ -223,7 +223,7 @@ func New(g *grpc.Server, cfg Config, log *slog.Logger) (*Gateway, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return gw, nil
 }
@@ -268,7 +268,7 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !gw.originAllowed(r) {
-		gw.log.Info("refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path, "peer", r.RemoteAddr)
+		gw.logger.Info("refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path, "peer", r.RemoteAddr)
 		http.Error(w, "requests from pages of this origin are not allowed: start chatd with --allowed-origins to allow it", http.StatusForbidden)
 		return
 	}
@@ -386,7 +386,7 @@ func (gw *Gateway) awaitFirstMessage(ctx context.Context, r *http.Request) (cont
 	fm := &firstMessage{}
 	fm.timer = time.AfterFunc(gw.cfg.JoinTimeout, func() {
 		if fm.state.CompareAndSwap(msgWaiting, msgTimedOut) {
-			gw.log.Info("websocket sent no request headers within the join timeout: closing", "peer", r.RemoteAddr, "join_timeout", gw.cfg.JoinTimeout)
+			gw.logger.Info("websocket sent no request headers within the join timeout: closing", "peer", r.RemoteAddr, "join_timeout", gw.cfg.JoinTimeout)
 			fm.timedOut()
 		}
 	})

@@ -149,7 +149,7 @@ func (c *watchedConn) watch(gw *Gateway) {
 			idle := now.Sub(time.Unix(0, last))
 			switch {
 			case idle >= keepTime+keepTimeout:
-				gw.log.Info("websocket peer did not answer a ping: closing", "peer", c.RemoteAddr().String(), "silent_for", idle.Round(time.Millisecond))
+				gw.logger.Info("websocket peer did not answer a ping: closing", "peer", c.RemoteAddr().String(), "silent_for", idle.Round(time.Millisecond))
 				_ = c.Close()
 				return
 			case idle >= keepTime && pinged != last:

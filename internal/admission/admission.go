@@ -86,8 +86,8 @@ const closeDelay = 50 * time.Millisecond
 // Limiter counts what every client address holds. It is safe for
 // concurrent use.
 type Limiter struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	logger *slog.Logger
 
 	mu        sync.Mutex          // guards the fields below
 	clients   map[netip.Addr]*use // by Key
@@ -115,8 +115,8 @@ type connKey struct{ remote, local string }
 
 // New returns a limiter with the limits of cfg. log receives a line for
 // connections it refuses; give it a rate-limited logger.
-func New(cfg Config, log *slog.Logger) *Limiter {
-	return &Limiter{cfg: cfg, log: log, clients: make(map[netip.Addr]*use), conns: make(map[connKey]*conn), lastSweep: time.Now()}
+func New(cfg Config, logger *slog.Logger) *Limiter {
+	return &Limiter{cfg: cfg, logger: logger, clients: make(map[netip.Addr]*use), conns: make(map[connKey]*conn), lastSweep: time.Now()}
 }
 
 // Key returns the address that limits count against for a: a itself for
@@ -357,7 +357,7 @@ func (l *Limiter) Refused(ctx context.Context, a netip.Addr) (closing bool) {
 		if !u.refusals.AllowN(now, 1) {
 			u.shutUntil = now.Add(ShutOutFor)
 			shut = true
-			l.log.Warn("address shut out: too many refusals", "client", a.String(), "for", ShutOutFor,
+			l.logger.Warn("address shut out: too many refusals", "client", a.String(), "for", ShutOutFor,
 				"refusal_rate_per_ip", l.cfg.RefusalRate, "refusal_burst_per_ip", l.cfg.RefusalBurst)
 		}
 	}
@@ -441,7 +441,7 @@ func (ll *listener) Accept() (net.Conn, error) {
 		a := ap.Addr().Unmap()
 		until, why := ll.l.admitConn(a)
 		if why != "" {
-			ll.l.log.Warn("connection refused: "+why, "peer", c.RemoteAddr().String(), "max_conns_per_ip", ll.l.cfg.MaxConns)
+			ll.l.logger.Warn("connection refused: "+why, "peer", c.RemoteAddr().String(), "max_conns_per_ip", ll.l.cfg.MaxConns)
 			_ = c.Close()
 			continue
 		}
