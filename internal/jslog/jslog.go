@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -243,11 +244,47 @@ func (l *Log) Append(ctx context.Context, id string, data []byte) error {
 
 // LastSeq returns the stream's last sequence number.
 func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
-	info, err := l.stream.Info(ctx)
-	if err != nil {
-		return 0, err
+	var last uint64
+	err := retryTimeouts(ctx, l.logger, "reading the log's end", func() error {
+		info, err := l.stream.Info(ctx)
+		if err == nil {
+			last = info.State.LastSeq
+		}
+		return err
+	})
+	return last, err
+}
+
+// retryPatience is how long retryTimeouts goes on trying.
+const retryPatience = time.Minute
+
+// retryTimeouts calls read until it does not time out, for at most
+// retryPatience or until ctx ends, and returns its last error. A node
+// reads the log's ends and its snapshot as it starts: a NATS slow to
+// answer for a few seconds (busy, or electing a stream leader) must not
+// stop the node, as it would if the first timeout were final.
+func retryTimeouts(ctx context.Context, logger *slog.Logger, what string, read func() error) error {
+	deadline := time.Now().Add(retryPatience)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := read()
+		if err == nil || !timedOut(err) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		logger.Warn(what+" in NATS timed out: trying again", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return info.State.LastSeq, nil
+}
+
+// timedOut reports whether err is a request to NATS that had no answer in
+// time, rather than an answer.
+func timedOut(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &te) && te.Timeout()
 }
 
 // Follow reads the stream from from on with an ordered consumer, and
@@ -310,7 +347,12 @@ func (l *Log) follow(ctx context.Context, next *uint64, apply func(server.Entry)
 
 // LoadSnapshot returns the saved snapshot, or nil if there is none.
 func (l *Log) LoadSnapshot(ctx context.Context) ([]byte, error) {
-	data, err := l.state.GetBytes(ctx, snapshotObject)
+	var data []byte
+	err := retryTimeouts(ctx, l.logger, "reading the last snapshot", func() error {
+		var err error
+		data, err = l.state.GetBytes(ctx, snapshotObject)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, nil
 	}
@@ -325,11 +367,15 @@ func (l *Log) SaveSnapshot(ctx context.Context, _ uint64, data []byte) error {
 
 // FirstSeq returns the stream's first sequence number still kept.
 func (l *Log) FirstSeq(ctx context.Context) (uint64, error) {
-	info, err := l.stream.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.FirstSeq, nil
+	var first uint64
+	err := retryTimeouts(ctx, l.logger, "reading the log's start", func() error {
+		info, err := l.stream.Info(ctx)
+		if err == nil {
+			first = info.State.FirstSeq
+		}
+		return err
+	})
+	return first, err
 }
 
 // redact keeps credentials out of URLs shown in logs.
