@@ -26,12 +26,12 @@ type pending struct {
 	client   netip.Addr // join: the client's address; zero if not counted
 	counted  bool       // join: a session of client is counted for this join, to hand to its session or give back
 
-	stream    *Stream             // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
+	stream    *stream             // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
 	cmd       *clusterv1.Command  // the command as appended, so that its apply need not decode it
 	done      chan outcome        // cluster: receives the outcome; buffered
-	then      func(*Hub, outcome) // cluster: called with the outcome instead, under Hub.mu
+	then      func(*hub, outcome) // cluster: called with the outcome instead, under hub.mu
 	appended  time.Time           // cluster: when this node began appending the command, for chatd_cluster_apply_lag_seconds
-	abandoned bool                // cluster: the caller stopped waiting; guarded by Hub.mu
+	abandoned bool                // cluster: the caller stopped waiting; guarded by hub.mu
 }
 
 // newTokenOr is the new session's token, "" if p is nil (a stream this
@@ -53,13 +53,13 @@ func (p *pending) tokenOr() string {
 
 // outcome is what came of a command.
 type outcome struct {
-	s   *Stream // a join's stream, if it is on this node
+	s   *stream // a join's stream, if it is on this node
 	ok  bool    // a leave found its stream attached
 	err error   // why the command was refused
 }
 
 // settle gives back what p still holds once its command has been applied
-// with out. Hub.mu must be held.
+// with out. hub.mu must be held.
 // command returns the command p waits for, if p knows it.
 func (p *pending) command() *clusterv1.Command {
 	if p == nil {
@@ -68,7 +68,7 @@ func (p *pending) command() *clusterv1.Command {
 	return p.cmd
 }
 
-func (p *pending) settle(h *Hub, out outcome) {
+func (p *pending) settle(h *hub, out outcome) {
 	if p == nil {
 		return
 	}
@@ -99,7 +99,7 @@ func (p *pending) settle(h *Hub, out outcome) {
 // applyLocked applies cmd; p is what this node kept of it, if this node
 // asked for it. Lock must be held, and flushSlowLocked called before it is
 // released.
-func (h *Hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
+func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 	switch a := cmd.GetAction().(type) {
 	case *clusterv1.Command_Join:
 		return h.joinLocked(cmd.GetNode(), a.Join, p)
@@ -125,7 +125,7 @@ func (h *Hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 // streamLocked finds the session whose stream on node sent a command, or
 // refuses the command if that stream is no longer attached: dropped,
 // logged out, or replaced by a resume. Lock must be held.
-func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*session, error) {
+func (h *hub) streamLocked(node string, ref *clusterv1.Stream) (*session, error) {
 	sess := h.byKey[ref.GetUserKey()]
 	if sess == nil || sess.state != stateOnline || sess.node != node || sess.attach != ref.GetAttach() {
 		return nil, errGone
@@ -135,7 +135,7 @@ func (h *Hub) streamLocked(node string, ref *clusterv1.Stream) (*session, error)
 
 // lookalikeLocked returns a session whose name looks like a name with
 // lookalike keys ks (see lookalikeKeys), or nil. Lock must be held.
-func (h *Hub) lookalikeLocked(ks [2]string) *session {
+func (h *hub) lookalikeLocked(ks [2]string) *session {
 	for _, k := range ks {
 		if sess := h.bySkel[k]; sess != nil {
 			return sess
@@ -146,7 +146,7 @@ func (h *Hub) lookalikeLocked(ks [2]string) *session {
 
 // addLookalikesLocked registers sess under its lookalike keys. Lock must be
 // held.
-func (h *Hub) addLookalikesLocked(sess *session) {
+func (h *hub) addLookalikesLocked(sess *session) {
 	for _, k := range sess.skels {
 		h.bySkel[k] = sess
 	}
@@ -154,7 +154,7 @@ func (h *Hub) addLookalikesLocked(sess *session) {
 
 // joinLocked admits a user, or resumes a session (see resumeLocked). Lock
 // must be held.
-func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
+func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	display, key, err := CheckUsername(j.GetUsername())
 	if err != nil {
 		return outcome{err: err}
@@ -205,7 +205,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	sess.seq = 1 // the welcome; the replay starts after it
 	if s != nil {
 		s.recovery = recovery
-		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 				You:         sess.user,
@@ -226,7 +226,7 @@ func (h *Hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 // server noticing yet, or on a node that crashed), that stream is ended:
 // whoever holds the token is sess's user. It returns the stream if it is on
 // this node. Lock must be held.
-func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pending) *Stream {
+func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pending) *stream {
 	if node != h.node {
 		h.releaseLocked(sess) // counted where it is now
 	}
@@ -275,7 +275,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		s.recovery = chatv1.Recovery_RECOVERY_COMPLETE
 		// Complete: the client's state as of lastSeq, plus what follows,
 		// is current. From its point of view it never left.
-		s.queue.pushCatchUp(Delivery{Seq: lastSeq, Event: privateEvent(&chatv1.ChatResponse{
+		s.queue.pushCatchUp(delivery{Seq: lastSeq, event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 				You:         sess.user,
@@ -292,7 +292,7 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 	s.recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	sess.seq++
 	sess.resetReplay()
-	s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: privateEvent(&chatv1.ChatResponse{
+	s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
 			You:         sess.user,
@@ -307,8 +307,8 @@ func (h *Hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 	return s
 }
 
-// sendLocked sends a message (see Hub.sendPipelined). Lock must be held.
-func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
+// sendLocked sends a message (see hub.sendPipelined). Lock must be held.
+func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	sess, err := h.streamLocked(node, snd.GetStream())
 	if err != nil {
 		return err
@@ -364,9 +364,9 @@ func (h *Hub) sendLocked(node string, snd *clusterv1.Send) error {
 	return nil
 }
 
-// joinChannelLocked puts a session in a channel (see Hub.JoinChannel).
+// joinChannelLocked puts a session in a channel (see hub.JoinChannel).
 // Lock must be held.
-func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
+func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 	display, key, err := CheckChannel(jc.GetChannel())
 	if err != nil {
 		return err
@@ -405,8 +405,8 @@ func (h *Hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 }
 
 // leaveChannelLocked takes a session out of a channel (see
-// Hub.LeaveChannel). Lock must be held.
-func (h *Hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error {
+// hub.LeaveChannel). Lock must be held.
+func (h *hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error {
 	display, key, err := CheckChannel(lc.GetChannel())
 	if err != nil {
 		return err
@@ -426,9 +426,9 @@ func (h *Hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error 
 	return nil
 }
 
-// leaveLocked ends a session's stream (see Hub.Leave) and reports whether
+// leaveLocked ends a session's stream (see hub.Leave) and reports whether
 // it was still attached. Lock must be held.
-func (h *Hub) leaveLocked(node string, l *clusterv1.Leave) bool {
+func (h *hub) leaveLocked(node string, l *clusterv1.Leave) bool {
 	sess, err := h.streamLocked(node, l.GetStream())
 	if err != nil {
 		return false

@@ -6,13 +6,13 @@ import (
 )
 
 // Archive keeps every message of the chat for scroll-back (see
-// Service.History), beyond what channels keep in memory: internal/archive,
+// service.History), beyond what channels keep in memory: internal/archive,
 // in a chatd's data directory.
 type Archive interface {
 	// Add queues a message of conversation conv (see channelConv,
 	// privateConv) to be kept: number is its place among all the chat's
 	// messages (they come in order; one the archive has is skipped),
-	// wire its event's encoding. It is called under Hub.mu and must not
+	// wire its event's encoding. It is called under hub.mu and must not
 	// block.
 	Add(conv string, number uint64, t time.Time, wire []byte)
 	// Page returns up to limit messages of conv before message number
@@ -46,8 +46,8 @@ func privateConv(a, b string) string {
 }
 
 // archiveLocked keeps ev, the message numbered h.msgs, in conversation
-// conv's archive, if the node has one. Hub.mu must be held.
-func (h *Hub) archiveLocked(conv string, ev *Event) {
+// conv's archive, if the node has one. hub.mu must be held.
+func (h *hub) archiveLocked(conv string, ev *event) {
 	if h.archive != nil && ev.wire != nil {
 		h.archive.Add(conv, h.msgs, h.now, ev.wire)
 	}

@@ -62,7 +62,7 @@ func (o *options) securityOptions(cfg Config) []grpc.ServerOption {
 // authenticator checks the token of each call.
 type authenticator struct {
 	v   *auth.Verifier
-	svc *Service // counts the calls refused; set before the server serves
+	svc *service // counts the calls refused; set before the server serves
 }
 
 // refuseSignIn returns the status of a call refused sign-in: a refusal before
@@ -159,7 +159,7 @@ var errSignInExpired = &Error{Kind: ErrUnauthenticated, Msg: auth.Expired.Msg}
 // the username to join under, with ctx carrying when the session's sign-in
 // expires (see signInExpired); the wait for that ends with ctx. Without
 // sign-in, it is the join's username and ctx as they are.
-func (svc *Service) signIn(ctx context.Context, join *chatv1.Join) (context.Context, string, error) {
+func (svc *service) signIn(ctx context.Context, join *chatv1.Join) (context.Context, string, error) {
 	if svc.auth == nil {
 		return ctx, join.GetUsername(), nil
 	}

@@ -12,7 +12,7 @@ import (
 const generalChannel = "general"
 
 // channel is a named group of members with its recent messages. Every field
-// is owned by the hub: read and written only with Hub.mu held.
+// is owned by the hub: read and written only with hub.mu held.
 type channel struct {
 	name string // as its creator wrote it
 	key  string // case-mapped name; unique among channels
@@ -58,8 +58,8 @@ func (ch *channel) info() *chatv1.Channel {
 }
 
 // enterLocked puts sess at the end of ch's members and ch in sess's channels.
-// Hub.mu must be held.
-func (h *Hub) enterLocked(sess *session, ch *channel) {
+// hub.mu must be held.
+func (h *hub) enterLocked(sess *session, ch *channel) {
 	h.channelList = nil
 	ch.members = append(ch.members, sess)
 	sess.channels = append(sess.channels, ch)
@@ -68,9 +68,9 @@ func (h *Hub) enterLocked(sess *session, ch *channel) {
 	}
 }
 
-// exitLocked removes sess from ch and ch from sess's channels. Hub.mu must be
+// exitLocked removes sess from ch and ch from sess's channels. hub.mu must be
 // held.
-func (h *Hub) exitLocked(sess *session, ch *channel) {
+func (h *hub) exitLocked(sess *session, ch *channel) {
 	h.channelList = nil
 	if sess.online() {
 		ch.online--
@@ -87,7 +87,7 @@ func (h *Hub) exitLocked(sess *session, ch *channel) {
 // makeRoomLocked makes room for a new channel if the server is at its
 // limit, by dropping the empty channel that has been empty the longest. It
 // reports whether there is room.
-func (h *Hub) makeRoomLocked() bool {
+func (h *hub) makeRoomLocked() bool {
 	if len(h.channels) < h.cfg.MaxChannels {
 		return true
 	}
@@ -112,13 +112,13 @@ func (h *Hub) makeRoomLocked() bool {
 // not count against the queue's limit: however small the queue, or however
 // many channels an incomplete resume restores, a client is not dropped for
 // being told where it is. For a session whose stream is on another node
-// only the numbering is kept. Hub.mu must be held.
-func (h *Hub) channelCatchUpLocked(sess *session, ch *channel) {
+// only the numbering is kept. hub.mu must be held.
+func (h *hub) channelCatchUpLocked(sess *session, ch *channel) {
 	history := ch.history.items()
 	// The channel_joined is not kept in sess's replay: it lists every member,
 	// and a join storm would keep N such lists of up to N users. A resume
 	// that missed it gets a fresh catch-up instead.
-	var joined *Event
+	var joined *event
 	if sess.stream != nil {
 		joined = privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
 			ChannelJoined: &chatv1.ChannelJoined{

@@ -144,7 +144,7 @@ func SoloConfig() ClusterConfig {
 // Cluster is a node's part in a cluster: it appends commands to the log
 // and applies the log to the node's hub.
 type Cluster struct {
-	h      *Hub
+	h      *hub
 	log    Log
 	cfg    ClusterConfig
 	logger *slog.Logger
@@ -154,7 +154,7 @@ type Cluster struct {
 	backlog []*clusterv1.Command // commands to append in the background
 	wake    chan struct{}        // has a token while backlog may hold some
 
-	applied  uint64             // the last entry applied; guarded by Hub.mu
+	applied  uint64             // the last entry applied; guarded by hub.mu
 	target   uint64             // the log's end when the node started: ready once applied
 	ready    atomic.Bool        // caught up with the log as it was at the start
 	serving  atomic.Bool        // ready and the log within reach
@@ -169,15 +169,15 @@ type Cluster struct {
 
 	// The streams of this node that the log gave up for dead with it, to
 	// end once nothing of theirs is on its way to the log (see
-	// cutOffLocked); guarded by Hub.mu.
-	cut     []*Stream
+	// cutOffLocked); guarded by hub.mu.
+	cut     []*stream
 	cutIdle <-chan struct{} // closed once the gate, shut for them, is idle
 	cutWake chan struct{}   // has a token while cut may hold some
 
 	readyCh chan struct{} // closed once ready
 
-	tickTimer *time.Timer // appends a tick when the soonest deadline falls due; guarded by Hub.mu
-	tickAt    time.Time   // when tickTimer fires, by the log's clock; guarded by Hub.mu
+	tickTimer *time.Timer // appends a tick when the soonest deadline falls due; guarded by hub.mu
+	tickAt    time.Time   // when tickTimer fires, by the log's clock; guarded by hub.mu
 
 	// A node that runs itself (start) stops with halt.
 	runCtx    context.Context
@@ -187,7 +187,7 @@ type Cluster struct {
 
 // newClusterHub returns a hub that is one node of the cluster whose log is
 // log. Run must be called to start it.
-func newClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limiter, logger *slog.Logger) (*Hub, *Cluster) {
+func newClusterHub(cfg Config, ccfg ClusterConfig, log Log, lim *admission.Limiter, logger *slog.Logger) (*hub, *Cluster) {
 	var b [6]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	id := hex.EncodeToString(b[:])
@@ -381,7 +381,7 @@ func (c *Cluster) apply(e Entry) error {
 	return nil
 }
 
-// checkReadyLocked notes when the node has caught up with the log. Hub.mu
+// checkReadyLocked notes when the node has caught up with the log. hub.mu
 // must be held.
 func (c *Cluster) checkReadyLocked() {
 	if !c.ready.Load() && c.applied >= c.target {
@@ -413,7 +413,7 @@ func (c *Cluster) start() {
 	}
 }
 
-// halt stops a node that start runs, and waits for it. Hub.mu must not be
+// halt stops a node that start runs, and waits for it. hub.mu must not be
 // held.
 func (c *Cluster) halt() {
 	if c.runCancel == nil {
@@ -443,7 +443,7 @@ const tickMargin = time.Millisecond
 // armTickLocked has this node append a tick (a heartbeat) once the soonest
 // deadline falls due, so that it applies then, not at the next heartbeat
 // or command. Every node does, and the first tick in the log applies it
-// on every node alike. Hub.mu must be held.
+// on every node alike. hub.mu must be held.
 func (c *Cluster) armTickLocked() {
 	h := c.h
 	if len(h.deadline) == 0 || !c.ready.Load() {
@@ -506,7 +506,7 @@ var errCutOffPause = &Error{Kind: ErrUnavailable, Msg: "this server lost touch w
 // up for dead (cutOffLocked). Either way, what got in before is appended
 // first, so that the node knows where it is in the log's order.
 type gate struct {
-	mu       sync.Mutex // guards the fields below; taken alone, or under Hub.mu (see LOCKS.md)
+	mu       sync.Mutex // guards the fields below; taken alone, or under hub.mu (see LOCKS.md)
 	shutBy   error      // why nothing passes: errStopping, errCutOffPause; nil while open
 	inflight int
 	idle     chan struct{} // closed once shut with nothing in flight
@@ -571,8 +571,8 @@ func (g *gate) open() {
 // senders, not drops it: the gate shuts, so that nothing more goes in and
 // what is on its way gets appended; then what the log has not applied of
 // theirs is refused (UNAVAILABLE, send it again), and the streams end,
-// sent what is queued for them first (see cutOffLoop). Hub.mu must be held.
-func (c *Cluster) cutOffLocked(streams []*Stream) {
+// sent what is queued for them first (see cutOffLoop). hub.mu must be held.
+func (c *Cluster) cutOffLocked(streams []*stream) {
 	c.logger.Warn("the cluster gave this node up for dead (unheard for the node timeout: frozen, or out of touch with the log): ending its streams, refusing what they sent", "seq", c.applied, "streams", len(streams))
 	for _, s := range streams {
 		s.cut.Store(true)
@@ -594,7 +594,7 @@ func (c *Cluster) cutOffLoop(ctx context.Context) {
 		idle := c.cutIdle
 		c.h.mu.Unlock()
 		if idle == nil {
-			continue // ended already, by Hub.Shutdown
+			continue // ended already, by hub.Shutdown
 		}
 		select {
 		case <-ctx.Done():
@@ -602,7 +602,7 @@ func (c *Cluster) cutOffLoop(ctx context.Context) {
 		case <-idle:
 		}
 		c.h.mu.Lock()
-		if c.cutIdle == idle { // else ended by Hub.Shutdown meanwhile; any cut since poked again
+		if c.cutIdle == idle { // else ended by hub.Shutdown meanwhile; any cut since poked again
 			c.endCutOffLocked()
 		}
 		c.h.mu.Unlock()
@@ -610,7 +610,7 @@ func (c *Cluster) cutOffLoop(ctx context.Context) {
 }
 
 // endCutOffLocked refuses what the streams cut off still have on its way
-// through the log, and ends them. Hub.mu must be held.
+// through the log, and ends them. hub.mu must be held.
 func (c *Cluster) endCutOffLocked() {
 	if len(c.cut) == 0 {
 		return
@@ -856,7 +856,7 @@ func (c *Cluster) appendLoop(ctx context.Context) {
 }
 
 // dueNextLocked sets when the next snapshot is due by the entries applied
-// (SnapshotEntries). Hub.mu must be held.
+// (SnapshotEntries). hub.mu must be held.
 func (c *Cluster) dueNextLocked() {
 	if n := c.cfg.SnapshotEntries; n > 0 {
 		c.snapDue.Store(c.applied + n)
@@ -929,7 +929,7 @@ func (c *Cluster) saveSnapshot(ctx context.Context, snap *clusterv1.Snapshot) er
 // Stop tells the other nodes that this one is stopping, so that they hold
 // its users while their clients reconnect to them, and waits until this
 // node has applied that (its streams are then ended with UNAVAILABLE), or
-// ctx ends. Call Hub.Shutdown after it.
+// ctx ends. Call hub.Shutdown after it.
 func (c *Cluster) Stop(ctx context.Context) {
 	c.stopOnce.Do(func() {
 		// Commands of this node's streams that the log takes after the

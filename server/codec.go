@@ -12,14 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Event is something that happened, as one or more sessions receive it. A
+// event is something that happened, as one or more sessions receive it. A
 // broadcast keeps only its protobuf encoding, made once when it was
 // published: a broadcast to N sessions is marshalled once, not N times,
-// every writer sends the same bytes behind its own seq (see [Delivery]),
+// every writer sends the same bytes behind its own seq (see delivery),
 // and an event kept in replays and histories costs its bytes once, not
 // its bytes and its decoded message too. An answer for one session keeps
 // its message instead, which its writer marshals outside the hub's lock.
-type Event struct {
+type event struct {
 	resp *chatv1.ChatResponse // for one session: Seq and History never set; nil once encoded
 	wire []byte               // proto encoding of the response without Seq and History
 	size int                  // what keeping the event costs in memory, in bytes
@@ -29,7 +29,7 @@ type Event struct {
 	history bool
 }
 
-// eventOverhead is what an Event costs besides its encoding: the struct,
+// eventOverhead is what an event costs besides its encoding: the struct,
 // rounded up to its allocation size class (48 bytes now; 64 leaves room).
 const eventOverhead = 64
 
@@ -37,53 +37,53 @@ const eventOverhead = 64
 // encoding, in a struct of its own. A channel's history keeps this copy,
 // not e, so that what the history counts (the copy's own struct and the
 // encoding) is what it keeps, and every joiner is shown the same copy.
-func (e *Event) asHistory() *Event {
-	return &Event{resp: e.resp, wire: e.wire, size: e.size, history: true}
+func (e *event) asHistory() *event {
+	return &event{resp: e.resp, wire: e.wire, size: e.size, history: true}
 }
 
 // bytes is what keeping e costs, for the replay's and the history's
 // budgets; 0 for nil.
-func (e *Event) bytes() int {
+func (e *event) bytes() int {
 	if e == nil {
 		return 0
 	}
 	return e.size
 }
 
-// Delivery is an event as one session receives it, with its place in the
+// delivery is an event as one session receives it, with its place in the
 // session's numbering.
-type Delivery struct {
+type delivery struct {
 	// Seq is the event's number in the session, or 0 for an answer to a
 	// request, which is not numbered.
 	Seq uint64
-	// Event is the event, shared with every other session receiving it.
-	Event *Event
+	// event is the event, shared with every other session receiving it.
+	event *event
 }
 
 // Response returns the delivery as the client receives it, in a new
 // message; for tests and logs, not the hot path.
-func (d Delivery) Response() *chatv1.ChatResponse {
+func (d delivery) Response() *chatv1.ChatResponse {
 	var resp *chatv1.ChatResponse
-	if d.Event.resp != nil {
-		resp = proto.CloneOf(d.Event.resp)
+	if d.event.resp != nil {
+		resp = proto.CloneOf(d.event.resp)
 	} else {
 		resp = &chatv1.ChatResponse{}
-		if err := proto.Unmarshal(d.Event.wire, resp); err != nil {
+		if err := proto.Unmarshal(d.event.wire, resp); err != nil {
 			panic("server: an event's own encoding does not decode: " + err.Error())
 		}
 	}
-	resp.Seq, resp.History = d.Seq, d.Event.history
+	resp.Seq, resp.History = d.Seq, d.event.history
 	return resp
 }
 
 // privateEvent wraps a response for one session only. It is not encoded
 // ahead: its one writer has the codec marshal it, outside the hub's lock.
-func privateEvent(resp *chatv1.ChatResponse) *Event {
-	return &Event{resp: resp}
+func privateEvent(resp *chatv1.ChatResponse) *event {
+	return &event{resp: resp}
 }
 
 // newEvent encodes resp for a broadcast and keeps only the encoding.
-func newEvent(resp *chatv1.ChatResponse) *Event {
+func newEvent(resp *chatv1.ChatResponse) *event {
 	// Grown, not made, so that the capacity is the allocation's real size
 	// class: what the budgets count is what the heap holds.
 	b := slices.Grow([]byte(nil), proto.Size(resp))
@@ -92,9 +92,9 @@ func newEvent(resp *chatv1.ChatResponse) *Event {
 		// Cannot happen for what the hub builds (every string was checked
 		// as UTF-8 on the way in). If it did, wireCodec marshals resp at
 		// send time and the error reaches the streams it is sent to.
-		return &Event{resp: resp, size: eventOverhead + proto.Size(resp)}
+		return &event{resp: resp, size: eventOverhead + proto.Size(resp)}
 	}
-	return &Event{wire: b, size: eventOverhead + cap(b)}
+	return &event{wire: b, size: eventOverhead + cap(b)}
 }
 
 // wireCodec is the server's gRPC codec: it sends an *outgoing delivery as
@@ -116,7 +116,7 @@ func newWireCodec() wireCodec {
 // handed until the message is written, so they cannot be reused, but a
 // writer allocates the outgoing deliveries of a whole batch at once.
 type outgoing struct {
-	d     Delivery
+	d     delivery
 	parts [2]mem.Buffer
 	bytes mem.SliceBuffer  // the delivery's own part: buf as filled
 	body  mem.SliceBuffer  // the event's part: the bytes encoded at publish time
@@ -140,14 +140,14 @@ const (
 // sizes are eventSize of each delivery's event, worked out once: sizing a
 // welcome (every user online) costs nearly what encoding it does.
 type outgoingBatch struct {
-	ds    []Delivery
+	ds    []delivery
 	sizes []int
 }
 
 // eventSize is the size of an event's encoding without its seq and
 // history. A response not yet encoded is sized by proto, which caches the
 // sizes of its parts for the marshalling that follows (UseCachedSize).
-func eventSize(e *Event) int {
+func eventSize(e *event) int {
 	if e.resp != nil {
 		return proto.Size(e.resp)
 	}
@@ -155,12 +155,12 @@ func eventSize(e *Event) int {
 }
 
 // deliveryHeader appends d's own part, its seq and history, to b.
-func deliveryHeader(b []byte, d *Delivery) []byte {
+func deliveryHeader(b []byte, d *delivery) []byte {
 	if d.Seq != 0 {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)
 		b = protowire.AppendVarint(b, d.Seq)
 	}
-	if d.Event.history {
+	if d.event.history {
 		b = protowire.AppendTag(b, 3, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
 	}
@@ -185,13 +185,13 @@ func marshalBatch(h *outgoingBatch) ([]byte, error) {
 		b = protowire.AppendTag(b, eventsField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(len(head)+h.sizes[i]))
 		b = append(b, head...)
-		if d.Event.resp != nil {
+		if d.event.resp != nil {
 			var err error
-			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, d.Event.resp); err != nil {
+			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, d.event.resp); err != nil {
 				return nil, err
 			}
 		} else {
-			b = append(b, d.Event.wire...)
+			b = append(b, d.event.wire...)
 		}
 	}
 	if len(b) != cap(b) {
@@ -217,12 +217,12 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	h.bytes = deliveryHeader(h.buf[:0], d)
 	// A SliceBuffer's Free does nothing, so no stream can recycle the
 	// shared bytes while others still send them.
-	h.body = d.Event.wire
+	h.body = d.event.wire
 	if h.body == nil {
 		// Not from gRPC's buffer pools: a welcome can be large (every
 		// user online), and pooled buffers of that size, cached after a
 		// join storm, would keep the memory of thousands of them.
-		b, err := proto.Marshal(d.Event.resp)
+		b, err := proto.Marshal(d.event.resp)
 		if err != nil {
 			return nil, err
 		}

@@ -8,11 +8,11 @@ import (
 
 // This file queues events for the sessions they concern, and drops the
 // sessions that cannot keep up. Every function here must be called with
-// Hub.mu held.
+// hub.mu held.
 
 // broadcastLocked gives ev to every session, online, held or parked,
 // except skip.
-func (h *Hub) broadcastLocked(ev *Event, skip *session) {
+func (h *hub) broadcastLocked(ev *event, skip *session) {
 	for sess := h.head; sess != nil; sess = sess.next {
 		if sess != skip {
 			h.deliverLocked(sess, ev)
@@ -26,7 +26,7 @@ func (h *Hub) broadcastLocked(ev *Event, skip *session) {
 }
 
 // publishLocked gives ev to every member of ch except skip.
-func (h *Hub) publishLocked(ch *channel, ev *Event, skip *session) {
+func (h *hub) publishLocked(ch *channel, ev *event, skip *session) {
 	for _, sess := range ch.members {
 		if sess != skip {
 			h.deliverLocked(sess, ev)
@@ -40,11 +40,11 @@ func (h *Hub) publishLocked(ch *channel, ev *Event, skip *session) {
 // nothing more (so what it does get has no gap) and is marked to be
 // dropped; the replay keeps recording. flushSlowLocked must be called
 // before the lock is released.
-func (h *Hub) deliverLocked(sess *session, ev *Event) {
+func (h *hub) deliverLocked(sess *session, ev *event) {
 	sess.seq++
 	sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	if s := sess.stream; s != nil {
-		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
+		h.queueLocked(s, delivery{Seq: sess.seq, event: ev})
 	}
 }
 
@@ -53,34 +53,34 @@ func (h *Hub) deliverLocked(sess *session, ev *Event) {
 // (see queue.pushCatchUp), and what sess's replay keeps of it is kept,
 // which may be nil (see session.replay). ev may be nil if sess's stream is
 // not on this node: only the numbering is kept then.
-func (h *Hub) deliverCatchUpLocked(sess *session, kept, ev *Event) {
+func (h *hub) deliverCatchUpLocked(sess *session, kept, ev *event) {
 	sess.seq++
 	sess.replay.push(kept, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 	switch s := sess.stream; {
 	case s == nil:
 	case s.forgive && !s.overflowed:
-		s.queue.pushCatchUp(Delivery{Seq: sess.seq, Event: ev})
+		s.queue.pushCatchUp(delivery{Seq: sess.seq, event: ev})
 	default:
-		h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
+		h.queueLocked(s, delivery{Seq: sess.seq, event: ev})
 	}
 }
 
 // deliverTo is deliverLocked for a stream no longer attached to sess: its
 // last event (a logout's own user_left).
-func (h *Hub) deliverTo(s *Stream, sess *session, ev *Event) {
+func (h *hub) deliverTo(s *stream, sess *session, ev *event) {
 	sess.seq++
-	h.queueLocked(s, Delivery{Seq: sess.seq, Event: ev})
+	h.queueLocked(s, delivery{Seq: sess.seq, event: ev})
 }
 
 // replyLocked queues an answer to a request, unnumbered and not kept in
 // the replay.
-func (h *Hub) replyLocked(s *Stream, resp *chatv1.ChatResponse) {
-	h.queueLocked(s, Delivery{Event: privateEvent(resp)})
+func (h *hub) replyLocked(s *stream, resp *chatv1.ChatResponse) {
+	h.queueLocked(s, delivery{event: privateEvent(resp)})
 }
 
 // queueLocked queues d for s, or marks s to be dropped if its queue is
 // full.
-func (h *Hub) queueLocked(s *Stream, d Delivery) {
+func (h *hub) queueLocked(s *stream, d delivery) {
 	if s.overflowed {
 		return
 	}
@@ -94,7 +94,7 @@ func (h *Hub) queueLocked(s *Stream, d Delivery) {
 // session offline: the node asks for it in the log, like any disconnect
 // (a log of the node's own applies it next), and meanwhile the session's
 // events go to its replay only.
-func (h *Hub) flushSlowLocked() {
+func (h *hub) flushSlowLocked() {
 	for len(h.slow) > 0 {
 		s := h.slow[0]
 		h.slow = h.slow[1:]

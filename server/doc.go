@@ -5,31 +5,34 @@
 // It is chatd's own package, for cmd/chatd, the gateway and the module's
 // tests, not a library for other modules: [WithAuth] and
 // [Server.Admission] take and give types of the module's internal
-// packages, and [Config.PerClient] is one. [Hub], [Stream], [Event] and
-// [Delivery] are exported for the package's own tests, which drive a hub
-// with no transport (see export_test.go for what only tests get).
+// packages, and [Config.PerClient] is one. What it exports is what
+// cmd/chatd, the gateway and the tests of other packages use ([Server],
+// its settings and options, the [Log] a node follows, and the checks of
+// names and text); the hub's own types (hub, stream, event, delivery,
+// service) are unexported, and the package's tests, which drive a hub
+// with no transport, get them under exported names from export_test.go.
 //
 // Where things happen:
-//   - a join: [Service.Chat] reads the first request (admitJoin), checks
-//     the sign-in (signIn), and [Hub.Join] makes it a command, which the
+//   - a join: service.Chat reads the first request (admitJoin), checks
+//     the sign-in (signIn), and hub.Join makes it a command, which the
 //     node appends to the chat's log and waits for; once the log has it,
 //     [Cluster] applies it, and joinLocked (apply.go) admits it;
 //   - a message: the stream's read loop (readLoop, service.go) hands it
-//     to handle, which calls Hub.sendPipelined: that returns once the log
+//     to handle, which calls hub.sendPipelined: that returns once the log
 //     has the command, without waiting for it to be applied, so that the
 //     stream's next request follows it in the log; sendLocked (apply.go)
 //     gives it to every session it goes to (publishLocked, deliver.go),
 //     queuing it for each one's stream on this node, and each of those
 //     streams' writer (writeLoop, writer.go) sends it; a refusal met in
 //     sendLocked reaches the sender as a rejected answer (tests have
-//     Hub.Send, which waits for it, from export_test.go);
-//   - a channel entered or left: handle calls [Hub.JoinChannel] or
-//     [Hub.LeaveChannel], which wait for the command to be applied
+//     hub.Send, which waits for it, from export_test.go);
+//   - a channel entered or left: handle calls hub.JoinChannel or
+//     hub.LeaveChannel, which wait for the command to be applied
 //     (joinChannelLocked, leaveChannelLocked); a new channel past
 //     --max-channels takes the place of the one empty longest
 //     (makeRoomLocked, channel.go);
 //   - a disconnect: serve (service.go) sees the stream's context end and
-//     calls [Hub.Leave] with LEAVE_REASON_DISCONNECTED; leaveLocked parks
+//     calls hub.Leave with LEAVE_REASON_DISCONNECTED; leaveLocked parks
 //     the session for the resume grace (parkLocked, presence.go);
 //   - a node gone silent, in a cluster: each node appends a heartbeat ten
 //     times per node timeout (heartbeatLoop, nodes.go); every node,
@@ -57,7 +60,7 @@
 // docs/development.md lists them). A test file is named for the concern it tests, and says how:
 // <concern>_test.go tests it from outside, over real gRPC streams as a
 // client sees it wherever there is a stream to test, and
-// <concern>_hub_test.go tests the same concern on a [Hub] driven directly,
+// <concern>_hub_test.go tests the same concern on a hub driven directly,
 // with no transport, so that the two sort side by side (channel_test.go
 // and channel_hub_test.go; chat_test.go and chat_hub_test.go for the
 // basics: join, send, leave). Their helpers are helpers_test.go and
@@ -83,13 +86,13 @@
 //   - session: a user's lasting presence, which outlives its streams: its
 //     numbered events (seq), its resume token, its channels, its replay
 //     (session, session.go). The hub keeps every session, online, held or
-//     parked (sessionState), by key (Hub.byKey).
+//     parked (sessionState), by key (hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
-//     join to its end, and [Stream] (stream.go), its attachment to a
+//     join to its end, and stream (stream.go), its attachment to a
 //     session on the node it is on: its queue, and how the hub ended it.
-//     A new Stream comes with each stream that joins or resumes; a session
+//     A new stream comes with each stream that joins or resumes; a session
 //     has at most one (session.stream). A stream is numbered by the session's
-//     attach count (session.attach, Stream.attach), and commands name it
+//     attach count (session.attach, stream.attach), and commands name it
 //     by user key and that number (clusterv1.Stream). "attachment" and
 //     "stream" name the same thing.
 //   - member: a session in a channel (channel.members). clusterv1.Member
@@ -100,20 +103,20 @@
 //     word: a message has a channel or a recipient.
 //   - command: a change a node asks the chat for (clusterv1.Command: a
 //     join, a leave, a message, a channel entered or left, a heartbeat, a
-//     node's stop), stamped with the node and an id (Hub.command), and
+//     node's stop), stamped with the node and an id (hub.command), and
 //     appended to the log. Nothing changes the chat's state but a
 //     command applied.
-//   - event: what a session is told (a chatv1.ChatResponse: a welcome, a
-//     user joined or left, a message, …). [Event] is one event encoded
-//     once and shared by every session it goes to; a [Delivery] is an
-//     Event with its seq in one session. Answers to one request (a
+//   - Event: what a session is told (a chatv1.ChatResponse: a welcome, a
+//     user joined or left, a message, …). event is one event encoded
+//     once and shared by every session it goes to; a delivery is an
+//     event with its seq in one session. Answers to one request (a
 //     rejection, a channel list) are delivered too, with seq 0: they are
 //     not events of the session and are not kept for a resume.
 //   - catch-up: what a stream is given at once so that it knows where
 //     things stand: its welcome (who is online), a channel's members and
 //     history (channelCatchUpLocked), a resume's replay. It is queued
 //     with queue.pushCatchUp, so that it does not count against the
-//     queue's limit while the stream is forgiving (Stream.forgive), and
+//     queue's limit while the stream is forgiving (stream.forgive), and
 //     the stream's reader waits until the writer has taken it
 //     (queue.catchUpTaken) before it reads the next request. On /metrics,
 //     chatd_resumes_total still names a resume that got a fresh one
@@ -123,42 +126,42 @@
 //     it instead of the log's start.
 //   - node: one chatd process taking part in a chat: it appends its
 //     streams' commands to the log and applies the whole log to its own
-//     hub. Its id is new with each run (Hub.node, [Cluster.Node]); its name
+//     hub. Its id is new with each run (hub.node, [Cluster.Node]); its name
 //     labels what it logs. A chatd of its own is a cluster of one node, and
 //     [Cluster] is a node's part in the log even then.
 //   - log: the chat's ordered log of commands ([Log], [Entry]): memLog
 //     in memory, internal/disklog on disk, internal/jslog for a cluster.
 //     The server's text output goes through a *slog.Logger, always named
-//     logger (Service.logger, Cluster.logger).
+//     logger (service.logger, Cluster.logger).
 //   - replay: a session's last numbered events, kept so that a stream
 //     that resumes is given what it missed (session.replay, an
 //     eventBuffer: see ring.go), bounded by Config.ResumeBuffer and
 //     ResumeBufferBytes; what such a stream is given is a resume's replay.
-//   - hub: [Hub], one node's copy of the chat's state (sessions, channels,
+//   - hub: hub, one node's copy of the chat's state (sessions, channels,
 //     the online list, the deadlines) under one mutex, together with this
 //     node's side of it: the streams attached here, and their queues. It
 //     is both the state machine and the fan-out; the state machine alone
 //     is reached through export_test.go's Machine.
 //   - apply: carry out one entry of the log on the hub (Cluster.apply,
-//     then Hub.applyLocked and the …Locked function of its kind, in
+//     then hub.applyLocked and the …Locked function of its kind, in
 //     apply.go). Applying depends only on the state and the entry (its
 //     time is the chat's clock), so every node reaches the same state.
 //     Distinct from append, which puts a command in the log.
-//   - join, leave: a user's stream joins the chat ([Hub.Join],
-//     joinLocked) and leaves it: the Leave command ([Hub.Leave],
-//     leaveLocked; Service.leave logs and counts it, in
+//   - join, leave: a user's stream joins the chat (hub.Join,
+//     joinLocked) and leaves it: the Leave command (hub.Leave,
+//     leaveLocked; service.leave logs and counts it, in
 //     chatd_leaves_total). On a logout the session is forgotten; otherwise
 //     it is parked. A channel is entered and left with the word channel
-//     always beside it ([Hub.JoinChannel], [Hub.LeaveChannel]; the
+//     always beside it (hub.JoinChannel, hub.LeaveChannel; the
 //     membership itself: enterLocked, exitLocked).
 //   - end: a stream ends when its Chat call returns; the hub ends one
-//     itself (Stream.endLocked: too slow, replaced by a resume, shutdown,
+//     itself (stream.endLocked: too slow, replaced by a resume, shutdown,
 //     its node cut off). A stream's end is not its session's: the session
 //     goes on, parked, held or on another stream, until it is forgotten.
 //   - online, held, parked: where a session stands (sessionState). Online:
 //     a stream is attached. Held: its node stopped on purpose; it stays on
 //     the online list, unannounced, while its client reconnects elsewhere
-//     (holdLocked; Hub.held counts them). Parked: its stream ended without
+//     (holdLocked; hub.held counts them). Parked: its stream ended without
 //     a logout; others were told, and it is kept for a resume
 //     (parkLocked). Held and parked last until a deadline (expireLocked).
 //     "held" means only this state: the time a command holds the hub's
@@ -171,12 +174,12 @@
 //     (Cluster.stopWaiting); nothing else is forgotten.
 //   - refuse: answer a request with an [Error] instead of carrying it
 //     out; refusals are counted in chatd_refusals_total
-//     (metrics.refused). Service.refuse counts a call's; refuseFrom (and
+//     (metrics.refused). service.refuse counts a call's; refuseFrom (and
 //     refuseStatus, and authenticator.refuseSignIn for a sign-in) counts
 //     a call refused before any session against its address's budget too
 //     (refuse.go). The tap's few refusals are made once (cannedRefusal).
 //     In a session, a request refused is answered with a rejection
-//     (Hub.Reject). A command this node never appended is settled with its
+//     (hub.Reject). A command this node never appended is settled with its
 //     refusal as its outcome (Cluster.settleUnappended).
 //   - release: give back what admission counted: a session's count
 //     against its client address (releaseLocked), a stream's place in the

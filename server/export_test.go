@@ -95,3 +95,17 @@ func (h *Hub) Send(ctx context.Context, s *Stream, text, channelName, recipient,
 	}
 	return h.submit(ctx, cmd, streamPending(s)).err
 }
+
+// The hub's types, for the package's tests, which drive a hub with no
+// transport: outside the package they are not to be had.
+type (
+	Hub      = hub
+	Stream   = stream
+	Event    = event
+	Delivery = delivery
+	Service  = service
+)
+
+// Service returns the chat service, for tests that call its handlers
+// without a connection.
+func (s *Server) Service() *Service { return s.svc }

@@ -18,7 +18,7 @@ const MaxHistoryPage = 100
 // History answers a page of a conversation's past messages, for
 // scroll-back: from the node's archive if it keeps one (a chatd on its data
 // directory), else from what a channel keeps in memory.
-func (svc *Service) History(ctx context.Context, req *chatv1.HistoryRequest) (*chatv1.HistoryResponse, error) {
+func (svc *service) History(ctx context.Context, req *chatv1.HistoryRequest) (*chatv1.HistoryResponse, error) {
 	if err := svc.allowList(ctx); err != nil {
 		return nil, err
 	}
@@ -29,7 +29,7 @@ func (svc *Service) History(ctx context.Context, req *chatv1.HistoryRequest) (*c
 	return &chatv1.HistoryResponse{Messages: page, More: more}, nil
 }
 
-func (svc *Service) history(ctx context.Context, req *chatv1.HistoryRequest) ([]*chatv1.ChatResponse, bool, error) {
+func (svc *service) history(ctx context.Context, req *chatv1.HistoryRequest) ([]*chatv1.ChatResponse, bool, error) {
 	limit := int(req.GetLimit())
 	switch {
 	case limit == 0:
@@ -87,7 +87,7 @@ func (svc *Service) history(ctx context.Context, req *chatv1.HistoryRequest) ([]
 // caller returns the key of the username of the caller of a unary call:
 // its sign-in token's subject, or, without sign-in, the user whose session
 // token is.
-func (svc *Service) caller(ctx context.Context, token string) (string, error) {
+func (svc *service) caller(ctx context.Context, token string) (string, error) {
 	if svc.auth != nil {
 		id, ok := ctx.Value(identityKey{}).(*auth.Identity)
 		if !ok {
@@ -117,7 +117,7 @@ var errSignInRequired = &Error{Kind: ErrUnauthenticated, Msg: "sign-in required"
 
 // messageNumber returns the number of the message whose id is id: its
 // place among the chat's messages; 0 for an empty id.
-func (h *Hub) messageNumber(id string) (uint64, error) {
+func (h *hub) messageNumber(id string) (uint64, error) {
 	if id == "" {
 		return 0, nil
 	}
@@ -132,10 +132,10 @@ func (h *Hub) messageNumber(id string) (uint64, error) {
 // oldest first, whether older ones remain, and whether the conversation is
 // one the node knows of. chKey is the channel's key for a channel's
 // conversation, empty for a private one.
-func (h *Hub) page(conv, chKey string, before uint64, limit int) ([][]byte, bool, bool, error) {
+func (h *hub) page(conv, chKey string, before uint64, limit int) ([][]byte, bool, bool, error) {
 	h.mu.Lock()
 	known := chKey != "" && h.channels[chKey] != nil
-	var kept []*Event
+	var kept []*event
 	if h.archive == nil && known {
 		kept = h.channels[chKey].history.items()
 	}
@@ -159,7 +159,7 @@ func (h *Hub) page(conv, chKey string, before uint64, limit int) ([][]byte, bool
 }
 
 // numberOf returns the number of the message whose event's encoding is w.
-func (h *Hub) numberOf(w []byte) uint64 {
+func (h *hub) numberOf(w []byte) uint64 {
 	resp := &chatv1.ChatResponse{}
 	if proto.Unmarshal(w, resp) != nil {
 		return 0

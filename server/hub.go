@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Hub keeps who is online, the channels, and every session's events.
+// hub keeps who is online, the channels, and every session's events.
 //
 // Every change is a command (see apply.go), and commands are applied one
 // at a time under one mutex, in the order of the chat's log (see
@@ -37,8 +37,8 @@ import (
 // Applying depends only on the state and the command, never on this node's
 // clock or randomness, so every node of a cluster reaches the same state.
 // Queuing never blocks: a stream whose queue is full is dropped as too
-// slow (see flushSlowLocked). A Hub is safe for concurrent use.
-type Hub struct {
+// slow (see flushSlowLocked). A hub is safe for concurrent use.
+type hub struct {
 	cfg Config
 	// nodeTimeout is how long a node may go unheard: a rule of apply,
 	// like cfg's limits, alike on every node (ClusterConfig.NodeTimeout).
@@ -54,7 +54,7 @@ type Hub struct {
 	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu       sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every Stream; taken before any other lock (see LOCKS.md)
+	mu       sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every stream; taken before any other lock (see LOCKS.md)
 	now      time.Time             // the chat's clock: when the command being applied happened
 	msgs     uint64                // messages sent so far; numbers message ids
 	attaches uint64                // streams attached so far; numbers attachments
@@ -68,7 +68,7 @@ type Hub struct {
 	deadline []expiry              // held and parked sessions by deadline, soonest first
 	channels map[string]*channel   // by name key
 	general  *channel
-	slow     []*Stream            // sessions whose queue overflowed, to drop before mu is released
+	slow     []*stream            // sessions whose queue overflowed, to drop before mu is released
 	nodes    map[string]*nodeInfo // cluster: the nodes heard from, by id
 	live     liveness             // cluster: how long the log has been heard without a break
 
@@ -93,7 +93,7 @@ type expiry struct {
 // limits of cfg, which must be valid (see [Config.Validate]). lim, if not
 // nil, counts the sessions of each client address. It is running when it
 // is returned; Shutdown stops it.
-func newSoloHub(cfg Config, lim *admission.Limiter) *Hub {
+func newSoloHub(cfg Config, lim *admission.Limiter) *hub {
 	ccfg := SoloConfig()
 	ccfg.SnapshotEvery = 0 // nobody starts from one
 	h, c := newClusterHub(cfg, ccfg, newMemLog(), lim, slog.New(slog.DiscardHandler))
@@ -106,8 +106,8 @@ func newSoloHub(cfg Config, lim *admission.Limiter) *Hub {
 	return h
 }
 
-func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
-	h := &Hub{
+func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
+	h := &hub{
 		cfg:      cfg,
 		lim:      lim,
 		node:     node,
@@ -126,7 +126,7 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *Hub {
 	return h
 }
 
-func (h *Hub) isClosing() bool {
+func (h *hub) isClosing() bool {
 	select {
 	case <-h.closing:
 		return true
@@ -144,7 +144,7 @@ func (h *Hub) isClosing() bool {
 // (ErrShuttingDown). client is the client's address, for the limit on
 // sessions per address; the zero address is not counted. The join waits
 // for its turn in the chat's log, or until ctx ends.
-func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*Stream, error) {
+func (h *hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*stream, error) {
 	if _, _, err := CheckUsername(username); err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (h *Hub) Join(ctx context.Context, username, token string, lastSeq uint64, 
 
 // streamPending is what a node keeps of a command of s: whose it is (see
 // Cluster.cutOffLocked).
-func streamPending(s *Stream) *pending { return &pending{stream: s} }
+func streamPending(s *stream) *pending { return &pending{stream: s} }
 
 // sendPipelined sends a message from s, for the stream's reader: to a
 // channel's members, or privately to one user online, and in both cases
@@ -182,8 +182,8 @@ func streamPending(s *Stream) *pending { return &pending{stream: s} }
 // (see sendLocked) reaches s as a rejected answer to clientID. What it
 // refuses before the log (invalid text, a bad target) it returns. Up to
 // pipelineWindow of a session's messages are on their way at once; past
-// that it waits. sent is called, under Hub.mu, once the message is sent.
-func (h *Hub) sendPipelined(ctx context.Context, s *Stream, text, channelName, recipient, clientID string, sent func()) error {
+// that it waits. sent is called, under hub.mu, once the message is sent.
+func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, recipient, clientID string, sent func()) error {
 	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
 	if err != nil {
 		return err
@@ -195,14 +195,14 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Stream, text, channelName, r
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p := &pending{stream: s, then: func(h *Hub, out outcome) {
+	p := &pending{stream: s, then: func(h *hub, out outcome) {
 		<-s.inflight
 		switch {
 		case out.err == nil:
 			sent()
 		case s.answered():
 			// Counted as a refusal like one met before the log, but
-			// not against the session's budget (see Service.handle).
+			// not against the session's budget (see service.handle).
 			h.met.refused(out.err)
 			h.rejectLocked(s, clientID, out.err)
 		}
@@ -219,7 +219,7 @@ func (h *Hub) sendPipelined(ctx context.Context, s *Stream, text, channelName, r
 const pipelineWindow = 16
 
 // sendCommand checks a message and makes its command.
-func (h *Hub) sendCommand(s *Stream, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
+func (h *hub) sendCommand(s *stream, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
 	text, err := CleanText(text)
 	if err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func (h *Hub) sendCommand(s *Stream, text, channelName, recipient, clientID stri
 // (ErrAlreadyInChannel), and s in too many channels or the server at its
 // channel limit (ErrTooManyChannels). It waits for its turn in the log,
 // or until ctx ends.
-func (h *Hub) JoinChannel(ctx context.Context, s *Stream, name string) error {
+func (h *hub) JoinChannel(ctx context.Context, s *stream, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func (h *Hub) JoinChannel(ctx context.Context, s *Stream, name string) error {
 // LeaveChannel takes s out of a channel; every member, s included, hears of
 // it. It refuses a channel s is not in (ErrNotInChannel). It waits for its
 // turn in the log, or until ctx ends.
-func (h *Hub) LeaveChannel(ctx context.Context, s *Stream, name string) error {
+func (h *hub) LeaveChannel(ctx context.Context, s *stream, name string) error {
 	if _, _, err := CheckChannel(name); err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (h *Hub) LeaveChannel(ctx context.Context, s *Stream, name string) error {
 // node is stopping, the stream ends at once, and the node keeps trying to
 // append the leave until it is in: a disconnect then ends the stream with
 // the reason it would have had, a logout without its own user_left.
-func (h *Hub) Leave(s *Stream, reason chatv1.LeaveReason) bool {
+func (h *hub) Leave(s *stream, reason chatv1.LeaveReason) bool {
 	cmd := h.command(leaveCommand(s, reason))
 	out := h.submit(context.Background(), cmd, streamPending(s))
 	if errors.Is(out.err, ErrUnavailable) || errors.Is(out.err, ErrShuttingDown) {
@@ -294,8 +294,8 @@ func (h *Hub) Leave(s *Stream, reason chatv1.LeaveReason) bool {
 }
 
 // dropLocked ends s, a stream of this node whose client is gone, and has
-// its session leave as disconnected. Hub.mu must be held.
-func (h *Hub) dropLocked(s *Stream) {
+// its session leave as disconnected. hub.mu must be held.
+func (h *hub) dropLocked(s *stream) {
 	if s.endClosed {
 		return
 	}
@@ -306,7 +306,7 @@ func (h *Hub) dropLocked(s *Stream) {
 // leaveLater has the node append s's leave in the background (see
 // Cluster.later), and reports whether s was still attached. With a reason,
 // s is ended now too.
-func (h *Hub) leaveLater(s *Stream, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
+func (h *hub) leaveLater(s *stream, cmd *clusterv1.Command, reason chatv1.LeaveReason) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.session.stream != s || s.isEnded() {
@@ -319,14 +319,14 @@ func (h *Hub) leaveLater(s *Stream, cmd *clusterv1.Command, reason chatv1.LeaveR
 	return true
 }
 
-func leaveCommand(s *Stream, reason chatv1.LeaveReason) *clusterv1.Command {
+func leaveCommand(s *stream, reason chatv1.LeaveReason) *clusterv1.Command {
 	return &clusterv1.Command{Action: &clusterv1.Command_Leave{Leave: &clusterv1.Leave{Stream: s.ref(), Reason: reason}}}
 }
 
 // listChannels queues the channel list for s alone, as the answer to its
 // request clientID. It is this node's view: no command is needed, and the
 // answer comes in order with the events s has been given.
-func (h *Hub) listChannels(s *Stream, clientID string) {
+func (h *hub) listChannels(s *stream, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -340,7 +340,7 @@ func (h *Hub) listChannels(s *Stream, clientID string) {
 
 // Reject queues a refusal of one of s's requests for s alone. A rejection is
 // an answer, not an event of the session, so it carries seq 0.
-func (h *Hub) Reject(s *Stream, clientID string, err error) {
+func (h *hub) Reject(s *stream, clientID string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.flushSlowLocked()
@@ -351,7 +351,7 @@ func (h *Hub) Reject(s *Stream, clientID string, err error) {
 }
 
 // rejectLocked is Reject with the lock held.
-func (h *Hub) rejectLocked(s *Stream, clientID string, err error) {
+func (h *hub) rejectLocked(s *stream, clientID string, err error) {
 	st := Status(err)
 	h.replyLocked(s, &chatv1.ChatResponse{
 		Time: timestamppb.Now(),
@@ -366,7 +366,7 @@ func (h *Hub) rejectLocked(s *Stream, clientID string, err error) {
 // Users returns everyone online, in the order they came online. The list
 // is shared with other callers until someone joins or leaves: do not
 // modify it.
-func (h *Hub) Users() []*chatv1.User {
+func (h *hub) Users() []*chatv1.User {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.usersLocked()
@@ -375,7 +375,7 @@ func (h *Hub) Users() []*chatv1.User {
 // Channels lists every channel by name, with how many users online are in
 // it. The list is shared with other callers until a channel or its count
 // changes: do not modify it.
-func (h *Hub) Channels() []*chatv1.Channel {
+func (h *hub) Channels() []*chatv1.Channel {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.channelsLocked()
@@ -386,7 +386,7 @@ func (h *Hub) Channels() []*chatv1.Channel {
 // Cluster.Stop), so that its users are held while they reconnect: to
 // another node, or to this one once it is back with its state. A hub made
 // by newSoloHub does so itself, and stops running.
-func (h *Hub) Shutdown() {
+func (h *hub) Shutdown() {
 	if h.cl.runCancel != nil {
 		h.cl.Stop(context.Background())
 	}
@@ -405,7 +405,7 @@ func (h *Hub) Shutdown() {
 }
 
 // command stamps cmd as this node's next command.
-func (h *Hub) command(cmd *clusterv1.Command) *clusterv1.Command {
+func (h *hub) command(cmd *clusterv1.Command) *clusterv1.Command {
 	cmd.Node = h.node
 	cmd.Id = h.node + "-" + strconv.FormatUint(h.cmds.Add(1), 10)
 	return cmd
@@ -413,14 +413,14 @@ func (h *Hub) command(cmd *clusterv1.Command) *clusterv1.Command {
 
 // submit has cmd applied in the chat's order and returns what came of it:
 // the node appends it to its log and waits until it has applied it.
-func (h *Hub) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) outcome {
+func (h *hub) submit(ctx context.Context, cmd *clusterv1.Command, p *pending) outcome {
 	return h.cl.submit(ctx, cmd, p)
 }
 
 // tickLocked moves the chat's clock on to now (never back) and applies
 // what falls due: the nodes given up for dead, and deadlines. Lock must
 // be held.
-func (h *Hub) tickLocked(now time.Time) {
+func (h *hub) tickLocked(now time.Time) {
 	if now.After(h.now) {
 		h.now = now
 	}
@@ -430,7 +430,7 @@ func (h *Hub) tickLocked(now time.Time) {
 
 // usersLocked lists the online users in the order they came online. The
 // list is shared: callers must not modify it. Lock must be held.
-func (h *Hub) usersLocked() []*chatv1.User {
+func (h *hub) usersLocked() []*chatv1.User {
 	if h.users == nil {
 		users := make([]*chatv1.User, 0, len(h.byKey)-len(h.parked))
 		for sess := h.head; sess != nil; sess = sess.next {
@@ -443,7 +443,7 @@ func (h *Hub) usersLocked() []*chatv1.User {
 
 // channelsLocked lists every channel by name. The list is shared: callers
 // must not modify it. Lock must be held.
-func (h *Hub) channelsLocked() []*chatv1.Channel {
+func (h *hub) channelsLocked() []*chatv1.Channel {
 	if h.channelList != nil {
 		return h.channelList
 	}

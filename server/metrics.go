@@ -209,7 +209,7 @@ func (m *metrics) left(reason chatv1.LeaveReason, replaced bool) {
 }
 
 // joined counts a join, and what came of its resume token if it had one.
-func (m *metrics) joined(s *Stream, withToken bool, err error) {
+func (m *metrics) joined(s *stream, withToken bool, err error) {
 	switch {
 	case err != nil:
 		m.joins[joinRefused].Inc()
@@ -261,14 +261,14 @@ func commandKind(cmd *clusterv1.Command) int {
 // stateCollector reads the chat's state, and this node's streams, at
 // scrape time.
 type stateCollector struct {
-	svc *Service
+	svc *service
 	cl  *Cluster
 
 	sessions, channels, streams         *prometheus.Desc
 	nodes, position, connected, serving *prometheus.Desc
 }
 
-func newStateCollector(svc *Service, cl *Cluster) *stateCollector {
+func newStateCollector(svc *service, cl *Cluster) *stateCollector {
 	const whole = " In a cluster every node reports the whole chat: take one node's figure (or max), never the sum over nodes."
 	return &stateCollector{
 		svc: svc,

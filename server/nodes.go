@@ -15,7 +15,7 @@ import (
 // from (heardLocked), gives up for dead the nodes not heard from for the
 // node timeout (checkNodesLocked, nodeDownLocked), and holds the users of
 // a node that stopped on purpose (nodeStoppedLocked). The functions named
-// …Locked must be called with Hub.mu held.
+// …Locked must be called with hub.mu held.
 
 // nodeInfo is a node of the cluster as the log shows it.
 type nodeInfo struct {
@@ -33,7 +33,7 @@ type liveness struct {
 }
 
 // heardLocked notes that node is alive, as of the command being applied.
-func (h *Hub) heardLocked(node, name string) {
+func (h *hub) heardLocked(node, name string) {
 	p := h.nodes[node]
 	if p == nil {
 		p = &nodeInfo{name: name}
@@ -49,7 +49,7 @@ func (h *Hub) heardLocked(node, name string) {
 // timeout while the log was live, and parks their users as disconnected.
 // Every node sees the same log with the same clock, so every node gives
 // up on the same nodes at the same point.
-func (h *Hub) checkNodesLocked() {
+func (h *hub) checkNodesLocked() {
 	beat := heartbeatEvery(h.nodeTimeout)
 	if h.now.Sub(h.live.last) > 2*beat {
 		h.live.since = h.now
@@ -109,9 +109,9 @@ func (c *Cluster) heartbeatLoop(ctx context.Context) {
 // or frozen, for too long), its streams end: their clients reconnect and
 // resume. They end once what they sent that can no longer be carried out
 // is refused (see Cluster.cutOffLocked).
-func (h *Hub) nodeDownLocked(id string) {
+func (h *hub) nodeDownLocked(id string) {
 	delete(h.nodes, id)
-	var cut []*Stream
+	var cut []*stream
 	for sess := h.head; sess != nil; {
 		next := sess.next
 		if sess.state == stateOnline && sess.node == id {
@@ -129,7 +129,7 @@ func (h *Hub) nodeDownLocked(id string) {
 
 // nodeStoppedLocked holds the users whose streams were on a node that
 // stopped on purpose: nobody is told unless they are not back in time.
-func (h *Hub) nodeStoppedLocked(id string) {
+func (h *hub) nodeStoppedLocked(id string) {
 	delete(h.nodes, id)
 	for sess := h.head; sess != nil; sess = sess.next {
 		if sess.state == stateOnline && sess.node == id {

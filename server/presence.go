@@ -11,19 +11,19 @@ import (
 // attaches (online), its node stops (held), it ends (parked), a deadline
 // passes (forgotten). Nodes heard from or given up for dead, which hold or
 // park their users, are nodes.go's. Every function here must be called
-// with Hub.mu held.
+// with hub.mu held.
 
 // attachLocked gives sess a new stream on node and, if sess was offline,
 // puts it at the end of the online list. The stream is returned if it is
 // on this node; p is what this node kept of the join.
-func (h *Hub) attachLocked(sess *session, node string, p *pending) *Stream {
+func (h *hub) attachLocked(sess *session, node string, p *pending) *stream {
 	wasOnline := sess.online()
 	if sess.state == stateHeld {
 		h.held--
 	}
 	h.attaches++
 	sess.state, sess.node, sess.attach = stateOnline, node, h.attaches
-	var s *Stream
+	var s *stream
 	if node == h.node {
 		s = newStream(sess, h.cfg.QueueSize, h.cfg.QueueBytes)
 		sess.stream = s
@@ -49,7 +49,7 @@ func (h *Hub) attachLocked(sess *session, node string, p *pending) *Stream {
 // countLocked counts sess against the address its new stream on
 // this node comes from, taking over what the join counted (p.counted) or
 // moving sess's count from where it was.
-func (h *Hub) countLocked(sess *session, p *pending) {
+func (h *hub) countLocked(sess *session, p *pending) {
 	if h.lim == nil || p == nil || !p.client.IsValid() {
 		return
 	}
@@ -65,7 +65,7 @@ func (h *Hub) countLocked(sess *session, p *pending) {
 }
 
 // detachLocked takes sess's stream away and sess off the online list.
-func (h *Hub) detachLocked(sess *session) {
+func (h *hub) detachLocked(sess *session) {
 	h.users, h.channelList = nil, nil
 	for _, ch := range sess.channels {
 		ch.online--
@@ -90,7 +90,7 @@ func (h *Hub) detachLocked(sess *session) {
 
 // parkLocked takes sess offline after its stream ended without a logout, and
 // keeps it, still receiving its events, for the resume grace period.
-func (h *Hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
+func (h *hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
 	h.detachLocked(sess)
 	if h.cfg.ResumeGrace > 0 {
 		sess.state = stateParked
@@ -105,14 +105,14 @@ func (h *Hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
 }
 
 // unparkLocked ends sess's grace period because it is coming back.
-func (h *Hub) unparkLocked(sess *session) {
+func (h *hub) unparkLocked(sess *session) {
 	delete(h.parked, sess)
 	h.undeadlineLocked(sess)
 }
 
 // holdLocked keeps sess on the online list without a stream until its
 // deadline: its node stopped, and its client is reconnecting to another.
-func (h *Hub) holdLocked(sess *session) {
+func (h *hub) holdLocked(sess *session) {
 	if s := sess.stream; s != nil {
 		s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
 	}
@@ -126,7 +126,7 @@ func (h *Hub) holdLocked(sess *session) {
 // deadlineLocked sets sess's deadline, the resume grace period from now.
 // Every node applies it when the log's clock passes it, all at the same
 // point of the log (see Cluster.armTickLocked).
-func (h *Hub) deadlineLocked(sess *session) {
+func (h *hub) deadlineLocked(sess *session) {
 	sess.gen++
 	sess.deadline = h.now.Add(h.cfg.ResumeGrace)
 	// The chat's clock never goes back, so deadlines come in order.
@@ -135,13 +135,13 @@ func (h *Hub) deadlineLocked(sess *session) {
 }
 
 // undeadlineLocked cancels sess's deadline: it is back.
-func (h *Hub) undeadlineLocked(sess *session) {
+func (h *hub) undeadlineLocked(sess *session) {
 	sess.gen++
 }
 
 // expireLocked ends the holds and parkings whose deadline has passed: a
 // held user is announced as gone, and either is forgotten.
-func (h *Hub) expireLocked() {
+func (h *hub) expireLocked() {
 	for len(h.deadline) > 0 && !h.deadline[0].at.After(h.now) {
 		e := h.deadline[0]
 		h.deadline[0] = expiry{}
@@ -171,7 +171,7 @@ func (h *Hub) expireLocked() {
 // forgetLocked ends sess for good: its name and token are free and
 // it is in no channel. Members of its channels were told already (the user
 // left, or is parked and offline).
-func (h *Hub) forgetLocked(sess *session) {
+func (h *hub) forgetLocked(sess *session) {
 	delete(h.byKey, sess.key)
 	delete(h.byToken, sess.tokenHash)
 	for _, k := range sess.skels {
@@ -189,7 +189,7 @@ func (h *Hub) forgetLocked(sess *session) {
 
 // releaseLocked stops counting sess against its client address on
 // this node.
-func (h *Hub) releaseLocked(sess *session) {
+func (h *hub) releaseLocked(sess *session) {
 	if h.lim != nil && sess.client.IsValid() {
 		h.lim.ReleaseSession(sess.client)
 		sess.client = netip.Addr{}

@@ -7,7 +7,7 @@ import "sync"
 // and its writer takes everything waiting in one go.
 type queue struct {
 	limit      int           // items
-	limitBytes int           // what the items' events take in memory (Event.bytes)
+	limitBytes int           // what the items' events take in memory (event.bytes)
 	ready      chan struct{} // holds a token while deliveries may be waiting
 	// urgent holds a token once the queue is half full: a writer that
 	// holds back to let a burst gather (Config.WriteDelay) must send now,
@@ -15,7 +15,7 @@ type queue struct {
 	urgent chan struct{}
 
 	mu    sync.Mutex // guards the fields below
-	items []Delivery
+	items []delivery
 	bytes int           // what the items pushed by push take
 	extra int           // catch-up items, pushed past the limit by pushCatchUp, forgiven until taken
 	taken chan struct{} // closed when the writer takes them; nil while extra is 0
@@ -36,9 +36,9 @@ func newQueue(limit, limitBytes int) *queue {
 // whether it did. The events a queue holds are shared, but they are kept
 // alive by it: the bound in bytes keeps a client that stops reading from
 // holding more than that of long messages.
-func (q *queue) push(d Delivery) bool {
+func (q *queue) push(d delivery) bool {
 	q.mu.Lock()
-	n := d.Event.bytes()
+	n := d.event.bytes()
 	if len(q.items) >= q.limit+q.extra || q.bytes+n > q.limitBytes {
 		q.mu.Unlock()
 		return false
@@ -69,7 +69,7 @@ func halfFull(n, limit, bytes, limitBytes int) bool {
 // members and history, what a resumed session missed) is made of events
 // kept anyway, costs the queue only its slots, and must not make the next
 // live event look like the client fell behind.
-func (q *queue) pushCatchUp(ds ...Delivery) {
+func (q *queue) pushCatchUp(ds ...delivery) {
 	if len(ds) == 0 {
 		return
 	}
@@ -120,7 +120,7 @@ func poke(ch chan struct{}) {
 // take returns every waiting delivery, oldest first, and leaves the queue
 // empty. spare, if not nil, is an emptied slice from an earlier take that
 // the queue reuses for what comes next.
-func (q *queue) take(spare []Delivery) []Delivery {
+func (q *queue) take(spare []delivery) []delivery {
 	q.mu.Lock()
 	items := q.items
 	q.items, q.extra, q.bytes = spare[:0], 0, 0
@@ -139,7 +139,7 @@ func (q *queue) take(spare []Delivery) []Delivery {
 // recycle clears a batch the writer has sent so that its events can be
 // collected, and returns it for reuse by take, or nil if it grew large: a
 // burst should not leave an idle stream holding a big slice.
-func recycle(batch []Delivery) []Delivery {
+func recycle(batch []delivery) []delivery {
 	const keep = 64
 	if cap(batch) > keep {
 		return nil

@@ -68,7 +68,7 @@ func (t *roomTicket) release() {
 
 // tap is the server's tap handle (grpc.InTapHandle). It must not block:
 // it runs on a connection's reader goroutine.
-func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+func (svc *service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	switch info.FullMethodName {
 	case chatv1.ChatService_Chat_FullMethodName:
 		client, _ := svc.lim.FromContext(ctx)
@@ -96,7 +96,7 @@ func (svc *Service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 
 // serving reports whether the service answers lists: not on a node that
 // has not caught up with its log yet.
-func (svc *Service) serving() bool { return svc.hub.cl.ready.Load() }
+func (svc *service) serving() bool { return svc.hub.cl.ready.Load() }
 
 // refuseFrom is refuse for a call from client that has no session: the
 // refusal counts against client's budget of refusals too, which may shut
@@ -107,7 +107,7 @@ func (svc *Service) serving() bool { return svc.hub.cl.ready.Load() }
 //
 // The status of a refusal whose connection is closed for it says so: an
 // honest client behind the same address as a hostile one learns why.
-func (svc *Service) refuseFrom(ctx context.Context, client netip.Addr, err error) error {
+func (svc *service) refuseFrom(ctx context.Context, client netip.Addr, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
 		return Status(err).Err()
@@ -117,7 +117,7 @@ func (svc *Service) refuseFrom(ctx context.Context, client netip.Addr, err error
 
 // refuseStatus is refuseFrom for a refusal already turned into its status
 // st, and st.Err() if it was made already (or nil).
-func (svc *Service) refuseStatus(ctx context.Context, client netip.Addr, st *status.Status, stErr error) error {
+func (svc *service) refuseStatus(ctx context.Context, client netip.Addr, st *status.Status, stErr error) error {
 	svc.met.refusedCode(st.Code())
 	if client.IsValid() && st.Code() != codes.Unavailable && svc.lim.Refused(ctx, client) {
 		return status.Error(st.Code(), st.Message()+shutOutNote)
@@ -144,7 +144,7 @@ func newCannedRefusal(e *Error) cannedRefusal {
 
 // roomRefusal is the refusal of a stream that the waiting room did not
 // take, for err.
-func (svc *Service) roomRefusal(err error) *cannedRefusal {
+func (svc *service) roomRefusal(err error) *cannedRefusal {
 	if errors.Is(err, admission.ErrFull) {
 		return &svc.full
 	}

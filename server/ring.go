@@ -77,18 +77,18 @@ func (r *ring[T]) copyTo(dst []T) {
 }
 
 // eventBuffer keeps the last events pushed to it, bounded both in number
-// and in the memory they take (see Event.bytes): a session's replay, a
+// and in the memory they take (see event.bytes): a session's replay, a
 // channel's history. A nil event stands for one that is not kept (a
 // channel's catch-up, in a replay) and costs nothing. The zero value is
 // empty. Not safe for concurrent use: the hub guards every buffer with its
 // lock.
 type eventBuffer struct {
-	events ring[*Event]
-	bytes  int // what the events kept take, by Event.bytes
+	events ring[*event]
+	bytes  int // what the events kept take, by event.bytes
 }
 
 // push appends ev, dropping the oldest events past maxEvents or maxBytes.
-func (b *eventBuffer) push(ev *Event, maxEvents, maxBytes int) {
+func (b *eventBuffer) push(ev *event, maxEvents, maxBytes int) {
 	if dropped, ok := b.events.push(ev, maxEvents); ok {
 		b.bytes -= dropped.bytes()
 	}
@@ -102,10 +102,10 @@ func (b *eventBuffer) push(ev *Event, maxEvents, maxBytes int) {
 func (b *eventBuffer) len() int { return b.events.len() }
 
 // items returns the events, oldest first, in a new slice.
-func (b *eventBuffer) items() []*Event { return b.events.items() }
+func (b *eventBuffer) items() []*event { return b.events.items() }
 
 // last returns the newest k events, oldest first, in a new slice.
-func (b *eventBuffer) last(k int) []*Event { return b.events.last(k) }
+func (b *eventBuffer) last(k int) []*event { return b.events.last(k) }
 
 // reset empties the buffer and lets go of its memory.
 func (b *eventBuffer) reset() { *b = eventBuffer{} }

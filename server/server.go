@@ -19,7 +19,7 @@ import (
 // standard health service and server reflection.
 type Server struct {
 	grpc   *grpc.Server
-	svc    *Service
+	svc    *service
 	lim    *admission.Limiter
 	health *health.Server
 	cl     *Cluster // the node's part in the chat's log: its own, or a cluster's
@@ -85,7 +85,7 @@ func NewCluster(cfg Config, ccfg ClusterConfig, log Log, logger *slog.Logger, op
 // newServer builds the server; extra are more gRPC options. They come
 // first, so that the metrics' interceptors are the outermost and see
 // every call, whatever interceptors chained after them do with it.
-func newServer(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logger, extra ...grpc.ServerOption) *Server {
+func newServer(cfg Config, hub *hub, lim *admission.Limiter, logger *slog.Logger, extra ...grpc.ServerOption) *Server {
 	// The receive window of a stream bounds what a client can make the
 	// server buffer for it unread: a stream is not read while its
 	// catch-up waits (see readLoop). A fixed window also turns off gRPC's
@@ -156,8 +156,16 @@ func (s *Server) Cluster() *Cluster { return s.cl }
 // the same services another way.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// Service returns the chat service, for tests that look at its hub.
-func (s *Server) Service() *Service { return s.svc }
+// Users returns who is online now, as ListUsers answers.
+func (s *Server) Users() []*chatv1.User { return s.svc.hub.Users() }
+
+// Stop stops the server at once, as a crash would end it: every connection
+// closed, the hub shut, nobody told (not the chat's other nodes either).
+// Shutdown is the graceful way.
+func (s *Server) Stop() {
+	s.grpc.Stop()
+	s.svc.hub.Shutdown()
+}
 
 // Admission returns what counts each client address's connections,
 // sessions and calls, for a gateway that serves the same clients another

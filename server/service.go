@@ -24,12 +24,12 @@ import (
 // the events queued for it before its stream is ended anyway.
 const drainTimeout = 10 * time.Second
 
-// Service implements chat.v1.ChatService on top of a [Hub].
-type Service struct {
+// service implements chat.v1.ChatService on top of a hub.
+type service struct {
 	chatv1.UnimplementedChatServiceServer
 
 	cfg    Config
-	hub    *Hub
+	hub    *hub
 	lim    *admission.Limiter
 	logger *slog.Logger
 
@@ -44,10 +44,10 @@ type Service struct {
 	crowded, full, listRate cannedRefusal
 }
 
-var _ chatv1.ChatServiceServer = (*Service)(nil)
+var _ chatv1.ChatServiceServer = (*service)(nil)
 
-func newService(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logger) *Service {
-	return &Service{
+func newService(cfg Config, hub *hub, lim *admission.Limiter, logger *slog.Logger) *service {
+	return &service{
 		cfg: cfg, hub: hub, lim: lim, logger: logger, met: hub.met,
 		room:     admission.NewWaitingRoom(cfg.MaxUnjoined, cfg.PerClient.MaxUnjoined),
 		crowded:  newCannedRefusal(&Error{Kind: ErrRateLimited, Msg: fmt.Sprintf("too many streams from your address are waiting to join (at most %d): send a join on those first", cfg.PerClient.MaxUnjoined)}),
@@ -56,11 +56,8 @@ func newService(cfg Config, hub *Hub, lim *admission.Limiter, logger *slog.Logge
 	}
 }
 
-// Hub returns the service's hub, for tests that look at who is online.
-func (svc *Service) Hub() *Hub { return svc.hub }
-
 // ListUsers returns who is online now.
-func (svc *Service) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
+func (svc *service) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (*chatv1.ListUsersResponse, error) {
 	if err := svc.allowList(ctx); err != nil {
 		return nil, err
 	}
@@ -68,7 +65,7 @@ func (svc *Service) ListUsers(ctx context.Context, _ *chatv1.ListUsersRequest) (
 }
 
 // ListChannels returns every channel with its member count.
-func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
+func (svc *service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequest) (*chatv1.ListChannelsResponse, error) {
 	if err := svc.allowList(ctx); err != nil {
 		return nil, err
 	}
@@ -78,7 +75,7 @@ func (svc *Service) ListChannels(ctx context.Context, _ *chatv1.ListChannelsRequ
 // allowList refuses a list call past its client address's rate, unless the
 // tap counted it already, or from a cluster node that has not caught up
 // with the cluster yet (its lists would be the past's).
-func (svc *Service) allowList(ctx context.Context) error {
+func (svc *service) allowList(ctx context.Context) error {
 	if !svc.serving() {
 		return svc.refuse(svc.hub.cl.errNotServing())
 	}
@@ -93,7 +90,7 @@ func (svc *Service) allowList(ctx context.Context) error {
 
 // Chat runs one stream: join, then messages until the client leaves, goes
 // away or is dropped.
-func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
+func (svc *service) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
 	logger := svc.logger.With("peer", peerAddr(ctx))
 	client, _ := svc.lim.FromContext(ctx)
@@ -140,7 +137,7 @@ func (svc *Service) Chat(stream chatv1.ChatService_ChatServer) error {
 // client's address. A stream waiting to join holds its metadata and
 // goroutines and has given nothing of itself: the room keeps clients from
 // holding thousands of them.
-func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
+func (svc *service) admitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, client netip.Addr) (*chatv1.ChatRequest, error) {
 	ticket, _ := ctx.Value(ticketKey{}).(*roomTicket) // given by the tap
 	if ticket == nil {
 		t, err := svc.room.Enter(client)
@@ -163,7 +160,7 @@ func (svc *Service) admitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 // awaitJoin reads the first request, which must be a join, within the join
 // timeout, unless the stream's place in the waiting room is given to a
 // newcomer first (evicted is closed).
-func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
+func (svc *service) awaitJoin(ctx context.Context, stream chatv1.ChatService_ChatServer, evicted <-chan struct{}) (*chatv1.ChatRequest, error) {
 	type result struct {
 		req *chatv1.ChatRequest
 		err error
@@ -202,7 +199,7 @@ func (svc *Service) awaitJoin(ctx context.Context, stream chatv1.ChatService_Cha
 // serve runs a joined stream until it ends. The handler's goroutine only
 // waits here; a reader goroutine handles requests and one writer goroutine,
 // the only caller of stream.Send, writes the stream's queue.
-func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *Stream, batches bool, logger *slog.Logger) error {
+func (svc *service) serve(ctx context.Context, stream chatv1.ChatService_ChatServer, s *stream, batches bool, logger *slog.Logger) error {
 	svc.joined.Add(1)
 	defer svc.joined.Add(-1)
 	drain := make(chan struct{}) // closed after a logout: write what is queued, then stop
@@ -275,7 +272,7 @@ func (svc *Service) serve(ctx context.Context, stream chatv1.ChatService_ChatSer
 // writer sends what is queued first (see flushedEnd), it waits for that,
 // a moment at most; written is the writer's result, nil if it came
 // already.
-func (svc *Service) endedByHub(s *Stream, written <-chan error, logger *slog.Logger) error {
+func (svc *service) endedByHub(s *stream, written <-chan error, logger *slog.Logger) error {
 	if written != nil && flushedEnd(s.endErr) {
 		timer := time.NewTimer(shutdownFlush)
 		defer timer.Stop()
@@ -296,7 +293,7 @@ func (svc *Service) endedByHub(s *Stream, written <-chan error, logger *slog.Log
 
 // leave takes s off the hub and logs it, unless the hub already dropped it.
 // It reports whether s was still online.
-func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, logger *slog.Logger, err error) bool {
+func (svc *service) leave(s *stream, reason chatv1.LeaveReason, logger *slog.Logger, err error) bool {
 	if !svc.hub.Leave(s, reason) {
 		return false
 	}
@@ -318,7 +315,7 @@ func (svc *Service) leave(s *Stream, reason chatv1.LeaveReason, logger *slog.Log
 // one queued, so that a client asking for one after another gets each in
 // turn and is never taken for slow, and one that stops reading is no
 // longer read either.
-func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) error {
+func (svc *service) readLoop(stream chatv1.ChatService_ChatServer, s *stream) error {
 	ctx := stream.Context()
 	var limiter, refusals *rate.Limiter
 	if svc.cfg.MessageRate > 0 {
@@ -383,7 +380,7 @@ func (svc *Service) readLoop(stream chatv1.ChatService_ChatServer, s *Stream) er
 }
 
 // handle passes one request of a joined stream to the hub.
-func (svc *Service) handle(ctx context.Context, s *Stream, action any, clientID string) error {
+func (svc *service) handle(ctx context.Context, s *stream, action any, clientID string) error {
 	switch action := action.(type) {
 	case *chatv1.ChatRequest_Send:
 		kind := msgChannel
@@ -407,7 +404,7 @@ func (svc *Service) handle(ctx context.Context, s *Stream, action any, clientID 
 }
 
 // refuse counts a refusal and returns the status the client gets.
-func (svc *Service) refuse(err error) error {
+func (svc *service) refuse(err error) error {
 	svc.met.refused(err)
 	return Status(err).Err()
 }

@@ -30,11 +30,11 @@ const (
 // It outlives the stream that created it: after a disconnect it is parked
 // for the resume grace period, still receiving (into its replay) the events
 // of its channels, and a join with its token attaches a new stream to it
-// (see [Stream], stream.go). In a cluster every node keeps every session,
+// (see stream, stream.go). In a cluster every node keeps every session,
 // so that any node can resume any session; only the node its stream is on
 // has the stream (session.stream).
 //
-// Every field is owned by the hub: read and written only with Hub.mu held.
+// Every field is owned by the hub: read and written only with hub.mu held.
 type session struct {
 	key       string       // case-mapped username; unique among sessions
 	skels     [2]string    // lookalikeKeys of the name; no two sessions share one
@@ -44,7 +44,7 @@ type session struct {
 	state  sessionState
 	node   string  // the node its stream is on, while online
 	attach uint64  // numbers its stream among all attachments, while online
-	stream *Stream // its stream, while online on this node; nil otherwise
+	stream *stream // its stream, while online on this node; nil otherwise
 
 	client netip.Addr // the client address it counts against on this node; zero for none
 
@@ -73,17 +73,17 @@ func (sess *session) replayFloor() uint64 { return sess.seq - uint64(sess.replay
 
 // missed returns the replay's events after lastSeq, numbered, or false if
 // the replay cannot give every one of them.
-func (sess *session) missed(lastSeq uint64) ([]Delivery, bool) {
+func (sess *session) missed(lastSeq uint64) ([]delivery, bool) {
 	if lastSeq < sess.replayFloor() || lastSeq > sess.seq {
 		return nil, false
 	}
 	evs := sess.replay.last(int(sess.seq - lastSeq))
-	ds := make([]Delivery, len(evs))
+	ds := make([]delivery, len(evs))
 	for i, ev := range evs {
 		if ev == nil {
 			return nil, false
 		}
-		ds[i] = Delivery{Seq: lastSeq + 1 + uint64(i), Event: ev}
+		ds[i] = delivery{Seq: lastSeq + 1 + uint64(i), event: ev}
 	}
 	return ds, true
 }

@@ -34,20 +34,20 @@ type sessionCopy struct {
 	state                sessionState
 	attach, seq, gen     uint64
 	deadline             time.Time
-	replay               []*Event
+	replay               []*event
 	channels             []string
 }
 
 type channelCopy struct {
 	name, key string
 	members   []string
-	history   []*Event
+	history   []*event
 	idleSince time.Time
 }
 
-// snapshotLocked copies the hub's state as of log position seq. Hub.mu
+// snapshotLocked copies the hub's state as of log position seq. hub.mu
 // must be held.
-func (h *Hub) snapshotLocked(seq uint64) *stateCopy {
+func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 	c := &stateCopy{seq: seq, now: h.now, liveSince: h.live.since, msgs: h.msgs, attaches: h.attaches, settings: h.settings()}
 	c.members = make([]sessionCopy, 0, len(h.byKey))
 	add := func(sess *session) {
@@ -97,8 +97,8 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		Nodes:     c.nodes,
 	}
 	// Events are shared by many replays and histories: each is written once.
-	index := make(map[*Event]uint32)
-	ref := func(ev *Event) uint32 {
+	index := make(map[*event]uint32)
+	ref := func(ev *event) uint32 {
 		if ev == nil {
 			return 0
 		}
@@ -142,8 +142,8 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 }
 
 // restoreLocked replaces the hub's state, which must be new, with snap's.
-// Hub.mu must be held.
-func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
+// hub.mu must be held.
+func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	if want, got := h.settings(), snap.GetSettings(); got != nil && !sameSettings(want, got) {
 		if !h.cl.cfg.Solo {
 			return fmt.Errorf("cluster: this node's settings differ from the cluster's (%s here, %s in the cluster): every node must run with the same", describeSettings(want), describeSettings(got))
@@ -157,11 +157,11 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	h.live = liveness{since: snap.GetLiveSince().AsTime(), last: h.now}
 	h.msgs, h.attaches = snap.GetMessages(), snap.GetAttaches()
 
-	events := make([]*Event, len(snap.GetEvents()))
+	events := make([]*event, len(snap.GetEvents()))
 	for i, pe := range snap.GetEvents() {
-		events[i] = &Event{wire: pe.GetResponse(), size: eventOverhead + cap(pe.GetResponse()), history: pe.GetHistory()}
+		events[i] = &event{wire: pe.GetResponse(), size: eventOverhead + cap(pe.GetResponse()), history: pe.GetHistory()}
 	}
-	event := func(i uint32) (*Event, error) {
+	event := func(i uint32) (*event, error) {
 		if i == 0 {
 			return nil, nil
 		}
@@ -266,7 +266,7 @@ func (h *Hub) restoreLocked(snap *clusterv1.Snapshot) error {
 }
 
 // settings are the limits every node of a cluster must share.
-func (h *Hub) settings() *clusterv1.Settings {
+func (h *hub) settings() *clusterv1.Settings {
 	return settingsOf(h.cfg, h.nodeTimeout)
 }
 

@@ -7,10 +7,10 @@ import (
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 )
 
-// Stream is one stream attached to a session: the queue of deliveries its
-// writer sends, and how the hub ended it, if it did. A new Stream comes
+// stream is one stream attached to a session: the queue of deliveries its
+// writer sends, and how the hub ended it, if it did. A new stream comes
 // with each stream that joins or resumes; the session outlives it.
-type Stream struct {
+type stream struct {
 	session  *session
 	attach   uint64          // the session's attachment this stream is; never modified
 	user     *chatv1.User    // the user as of this stream's join; never modified
@@ -18,7 +18,7 @@ type Stream struct {
 	resumed  bool            // the join took back an existing session; never modified
 	queue    *queue
 	inflight chan struct{} // the session's messages on their way through the log (see sendPipelined)
-	// cut is set, under Hub.mu, when the log shows that this node was
+	// cut is set, under hub.mu, when the log shows that this node was
 	// given up for dead with the stream attached: the stream is detached
 	// then, but still answered until it ends (see Cluster.cutOffLocked).
 	cut atomic.Bool
@@ -31,14 +31,14 @@ type Stream struct {
 	endErr    error
 	endReason chatv1.LeaveReason
 
-	// Owned by the hub: read and written only with Hub.mu held.
+	// Owned by the hub: read and written only with hub.mu held.
 	overflowed bool // queue overflowed; gets no more events
 	endClosed  bool // ended has been closed
 	forgive    bool // catch-ups queued now do not count against the queue's limit
 }
 
-func newStream(sess *session, queueSize, queueBytes int) *Stream {
-	return &Stream{
+func newStream(sess *session, queueSize, queueBytes int) *stream {
+	return &stream{
 		inflight: make(chan struct{}, pipelineWindow),
 		session:  sess,
 		attach:   sess.attach,
@@ -53,25 +53,25 @@ func newStream(sess *session, queueSize, queueBytes int) *Stream {
 
 // answered reports whether s's requests are answered: it is attached, or
 // it was given up with this node and is about to end (see
-// Cluster.cutOffLocked). Hub.mu must be held.
-func (s *Stream) answered() bool { return s.session.stream == s || s.cut.Load() }
+// Cluster.cutOffLocked). hub.mu must be held.
+func (s *stream) answered() bool { return s.session.stream == s || s.cut.Load() }
 
 // ref names s in a command.
-func (s *Stream) ref() *clusterv1.Stream {
+func (s *stream) ref() *clusterv1.Stream {
 	return &clusterv1.Stream{UserKey: s.session.key, Attach: s.attach}
 }
 
 // User returns the user this stream joined as.
-func (s *Stream) User() *chatv1.User { return s.user }
+func (s *stream) User() *chatv1.User { return s.user }
 
-// Ended is closed when the hub has ended the stream; see [Stream.EndErr].
-func (s *Stream) Ended() <-chan struct{} { return s.ended }
+// Ended is closed when the hub has ended the stream; see stream.EndErr.
+func (s *stream) Ended() <-chan struct{} { return s.ended }
 
 // EndErr says why the hub ended the stream, once Ended is closed.
-func (s *Stream) EndErr() error { return s.endErr }
+func (s *stream) EndErr() error { return s.endErr }
 
 // isEnded reports whether the hub has ended the stream.
-func (s *Stream) isEnded() bool {
+func (s *stream) isEnded() bool {
 	select {
 	case <-s.ended:
 		return true
@@ -80,8 +80,8 @@ func (s *Stream) isEnded() bool {
 	}
 }
 
-// endLocked ends the stream from the hub's side. Hub.mu must be held.
-func (s *Stream) endLocked(err *Error, reason chatv1.LeaveReason) {
+// endLocked ends the stream from the hub's side. hub.mu must be held.
+func (s *stream) endLocked(err *Error, reason chatv1.LeaveReason) {
 	if s.endClosed {
 		return
 	}
@@ -95,4 +95,4 @@ func (s *Stream) endLocked(err *Error, reason chatv1.LeaveReason) {
 // empties its queue. spare, if not nil, is the emptied result of an earlier
 // Take for the queue to reuse, so that a steady flow of events allocates
 // nothing. Only the stream's writer may call it.
-func (s *Stream) Take(spare []Delivery) []Delivery { return s.queue.take(spare) }
+func (s *stream) Take(spare []delivery) []delivery { return s.queue.take(spare) }

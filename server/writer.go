@@ -28,8 +28,8 @@ type writerOptions struct {
 // Config.WriteDelay). After drain is closed nothing more is queued, so it
 // sends what is left and returns. It counts into met per burst, not per
 // event.
-func writeLoop(stream grpc.ServerStream, s *Stream, drain <-chan struct{}, opt writerOptions, met *metrics) error {
-	var batch []Delivery
+func writeLoop(stream grpc.ServerStream, s *stream, drain <-chan struct{}, opt writerOptions, met *metrics) error {
+	var batch []delivery
 	took := 0 // events the last send sent
 	send := func() error {
 		took = 0
@@ -101,7 +101,7 @@ func writeLoop(stream grpc.ServerStream, s *Stream, drain <-chan struct{}, opt w
 }
 
 // sendEach sends each of ds as a response of its own.
-func sendEach(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
+func sendEach(stream grpc.ServerStream, ds []delivery, met *metrics) error {
 	out := make([]outgoing, len(ds)) // one allocation per burst, not per event
 	for i, d := range ds {
 		out[i].d = d
@@ -118,10 +118,10 @@ func sendEach(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
 
 // sendBatches sends ds, in order, as batches of at most maxBatchBytes (see
 // Join.accept_batches); an event that fits no batch with others goes alone.
-func sendBatches(stream grpc.ServerStream, ds []Delivery, met *metrics) error {
+func sendBatches(stream grpc.ServerStream, ds []delivery, met *metrics) error {
 	sizes := make([]int, len(ds)) // one allocation per burst
 	for i := range ds {
-		sizes[i] = eventSize(ds[i].Event)
+		sizes[i] = eventSize(ds[i].event)
 	}
 	for len(ds) > 0 {
 		n, size := 0, 0

@@ -102,7 +102,7 @@ func TestSendToChannelAndPrivately(t *testing.T) {
 	if code != exitFailure || !strings.Contains(stderr, "chatctl: cannot enter #no spaces: ") {
 		t.Errorf("send --channel with a bad name: exit code %d, stderr %q; want 1 and the server's reason", code, stderr)
 	}
-	if got := ts.srv.Service().Hub().Users(); len(got) != 1 {
+	if got := ts.srv.Users(); len(got) != 1 {
 		t.Errorf("send left users online: %v", got)
 	}
 }

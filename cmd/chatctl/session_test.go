@@ -48,7 +48,7 @@ func (ts *testServer) waitOnline(t *testing.T, name string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, u := range ts.srv.Service().Hub().Users() {
+		for _, u := range ts.srv.Users() {
 			if u.GetUsername() == name {
 				return
 			}
@@ -102,7 +102,7 @@ func TestJoinFromPipe(t *testing.T) {
 			t.Errorf("stdout does not contain %q:\n%s", want, stdout)
 		}
 	}
-	if got := ts.srv.Service().Hub().Users(); len(got) != 0 {
+	if got := ts.srv.Users(); len(got) != 0 {
 		t.Errorf("still online after the end of input: %v", got)
 	}
 }
@@ -224,7 +224,7 @@ func TestSend(t *testing.T) {
 	if code != exitFailure || !strings.Contains(stderr, "chatctl: message not sent: message is empty") {
 		t.Errorf("send of blank text: exit code %d, stderr %q; want 1 and the server's reason", code, stderr)
 	}
-	if got := ts.srv.Service().Hub().Users(); len(got) != 0 {
+	if got := ts.srv.Users(); len(got) != 0 {
 		t.Errorf("send left users online: %v", got)
 	}
 }

@@ -113,7 +113,6 @@ func (n *Node) Kill(tb testing.TB) {
 	n.log.Close()
 	n.cancel()
 	<-n.ran
-	n.Srv.GRPCServer().Stop()
+	n.Srv.Stop()
 	<-n.served
-	n.Srv.Service().Hub().Shutdown()
 }
