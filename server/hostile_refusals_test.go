@@ -191,6 +191,24 @@ func TestRefusedAddressShutOut(t *testing.T) {
 // A flood of list calls from one address (16 callers held a core at 69%
 // refusing them) is shut out the same way once past its budget.
 func TestListFloodShutOut(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func(context.Context, chatv1.ChatServiceClient) error
+	}{
+		{"ListUsers", func(ctx context.Context, cli chatv1.ChatServiceClient) error {
+			_, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{})
+			return err
+		}},
+		{"History", func(ctx context.Context, cli chatv1.ChatServiceClient) error {
+			_, err := cli.History(ctx, &chatv1.HistoryRequest{Channel: "general"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { listFloodShutOut(t, tc.call) })
+	}
+}
+
+func listFloodShutOut(t *testing.T, call func(context.Context, chatv1.ChatServiceClient) error) {
 	cfg := testConfig(func(c *server.Config) {
 		c.PerClient.ListRate, c.PerClient.ListBurst = 0.01, 5
 		c.PerClient.RefusalRate, c.PerClient.RefusalBurst = 0.01, 20
@@ -208,7 +226,7 @@ func TestListFloodShutOut(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d list calls answered and %d refused, and the connection is still open; want it closed past the address's budget of %d refusals", ok, exhausted, cfg.PerClient.RefusalBurst)
 		}
-		_, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{})
+		err := call(ctx, cli)
 		switch status.Code(err) {
 		case codes.OK:
 			ok++
@@ -230,12 +248,12 @@ func TestListFloodShutOut(t *testing.T) {
 		t.Errorf("%d list calls answered and %d refused before the connection was closed, the last saying %q; want %d answered, more than %d refused, the last saying the address was refused too often", ok, exhausted, last, cfg.PerClient.ListBurst, cfg.PerClient.RefusalBurst)
 	}
 	// While it is shut out, the client cannot connect again.
-	if _, err := cli.ListUsers(ctx, &chatv1.ListUsersRequest{}); status.Code(err) != codes.Unavailable {
+	if err := call(ctx, cli); status.Code(err) != codes.Unavailable {
 		t.Errorf("a list call from the address shut out, on a new connection: %v; want UNAVAILABLE", err)
 	}
 	other := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.2")))
-	if _, err := other.ListUsers(ctx, &chatv1.ListUsersRequest{}); err != nil {
-		t.Fatalf("ListUsers from another address: %v", err)
+	if err := call(ctx, other); err != nil {
+		t.Fatalf("the same call from another address: %v", err)
 	}
 	honestRoundTrip(t, ts, "alice")
 }
@@ -309,15 +327,22 @@ func TestRefusalsSpendNoHandler(t *testing.T) {
 			t.Fatalf("list call %d: %v; want %v", i, err, want)
 		}
 	}
+	history := chatv1.NewChatServiceClient(dial(t, ts.addr, fromAddr("127.0.0.5")))
+	for i := range lists {
+		_, err := history.History(context.Background(), &chatv1.HistoryRequest{Channel: "general"})
+		if want := map[bool]codes.Code{true: codes.OK, false: codes.ResourceExhausted}[i == 0]; status.Code(err) != want {
+			t.Fatalf("History call %d: %v; want %v", i, err, want)
+		}
+	}
 	for _, c := range []struct {
 		method string
 		want   float64
-	}{{"Chat", 1}, {"ListUsers", 1}} {
+	}{{"Chat", 1}, {"ListUsers", 1}, {"History", 1}} {
 		if got := metricValue(t, reg, "grpc_server_started_total", "grpc_method="+c.method); got != c.want {
 			t.Errorf("gRPC started %v handlers of %s; want %v, for the one call let through (the refused ones must not cost a handler)", got, c.method, c.want)
 		}
 	}
-	if got, want := metricValue(t, reg, "chatd_refusals_total", "grpc_code=ResourceExhausted"), float64(streams-1+lists-1); got != want {
+	if got, want := metricValue(t, reg, "chatd_refusals_total", "grpc_code=ResourceExhausted"), float64(streams-1+2*(lists-1)); got != want {
 		t.Errorf("chatd_refusals_total{ResourceExhausted} = %v; want %v", got, want)
 	}
 }

@@ -81,7 +81,7 @@ func (svc *service) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		// it ends: the place is given back even if the handler never
 		// runs (an interceptor refused the call; the server stopped).
 		return context.WithValue(ctx, ticketKey{}, &roomTicket{t, context.AfterFunc(ctx, t.Leave)}), nil
-	case chatv1.ChatService_ListUsers_FullMethodName, chatv1.ChatService_ListChannels_FullMethodName:
+	case chatv1.ChatService_ListUsers_FullMethodName, chatv1.ChatService_ListChannels_FullMethodName, chatv1.ChatService_History_FullMethodName:
 		client, ok := svc.lim.FromContext(ctx)
 		if !ok || !svc.serving() {
 			return ctx, nil // the handler refuses a node that is not serving

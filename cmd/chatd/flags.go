@@ -137,7 +137,7 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&pc.MaxSessions, "max-sessions-per-ip", pc.MaxSessions, "most sessions from one client address, counting those kept for a resume; more joins get RESOURCE_EXHAUSTED. 0 for no limit")
 	fs.Float64Var(&pc.JoinRate, "join-rate-per-ip", pc.JoinRate, "joins and resumes per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
 	fs.IntVar(&pc.JoinBurst, "join-burst-per-ip", pc.JoinBurst, "joins and resumes one client address may make at once before --join-rate-per-ip applies")
-	fs.Float64Var(&pc.ListRate, "list-rate-per-ip", pc.ListRate, "ListUsers and ListChannels calls per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
+	fs.Float64Var(&pc.ListRate, "list-rate-per-ip", pc.ListRate, "ListUsers, ListChannels and History calls per second from one client address on average; more get RESOURCE_EXHAUSTED. 0 for no limit")
 	fs.IntVar(&pc.ListBurst, "list-burst-per-ip", pc.ListBurst, "list calls one client address may make at once before --list-rate-per-ip applies")
 	fs.Float64Var(&pc.RefusalRate, "refusal-rate-per-ip", pc.RefusalRate, fmt.Sprintf("refusals per second one client address may be given on average (streams refused before their session starts, list calls refused); past it (and --refusal-burst-per-ip), the address is shut out for %s: the connection a refusal comes on is closed, and new ones are held unread until the shut-out ends, then closed. 0 for no limit", admission.ShutOutFor))
 	fs.IntVar(&pc.RefusalBurst, "refusal-burst-per-ip", pc.RefusalBurst, "refusals one client address may be given at once before --refusal-rate-per-ip applies")

@@ -42,8 +42,9 @@ type Config struct {
 	// second on average, and JoinBurst how many at once.
 	JoinRate  float64
 	JoinBurst int
-	// ListRate is how many ListUsers and ListChannels calls one address may
-	// make per second on average, and ListBurst how many at once.
+	// ListRate is how many ListUsers, ListChannels and History calls one
+	// address may make per second on average, and ListBurst how many at
+	// once.
 	ListRate  float64
 	ListBurst int
 	// RefusalRate is how many refusals one address may be given per second
