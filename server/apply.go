@@ -21,10 +21,12 @@ import (
 // applied: what the command does not carry to other nodes, and where its
 // outcome goes.
 type pending struct {
-	newToken string     // join: the resume token of a new session
-	token    string     // join: the resume token presented, if any
-	client   netip.Addr // join: the client's address; zero if not counted
-	counted  bool       // join: a session of client is counted for this join, to hand to its session or give back
+	newToken     string     // join: the resume token of a new session
+	token        string     // join: the resume token presented, if any
+	newDeviceKey string     // join: the device key of a new user
+	deviceKey    string     // join: the device key presented, if any
+	client       netip.Addr // join: the client's address; zero if not counted
+	counted      bool       // join: a session of client is counted for this join, to hand to its session or give back
 
 	stream    *stream             // cluster: the stream whose command it is, if any (see Cluster.cutOffLocked)
 	cmd       *clusterv1.Command  // the command as appended, so that its apply need not decode it
@@ -49,6 +51,21 @@ func (p *pending) tokenOr() string {
 		return ""
 	}
 	return p.token
+}
+
+// deviceKeyFor is the device key a joining stream of per is told: the
+// new one, if the join made per; the one presented, if it is per's; else
+// "" (a device signed in, or a resume without it). "" if p is nil.
+func (p *pending) deviceKeyFor(per *person, j *clusterv1.Join) string {
+	switch {
+	case p == nil:
+		return ""
+	case per.deviceHash != "" && per.deviceHash == string(j.GetNewDeviceHash()):
+		return p.newDeviceKey
+	case per.provenBy(j.GetDeviceHash()):
+		return p.deviceKey
+	}
+	return ""
 }
 
 // outcome is what came of a command.
@@ -126,34 +143,37 @@ func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 // refuses the command if that stream is no longer attached: dropped,
 // logged out, or replaced by a resume. Lock must be held.
 func (h *hub) streamLocked(node string, ref *clusterv1.Stream) (*session, error) {
-	sess := h.byKey[ref.GetUserKey()]
-	if sess == nil || sess.state != stateOnline || sess.node != node || sess.attach != ref.GetAttach() {
+	per := h.byKey[ref.GetUserKey()]
+	if per == nil {
 		return nil, errGone
 	}
-	return sess, nil
+	if sess := per.device(node, ref.GetAttach()); sess != nil {
+		return sess, nil
+	}
+	return nil, errGone
 }
 
-// lookalikeLocked returns a session whose name looks like a name with
+// lookalikeLocked returns a user whose name looks like a name with
 // lookalike keys ks (see lookalikeKeys), or nil. Lock must be held.
-func (h *hub) lookalikeLocked(ks [2]string) *session {
+func (h *hub) lookalikeLocked(ks [2]string) *person {
 	for _, k := range ks {
-		if sess := h.bySkel[k]; sess != nil {
-			return sess
+		if per := h.bySkel[k]; per != nil {
+			return per
 		}
 	}
 	return nil
 }
 
-// addLookalikesLocked registers sess under its lookalike keys. Lock must be
+// addLookalikesLocked registers per under its lookalike keys. Lock must be
 // held.
-func (h *hub) addLookalikesLocked(sess *session) {
-	for _, k := range sess.skels {
-		h.bySkel[k] = sess
+func (h *hub) addLookalikesLocked(per *person) {
+	for _, k := range per.skels {
+		h.bySkel[k] = per
 	}
 }
 
-// joinLocked admits a user, or resumes a session (see resumeLocked). Lock
-// must be held.
+// joinLocked admits a user, or another device of a user in the chat
+// already, or resumes a session (see resumeLocked). Lock must be held.
 func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	display, key, err := CheckUsername(j.GetUsername())
 	if err != nil {
@@ -164,16 +184,27 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	if len(j.GetResumeHash()) > 0 {
 		// A token for another name is treated as unknown, so that a token
 		// tells nothing about anyone else's session.
-		if sess := h.byToken[string(j.GetResumeHash())]; sess != nil && sess.key == key {
-			return outcome{s: h.resumeLocked(sess, node, j.GetLastSeq(), p)}
+		if sess := h.byToken[string(j.GetResumeHash())]; sess != nil && sess.key() == key {
+			return outcome{s: h.resumeLocked(sess, node, j, p)}
 		}
 		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	}
-	if old := h.byKey[key]; old != nil {
-		if old.online() {
-			return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name", display)}}
+	if per := h.byKey[key]; per != nil {
+		// The name is this user's: a sign-in for it, or its device key,
+		// shows that the join is the same person on another device.
+		if !j.GetSignedIn() && !per.provenBy(j.GetDeviceHash()) {
+			if per.online() {
+				return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is taken: choose another name (to join from another device of yours, give the device key of one you are on)", display)}}
+			}
+			return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}}
 		}
-		return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q is held for a user who lost their connection, for up to %s: choose another name or try again later", display, h.cfg.ResumeGrace)}}
+		if len(per.devices) >= h.cfg.MaxDevicesPerUser {
+			return outcome{err: &Error{Kind: ErrTooManyDevices, Msg: fmt.Sprintf("you are on %s, the most allowed (counting those reconnecting): log out on one, or try again later", count(len(per.devices), "device", "devices"))}}
+		}
+		if err := h.roomForSessionLocked(j); err != nil {
+			return outcome{err: err}
+		}
+		return outcome{s: h.addDeviceLocked(per, node, j, p, recovery)}
 	}
 	// A name that looks like someone else's (its letters confusable with
 	// theirs, "bоb" with a Cyrillic о beside "bob") would let its user pass
@@ -185,48 +216,95 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 		}
 		return outcome{err: &Error{Kind: ErrUsernameTaken, Msg: fmt.Sprintf("username %q looks like %q, %s: choose a name nobody could mistake for theirs", display, old.user.Username, who)}}
 	}
-	if len(h.byKey) >= h.cfg.MaxSessions {
-		return outcome{err: &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%s, counting those reconnecting): try again later", count(len(h.byKey), "user", "users"))}}
-	}
-	if j.GetResumeOnly() {
-		return outcome{err: &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("too many sessions from your address (at most %d, counting those reconnecting): log out of one, or try again later", h.cfg.PerClient.MaxSessions)}}
+	if err := h.roomForSessionLocked(j); err != nil {
+		return outcome{err: err}
 	}
 
 	now := timestamppb.New(h.now)
-	sess := &session{key: key, skels: skels, tokenHash: string(j.GetTokenHash()), user: &chatv1.User{Username: display, JoinTime: now}}
+	per := &person{key: key, skels: skels, deviceHash: string(j.GetNewDeviceHash()), user: &chatv1.User{Username: display, JoinTime: now}}
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
-		UserJoined: &chatv1.UserJoined{User: sess.user},
+		UserJoined: &chatv1.UserJoined{User: per.user},
 	}}), nil)
-	h.byKey[key], h.byToken[sess.tokenHash] = sess, sess
-	h.addLookalikesLocked(sess)
+	h.byKey[key] = per
+	h.addLookalikesLocked(per)
+	h.enterLocked(per, h.general)
+	return outcome{s: h.addDeviceLocked(per, node, j, p, recovery)}
+}
+
+// roomForSessionLocked refuses a join that would make a new session past
+// the server's limit, or past the client address's on the joining node.
+func (h *hub) roomForSessionLocked(j *clusterv1.Join) error {
+	if len(h.byToken) >= h.cfg.MaxSessions {
+		return &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("server is full (%s, counting those reconnecting): try again later", count(len(h.byToken), "session", "sessions"))}
+	}
+	if j.GetResumeOnly() {
+		return &Error{Kind: ErrServerFull, Msg: fmt.Sprintf("too many sessions from your address (at most %d, counting those reconnecting): log out of one, or try again later", h.cfg.PerClient.MaxSessions)}
+	}
+	return nil
+}
+
+// addDeviceLocked gives per a new session, on node, with its welcome and a
+// catch-up of each of per's channels. If per was offline (its other
+// devices all parked), it comes back online first. It returns the
+// session's stream if it is on this node. Lock must be held.
+func (h *hub) addDeviceLocked(per *person, node string, j *clusterv1.Join, p *pending, recovery chatv1.Recovery) *stream {
+	if len(per.devices) > 0 && !per.online() {
+		h.returnLocked(per)
+	}
+	sess := &session{person: per, tokenHash: string(j.GetTokenHash())}
+	per.devices = append(per.devices, sess)
+	h.byToken[sess.tokenHash] = sess
 	s := h.attachLocked(sess, node, p)
 	sess.seq = 1 // the welcome; the replay starts after it
 	if s != nil {
 		s.recovery = recovery
 		s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
-			Time: now,
+			Time: timestamppb.New(h.now),
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-				You:         sess.user,
+				You:         per.user,
 				OnlineUsers: h.usersLocked(),
 				ResumeToken: p.newTokenOr(),
 				Recovery:    recovery,
+				DeviceKey:   p.deviceKeyFor(per, j),
 			}},
 		})})
 	}
-	h.enterLocked(sess, h.general)
-	h.channelCatchUpLocked(sess, h.general)
-	return outcome{s: s}
+	for _, ch := range per.channels {
+		h.channelCatchUpLocked(sess, ch)
+	}
+	return s
+}
+
+// returnLocked brings per, offline with its sessions parked, back online
+// as one of them comes back: everyone hears that it is back, and the
+// members of each of its channels that it is back in the channel. Lock
+// must be held.
+func (h *hub) returnLocked(per *person) {
+	per.user = &chatv1.User{Username: per.user.Username, JoinTime: timestamppb.New(h.now)}
+	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: per.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
+		UserJoined: &chatv1.UserJoined{User: per.user, Resumed: true},
+	}}), per)
+	for _, ch := range per.channels {
+		h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: per.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
+			ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: per.user},
+		}}), per)
+		// The others add per at the end of the channel's members, as
+		// for anyone entering it: so does the channel.
+		ch.remove(per, h.now)
+		ch.members = append(ch.members, per)
+	}
 }
 
 // resumeLocked attaches a new stream, on node, to sess and gives it what it
-// missed after lastSeq, or, if sess's replay no longer has all of it, a fresh
-// catch-up. If sess still has a stream (a connection that died without the
-// server noticing yet, or on a node that crashed), that stream is ended:
-// whoever holds the token is sess's user. It returns the stream if it is on
-// this node. Lock must be held.
-func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pending) *stream {
+// missed after the join's last seq, or, if sess's replay no longer has all
+// of it, a fresh catch-up. If sess still has a stream (a connection that
+// died without the server noticing yet, or on a node that crashed), that
+// stream is ended: whoever holds the token is sess's user. It returns the
+// stream if it is on this node. Lock must be held.
+func (h *hub) resumeLocked(sess *session, node string, j *clusterv1.Join, p *pending) *stream {
+	per, lastSeq := sess.person, j.GetLastSeq()
 	if node != h.node {
 		h.releaseLocked(sess) // counted where it is now
 	}
@@ -241,18 +319,8 @@ func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		h.undeadlineLocked(sess)
 	case stateParked:
 		h.unparkLocked(sess)
-		sess.user = &chatv1.User{Username: sess.user.Username, JoinTime: timestamppb.New(h.now)}
-		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: sess.user.JoinTime, Event: &chatv1.ChatResponse_UserJoined{
-			UserJoined: &chatv1.UserJoined{User: sess.user, Resumed: true},
-		}}), sess)
-		for _, ch := range sess.channels {
-			h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: sess.user.JoinTime, Event: &chatv1.ChatResponse_ChannelJoined{
-				ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: sess.user},
-			}}), sess)
-			// The others add sess at the end of the channel's members, as
-			// for anyone entering it: so does the channel.
-			ch.remove(sess, h.now)
-			ch.members = append(ch.members, sess)
+		if !per.online() {
+			h.returnLocked(per)
 		}
 	}
 	s := h.attachLocked(sess, node, p)
@@ -263,7 +331,7 @@ func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		if !complete {
 			sess.seq++
 			sess.resetReplay()
-			for _, ch := range sess.channels {
+			for _, ch := range per.channels {
 				h.channelCatchUpLocked(sess, ch)
 			}
 		}
@@ -278,9 +346,10 @@ func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 		s.queue.pushCatchUp(delivery{Seq: lastSeq, event: privateEvent(&chatv1.ChatResponse{
 			Time: now,
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-				You:         sess.user,
+				You:         per.user,
 				ResumeToken: p.tokenOr(),
 				Recovery:    chatv1.Recovery_RECOVERY_COMPLETE,
+				DeviceKey:   p.deviceKeyFor(per, j),
 			}},
 		})})
 		s.queue.pushCatchUp(missed...)
@@ -295,13 +364,14 @@ func (h *hub) resumeLocked(sess *session, node string, lastSeq uint64, p *pendin
 	s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-			You:         sess.user,
+			You:         per.user,
 			OnlineUsers: h.usersLocked(),
 			ResumeToken: p.tokenOr(),
 			Recovery:    chatv1.Recovery_RECOVERY_INCOMPLETE,
+			DeviceKey:   p.deviceKeyFor(per, j),
 		}},
 	})})
-	for _, ch := range sess.channels {
+	for _, ch := range per.channels {
 		h.channelCatchUpLocked(sess, ch)
 	}
 	return s
@@ -313,7 +383,8 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	if err != nil {
 		return err
 	}
-	var to *session
+	from := sess.person
+	var to *person
 	var ch *channel
 	if recipient := snd.GetRecipient(); recipient != "" {
 		name, key, err := CheckUsername(recipient)
@@ -333,7 +404,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		switch ch = h.channels[key]; {
 		case ch == nil:
 			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s: join it to create it", name)}
-		case !sess.in(ch):
+		case !from.in(ch):
 			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s: join it first", ch.name)}
 		}
 	}
@@ -341,18 +412,20 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	h.msgs++
 	msg := &chatv1.Message{
 		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
-		Sender:   sess.user.Username,
+		Sender:   from.user.Username,
 		Text:     snd.GetText(),
 		ClientId: snd.GetClientId(),
 	}
 	resp := &chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}}
 	if to != nil {
+		// Every device of both users gets it: the sender's copy is its
+		// acknowledgement on the device that sent it.
 		msg.Recipient = to.user.Username
 		ev := newEvent(resp)
-		h.archiveLocked(privateConv(sess.key, to.key), ev)
-		h.deliverLocked(to, ev)
-		if to != sess {
-			h.deliverLocked(sess, ev)
+		h.archiveLocked(privateConv(from.key, to.key), ev)
+		h.deliverUserLocked(to, ev)
+		if to != from {
+			h.deliverUserLocked(from, ev)
 		}
 		return nil
 	}
@@ -364,8 +437,8 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	return nil
 }
 
-// joinChannelLocked puts a session in a channel (see hub.JoinChannel).
-// Lock must be held.
+// joinChannelLocked puts a user in a channel (see hub.JoinChannel), on
+// every device. Lock must be held.
 func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 	display, key, err := CheckChannel(jc.GetChannel())
 	if err != nil {
@@ -375,12 +448,13 @@ func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 	if err != nil {
 		return err
 	}
+	per := sess.person
 	ch := h.channels[key]
 	switch {
-	case ch != nil && sess.in(ch):
+	case ch != nil && per.in(ch):
 		return &Error{Kind: ErrAlreadyInChannel, Msg: fmt.Sprintf("you are already in #%s", ch.name)}
-	case len(sess.channels) >= h.cfg.MaxChannelsPerUser:
-		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(sess.channels), "channel", "channels"))}
+	case len(per.channels) >= h.cfg.MaxChannelsPerUser:
+		return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("you are in %s, the most allowed: leave one first", count(len(per.channels), "channel", "channels"))}
 	case ch == nil:
 		if !h.makeRoomLocked() {
 			// A channel whose members are all reconnecting shows no
@@ -391,21 +465,23 @@ func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 		h.channels[key] = ch
 	}
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
-		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: sess.user},
+		ChannelJoined: &chatv1.ChannelJoined{Channel: ch.name, User: per.user},
 	}}), nil)
-	h.enterLocked(sess, ch)
-	if s := sess.stream; s != nil {
-		// The catch-up is forgiven only if the writer has taken the last
-		// one: a client that stopped reading and keeps joining channels
-		// would otherwise pile up catch-ups past any limit.
-		s.forgive = s.queue.forgiving()
+	h.enterLocked(per, ch)
+	for _, d := range per.devices {
+		if s := d.stream; s != nil {
+			// The catch-up is forgiven only if the writer has taken the
+			// last one: a client that stopped reading and keeps joining
+			// channels would otherwise pile up catch-ups past any limit.
+			s.forgive = s.queue.forgiving()
+		}
+		h.channelCatchUpLocked(d, ch)
 	}
-	h.channelCatchUpLocked(sess, ch)
 	return nil
 }
 
-// leaveChannelLocked takes a session out of a channel (see
-// hub.LeaveChannel). Lock must be held.
+// leaveChannelLocked takes a user out of a channel (see
+// hub.LeaveChannel), on every device. Lock must be held.
 func (h *hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error {
 	display, key, err := CheckChannel(lc.GetChannel())
 	if err != nil {
@@ -415,19 +491,21 @@ func (h *hub) leaveChannelLocked(node string, lc *clusterv1.LeaveChannel) error 
 	if err != nil {
 		return err
 	}
+	per := sess.person
 	ch := h.channels[key]
-	if ch == nil || !sess.in(ch) {
+	if ch == nil || !per.in(ch) {
 		return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", display)}
 	}
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelLeft{
-		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: sess.user},
+		ChannelLeft: &chatv1.ChannelLeft{Channel: ch.name, User: per.user},
 	}}), nil)
-	h.exitLocked(sess, ch)
+	h.exitLocked(per, ch)
 	return nil
 }
 
 // leaveLocked ends a session's stream (see hub.Leave) and reports whether
-// it was still attached. Lock must be held.
+// it was still attached. A logout ends the session; its user leaves the
+// chat if it was its last device online. Lock must be held.
 func (h *hub) leaveLocked(node string, l *clusterv1.Leave) bool {
 	sess, err := h.streamLocked(node, l.GetStream())
 	if err != nil {
@@ -437,15 +515,19 @@ func (h *hub) leaveLocked(node string, l *clusterv1.Leave) bool {
 		h.parkLocked(sess, l.GetReason())
 		return true
 	}
-	s := sess.stream
-	h.detachLocked(sess)
+	per, s := sess.person, sess.stream
+	wentOffline := h.detachLocked(sess)
 	h.forgetLocked(sess)
 	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-		UserLeft: &chatv1.UserLeft{User: sess.user, Reason: l.GetReason()},
+		UserLeft: &chatv1.UserLeft{User: per.user, Reason: l.GetReason()},
 	}})
 	if s != nil {
+		// The stream's last event, whether or not the user is still on
+		// another device: a client ends on it.
 		h.deliverTo(s, sess, ev)
 	}
-	h.broadcastLocked(ev, nil)
+	if wentOffline {
+		h.broadcastLocked(ev, per)
+	}
 	return true
 }

@@ -17,20 +17,20 @@ type channel struct {
 	name string // as its creator wrote it
 	key  string // case-mapped name; unique among channels
 
-	// members are the sessions in it, online and parked, in the order they
-	// entered. Parked members still receive the channel's events (into
-	// their replays) but are not shown as members.
-	members []*session
-	online  int         // how many members are online
+	// members are the users in it, online and offline, in the order they
+	// entered. Every session of a member receives the channel's events
+	// (a parked one into its replay), but a member offline is not shown.
+	members []*person
+	online  int         // how many members are online (listed)
 	history eventBuffer // the last messages, oldest first, marked as history
 
 	idleSince time.Time // when it last became empty; for eviction
 }
 
-// remove takes sess out of the channel's members; now is the chat's clock.
-func (ch *channel) remove(sess *session, now time.Time) {
+// remove takes per out of the channel's members; now is the chat's clock.
+func (ch *channel) remove(per *person, now time.Time) {
 	for i, x := range ch.members {
-		if x == sess {
+		if x == per {
 			ch.members = slices.Delete(ch.members, i, i+1) // clears the freed slot
 			break
 		}
@@ -44,9 +44,9 @@ func (ch *channel) remove(sess *session, now time.Time) {
 // entered.
 func (ch *channel) onlineMembers() []*chatv1.User {
 	users := make([]*chatv1.User, 0, len(ch.members))
-	for _, sess := range ch.members {
-		if sess.online() {
-			users = append(users, sess.user)
+	for _, per := range ch.members {
+		if per.listed {
+			users = append(users, per.user)
 		}
 	}
 	return users
@@ -57,28 +57,28 @@ func (ch *channel) info() *chatv1.Channel {
 	return &chatv1.Channel{Name: ch.name, MemberCount: uint32(ch.online)}
 }
 
-// enterLocked puts sess at the end of ch's members and ch in sess's channels.
+// enterLocked puts per at the end of ch's members and ch in per's channels.
 // hub.mu must be held.
-func (h *hub) enterLocked(sess *session, ch *channel) {
+func (h *hub) enterLocked(per *person, ch *channel) {
 	h.channelList = nil
-	ch.members = append(ch.members, sess)
-	sess.channels = append(sess.channels, ch)
-	if sess.online() {
+	ch.members = append(ch.members, per)
+	per.channels = append(per.channels, ch)
+	if per.listed {
 		ch.online++
 	}
 }
 
-// exitLocked removes sess from ch and ch from sess's channels. hub.mu must be
+// exitLocked removes per from ch and ch from per's channels. hub.mu must be
 // held.
-func (h *hub) exitLocked(sess *session, ch *channel) {
+func (h *hub) exitLocked(per *person, ch *channel) {
 	h.channelList = nil
-	if sess.online() {
+	if per.listed {
 		ch.online--
 	}
-	ch.remove(sess, h.now)
-	for i, c := range sess.channels {
+	ch.remove(per, h.now)
+	for i, c := range per.channels {
 		if c == ch {
-			sess.channels = slices.Delete(sess.channels, i, i+1)
+			per.channels = slices.Delete(per.channels, i, i+1)
 			break
 		}
 	}
@@ -123,7 +123,7 @@ func (h *hub) channelCatchUpLocked(sess *session, ch *channel) {
 		joined = privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{
 			ChannelJoined: &chatv1.ChannelJoined{
 				Channel:      ch.name,
-				User:         sess.user,
+				User:         sess.user(),
 				Members:      ch.onlineMembers(),
 				HistoryCount: uint32(len(history)),
 			},

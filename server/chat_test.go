@@ -132,15 +132,15 @@ func TestJoinTimeout(t *testing.T) {
 	}
 }
 
-// One session is "1 user", not "1 users".
+// One session is "1 session", not "1 sessions".
 func TestServerFullOfOne(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, testConfig(func(c *server.Config) { c.MaxSessions = 1 }))
 	join(t, ts, "a")
 	c := openStream(t, dial(t, ts.addr))
 	c.send(t, joinReq("b"))
-	if st := c.expectEnd(t, codes.ResourceExhausted); st.Message() != "server is full (1 user, counting those reconnecting): try again later" {
-		t.Errorf("refusal message %q; want it to count 1 user", st.Message())
+	if st := c.expectEnd(t, codes.ResourceExhausted); st.Message() != "server is full (1 session, counting those reconnecting): try again later" {
+		t.Errorf("refusal message %q; want it to count 1 session", st.Message())
 	}
 }
 

@@ -42,8 +42,11 @@ type Config struct {
 	// many, creating one drops the one that has been empty the longest; if
 	// none is empty, creating one is refused with RESOURCE_EXHAUSTED.
 	MaxChannels int
-	// MaxChannelsPerUser is how many channels one session may be in at once.
+	// MaxChannelsPerUser is how many channels one user may be in at once.
 	MaxChannelsPerUser int
+	// MaxDevicesPerUser is how many sessions one user may have at once (a
+	// laptop and a phone are two), counting those reconnecting.
+	MaxDevicesPerUser int
 	// ResumeGrace is how long a session whose stream ended without a logout
 	// is kept for a resume; its username is held for it meanwhile. 0 ends
 	// such a session at once; a resume token still takes a session back
@@ -131,6 +134,7 @@ func DefaultConfig() Config {
 		HistoryBytes:       128 << 10,
 		MaxChannels:        1000,
 		MaxChannelsPerUser: 100,
+		MaxDevicesPerUser:  10,
 		ResumeGrace:        30 * time.Second,
 		WriteDelay:         20 * time.Millisecond,
 		ResumeBuffer:       1024,
@@ -238,6 +242,7 @@ var settingNames = map[string]string{
 	"HistoryBytes":             "history bytes",
 	"MaxChannels":              "max channels",
 	"MaxChannelsPerUser":       "max channels per user",
+	"MaxDevicesPerUser":        "max devices per user",
 	"ResumeGrace":              "resume grace",
 	"ResumeBuffer":             "resume buffer",
 	"ResumeBufferBytes":        "resume buffer bytes",
@@ -309,6 +314,7 @@ func (c Config) Validate() error {
 		bad("MaxChannels", "must be at least 1 (for general)", c.MaxChannels)
 	}
 	atLeast1("MaxChannelsPerUser", c.MaxChannelsPerUser)
+	atLeast1("MaxDevicesPerUser", c.MaxDevicesPerUser)
 	if c.ResumeGrace < 0 {
 		bad("ResumeGrace", "must be 0 (off) or positive", c.ResumeGrace)
 	}

@@ -11,26 +11,35 @@ import (
 // hub.mu held.
 
 // broadcastLocked gives ev to every session, online, held or parked,
-// except skip.
-func (h *hub) broadcastLocked(ev *event, skip *session) {
-	for sess := h.head; sess != nil; sess = sess.next {
-		if sess != skip {
-			h.deliverLocked(sess, ev)
+// except skip's.
+func (h *hub) broadcastLocked(ev *event, skip *person) {
+	for per := h.head; per != nil; per = per.next {
+		if per != skip {
+			h.deliverUserLocked(per, ev)
 		}
 	}
 	for sess := range h.parked {
-		if sess != skip {
+		// Those of a user online were given it above.
+		if per := sess.person; !per.listed && per != skip {
 			h.deliverLocked(sess, ev)
 		}
 	}
 }
 
-// publishLocked gives ev to every member of ch except skip.
-func (h *hub) publishLocked(ch *channel, ev *event, skip *session) {
-	for _, sess := range ch.members {
-		if sess != skip {
-			h.deliverLocked(sess, ev)
+// publishLocked gives ev to every session of every member of ch except
+// skip.
+func (h *hub) publishLocked(ch *channel, ev *event, skip *person) {
+	for _, per := range ch.members {
+		if per != skip {
+			h.deliverUserLocked(per, ev)
 		}
+	}
+}
+
+// deliverUserLocked gives ev to every session of per.
+func (h *hub) deliverUserLocked(per *person, ev *event) {
+	for _, sess := range per.devices {
+		h.deliverLocked(sess, ev)
 	}
 }
 

@@ -31,6 +31,7 @@ var (
 	ErrNotInChannel     = errors.New("not in channel")
 	ErrAlreadyInChannel = errors.New("already in channel")
 	ErrTooManyChannels  = errors.New("too many channels")
+	ErrTooManyDevices   = errors.New("too many devices")
 	ErrReplaced         = errors.New("session taken over")
 	ErrTooManyRefusals  = errors.New("too many refused requests")
 	ErrUnavailable      = errors.New("cluster unavailable")
@@ -123,6 +124,7 @@ var kindCodes = []struct {
 	{ErrNotInChannel, codes.FailedPrecondition},
 	{ErrAlreadyInChannel, codes.FailedPrecondition},
 	{ErrTooManyChannels, codes.ResourceExhausted},
+	{ErrTooManyDevices, codes.ResourceExhausted},
 	{ErrReplaced, codes.Aborted},
 	{ErrUsernameTaken, codes.AlreadyExists},
 	{ErrServerFull, codes.ResourceExhausted},

@@ -62,22 +62,44 @@ func RestoreMachine(cfg Config, snap []byte) (*Machine, error) {
 	return m, nil
 }
 
+// Devices returns how many sessions user (by its key) has.
+func (m *Machine) Devices(key string) int {
+	h := m.c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if per := h.byKey[key]; per != nil {
+		return len(per.devices)
+	}
+	return 0
+}
+
 // Attached returns the node and attachment of the stream user (by its
 // key) has, if it is online, for commands that name it.
 func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
 	h := m.c.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	mb := h.byKey[key]
-	if mb == nil || mb.state != stateOnline {
+	per := h.byKey[key]
+	if per == nil {
 		return "", 0, false
 	}
-	return mb.node, mb.attach, true
+	for _, sess := range per.devices {
+		if sess.state == stateOnline {
+			return sess.node, sess.attach, true
+		}
+	}
+	return "", 0, false
 }
 
 // ListChannels queues the channel list for s alone, as the answer to its
 // request clientID, as a list_channels request on its stream does.
 func (h *Hub) ListChannels(s *Stream, clientID string) { h.listChannels(s, clientID) }
+
+// JoinDevice joins name as another device of the user, proven by
+// deviceKey (a welcome's device_key), as a join's device_key does.
+func (h *Hub) JoinDevice(ctx context.Context, name, deviceKey string) (*Stream, error) {
+	return h.join(ctx, joinRequest{username: name, deviceKey: deviceKey})
+}
 
 // Send sends a message from s: to a channel's members, or privately to one
 // user online, and in both cases to the sender, whose copy is its

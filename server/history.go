@@ -108,7 +108,7 @@ func (svc *service) caller(ctx context.Context, token string) (string, error) {
 	if sess == nil {
 		return "", &Error{Kind: ErrUnauthenticated, Msg: "resume_token is no session's: join, and send the token of the session"}
 	}
-	return sess.key, nil
+	return sess.key(), nil
 }
 
 // errSignInRequired refuses a call without a sign-in on a chat that asks

@@ -58,11 +58,12 @@ type hub struct {
 	now      time.Time             // the chat's clock: when the command being applied happened
 	msgs     uint64                // messages sent so far; numbers message ids
 	attaches uint64                // streams attached so far; numbers attachments
-	byKey    map[string]*session   // every session, online, held or parked, by username key
+	byKey    map[string]*person    // every user with a session (online, held or parked), by username key
 	byToken  map[string]*session   // every session by the hash of its resume token
-	bySkel   map[string]*session   // every session by both its lookalikeKeys
-	head     *session              // oldest session on the online list; the list runs in the order they came online
-	tail     *session              // newest session on the online list
+	bySkel   map[string]*person    // every user by both its lookalikeKeys
+	head     *person               // oldest user on the online list; the list runs in the order they came online
+	tail     *person               // newest user on the online list
+	listed   int                   // users on the online list
 	parked   map[*session]struct{} // sessions whose stream ended, within their grace period
 	held     int                   // sessions in stateHeld, for the metrics
 	deadline []expiry              // held and parked sessions by deadline, soonest first
@@ -112,9 +113,9 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
 		lim:      lim,
 		node:     node,
 		idPrefix: idPrefix,
-		byKey:    make(map[string]*session),
+		byKey:    make(map[string]*person),
 		byToken:  make(map[string]*session),
-		bySkel:   make(map[string]*session),
+		bySkel:   make(map[string]*person),
 		parked:   make(map[*session]struct{}),
 		channels: make(map[string]*channel),
 		nodes:    make(map[string]*nodeInfo),
@@ -145,18 +146,41 @@ func (h *hub) isClosing() bool {
 // sessions per address; the zero address is not counted. The join waits
 // for its turn in the chat's log, or until ctx ends.
 func (h *hub) Join(ctx context.Context, username, token string, lastSeq uint64, client netip.Addr) (*stream, error) {
-	if _, _, err := CheckUsername(username); err != nil {
+	return h.join(ctx, joinRequest{username: username, token: token, lastSeq: lastSeq, client: client})
+}
+
+// joinRequest is a join as the service passes it to the hub.
+type joinRequest struct {
+	username  string
+	token     string // resume token presented, if any
+	deviceKey string // device key presented, if any
+	lastSeq   uint64
+	client    netip.Addr // zero: not counted
+	// signedIn says a sign-in token named the user: a join of a user in
+	// the chat already is then another of its devices.
+	signedIn bool
+}
+
+// join is Join with everything a join may carry: with the user in the
+// chat already, a device key that is its own, or a sign-in, adds a device
+// to it (see joinLocked), up to MaxDevicesPerUser (ErrTooManyDevices).
+func (h *hub) join(ctx context.Context, r joinRequest) (*stream, error) {
+	if _, _, err := CheckUsername(r.username); err != nil {
 		return nil, err
 	}
 	if h.isClosing() {
 		return nil, errShutdown
 	}
-	p := &pending{newToken: newToken(), token: token}
-	j := &clusterv1.Join{Username: username, LastSeq: lastSeq, TokenHash: hashToken(p.newToken)}
-	if token != "" {
-		j.ResumeHash = hashToken(token)
+	p := &pending{newToken: newToken(), token: r.token, newDeviceKey: newToken(), deviceKey: r.deviceKey}
+	j := &clusterv1.Join{Username: r.username, LastSeq: r.lastSeq, TokenHash: hashToken(p.newToken),
+		NewDeviceHash: hashToken(p.newDeviceKey), SignedIn: r.signedIn}
+	if r.token != "" {
+		j.ResumeHash = hashToken(r.token)
 	}
-	if client.IsValid() && h.lim != nil {
+	if r.deviceKey != "" {
+		j.DeviceHash = hashToken(r.deviceKey)
+	}
+	if client := r.client; client.IsValid() && h.lim != nil {
 		p.client = client
 		// Counted here, before the command is applied, because whether
 		// this node can take one more session from the address is this
@@ -392,9 +416,11 @@ func (h *hub) Shutdown() {
 	}
 	h.closeOnce.Do(func() { close(h.closing) })
 	h.mu.Lock()
-	for sess := h.head; sess != nil; sess = sess.next {
-		if s := sess.stream; s != nil {
-			s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+	for p := h.head; p != nil; p = p.next {
+		for _, sess := range p.devices {
+			if s := sess.stream; s != nil {
+				s.endLocked(errShutdown, chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN)
+			}
 		}
 	}
 	// The streams given up for dead with this node are no longer
@@ -432,9 +458,9 @@ func (h *hub) tickLocked(now time.Time) {
 // list is shared: callers must not modify it. Lock must be held.
 func (h *hub) usersLocked() []*chatv1.User {
 	if h.users == nil {
-		users := make([]*chatv1.User, 0, len(h.byKey)-len(h.parked))
-		for sess := h.head; sess != nil; sess = sess.next {
-			users = append(users, sess.user)
+		users := make([]*chatv1.User, 0, h.listed)
+		for p := h.head; p != nil; p = p.next {
+			users = append(users, p.user)
 		}
 		h.users = users
 	}

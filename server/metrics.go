@@ -308,7 +308,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	h := c.svc.hub
 	h.mu.Lock()
-	parked, held, all := len(h.parked), h.held, len(h.byKey)
+	parked, held, all := len(h.parked), h.held, len(h.byToken)
 	channels, nodes := len(h.channels), len(h.nodes)
 	position := c.cl.applied
 	h.mu.Unlock()

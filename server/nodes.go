@@ -112,15 +112,17 @@ func (c *Cluster) heartbeatLoop(ctx context.Context) {
 func (h *hub) nodeDownLocked(id string) {
 	delete(h.nodes, id)
 	var cut []*stream
-	for sess := h.head; sess != nil; {
-		next := sess.next
-		if sess.state == stateOnline && sess.node == id {
-			if s := sess.stream; s != nil {
-				cut = append(cut, s)
+	for per := h.head; per != nil; {
+		next := per.next // parking per's last device takes it off the list
+		for _, sess := range slices.Clone(per.devices) {
+			if sess.state == stateOnline && sess.node == id {
+				if s := sess.stream; s != nil {
+					cut = append(cut, s)
+				}
+				h.parkLocked(sess, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 			}
-			h.parkLocked(sess, chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
 		}
-		sess = next
+		per = next
 	}
 	if len(cut) > 0 {
 		h.cl.cutOffLocked(cut)
@@ -131,9 +133,11 @@ func (h *hub) nodeDownLocked(id string) {
 // stopped on purpose: nobody is told unless they are not back in time.
 func (h *hub) nodeStoppedLocked(id string) {
 	delete(h.nodes, id)
-	for sess := h.head; sess != nil; sess = sess.next {
-		if sess.state == stateOnline && sess.node == id {
-			h.holdLocked(sess)
+	for per := h.head; per != nil; per = per.next {
+		for _, sess := range per.devices {
+			if sess.state == stateOnline && sess.node == id {
+				h.holdLocked(sess)
+			}
 		}
 	}
 }

@@ -7,17 +7,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// This file moves sessions between their states (see sessionState): a stream
+// This file moves sessions between their states (see sessionState), and
+// their users on and off the online list: a stream
 // attaches (online), its node stops (held), it ends (parked), a deadline
 // passes (forgotten). Nodes heard from or given up for dead, which hold or
 // park their users, are nodes.go's. Every function here must be called
 // with hub.mu held.
 
-// attachLocked gives sess a new stream on node and, if sess was offline,
-// puts it at the end of the online list. The stream is returned if it is
-// on this node; p is what this node kept of the join.
+// attachLocked gives sess a new stream on node and, if its user was
+// offline, puts the user at the end of the online list. The stream is
+// returned if it is on this node; p is what this node kept of the join.
 func (h *hub) attachLocked(sess *session, node string, p *pending) *stream {
-	wasOnline := sess.online()
 	if sess.state == stateHeld {
 		h.held--
 	}
@@ -29,21 +29,49 @@ func (h *hub) attachLocked(sess *session, node string, p *pending) *stream {
 		sess.stream = s
 		h.countLocked(sess, p)
 	}
-	if wasOnline {
-		return s
+	h.listLocked(sess.person)
+	return s
+}
+
+// listLocked puts per at the end of the online list, unless it is on it.
+func (h *hub) listLocked(per *person) {
+	if per.listed {
+		return
 	}
 	h.users, h.channelList = nil, nil
-	for _, ch := range sess.channels {
+	for _, ch := range per.channels {
 		ch.online++
 	}
-	sess.prev = h.tail
+	per.listed = true
+	h.listed++
+	per.prev = h.tail
 	if h.tail != nil {
-		h.tail.next = sess
+		h.tail.next = per
 	} else {
-		h.head = sess
+		h.head = per
 	}
-	h.tail = sess
-	return s
+	h.tail = per
+}
+
+// unlistLocked takes per off the online list.
+func (h *hub) unlistLocked(per *person) {
+	h.users, h.channelList = nil, nil
+	for _, ch := range per.channels {
+		ch.online--
+	}
+	per.listed = false
+	h.listed--
+	if per.prev != nil {
+		per.prev.next = per.next
+	} else {
+		h.head = per.next
+	}
+	if per.next != nil {
+		per.next.prev = per.prev
+	} else {
+		h.tail = per.prev
+	}
+	per.prev, per.next = nil, nil
 }
 
 // countLocked counts sess against the address its new stream on
@@ -64,34 +92,28 @@ func (h *hub) countLocked(sess *session, p *pending) {
 	sess.client, p.counted = p.client, false
 }
 
-// detachLocked takes sess's stream away and sess off the online list.
-func (h *hub) detachLocked(sess *session) {
-	h.users, h.channelList = nil, nil
-	for _, ch := range sess.channels {
-		ch.online--
-	}
+// detachLocked takes sess's stream away, and its user off the online list
+// if no other device keeps it there; it reports whether the user went
+// offline so.
+func (h *hub) detachLocked(sess *session) (wentOffline bool) {
 	if sess.state == stateHeld {
 		h.held--
 	}
 	// Offline until the caller parks or forgets it.
 	sess.state, sess.stream, sess.node, sess.attach = stateOffline, nil, "", 0
-	if sess.prev != nil {
-		sess.prev.next = sess.next
-	} else {
-		h.head = sess.next
+	if per := sess.person; per.listed && !per.online() {
+		h.unlistLocked(per)
+		return true
 	}
-	if sess.next != nil {
-		sess.next.prev = sess.prev
-	} else {
-		h.tail = sess.prev
-	}
-	sess.prev, sess.next = nil, nil
+	return false
 }
 
 // parkLocked takes sess offline after its stream ended without a logout, and
-// keeps it, still receiving its events, for the resume grace period.
+// keeps it, still receiving its events, for the resume grace period. If it
+// was its user's last device online, everyone hears that the user left.
 func (h *hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
-	h.detachLocked(sess)
+	per := sess.person
+	wentOffline := h.detachLocked(sess)
 	if h.cfg.ResumeGrace > 0 {
 		sess.state = stateParked
 		h.parked[sess] = struct{}{}
@@ -99,9 +121,11 @@ func (h *hub) parkLocked(sess *session, reason chatv1.LeaveReason) {
 	} else {
 		h.forgetLocked(sess)
 	}
-	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-		UserLeft: &chatv1.UserLeft{User: sess.user, Reason: reason},
-	}}), sess)
+	if wentOffline {
+		h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
+			UserLeft: &chatv1.UserLeft{User: per.user, Reason: reason},
+		}}), per)
+	}
 }
 
 // unparkLocked ends sess's grace period because it is coming back.
@@ -155,11 +179,14 @@ func (h *hub) expireLocked() {
 			delete(h.parked, sess)
 			h.forgetLocked(sess)
 		case stateHeld:
-			h.detachLocked(sess)
+			per := sess.person
+			wentOffline := h.detachLocked(sess)
 			h.forgetLocked(sess)
-			h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
-				UserLeft: &chatv1.UserLeft{User: sess.user, Reason: chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN},
-			}}), sess)
+			if wentOffline {
+				h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_UserLeft{
+					UserLeft: &chatv1.UserLeft{User: per.user, Reason: chatv1.LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN},
+				}}), per)
+			}
 		}
 	}
 	if len(h.deadline) == 0 {
@@ -168,23 +195,29 @@ func (h *hub) expireLocked() {
 	h.cl.armTickLocked()
 }
 
-// forgetLocked ends sess for good: its name and token are free and
-// it is in no channel. Members of its channels were told already (the user
-// left, or is parked and offline).
+// forgetLocked ends sess for good: its token is free, and with its user's
+// last device, the user's name too, and the user is in no channel.
+// Members of its channels were told already (the user left, or is offline
+// with its sessions parked).
 func (h *hub) forgetLocked(sess *session) {
-	delete(h.byKey, sess.key)
 	delete(h.byToken, sess.tokenHash)
-	for _, k := range sess.skels {
-		if h.bySkel[k] == sess { // a snapshot of older rules may hold look-alikes
+	h.undeadlineLocked(sess)
+	h.releaseLocked(sess)
+	sess.resetReplay()
+	per := sess.person
+	per.removeDevice(sess)
+	if len(per.devices) > 0 {
+		return
+	}
+	delete(h.byKey, per.key)
+	for _, k := range per.skels {
+		if h.bySkel[k] == per { // a snapshot of older rules may hold look-alikes
 			delete(h.bySkel, k)
 		}
 	}
-	h.undeadlineLocked(sess)
-	h.releaseLocked(sess)
-	for len(sess.channels) > 0 {
-		h.exitLocked(sess, sess.channels[len(sess.channels)-1])
+	for len(per.channels) > 0 {
+		h.exitLocked(per, per.channels[len(per.channels)-1])
 	}
-	sess.resetReplay()
 }
 
 // releaseLocked stops counting sess against its client address on

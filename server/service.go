@@ -115,7 +115,11 @@ func (svc *service) Chat(stream chatv1.ChatService_ChatServer) error {
 		logger.Info("join refused", "user", join.GetUsername(), "err", err)
 		return svc.refuseFrom(ctx, client, err)
 	}
-	s, err := svc.hub.Join(ctx, username, join.GetResumeToken(), join.GetLastSeq(), client)
+	s, err := svc.hub.join(ctx, joinRequest{
+		username: username, token: join.GetResumeToken(), deviceKey: join.GetDeviceKey(), lastSeq: join.GetLastSeq(), client: client,
+		// With sign-in, signIn checked that the token names this user.
+		signedIn: svc.auth != nil,
+	})
 	svc.met.joined(s, join.GetResumeToken() != "", err)
 	if err != nil {
 		logger.Info("join refused", "user", join.GetUsername(), "err", err)

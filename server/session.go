@@ -26,20 +26,19 @@ const (
 	stateParked
 )
 
-// session is a user's lasting presence in the chat, as the hub keeps it.
-// It outlives the stream that created it: after a disconnect it is parked
-// for the resume grace period, still receiving (into its replay) the events
-// of its channels, and a join with its token attaches a new stream to it
-// (see stream, stream.go). In a cluster every node keeps every session,
-// so that any node can resume any session; only the node its stream is on
-// has the stream (session.stream).
+// session is one device's lasting presence in the chat, as the hub keeps
+// it: its user (person) may have several. It outlives the stream that
+// created it: after a disconnect it is parked for the resume grace period,
+// still receiving (into its replay) the events of its user's channels, and
+// a join with its token attaches a new stream to it (see stream,
+// stream.go). In a cluster every node keeps every session, so that any
+// node can resume any session; only the node its stream is on has the
+// stream (session.stream).
 //
 // Every field is owned by the hub: read and written only with hub.mu held.
 type session struct {
-	key       string       // case-mapped username; unique among sessions
-	skels     [2]string    // lookalikeKeys of the name; no two sessions share one
-	tokenHash string       // SHA-256 of the resume token; unique among sessions
-	user      *chatv1.User // replaced, not modified, when the user comes back
+	person    *person // its user, which it shares with the user's other devices
+	tokenHash string  // SHA-256 of the resume token; unique among sessions
 
 	state  sessionState
 	node   string  // the node its stream is on, while online
@@ -48,8 +47,6 @@ type session struct {
 
 	client netip.Addr // the client address it counts against on this node; zero for none
 
-	prev, next *session // neighbours on the online list, while online or held
-
 	// seq numbers the session's events. replay keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from
 	// there, so it needs no room for them. A nil entry stands for a
@@ -57,11 +54,15 @@ type session struct {
 	seq    uint64
 	replay eventBuffer
 
-	channels []*channel // the channels it is in, in the order it entered them
-
 	gen      uint64    // counts holds and parkings, so that a stale deadline does nothing
 	deadline time.Time // ends a hold or a parking
 }
+
+// key is its user's key.
+func (sess *session) key() string { return sess.person.key }
+
+// user is its user as others see it.
+func (sess *session) user() *chatv1.User { return sess.person.user }
 
 // resetReplay empties the replay: a resume can give nothing before this
 // point.
@@ -88,16 +89,6 @@ func (sess *session) missed(lastSeq uint64) ([]delivery, bool) {
 	return ds, true
 }
 
-// online reports whether others see the user online: a stream is attached,
-// or its node stopped and it is held for a reconnection.
+// online reports whether the session keeps its user online: a stream is
+// attached, or its node stopped and it is held for a reconnection.
 func (sess *session) online() bool { return sess.state == stateOnline || sess.state == stateHeld }
-
-// in reports whether the session is in ch.
-func (sess *session) in(ch *channel) bool {
-	for _, c := range sess.channels {
-		if c == ch {
-			return true
-		}
-	}
-	return false
-}

@@ -8,6 +8,7 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -30,6 +31,7 @@ type stateCopy struct {
 
 type sessionCopy struct {
 	key, tokenHash, node string
+	deviceHash           string
 	user                 *chatv1.User
 	state                sessionState
 	attach, seq, gen     uint64
@@ -49,30 +51,37 @@ type channelCopy struct {
 // must be held.
 func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 	c := &stateCopy{seq: seq, now: h.now, liveSince: h.live.since, msgs: h.msgs, attaches: h.attaches, settings: h.settings()}
-	c.members = make([]sessionCopy, 0, len(h.byKey))
-	add := func(sess *session) {
-		mc := sessionCopy{key: sess.key, tokenHash: sess.tokenHash, node: sess.node, user: sess.user, state: sess.state,
-			attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline, replay: sess.replay.items()}
-		for _, ch := range sess.channels {
-			mc.channels = append(mc.channels, ch.key)
+	// A user's sessions one after another, users online first, in the
+	// online list's order, then the others by key.
+	c.members = make([]sessionCopy, 0, len(h.byToken))
+	add := func(per *person) {
+		var channels []string
+		for _, ch := range per.channels {
+			channels = append(channels, ch.key)
 		}
-		c.members = append(c.members, mc)
+		for _, sess := range per.devices {
+			c.members = append(c.members, sessionCopy{key: per.key, tokenHash: sess.tokenHash, deviceHash: per.deviceHash, node: sess.node,
+				user: per.user, state: sess.state, attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline,
+				replay: sess.replay.items(), channels: channels})
+		}
 	}
-	for sess := h.head; sess != nil; sess = sess.next {
-		add(sess)
+	for per := h.head; per != nil; per = per.next {
+		add(per)
 	}
-	parked := make([]*session, 0, len(h.parked))
-	for sess := range h.parked {
-		parked = append(parked, sess)
+	offline := make([]*person, 0, len(h.byKey)-h.listed)
+	for _, per := range h.byKey {
+		if !per.listed {
+			offline = append(offline, per)
+		}
 	}
-	slices.SortFunc(parked, func(a, b *session) int { return cmp.Compare(a.key, b.key) })
-	for _, sess := range parked {
-		add(sess)
+	slices.SortFunc(offline, func(a, b *person) int { return cmp.Compare(a.key, b.key) })
+	for _, per := range offline {
+		add(per)
 	}
 	for _, ch := range h.channels {
 		cc := channelCopy{name: ch.name, key: ch.key, history: ch.history.items(), idleSince: ch.idleSince}
-		for _, sess := range ch.members {
-			cc.members = append(cc.members, sess.key)
+		for _, per := range ch.members {
+			cc.members = append(cc.members, per.key)
 		}
 		c.channels = append(c.channels, cc)
 	}
@@ -112,15 +121,16 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 	}
 	for _, m := range c.members {
 		pm := &clusterv1.Member{
-			Key:       m.key,
-			User:      m.user,
-			TokenHash: []byte(m.tokenHash),
-			State:     clusterv1.MemberState(m.state),
-			Node:      m.node,
-			Attach:    m.attach,
-			Seq:       m.seq,
-			ParkCount: m.gen,
-			Channels:  m.channels,
+			Key:        m.key,
+			User:       m.user,
+			TokenHash:  []byte(m.tokenHash),
+			DeviceHash: []byte(m.deviceHash),
+			State:      clusterv1.MemberState(m.state),
+			Node:       m.node,
+			Attach:     m.attach,
+			Seq:        m.seq,
+			ParkCount:  m.gen,
+			Channels:   m.channels,
 		}
 		if m.state != stateOnline {
 			pm.Deadline = timestamppb.New(m.deadline)
@@ -144,7 +154,15 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 // restoreLocked replaces the hub's state, which must be new, with snap's.
 // hub.mu must be held.
 func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
-	if want, got := h.settings(), snap.GetSettings(); got != nil && !sameSettings(want, got) {
+	want, got := h.settings(), snap.GetSettings()
+	if got != nil && got.GetMaxDevicesPerUser() == 0 {
+		// Saved by a chatd before devices, which had one per user: the
+		// cluster takes this node's limit, as every node of this version
+		// does alike.
+		got = proto.CloneOf(got)
+		got.MaxDevicesPerUser = want.GetMaxDevicesPerUser()
+	}
+	if got != nil && !sameSettings(want, got) {
 		if !h.cl.cfg.Solo {
 			return fmt.Errorf("cluster: this node's settings differ from the cluster's (%s here, %s in the cluster): every node must run with the same", describeSettings(want), describeSettings(got))
 		}
@@ -192,20 +210,39 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	}
 
 	for _, pm := range snap.GetMembers() {
+		// A user's sessions come one after another; a snapshot of a chatd
+		// before devices has one each.
+		per := h.byKey[pm.GetKey()]
+		if per == nil {
+			per = &person{
+				key:        pm.GetKey(),
+				skels:      lookalikeKeys(pm.GetUser().GetUsername(), pm.GetKey()),
+				user:       pm.GetUser(),
+				deviceHash: string(pm.GetDeviceHash()),
+			}
+			if per.user == nil {
+				per.user = &chatv1.User{}
+			}
+			for _, key := range pm.GetChannels() {
+				ch := h.channels[key]
+				if ch == nil {
+					return fmt.Errorf("cluster: the snapshot puts %q in a channel it does not have", per.key)
+				}
+				per.channels = append(per.channels, ch)
+			}
+			h.byKey[per.key] = per
+			h.addLookalikesLocked(per)
+		}
 		sess := &session{
-			key:       pm.GetKey(),
-			skels:     lookalikeKeys(pm.GetUser().GetUsername(), pm.GetKey()),
+			person:    per,
 			tokenHash: string(pm.GetTokenHash()),
-			user:      pm.GetUser(),
 			state:     sessionState(pm.GetState()),
 			node:      pm.GetNode(),
 			attach:    pm.GetAttach(),
 			seq:       pm.GetSeq(),
 			gen:       pm.GetParkCount(),
 		}
-		if sess.user == nil {
-			sess.user = &chatv1.User{}
-		}
+		per.devices = append(per.devices, sess)
 		for _, i := range pm.GetLog() {
 			ev, err := event(i)
 			if err != nil {
@@ -213,49 +250,36 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			}
 			sess.replay.push(ev, h.cfg.ResumeBuffer, h.cfg.ResumeBufferBytes)
 		}
-		for _, key := range pm.GetChannels() {
-			ch := h.channels[key]
-			if ch == nil {
-				return fmt.Errorf("cluster: the snapshot puts %q in a channel it does not have", sess.key)
-			}
-			sess.channels = append(sess.channels, ch)
-		}
-		if sess.state == stateHeld {
-			h.held++
-		}
 		switch sess.state {
-		case stateOnline, stateHeld:
-			sess.prev = h.tail
-			if h.tail != nil {
-				h.tail.next = sess
-			} else {
-				h.head = sess
-			}
-			h.tail = sess
+		case stateOnline:
+		case stateHeld:
+			h.held++
 		case stateParked:
 			h.parked[sess] = struct{}{}
 		default:
-			return fmt.Errorf("cluster: the snapshot has %q in an unknown state %d", sess.key, sess.state)
+			return fmt.Errorf("cluster: the snapshot has %q in an unknown state %d", per.key, sess.state)
+		}
+		if sess.online() {
+			// Users come in the online list's order: per goes on it with
+			// its first device online.
+			h.listLocked(per)
 		}
 		if sess.state != stateOnline {
 			sess.deadline = pm.GetDeadline().AsTime()
 			h.deadline = append(h.deadline, expiry{sess: sess, gen: sess.gen, at: sess.deadline})
 		}
-		h.byKey[sess.key], h.byToken[sess.tokenHash] = sess, sess
-		h.addLookalikesLocked(sess)
+		h.byToken[sess.tokenHash] = sess
 	}
 	slices.SortStableFunc(h.deadline, func(a, b expiry) int { return a.at.Compare(b.at) })
 	for _, pc := range snap.GetChannels() {
 		ch := h.channels[pc.GetKey()]
 		for _, key := range pc.GetMembers() {
-			sess := h.byKey[key]
-			if sess == nil {
+			per := h.byKey[key]
+			if per == nil {
 				return fmt.Errorf("cluster: the snapshot's #%s has a member it does not have", ch.name)
 			}
-			ch.members = append(ch.members, sess)
-			if sess.online() {
-				ch.online++
-			}
+			// listLocked counted it in ch.online.
+			ch.members = append(ch.members, per)
 		}
 	}
 	for _, pn := range snap.GetNodes() {
@@ -275,6 +299,7 @@ func settingsOf(cfg Config, nodeTimeout time.Duration) *clusterv1.Settings {
 		MaxSessions:        uint32(cfg.MaxSessions),
 		MaxChannels:        uint32(cfg.MaxChannels),
 		MaxChannelsPerUser: uint32(cfg.MaxChannelsPerUser),
+		MaxDevicesPerUser:  uint32(cfg.MaxDevicesPerUser),
 		HistorySize:        uint32(cfg.HistorySize),
 		HistoryBytes:       uint32(cfg.HistoryBytes),
 		ResumeBuffer:       uint32(cfg.ResumeBuffer),
@@ -297,8 +322,8 @@ func sameSettings(a, b *clusterv1.Settings) bool {
 
 // describeSettings names the settings as their flags do.
 func describeSettings(s *clusterv1.Settings) string {
-	return fmt.Sprintf("--max-sessions %d --max-channels %d --max-channels-per-user %d --history-size %d --history-bytes %d --resume-buffer %d --resume-buffer-bytes %d --resume-grace %s --node-timeout %s",
-		s.GetMaxSessions(), s.GetMaxChannels(), s.GetMaxChannelsPerUser(), s.GetHistorySize(), s.GetHistoryBytes(),
+	return fmt.Sprintf("--max-sessions %d --max-channels %d --max-channels-per-user %d --max-devices-per-user %d --history-size %d --history-bytes %d --resume-buffer %d --resume-buffer-bytes %d --resume-grace %s --node-timeout %s",
+		s.GetMaxSessions(), s.GetMaxChannels(), s.GetMaxChannelsPerUser(), s.GetMaxDevicesPerUser(), s.GetHistorySize(), s.GetHistoryBytes(),
 		s.GetResumeBuffer(), s.GetResumeBufferBytes(),
 		time.Duration(s.GetResumeGraceMs())*time.Millisecond, time.Duration(s.GetNodeTimeoutMs())*time.Millisecond)
 }

@@ -18,7 +18,7 @@ import (
 // commands in the same order gives the same state, byte for byte, whether
 // from the start or from a snapshot taken midway. That is what lets every
 // node of a cluster, and a chatd restarted on its data directory, agree.
-// Random logs of joins, resumes, messages (to channels and privately),
+// Random logs of joins (a user's first device or another), resumes, messages (to channels and privately),
 // channels entered and left, disconnects, logouts, heartbeats, nodes
 // stopping and time passing (deadlines falling due, nodes given up) go to
 // two machines, and to a third restored from the first's snapshot halfway.
@@ -26,6 +26,12 @@ func TestSameLogSameState(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.ResumeGrace = 3 * time.Second
 	cfg.MaxChannels, cfg.HistorySize, cfg.ResumeBuffer = 6, 5, 8 // limits reached, evictions made
+	var multi int                                                // entries after which a user had several devices
+	t.Cleanup(func() {
+		if multi == 0 {
+			t.Errorf("no log had a user on several devices: the logs test too little")
+		}
+	})
 	for seed := range uint64(40) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			entries := randomLog(seed, 400, cfg)
@@ -38,6 +44,12 @@ func TestSameLogSameState(t *testing.T) {
 						if err := m.Apply(e); err != nil {
 							t.Fatalf("entry %d: %v", e.Seq, err)
 						}
+					}
+				}
+				for _, u := range []string{"alice", "bob", "carol", "dave"} {
+					if a.Devices(u) > 1 {
+						multi++
+						break
 					}
 				}
 				if i == half {
@@ -96,7 +108,15 @@ func randomLog(seed uint64, n int, cfg server.Config) []server.Entry {
 		case k < 3:
 			tokens++
 			tok := fmt.Sprint("token-", tokens)
-			j := &clusterv1.Join{Username: user, TokenHash: []byte(tok), LastSeq: uint64(rng.IntN(20))}
+			j := &clusterv1.Join{Username: user, TokenHash: []byte(tok), LastSeq: uint64(rng.IntN(20)), NewDeviceHash: []byte("device-" + key)}
+			// Some joins are another device of a user in the chat: by
+			// its device key, or signed in.
+			switch rng.IntN(4) {
+			case 0:
+				j.DeviceHash = j.NewDeviceHash
+			case 1:
+				j.SignedIn = true
+			}
 			if old, ok := tokenOf[key]; ok && rng.IntN(2) == 0 {
 				j.ResumeHash = []byte(old)
 			}

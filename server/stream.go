@@ -42,7 +42,7 @@ func newStream(sess *session, queueSize, queueBytes int) *stream {
 		inflight: make(chan struct{}, pipelineWindow),
 		session:  sess,
 		attach:   sess.attach,
-		user:     sess.user,
+		user:     sess.user(),
 		queue:    newQueue(queueSize, queueBytes),
 		ended:    make(chan struct{}),
 		// A new stream's catch-up (its welcome and its channels'), or a
@@ -58,7 +58,7 @@ func (s *stream) answered() bool { return s.session.stream == s || s.cut.Load() 
 
 // ref names s in a command.
 func (s *stream) ref() *clusterv1.Stream {
-	return &clusterv1.Stream{UserKey: s.session.key, Attach: s.attach}
+	return &clusterv1.Stream{UserKey: s.session.key(), Attach: s.attach}
 }
 
 // User returns the user this stream joined as.

@@ -122,7 +122,8 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&sc.HistorySize, "history-size", sc.HistorySize, "messages each channel keeps and shows to whoever joins it; 0 for none")
 	fs.IntVar(&sc.HistoryBytes, "history-bytes", sc.HistoryBytes, "the same, bounded by the memory the messages take, in `bytes` per channel")
 	fs.IntVar(&sc.MaxChannels, "max-channels", sc.MaxChannels, "most channels kept; past it, creating one drops the channel empty the longest, or is refused if none is empty")
-	fs.IntVar(&sc.MaxChannelsPerUser, "max-channels-per-user", sc.MaxChannelsPerUser, "most channels one session may be in at once")
+	fs.IntVar(&sc.MaxChannelsPerUser, "max-channels-per-user", sc.MaxChannelsPerUser, "most channels one user may be in at once")
+	fs.IntVar(&sc.MaxDevicesPerUser, "max-devices-per-user", sc.MaxDevicesPerUser, "most devices (sessions) one user may be on at once, counting those reconnecting")
 	fs.DurationVar(&sc.ResumeGrace, "resume-grace", sc.ResumeGrace, "how long a session that lost its connection can be resumed, its name held for it; 0 ends it at once (a token still takes a session back from its own half-dead stream)")
 	fs.IntVar(&sc.ResumeBuffer, "resume-buffer", sc.ResumeBuffer, "events each session keeps for a resume; a client that missed more gets a fresh snapshot")
 	fs.IntVar(&sc.ResumeBufferBytes, "resume-buffer-bytes", sc.ResumeBufferBytes, "the same, bounded by the events' encoded size in `bytes`")
@@ -188,6 +189,7 @@ var settingFlags = map[string]string{
 	"HistoryBytes":             "history-bytes",
 	"MaxChannels":              "max-channels",
 	"MaxChannelsPerUser":       "max-channels-per-user",
+	"MaxDevicesPerUser":        "max-devices-per-user",
 	"ResumeGrace":              "resume-grace",
 	"ResumeBuffer":             "resume-buffer",
 	"ResumeBufferBytes":        "resume-buffer-bytes",

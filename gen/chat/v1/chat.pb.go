@@ -365,6 +365,17 @@ type Join struct {
 	// batch costs the server and the client one message instead of one per
 	// event. Without it every event is its own response, as before.
 	AcceptBatches bool `protobuf:"varint,5,opt,name=accept_batches,json=acceptBatches,proto3" json:"accept_batches,omitempty"`
+	// device_key, if set, joins as another device of a user who is in the
+	// chat already: the welcome's device_key of any of that user's devices.
+	// Without sign-in a name belongs to whoever took it first, and this key
+	// is how a second device (a phone beside a laptop) shows that it is the
+	// same person; a join of a taken name without it is refused with
+	// ALREADY_EXISTS. With sign-in, a token for the same user is proof
+	// enough and the key is not needed. A device key that does not match is
+	// treated as absent. A user has at most --max-devices-per-user devices
+	// (10 by default), counting those reconnecting; past that a join is
+	// refused with RESOURCE_EXHAUSTED.
+	DeviceKey     string `protobuf:"bytes,6,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +443,13 @@ func (x *Join) GetAcceptBatches() bool {
 		return x.AcceptBatches
 	}
 	return false
+}
+
+func (x *Join) GetDeviceKey() string {
+	if x != nil {
+		return x.DeviceKey
+	}
+	return ""
 }
 
 // SendMessage sends a message to a channel or to one user. With neither
@@ -1041,7 +1059,13 @@ type Welcome struct {
 	// It stays the same for the whole life of the session.
 	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// recovery says what came of a join's resume_token.
-	Recovery      Recovery `protobuf:"varint,4,opt,name=recovery,proto3,enum=chat.v1.Recovery" json:"recovery,omitempty"`
+	Recovery Recovery `protobuf:"varint,4,opt,name=recovery,proto3,enum=chat.v1.Recovery" json:"recovery,omitempty"`
+	// device_key lets another device join as the same user (see
+	// Join.device_key): set on the welcome of the join that brought the user
+	// into the chat, and of a join that presented it. It is the same for all
+	// of the user's devices and lasts while any of them is online or
+	// reconnecting. It is secret: whoever has it can join as the user.
+	DeviceKey     string `protobuf:"bytes,5,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1104,7 +1128,14 @@ func (x *Welcome) GetRecovery() Recovery {
 	return Recovery_RECOVERY_UNSPECIFIED
 }
 
-// UserJoined says a user came online. A new session is in "general" from
+func (x *Welcome) GetDeviceKey() string {
+	if x != nil {
+		return x.DeviceKey
+	}
+	return ""
+}
+
+// UserJoined says a user came online: its first device joined. A new session is in "general" from
 // its join: members of general add the user to it on this event, without a
 // channel_joined. A resumed session (resumed set) is followed by a
 // channel_joined for each channel it is back in, general included.
@@ -1163,7 +1194,8 @@ func (x *UserJoined) GetResumed() bool {
 	return false
 }
 
-// UserLeft says a user went offline. The user is no longer in any channel's
+// UserLeft says a user went offline: its last device left, for reason. The
+// user is no longer in any channel's
 // member list either; no channel_left is sent for that.
 type UserLeft struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1941,14 +1973,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
 	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
 	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannelsB\b\n" +
-	"\x06action\"\xa6\x01\n" +
+	"\x06action\"\xc5\x01\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x1d\n" +
 	"\n" +
 	"auth_token\x18\x04 \x01(\tR\tauthToken\x12%\n" +
-	"\x0eaccept_batches\x18\x05 \x01(\bR\racceptBatches\"Y\n" +
+	"\x0eaccept_batches\x18\x05 \x01(\bR\racceptBatches\x12\x1d\n" +
+	"\n" +
+	"device_key\x18\x06 \x01(\tR\tdeviceKey\"Y\n" +
 	"\vSendMessage\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
@@ -1979,12 +2013,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\x06events\"[\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x127\n" +
-	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\xae\x01\n" +
+	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\xcd\x01\n" +
 	"\aWelcome\x12\x1f\n" +
 	"\x03you\x18\x01 \x01(\v2\r.chat.v1.UserR\x03you\x120\n" +
 	"\fonline_users\x18\x02 \x03(\v2\r.chat.v1.UserR\vonlineUsers\x12!\n" +
 	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x12-\n" +
-	"\brecovery\x18\x04 \x01(\x0e2\x11.chat.v1.RecoveryR\brecovery\"I\n" +
+	"\brecovery\x18\x04 \x01(\x0e2\x11.chat.v1.RecoveryR\brecovery\x12\x1d\n" +
+	"\n" +
+	"device_key\x18\x05 \x01(\tR\tdeviceKey\"I\n" +
 	"\n" +
 	"UserJoined\x12!\n" +
 	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12\x18\n" +

@@ -49,6 +49,13 @@ type ChatServiceClient interface {
 	// welcome's resume_token takes it back with every event it missed.
 	// Closing the sending side (half-close) or sending leave is a logout once
 	// the events already queued have been sent; a logout cannot be resumed.
+	//
+	// One user may be in the chat on several devices at once, each its own
+	// session (see Join.device_key): others see the user come online when
+	// the first device joins and leave when the last one goes, never in
+	// between. Channels belong to the user: entering or leaving one on any
+	// device does so on every device, and each device gets the user's own
+	// messages and private messages, in the one order, under its own seq.
 	Chat(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatRequest, ChatResponse], error)
 	// ListUsers returns who is online now, in join order.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
@@ -134,6 +141,13 @@ type ChatServiceServer interface {
 	// welcome's resume_token takes it back with every event it missed.
 	// Closing the sending side (half-close) or sending leave is a logout once
 	// the events already queued have been sent; a logout cannot be resumed.
+	//
+	// One user may be in the chat on several devices at once, each its own
+	// session (see Join.device_key): others see the user come online when
+	// the first device joins and leave when the last one goes, never in
+	// between. Channels belong to the user: entering or leaving one on any
+	// device does so on every device, and each device gets the user's own
+	// messages and private messages, in the one order, under its own seq.
 	Chat(grpc.BidiStreamingServer[ChatRequest, ChatResponse]) error
 	// ListUsers returns who is online now, in join order.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)

@@ -365,7 +365,18 @@ type Join struct {
 	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// resume_only refuses a new session: the node could not count one more
 	// for the client's address, so only a resume may go on.
-	ResumeOnly    bool `protobuf:"varint,5,opt,name=resume_only,json=resumeOnly,proto3" json:"resume_only,omitempty"`
+	ResumeOnly bool `protobuf:"varint,5,opt,name=resume_only,json=resumeOnly,proto3" json:"resume_only,omitempty"`
+	// device_hash is the SHA-256 of the device key presented, if any: the
+	// proof, without sign-in, that a join under a taken name is another
+	// device of the same user.
+	DeviceHash []byte `protobuf:"bytes,6,opt,name=device_hash,json=deviceHash,proto3" json:"device_hash,omitempty"`
+	// new_device_hash is the SHA-256 of the device key made for the user, if
+	// this join makes a new one. The key itself stays with the node that
+	// made it and its client.
+	NewDeviceHash []byte `protobuf:"bytes,7,opt,name=new_device_hash,json=newDeviceHash,proto3" json:"new_device_hash,omitempty"`
+	// signed_in says the node checked a sign-in token naming this user: a
+	// join of a user online already is then another of its devices.
+	SignedIn      bool `protobuf:"varint,8,opt,name=signed_in,json=signedIn,proto3" json:"signed_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +442,27 @@ func (x *Join) GetLastSeq() uint64 {
 func (x *Join) GetResumeOnly() bool {
 	if x != nil {
 		return x.ResumeOnly
+	}
+	return false
+}
+
+func (x *Join) GetDeviceHash() []byte {
+	if x != nil {
+		return x.DeviceHash
+	}
+	return nil
+}
+
+func (x *Join) GetNewDeviceHash() []byte {
+	if x != nil {
+		return x.NewDeviceHash
+	}
+	return nil
+}
+
+func (x *Join) GetSignedIn() bool {
+	if x != nil {
+		return x.SignedIn
 	}
 	return false
 }
@@ -951,7 +983,9 @@ func (x *Event) GetHistory() bool {
 	return false
 }
 
-// Member is one session.
+// Member is one session: one device of a user. The sessions of one user
+// are listed one after another, and share its key, user, channels and
+// device_hash; a user is online while one of them is online or held.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// key is the case-mapped username.
@@ -975,7 +1009,10 @@ type Member struct {
 	// channels are the keys of its channels, in the order it entered them.
 	Channels []string `protobuf:"bytes,10,rep,name=channels,proto3" json:"channels,omitempty"`
 	// park_count counts its parkings.
-	ParkCount     uint64 `protobuf:"varint,11,opt,name=park_count,json=parkCount,proto3" json:"park_count,omitempty"`
+	ParkCount uint64 `protobuf:"varint,11,opt,name=park_count,json=parkCount,proto3" json:"park_count,omitempty"`
+	// device_hash is the SHA-256 of its user's device key (the same on each
+	// of the user's sessions); empty in a snapshot of a chatd before devices.
+	DeviceHash    []byte `protobuf:"bytes,12,opt,name=device_hash,json=deviceHash,proto3" json:"device_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,6 +1122,13 @@ func (x *Member) GetParkCount() uint64 {
 		return x.ParkCount
 	}
 	return 0
+}
+
+func (x *Member) GetDeviceHash() []byte {
+	if x != nil {
+		return x.DeviceHash
+	}
+	return nil
 }
 
 // Channel is one channel.
@@ -1256,8 +1300,11 @@ type Settings struct {
 	ResumeGraceMs uint64 `protobuf:"varint,8,opt,name=resume_grace_ms,json=resumeGraceMs,proto3" json:"resume_grace_ms,omitempty"`
 	// node_timeout_ms is --node-timeout in milliseconds.
 	NodeTimeoutMs uint64 `protobuf:"varint,9,opt,name=node_timeout_ms,json=nodeTimeoutMs,proto3" json:"node_timeout_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// max_devices_per_user is --max-devices-per-user; 0 in a snapshot of a
+	// chatd before devices.
+	MaxDevicesPerUser uint32 `protobuf:"varint,10,opt,name=max_devices_per_user,json=maxDevicesPerUser,proto3" json:"max_devices_per_user,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -1353,6 +1400,13 @@ func (x *Settings) GetNodeTimeoutMs() uint64 {
 	return 0
 }
 
+func (x *Settings) GetMaxDevicesPerUser() uint32 {
+	if x != nil {
+		return x.MaxDevicesPerUser
+	}
+	return 0
+}
+
 var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
@@ -1373,7 +1427,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06action\";\n" +
 	"\x06Stream\x12\x19\n" +
 	"\buser_key\x18\x01 \x01(\tR\auserKey\x12\x16\n" +
-	"\x06attach\x18\x02 \x01(\x04R\x06attach\"\x9e\x01\n" +
+	"\x06attach\x18\x02 \x01(\x04R\x06attach\"\x84\x02\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -1382,7 +1436,11 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"resumeHash\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x1f\n" +
 	"\vresume_only\x18\x05 \x01(\bR\n" +
-	"resumeOnly\"g\n" +
+	"resumeOnly\x12\x1f\n" +
+	"\vdevice_hash\x18\x06 \x01(\fR\n" +
+	"deviceHash\x12&\n" +
+	"\x0fnew_device_hash\x18\a \x01(\fR\rnewDeviceHash\x12\x1b\n" +
+	"\tsigned_in\x18\b \x01(\bR\bsignedIn\"g\n" +
 	"\x05Leave\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12,\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xa1\x01\n" +
@@ -1417,7 +1475,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	" \x01(\v2\x1a.chatd.cluster.v1.SettingsR\bsettings\"=\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12\x18\n" +
-	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xd4\x02\n" +
+	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xf5\x02\n" +
 	"\x06Member\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\x12\x1d\n" +
@@ -1432,7 +1490,9 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\bchannels\x18\n" +
 	" \x03(\tR\bchannels\x12\x1d\n" +
 	"\n" +
-	"park_count\x18\v \x01(\x04R\tparkCount\"\x9e\x01\n" +
+	"park_count\x18\v \x01(\x04R\tparkCount\x12\x1f\n" +
+	"\vdevice_hash\x18\f \x01(\fR\n" +
+	"deviceHash\"\x9e\x01\n" +
 	"\aChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
@@ -1444,7 +1504,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
-	"last_heard\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\"\xf0\x02\n" +
+	"last_heard\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\"\xa1\x03\n" +
 	"\bSettings\x12!\n" +
 	"\fmax_sessions\x18\x01 \x01(\rR\vmaxSessions\x12!\n" +
 	"\fmax_channels\x18\x02 \x01(\rR\vmaxChannels\x121\n" +
@@ -1454,7 +1514,9 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\rresume_buffer\x18\x06 \x01(\rR\fresumeBuffer\x12.\n" +
 	"\x13resume_buffer_bytes\x18\a \x01(\rR\x11resumeBufferBytes\x12&\n" +
 	"\x0fresume_grace_ms\x18\b \x01(\x04R\rresumeGraceMs\x12&\n" +
-	"\x0fnode_timeout_ms\x18\t \x01(\x04R\rnodeTimeoutMs*t\n" +
+	"\x0fnode_timeout_ms\x18\t \x01(\x04R\rnodeTimeoutMs\x12/\n" +
+	"\x14max_devices_per_user\x18\n" +
+	" \x01(\rR\x11maxDevicesPerUser*t\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MEMBER_STATE_ONLINE\x10\x01\x12\x15\n" +

@@ -18,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uImwKBEpvaW4SEAoIdXNlcm5hbWUYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJEhAKCGxhc3Rfc2VxGAMgASgEEhIKCmF1dGhfdG9rZW4YBCABKAkSFgoOYWNjZXB0X2JhdGNoZXMYBSABKAgiPwoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCSIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyLTAwoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAQgcKBWV2ZW50Ii4KBUJhdGNoEiUKBmV2ZW50cxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlIkcKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLQoJam9pbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKFAQoHV2VsY29tZRIaCgN5b3UYASABKAsyDS5jaGF0LnYxLlVzZXISIwoMb25saW5lX3VzZXJzGAIgAygLMg0uY2hhdC52MS5Vc2VyEhQKDHJlc3VtZV90b2tlbhgDIAEoCRIjCghyZWNvdmVyeRgEIAEoDjIRLmNoYXQudjEuUmVjb3ZlcnkiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uImoKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSEQoJcmVjaXBpZW50GAYgASgJInQKDUNoYW5uZWxKb2luZWQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyEh4KB21lbWJlcnMYAyADKAsyDS5jaGF0LnYxLlVzZXISFQoNaGlzdG9yeV9jb3VudBgEIAEoDSI7CgtDaGFubmVsTGVmdBIPCgdjaGFubmVsGAEgASgJEhsKBHVzZXIYAiABKAsyDS5jaGF0LnYxLlVzZXIiLQoHQ2hhbm5lbBIMCgRuYW1lGAEgASgJEhQKDG1lbWJlcl9jb3VudBgCIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIqoAEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEMpUCCgtDaGF0U2VydmljZRI3CgRDaGF0EhQuY2hhdC52MS5DaGF0UmVxdWVzdBoVLmNoYXQudjEuQ2hhdFJlc3BvbnNlKAEwARJCCglMaXN0VXNlcnMSGS5jaGF0LnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5jaGF0LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKDExpc3RDaGFubmVscxIcLmNoYXQudjEuTGlzdENoYW5uZWxzUmVxdWVzdBodLmNoYXQudjEuTGlzdENoYW5uZWxzUmVzcG9uc2USPAoHSGlzdG9yeRIXLmNoYXQudjEuSGlzdG9yeVJlcXVlc3QaGC5jaGF0LnYxLkhpc3RvcnlSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiPwoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCSIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyLTAwoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAQgcKBWV2ZW50Ii4KBUJhdGNoEiUKBmV2ZW50cxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlIkcKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLQoJam9pbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoHV2VsY29tZRIaCgN5b3UYASABKAsyDS5jaGF0LnYxLlVzZXISIwoMb25saW5lX3VzZXJzGAIgAygLMg0uY2hhdC52MS5Vc2VyEhQKDHJlc3VtZV90b2tlbhgDIAEoCRIjCghyZWNvdmVyeRgEIAEoDjIRLmNoYXQudjEuUmVjb3ZlcnkSEgoKZGV2aWNlX2tleRgFIAEoCSI6CgpVc2VySm9pbmVkEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDwoHcmVzdW1lZBgCIAEoCCJNCghVc2VyTGVmdBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEiQKBnJlYXNvbhgCIAEoDjIULmNoYXQudjEuTGVhdmVSZWFzb24iagoHTWVzc2FnZRIKCgJpZBgBIAEoCRIOCgZzZW5kZXIYAiABKAkSDAoEdGV4dBgDIAEoCRIRCgljbGllbnRfaWQYBCABKAkSDwoHY2hhbm5lbBgFIAEoCRIRCglyZWNpcGllbnQYBiABKAkidAoNQ2hhbm5lbEpvaW5lZBIPCgdjaGFubmVsGAEgASgJEhsKBHVzZXIYAiABKAsyDS5jaGF0LnYxLlVzZXISHgoHbWVtYmVycxgDIAMoCzINLmNoYXQudjEuVXNlchIVCg1oaXN0b3J5X2NvdW50GAQgASgNIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciItCgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNIkQKC0NoYW5uZWxMaXN0EhEKCWNsaWVudF9pZBgBIAEoCRIiCghjaGFubmVscxgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CghSZWplY3RlZBIRCgljbGllbnRfaWQYASABKAkSDAoEY29kZRgCIAEoBRIOCgZyZWFzb24YAyABKAkiEgoQTGlzdFVzZXJzUmVxdWVzdCIxChFMaXN0VXNlcnNSZXNwb25zZRIcCgV1c2VycxgBIAMoCzINLmNoYXQudjEuVXNlciIVChNMaXN0Q2hhbm5lbHNSZXF1ZXN0IjoKFExpc3RDaGFubmVsc1Jlc3BvbnNlEiIKCGNoYW5uZWxzGAEgAygLMhAuY2hhdC52MS5DaGFubmVsImcKDkhpc3RvcnlSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEd2l0aBgCIAEoCRIRCgliZWZvcmVfaWQYAyABKAkSDQoFbGltaXQYBCABKA0SFAoMcmVzdW1lX3Rva2VuGAUgASgJIkgKD0hpc3RvcnlSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlEgwKBG1vcmUYAiABKAgqVAoIUmVjb3ZlcnkSGAoUUkVDT1ZFUllfVU5TUEVDSUZJRUQQABIVChFSRUNPVkVSWV9DT01QTEVURRABEhcKE1JFQ09WRVJZX0lOQ09NUExFVEUQAiqgAQoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTTEVBVkVfUkVBU09OX0xPR09VVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIZChVMRUFWRV9SRUFTT05fVE9PX1NMT1cQAxIgChxMRUFWRV9SRUFTT05fU0VSVkVSX1NIVVRET1dOEAQylQIKC0NoYXRTZXJ2aWNlEjcKBENoYXQSFC5jaGF0LnYxLkNoYXRSZXF1ZXN0GhUuY2hhdC52MS5DaGF0UmVzcG9uc2UoATABEkIKCUxpc3RVc2VycxIZLmNoYXQudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmNoYXQudjEuTGlzdFVzZXJzUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRI8CgdIaXN0b3J5EhcuY2hhdC52MS5IaXN0b3J5UmVxdWVzdBoYLmNoYXQudjEuSGlzdG9yeVJlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -174,6 +174,22 @@ export type Join = Message$1<"chat.v1.Join"> & {
    * @generated from field: bool accept_batches = 5;
    */
   acceptBatches: boolean;
+
+  /**
+   * device_key, if set, joins as another device of a user who is in the
+   * chat already: the welcome's device_key of any of that user's devices.
+   * Without sign-in a name belongs to whoever took it first, and this key
+   * is how a second device (a phone beside a laptop) shows that it is the
+   * same person; a join of a taken name without it is refused with
+   * ALREADY_EXISTS. With sign-in, a token for the same user is proof
+   * enough and the key is not needed. A device key that does not match is
+   * treated as absent. A user has at most --max-devices-per-user devices
+   * (10 by default), counting those reconnecting; past that a join is
+   * refused with RESOURCE_EXHAUSTED.
+   *
+   * @generated from field: string device_key = 6;
+   */
+  deviceKey: string;
 };
 
 /**
@@ -518,6 +534,17 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
    * @generated from field: chat.v1.Recovery recovery = 4;
    */
   recovery: Recovery;
+
+  /**
+   * device_key lets another device join as the same user (see
+   * Join.device_key): set on the welcome of the join that brought the user
+   * into the chat, and of a join that presented it. It is the same for all
+   * of the user's devices and lasts while any of them is online or
+   * reconnecting. It is secret: whoever has it can join as the user.
+   *
+   * @generated from field: string device_key = 5;
+   */
+  deviceKey: string;
 };
 
 /**
@@ -528,7 +555,7 @@ export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 10);
 
 /**
- * UserJoined says a user came online. A new session is in "general" from
+ * UserJoined says a user came online: its first device joined. A new session is in "general" from
  * its join: members of general add the user to it on this event, without a
  * channel_joined. A resumed session (resumed set) is followed by a
  * channel_joined for each channel it is back in, general included.
@@ -560,7 +587,8 @@ export const UserJoinedSchema: GenMessage<UserJoined> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 11);
 
 /**
- * UserLeft says a user went offline. The user is no longer in any channel's
+ * UserLeft says a user went offline: its last device left, for reason. The
+ * user is no longer in any channel's
  * member list either; no channel_left is sent for that.
  *
  * @generated from message chat.v1.UserLeft
@@ -1076,6 +1104,13 @@ export const ChatService: GenService<{
    * welcome's resume_token takes it back with every event it missed.
    * Closing the sending side (half-close) or sending leave is a logout once
    * the events already queued have been sent; a logout cannot be resumed.
+   *
+   * One user may be in the chat on several devices at once, each its own
+   * session (see Join.device_key): others see the user come online when
+   * the first device joins and leave when the last one goes, never in
+   * between. Channels belong to the user: entering or leaving one on any
+   * device does so on every device, and each device gets the user's own
+   * messages and private messages, in the one order, under its own seq.
    *
    * @generated from rpc chat.v1.ChatService.Chat
    */
