@@ -72,7 +72,9 @@
 // with no transport, so that the two sort side by side (channel_test.go
 // and channel_hub_test.go; chat_test.go and chat_hub_test.go for the
 // basics: join, send, leave). Their helpers are helpers_test.go and
-// helpers_hub_test.go; benchmarks are in *bench_test.go.
+// helpers_hub_test.go. Benchmarks are named by the same rule:
+// bench_test.go over gRPC, bench_hub_test.go on a hub alone, and
+// refuse_bench_test.go for what a refused call costs.
 //
 // # Glossary
 //
