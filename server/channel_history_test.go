@@ -1,7 +1,9 @@
 package server_test
 
 // Tests of channel history over real TCP: what a session gets on entering
-// a channel, before the channel's live messages.
+// a channel, before the channel's live messages (channel_history_hub_test.go
+// has the same on a hub alone). Scrolling further back, with the History
+// call, is history_test.go's.
 
 import (
 	"fmt"
