@@ -1,5 +1,10 @@
 package server_test
 
+// Tests of the History call (history.go) over real TCP: scroll-back, paged
+// from a chat's archive, or from what its channels keep in memory when it
+// has none. What a session is shown on entering a channel is
+// channel_history_test.go's.
+
 import (
 	"context"
 	"fmt"
