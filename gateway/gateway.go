@@ -51,8 +51,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatd/chatd/internal/admission"
 	"github.com/chatd/chatd/internal/recvwindow"
+	"github.com/chatd/chatd/server"
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
 )
@@ -92,7 +92,7 @@ type Config struct {
 	// (use the gRPC server's, so both ports count together) and tells the
 	// gRPC server the address of each request's client, from
 	// X-Forwarded-For if the request came through a trusted proxy.
-	Admission *admission.Limiter
+	Admission *server.Limiter
 	// TLS, if not nil, serves HTTPS (the page over https, the chat over
 	// wss) with its certificate; use GetCertificate to take renewals.
 	// HTTP/1.1 only: see [Gateway.Serve].
@@ -278,7 +278,7 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// websocket's gRPC metadata comes from its first message, which
 		// the browser writes.
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			ctx = admission.NewContext(ctx, lim.ClientAddr(ap.Addr(), r.Header.Values("X-Forwarded-For")))
+			ctx = server.NewClientContext(ctx, lim.ClientAddr(ap.Addr(), r.Header.Values("X-Forwarded-For")))
 		}
 	}
 	if !isWS && gw.clientStreams[r.URL.Path] {

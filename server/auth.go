@@ -33,14 +33,40 @@ import (
 //     for the resume grace, and a join with a fresh token resumes it.
 
 // WithTLS serves gRPC over TLS with cfg (which should pick its
-// certificate with GetCertificate, to take renewals; see
+// certificate with GetCertificate, to take renewals, as chatd's does with
 // internal/certfile). gRPC's ALPN protocol is added to it.
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
-// WithAuth requires sign-in with tokens that v verifies. v's package is
-// internal to chatd's module, so only chatd's own commands and tests can
-// give one (see the package doc: this package is chatd's own).
-func WithAuth(v *auth.Verifier) Option { return func(o *options) { o.auth = v } }
+// WithAuth requires sign-in with tokens that v verifies (see
+// [NewVerifier]).
+func WithAuth(v *Verifier) Option { return func(o *options) { o.auth = v } }
+
+// Verifier checks the JWTs that sign users in: a token must be signed with
+// the verifier's one key, by an algorithm of that key's kind (never the
+// one the token names: "none", or an HMAC keyed with a public key, never
+// verifies), expire ("exp"), and name the user it signs in ("sub"); its
+// "exp", "nbf" and "iat" are checked with 30 seconds to spare for clock
+// skew. Its methods are safe for concurrent use. (Verifier is chatd's
+// internal auth.Verifier, under this package's name.)
+type Verifier = auth.Verifier
+
+// NewVerifier returns a verifier of tokens signed with key, what a key file
+// holds (chatd's --auth-jwt-key): a PEM public key ("PUBLIC KEY", "RSA
+// PUBLIC KEY", or a "CERTIFICATE" whose key is used) for tokens signed
+// with RS256, RS384 or RS512 (an RSA key of at least 2048 bits), ES256,
+// ES384 or ES512 (an ECDSA key, by its curve) or EdDSA (Ed25519); or else
+// an HMAC secret of at least 32 bytes (trailing newlines are not part
+// of it) for HS256, HS384 and HS512. A PEM block that is not a public key is
+// an error, never taken for a secret. If issuer is not empty, every token
+// must have it as its "iss"; if audience is not empty, it must be among a
+// token's "aud".
+func NewVerifier(key []byte, issuer, audience string) (*Verifier, error) {
+	k, err := auth.ParseKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("sign-in key: %w", err)
+	}
+	return auth.NewVerifier(auth.Config{Key: k, Issuer: issuer, Audience: audience})
+}
 
 // securityOptions are the gRPC server options that TLS and sign-in add.
 func (o *options) securityOptions(cfg Config) []grpc.ServerOption {

@@ -77,8 +77,8 @@ type Config struct {
 	// holds fewer (see admission.WaitingRoom).
 	MaxUnjoined int
 	// PerClient is what one client address may have and do; see
-	// [admission.Config].
-	PerClient admission.Config
+	// [ClientLimits].
+	PerClient ClientLimits
 	// RefusalRate is how many refused requests per second a session may
 	// make on average, RefusalBurst how many at once; a session past that
 	// is ended with RESOURCE_EXHAUSTED. 0 turns the limit off.
@@ -101,6 +101,30 @@ type Config struct {
 	// ping the server; clients that ping more often are disconnected.
 	KeepaliveMinClientPing time.Duration
 }
+
+// ClientLimits is what one client address may have and do
+// ([Config.PerClient]):
+//   - MaxConns: TCP connections open on the listeners the server's
+//     [Limiter] counts ([Server.Serve]'s, and a front's that uses
+//     Limiter.Listen); a trusted proxy's are not counted;
+//   - MaxUnjoined: streams that have not sent their join yet;
+//   - MaxSessions: sessions, counting those held for a resume;
+//   - JoinRate and JoinBurst: joins and resumes per second on average, and
+//     at once;
+//   - ListRate and ListBurst: ListUsers, ListChannels and History calls,
+//     likewise;
+//   - RefusalRate and RefusalBurst: calls refused before any session,
+//     likewise; past them the address is shut out for a second: the
+//     connection a refusal comes on is closed, and its new connections
+//     are not served until the shut-out ends;
+//   - TrustedProxies: the reverse proxies whose X-Forwarded-For is
+//     believed, so that what they forward counts against the address they
+//     say it comes from.
+//
+// A zero limit or rate turns that limit off. What counts them is the
+// server's [Limiter]. (ClientLimits is chatd's internal admission.Config,
+// under this package's name.)
+type ClientLimits = admission.Config
 
 // MaxWriteDelay is the longest WriteDelay: past it a busy chat would feel
 // slow.
@@ -143,7 +167,7 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:     16 << 10,
 		MaxStreamsPerConn:  100,
 		MaxUnjoined:        1000,
-		PerClient: admission.Config{
+		PerClient: ClientLimits{
 			MaxConns:    100,
 			MaxUnjoined: 16,
 			MaxSessions: 100,

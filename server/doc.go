@@ -2,15 +2,23 @@
 // and orders every event, the per-stream queues and writers, the gRPC
 // handlers of chat.v1.ChatService, and a node's part in a cluster.
 //
-// It is chatd's own package, for cmd/chatd, the gateway and the module's
-// tests, not a library for other modules: [WithAuth] and
-// [Server.Admission] take and give types of the module's internal
-// packages, and [Config.PerClient] is one. What it exports is what
-// cmd/chatd, the gateway and the tests of other packages use ([Server],
-// its settings and options, the [Log] a node follows, and the checks of
-// names and text); the hub's own types (hub, stream, event, delivery,
-// service) are unexported, and the package's tests, which drive a hub
-// with no transport, get them under exported names from export_test.go.
+// It is what cmd/chatd runs, and a program of another module can use it
+// the same way: build a [Server] with [New], its limits ([Config], and
+// [ClientLimits] for each client address) and options ([WithTLS], and
+// [WithAuth] for sign-in, with a [NewVerifier]), serve it, and put a front
+// of its own before it, as chatd's gateway does for browsers
+// ([Server.GRPCServer], and [Server.Admission]'s [Limiter] with
+// [NewClientContext], so that its clients count against their own
+// limits). Where an exported name needs a type of one of the module's
+// internal packages, this package gives that type a name of its own
+// ([ClientLimits], [Limiter], [Verifier]), so that nothing it exports is
+// out of another module's reach. [NewCluster] takes any [Log]: chatd's own
+// (on disk, in NATS JetStream) are internal packages, so another module
+// brings its own. Beside those, the package exports the checks of names
+// and text; the hub's own types (hub, stream,
+// event, delivery, service) are unexported, and the package's tests, which
+// drive a hub with no transport, get them under exported names from
+// export_test.go.
 //
 // Where things happen:
 //   - a join: service.Chat reads the first request (admitJoin), checks
@@ -64,7 +72,9 @@
 // with no transport, so that the two sort side by side (channel_test.go
 // and channel_hub_test.go; chat_test.go and chat_hub_test.go for the
 // basics: join, send, leave). Their helpers are helpers_test.go and
-// helpers_hub_test.go; benchmarks are in *bench_test.go.
+// helpers_hub_test.go. Benchmarks are named by the same rule:
+// bench_test.go over gRPC, bench_hub_test.go on a hub alone, and
+// refuse_bench_test.go for what a refused call costs.
 //
 // # Glossary
 //

@@ -1,250 +1,157 @@
 package server_test
 
-// Tests of channel history over real TCP: what a session gets on entering
-// a channel, before the channel's live messages.
+// Tests of the History call (history.go) over real TCP: scroll-back, paged
+// from a chat's archive, or from what its channels keep in memory when it
+// has none. What a session is shown on entering a channel is
+// channel_history_test.go's.
 
 import (
+	"context"
 	"fmt"
-	"slices"
+	"log/slog"
+	"strings"
 	"testing"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"github.com/chatd/chatd/internal/archive"
+	"github.com/chatd/chatd/internal/disklog"
+	"github.com/chatd/chatd/internal/servertest"
 	"github.com/chatd/chatd/server"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// A session entering a channel gets its last HistorySize messages, oldest
-// first, marked as history and with the times they were sent, then the
-// live ones. Private messages are no channel's history.
-func TestHistoryKeepsTheLastMessages(t *testing.T) {
-	t.Parallel()
-	const historySize = 5
-	for _, sent := range []int{3, historySize, historySize + 3} {
-		t.Run(fmt.Sprintf("%d sent", sent), func(t *testing.T) {
-			t.Parallel()
-			ts := startServer(t, testConfig(func(c *server.Config) {
-				c.HistorySize = historySize
-				c.MessageRate = 0
-			}))
-			alice := join(t, ts, "alice")
-			bob := join(t, ts, "bob")
-			expectJoined(t, "alice", alice.next(t), "bob", false)
-			alice.joinChannel(t, "room", "room")
-
-			var inRoom, inGeneral []*chatv1.ChatResponse
-			for i := range sent {
-				alice.send(t, sendReq(fmt.Sprint("room ", i), "room", "", fmt.Sprint("r", i)))
-				inRoom = append(inRoom, alice.next(t))
-				alice.say(t, fmt.Sprint("general ", i), fmt.Sprint("g", i))
-				inGeneral = append(inGeneral, alice.next(t))
-				expectMessage(t, "bob", bob.next(t), "alice", fmt.Sprint("general ", i), fmt.Sprint("g", i))
-				alice.send(t, sendReq("private", "", "bob", ""))
-				alice.next(t)
-				bob.next(t)
-			}
-			kept := min(sent, historySize)
-
-			entered := bob.joinChannel(t, "room", "room")
-			checkHistory(t, "bob's room", entered, inRoom[sent-kept:])
-			expectChannelJoined(t, "alice", alice.next(t), "room", "bob")
-			carol := join(t, ts, "carol")
-			checkHistory(t, "carol's general", carol.general, inGeneral[sent-kept:])
-			for _, c := range []*client{alice, bob} {
-				expectJoined(t, c.name, c.next(t), "carol", false)
-			}
-
-			// Then live messages, not marked.
-			before := bob.lastSeq
-			alice.send(t, sendReq("live", "room", "", ""))
-			alice.next(t)
-			ev := bob.next(t)
-			expectChannelMessage(t, "bob", ev, "room", "alice", "live")
-			if ev.GetSeq() != before+1 {
-				t.Errorf("bob's live message has seq %d; want %d", ev.GetSeq(), before+1)
-			}
-		})
-	}
-}
-
-// checkHistory checks that a channel catch-up carries want, the senders'
-// echoes of the channel's last messages: in order, numbered right after the
-// channel_joined that counts them, marked as history, otherwise unchanged.
-func checkHistory(t *testing.T, what string, entered *channelCatchUp, want []*chatv1.ChatResponse) {
+// startArchived starts a chat kept in a data directory of the test's, with
+// its archive, as chatd runs by default.
+func startArchived(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
-	if n := entered.joined.GetChannelJoined().GetHistoryCount(); int(n) != len(want) {
-		t.Errorf("%s: history_count %d; want %d", what, n, len(want))
+	dir := t.TempDir()
+	l, err := disklog.Open(disklog.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(entered.history) != len(want) {
-		t.Fatalf("%s: %d history messages; want %d", what, len(entered.history), len(want))
+	a, err := archive.Open(archive.Config{Dir: dir + "/archive"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, h := range entered.history {
-		if want := entered.joined.GetSeq() + uint64(i) + 1; h.GetSeq() != want {
-			t.Errorf("%s: history message %d has seq %d; want %d", what, i, h.GetSeq(), want)
-		}
-		if !h.GetHistory() || !proto.Equal(h.GetMessage(), want[i].GetMessage()) || !proto.Equal(h.GetTime(), want[i].GetTime()) {
-			t.Errorf("%s: history message %d = %v; want %v marked as history, with its time", what, i, h, want[i])
-		}
-	}
+	t.Cleanup(func() { a.Close(); l.Close() }) // after the server is down
+	logw := &testLogWriter{t: t}
+	t.Cleanup(logw.stop)
+	srv, addr := servertest.StartOn(t, cfg, server.SoloConfig(), l, slog.New(slog.NewTextHandler(logw, nil)), server.WithArchive(a))
+	ts := &testServer{srv: srv, addr: addr}
+	ts.admin = dial(t, addr)
+	return ts
 }
 
-// A session that enters a channel while messages are being sent to it gets
-// each of them exactly once, from history or live, with none missing
-// between the two: its history and live messages together are a run of the
-// channel's messages with no gap, ending at the last one, and starting at
-// the first one or with a full history.
-func TestHistoryMeetsLiveMessagesExactly(t *testing.T) {
-	t.Parallel()
-	const sent, joiners = 300, 6
-	for _, historySize := range []int{sent, 10} {
-		t.Run(fmt.Sprintf("history %d", historySize), func(t *testing.T) {
-			t.Parallel()
-			ts := startServer(t, testConfig(func(c *server.Config) {
-				c.HistorySize = historySize
-				c.MessageRate = 0
-			}))
-			alice := join(t, ts, "alice")
-			alice.joinChannel(t, "room", "room")
-			cs := make([]*client, joiners)
-			for i := range cs {
-				cs[i] = join(t, ts, fmt.Sprint("joiner", i))
+// pageBack pages req's conversation from the newest message back to the
+// first, and returns the texts, oldest first.
+func pageBack(t *testing.T, ts *testServer, req *chatv1.HistoryRequest) []string {
+	t.Helper()
+	cli := chatv1.NewChatServiceClient(ts.admin)
+	var texts []string
+	for range 100 {
+		resp, err := cli.History(context.Background(), req)
+		if err != nil {
+			t.Fatalf("History(%v): %v", req, err)
+		}
+		var page []string
+		for _, m := range resp.GetMessages() {
+			if !m.GetHistory() || m.GetSeq() != 0 || m.GetMessage() == nil {
+				t.Fatalf("a page's message %v; want a message marked as history, without seq", m)
 			}
-			for _, c := range cs {
-				// Presence: the joins after each one's own.
-				for _, other := range cs {
-					if other.name > c.name {
-						expectJoined(t, c.name, c.next(t), other.name, false)
-					}
-				}
-			}
-			for range cs {
-				alice.next(t) // user_joined
-			}
-
-			// alice sends one message at a time, each when her previous
-			// one is back, and the joiners enter the channel one by one
-			// as she goes.
-			echoed := make(chan string, sent)
-			sendErr := make(chan error, 1)
-			go func() {
-				defer close(echoed)
-				for i := range sent {
-					if err := alice.stream.Send(sendReq(fmt.Sprint("m", i), "room", "", fmt.Sprint(i))); err != nil {
-						sendErr <- err
-						return
-					}
-					for { // skip the joiners' channel_joined
-						ev, err := alice.recv(waitTimeout)
-						if err != nil {
-							sendErr <- fmt.Errorf("alice: %s", describe(err))
-							return
-						}
-						if m := ev.GetMessage(); m != nil {
-							echoed <- m.GetId()
-							break
-						}
-					}
-				}
-				sendErr <- nil
-			}()
-			var ids []string
-			for i, c := range cs {
-				for len(ids) < (i+1)*sent/(joiners+1) {
-					id, ok := <-echoed
-					if !ok {
-						t.Fatal(<-sendErr)
-					}
-					ids = append(ids, id)
-				}
-				c.send(t, joinChannelReq("room", ""))
-			}
-			for id := range echoed {
-				ids = append(ids, id)
-			}
-			if err := <-sendErr; err != nil {
-				t.Fatal(err)
-			}
-
-			for _, c := range cs {
-				entered := c.expectChannelCatchUp(t, "room")
-				var got []string
-				for _, h := range entered.history {
-					got = append(got, h.GetMessage().GetId())
-				}
-				for len(got) == 0 || got[len(got)-1] != ids[sent-1] {
-					ev := c.next(t)
-					if cj := ev.GetChannelJoined(); cj != nil { // a later joiner
-						expectChannelJoined(t, c.name, ev, "room", cj.GetUser().GetUsername())
-						continue
-					}
-					if ev.GetHistory() || ev.GetMessage().GetChannel() != "room" {
-						t.Fatalf("%s: got %v; want a live message of room", c.name, ev)
-					}
-					got = append(got, ev.GetMessage().GetId())
-				}
-				start := slices.Index(ids, got[0])
-				if start < 0 || !slices.Equal(got, ids[start:]) {
-					t.Fatalf("%s: history (%d) and live messages are not a run of the channel's messages ending with the last: got %q", c.name, len(entered.history), got)
-				}
-				if start > 0 && len(entered.history) != historySize {
-					t.Errorf("%s: %d history messages, then live from message %d; want a full history of %d before", c.name, len(entered.history), start+len(entered.history), historySize)
-				}
-				t.Logf("%s: %d history, %d live", c.name, len(entered.history), len(got)-len(entered.history))
-			}
-		})
+			page = append(page, m.GetMessage().GetText())
+		}
+		texts = append(page, texts...)
+		if !resp.GetMore() {
+			return texts
+		}
+		req.BeforeId = resp.GetMessages()[0].GetMessage().GetId()
 	}
+	t.Fatal("History never ended")
+	return nil
 }
 
-// With HistorySize 0 a channel keeps nothing, and entering it gives a
-// channel_joined with no history.
-func TestHistorySizeZero(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t, testConfig(func(c *server.Config) { c.HistorySize = 0 }))
+// Every message of a channel is there to scroll back to, far past what the
+// channel shows those who join it, a page at a time, oldest first within
+// a page; and private messages to their two users only, each showing who
+// they are with their session's token.
+func TestScrollBack(t *testing.T) {
+	ts := startArchived(t, testConfig(func(c *server.Config) { c.MessageRate = 0 }))
 	alice := join(t, ts, "alice")
-	alice.joinChannel(t, "room", "room")
+	alice.joinChannel(t, "design", "design")
+	var said []string
+	for i := range 250 {
+		text := fmt.Sprint("idea ", i)
+		alice.send(t, &chatv1.ChatRequest{ClientId: "c", Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Channel: "design", Text: text}}})
+		said = append(said, text)
+	}
+	for range said {
+		alice.next(t)
+	}
+	got := pageBack(t, ts, &chatv1.HistoryRequest{Channel: "design"})
+	if strings.Join(got, "|") != strings.Join(said, "|") {
+		t.Fatalf("paging #design back: %d messages; want the %d sent, in order", len(got), len(said))
+	}
+	got = pageBack(t, ts, &chatv1.HistoryRequest{Channel: "design", Limit: 7})
+	if len(got) != len(said) {
+		t.Fatalf("paging #design back 7 at a time: %d messages; want %d", len(got), len(said))
+	}
+
+	bob := join(t, ts, "bob")
+	carol := join(t, ts, "carol")
 	for i := range 3 {
-		alice.say(t, fmt.Sprint("general ", i), "")
-		alice.next(t)
-		alice.send(t, sendReq(fmt.Sprint("room ", i), "room", "", ""))
-		alice.next(t)
+		alice.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Recipient: "bob", Text: fmt.Sprint("psst ", i)}}})
 	}
-	bob := join(t, ts, "bob")
-	if n := bob.general.joined.GetChannelJoined().GetHistoryCount(); n != 0 {
-		t.Errorf("bob's general history_count = %d; want 0", n)
+	for bob.next(t).GetMessage().GetText() != "psst 2" { // then he answers
 	}
-	if entered := bob.joinChannel(t, "room", "room"); entered.joined.GetChannelJoined().GetHistoryCount() != 0 {
-		t.Errorf("bob's room catch-up %v; want history_count 0", entered.joined)
+	bob.send(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Recipient: "alice", Text: "what?"}}})
+	for bob.next(t).GetMessage().GetText() != "what?" {
 	}
-	alice.send(t, sendReq("live", "room", "", ""))
-	expectChannelMessage(t, "bob", bob.next(t), "room", "alice", "live")
-}
+	want := "psst 0|psst 1|psst 2|what?"
+	if got := pageBack(t, ts, &chatv1.HistoryRequest{With: "bob", ResumeToken: alice.welcome.GetWelcome().GetResumeToken()}); strings.Join(got, "|") != want {
+		t.Errorf("alice's private messages with bob: %q; want %q", got, want)
+	}
+	if got := pageBack(t, ts, &chatv1.HistoryRequest{With: "ALICE", ResumeToken: bob.welcome.GetWelcome().GetResumeToken()}); strings.Join(got, "|") != want {
+		t.Errorf("bob's private messages with alice: %q; want %q", got, want)
+	}
+	// Carol sees her own conversation with bob (none), never theirs.
+	if got := pageBack(t, ts, &chatv1.HistoryRequest{With: "bob", ResumeToken: carol.welcome.GetWelcome().GetResumeToken()}); len(got) != 0 {
+		t.Errorf("carol's private messages with bob: %q; want none", got)
+	}
 
-// Entering a channel brings its whole history at once, however much more
-// than the queue holds: the session did not fall behind by asking.
-func TestHistoryLargerThanQueue(t *testing.T) {
-	t.Parallel()
-	const queueSize, historySize = 4, 10
-	ts := startServer(t, testConfig(func(c *server.Config) {
-		c.QueueSize = queueSize
-		c.HistorySize = historySize
-		c.MessageRate = 0
-	}))
-	alice := join(t, ts, "alice")
-	alice.joinChannel(t, "room", "room")
-	for i := range historySize {
-		for _, ch := range []string{"general", "room"} {
-			alice.send(t, sendReq(fmt.Sprint(ch, " ", i), ch, "", ""))
-			alice.next(t)
+	cli := chatv1.NewChatServiceClient(ts.admin)
+	for _, tc := range []struct {
+		req  *chatv1.HistoryRequest
+		code codes.Code
+		want string
+	}{
+		{&chatv1.HistoryRequest{With: "bob"}, codes.Unauthenticated, "resume_token"},
+		{&chatv1.HistoryRequest{With: "bob", ResumeToken: "forged"}, codes.Unauthenticated, "no session's"},
+		{&chatv1.HistoryRequest{}, codes.InvalidArgument, "set channel"},
+		{&chatv1.HistoryRequest{Channel: "design", With: "bob"}, codes.InvalidArgument, "not both"},
+		{&chatv1.HistoryRequest{Channel: "design", Limit: 101}, codes.InvalidArgument, "at most 100"},
+		{&chatv1.HistoryRequest{Channel: "design", BeforeId: "nope"}, codes.InvalidArgument, "no message id"},
+		{&chatv1.HistoryRequest{Channel: "nowhere"}, codes.NotFound, "no channel #nowhere"},
+		{&chatv1.HistoryRequest{Channel: "bad name!"}, codes.InvalidArgument, ""},
+	} {
+		_, err := cli.History(context.Background(), tc.req)
+		if st := status.Convert(err); st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
+			t.Errorf("History(%v) = %v; want %v saying %q", tc.req, err, tc.code, tc.want)
 		}
 	}
-	bob := join(t, ts, "bob")
-	if len(bob.general.history) != historySize {
-		t.Errorf("bob's general history has %d messages; want %d", len(bob.general.history), historySize)
+}
+
+// A chat kept in memory has no archive: a channel's scroll-back is what it
+// keeps to show joiners, its last messages.
+func TestScrollBackInMemory(t *testing.T) {
+	ts := startServer(t, testConfig(func(c *server.Config) { c.MessageRate, c.HistorySize = 0, 10 }))
+	alice := join(t, ts, "alice")
+	for i := range 25 {
+		alice.say(t, fmt.Sprint("m", i), "")
+		alice.next(t)
 	}
-	if entered := bob.joinChannel(t, "room", "room"); len(entered.history) != historySize {
-		t.Errorf("bob's room history has %d messages; want %d", len(entered.history), historySize)
+	got := pageBack(t, ts, &chatv1.HistoryRequest{Channel: "general", Limit: 4})
+	if want := "m15|m16|m17|m18|m19|m20|m21|m22|m23|m24"; strings.Join(got, "|") != want {
+		t.Fatalf("general's scroll-back in memory: %q; want its last 10, %q", got, want)
 	}
-	expectJoined(t, "alice", alice.next(t), "bob", false)
-	expectChannelJoined(t, "alice", alice.next(t), "room", "bob")
-	alice.mark(t, "mark")
-	bob.expectMark(t, "alice", "mark")
 }

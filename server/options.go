@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/tls"
 
-	"github.com/chatd/chatd/internal/auth"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -18,7 +17,7 @@ type Option func(*options)
 
 type options struct {
 	tls   *tls.Config
-	auth  *auth.Verifier
+	auth  *Verifier
 	reg   prometheus.Registerer
 	grpc  *grpcprom.ServerMetrics // made by grpcOptions if reg is set
 	authn *authenticator          // made by grpcOptions if auth is set

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/internal/admission"
@@ -167,13 +168,35 @@ func (s *Server) Stop() {
 	s.svc.hub.Shutdown()
 }
 
+// Limiter counts what each client address holds and does, against the
+// server's [ClientLimits]; a server has one, [Server.Admission]. Its
+// methods are safe for concurrent use. A front that serves the same
+// clients another way (chatd's gateway serves browsers over HTTP) uses
+// two of them:
+//   - Listen(lis) returns lis with its connections counted against
+//     MaxConns, as [Server.Serve]'s are;
+//   - ClientAddr(remote, xff) returns the client's address for a request
+//     from remote carrying the X-Forwarded-For values xff: remote itself,
+//     unless remote is one of the TrustedProxies.
+//
+// The front then tells the server who the client is, with
+// [NewClientContext]. (Limiter is chatd's internal admission.Limiter,
+// under this package's name.)
+type Limiter = admission.Limiter
+
 // Admission returns what counts each client address's connections,
-// sessions and calls, for a gateway that serves the same clients another
-// way: it should count its connections with the same limiter (see
-// [admission.Limiter.Listen]) and tell the server who its clients are
-// ([admission.NewContext]). The limiter's package is internal to chatd's
-// module: this is for chatd's own gateway.
-func (s *Server) Admission() *admission.Limiter { return s.lim }
+// sessions and calls, for a front that serves the same clients another
+// way (see [Limiter]), so that both count together.
+func (s *Server) Admission() *Limiter { return s.lim }
+
+// NewClientContext returns ctx carrying client, the address a front
+// worked out for a request (Limiter.ClientAddr). A call that the server
+// serves with that context (through [Server.GRPCServer]'s ServeHTTP, say)
+// counts against client's limits, not against the address it came from,
+// which is the front's.
+func NewClientContext(ctx context.Context, client netip.Addr) context.Context {
+	return admission.NewContext(ctx, client)
+}
 
 // Serve accepts connections on lis until Shutdown, refusing those past
 // the limit on connections per client address; see grpc.Server.Serve.

@@ -28,7 +28,7 @@ func loadSecurity(cfg config, log *slog.Logger) (security, error) {
 			CertFile:   cfg.tlsCert,
 			KeyFile:    cfg.tlsKey,
 			CheckEvery: certfile.DefaultCheckEvery,
-			Log:        log,
+			Logger:     log,
 		})
 		if err != nil {
 			return sec, fmt.Errorf("--tls-cert/--tls-key: %w", err)

@@ -30,8 +30,8 @@ type Config struct {
 	// CheckEvery is the least time between two looks at the files; 0
 	// looks on every handshake. Negative is [DefaultCheckEvery].
 	CheckEvery time.Duration
-	// Log gets a line for each certificate taken, or refused.
-	Log *slog.Logger
+	// Logger gets a line for each certificate taken, or refused.
+	Logger *slog.Logger
 	// Now tells the time; nil is time.Now.
 	Now func() time.Time
 }
@@ -61,8 +61,8 @@ func New(cfg Config) (*Reloader, error) {
 	if cfg.CheckEvery < 0 {
 		cfg.CheckEvery = DefaultCheckEvery
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -96,7 +96,7 @@ func (r *Reloader) checkLocked() {
 	st, err := r.stat()
 	if err != nil {
 		if st != r.tried {
-			r.cfg.Log.Warn("cannot read the TLS certificate files: keeping the certificate in use", "err", err)
+			r.cfg.Logger.Warn("cannot read the TLS certificate files: keeping the certificate in use", "err", err)
 			r.tried = st
 		}
 		return
@@ -108,11 +108,11 @@ func (r *Reloader) checkLocked() {
 	cert, err := r.load()
 	if err != nil {
 		// Perhaps half written: tried again when either file changes.
-		r.cfg.Log.Warn("the TLS certificate files changed but do not load: keeping the certificate in use", "err", err)
+		r.cfg.Logger.Warn("the TLS certificate files changed but do not load: keeping the certificate in use", "err", err)
 		return
 	}
 	r.cert = cert
-	r.cfg.Log.Info("took the renewed TLS certificate", "cert_file", r.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
+	r.cfg.Logger.Info("took the renewed TLS certificate", "cert_file", r.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
 }
 
 func (r *Reloader) stat() (stamp, error) {

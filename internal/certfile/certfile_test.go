@@ -52,7 +52,7 @@ func TestReloadWhenTheFilesChange(t *testing.T) {
 	first, certFile, keyFile := ca.IssueFiles()
 	clock := &fakeNow{t: time.Now()}
 	var log syncBuf
-	r, err := certfile.New(certfile.Config{CertFile: certFile, KeyFile: keyFile, CheckEvery: 5 * time.Second, Now: clock.Now, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	r, err := certfile.New(certfile.Config{CertFile: certFile, KeyFile: keyFile, CheckEvery: 5 * time.Second, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@ package server_test
 
 // Tests of channel history on a hub driven directly, with no transport:
 // what a session gets on entering a channel, before the channel's live
-// messages (history_test.go has the same over real TCP).
+// messages (channel_history_test.go has the same over real TCP).
 
 import (
 	"fmt"
