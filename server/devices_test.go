@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chatd/chatd/server"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
@@ -298,4 +301,89 @@ func TestSignedInDevices(t *testing.T) {
 	c := openStream(t, dial(t, as.addr))
 	c.send(t, joinReqToken("alice", as.token(t, "bob", time.Hour)))
 	c.expectEnd(t, codes.PermissionDenied)
+}
+
+// A user's devices on different nodes of a cluster: each hears what the
+// other does, and a node's crash or stop with one of them on it changes
+// nothing for the others while another device is on.
+func TestClusterDevicesOnSeveralNodes(t *testing.T) {
+	t.Parallel()
+	ccfg := testClusterConfig(nil)
+	_, nodes := startCluster(t, 3, testConfig(func(c *server.Config) { c.ResumeGrace = longGrace }), ccfg)
+	laptop := join(t, nodes[0], "alice")
+	bob := join(t, nodes[0], "bob")
+	expectJoined(t, "alice", laptop.next(t), "bob", false)
+	phone := joinDevice(t, nodes[1], laptop)
+	tablet := joinDevice(t, nodes[2], laptop)
+	// carol, alone on the phone's node, shows when that node is given up.
+	carol := join(t, nodes[1], "carol")
+	for _, c := range []*client{laptop, phone, tablet, bob} {
+		expectJoined(t, c.name, c.next(t), "carol", false)
+	}
+
+	phone.send(t, joinChannelReq("design", ""))
+	for _, c := range []*client{laptop, phone, tablet} {
+		c.expectChannelCatchUp(t, "design")
+	}
+	laptop.say(t, "from n1", "l1")
+	for _, c := range []*client{laptop, phone, tablet, bob, carol} {
+		expectMessage(t, c.name, c.next(t), "alice", "from n1", "l1")
+	}
+
+	// The phone's node crashes: when it is given up for dead, carol
+	// leaves, and the phone is parked with nothing said of alice.
+	lastSeq := phone.lastSeq
+	nodes[1].node.Kill(t)
+	expectLeft(t, "bob", bob.nextWithin(t, ccfg.NodeTimeout+waitTimeout), "carol", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	expectLeft(t, "laptop", laptop.next(t), "carol", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	expectLeft(t, "tablet", tablet.next(t), "carol", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+
+	// The tablet's node stops as SIGTERM does: the tablet is held, and
+	// nobody is told anything either.
+	nodes[2].node.Stop(t)
+	tablet.expectEnd(t, codes.Unavailable)
+	laptop.say(t, "still on the laptop", "l2")
+	expectMessage(t, "laptop", laptop.next(t), "alice", "still on the laptop", "l2")
+	expectMessage(t, "bob", bob.next(t), "alice", "still on the laptop", "l2")
+	if got := listUsers(t, nodes[0]); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Errorf("ListUsers = %v; want alice once, still online", got)
+	}
+
+	// The phone comes back on the laptop's node, with what it missed.
+	back := resumeStream(t, nodes[0], phone, lastSeq)
+	if r := back.welcome.GetWelcome().GetRecovery(); r != chatv1.Recovery_RECOVERY_COMPLETE {
+		t.Fatalf("the phone's resume: %v; want RECOVERY_COMPLETE", r)
+	}
+	expectLeft(t, "phone", back.next(t), "carol", chatv1.LeaveReason_LEAVE_REASON_DISCONNECTED)
+	expectMessage(t, "phone", back.next(t), "alice", "still on the laptop", "l2")
+	bob.mark(t, "no flap")
+	laptop.expectMark(t, "bob", "no flap")
+	back.expectMark(t, "bob", "no flap")
+}
+
+// Devices of one user joining at once on two nodes are both admitted,
+// while a stranger taking the name at the same instant is refused.
+func TestClusterDeviceRace(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 2, testConfig(nil), testClusterConfig(nil))
+	conns := []*grpc.ClientConn{dial(t, nodes[0].addr), dial(t, nodes[1].addr)}
+	for round := range 10 {
+		name := fmt.Sprintf("racer%02d", round)
+		first := joinOn(t, conns[round%2], name)
+		key := first.welcome.GetWelcome().GetDeviceKey()
+		reqs := []*chatv1.ChatRequest{deviceReq(name, key), deviceReq(strings.ToUpper(name), key), joinReq(name)}
+		streams := []*client{openStream(t, conns[0]), openStream(t, conns[1]), openStream(t, conns[round%2])}
+		var wg sync.WaitGroup
+		for i, c := range streams {
+			c.name = name
+			wg.Go(func() { c.send(t, reqs[i]) })
+		}
+		wg.Wait()
+		for i, c := range streams[:2] {
+			if ev := c.next(t); ev.GetWelcome().GetYou().GetUsername() != name {
+				t.Fatalf("round %d: device %d got %v; want a welcome as %s", round, i, ev, name)
+			}
+		}
+		streams[2].expectEnd(t, codes.AlreadyExists)
+	}
 }

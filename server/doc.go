@@ -22,9 +22,10 @@
 //
 // Where things happen:
 //   - a join: service.Chat reads the first request (admitJoin), checks
-//     the sign-in (signIn), and hub.Join makes it a command, which the
+//     the sign-in (signIn), and hub.join makes it a command, which the
 //     node appends to the chat's log and waits for; once the log has it,
-//     [Cluster] applies it, and joinLocked (apply.go) admits it;
+//     [Cluster] applies it, and joinLocked (apply.go) admits it: a new
+//     user, or another device of one (addDeviceLocked);
 //   - a message: the stream's read loop (readLoop, service.go) hands it
 //     to handle, which calls hub.sendPipelined: that returns once the log
 //     has the command, without waiting for it to be applied, so that the
@@ -83,29 +84,37 @@
 // values) are not the code's to change: where one says something else,
 // the entry says so.
 //
-//   - user: someone online under a username (chatv1.User: the name as
-//     typed, and when they came online). Names are unique in any letter
-//     case and among lookalikes: a user is known by its key, the
-//     case-mapped name (session.key), and its lookalike skeletons.
-//   - device: not a notion of this code. A user is online once, from one
-//     stream; a second device joining under the same name is refused
-//     (ErrUsernameTaken), and one joining with the session's resume token
-//     takes the session over, ending the first stream (ErrReplaced).
-//     "client" is the nearest word: the program at the far end of a
+//   - user: someone in the chat under a username (chatv1.User: the name
+//     as typed, and when they came online), on one device or several.
+//     Names are unique in any letter case and among lookalikes: a user is
+//     known by its key, the case-mapped name, and its lookalike skeletons.
+//     The hub keeps each user as a person (person.go): its name, its
+//     channels, its place on the online list and its devices' sessions.
+//     Others hear of users, not devices: user_joined when the first
+//     device comes online, user_left when the last one goes.
+//   - device: one of a user's sessions, seen from the user's side (a
+//     laptop, a phone). A join of a taken name is another device of its
+//     user if it shows the user's device key (person.deviceHash; the
+//     first device's welcome carries the key) or is signed in as the
+//     user (clusterv1.Join.signed_in); otherwise it is refused
+//     (ErrUsernameTaken). At most Config.MaxDevicesPerUser
+//     (ErrTooManyDevices). "client" is the program at the far end of a
 //     stream, and, in the limits, its address (netip.Addr).
-//   - session: a user's lasting presence, which outlives its streams: its
-//     numbered events (seq), its resume token, its channels, its replay
-//     (session, session.go). The hub keeps every session, online, held or
-//     parked (sessionState), by key (hub.byKey).
+//   - session: one device's lasting presence, which outlives its
+//     streams: its numbered events (seq), its resume token, its replay
+//     (session, session.go). Its user's channels and messages reach it
+//     as they reach the user's other sessions. The hub keeps every
+//     session, online, held or parked (sessionState), by the hash of its
+//     token (hub.byToken), and every person by key (hub.byKey).
 //   - stream: one Chat call (chatv1.ChatService_ChatServer), from the
 //     join to its end, and stream (stream.go), its attachment to a
 //     session on the node it is on: its queue, and how the hub ended it.
 //     A new stream comes with each stream that joins or resumes; a session
-//     has at most one (session.stream). A stream is numbered by the session's
+//     has at most one (session.stream). A stream is numbered by the chat's
 //     attach count (session.attach, stream.attach), and commands name it
 //     by user key and that number (clusterv1.Stream). "attachment" and
 //     "stream" name the same thing.
-//   - member: a session in a channel (channel.members). clusterv1.Member
+//   - member: a user in a channel (channel.members). clusterv1.Member
 //     is, on the wire, a session as a cluster snapshot keeps it.
 //   - conversation: a channel's messages, or the private messages
 //     between two users: what the archive keeps and History pages (conv,
@@ -169,17 +178,21 @@
 //     its node cut off). A stream's end is not its session's: the session
 //     goes on, parked, held or on another stream, until it is forgotten.
 //   - online, held, parked: where a session stands (sessionState). Online:
-//     a stream is attached. Held: its node stopped on purpose; it stays on
-//     the online list, unannounced, while its client reconnects elsewhere
-//     (holdLocked; hub.held counts them). Parked: its stream ended without
-//     a logout; others were told, and it is kept for a resume
-//     (parkLocked). Held and parked last until a deadline (expireLocked).
+//     a stream is attached. Held: its node stopped on purpose; it keeps
+//     its user on the online list, unannounced, while its client
+//     reconnects elsewhere (holdLocked; hub.held counts them). Parked: its
+//     stream ended without a logout, and it is kept for a resume
+//     (parkLocked); if it was its user's last session online or held,
+//     others were told the user left. A user is online (person.online,
+//     on the list: person.listed) while one of its sessions is online or
+//     held. Held and parked last until a deadline (expireLocked).
 //     "held" means only this state: the time a command holds the hub's
 //     lock is metrics.lockTime (chatd_hub_lock_held_seconds, a name that
 //     stays).
-//   - forget: end a session for good, its name and token free again
-//     (forgetLocked): on a logout, when its deadline passes, or at once
-//     on a disconnect if there is no resume grace. A node
+//   - forget: end a session for good, its token free again, and with its
+//     user's last session the user, its name free (forgetLocked): on a
+//     logout, when its deadline passes, or at once on a disconnect if
+//     there is no resume grace. A node
 //     that gives up on a command it appended stops waiting for it
 //     (Cluster.stopWaiting); nothing else is forgotten.
 //   - refuse: answer a request with an [Error] instead of carrying it
