@@ -128,6 +128,8 @@ func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 		return outcome{err: h.joinChannelLocked(cmd.GetNode(), a.JoinChannel)}
 	case *clusterv1.Command_LeaveChannel:
 		return outcome{err: h.leaveChannelLocked(cmd.GetNode(), a.LeaveChannel)}
+	case *clusterv1.Command_MarkRead:
+		return outcome{err: h.markReadLocked(cmd.GetNode(), a.MarkRead)}
 	case *clusterv1.Command_Heartbeat:
 		return outcome{} // being heard is all it does (see heardLocked)
 	case *clusterv1.Command_NodeStop:
@@ -185,7 +187,10 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 		// A token for another name is treated as unknown, so that a token
 		// tells nothing about anyone else's session.
 		if sess := h.byToken[string(j.GetResumeHash())]; sess != nil && sess.key() == key {
-			return outcome{s: h.resumeLocked(sess, node, j, p)}
+			s := h.resumeLocked(sess, node, j, p)
+			// A user back online is given what was kept for it meanwhile.
+			h.deliverInboxLocked(sess.person)
+			return outcome{s: s}
 		}
 		recovery = chatv1.Recovery_RECOVERY_INCOMPLETE
 	}
@@ -204,6 +209,7 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 		if err := h.roomForSessionLocked(j); err != nil {
 			return outcome{err: err}
 		}
+		per.acct.signedIn = per.acct.signedIn || j.GetSignedIn()
 		return outcome{s: h.addDeviceLocked(per, node, j, p, recovery)}
 	}
 	// A name that looks like someone else's (its letters confusable with
@@ -221,7 +227,9 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 	}
 
 	now := timestamppb.New(h.now)
-	per := &person{key: key, skels: skels, deviceHash: string(j.GetNewDeviceHash()), user: &chatv1.User{Username: display, JoinTime: now}}
+	per := &person{key: key, skels: skels, deviceHash: string(j.GetNewDeviceHash()), user: &chatv1.User{Username: display, JoinTime: now},
+		acct: h.accountLocked(key, display)}
+	per.acct.signedIn = per.acct.signedIn || j.GetSignedIn()
 	// Joining the chat is joining general too: members of general take a
 	// user_joined as that, so no channel_joined is sent for it.
 	h.broadcastLocked(newEvent(&chatv1.ChatResponse{Time: now, Event: &chatv1.ChatResponse_UserJoined{
@@ -263,17 +271,20 @@ func (h *hub) addDeviceLocked(per *person, node string, j *clusterv1.Join, p *pe
 		s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
 			Time: timestamppb.New(h.now),
 			Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-				You:         per.user,
-				OnlineUsers: h.usersLocked(),
-				ResumeToken: p.newTokenOr(),
-				Recovery:    recovery,
-				DeviceKey:   p.deviceKeyFor(per, j),
+				You:           per.user,
+				OnlineUsers:   h.usersLocked(),
+				ResumeToken:   p.newTokenOr(),
+				Recovery:      recovery,
+				DeviceKey:     p.deviceKeyFor(per, j),
+				UnreadPrivate: h.unreadPrivateLocked(per.acct),
 			}},
 		})})
 	}
 	for _, ch := range per.channels {
 		h.channelCatchUpLocked(sess, ch)
 	}
+	// A user back online is given what was kept for it meanwhile.
+	h.deliverInboxLocked(per)
 	return s
 }
 
@@ -364,11 +375,12 @@ func (h *hub) resumeLocked(sess *session, node string, j *clusterv1.Join, p *pen
 	s.queue.pushCatchUp(delivery{Seq: sess.seq, event: privateEvent(&chatv1.ChatResponse{
 		Time: now,
 		Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{
-			You:         per.user,
-			OnlineUsers: h.usersLocked(),
-			ResumeToken: p.tokenOr(),
-			Recovery:    chatv1.Recovery_RECOVERY_INCOMPLETE,
-			DeviceKey:   p.deviceKeyFor(per, j),
+			You:           per.user,
+			OnlineUsers:   h.usersLocked(),
+			ResumeToken:   p.tokenOr(),
+			Recovery:      chatv1.Recovery_RECOVERY_INCOMPLETE,
+			DeviceKey:     p.deviceKeyFor(per, j),
+			UnreadPrivate: h.unreadPrivateLocked(per.acct),
 		}},
 	})})
 	for _, ch := range per.channels {
@@ -385,6 +397,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	}
 	from := sess.person
 	var to *person
+	var offline *account // a recipient offline, signed in before: its inbox keeps the message
 	var ch *channel
 	if recipient := snd.GetRecipient(); recipient != "" {
 		name, key, err := CheckUsername(recipient)
@@ -392,7 +405,13 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 			return notOnline(recipient)
 		}
 		if to = h.byKey[key]; to == nil || !to.online() {
-			return notOnline(name)
+			// With sign-in a name is someone's for good, and what is sent
+			// to them waits for them; without, anyone could take the name
+			// and read it.
+			if offline = h.accounts[key]; offline == nil || !offline.signedIn {
+				return notOnline(name)
+			}
+			to = nil
 		}
 	} else {
 		name, key := snd.GetChannel(), generalChannel
@@ -417,12 +436,27 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		ClientId: snd.GetClientId(),
 	}
 	resp := &chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}}
+	if offline != nil {
+		msg.Recipient = offline.name
+		ev := newEvent(resp)
+		ev.num = h.msgs
+		if err := h.inboxLocked(offline, ev); err != nil {
+			h.msgs-- // not sent: the number is the next message's
+			return err
+		}
+		h.archiveLocked(privateConv(from.key, offline.key), ev)
+		h.readPrivateLocked(from.acct, offline, h.msgs)
+		h.deliverUserLocked(from, ev)
+		return nil
+	}
 	if to != nil {
 		// Every device of both users gets it: the sender's copy is its
 		// acknowledgement on the device that sent it.
 		msg.Recipient = to.user.Username
 		ev := newEvent(resp)
+		ev.num = h.msgs
 		h.archiveLocked(privateConv(from.key, to.key), ev)
+		h.readPrivateLocked(from.acct, to.acct, h.msgs)
 		h.deliverUserLocked(to, ev)
 		if to != from {
 			h.deliverUserLocked(from, ev)
@@ -431,7 +465,9 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	}
 	msg.Channel = ch.name
 	ev := newEvent(resp)
+	ev.num = h.msgs
 	h.archiveLocked(channelConv(ch.key), ev)
+	h.readChannelLocked(ch, from, h.msgs)
 	h.publishLocked(ch, ev, nil)
 	ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
 	return nil

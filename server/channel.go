@@ -63,6 +63,10 @@ func (h *hub) enterLocked(per *person, ch *channel) {
 	h.channelList = nil
 	ch.members = append(ch.members, per)
 	per.channels = append(per.channels, ch)
+	// Whoever enters a channel has read what came before: its history is
+	// shown as that.
+	mk := per.acct.mark(channelMark(ch.key), ch.name, h.msgs)
+	mk.num, mk.unread = h.msgs, 0
 	if per.listed {
 		ch.online++
 	}
@@ -76,6 +80,7 @@ func (h *hub) exitLocked(per *person, ch *channel) {
 		ch.online--
 	}
 	ch.remove(per, h.now)
+	delete(per.acct.reads, channelMark(ch.key))
 	for i, c := range per.channels {
 		if c == ch {
 			per.channels = slices.Delete(per.channels, i, i+1)
@@ -126,6 +131,7 @@ func (h *hub) channelCatchUpLocked(sess *session, ch *channel) {
 				User:         sess.user(),
 				Members:      ch.onlineMembers(),
 				HistoryCount: uint32(len(history)),
+				Read:         h.channelReadLocked(sess.person, ch),
 			},
 		}})
 	}

@@ -27,6 +27,10 @@ type event struct {
 	// history marks the copy of a channel message that the channel keeps
 	// and replays to those who join it later (see asHistory).
 	history bool
+
+	// num is the number of the message it is, for a channel's history
+	// (see hub.eventNumber); 0 until known. Written under hub.mu only.
+	num uint64
 }
 
 // eventOverhead is what an event costs besides its encoding: the struct,
@@ -38,7 +42,7 @@ const eventOverhead = 64
 // not e, so that what the history counts (the copy's own struct and the
 // encoding) is what it keeps, and every joiner is shown the same copy.
 func (e *event) asHistory() *event {
-	return &event{resp: e.resp, wire: e.wire, size: e.size, history: true}
+	return &event{resp: e.resp, wire: e.wire, size: e.size, history: true, num: e.num}
 }
 
 // bytes is what keeping e costs, for the replay's and the history's

@@ -47,6 +47,13 @@ type Config struct {
 	// MaxDevicesPerUser is how many sessions one user may have at once (a
 	// laptop and a phone are two), counting those reconnecting.
 	MaxDevicesPerUser int
+	// OfflineInbox is how many private messages the chat keeps for one
+	// user while it is offline, with sign-in (without it, a private message
+	// to someone offline is refused), and OfflineInboxBytes what they may
+	// take in memory. Past either, such a message is refused with
+	// RESOURCE_EXHAUSTED.
+	OfflineInbox      int
+	OfflineInboxBytes int
 	// ResumeGrace is how long a session whose stream ended without a logout
 	// is kept for a resume; its username is held for it meanwhile. 0 ends
 	// such a session at once; a resume token still takes a session back
@@ -159,6 +166,8 @@ func DefaultConfig() Config {
 		MaxChannels:        1000,
 		MaxChannelsPerUser: 100,
 		MaxDevicesPerUser:  10,
+		OfflineInbox:       100,
+		OfflineInboxBytes:  64 << 10,
 		ResumeGrace:        30 * time.Second,
 		WriteDelay:         20 * time.Millisecond,
 		ResumeBuffer:       1024,
@@ -267,6 +276,8 @@ var settingNames = map[string]string{
 	"MaxChannels":              "max channels",
 	"MaxChannelsPerUser":       "max channels per user",
 	"MaxDevicesPerUser":        "max devices per user",
+	"OfflineInbox":             "offline inbox",
+	"OfflineInboxBytes":        "offline inbox bytes",
 	"ResumeGrace":              "resume grace",
 	"ResumeBuffer":             "resume buffer",
 	"ResumeBufferBytes":        "resume buffer bytes",
@@ -339,6 +350,8 @@ func (c Config) Validate() error {
 	}
 	atLeast1("MaxChannelsPerUser", c.MaxChannelsPerUser)
 	atLeast1("MaxDevicesPerUser", c.MaxDevicesPerUser)
+	notNegative("OfflineInbox", c.OfflineInbox)
+	notNegative("OfflineInboxBytes", c.OfflineInboxBytes)
 	if c.ResumeGrace < 0 {
 		bad("ResumeGrace", "must be 0 (off) or positive", c.ResumeGrace)
 	}

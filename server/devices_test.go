@@ -330,6 +330,17 @@ func TestClusterDevicesOnSeveralNodes(t *testing.T) {
 		expectMessage(t, c.name, c.next(t), "alice", "from n1", "l1")
 	}
 
+	// Read on the phone: read on every node's devices.
+	bob.say(t, "read me", "b1")
+	var id string
+	for _, c := range []*client{laptop, phone, tablet, bob, carol} {
+		id = expectMessage(t, c.name, c.next(t), "bob", "read me", "b1").GetId()
+	}
+	phone.send(t, markReadReq("general", "", id, ""))
+	for _, c := range []*client{laptop, phone, tablet} {
+		expectRead(t, c.name, c.next(t), "general", "", id, 0)
+	}
+
 	// The phone's node crashes: when it is given up for dead, carol
 	// leaves, and the phone is parked with nothing said of alice.
 	lastSeq := phone.lastSeq

@@ -32,6 +32,7 @@ var (
 	ErrAlreadyInChannel = errors.New("already in channel")
 	ErrTooManyChannels  = errors.New("too many channels")
 	ErrTooManyDevices   = errors.New("too many devices")
+	ErrInboxFull        = errors.New("offline inbox full")
 	ErrReplaced         = errors.New("session taken over")
 	ErrTooManyRefusals  = errors.New("too many refused requests")
 	ErrUnavailable      = errors.New("cluster unavailable")
@@ -125,6 +126,7 @@ var kindCodes = []struct {
 	{ErrAlreadyInChannel, codes.FailedPrecondition},
 	{ErrTooManyChannels, codes.ResourceExhausted},
 	{ErrTooManyDevices, codes.ResourceExhausted},
+	{ErrInboxFull, codes.ResourceExhausted},
 	{ErrReplaced, codes.Aborted},
 	{ErrUsernameTaken, codes.AlreadyExists},
 	{ErrServerFull, codes.ResourceExhausted},

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -68,6 +69,7 @@ type hub struct {
 	held     int                   // sessions in stateHeld, for the metrics
 	deadline []expiry              // held and parked sessions by deadline, soonest first
 	channels map[string]*channel   // by name key
+	accounts map[string]*account   // read marks and inboxes, by user key (see account)
 	general  *channel
 	slow     []*stream            // sessions whose queue overflowed, to drop before mu is released
 	nodes    map[string]*nodeInfo // cluster: the nodes heard from, by id
@@ -79,6 +81,7 @@ type hub struct {
 	// outside the lock.
 	users       []*chatv1.User
 	channelList []*chatv1.Channel
+	channelKeys []string // the keys of channelList's channels
 }
 
 // expiry is a deadline of a held or parked session; gen tells a stale one
@@ -118,6 +121,7 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
 		bySkel:   make(map[string]*person),
 		parked:   make(map[*session]struct{}),
 		channels: make(map[string]*channel),
+		accounts: make(map[string]*account),
 		nodes:    make(map[string]*nodeInfo),
 		closing:  make(chan struct{}),
 		met:      newMetrics(),
@@ -293,6 +297,35 @@ func (h *hub) LeaveChannel(ctx context.Context, s *stream, name string) error {
 	}}}), streamPending(s)).err
 }
 
+// MarkRead moves the read mark of s's user in a conversation (a channel,
+// or the private messages with another user) forward to message id, and
+// tells every device of the user. A mark at or past it is left as it is.
+// It refuses an id of no message of the chat (ErrInvalidRequest), a
+// channel the user is not in (ErrNotInChannel) and a user it has no
+// conversation with (ErrNotFound). It waits for its turn in the log, or
+// until ctx ends.
+func (h *hub) MarkRead(ctx context.Context, s *stream, channelName, with, id string) error {
+	switch {
+	case (channelName == "") == (with == ""):
+		return &Error{Kind: ErrInvalidRequest, Msg: "mark_read names a channel or a user (with), one of them"}
+	case channelName != "":
+		if _, _, err := CheckChannel(channelName); err != nil {
+			return err
+		}
+	default:
+		if _, _, err := CheckUsername(with); err != nil {
+			return notOnline(with)
+		}
+	}
+	num, err := h.messageNumber(id)
+	if err != nil || num == 0 {
+		return &Error{Kind: ErrInvalidRequest, Msg: fmt.Sprintf("message_id %q is no message id of this chat", id)}
+	}
+	return h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_MarkRead{MarkRead: &clusterv1.MarkRead{
+		Stream: s.ref(), Channel: channelName, With: with, Number: num,
+	}}}), streamPending(s)).err
+}
+
 // Leave ends s's part in the chat and tells everyone the user went
 // offline, and why. On a logout the session is over, and s is told too, as
 // its last event. Otherwise (a disconnect) the session is
@@ -358,7 +391,7 @@ func (h *hub) listChannels(s *stream, clientID string) {
 		return
 	}
 	h.replyLocked(s, &chatv1.ChatResponse{Time: timestamppb.Now(), Event: &chatv1.ChatResponse_ChannelList{
-		ChannelList: &chatv1.ChannelList{ClientId: clientID, Channels: h.channelsLocked()},
+		ChannelList: &chatv1.ChannelList{ClientId: clientID, Channels: h.unreadChannelsLocked(s.session.person)},
 	}})
 }
 
@@ -454,6 +487,28 @@ func (h *hub) tickLocked(now time.Time) {
 	h.expireLocked()
 }
 
+// unreadChannelsLocked is the channel list with per's unread counts. Lock
+// must be held.
+func (h *hub) unreadChannelsLocked(per *person) []*chatv1.Channel {
+	list := h.channelsLocked()
+	var out []*chatv1.Channel
+	for i, c := range list {
+		ch := h.channels[h.channelKeys[i]]
+		mk := per.acct.reads[channelMark(ch.key)]
+		if mk == nil || mk.unread == 0 || !per.in(ch) {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(list) // the shared list is not modified
+		}
+		out[i] = &chatv1.Channel{Name: c.GetName(), MemberCount: c.GetMemberCount(), Unread: mk.unread}
+	}
+	if out == nil {
+		return list
+	}
+	return out
+}
+
 // usersLocked lists the online users in the order they came online. The
 // list is shared: callers must not modify it. Lock must be held.
 func (h *hub) usersLocked() []*chatv1.User {
@@ -480,10 +535,11 @@ func (h *hub) channelsLocked() []*chatv1.Channel {
 	// By key: whatever their letter case, names sort as people read them.
 	slices.SortFunc(chs, func(a, b *channel) int { return cmp.Compare(a.key, b.key) })
 	list := make([]*chatv1.Channel, len(chs))
+	keys := make([]string, len(chs))
 	for i, ch := range chs {
-		list[i] = ch.info()
+		list[i], keys[i] = ch.info(), ch.key
 	}
-	h.channelList = list
+	h.channelList, h.channelKeys = list, keys
 	return list
 }
 

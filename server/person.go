@@ -20,6 +20,7 @@ type person struct {
 	skels      [2]string    // lookalikeKeys of the name; no two persons share one
 	user       *chatv1.User // replaced, not modified, when the user comes back online
 	deviceHash string       // SHA-256 of the device key: proves a join is another of its devices
+	acct       *account     // its read marks and inbox
 
 	devices  []*session // its sessions, in the order they joined
 	channels []*channel // the channels it is in, in the order it entered them

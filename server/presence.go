@@ -210,6 +210,7 @@ func (h *hub) forgetLocked(sess *session) {
 		return
 	}
 	delete(h.byKey, per.key)
+	defer h.forgetAccountLocked(per.acct) // once its channels' marks are gone
 	for _, k := range per.skels {
 		if h.bySkel[k] == per { // a snapshot of older rules may hold look-alikes
 			delete(h.bySkel, k)

@@ -403,6 +403,9 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 	case *chatv1.ChatRequest_ListChannels:
 		svc.hub.listChannels(s, clientID)
 		return nil
+	case *chatv1.ChatRequest_MarkRead:
+		mr := action.MarkRead
+		return svc.hub.MarkRead(ctx, s, mr.GetChannel(), mr.GetWith(), mr.GetMessageId())
 	}
 	return &Error{Kind: ErrInvalidRequest, Msg: "unknown request: this server does not know that action"}
 }

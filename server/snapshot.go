@@ -27,6 +27,8 @@ type stateCopy struct {
 	members        []sessionCopy
 	channels       []channelCopy
 	nodes          []*clusterv1.Node
+	accounts       []*clusterv1.Account // Inbox not set: see inboxes
+	inboxes        [][]*event           // each account's inbox
 }
 
 type sessionCopy struct {
@@ -86,6 +88,11 @@ func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 		c.channels = append(c.channels, cc)
 	}
 	slices.SortFunc(c.channels, func(a, b channelCopy) int { return cmp.Compare(a.key, b.key) })
+	c.accounts = h.accountsCopy()
+	c.inboxes = make([][]*event, len(c.accounts))
+	for i, pa := range c.accounts {
+		c.inboxes[i] = slices.Clone(h.accounts[pa.GetKey()].inbox)
+	}
 	for id, p := range h.nodes {
 		c.nodes = append(c.nodes, &clusterv1.Node{Id: id, Name: p.name, LastHeard: timestamppb.New(p.lastHeard)})
 	}
@@ -141,6 +148,12 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		}
 		snap.Members = append(snap.Members, pm)
 	}
+	for i, pa := range c.accounts {
+		for _, ev := range c.inboxes[i] {
+			pa.Inbox = append(pa.Inbox, ref(ev))
+		}
+		snap.Accounts = append(snap.Accounts, pa)
+	}
 	for _, ch := range c.channels {
 		pc := &clusterv1.Channel{Name: ch.name, Key: ch.key, Members: ch.members, IdleSince: timestamppb.New(ch.idleSince)}
 		for _, ev := range ch.history {
@@ -156,11 +169,12 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	want, got := h.settings(), snap.GetSettings()
 	if got != nil && got.GetMaxDevicesPerUser() == 0 {
-		// Saved by a chatd before devices, which had one per user: the
-		// cluster takes this node's limit, as every node of this version
-		// does alike.
+		// Saved by a chatd before devices and inboxes, which had one
+		// device per user and no inbox: the cluster takes this node's
+		// limits, as every node of this version does alike.
 		got = proto.CloneOf(got)
 		got.MaxDevicesPerUser = want.GetMaxDevicesPerUser()
+		got.OfflineInbox, got.OfflineInboxBytes = want.GetOfflineInbox(), want.GetOfflineInboxBytes()
 	}
 	if got != nil && !sameSettings(want, got) {
 		if !h.cl.cfg.Solo {
@@ -209,6 +223,24 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 		return fmt.Errorf("cluster: the snapshot has no channel %q", generalChannel)
 	}
 
+	for _, pa := range snap.GetAccounts() {
+		acct := &account{key: pa.GetKey(), name: pa.GetName(), signedIn: pa.GetSignedIn(), reads: make(map[string]*readMark)}
+		for _, pr := range pa.GetReads() {
+			acct.reads[pr.GetConv()] = &readMark{name: pr.GetName(), num: pr.GetNumber(), unread: pr.GetUnread(), recent: pr.GetRecent()}
+		}
+		for _, i := range pa.GetInbox() {
+			ev, err := event(i)
+			if err != nil {
+				return err
+			}
+			if ev == nil {
+				return fmt.Errorf("cluster: the snapshot's inbox of %q has no event", acct.key)
+			}
+			acct.inbox = append(acct.inbox, ev)
+			acct.inboxBytes += ev.bytes()
+		}
+		h.accounts[acct.key] = acct
+	}
 	for _, pm := range snap.GetMembers() {
 		// A user's sessions come one after another; a snapshot of a chatd
 		// before devices has one each.
@@ -223,6 +255,8 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			if per.user == nil {
 				per.user = &chatv1.User{}
 			}
+			// A snapshot of a chatd before accounts has none: made here.
+			per.acct = h.accountLocked(per.key, per.user.GetUsername())
 			for _, key := range pm.GetChannels() {
 				ch := h.channels[key]
 				if ch == nil {
@@ -300,6 +334,8 @@ func settingsOf(cfg Config, nodeTimeout time.Duration) *clusterv1.Settings {
 		MaxChannels:        uint32(cfg.MaxChannels),
 		MaxChannelsPerUser: uint32(cfg.MaxChannelsPerUser),
 		MaxDevicesPerUser:  uint32(cfg.MaxDevicesPerUser),
+		OfflineInbox:       uint32(cfg.OfflineInbox),
+		OfflineInboxBytes:  uint32(cfg.OfflineInboxBytes),
 		HistorySize:        uint32(cfg.HistorySize),
 		HistoryBytes:       uint32(cfg.HistoryBytes),
 		ResumeBuffer:       uint32(cfg.ResumeBuffer),
@@ -322,8 +358,8 @@ func sameSettings(a, b *clusterv1.Settings) bool {
 
 // describeSettings names the settings as their flags do.
 func describeSettings(s *clusterv1.Settings) string {
-	return fmt.Sprintf("--max-sessions %d --max-channels %d --max-channels-per-user %d --max-devices-per-user %d --history-size %d --history-bytes %d --resume-buffer %d --resume-buffer-bytes %d --resume-grace %s --node-timeout %s",
-		s.GetMaxSessions(), s.GetMaxChannels(), s.GetMaxChannelsPerUser(), s.GetMaxDevicesPerUser(), s.GetHistorySize(), s.GetHistoryBytes(),
+	return fmt.Sprintf("--max-sessions %d --max-channels %d --max-channels-per-user %d --max-devices-per-user %d --offline-inbox %d --offline-inbox-bytes %d --history-size %d --history-bytes %d --resume-buffer %d --resume-buffer-bytes %d --resume-grace %s --node-timeout %s",
+		s.GetMaxSessions(), s.GetMaxChannels(), s.GetMaxChannelsPerUser(), s.GetMaxDevicesPerUser(), s.GetOfflineInbox(), s.GetOfflineInboxBytes(), s.GetHistorySize(), s.GetHistoryBytes(),
 		s.GetResumeBuffer(), s.GetResumeBufferBytes(),
 		time.Duration(s.GetResumeGraceMs())*time.Millisecond, time.Duration(s.GetNodeTimeoutMs())*time.Millisecond)
 }

@@ -124,6 +124,8 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.IntVar(&sc.MaxChannels, "max-channels", sc.MaxChannels, "most channels kept; past it, creating one drops the channel empty the longest, or is refused if none is empty")
 	fs.IntVar(&sc.MaxChannelsPerUser, "max-channels-per-user", sc.MaxChannelsPerUser, "most channels one user may be in at once")
 	fs.IntVar(&sc.MaxDevicesPerUser, "max-devices-per-user", sc.MaxDevicesPerUser, "most devices (sessions) one user may be on at once, counting those reconnecting")
+	fs.IntVar(&sc.OfflineInbox, "offline-inbox", sc.OfflineInbox, "with sign-in, most private messages kept for one user while it is offline, delivered on its next join; 0 keeps none")
+	fs.IntVar(&sc.OfflineInboxBytes, "offline-inbox-bytes", sc.OfflineInboxBytes, "most bytes the private messages kept for one offline user may take")
 	fs.DurationVar(&sc.ResumeGrace, "resume-grace", sc.ResumeGrace, "how long a session that lost its connection can be resumed, its name held for it; 0 ends it at once (a token still takes a session back from its own half-dead stream)")
 	fs.IntVar(&sc.ResumeBuffer, "resume-buffer", sc.ResumeBuffer, "events each session keeps for a resume; a client that missed more gets a fresh snapshot")
 	fs.IntVar(&sc.ResumeBufferBytes, "resume-buffer-bytes", sc.ResumeBufferBytes, "the same, bounded by the events' encoded size in `bytes`")
@@ -190,6 +192,8 @@ var settingFlags = map[string]string{
 	"MaxChannels":              "max-channels",
 	"MaxChannelsPerUser":       "max-channels-per-user",
 	"MaxDevicesPerUser":        "max-devices-per-user",
+	"OfflineInbox":             "offline-inbox",
+	"OfflineInboxBytes":        "offline-inbox-bytes",
 	"ResumeGrace":              "resume-grace",
 	"ResumeBuffer":             "resume-buffer",
 	"ResumeBufferBytes":        "resume-buffer-bytes",

@@ -171,6 +171,7 @@ type ChatRequest struct {
 	//	*ChatRequest_JoinChannel
 	//	*ChatRequest_LeaveChannel
 	//	*ChatRequest_ListChannels
+	//	*ChatRequest_MarkRead
 	Action        isChatRequest_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -274,6 +275,15 @@ func (x *ChatRequest) GetListChannels() *ListChannels {
 	return nil
 }
 
+func (x *ChatRequest) GetMarkRead() *MarkRead {
+	if x != nil {
+		if x, ok := x.Action.(*ChatRequest_MarkRead); ok {
+			return x.MarkRead
+		}
+	}
+	return nil
+}
+
 type isChatRequest_Action interface {
 	isChatRequest_Action()
 }
@@ -309,6 +319,12 @@ type ChatRequest_ListChannels struct {
 	ListChannels *ListChannels `protobuf:"bytes,7,opt,name=list_channels,json=listChannels,proto3,oneof"`
 }
 
+type ChatRequest_MarkRead struct {
+	// mark_read marks a conversation read up to a message, for the user on
+	// every device: each of them gets a read event.
+	MarkRead *MarkRead `protobuf:"bytes,8,opt,name=mark_read,json=markRead,proto3,oneof"`
+}
+
 func (*ChatRequest_Join) isChatRequest_Action() {}
 
 func (*ChatRequest_Send) isChatRequest_Action() {}
@@ -320,6 +336,8 @@ func (*ChatRequest_JoinChannel) isChatRequest_Action() {}
 func (*ChatRequest_LeaveChannel) isChatRequest_Action() {}
 
 func (*ChatRequest_ListChannels) isChatRequest_Action() {}
+
+func (*ChatRequest_MarkRead) isChatRequest_Action() {}
 
 // Join enters the chat.
 type Join struct {
@@ -696,6 +714,78 @@ func (*ListChannels) Descriptor() ([]byte, []int) {
 	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
+// MarkRead says the user has read a conversation up to a message: a
+// channel's (channel set), or the private messages with another user (with
+// set). Read marks only move forward: a message at or before the mark is
+// no change, and nothing is sent. Otherwise every device of the user gets
+// a read event with the new mark and what remains unread. The server keeps
+// the mark while the user is in the chat on any device, and with sign-in
+// for good (a restart too, on a chatd that keeps its chat on disk or in a
+// cluster). A channel the user is not in is FAILED_PRECONDITION; an id that
+// is no message of this chat is INVALID_ARGUMENT.
+type MarkRead struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// with is the other user of a private conversation.
+	With string `protobuf:"bytes,2,opt,name=with,proto3" json:"with,omitempty"`
+	// message_id is the id of the last message read.
+	MessageId     string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkRead) Reset() {
+	*x = MarkRead{}
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRead) ProtoMessage() {}
+
+func (x *MarkRead) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
+func (*MarkRead) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MarkRead) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *MarkRead) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *MarkRead) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
 // ChatResponse is one event pushed by the server on a Chat stream.
 type ChatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -727,6 +817,7 @@ type ChatResponse struct {
 	//	*ChatResponse_ChannelLeft
 	//	*ChatResponse_ChannelList
 	//	*ChatResponse_Batch
+	//	*ChatResponse_Read
 	Event         isChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -734,7 +825,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +837,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +850,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChatResponse) GetSeq() uint64 {
@@ -871,6 +962,15 @@ func (x *ChatResponse) GetBatch() *Batch {
 	return nil
 }
 
+func (x *ChatResponse) GetRead() *ReadState {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
 type isChatResponse_Event interface {
 	isChatResponse_Event()
 }
@@ -925,6 +1025,12 @@ type ChatResponse_Batch struct {
 	Batch *Batch `protobuf:"bytes,18,opt,name=batch,proto3,oneof"`
 }
 
+type ChatResponse_Read struct {
+	// read says the user's read mark of a conversation moved, on this
+	// device or another of the user's.
+	Read *ReadState `protobuf:"bytes,19,opt,name=read,proto3,oneof"`
+}
+
 func (*ChatResponse_Welcome) isChatResponse_Event() {}
 
 func (*ChatResponse_UserJoined) isChatResponse_Event() {}
@@ -943,6 +1049,86 @@ func (*ChatResponse_ChannelList) isChatResponse_Event() {}
 
 func (*ChatResponse_Batch) isChatResponse_Event() {}
 
+func (*ChatResponse_Read) isChatResponse_Event() {}
+
+// ReadState is where the user stands in one conversation: the last message
+// read, and how many messages of others came after it. A message the user
+// sends marks its conversation read up to it. unread is exact while the
+// server still has the messages it counts: a channel's history (100 by
+// default), the last 100 private messages from one user; past that it counts
+// those only.
+type ReadState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel, for a channel's conversation.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// with is the other user, for a private conversation.
+	With string `protobuf:"bytes,2,opt,name=with,proto3" json:"with,omitempty"`
+	// last_read_id is the id of the last message read; empty if none.
+	LastReadId string `protobuf:"bytes,3,opt,name=last_read_id,json=lastReadId,proto3" json:"last_read_id,omitempty"`
+	// unread is how many messages of others came after it.
+	Unread        uint32 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadState) Reset() {
+	*x = ReadState{}
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadState) ProtoMessage() {}
+
+func (x *ReadState) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadState.ProtoReflect.Descriptor instead.
+func (*ReadState) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReadState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ReadState) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *ReadState) GetLastReadId() string {
+	if x != nil {
+		return x.LastReadId
+	}
+	return ""
+}
+
+func (x *ReadState) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
 // Batch is several events of a session, in the order they happened: read
 // them one by one as if each had come alone. The response carrying a batch
 // has no seq or time of its own, and a batch never holds another batch.
@@ -955,7 +1141,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1153,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1166,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Batch) GetEvents() []*ChatResponse {
@@ -1003,7 +1189,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1201,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1214,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *User) GetUsername() string {
@@ -1065,14 +1251,18 @@ type Welcome struct {
 	// into the chat, and of a join that presented it. It is the same for all
 	// of the user's devices and lasts while any of them is online or
 	// reconnecting. It is secret: whoever has it can join as the user.
-	DeviceKey     string `protobuf:"bytes,5,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"`
+	DeviceKey string `protobuf:"bytes,5,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"`
+	// unread_private lists the private conversations with messages the user
+	// has not read, each with its read state. A channel's read state comes
+	// with its channel_joined.
+	UnreadPrivate []*ReadState `protobuf:"bytes,6,rep,name=unread_private,json=unreadPrivate,proto3" json:"unread_private,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1274,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1287,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetYou() *User {
@@ -1135,6 +1325,13 @@ func (x *Welcome) GetDeviceKey() string {
 	return ""
 }
 
+func (x *Welcome) GetUnreadPrivate() []*ReadState {
+	if x != nil {
+		return x.UnreadPrivate
+	}
+	return nil
+}
+
 // UserJoined says a user came online: its first device joined. A new session is in "general" from
 // its join: members of general add the user to it on this event, without a
 // channel_joined. A resumed session (resumed set) is followed by a
@@ -1152,7 +1349,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1361,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1374,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UserJoined) GetUser() *User {
@@ -1195,8 +1392,8 @@ func (x *UserJoined) GetResumed() bool {
 }
 
 // UserLeft says a user went offline: its last device left, for reason. The
-// user is no longer in any channel's
-// member list either; no channel_left is sent for that.
+// user is no longer in any channel's member list either; no channel_left
+// is sent for that.
 type UserLeft struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user is who left.
@@ -1209,7 +1406,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1418,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1431,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UserLeft) GetUser() *User {
@@ -1274,7 +1471,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1483,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1496,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Message) GetId() string {
@@ -1356,14 +1553,17 @@ type ChannelJoined struct {
 	Members []*User `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
 	// history_count is set only when user is you: how many history messages
 	// follow this event, before the channel's live messages.
-	HistoryCount  uint32 `protobuf:"varint,4,opt,name=history_count,json=historyCount,proto3" json:"history_count,omitempty"`
+	HistoryCount uint32 `protobuf:"varint,4,opt,name=history_count,json=historyCount,proto3" json:"history_count,omitempty"`
+	// read is set only when user is you: the user's read state in the
+	// channel. On entering a channel, everything before is read.
+	Read          *ReadState `protobuf:"bytes,5,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChannelJoined) Reset() {
 	*x = ChannelJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1575,7 @@ func (x *ChannelJoined) String() string {
 func (*ChannelJoined) ProtoMessage() {}
 
 func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1588,7 @@ func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelJoined.ProtoReflect.Descriptor instead.
 func (*ChannelJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChannelJoined) GetChannel() string {
@@ -1419,6 +1619,13 @@ func (x *ChannelJoined) GetHistoryCount() uint32 {
 	return 0
 }
 
+func (x *ChannelJoined) GetRead() *ReadState {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
 // ChannelLeft says a user left a channel by leave_channel.
 type ChannelLeft struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1432,7 +1639,7 @@ type ChannelLeft struct {
 
 func (x *ChannelLeft) Reset() {
 	*x = ChannelLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1651,7 @@ func (x *ChannelLeft) String() string {
 func (*ChannelLeft) ProtoMessage() {}
 
 func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1664,7 @@ func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelLeft.ProtoReflect.Descriptor instead.
 func (*ChannelLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChannelLeft) GetChannel() string {
@@ -1480,14 +1687,18 @@ type Channel struct {
 	// name is the channel's name as its creator wrote it.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// member_count is how many users online are in it.
-	MemberCount   uint32 `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	MemberCount uint32 `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	// unread is, in a channel_list on a Chat stream, how many messages of
+	// the channel the user has not read (0 for a channel the user is not
+	// in); 0 in a ListChannels answer, which is nobody's.
+	Unread        uint32 `protobuf:"varint,3,opt,name=unread,proto3" json:"unread,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1710,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1723,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Channel) GetName() string {
@@ -1525,6 +1736,13 @@ func (x *Channel) GetName() string {
 func (x *Channel) GetMemberCount() uint32 {
 	if x != nil {
 		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *Channel) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
 	}
 	return 0
 }
@@ -1542,7 +1760,7 @@ type ChannelList struct {
 
 func (x *ChannelList) Reset() {
 	*x = ChannelList{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1772,7 @@ func (x *ChannelList) String() string {
 func (*ChannelList) ProtoMessage() {}
 
 func (x *ChannelList) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1785,7 @@ func (x *ChannelList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelList.ProtoReflect.Descriptor instead.
 func (*ChannelList) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChannelList) GetClientId() string {
@@ -1600,7 +1818,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1830,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1843,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Rejected) GetClientId() string {
@@ -1658,7 +1876,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1888,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1901,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 // ListUsersResponse lists who is online.
@@ -1697,7 +1915,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1927,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1940,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1741,7 +1959,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1971,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1984,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 // ListChannelsResponse lists every channel.
@@ -1780,7 +1998,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2010,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2023,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -1840,7 +2058,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2070,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2083,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HistoryRequest) GetChannel() string {
@@ -1918,7 +2136,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2148,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2161,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HistoryResponse) GetMessages() []*ChatResponse {
@@ -1964,7 +2182,7 @@ var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x03\n" +
 	"\vChatRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\x04join\x18\x02 \x01(\v2\r.chat.v1.JoinH\x00R\x04join\x12*\n" +
@@ -1972,7 +2190,8 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x05leave\x18\x04 \x01(\v2\x0e.chat.v1.LeaveH\x00R\x05leave\x129\n" +
 	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
 	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
-	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannelsB\b\n" +
+	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannels\x120\n" +
+	"\tmark_read\x18\b \x01(\v2\x11.chat.v1.MarkReadH\x00R\bmarkReadB\b\n" +
 	"\x06action\"\xc5\x01\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
@@ -1992,7 +2211,12 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"(\n" +
 	"\fLeaveChannel\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"\x0e\n" +
-	"\fListChannels\"\xc9\x04\n" +
+	"\fListChannels\"W\n" +
+	"\bMarkRead\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04with\x18\x02 \x01(\tR\x04with\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\"\xf3\x04\n" +
 	"\fChatResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
@@ -2007,20 +2231,28 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x0echannel_joined\x18\x0f \x01(\v2\x16.chat.v1.ChannelJoinedH\x00R\rchannelJoined\x129\n" +
 	"\fchannel_left\x18\x10 \x01(\v2\x14.chat.v1.ChannelLeftH\x00R\vchannelLeft\x129\n" +
 	"\fchannel_list\x18\x11 \x01(\v2\x14.chat.v1.ChannelListH\x00R\vchannelList\x12&\n" +
-	"\x05batch\x18\x12 \x01(\v2\x0e.chat.v1.BatchH\x00R\x05batchB\a\n" +
-	"\x05event\"6\n" +
+	"\x05batch\x18\x12 \x01(\v2\x0e.chat.v1.BatchH\x00R\x05batch\x12(\n" +
+	"\x04read\x18\x13 \x01(\v2\x12.chat.v1.ReadStateH\x00R\x04readB\a\n" +
+	"\x05event\"s\n" +
+	"\tReadState\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04with\x18\x02 \x01(\tR\x04with\x12 \n" +
+	"\flast_read_id\x18\x03 \x01(\tR\n" +
+	"lastReadId\x12\x16\n" +
+	"\x06unread\x18\x04 \x01(\rR\x06unread\"6\n" +
 	"\x05Batch\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\x06events\"[\n" +
 	"\x04User\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x127\n" +
-	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\xcd\x01\n" +
+	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\"\x88\x02\n" +
 	"\aWelcome\x12\x1f\n" +
 	"\x03you\x18\x01 \x01(\v2\r.chat.v1.UserR\x03you\x120\n" +
 	"\fonline_users\x18\x02 \x03(\v2\r.chat.v1.UserR\vonlineUsers\x12!\n" +
 	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x12-\n" +
 	"\brecovery\x18\x04 \x01(\x0e2\x11.chat.v1.RecoveryR\brecovery\x12\x1d\n" +
 	"\n" +
-	"device_key\x18\x05 \x01(\tR\tdeviceKey\"I\n" +
+	"device_key\x18\x05 \x01(\tR\tdeviceKey\x129\n" +
+	"\x0eunread_private\x18\x06 \x03(\v2\x12.chat.v1.ReadStateR\runreadPrivate\"I\n" +
 	"\n" +
 	"UserJoined\x12!\n" +
 	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12\x18\n" +
@@ -2034,18 +2266,20 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1b\n" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\x18\n" +
 	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1c\n" +
-	"\trecipient\x18\x06 \x01(\tR\trecipient\"\x9a\x01\n" +
+	"\trecipient\x18\x06 \x01(\tR\trecipient\"\xc2\x01\n" +
 	"\rChannelJoined\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
 	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\x12'\n" +
 	"\amembers\x18\x03 \x03(\v2\r.chat.v1.UserR\amembers\x12#\n" +
-	"\rhistory_count\x18\x04 \x01(\rR\fhistoryCount\"J\n" +
+	"\rhistory_count\x18\x04 \x01(\rR\fhistoryCount\x12&\n" +
+	"\x04read\x18\x05 \x01(\v2\x12.chat.v1.ReadStateR\x04read\"J\n" +
 	"\vChannelLeft\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
-	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\"@\n" +
+	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\"X\n" +
 	"\aChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
-	"\fmember_count\x18\x02 \x01(\rR\vmemberCount\"X\n" +
+	"\fmember_count\x18\x02 \x01(\rR\vmemberCount\x12\x16\n" +
+	"\x06unread\x18\x03 \x01(\rR\x06unread\"X\n" +
 	"\vChannelList\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12,\n" +
 	"\bchannels\x18\x02 \x03(\v2\x10.chat.v1.ChannelR\bchannels\"S\n" +
@@ -2097,7 +2331,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
@@ -2108,25 +2342,27 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*JoinChannel)(nil),           // 6: chat.v1.JoinChannel
 	(*LeaveChannel)(nil),          // 7: chat.v1.LeaveChannel
 	(*ListChannels)(nil),          // 8: chat.v1.ListChannels
-	(*ChatResponse)(nil),          // 9: chat.v1.ChatResponse
-	(*Batch)(nil),                 // 10: chat.v1.Batch
-	(*User)(nil),                  // 11: chat.v1.User
-	(*Welcome)(nil),               // 12: chat.v1.Welcome
-	(*UserJoined)(nil),            // 13: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 14: chat.v1.UserLeft
-	(*Message)(nil),               // 15: chat.v1.Message
-	(*ChannelJoined)(nil),         // 16: chat.v1.ChannelJoined
-	(*ChannelLeft)(nil),           // 17: chat.v1.ChannelLeft
-	(*Channel)(nil),               // 18: chat.v1.Channel
-	(*ChannelList)(nil),           // 19: chat.v1.ChannelList
-	(*Rejected)(nil),              // 20: chat.v1.Rejected
-	(*ListUsersRequest)(nil),      // 21: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 22: chat.v1.ListUsersResponse
-	(*ListChannelsRequest)(nil),   // 23: chat.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),  // 24: chat.v1.ListChannelsResponse
-	(*HistoryRequest)(nil),        // 25: chat.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 26: chat.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*MarkRead)(nil),              // 9: chat.v1.MarkRead
+	(*ChatResponse)(nil),          // 10: chat.v1.ChatResponse
+	(*ReadState)(nil),             // 11: chat.v1.ReadState
+	(*Batch)(nil),                 // 12: chat.v1.Batch
+	(*User)(nil),                  // 13: chat.v1.User
+	(*Welcome)(nil),               // 14: chat.v1.Welcome
+	(*UserJoined)(nil),            // 15: chat.v1.UserJoined
+	(*UserLeft)(nil),              // 16: chat.v1.UserLeft
+	(*Message)(nil),               // 17: chat.v1.Message
+	(*ChannelJoined)(nil),         // 18: chat.v1.ChannelJoined
+	(*ChannelLeft)(nil),           // 19: chat.v1.ChannelLeft
+	(*Channel)(nil),               // 20: chat.v1.Channel
+	(*ChannelList)(nil),           // 21: chat.v1.ChannelList
+	(*Rejected)(nil),              // 22: chat.v1.Rejected
+	(*ListUsersRequest)(nil),      // 23: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 24: chat.v1.ListUsersResponse
+	(*ListChannelsRequest)(nil),   // 25: chat.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),  // 26: chat.v1.ListChannelsResponse
+	(*HistoryRequest)(nil),        // 27: chat.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 28: chat.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
@@ -2135,44 +2371,48 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	6,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
 	7,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
 	8,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
-	27, // 6: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
-	12, // 7: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
-	13, // 8: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
-	14, // 9: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
-	15, // 10: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
-	20, // 11: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
-	16, // 12: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
-	17, // 13: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
-	19, // 14: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
-	10, // 15: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
-	9,  // 16: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
-	27, // 17: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
-	11, // 18: chat.v1.Welcome.you:type_name -> chat.v1.User
-	11, // 19: chat.v1.Welcome.online_users:type_name -> chat.v1.User
-	0,  // 20: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
-	11, // 21: chat.v1.UserJoined.user:type_name -> chat.v1.User
-	11, // 22: chat.v1.UserLeft.user:type_name -> chat.v1.User
-	1,  // 23: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
-	11, // 24: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
-	11, // 25: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
-	11, // 26: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
-	18, // 27: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
-	11, // 28: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
-	18, // 29: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
-	9,  // 30: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
-	2,  // 31: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	21, // 32: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	23, // 33: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
-	25, // 34: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
-	9,  // 35: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	22, // 36: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	24, // 37: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	26, // 38: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
-	35, // [35:39] is the sub-list for method output_type
-	31, // [31:35] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	9,  // 6: chat.v1.ChatRequest.mark_read:type_name -> chat.v1.MarkRead
+	29, // 7: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	14, // 8: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
+	15, // 9: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
+	16, // 10: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
+	17, // 11: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
+	22, // 12: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
+	18, // 13: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
+	19, // 14: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
+	21, // 15: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
+	12, // 16: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
+	11, // 17: chat.v1.ChatResponse.read:type_name -> chat.v1.ReadState
+	10, // 18: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
+	29, // 19: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	13, // 20: chat.v1.Welcome.you:type_name -> chat.v1.User
+	13, // 21: chat.v1.Welcome.online_users:type_name -> chat.v1.User
+	0,  // 22: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
+	11, // 23: chat.v1.Welcome.unread_private:type_name -> chat.v1.ReadState
+	13, // 24: chat.v1.UserJoined.user:type_name -> chat.v1.User
+	13, // 25: chat.v1.UserLeft.user:type_name -> chat.v1.User
+	1,  // 26: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
+	13, // 27: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
+	13, // 28: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
+	11, // 29: chat.v1.ChannelJoined.read:type_name -> chat.v1.ReadState
+	13, // 30: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
+	20, // 31: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
+	13, // 32: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
+	20, // 33: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
+	10, // 34: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
+	2,  // 35: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	23, // 36: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	25, // 37: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	27, // 38: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
+	10, // 39: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	24, // 40: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	26, // 41: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	28, // 42: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
+	39, // [39:43] is the sub-list for method output_type
+	35, // [35:39] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2187,8 +2427,9 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatRequest_JoinChannel)(nil),
 		(*ChatRequest_LeaveChannel)(nil),
 		(*ChatRequest_ListChannels)(nil),
+		(*ChatRequest_MarkRead)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[7].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[8].OneofWrappers = []any{
 		(*ChatResponse_Welcome)(nil),
 		(*ChatResponse_UserJoined)(nil),
 		(*ChatResponse_UserLeft)(nil),
@@ -2198,6 +2439,7 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatResponse_ChannelLeft)(nil),
 		(*ChatResponse_ChannelList)(nil),
 		(*ChatResponse_Batch)(nil),
+		(*ChatResponse_Read)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2205,7 +2447,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

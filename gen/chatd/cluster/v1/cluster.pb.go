@@ -114,6 +114,7 @@ type Command struct {
 	//	*Command_LeaveChannel
 	//	*Command_Heartbeat
 	//	*Command_NodeStop
+	//	*Command_MarkRead
 	Action        isCommand_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -240,6 +241,15 @@ func (x *Command) GetNodeStop() *NodeStop {
 	return nil
 }
 
+func (x *Command) GetMarkRead() *MarkRead {
+	if x != nil {
+		if x, ok := x.Action.(*Command_MarkRead); ok {
+			return x.MarkRead
+		}
+	}
+	return nil
+}
+
 type isCommand_Action interface {
 	isCommand_Action()
 }
@@ -280,6 +290,10 @@ type Command_NodeStop struct {
 	NodeStop *NodeStop `protobuf:"bytes,16,opt,name=node_stop,json=nodeStop,proto3,oneof"`
 }
 
+type Command_MarkRead struct {
+	MarkRead *MarkRead `protobuf:"bytes,17,opt,name=mark_read,json=markRead,proto3,oneof"`
+}
+
 func (*Command_Join) isCommand_Action() {}
 
 func (*Command_Leave) isCommand_Action() {}
@@ -293,6 +307,8 @@ func (*Command_LeaveChannel) isCommand_Action() {}
 func (*Command_Heartbeat) isCommand_Action() {}
 
 func (*Command_NodeStop) isCommand_Action() {}
+
+func (*Command_MarkRead) isCommand_Action() {}
 
 // Stream names one stream of a session: the attachment that sent a command.
 // A command from a stream the session no longer has (it was dropped, or
@@ -714,6 +730,79 @@ func (x *LeaveChannel) GetChannel() string {
 	return ""
 }
 
+// MarkRead moves a user's read mark in a conversation.
+type MarkRead struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// stream is the stream that asked.
+	Stream *Stream `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// channel is the channel's name, for a channel's conversation.
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// with is the other user's name, for a private conversation.
+	With string `protobuf:"bytes,3,opt,name=with,proto3" json:"with,omitempty"`
+	// number is the number of the last message read.
+	Number        uint64 `protobuf:"varint,4,opt,name=number,proto3" json:"number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkRead) Reset() {
+	*x = MarkRead{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRead) ProtoMessage() {}
+
+func (x *MarkRead) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
+func (*MarkRead) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MarkRead) GetStream() *Stream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *MarkRead) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *MarkRead) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *MarkRead) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
 // Heartbeat says the node that appended it is alive. A node not heard from
 // for the node timeout, by the log's clock, is taken for dead and its users
 // for disconnected.
@@ -727,7 +816,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +828,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +841,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetName() string {
@@ -771,7 +860,7 @@ type NodeStop struct {
 
 func (x *NodeStop) Reset() {
 	*x = NodeStop{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +872,7 @@ func (x *NodeStop) String() string {
 func (*NodeStop) ProtoMessage() {}
 
 func (x *NodeStop) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +885,7 @@ func (x *NodeStop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStop.ProtoReflect.Descriptor instead.
 func (*NodeStop) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 // Snapshot is the chat's state after the command at seq had been applied: a
@@ -823,14 +912,16 @@ type Snapshot struct {
 	// nodes are the nodes heard from.
 	Nodes []*Node `protobuf:"bytes,9,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// settings are the settings every node of the cluster must share.
-	Settings      *Settings `protobuf:"bytes,10,opt,name=settings,proto3" json:"settings,omitempty"`
+	Settings *Settings `protobuf:"bytes,10,opt,name=settings,proto3" json:"settings,omitempty"`
+	// accounts are the users' read marks and offline inboxes, by key.
+	Accounts      []*Account `protobuf:"bytes,11,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +933,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +946,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Snapshot) GetSeq() uint64 {
@@ -928,6 +1019,180 @@ func (x *Snapshot) GetSettings() *Settings {
 	return nil
 }
 
+func (x *Snapshot) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+// Account is what the chat keeps of a user beyond its sessions: kept while
+// the user is in the chat, and with sign-in for good.
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the case-mapped username.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// name is the username as last shown.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// signed_in says a join of the user was signed in: the account outlives
+	// the user's sessions.
+	SignedIn bool `protobuf:"varint,3,opt,name=signed_in,json=signedIn,proto3" json:"signed_in,omitempty"`
+	// reads are its read marks, by conversation.
+	Reads []*ReadMark `protobuf:"bytes,4,rep,name=reads,proto3" json:"reads,omitempty"`
+	// inbox is the private messages kept for it while it was offline, as
+	// indexes into Snapshot.events.
+	Inbox         []uint32 `protobuf:"varint,5,rep,packed,name=inbox,proto3" json:"inbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Account) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Account) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Account) GetSignedIn() bool {
+	if x != nil {
+		return x.SignedIn
+	}
+	return false
+}
+
+func (x *Account) GetReads() []*ReadMark {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+func (x *Account) GetInbox() []uint32 {
+	if x != nil {
+		return x.Inbox
+	}
+	return nil
+}
+
+// ReadMark is a user's read mark in one conversation.
+type ReadMark struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// conv is "#" and a channel's key, or "@" and the other user's key.
+	Conv string `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	// name is the channel's or the other user's name as shown.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// number is the number of the last message read (its id's).
+	Number uint64 `protobuf:"varint,3,opt,name=number,proto3" json:"number,omitempty"`
+	// unread is how many messages of others came after it.
+	Unread uint32 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
+	// recent are the numbers of the last private messages unread.
+	Recent        []uint64 `protobuf:"varint,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadMark) Reset() {
+	*x = ReadMark{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadMark) ProtoMessage() {}
+
+func (x *ReadMark) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadMark.ProtoReflect.Descriptor instead.
+func (*ReadMark) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReadMark) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *ReadMark) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadMark) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *ReadMark) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *ReadMark) GetRecent() []uint64 {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
 // Event is an event as sessions receive it, encoded.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -941,7 +1206,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1218,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1231,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Event) GetResponse() []byte {
@@ -1019,7 +1284,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1296,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1309,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Member) GetKey() string {
@@ -1151,7 +1416,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1428,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1441,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Channel) GetName() string {
@@ -1229,7 +1494,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1506,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1519,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Node) GetId() string {
@@ -1303,13 +1568,17 @@ type Settings struct {
 	// max_devices_per_user is --max-devices-per-user; 0 in a snapshot of a
 	// chatd before devices.
 	MaxDevicesPerUser uint32 `protobuf:"varint,10,opt,name=max_devices_per_user,json=maxDevicesPerUser,proto3" json:"max_devices_per_user,omitempty"`
+	// offline_inbox is --offline-inbox; 0 in a snapshot of a chatd before it.
+	OfflineInbox uint32 `protobuf:"varint,11,opt,name=offline_inbox,json=offlineInbox,proto3" json:"offline_inbox,omitempty"`
+	// offline_inbox_bytes is --offline-inbox-bytes.
+	OfflineInboxBytes uint32 `protobuf:"varint,12,opt,name=offline_inbox_bytes,json=offlineInboxBytes,proto3" json:"offline_inbox_bytes,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1590,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1603,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Settings) GetMaxSessions() uint32 {
@@ -1407,11 +1676,25 @@ func (x *Settings) GetMaxDevicesPerUser() uint32 {
 	return 0
 }
 
+func (x *Settings) GetOfflineInbox() uint32 {
+	if x != nil {
+		return x.OfflineInbox
+	}
+	return 0
+}
+
+func (x *Settings) GetOfflineInboxBytes() uint32 {
+	if x != nil {
+		return x.OfflineInboxBytes
+	}
+	return 0
+}
+
 var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x04\n" +
+	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x04\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x127\n" +
@@ -1423,7 +1706,8 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\fjoin_channel\x18\r \x01(\v2\x1d.chatd.cluster.v1.JoinChannelH\x00R\vjoinChannel\x12E\n" +
 	"\rleave_channel\x18\x0e \x01(\v2\x1e.chatd.cluster.v1.LeaveChannelH\x00R\fleaveChannel\x12;\n" +
 	"\theartbeat\x18\x0f \x01(\v2\x1b.chatd.cluster.v1.HeartbeatH\x00R\theartbeat\x129\n" +
-	"\tnode_stop\x18\x10 \x01(\v2\x1a.chatd.cluster.v1.NodeStopH\x00R\bnodeStopB\b\n" +
+	"\tnode_stop\x18\x10 \x01(\v2\x1a.chatd.cluster.v1.NodeStopH\x00R\bnodeStop\x129\n" +
+	"\tmark_read\x18\x11 \x01(\v2\x1a.chatd.cluster.v1.MarkReadH\x00R\bmarkReadB\b\n" +
 	"\x06action\";\n" +
 	"\x06Stream\x12\x19\n" +
 	"\buser_key\x18\x01 \x01(\tR\auserKey\x12\x16\n" +
@@ -1455,11 +1739,16 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\achannel\x18\x02 \x01(\tR\achannel\"Z\n" +
 	"\fLeaveChannel\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
-	"\achannel\x18\x02 \x01(\tR\achannel\"\x1f\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\"\x82\x01\n" +
+	"\bMarkRead\x120\n" +
+	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x12\n" +
+	"\x04with\x18\x03 \x01(\tR\x04with\x12\x16\n" +
+	"\x06number\x18\x04 \x01(\x04R\x06number\"\x1f\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\n" +
 	"\n" +
-	"\bNodeStop\"\xc1\x03\n" +
+	"\bNodeStop\"\xf8\x03\n" +
 	"\bSnapshot\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x129\n" +
@@ -1472,7 +1761,20 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\bchannels\x18\b \x03(\v2\x19.chatd.cluster.v1.ChannelR\bchannels\x12,\n" +
 	"\x05nodes\x18\t \x03(\v2\x16.chatd.cluster.v1.NodeR\x05nodes\x126\n" +
 	"\bsettings\x18\n" +
-	" \x01(\v2\x1a.chatd.cluster.v1.SettingsR\bsettings\"=\n" +
+	" \x01(\v2\x1a.chatd.cluster.v1.SettingsR\bsettings\x125\n" +
+	"\baccounts\x18\v \x03(\v2\x19.chatd.cluster.v1.AccountR\baccounts\"\x94\x01\n" +
+	"\aAccount\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\tsigned_in\x18\x03 \x01(\bR\bsignedIn\x120\n" +
+	"\x05reads\x18\x04 \x03(\v2\x1a.chatd.cluster.v1.ReadMarkR\x05reads\x12\x14\n" +
+	"\x05inbox\x18\x05 \x03(\rR\x05inbox\"z\n" +
+	"\bReadMark\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06number\x18\x03 \x01(\x04R\x06number\x12\x16\n" +
+	"\x06unread\x18\x04 \x01(\rR\x06unread\x12\x16\n" +
+	"\x06recent\x18\x05 \x03(\x04R\x06recent\"=\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12\x18\n" +
 	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xf5\x02\n" +
@@ -1504,7 +1806,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
-	"last_heard\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\"\xa1\x03\n" +
+	"last_heard\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\"\xf6\x03\n" +
 	"\bSettings\x12!\n" +
 	"\fmax_sessions\x18\x01 \x01(\rR\vmaxSessions\x12!\n" +
 	"\fmax_channels\x18\x02 \x01(\rR\vmaxChannels\x121\n" +
@@ -1516,7 +1818,9 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x0fresume_grace_ms\x18\b \x01(\x04R\rresumeGraceMs\x12&\n" +
 	"\x0fnode_timeout_ms\x18\t \x01(\x04R\rnodeTimeoutMs\x12/\n" +
 	"\x14max_devices_per_user\x18\n" +
-	" \x01(\rR\x11maxDevicesPerUser*t\n" +
+	" \x01(\rR\x11maxDevicesPerUser\x12#\n" +
+	"\roffline_inbox\x18\v \x01(\rR\fofflineInbox\x12.\n" +
+	"\x13offline_inbox_bytes\x18\f \x01(\rR\x11offlineInboxBytes*t\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MEMBER_STATE_ONLINE\x10\x01\x12\x15\n" +
@@ -1536,7 +1840,7 @@ func file_chatd_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(MemberState)(0),              // 0: chatd.cluster.v1.MemberState
 	(*Command)(nil),               // 1: chatd.cluster.v1.Command
@@ -1546,49 +1850,56 @@ var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(*Send)(nil),                  // 5: chatd.cluster.v1.Send
 	(*JoinChannel)(nil),           // 6: chatd.cluster.v1.JoinChannel
 	(*LeaveChannel)(nil),          // 7: chatd.cluster.v1.LeaveChannel
-	(*Heartbeat)(nil),             // 8: chatd.cluster.v1.Heartbeat
-	(*NodeStop)(nil),              // 9: chatd.cluster.v1.NodeStop
-	(*Snapshot)(nil),              // 10: chatd.cluster.v1.Snapshot
-	(*Event)(nil),                 // 11: chatd.cluster.v1.Event
-	(*Member)(nil),                // 12: chatd.cluster.v1.Member
-	(*Channel)(nil),               // 13: chatd.cluster.v1.Channel
-	(*Node)(nil),                  // 14: chatd.cluster.v1.Node
-	(*Settings)(nil),              // 15: chatd.cluster.v1.Settings
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(v1.LeaveReason)(0),           // 17: chat.v1.LeaveReason
-	(*v1.User)(nil),               // 18: chat.v1.User
+	(*MarkRead)(nil),              // 8: chatd.cluster.v1.MarkRead
+	(*Heartbeat)(nil),             // 9: chatd.cluster.v1.Heartbeat
+	(*NodeStop)(nil),              // 10: chatd.cluster.v1.NodeStop
+	(*Snapshot)(nil),              // 11: chatd.cluster.v1.Snapshot
+	(*Account)(nil),               // 12: chatd.cluster.v1.Account
+	(*ReadMark)(nil),              // 13: chatd.cluster.v1.ReadMark
+	(*Event)(nil),                 // 14: chatd.cluster.v1.Event
+	(*Member)(nil),                // 15: chatd.cluster.v1.Member
+	(*Channel)(nil),               // 16: chatd.cluster.v1.Channel
+	(*Node)(nil),                  // 17: chatd.cluster.v1.Node
+	(*Settings)(nil),              // 18: chatd.cluster.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(v1.LeaveReason)(0),           // 20: chat.v1.LeaveReason
+	(*v1.User)(nil),               // 21: chat.v1.User
 }
 var file_chatd_cluster_v1_cluster_proto_depIdxs = []int32{
-	16, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
+	19, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
 	4,  // 2: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
 	5,  // 3: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
 	6,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
 	7,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
-	8,  // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
-	9,  // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
-	2,  // 8: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
-	17, // 9: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
-	2,  // 10: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 11: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 12: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
-	16, // 13: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
-	16, // 14: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
-	11, // 15: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
-	12, // 16: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
-	13, // 17: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
-	14, // 18: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
-	15, // 19: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
-	18, // 20: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
-	0,  // 21: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
-	16, // 22: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
-	16, // 23: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
-	16, // 24: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	9,  // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
+	10, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
+	8,  // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
+	2,  // 9: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
+	20, // 10: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
+	2,  // 11: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 12: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 13: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 14: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
+	19, // 15: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
+	19, // 16: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
+	14, // 17: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
+	15, // 18: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
+	16, // 19: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
+	17, // 20: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
+	18, // 21: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
+	12, // 22: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
+	13, // 23: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
+	21, // 24: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
+	0,  // 25: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
+	19, // 26: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
+	19, // 27: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
+	19, // 28: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_chatd_cluster_v1_cluster_proto_init() }
@@ -1604,6 +1915,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 		(*Command_LeaveChannel)(nil),
 		(*Command_Heartbeat)(nil),
 		(*Command_NodeStop)(nil),
+		(*Command_MarkRead)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1611,7 +1923,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_cluster_v1_cluster_proto_rawDesc), len(file_chatd_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -18,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEingIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiPwoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCSIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyLTAwoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAQgcKBWV2ZW50Ii4KBUJhdGNoEiUKBmV2ZW50cxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlIkcKBFVzZXISEAoIdXNlcm5hbWUYASABKAkSLQoJam9pbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoHV2VsY29tZRIaCgN5b3UYASABKAsyDS5jaGF0LnYxLlVzZXISIwoMb25saW5lX3VzZXJzGAIgAygLMg0uY2hhdC52MS5Vc2VyEhQKDHJlc3VtZV90b2tlbhgDIAEoCRIjCghyZWNvdmVyeRgEIAEoDjIRLmNoYXQudjEuUmVjb3ZlcnkSEgoKZGV2aWNlX2tleRgFIAEoCSI6CgpVc2VySm9pbmVkEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDwoHcmVzdW1lZBgCIAEoCCJNCghVc2VyTGVmdBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEiQKBnJlYXNvbhgCIAEoDjIULmNoYXQudjEuTGVhdmVSZWFzb24iagoHTWVzc2FnZRIKCgJpZBgBIAEoCRIOCgZzZW5kZXIYAiABKAkSDAoEdGV4dBgDIAEoCRIRCgljbGllbnRfaWQYBCABKAkSDwoHY2hhbm5lbBgFIAEoCRIRCglyZWNpcGllbnQYBiABKAkidAoNQ2hhbm5lbEpvaW5lZBIPCgdjaGFubmVsGAEgASgJEhsKBHVzZXIYAiABKAsyDS5jaGF0LnYxLlVzZXISHgoHbWVtYmVycxgDIAMoCzINLmNoYXQudjEuVXNlchIVCg1oaXN0b3J5X2NvdW50GAQgASgNIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciItCgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNIkQKC0NoYW5uZWxMaXN0EhEKCWNsaWVudF9pZBgBIAEoCRIiCghjaGFubmVscxgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CghSZWplY3RlZBIRCgljbGllbnRfaWQYASABKAkSDAoEY29kZRgCIAEoBRIOCgZyZWFzb24YAyABKAkiEgoQTGlzdFVzZXJzUmVxdWVzdCIxChFMaXN0VXNlcnNSZXNwb25zZRIcCgV1c2VycxgBIAMoCzINLmNoYXQudjEuVXNlciIVChNMaXN0Q2hhbm5lbHNSZXF1ZXN0IjoKFExpc3RDaGFubmVsc1Jlc3BvbnNlEiIKCGNoYW5uZWxzGAEgAygLMhAuY2hhdC52MS5DaGFubmVsImcKDkhpc3RvcnlSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEd2l0aBgCIAEoCRIRCgliZWZvcmVfaWQYAyABKAkSDQoFbGltaXQYBCABKA0SFAoMcmVzdW1lX3Rva2VuGAUgASgJIkgKD0hpc3RvcnlSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlEgwKBG1vcmUYAiABKAgqVAoIUmVjb3ZlcnkSGAoUUkVDT1ZFUllfVU5TUEVDSUZJRUQQABIVChFSRUNPVkVSWV9DT01QTEVURRABEhcKE1JFQ09WRVJZX0lOQ09NUExFVEUQAiqgAQoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTTEVBVkVfUkVBU09OX0xPR09VVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIZChVMRUFWRV9SRUFTT05fVE9PX1NMT1cQAxIgChxMRUFWRV9SRUFTT05fU0VSVkVSX1NIVVRET1dOEAQylQIKC0NoYXRTZXJ2aWNlEjcKBENoYXQSFC5jaGF0LnYxLkNoYXRSZXF1ZXN0GhUuY2hhdC52MS5DaGF0UmVzcG9uc2UoATABEkIKCUxpc3RVc2VycxIZLmNoYXQudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmNoYXQudjEuTGlzdFVzZXJzUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRI8CgdIaXN0b3J5EhcuY2hhdC52MS5IaXN0b3J5UmVxdWVzdBoYLmNoYXQudjEuSGlzdG9yeVJlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEixgIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAQggKBmFjdGlvbiKAAQoESm9pbhIQCgh1c2VybmFtZRgBIAEoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkSEAoIbGFzdF9zZXEYAyABKAQSEgoKYXV0aF90b2tlbhgEIAEoCRIWCg5hY2NlcHRfYmF0Y2hlcxgFIAEoCBISCgpkZXZpY2Vfa2V5GAYgASgJIj8KC1NlbmRNZXNzYWdlEgwKBHRleHQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIRCglyZWNpcGllbnQYAyABKAkiBwoFTGVhdmUiHgoLSm9pbkNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIfCgxMZWF2ZUNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIOCgxMaXN0Q2hhbm5lbHMiPQoITWFya1JlYWQSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhIKCm1lc3NhZ2VfaWQYAyABKAki9wMKDENoYXRSZXNwb25zZRILCgNzZXEYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHaGlzdG9yeRgDIAEoCBIjCgd3ZWxjb21lGAogASgLMhAuY2hhdC52MS5XZWxjb21lSAASKgoLdXNlcl9qb2luZWQYCyABKAsyEy5jaGF0LnYxLlVzZXJKb2luZWRIABImCgl1c2VyX2xlZnQYDCABKAsyES5jaGF0LnYxLlVzZXJMZWZ0SAASIwoHbWVzc2FnZRgNIAEoCzIQLmNoYXQudjEuTWVzc2FnZUgAEiUKCHJlamVjdGVkGA4gASgLMhEuY2hhdC52MS5SZWplY3RlZEgAEjAKDmNoYW5uZWxfam9pbmVkGA8gASgLMhYuY2hhdC52MS5DaGFubmVsSm9pbmVkSAASLAoMY2hhbm5lbF9sZWZ0GBAgASgLMhQuY2hhdC52MS5DaGFubmVsTGVmdEgAEiwKDGNoYW5uZWxfbGlzdBgRIAEoCzIULmNoYXQudjEuQ2hhbm5lbExpc3RIABIfCgViYXRjaBgSIAEoCzIOLmNoYXQudjEuQmF0Y2hIABIiCgRyZWFkGBMgASgLMhIuY2hhdC52MS5SZWFkU3RhdGVIAEIHCgVldmVudCJQCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0iLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uImoKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSEQoJcmVjaXBpZW50GAYgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIqoAEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEMpUCCgtDaGF0U2VydmljZRI3CgRDaGF0EhQuY2hhdC52MS5DaGF0UmVxdWVzdBoVLmNoYXQudjEuQ2hhdFJlc3BvbnNlKAEwARJCCglMaXN0VXNlcnMSGS5jaGF0LnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5jaGF0LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKDExpc3RDaGFubmVscxIcLmNoYXQudjEuTGlzdENoYW5uZWxzUmVxdWVzdBodLmNoYXQudjEuTGlzdENoYW5uZWxzUmVzcG9uc2USPAoHSGlzdG9yeRIXLmNoYXQudjEuSGlzdG9yeVJlcXVlc3QaGC5jaGF0LnYxLkhpc3RvcnlSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -93,6 +93,15 @@ export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
      */
     value: ListChannels;
     case: "listChannels";
+  } | {
+    /**
+     * mark_read marks a conversation read up to a message, for the user on
+     * every device: each of them gets a read event.
+     *
+     * @generated from field: chat.v1.MarkRead mark_read = 8;
+     */
+    value: MarkRead;
+    case: "markRead";
   } | { case: undefined; value?: undefined };
 };
 
@@ -321,6 +330,49 @@ export const ListChannelsSchema: GenMessage<ListChannels> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 6);
 
 /**
+ * MarkRead says the user has read a conversation up to a message: a
+ * channel's (channel set), or the private messages with another user (with
+ * set). Read marks only move forward: a message at or before the mark is
+ * no change, and nothing is sent. Otherwise every device of the user gets
+ * a read event with the new mark and what remains unread. The server keeps
+ * the mark while the user is in the chat on any device, and with sign-in
+ * for good (a restart too, on a chatd that keeps its chat on disk or in a
+ * cluster). A channel the user is not in is FAILED_PRECONDITION; an id that
+ * is no message of this chat is INVALID_ARGUMENT.
+ *
+ * @generated from message chat.v1.MarkRead
+ */
+export type MarkRead = Message$1<"chat.v1.MarkRead"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * with is the other user of a private conversation.
+   *
+   * @generated from field: string with = 2;
+   */
+  with: string;
+
+  /**
+   * message_id is the id of the last message read.
+   *
+   * @generated from field: string message_id = 3;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message chat.v1.MarkRead.
+ * Use `create(MarkReadSchema)` to create a new message.
+ */
+export const MarkReadSchema: GenMessage<MarkRead> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 7);
+
+/**
  * ChatResponse is one event pushed by the server on a Chat stream.
  *
  * @generated from message chat.v1.ChatResponse
@@ -438,6 +490,15 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
      */
     value: Batch;
     case: "batch";
+  } | {
+    /**
+     * read says the user's read mark of a conversation moved, on this
+     * device or another of the user's.
+     *
+     * @generated from field: chat.v1.ReadState read = 19;
+     */
+    value: ReadState;
+    case: "read";
   } | { case: undefined; value?: undefined };
 };
 
@@ -446,7 +507,54 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
  * Use `create(ChatResponseSchema)` to create a new message.
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 7);
+  messageDesc(file_chat_v1_chat, 8);
+
+/**
+ * ReadState is where the user stands in one conversation: the last message
+ * read, and how many messages of others came after it. A message the user
+ * sends marks its conversation read up to it. unread is exact while the
+ * server still has the messages it counts: a channel's history (100 by
+ * default), the last 100 private messages from one user; past that it counts
+ * those only.
+ *
+ * @generated from message chat.v1.ReadState
+ */
+export type ReadState = Message$1<"chat.v1.ReadState"> & {
+  /**
+   * channel is the channel, for a channel's conversation.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * with is the other user, for a private conversation.
+   *
+   * @generated from field: string with = 2;
+   */
+  with: string;
+
+  /**
+   * last_read_id is the id of the last message read; empty if none.
+   *
+   * @generated from field: string last_read_id = 3;
+   */
+  lastReadId: string;
+
+  /**
+   * unread is how many messages of others came after it.
+   *
+   * @generated from field: uint32 unread = 4;
+   */
+  unread: number;
+};
+
+/**
+ * Describes the message chat.v1.ReadState.
+ * Use `create(ReadStateSchema)` to create a new message.
+ */
+export const ReadStateSchema: GenMessage<ReadState> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 9);
 
 /**
  * Batch is several events of a session, in the order they happened: read
@@ -467,7 +575,7 @@ export type Batch = Message$1<"chat.v1.Batch"> & {
  * Use `create(BatchSchema)` to create a new message.
  */
 export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 8);
+  messageDesc(file_chat_v1_chat, 10);
 
 /**
  * User is a user who is online.
@@ -495,7 +603,7 @@ export type User = Message$1<"chat.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 9);
+  messageDesc(file_chat_v1_chat, 11);
 
 /**
  * Welcome answers a successful join.
@@ -545,6 +653,15 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
    * @generated from field: string device_key = 5;
    */
   deviceKey: string;
+
+  /**
+   * unread_private lists the private conversations with messages the user
+   * has not read, each with its read state. A channel's read state comes
+   * with its channel_joined.
+   *
+   * @generated from field: repeated chat.v1.ReadState unread_private = 6;
+   */
+  unreadPrivate: ReadState[];
 };
 
 /**
@@ -552,7 +669,7 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 10);
+  messageDesc(file_chat_v1_chat, 12);
 
 /**
  * UserJoined says a user came online: its first device joined. A new session is in "general" from
@@ -584,12 +701,12 @@ export type UserJoined = Message$1<"chat.v1.UserJoined"> & {
  * Use `create(UserJoinedSchema)` to create a new message.
  */
 export const UserJoinedSchema: GenMessage<UserJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 11);
+  messageDesc(file_chat_v1_chat, 13);
 
 /**
  * UserLeft says a user went offline: its last device left, for reason. The
- * user is no longer in any channel's
- * member list either; no channel_left is sent for that.
+ * user is no longer in any channel's member list either; no channel_left
+ * is sent for that.
  *
  * @generated from message chat.v1.UserLeft
  */
@@ -614,7 +731,7 @@ export type UserLeft = Message$1<"chat.v1.UserLeft"> & {
  * Use `create(UserLeftSchema)` to create a new message.
  */
 export const UserLeftSchema: GenMessage<UserLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 12);
+  messageDesc(file_chat_v1_chat, 14);
 
 /**
  * Message is a chat message.
@@ -672,7 +789,7 @@ export type Message = Message$1<"chat.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 13);
+  messageDesc(file_chat_v1_chat, 15);
 
 /**
  * ChannelJoined says a user entered a channel.
@@ -709,6 +826,14 @@ export type ChannelJoined = Message$1<"chat.v1.ChannelJoined"> & {
    * @generated from field: uint32 history_count = 4;
    */
   historyCount: number;
+
+  /**
+   * read is set only when user is you: the user's read state in the
+   * channel. On entering a channel, everything before is read.
+   *
+   * @generated from field: chat.v1.ReadState read = 5;
+   */
+  read?: ReadState | undefined;
 };
 
 /**
@@ -716,7 +841,7 @@ export type ChannelJoined = Message$1<"chat.v1.ChannelJoined"> & {
  * Use `create(ChannelJoinedSchema)` to create a new message.
  */
 export const ChannelJoinedSchema: GenMessage<ChannelJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 14);
+  messageDesc(file_chat_v1_chat, 16);
 
 /**
  * ChannelLeft says a user left a channel by leave_channel.
@@ -744,7 +869,7 @@ export type ChannelLeft = Message$1<"chat.v1.ChannelLeft"> & {
  * Use `create(ChannelLeftSchema)` to create a new message.
  */
 export const ChannelLeftSchema: GenMessage<ChannelLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 15);
+  messageDesc(file_chat_v1_chat, 17);
 
 /**
  * Channel describes a channel.
@@ -765,6 +890,15 @@ export type Channel = Message$1<"chat.v1.Channel"> & {
    * @generated from field: uint32 member_count = 2;
    */
   memberCount: number;
+
+  /**
+   * unread is, in a channel_list on a Chat stream, how many messages of
+   * the channel the user has not read (0 for a channel the user is not
+   * in); 0 in a ListChannels answer, which is nobody's.
+   *
+   * @generated from field: uint32 unread = 3;
+   */
+  unread: number;
 };
 
 /**
@@ -772,7 +906,7 @@ export type Channel = Message$1<"chat.v1.Channel"> & {
  * Use `create(ChannelSchema)` to create a new message.
  */
 export const ChannelSchema: GenMessage<Channel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 16);
+  messageDesc(file_chat_v1_chat, 18);
 
 /**
  * ChannelList lists every channel.
@@ -800,7 +934,7 @@ export type ChannelList = Message$1<"chat.v1.ChannelList"> & {
  * Use `create(ChannelListSchema)` to create a new message.
  */
 export const ChannelListSchema: GenMessage<ChannelList> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 17);
+  messageDesc(file_chat_v1_chat, 19);
 
 /**
  * Rejected says a request was refused. The session goes on.
@@ -836,7 +970,7 @@ export type Rejected = Message$1<"chat.v1.Rejected"> & {
  * Use `create(RejectedSchema)` to create a new message.
  */
 export const RejectedSchema: GenMessage<Rejected> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 18);
+  messageDesc(file_chat_v1_chat, 20);
 
 /**
  * ListUsersRequest asks who is online.
@@ -851,7 +985,7 @@ export type ListUsersRequest = Message$1<"chat.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 19);
+  messageDesc(file_chat_v1_chat, 21);
 
 /**
  * ListUsersResponse lists who is online.
@@ -872,7 +1006,7 @@ export type ListUsersResponse = Message$1<"chat.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 20);
+  messageDesc(file_chat_v1_chat, 22);
 
 /**
  * ListChannelsRequest asks for every channel.
@@ -887,7 +1021,7 @@ export type ListChannelsRequest = Message$1<"chat.v1.ListChannelsRequest"> & {
  * Use `create(ListChannelsRequestSchema)` to create a new message.
  */
 export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 21);
+  messageDesc(file_chat_v1_chat, 23);
 
 /**
  * ListChannelsResponse lists every channel.
@@ -908,7 +1042,7 @@ export type ListChannelsResponse = Message$1<"chat.v1.ListChannelsResponse"> & {
  * Use `create(ListChannelsResponseSchema)` to create a new message.
  */
 export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 22);
+  messageDesc(file_chat_v1_chat, 24);
 
 /**
  * HistoryRequest asks for a page of a conversation's past messages. Set
@@ -963,7 +1097,7 @@ export type HistoryRequest = Message$1<"chat.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 23);
+  messageDesc(file_chat_v1_chat, 25);
 
 /**
  * HistoryResponse is a page of a conversation's past messages.
@@ -993,7 +1127,7 @@ export type HistoryResponse = Message$1<"chat.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 24);
+  messageDesc(file_chat_v1_chat, 26);
 
 /**
  * Recovery is the outcome of a resume.
