@@ -408,7 +408,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 			// With sign-in a name is someone's for good, and what is sent
 			// to them waits for them; without, anyone could take the name
 			// and read it.
-			if offline = h.accounts[key]; offline == nil || !offline.signedIn {
+			if offline = h.accounts[key]; offline == nil || !offline.signedIn || h.cfg.OfflineInbox == 0 {
 				return notOnline(name)
 			}
 			to = nil
