@@ -482,8 +482,11 @@ type SendMessage struct {
 	// (FAILED_PRECONDITION otherwise, NOT_FOUND if it does not exist).
 	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
 	// recipient is the username of the one user to send to, privately: only
-	// that user and the sender receive the message. A user who is not online
-	// is rejected with NOT_FOUND.
+	// that user and the sender receive the message, on each of their devices.
+	// A user who is not online is rejected with NOT_FOUND; with sign-in, a
+	// user who has been in the chat is not: the message is kept for them and
+	// delivered once on their next join (RESOURCE_EXHAUSTED if too many
+	// wait for them already).
 	Recipient     string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -234,8 +234,11 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
 
   /**
    * recipient is the username of the one user to send to, privately: only
-   * that user and the sender receive the message. A user who is not online
-   * is rejected with NOT_FOUND.
+   * that user and the sender receive the message, on each of their devices.
+   * A user who is not online is rejected with NOT_FOUND; with sign-in, a
+   * user who has been in the chat is not: the message is kept for them and
+   * delivered once on their next join (RESOURCE_EXHAUSTED if too many
+   * wait for them already).
    *
    * @generated from field: string recipient = 3;
    */
