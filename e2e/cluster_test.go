@@ -121,6 +121,7 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 // on whatever node.
 type member struct {
 	name    string
+	auth    string // a sign-in token, for a chatd that asks for one
 	token   string
 	lastSeq uint64
 	stream  grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
@@ -141,7 +142,7 @@ func (m *member) connect(t *testing.T, addr string) *chatv1.ChatResponse {
 	}
 	m.stream, m.cancel = stream, cancel
 	t.Cleanup(cancel)
-	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: m.lastSeq}}}); err != nil {
+	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: m.lastSeq, AuthToken: m.auth}}}); err != nil {
 		t.Fatal(err)
 	}
 	m.events, m.ended = make(chan *chatv1.ChatResponse, 4096), make(chan error, 1)
