@@ -40,6 +40,12 @@ type readMark struct {
 	recent []uint64 // private: the numbers of the last unread messages, oldest first, at most recentUnread
 }
 
+// maxPrivateMarks is how many private conversations an account keeps
+// read marks for: past it, a new one takes the place of the one read
+// longest ago, so that users writing to someone one after another cannot
+// grow what the chat keeps of them without bound.
+const maxPrivateMarks = 1000
+
 // recentUnread is how many unread private messages of one conversation a
 // read mark keeps the numbers of, so that marking one of them read leaves
 // the exact count of those after it.
@@ -65,6 +71,9 @@ func (h *hub) accountLocked(key, name string) *account {
 func (acct *account) mark(conv, name string, num uint64) *readMark {
 	mk := acct.reads[conv]
 	if mk == nil {
+		if conv[0] == '@' {
+			acct.makeRoom()
+		}
 		mk = &readMark{num: num}
 		acct.reads[conv] = mk
 	}
@@ -72,7 +81,26 @@ func (acct *account) mark(conv, name string, num uint64) *readMark {
 	return mk
 }
 
-// state describes mk for a client.
+// makeRoom drops the private read mark read longest ago if acct has
+// maxPrivateMarks of them.
+func (acct *account) makeRoom() {
+	n, oldest := 0, ""
+	for conv, mk := range acct.reads {
+		if conv[0] != '@' {
+			continue
+		}
+		n++
+		// Ties broken by conversation, so that every node drops the same.
+		if o := acct.reads[oldest]; oldest == "" || mk.num < o.num || mk.num == o.num && conv < oldest {
+			oldest = conv
+		}
+	}
+	if n >= maxPrivateMarks {
+		delete(acct.reads, oldest)
+	}
+}
+
+// readState describes mk for a client.
 func (h *hub) readState(mk *readMark, ch *channel, with string) *chatv1.ReadState {
 	rs := &chatv1.ReadState{With: with, Unread: mk.unread}
 	if ch != nil {

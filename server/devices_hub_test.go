@@ -21,6 +21,17 @@ func mustJoinDevice(t *testing.T, h *server.Hub, s *server.Stream, welcome *chat
 	return d
 }
 
+// mustJoinDeviceWelcome is mustJoinDevice, returning the new device's
+// welcome.
+func mustJoinDeviceWelcome(t *testing.T, h *server.Hub, s *server.Stream, welcome *chatv1.ChatResponse) *chatv1.ChatResponse {
+	t.Helper()
+	d, err := h.JoinDevice(t.Context(), s.User().GetUsername(), welcome.GetWelcome().GetDeviceKey())
+	if err != nil {
+		t.Fatalf("JoinDevice(%s) = %v; want success", s.User().GetUsername(), err)
+	}
+	return queued(d)[0]
+}
+
 // A device that stops reading is dropped alone: its user stays online on
 // the others, which go on with no gap, and nobody is told anything.
 func TestHubSlowDeviceDroppedAlone(t *testing.T) {
