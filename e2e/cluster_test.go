@@ -122,6 +122,7 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 type member struct {
 	name    string
 	auth    string // a sign-in token, for a chatd that asks for one
+	device  string // a device key: joins as another device of the user
 	token   string
 	lastSeq uint64
 	stream  grpc.BidiStreamingClient[chatv1.ChatRequest, chatv1.ChatResponse]
@@ -142,7 +143,7 @@ func (m *member) connect(t *testing.T, addr string) *chatv1.ChatResponse {
 	}
 	m.stream, m.cancel = stream, cancel
 	t.Cleanup(cancel)
-	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: m.lastSeq, AuthToken: m.auth}}}); err != nil {
+	if err := stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Username: m.name, ResumeToken: m.token, LastSeq: m.lastSeq, AuthToken: m.auth, DeviceKey: m.device}}}); err != nil {
 		t.Fatal(err)
 	}
 	m.events, m.ended = make(chan *chatv1.ChatResponse, 4096), make(chan error, 1)
@@ -292,7 +293,9 @@ func TestClusterOfThreeNodes(t *testing.T) {
 // TestClusterRollingRestart SIGTERMs one node of three while its users and
 // others talk: its users reconnect to another node and resume complete;
 // every user gets every message exactly once, in one order, and nobody
-// sees anyone leave or join.
+// sees anyone leave or join. The users of the node that restarts each have
+// a second device on another node, which goes on through it all: every
+// device gets every message too.
 func TestClusterRollingRestart(t *testing.T) {
 	t.Parallel()
 	nats := startNATS(t)
@@ -303,9 +306,10 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	const perNode = 2
 	var users []*member
+	keys := map[string]string{}
 	for i := range 3 * perNode {
 		u := &member{name: fmt.Sprintf("user%d", i)}
-		u.connect(t, addrs[i%3])
+		keys[u.name] = u.connect(t, addrs[i%3]).GetWelcome().GetDeviceKey()
 		users = append(users, u)
 	}
 	// Everyone reads up to the last join.
@@ -315,6 +319,16 @@ func TestClusterRollingRestart(t *testing.T) {
 			return ev.GetUserJoined().GetUser().GetUsername() == last || u.name == last && ev.GetChannelJoined() != nil
 		})
 	}
+	receivers := slices.Clone(users)
+	for i, u := range users {
+		if i%3 != 0 {
+			continue
+		}
+		d := &member{name: u.name, device: keys[u.name]}
+		d.connect(t, addrs[1])
+		d.until(t, func(ev *chatv1.ChatResponse) bool { return ev.GetChannelJoined() != nil })
+		receivers = append(receivers, d)
+	}
 
 	// users on node 2 and 3 send, one message each in turn, while node 1
 	// restarts.
@@ -322,7 +336,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	var sent []string
 	var received sync.Map // name: []string
 	var wg sync.WaitGroup
-	for _, u := range users {
+	for i, u := range receivers {
 		wg.Go(func() {
 			var got []string
 			for len(got) < rounds*2*perNode {
@@ -359,7 +373,7 @@ func TestClusterRollingRestart(t *testing.T) {
 					return
 				}
 			}
-			received.Store(u.name, got)
+			received.Store(fmt.Sprint(u.name, " on device ", i), got)
 		})
 	}
 	for r := range rounds {
