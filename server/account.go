@@ -26,7 +26,7 @@ type account struct {
 	key, name string // the user's key, and its name as last shown
 	signedIn  bool   // a join of the user was signed in: kept for good
 
-	reads map[string]*readMark // by conversation: channelMark, privateMark
+	reads map[string]*readMark // by conversation: channelConv, privateMark
 
 	inbox      []*event // private messages sent while it was offline, oldest first
 	inboxBytes int      // what inbox's events take
@@ -51,7 +51,8 @@ const maxPrivateMarks = 1000
 // the exact count of those after it.
 const recentUnread = 100
 
-func channelMark(chKey string) string   { return "#" + chKey }
+// privateMark names, among a user's read marks, its private conversation
+// with the user of key userKey (a channel's is channelConv's name).
 func privateMark(userKey string) string { return "@" + userKey }
 
 // accountLocked returns the account of the user with key, made if there
@@ -115,7 +116,7 @@ func (h *hub) readState(mk *readMark, ch *channel, with string) *chatv1.ReadStat
 // channelReadLocked is per's read state in ch, which per is in. Lock must
 // be held.
 func (h *hub) channelReadLocked(per *person, ch *channel) *chatv1.ReadState {
-	return h.readState(per.acct.mark(channelMark(ch.key), ch.name, h.msgs), ch, "")
+	return h.readState(per.acct.mark(channelConv(ch.key), ch.name, h.msgs), ch, "")
 }
 
 // unreadPrivateLocked lists acct's private conversations with unread
@@ -140,7 +141,7 @@ func (h *hub) unreadPrivateLocked(acct *account) []*chatv1.ReadState {
 // member but from, for whom the channel is read up to it. Lock must be
 // held.
 func (h *hub) readChannelLocked(ch *channel, from *person, num uint64) {
-	conv := channelMark(ch.key)
+	conv := channelConv(ch.key)
 	for _, per := range ch.members {
 		mk := per.acct.mark(conv, ch.name, num-1)
 		if per == from {
@@ -189,7 +190,7 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 		if ch == nil || !per.in(ch) {
 			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", name)}
 		}
-		mk := per.acct.mark(channelMark(key), ch.name, h.msgs)
+		mk := per.acct.mark(channelConv(key), ch.name, h.msgs)
 		if num <= mk.num {
 			return nil
 		}

@@ -65,7 +65,7 @@ func (h *hub) enterLocked(per *person, ch *channel) {
 	per.channels = append(per.channels, ch)
 	// Whoever enters a channel has read what came before: its history is
 	// shown as that.
-	mk := per.acct.mark(channelMark(ch.key), ch.name, h.msgs)
+	mk := per.acct.mark(channelConv(ch.key), ch.name, h.msgs)
 	mk.num, mk.unread = h.msgs, 0
 	if per.listed {
 		ch.online++
@@ -80,7 +80,7 @@ func (h *hub) exitLocked(per *person, ch *channel) {
 		ch.online--
 	}
 	ch.remove(per, h.now)
-	delete(per.acct.reads, channelMark(ch.key))
+	delete(per.acct.reads, channelConv(ch.key))
 	for i, c := range per.channels {
 		if c == ch {
 			per.channels = slices.Delete(per.channels, i, i+1)

@@ -494,7 +494,7 @@ func (h *hub) unreadChannelsLocked(per *person) []*chatv1.Channel {
 	var out []*chatv1.Channel
 	for i, c := range list {
 		ch := h.channels[h.channelKeys[i]]
-		mk := per.acct.reads[channelMark(ch.key)]
+		mk := per.acct.reads[channelConv(ch.key)]
 		if mk == nil || mk.unread == 0 || !per.in(ch) {
 			continue
 		}
