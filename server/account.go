@@ -8,6 +8,7 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -38,6 +39,9 @@ type readMark struct {
 	num    uint64   // the number of the last message read; 0 for none
 	unread uint32   // messages of others after it
 	recent []uint64 // private: the numbers of the last unread messages, oldest first, at most recentUnread
+
+	mentions  uint32   // of the unread messages, those that mention the user
+	mentioned []uint64 // private: the numbers of the last unread messages that mention the user, as recent
 }
 
 // maxPrivateMarks is how many private conversations an account keeps
@@ -103,7 +107,7 @@ func (acct *account) makeRoom() {
 
 // readState describes mk for a client.
 func (h *hub) readState(mk *readMark, ch *channel, with string) *chatv1.ReadState {
-	rs := &chatv1.ReadState{With: with, Unread: mk.unread}
+	rs := &chatv1.ReadState{With: with, Unread: mk.unread, Mentions: mk.mentions}
 	if ch != nil {
 		rs.Channel = ch.name
 	}
@@ -116,7 +120,7 @@ func (h *hub) readState(mk *readMark, ch *channel, with string) *chatv1.ReadStat
 // channelReadLocked is per's read state in ch, which per is in. Lock must
 // be held.
 func (h *hub) channelReadLocked(per *person, ch *channel) *chatv1.ReadState {
-	return h.readState(per.acct.mark(channelConv(ch.key), ch.name, h.msgs), ch, "")
+	return h.readState(per.acct.mark(ch.conv, ch.name, h.msgs), ch, "")
 }
 
 // unreadPrivateLocked lists acct's private conversations with unread
@@ -137,17 +141,20 @@ func (h *hub) unreadPrivateLocked(acct *account) []*chatv1.ReadState {
 	return out
 }
 
-// readChannelLocked counts a message of number num to ch: unread for every
-// member but from, for whom the channel is read up to it. Lock must be
-// held.
-func (h *hub) readChannelLocked(ch *channel, from *person, num uint64) {
-	conv := channelConv(ch.key)
+// readChannelLocked counts a message of number num to ch, mentioning the
+// users of keys mentioned: unread for every member but from, for whom the
+// channel is read up to it. Lock must be held.
+func (h *hub) readChannelLocked(ch *channel, from *person, num uint64, mentioned []string) {
+	conv := ch.conv
 	for _, per := range ch.members {
 		mk := per.acct.mark(conv, ch.name, num-1)
 		if per == from {
-			mk.num, mk.unread = num, 0
-		} else {
-			mk.unread++
+			mk.num, mk.unread, mk.mentions = num, 0, 0
+			continue
+		}
+		mk.unread++
+		if len(mentioned) > 0 && contains(mentioned, per.key) {
+			mk.mentions++
 		}
 	}
 }
@@ -155,18 +162,27 @@ func (h *hub) readChannelLocked(ch *channel, from *person, num uint64) {
 // readPrivateLocked counts a private message of number num from from to
 // to: unread for to, and the conversation read up to it for from. Lock
 // must be held.
-func (h *hub) readPrivateLocked(from, to *account, num uint64) {
+func (h *hub) readPrivateLocked(from, to *account, num uint64, mentioned bool) {
 	mk := from.mark(privateMark(to.key), to.name, num-1)
-	mk.num, mk.unread, mk.recent = num, 0, nil
+	mk.num, mk.unread, mk.recent, mk.mentions, mk.mentioned = num, 0, nil, 0, nil
 	if to == from {
 		return
 	}
 	mk = to.mark(privateMark(from.key), from.name, num-1)
 	mk.unread++
-	if len(mk.recent) == recentUnread {
-		mk.recent = slices.Delete(mk.recent, 0, 1)
+	mk.recent = pushBounded(mk.recent, num)
+	if mentioned {
+		mk.mentions++
+		mk.mentioned = pushBounded(mk.mentioned, num)
 	}
-	mk.recent = append(mk.recent, num)
+}
+
+// pushBounded appends num to nums, dropping the first past recentUnread.
+func pushBounded(nums []uint64, num uint64) []uint64 {
+	if len(nums) == recentUnread {
+		nums = slices.Delete(nums, 0, 1)
+	}
+	return append(nums, num)
 }
 
 // markReadLocked moves a user's read mark forward (see hub.MarkRead), and
@@ -195,10 +211,13 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 			return nil
 		}
 		// Counted in what the channel keeps: past its history, only that.
-		mk.num, mk.unread = num, 0
+		mk.num, mk.unread, mk.mentions = num, 0, 0
 		for _, ev := range ch.history.items() {
 			if ev != nil && h.eventNumber(ev) > num {
 				mk.unread++
+				if h.mentionsUser(ev, per.key) {
+					mk.mentions++
+				}
 			}
 		}
 		rs = h.readState(mk, ch, "")
@@ -222,10 +241,30 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 		i, _ := slices.BinarySearch(mk.recent, num+1)
 		mk.recent = slices.Clip(mk.recent[i:])
 		mk.unread = uint32(len(mk.recent))
+		i, _ = slices.BinarySearch(mk.mentioned, num+1)
+		mk.mentioned = slices.Clip(mk.mentioned[i:])
+		mk.mentions = uint32(len(mk.mentioned))
 		rs = h.readState(mk, nil, mk.name)
 	}
 	h.deliverUserLocked(per, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Read{Read: rs}}))
 	return nil
+}
+
+// mentionsUser reports whether the message ev is mentions the user of key.
+func (h *hub) mentionsUser(ev *event, key string) bool {
+	if ev.wire == nil {
+		return false
+	}
+	resp := &chatv1.ChatResponse{}
+	if proto.Unmarshal(ev.wire, resp) != nil {
+		return false
+	}
+	for _, name := range resp.GetMessage().GetMentions() {
+		if _, k, err := CheckUsername(name); err == nil && k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // eventNumber is the number of the message ev is, read from its encoding
@@ -272,7 +311,8 @@ func (h *hub) accountsCopy() []*clusterv1.Account {
 	for _, acct := range h.accounts {
 		pa := &clusterv1.Account{Key: acct.key, Name: acct.name, SignedIn: acct.signedIn}
 		for conv, mk := range acct.reads {
-			pa.Reads = append(pa.Reads, &clusterv1.ReadMark{Conv: conv, Name: mk.name, Number: mk.num, Unread: mk.unread, Recent: slices.Clone(mk.recent)})
+			pa.Reads = append(pa.Reads, &clusterv1.ReadMark{Conv: conv, Name: mk.name, Number: mk.num, Unread: mk.unread, Recent: slices.Clone(mk.recent),
+				Mentions: mk.mentions, Mentioned: slices.Clone(mk.mentioned)})
 		}
 		slices.SortFunc(pa.Reads, func(a, b *clusterv1.ReadMark) int { return cmp.Compare(a.GetConv(), b.GetConv()) })
 		out = append(out, pa)

@@ -428,48 +428,65 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		}
 	}
 
-	h.msgs++
+	// The conversation, and the account of the other user of a private one.
+	var conv string
+	var other *account
+	switch {
+	case offline != nil:
+		conv, other = privateConv(from.key, offline.key), offline
+	case to != nil:
+		conv, other = privateConv(from.key, to.key), to.acct
+	default:
+		conv = ch.conv
+	}
+	var reply *chatv1.ReplyTo
+	if n := snd.GetReplyTo(); n != 0 {
+		if reply, err = h.replyToLocked(n, conv); err != nil {
+			return err
+		}
+	}
+	mentions, mentioned := h.mentionsLocked(snd.GetMentions())
 	msg := &chatv1.Message{
-		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
+		Id:       h.idPrefix + strconv.FormatUint(h.msgs+1, 10),
 		Sender:   from.user.Username,
 		Text:     snd.GetText(),
 		ClientId: snd.GetClientId(),
+		ReplyTo:  reply,
+		Mentions: mentions,
 	}
 	resp := &chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}}
+	if ch != nil {
+		msg.Channel = ch.name
+	} else {
+		msg.Recipient = other.name
+	}
+	ev := newEvent(resp)
 	if offline != nil {
-		msg.Recipient = offline.name
-		ev := newEvent(resp)
-		ev.num = h.msgs
 		if err := h.inboxLocked(offline, ev); err != nil {
-			h.msgs-- // not sent: the number is the next message's
 			return err
 		}
-		h.archiveLocked(privateConv(from.key, offline.key), ev)
-		h.readPrivateLocked(from.acct, offline, h.msgs)
-		h.deliverUserLocked(from, ev)
-		return nil
 	}
-	if to != nil {
+	h.msgs++
+	ev.num = h.msgs
+	h.archiveLocked(conv, ev)
+	h.rememberLocked(h.msgs, conv, from.user.Username, snd.GetText())
+	switch {
+	case ch != nil:
+		h.readChannelLocked(ch, from, h.msgs, mentioned)
+		h.publishLocked(ch, ev, nil)
+		ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
+	default:
 		// Every device of both users gets it: the sender's copy is its
-		// acknowledgement on the device that sent it.
-		msg.Recipient = to.user.Username
-		ev := newEvent(resp)
-		ev.num = h.msgs
-		h.archiveLocked(privateConv(from.key, to.key), ev)
-		h.readPrivateLocked(from.acct, to.acct, h.msgs)
-		h.deliverUserLocked(to, ev)
+		// acknowledgement on the device that sent it. One offline has it
+		// in its inbox.
+		h.readPrivateLocked(from.acct, other, h.msgs, contains(mentioned, other.key))
+		if to != nil {
+			h.deliverUserLocked(to, ev)
+		}
 		if to != from {
 			h.deliverUserLocked(from, ev)
 		}
-		return nil
 	}
-	msg.Channel = ch.name
-	ev := newEvent(resp)
-	ev.num = h.msgs
-	h.archiveLocked(channelConv(ch.key), ev)
-	h.readChannelLocked(ch, from, h.msgs)
-	h.publishLocked(ch, ev, nil)
-	ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
 	return nil
 }
 
@@ -497,7 +514,7 @@ func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 			// members but is theirs: it is not empty.
 			return &Error{Kind: ErrTooManyChannels, Msg: fmt.Sprintf("the server has %s, the most it keeps, and every one has members (online or reconnecting): join an existing channel", count(len(h.channels), "channel", "channels"))}
 		}
-		ch = &channel{name: display, key: key}
+		ch = newChannel(display, key)
 		h.channels[key] = ch
 	}
 	h.publishLocked(ch, newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_ChannelJoined{

@@ -16,6 +16,7 @@ const generalChannel = "general"
 type channel struct {
 	name string // as its creator wrote it
 	key  string // case-mapped name; unique among channels
+	conv string // channelConv(key): its conversation's name, made once
 
 	// members are the users in it, online and offline, in the order they
 	// entered. Every session of a member receives the channel's events
@@ -25,6 +26,11 @@ type channel struct {
 	history eventBuffer // the last messages, oldest first, marked as history
 
 	idleSince time.Time // when it last became empty; for eviction
+}
+
+// newChannel returns an empty channel named name, of key key.
+func newChannel(name, key string) *channel {
+	return &channel{name: name, key: key, conv: channelConv(key)}
 }
 
 // remove takes per out of the channel's members; now is the chat's clock.
@@ -65,7 +71,7 @@ func (h *hub) enterLocked(per *person, ch *channel) {
 	per.channels = append(per.channels, ch)
 	// Whoever enters a channel has read what came before: its history is
 	// shown as that.
-	mk := per.acct.mark(channelConv(ch.key), ch.name, h.msgs)
+	mk := per.acct.mark(ch.conv, ch.name, h.msgs)
 	mk.num, mk.unread = h.msgs, 0
 	if per.listed {
 		ch.online++
@@ -80,7 +86,7 @@ func (h *hub) exitLocked(per *person, ch *channel) {
 		ch.online--
 	}
 	ch.remove(per, h.now)
-	delete(per.acct.reads, channelConv(ch.key))
+	delete(per.acct.reads, ch.conv)
 	for i, c := range per.channels {
 		if c == ch {
 			per.channels = slices.Delete(per.channels, i, i+1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"unsafe"
 
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
 	"google.golang.org/protobuf/proto"
@@ -95,6 +96,32 @@ func (m *Machine) Attached(key string) (node string, attach uint64, ok bool) {
 // request clientID, as a list_channels request on its stream does.
 func (h *Hub) ListChannels(s *Stream, clientID string) { h.listChannels(s, clientID) }
 
+// RecentBytes estimates what the chat's index of recent messages (for
+// replies) takes in memory: it is the chat's, not any channel's, and
+// bounded by recentMessages.
+func (h *Hub) RecentBytes() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var n int64
+	for _, m := range h.recent {
+		// The struct and its excerpt, each rounded up to an allocation
+		// size class; its place in h.recent, grown by doubling; its entry
+		// in recentByNum, with the map's own overhead. conv and sender
+		// are shared with the channel and the user.
+		n += roundAlloc(int64(unsafe.Sizeof(*m))) + roundAlloc(int64(len(m.excerpt))) + 16 + 48
+	}
+	return n
+}
+
+// MentionWords reads the @names of text as a message's command carries
+// them: how many words, and how many forms of each.
+func MentionWords(text string) (forms []int) {
+	for _, w := range mentionWords(text) {
+		forms = append(forms, len(w.GetForms()))
+	}
+	return forms
+}
+
 // JoinDevice joins name as another device of the user, proven by
 // deviceKey (a welcome's device_key), as a join's device_key does.
 func (h *Hub) JoinDevice(ctx context.Context, name, deviceKey string) (*Stream, error) {
@@ -111,7 +138,7 @@ func (h *Hub) JoinDevice(ctx context.Context, name, deviceKey string) (*Stream, 
 // message to be applied, or until ctx ends: a stream's messages do not
 // (see sendPipelined), so only tests need it.
 func (h *Hub) Send(ctx context.Context, s *Stream, text, channelName, recipient, clientID string) error {
-	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
+	cmd, err := h.sendCommand(s, text, channelName, recipient, "", clientID)
 	if err != nil {
 		return err
 	}
@@ -131,3 +158,15 @@ type (
 // Service returns the chat service, for tests that call its handlers
 // without a connection.
 func (s *Server) Service() *Service { return s.svc }
+
+// roundAlloc rounds n up as the allocator's small size classes do, near
+// enough: to 16 bytes up to 128, to 32 up to 256, to 64 past that.
+func roundAlloc(n int64) int64 {
+	switch {
+	case n <= 128:
+		return (n + 15) &^ 15
+	case n <= 256:
+		return (n + 31) &^ 31
+	}
+	return (n + 63) &^ 63
+}

@@ -55,25 +55,27 @@ type hub struct {
 	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu       sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every stream; taken before any other lock (see LOCKS.md)
-	now      time.Time             // the chat's clock: when the command being applied happened
-	msgs     uint64                // messages sent so far; numbers message ids
-	attaches uint64                // streams attached so far; numbers attachments
-	byKey    map[string]*person    // every user with a session (online, held or parked), by username key
-	byToken  map[string]*session   // every session by the hash of its resume token
-	bySkel   map[string]*person    // every user by both its lookalikeKeys
-	head     *person               // oldest user on the online list; the list runs in the order they came online
-	tail     *person               // newest user on the online list
-	listed   int                   // users on the online list
-	parked   map[*session]struct{} // sessions whose stream ended, within their grace period
-	held     int                   // sessions in stateHeld, for the metrics
-	deadline []expiry              // held and parked sessions by deadline, soonest first
-	channels map[string]*channel   // by name key
-	accounts map[string]*account   // read marks and inboxes, by user key (see account)
-	general  *channel
-	slow     []*stream            // sessions whose queue overflowed, to drop before mu is released
-	nodes    map[string]*nodeInfo // cluster: the nodes heard from, by id
-	live     liveness             // cluster: how long the log has been heard without a break
+	mu          sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every stream; taken before any other lock (see LOCKS.md)
+	now         time.Time             // the chat's clock: when the command being applied happened
+	msgs        uint64                // messages sent so far; numbers message ids
+	attaches    uint64                // streams attached so far; numbers attachments
+	byKey       map[string]*person    // every user with a session (online, held or parked), by username key
+	byToken     map[string]*session   // every session by the hash of its resume token
+	bySkel      map[string]*person    // every user by both its lookalikeKeys
+	head        *person               // oldest user on the online list; the list runs in the order they came online
+	tail        *person               // newest user on the online list
+	listed      int                   // users on the online list
+	parked      map[*session]struct{} // sessions whose stream ended, within their grace period
+	held        int                   // sessions in stateHeld, for the metrics
+	deadline    []expiry              // held and parked sessions by deadline, soonest first
+	channels    map[string]*channel   // by name key
+	accounts    map[string]*account   // read marks and inboxes, by user key (see account)
+	recent      []*recentMsg          // the last messages, oldest first, for replies (see messages.go)
+	recentByNum map[uint64]*recentMsg // recent by number
+	general     *channel
+	slow        []*stream            // sessions whose queue overflowed, to drop before mu is released
+	nodes       map[string]*nodeInfo // cluster: the nodes heard from, by id
+	live        liveness             // cluster: how long the log has been heard without a break
 
 	// Lists as last built, shared by every answer until they change (nil
 	// then), so that a flood of list calls costs no O(users) copy each
@@ -112,21 +114,22 @@ func newSoloHub(cfg Config, lim *admission.Limiter) *hub {
 
 func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
 	h := &hub{
-		cfg:      cfg,
-		lim:      lim,
-		node:     node,
-		idPrefix: idPrefix,
-		byKey:    make(map[string]*person),
-		byToken:  make(map[string]*session),
-		bySkel:   make(map[string]*person),
-		parked:   make(map[*session]struct{}),
-		channels: make(map[string]*channel),
-		accounts: make(map[string]*account),
-		nodes:    make(map[string]*nodeInfo),
-		closing:  make(chan struct{}),
-		met:      newMetrics(),
+		cfg:         cfg,
+		lim:         lim,
+		node:        node,
+		idPrefix:    idPrefix,
+		byKey:       make(map[string]*person),
+		byToken:     make(map[string]*session),
+		bySkel:      make(map[string]*person),
+		parked:      make(map[*session]struct{}),
+		channels:    make(map[string]*channel),
+		accounts:    make(map[string]*account),
+		recentByNum: make(map[uint64]*recentMsg),
+		nodes:       make(map[string]*nodeInfo),
+		closing:     make(chan struct{}),
+		met:         newMetrics(),
 	}
-	h.general = &channel{name: generalChannel, key: generalChannel}
+	h.general = newChannel(generalChannel, generalChannel)
 	h.channels[generalChannel] = h.general
 	return h
 }
@@ -211,8 +214,8 @@ func streamPending(s *stream) *pending { return &pending{stream: s} }
 // refuses before the log (invalid text, a bad target) it returns. Up to
 // pipelineWindow of a session's messages are on their way at once; past
 // that it waits. sent is called, under hub.mu, once the message is sent.
-func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, recipient, clientID string, sent func()) error {
-	cmd, err := h.sendCommand(s, text, channelName, recipient, clientID)
+func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, recipient, replyTo, clientID string, sent func()) error {
+	cmd, err := h.sendCommand(s, text, channelName, recipient, replyTo, clientID)
 	if err != nil {
 		return err
 	}
@@ -247,10 +250,16 @@ func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, r
 const pipelineWindow = 16
 
 // sendCommand checks a message and makes its command.
-func (h *hub) sendCommand(s *stream, text, channelName, recipient, clientID string) (*clusterv1.Command, error) {
+func (h *hub) sendCommand(s *stream, text, channelName, recipient, replyTo, clientID string) (*clusterv1.Command, error) {
 	text, err := CleanText(text)
 	if err != nil {
 		return nil, err
+	}
+	var replyNum uint64
+	if replyTo != "" {
+		if replyNum, err = h.messageNumber(replyTo); err != nil || replyNum == 0 {
+			return nil, &Error{Kind: ErrInvalidRequest, Msg: fmt.Sprintf("reply_to %q is no message id of this chat", replyTo)}
+		}
 	}
 	switch {
 	case channelName != "" && recipient != "":
@@ -266,7 +275,8 @@ func (h *hub) sendCommand(s *stream, text, channelName, recipient, clientID stri
 		}
 	}
 	return h.command(&clusterv1.Command{Action: &clusterv1.Command_Send{Send: &clusterv1.Send{
-		Stream: s.ref(), Text: text, Channel: channelName, Recipient: recipient, ClientId: clientID,
+		Stream: s.ref(), Text: text, Channel: channelName, Recipient: recipient, ClientId: clientID, ReplyTo: replyNum,
+		Mentions: mentionWords(text),
 	}}}), nil
 }
 
@@ -494,7 +504,7 @@ func (h *hub) unreadChannelsLocked(per *person) []*chatv1.Channel {
 	var out []*chatv1.Channel
 	for i, c := range list {
 		ch := h.channels[h.channelKeys[i]]
-		mk := per.acct.reads[channelConv(ch.key)]
+		mk := per.acct.reads[ch.conv]
 		if mk == nil || mk.unread == 0 || !per.in(ch) {
 			continue
 		}

@@ -395,7 +395,8 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 		// A refusal met in the log comes back as a rejected answer, not
 		// counted against the session's refusal budget (every message is
 		// rate-limited already).
-		return svc.hub.sendPipelined(ctx, s, action.Send.GetText(), action.Send.GetChannel(), action.Send.GetRecipient(), clientID, sent.Inc)
+		snd := action.Send
+		return svc.hub.sendPipelined(ctx, s, snd.GetText(), snd.GetChannel(), snd.GetRecipient(), snd.GetReplyTo(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannel(ctx, s, action.JoinChannel.GetChannel())
 	case *chatv1.ChatRequest_LeaveChannel:

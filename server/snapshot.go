@@ -28,7 +28,8 @@ type stateCopy struct {
 	channels       []channelCopy
 	nodes          []*clusterv1.Node
 	accounts       []*clusterv1.Account // Inbox not set: see inboxes
-	inboxes        [][]*event           // each account's inbox
+	recent         []*clusterv1.RecentMessage
+	inboxes        [][]*event // each account's inbox
 }
 
 type sessionCopy struct {
@@ -88,6 +89,7 @@ func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 		c.channels = append(c.channels, cc)
 	}
 	slices.SortFunc(c.channels, func(a, b channelCopy) int { return cmp.Compare(a.key, b.key) })
+	c.recent = h.recentCopy()
 	c.accounts = h.accountsCopy()
 	c.inboxes = make([][]*event, len(c.accounts))
 	for i, pa := range c.accounts {
@@ -111,6 +113,7 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		Attaches:  c.attaches,
 		Settings:  c.settings,
 		Nodes:     c.nodes,
+		Recent:    c.recent,
 	}
 	// Events are shared by many replays and histories: each is written once.
 	index := make(map[*event]uint32)
@@ -205,7 +208,8 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 
 	clear(h.channels)
 	for _, pc := range snap.GetChannels() {
-		ch := &channel{name: pc.GetName(), key: pc.GetKey(), idleSince: pc.GetIdleSince().AsTime()}
+		ch := newChannel(pc.GetName(), pc.GetKey())
+		ch.idleSince = pc.GetIdleSince().AsTime()
 		for _, i := range pc.GetHistory() {
 			ev, err := event(i)
 			if err != nil {
@@ -223,10 +227,14 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 		return fmt.Errorf("cluster: the snapshot has no channel %q", generalChannel)
 	}
 
+	if err := h.restoreRecentLocked(snap); err != nil {
+		return err
+	}
 	for _, pa := range snap.GetAccounts() {
 		acct := &account{key: pa.GetKey(), name: pa.GetName(), signedIn: pa.GetSignedIn(), reads: make(map[string]*readMark)}
 		for _, pr := range pa.GetReads() {
-			acct.reads[pr.GetConv()] = &readMark{name: pr.GetName(), num: pr.GetNumber(), unread: pr.GetUnread(), recent: pr.GetRecent()}
+			acct.reads[pr.GetConv()] = &readMark{name: pr.GetName(), num: pr.GetNumber(), unread: pr.GetUnread(), recent: pr.GetRecent(),
+				mentions: pr.GetMentions(), mentioned: pr.GetMentioned()}
 		}
 		for _, i := range pa.GetInbox() {
 			ev, err := event(i)

@@ -172,6 +172,7 @@ type ChatRequest struct {
 	//	*ChatRequest_LeaveChannel
 	//	*ChatRequest_ListChannels
 	//	*ChatRequest_MarkRead
+	//	*ChatRequest_Typing
 	Action        isChatRequest_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -284,6 +285,15 @@ func (x *ChatRequest) GetMarkRead() *MarkRead {
 	return nil
 }
 
+func (x *ChatRequest) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Action.(*ChatRequest_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
 type isChatRequest_Action interface {
 	isChatRequest_Action()
 }
@@ -325,6 +335,11 @@ type ChatRequest_MarkRead struct {
 	MarkRead *MarkRead `protobuf:"bytes,8,opt,name=mark_read,json=markRead,proto3,oneof"`
 }
 
+type ChatRequest_Typing struct {
+	// typing says the user is typing in a conversation, or stopped.
+	Typing *Typing `protobuf:"bytes,9,opt,name=typing,proto3,oneof"`
+}
+
 func (*ChatRequest_Join) isChatRequest_Action() {}
 
 func (*ChatRequest_Send) isChatRequest_Action() {}
@@ -338,6 +353,8 @@ func (*ChatRequest_LeaveChannel) isChatRequest_Action() {}
 func (*ChatRequest_ListChannels) isChatRequest_Action() {}
 
 func (*ChatRequest_MarkRead) isChatRequest_Action() {}
+
+func (*ChatRequest_Typing) isChatRequest_Action() {}
 
 // Join enters the chat.
 type Join struct {
@@ -487,7 +504,12 @@ type SendMessage struct {
 	// user who has been in the chat is not: the message is kept for them and
 	// delivered once on their next join (RESOURCE_EXHAUSTED if too many
 	// wait for them already).
-	Recipient     string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// reply_to, if set, is the id of the message this one answers: a
+	// message of the same conversation, among the chat's recent ones
+	// (NOT_FOUND otherwise). The message then carries reply_to with the
+	// original's sender and the start of its text.
+	ReplyTo       string `protobuf:"bytes,4,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +565,83 @@ func (x *SendMessage) GetRecipient() string {
 	return ""
 }
 
+func (x *SendMessage) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+// Typing says the user is typing in a conversation: a channel it is in, or
+// the private conversation with recipient. The others there get a typing
+// event. Send it again at most every 2 seconds while typing goes on (more
+// often is ignored); it ends when the user's message to the conversation
+// arrives (in the same order: never after it), with stopped, or by itself
+// 6 seconds after the last one. Typing is never kept: not in history, not
+// replayed on a resume.
+type Typing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// recipient is the other user of a private conversation.
+	Recipient string `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// stopped says the user stopped typing without sending.
+	Stopped       bool `protobuf:"varint,3,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Typing) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Typing) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *Typing) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
 // Leave logs out of the chat.
 type Leave struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -552,7 +651,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +663,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +676,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
 }
 
 // JoinChannel enters a channel. Channel names are 1 to 32 characters:
@@ -598,7 +697,7 @@ type JoinChannel struct {
 
 func (x *JoinChannel) Reset() {
 	*x = JoinChannel{}
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +709,7 @@ func (x *JoinChannel) String() string {
 func (*JoinChannel) ProtoMessage() {}
 
 func (x *JoinChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +722,7 @@ func (x *JoinChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinChannel.ProtoReflect.Descriptor instead.
 func (*JoinChannel) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinChannel) GetChannel() string {
@@ -645,7 +744,7 @@ type LeaveChannel struct {
 
 func (x *LeaveChannel) Reset() {
 	*x = LeaveChannel{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +756,7 @@ func (x *LeaveChannel) String() string {
 func (*LeaveChannel) ProtoMessage() {}
 
 func (x *LeaveChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +769,7 @@ func (x *LeaveChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveChannel.ProtoReflect.Descriptor instead.
 func (*LeaveChannel) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaveChannel) GetChannel() string {
@@ -689,7 +788,7 @@ type ListChannels struct {
 
 func (x *ListChannels) Reset() {
 	*x = ListChannels{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +800,7 @@ func (x *ListChannels) String() string {
 func (*ListChannels) ProtoMessage() {}
 
 func (x *ListChannels) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +813,7 @@ func (x *ListChannels) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannels.ProtoReflect.Descriptor instead.
 func (*ListChannels) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 // MarkRead says the user has read a conversation up to a message: a
@@ -740,7 +839,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +851,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +864,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MarkRead) GetChannel() string {
@@ -821,6 +920,7 @@ type ChatResponse struct {
 	//	*ChatResponse_ChannelList
 	//	*ChatResponse_Batch
 	//	*ChatResponse_Read
+	//	*ChatResponse_Typing
 	Event         isChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -828,7 +928,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +940,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +953,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChatResponse) GetSeq() uint64 {
@@ -974,6 +1074,15 @@ func (x *ChatResponse) GetRead() *ReadState {
 	return nil
 }
 
+func (x *ChatResponse) GetTyping() *TypingState {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
 type isChatResponse_Event interface {
 	isChatResponse_Event()
 }
@@ -1034,6 +1143,12 @@ type ChatResponse_Read struct {
 	Read *ReadState `protobuf:"bytes,19,opt,name=read,proto3,oneof"`
 }
 
+type ChatResponse_Typing struct {
+	// typing says who is typing in a conversation now. It has seq 0: it is
+	// not an event of the session, and is not replayed.
+	Typing *TypingState `protobuf:"bytes,20,opt,name=typing,proto3,oneof"`
+}
+
 func (*ChatResponse_Welcome) isChatResponse_Event() {}
 
 func (*ChatResponse_UserJoined) isChatResponse_Event() {}
@@ -1054,6 +1169,8 @@ func (*ChatResponse_Batch) isChatResponse_Event() {}
 
 func (*ChatResponse_Read) isChatResponse_Event() {}
 
+func (*ChatResponse_Typing) isChatResponse_Event() {}
+
 // ReadState is where the user stands in one conversation: the last message
 // read, and how many messages of others came after it. A message the user
 // sends marks its conversation read up to it. unread is exact while the
@@ -1069,14 +1186,16 @@ type ReadState struct {
 	// last_read_id is the id of the last message read; empty if none.
 	LastReadId string `protobuf:"bytes,3,opt,name=last_read_id,json=lastReadId,proto3" json:"last_read_id,omitempty"`
 	// unread is how many messages of others came after it.
-	Unread        uint32 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
+	Unread uint32 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
+	// mentions is how many of those name the user (see Message.mentions).
+	Mentions      uint32 `protobuf:"varint,5,opt,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadState) Reset() {
 	*x = ReadState{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1207,7 @@ func (x *ReadState) String() string {
 func (*ReadState) ProtoMessage() {}
 
 func (x *ReadState) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1220,7 @@ func (x *ReadState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadState.ProtoReflect.Descriptor instead.
 func (*ReadState) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadState) GetChannel() string {
@@ -1132,6 +1251,93 @@ func (x *ReadState) GetUnread() uint32 {
 	return 0
 }
 
+func (x *ReadState) GetMentions() uint32 {
+	if x != nil {
+		return x.Mentions
+	}
+	return 0
+}
+
+// TypingState is who is typing in a conversation now, replacing what the
+// last one said of it. A message from one of them also ends its typing:
+// take its sender out of users then (if several was set, a new
+// TypingState follows when the names are few enough to show again).
+type TypingState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel, for a channel's conversation.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// with is the other user, for a private conversation: the one typing.
+	With string `protobuf:"bytes,2,opt,name=with,proto3" json:"with,omitempty"`
+	// users are who is typing, as their names are shown, in the order they
+	// began; they may name you (show the others). Empty if nobody is, or if
+	// several is set.
+	Users []string `protobuf:"bytes,3,rep,name=users,proto3" json:"users,omitempty"`
+	// several says more than 3 users are typing ("several people are
+	// typing"): their names are not sent, so that a busy channel's typing
+	// costs little.
+	Several       bool `protobuf:"varint,4,opt,name=several,proto3" json:"several,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingState) Reset() {
+	*x = TypingState{}
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingState) ProtoMessage() {}
+
+func (x *TypingState) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingState.ProtoReflect.Descriptor instead.
+func (*TypingState) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TypingState) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *TypingState) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *TypingState) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *TypingState) GetSeveral() bool {
+	if x != nil {
+		return x.Several
+	}
+	return false
+}
+
 // Batch is several events of a session, in the order they happened: read
 // them one by one as if each had come alone. The response carrying a batch
 // has no seq or time of its own, and a batch never holds another batch.
@@ -1144,7 +1350,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1362,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1375,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Batch) GetEvents() []*ChatResponse {
@@ -1192,7 +1398,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1410,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1423,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *User) GetUsername() string {
@@ -1265,7 +1471,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1483,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1496,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Welcome) GetYou() *User {
@@ -1352,7 +1558,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1570,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1583,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UserJoined) GetUser() *User {
@@ -1409,7 +1615,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1627,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1640,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UserLeft) GetUser() *User {
@@ -1467,14 +1673,20 @@ type Message struct {
 	Channel string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
 	// recipient is the username a private message was sent to; empty for a
 	// channel message.
-	Recipient     string `protobuf:"bytes,6,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Recipient string `protobuf:"bytes,6,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// reply_to is set on a message that answers another.
+	ReplyTo *ReplyTo `protobuf:"bytes,7,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// mentions are the users the text names with @name (in any letter case,
+	// or with letters that look alike), as their names are shown, each once,
+	// in the order first named.
+	Mentions      []string `protobuf:"bytes,8,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1698,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1711,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Message) GetId() string {
@@ -1544,6 +1756,85 @@ func (x *Message) GetRecipient() string {
 	return ""
 }
 
+func (x *Message) GetReplyTo() *ReplyTo {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return nil
+}
+
+func (x *Message) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+// ReplyTo is the message a message answers, as it was when answered.
+type ReplyTo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the original's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// sender is who sent the original.
+	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	// excerpt is the start of the original's text: at most 100 characters,
+	// ending with "…" if cut.
+	Excerpt       string `protobuf:"bytes,3,opt,name=excerpt,proto3" json:"excerpt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyTo) Reset() {
+	*x = ReplyTo{}
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyTo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyTo) ProtoMessage() {}
+
+func (x *ReplyTo) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyTo.ProtoReflect.Descriptor instead.
+func (*ReplyTo) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReplyTo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplyTo) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *ReplyTo) GetExcerpt() string {
+	if x != nil {
+		return x.Excerpt
+	}
+	return ""
+}
+
 // ChannelJoined says a user entered a channel.
 type ChannelJoined struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1566,7 +1857,7 @@ type ChannelJoined struct {
 
 func (x *ChannelJoined) Reset() {
 	*x = ChannelJoined{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1869,7 @@ func (x *ChannelJoined) String() string {
 func (*ChannelJoined) ProtoMessage() {}
 
 func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1882,7 @@ func (x *ChannelJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelJoined.ProtoReflect.Descriptor instead.
 func (*ChannelJoined) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChannelJoined) GetChannel() string {
@@ -1642,7 +1933,7 @@ type ChannelLeft struct {
 
 func (x *ChannelLeft) Reset() {
 	*x = ChannelLeft{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1945,7 @@ func (x *ChannelLeft) String() string {
 func (*ChannelLeft) ProtoMessage() {}
 
 func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1958,7 @@ func (x *ChannelLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelLeft.ProtoReflect.Descriptor instead.
 func (*ChannelLeft) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChannelLeft) GetChannel() string {
@@ -1701,7 +1992,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2004,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2017,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Channel) GetName() string {
@@ -1763,7 +2054,7 @@ type ChannelList struct {
 
 func (x *ChannelList) Reset() {
 	*x = ChannelList{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2066,7 @@ func (x *ChannelList) String() string {
 func (*ChannelList) ProtoMessage() {}
 
 func (x *ChannelList) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2079,7 @@ func (x *ChannelList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelList.ProtoReflect.Descriptor instead.
 func (*ChannelList) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChannelList) GetClientId() string {
@@ -1821,7 +2112,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2124,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2137,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Rejected) GetClientId() string {
@@ -1879,7 +2170,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2182,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2195,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 // ListUsersResponse lists who is online.
@@ -1918,7 +2209,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2221,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2234,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1962,7 +2253,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2265,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2278,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 // ListChannelsResponse lists every channel.
@@ -2001,7 +2292,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2304,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2317,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -2061,7 +2352,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2364,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2377,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HistoryRequest) GetChannel() string {
@@ -2139,7 +2430,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2442,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2455,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HistoryResponse) GetMessages() []*ChatResponse {
@@ -2185,7 +2476,7 @@ var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x03\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
 	"\vChatRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\x04join\x18\x02 \x01(\v2\r.chat.v1.JoinH\x00R\x04join\x12*\n" +
@@ -2194,7 +2485,8 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fjoin_channel\x18\x05 \x01(\v2\x14.chat.v1.JoinChannelH\x00R\vjoinChannel\x12<\n" +
 	"\rleave_channel\x18\x06 \x01(\v2\x15.chat.v1.LeaveChannelH\x00R\fleaveChannel\x12<\n" +
 	"\rlist_channels\x18\a \x01(\v2\x15.chat.v1.ListChannelsH\x00R\flistChannels\x120\n" +
-	"\tmark_read\x18\b \x01(\v2\x11.chat.v1.MarkReadH\x00R\bmarkReadB\b\n" +
+	"\tmark_read\x18\b \x01(\v2\x11.chat.v1.MarkReadH\x00R\bmarkRead\x12)\n" +
+	"\x06typing\x18\t \x01(\v2\x0f.chat.v1.TypingH\x00R\x06typingB\b\n" +
 	"\x06action\"\xc5\x01\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
@@ -2204,11 +2496,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"auth_token\x18\x04 \x01(\tR\tauthToken\x12%\n" +
 	"\x0eaccept_batches\x18\x05 \x01(\bR\racceptBatches\x12\x1d\n" +
 	"\n" +
-	"device_key\x18\x06 \x01(\tR\tdeviceKey\"Y\n" +
+	"device_key\x18\x06 \x01(\tR\tdeviceKey\"t\n" +
 	"\vSendMessage\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
-	"\trecipient\x18\x03 \x01(\tR\trecipient\"\a\n" +
+	"\trecipient\x18\x03 \x01(\tR\trecipient\x12\x19\n" +
+	"\breply_to\x18\x04 \x01(\tR\areplyTo\"Z\n" +
+	"\x06Typing\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x02 \x01(\tR\trecipient\x12\x18\n" +
+	"\astopped\x18\x03 \x01(\bR\astopped\"\a\n" +
 	"\x05Leave\"'\n" +
 	"\vJoinChannel\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"(\n" +
@@ -2219,7 +2516,7 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
 	"\x04with\x18\x02 \x01(\tR\x04with\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x03 \x01(\tR\tmessageId\"\xf3\x04\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\"\xa3\x05\n" +
 	"\fChatResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
@@ -2235,14 +2532,21 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fchannel_left\x18\x10 \x01(\v2\x14.chat.v1.ChannelLeftH\x00R\vchannelLeft\x129\n" +
 	"\fchannel_list\x18\x11 \x01(\v2\x14.chat.v1.ChannelListH\x00R\vchannelList\x12&\n" +
 	"\x05batch\x18\x12 \x01(\v2\x0e.chat.v1.BatchH\x00R\x05batch\x12(\n" +
-	"\x04read\x18\x13 \x01(\v2\x12.chat.v1.ReadStateH\x00R\x04readB\a\n" +
-	"\x05event\"s\n" +
+	"\x04read\x18\x13 \x01(\v2\x12.chat.v1.ReadStateH\x00R\x04read\x12.\n" +
+	"\x06typing\x18\x14 \x01(\v2\x14.chat.v1.TypingStateH\x00R\x06typingB\a\n" +
+	"\x05event\"\x8f\x01\n" +
 	"\tReadState\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
 	"\x04with\x18\x02 \x01(\tR\x04with\x12 \n" +
 	"\flast_read_id\x18\x03 \x01(\tR\n" +
 	"lastReadId\x12\x16\n" +
-	"\x06unread\x18\x04 \x01(\rR\x06unread\"6\n" +
+	"\x06unread\x18\x04 \x01(\rR\x06unread\x12\x1a\n" +
+	"\bmentions\x18\x05 \x01(\rR\bmentions\"k\n" +
+	"\vTypingState\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04with\x18\x02 \x01(\tR\x04with\x12\x14\n" +
+	"\x05users\x18\x03 \x03(\tR\x05users\x12\x18\n" +
+	"\aseveral\x18\x04 \x01(\bR\aseveral\"6\n" +
 	"\x05Batch\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\x06events\"[\n" +
 	"\x04User\x12\x1a\n" +
@@ -2262,14 +2566,20 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\aresumed\x18\x02 \x01(\bR\aresumed\"[\n" +
 	"\bUserLeft\x12!\n" +
 	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12,\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\x9a\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xe3\x01\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1b\n" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\x18\n" +
 	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1c\n" +
-	"\trecipient\x18\x06 \x01(\tR\trecipient\"\xc2\x01\n" +
+	"\trecipient\x18\x06 \x01(\tR\trecipient\x12+\n" +
+	"\breply_to\x18\a \x01(\v2\x10.chat.v1.ReplyToR\areplyTo\x12\x1a\n" +
+	"\bmentions\x18\b \x03(\tR\bmentions\"K\n" +
+	"\aReplyTo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
+	"\aexcerpt\x18\x03 \x01(\tR\aexcerpt\"\xc2\x01\n" +
 	"\rChannelJoined\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
 	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\x12'\n" +
@@ -2334,88 +2644,94 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
 	(*ChatRequest)(nil),           // 2: chat.v1.ChatRequest
 	(*Join)(nil),                  // 3: chat.v1.Join
 	(*SendMessage)(nil),           // 4: chat.v1.SendMessage
-	(*Leave)(nil),                 // 5: chat.v1.Leave
-	(*JoinChannel)(nil),           // 6: chat.v1.JoinChannel
-	(*LeaveChannel)(nil),          // 7: chat.v1.LeaveChannel
-	(*ListChannels)(nil),          // 8: chat.v1.ListChannels
-	(*MarkRead)(nil),              // 9: chat.v1.MarkRead
-	(*ChatResponse)(nil),          // 10: chat.v1.ChatResponse
-	(*ReadState)(nil),             // 11: chat.v1.ReadState
-	(*Batch)(nil),                 // 12: chat.v1.Batch
-	(*User)(nil),                  // 13: chat.v1.User
-	(*Welcome)(nil),               // 14: chat.v1.Welcome
-	(*UserJoined)(nil),            // 15: chat.v1.UserJoined
-	(*UserLeft)(nil),              // 16: chat.v1.UserLeft
-	(*Message)(nil),               // 17: chat.v1.Message
-	(*ChannelJoined)(nil),         // 18: chat.v1.ChannelJoined
-	(*ChannelLeft)(nil),           // 19: chat.v1.ChannelLeft
-	(*Channel)(nil),               // 20: chat.v1.Channel
-	(*ChannelList)(nil),           // 21: chat.v1.ChannelList
-	(*Rejected)(nil),              // 22: chat.v1.Rejected
-	(*ListUsersRequest)(nil),      // 23: chat.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 24: chat.v1.ListUsersResponse
-	(*ListChannelsRequest)(nil),   // 25: chat.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),  // 26: chat.v1.ListChannelsResponse
-	(*HistoryRequest)(nil),        // 27: chat.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 28: chat.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*Typing)(nil),                // 5: chat.v1.Typing
+	(*Leave)(nil),                 // 6: chat.v1.Leave
+	(*JoinChannel)(nil),           // 7: chat.v1.JoinChannel
+	(*LeaveChannel)(nil),          // 8: chat.v1.LeaveChannel
+	(*ListChannels)(nil),          // 9: chat.v1.ListChannels
+	(*MarkRead)(nil),              // 10: chat.v1.MarkRead
+	(*ChatResponse)(nil),          // 11: chat.v1.ChatResponse
+	(*ReadState)(nil),             // 12: chat.v1.ReadState
+	(*TypingState)(nil),           // 13: chat.v1.TypingState
+	(*Batch)(nil),                 // 14: chat.v1.Batch
+	(*User)(nil),                  // 15: chat.v1.User
+	(*Welcome)(nil),               // 16: chat.v1.Welcome
+	(*UserJoined)(nil),            // 17: chat.v1.UserJoined
+	(*UserLeft)(nil),              // 18: chat.v1.UserLeft
+	(*Message)(nil),               // 19: chat.v1.Message
+	(*ReplyTo)(nil),               // 20: chat.v1.ReplyTo
+	(*ChannelJoined)(nil),         // 21: chat.v1.ChannelJoined
+	(*ChannelLeft)(nil),           // 22: chat.v1.ChannelLeft
+	(*Channel)(nil),               // 23: chat.v1.Channel
+	(*ChannelList)(nil),           // 24: chat.v1.ChannelList
+	(*Rejected)(nil),              // 25: chat.v1.Rejected
+	(*ListUsersRequest)(nil),      // 26: chat.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 27: chat.v1.ListUsersResponse
+	(*ListChannelsRequest)(nil),   // 28: chat.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),  // 29: chat.v1.ListChannelsResponse
+	(*HistoryRequest)(nil),        // 30: chat.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 31: chat.v1.HistoryResponse
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
 	4,  // 1: chat.v1.ChatRequest.send:type_name -> chat.v1.SendMessage
-	5,  // 2: chat.v1.ChatRequest.leave:type_name -> chat.v1.Leave
-	6,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
-	7,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
-	8,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
-	9,  // 6: chat.v1.ChatRequest.mark_read:type_name -> chat.v1.MarkRead
-	29, // 7: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
-	14, // 8: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
-	15, // 9: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
-	16, // 10: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
-	17, // 11: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
-	22, // 12: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
-	18, // 13: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
-	19, // 14: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
-	21, // 15: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
-	12, // 16: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
-	11, // 17: chat.v1.ChatResponse.read:type_name -> chat.v1.ReadState
-	10, // 18: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
-	29, // 19: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
-	13, // 20: chat.v1.Welcome.you:type_name -> chat.v1.User
-	13, // 21: chat.v1.Welcome.online_users:type_name -> chat.v1.User
-	0,  // 22: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
-	11, // 23: chat.v1.Welcome.unread_private:type_name -> chat.v1.ReadState
-	13, // 24: chat.v1.UserJoined.user:type_name -> chat.v1.User
-	13, // 25: chat.v1.UserLeft.user:type_name -> chat.v1.User
-	1,  // 26: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
-	13, // 27: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
-	13, // 28: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
-	11, // 29: chat.v1.ChannelJoined.read:type_name -> chat.v1.ReadState
-	13, // 30: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
-	20, // 31: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
-	13, // 32: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
-	20, // 33: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
-	10, // 34: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
-	2,  // 35: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	23, // 36: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	25, // 37: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
-	27, // 38: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
-	10, // 39: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	24, // 40: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	26, // 41: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	28, // 42: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
-	39, // [39:43] is the sub-list for method output_type
-	35, // [35:39] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	6,  // 2: chat.v1.ChatRequest.leave:type_name -> chat.v1.Leave
+	7,  // 3: chat.v1.ChatRequest.join_channel:type_name -> chat.v1.JoinChannel
+	8,  // 4: chat.v1.ChatRequest.leave_channel:type_name -> chat.v1.LeaveChannel
+	9,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
+	10, // 6: chat.v1.ChatRequest.mark_read:type_name -> chat.v1.MarkRead
+	5,  // 7: chat.v1.ChatRequest.typing:type_name -> chat.v1.Typing
+	32, // 8: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	16, // 9: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
+	17, // 10: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
+	18, // 11: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
+	19, // 12: chat.v1.ChatResponse.message:type_name -> chat.v1.Message
+	25, // 13: chat.v1.ChatResponse.rejected:type_name -> chat.v1.Rejected
+	21, // 14: chat.v1.ChatResponse.channel_joined:type_name -> chat.v1.ChannelJoined
+	22, // 15: chat.v1.ChatResponse.channel_left:type_name -> chat.v1.ChannelLeft
+	24, // 16: chat.v1.ChatResponse.channel_list:type_name -> chat.v1.ChannelList
+	14, // 17: chat.v1.ChatResponse.batch:type_name -> chat.v1.Batch
+	12, // 18: chat.v1.ChatResponse.read:type_name -> chat.v1.ReadState
+	13, // 19: chat.v1.ChatResponse.typing:type_name -> chat.v1.TypingState
+	11, // 20: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
+	32, // 21: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	15, // 22: chat.v1.Welcome.you:type_name -> chat.v1.User
+	15, // 23: chat.v1.Welcome.online_users:type_name -> chat.v1.User
+	0,  // 24: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
+	12, // 25: chat.v1.Welcome.unread_private:type_name -> chat.v1.ReadState
+	15, // 26: chat.v1.UserJoined.user:type_name -> chat.v1.User
+	15, // 27: chat.v1.UserLeft.user:type_name -> chat.v1.User
+	1,  // 28: chat.v1.UserLeft.reason:type_name -> chat.v1.LeaveReason
+	20, // 29: chat.v1.Message.reply_to:type_name -> chat.v1.ReplyTo
+	15, // 30: chat.v1.ChannelJoined.user:type_name -> chat.v1.User
+	15, // 31: chat.v1.ChannelJoined.members:type_name -> chat.v1.User
+	12, // 32: chat.v1.ChannelJoined.read:type_name -> chat.v1.ReadState
+	15, // 33: chat.v1.ChannelLeft.user:type_name -> chat.v1.User
+	23, // 34: chat.v1.ChannelList.channels:type_name -> chat.v1.Channel
+	15, // 35: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
+	23, // 36: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
+	11, // 37: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
+	2,  // 38: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	26, // 39: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	28, // 40: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	30, // 41: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
+	11, // 42: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	27, // 43: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	29, // 44: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	31, // 45: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
+	42, // [42:46] is the sub-list for method output_type
+	38, // [38:42] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2431,8 +2747,9 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatRequest_LeaveChannel)(nil),
 		(*ChatRequest_ListChannels)(nil),
 		(*ChatRequest_MarkRead)(nil),
+		(*ChatRequest_Typing)(nil),
 	}
-	file_chat_v1_chat_proto_msgTypes[8].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[9].OneofWrappers = []any{
 		(*ChatResponse_Welcome)(nil),
 		(*ChatResponse_UserJoined)(nil),
 		(*ChatResponse_UserLeft)(nil),
@@ -2443,6 +2760,7 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatResponse_ChannelList)(nil),
 		(*ChatResponse_Batch)(nil),
 		(*ChatResponse_Read)(nil),
+		(*ChatResponse_Typing)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2450,7 +2768,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -115,6 +115,7 @@ type Command struct {
 	//	*Command_Heartbeat
 	//	*Command_NodeStop
 	//	*Command_MarkRead
+	//	*Command_Typing
 	Action        isCommand_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -250,6 +251,15 @@ func (x *Command) GetMarkRead() *MarkRead {
 	return nil
 }
 
+func (x *Command) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Action.(*Command_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
 type isCommand_Action interface {
 	isCommand_Action()
 }
@@ -294,6 +304,10 @@ type Command_MarkRead struct {
 	MarkRead *MarkRead `protobuf:"bytes,17,opt,name=mark_read,json=markRead,proto3,oneof"`
 }
 
+type Command_Typing struct {
+	Typing *Typing `protobuf:"bytes,18,opt,name=typing,proto3,oneof"`
+}
+
 func (*Command_Join) isCommand_Action() {}
 
 func (*Command_Leave) isCommand_Action() {}
@@ -309,6 +323,8 @@ func (*Command_Heartbeat) isCommand_Action() {}
 func (*Command_NodeStop) isCommand_Action() {}
 
 func (*Command_MarkRead) isCommand_Action() {}
+
+func (*Command_Typing) isCommand_Action() {}
 
 // Stream names one stream of a session: the attachment that sent a command.
 // A command from a stream the session no longer has (it was dropped, or
@@ -550,7 +566,12 @@ type Send struct {
 	// recipient is the user it goes to privately, if any.
 	Recipient string `protobuf:"bytes,4,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// client_id is the sender's id for the request.
-	ClientId      string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// reply_to is the number of the message it answers; 0 for none.
+	ReplyTo uint64 `protobuf:"varint,6,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// mentions are the @names of the text, as the sending node read them, in
+	// order: applying the command looks them up, and reads no text.
+	Mentions      []*MentionWord `protobuf:"bytes,7,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +641,129 @@ func (x *Send) GetClientId() string {
 	return ""
 }
 
+func (x *Send) GetReplyTo() uint64 {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return 0
+}
+
+func (x *Send) GetMentions() []*MentionWord {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+// MentionWord is one @name of a message, in the forms it may name a user
+// by: as written, then without trailing punctuation ("@alice," names
+// alice), first form first.
+type MentionWord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Forms         []*MentionForm         `protobuf:"bytes,1,rep,name=forms,proto3" json:"forms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MentionWord) Reset() {
+	*x = MentionWord{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MentionWord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MentionWord) ProtoMessage() {}
+
+func (x *MentionWord) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MentionWord.ProtoReflect.Descriptor instead.
+func (*MentionWord) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MentionWord) GetForms() []*MentionForm {
+	if x != nil {
+		return x.Forms
+	}
+	return nil
+}
+
+// MentionForm is one form of an @name: its username key (empty if it is
+// not a valid username), and its lookalike skeletons.
+type MentionForm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	SkelA         string                 `protobuf:"bytes,2,opt,name=skel_a,json=skelA,proto3" json:"skel_a,omitempty"`
+	SkelB         string                 `protobuf:"bytes,3,opt,name=skel_b,json=skelB,proto3" json:"skel_b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MentionForm) Reset() {
+	*x = MentionForm{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MentionForm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MentionForm) ProtoMessage() {}
+
+func (x *MentionForm) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MentionForm.ProtoReflect.Descriptor instead.
+func (*MentionForm) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MentionForm) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MentionForm) GetSkelA() string {
+	if x != nil {
+		return x.SkelA
+	}
+	return ""
+}
+
+func (x *MentionForm) GetSkelB() string {
+	if x != nil {
+		return x.SkelB
+	}
+	return ""
+}
+
 // JoinChannel puts a session in a channel, creating the channel.
 type JoinChannel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -633,7 +777,7 @@ type JoinChannel struct {
 
 func (x *JoinChannel) Reset() {
 	*x = JoinChannel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +789,7 @@ func (x *JoinChannel) String() string {
 func (*JoinChannel) ProtoMessage() {}
 
 func (x *JoinChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +802,7 @@ func (x *JoinChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinChannel.ProtoReflect.Descriptor instead.
 func (*JoinChannel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JoinChannel) GetStream() *Stream {
@@ -688,7 +832,7 @@ type LeaveChannel struct {
 
 func (x *LeaveChannel) Reset() {
 	*x = LeaveChannel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +844,7 @@ func (x *LeaveChannel) String() string {
 func (*LeaveChannel) ProtoMessage() {}
 
 func (x *LeaveChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +857,7 @@ func (x *LeaveChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveChannel.ProtoReflect.Descriptor instead.
 func (*LeaveChannel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaveChannel) GetStream() *Stream {
@@ -728,6 +872,79 @@ func (x *LeaveChannel) GetChannel() string {
 		return x.Channel
 	}
 	return ""
+}
+
+// Typing says a user is typing in a conversation, or stopped.
+type Typing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// stream is the typing stream.
+	Stream *Stream `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// channel is the channel's name, for a channel's conversation.
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// recipient is the other user, for a private conversation.
+	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// stopped says the user stopped.
+	Stopped       bool `protobuf:"varint,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Typing) GetStream() *Stream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+func (x *Typing) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Typing) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *Typing) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
 }
 
 // MarkRead moves a user's read mark in a conversation.
@@ -747,7 +964,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +976,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +989,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MarkRead) GetStream() *Stream {
@@ -816,7 +1033,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1045,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1058,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Heartbeat) GetName() string {
@@ -860,7 +1077,7 @@ type NodeStop struct {
 
 func (x *NodeStop) Reset() {
 	*x = NodeStop{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1089,7 @@ func (x *NodeStop) String() string {
 func (*NodeStop) ProtoMessage() {}
 
 func (x *NodeStop) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1102,7 @@ func (x *NodeStop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStop.ProtoReflect.Descriptor instead.
 func (*NodeStop) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 // Snapshot is the chat's state after the command at seq had been applied: a
@@ -914,14 +1131,17 @@ type Snapshot struct {
 	// settings are the settings every node of the cluster must share.
 	Settings *Settings `protobuf:"bytes,10,opt,name=settings,proto3" json:"settings,omitempty"`
 	// accounts are the users' read marks and offline inboxes, by key.
-	Accounts      []*Account `protobuf:"bytes,11,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Accounts []*Account `protobuf:"bytes,11,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// recent are the chat's recent messages that others may answer, oldest
+	// first.
+	Recent        []*RecentMessage `protobuf:"bytes,12,rep,name=recent,proto3" json:"recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1153,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1166,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Snapshot) GetSeq() uint64 {
@@ -1026,6 +1246,86 @@ func (x *Snapshot) GetAccounts() []*Account {
 	return nil
 }
 
+func (x *Snapshot) GetRecent() []*RecentMessage {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
+// RecentMessage is what the chat keeps of a recent message, for replies.
+type RecentMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// number is its number (its id's).
+	Number uint64 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// conv is its conversation, as the archive names it.
+	Conv string `protobuf:"bytes,2,opt,name=conv,proto3" json:"conv,omitempty"`
+	// sender is who sent it, as shown.
+	Sender string `protobuf:"bytes,3,opt,name=sender,proto3" json:"sender,omitempty"`
+	// excerpt is the start of its text.
+	Excerpt       string `protobuf:"bytes,4,opt,name=excerpt,proto3" json:"excerpt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecentMessage) Reset() {
+	*x = RecentMessage{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecentMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecentMessage) ProtoMessage() {}
+
+func (x *RecentMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecentMessage.ProtoReflect.Descriptor instead.
+func (*RecentMessage) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RecentMessage) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *RecentMessage) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *RecentMessage) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *RecentMessage) GetExcerpt() string {
+	if x != nil {
+		return x.Excerpt
+	}
+	return ""
+}
+
 // Account is what the chat keeps of a user beyond its sessions: kept while
 // the user is in the chat, and with sign-in for good.
 type Account struct {
@@ -1048,7 +1348,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1360,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1373,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Account) GetKey() string {
@@ -1123,14 +1423,19 @@ type ReadMark struct {
 	// unread is how many messages of others came after it.
 	Unread uint32 `protobuf:"varint,4,opt,name=unread,proto3" json:"unread,omitempty"`
 	// recent are the numbers of the last private messages unread.
-	Recent        []uint64 `protobuf:"varint,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	Recent []uint64 `protobuf:"varint,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	// mentions is how many of the unread messages mention the user.
+	Mentions uint32 `protobuf:"varint,6,opt,name=mentions,proto3" json:"mentions,omitempty"`
+	// mentioned are the numbers of the last private messages unread that
+	// mention the user.
+	Mentioned     []uint64 `protobuf:"varint,7,rep,packed,name=mentioned,proto3" json:"mentioned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadMark) Reset() {
 	*x = ReadMark{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1447,7 @@ func (x *ReadMark) String() string {
 func (*ReadMark) ProtoMessage() {}
 
 func (x *ReadMark) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1460,7 @@ func (x *ReadMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadMark.ProtoReflect.Descriptor instead.
 func (*ReadMark) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadMark) GetConv() string {
@@ -1193,6 +1498,20 @@ func (x *ReadMark) GetRecent() []uint64 {
 	return nil
 }
 
+func (x *ReadMark) GetMentions() uint32 {
+	if x != nil {
+		return x.Mentions
+	}
+	return 0
+}
+
+func (x *ReadMark) GetMentioned() []uint64 {
+	if x != nil {
+		return x.Mentioned
+	}
+	return nil
+}
+
 // Event is an event as sessions receive it, encoded.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1206,7 +1525,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1537,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1550,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Event) GetResponse() []byte {
@@ -1284,7 +1603,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1615,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1628,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetKey() string {
@@ -1416,7 +1735,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1747,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1760,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Channel) GetName() string {
@@ -1494,7 +1813,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1825,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1838,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Node) GetId() string {
@@ -1578,7 +1897,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1909,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1922,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Settings) GetMaxSessions() uint32 {
@@ -1694,7 +2013,7 @@ var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x04\n" +
+	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x04\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x127\n" +
@@ -1707,7 +2026,8 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\rleave_channel\x18\x0e \x01(\v2\x1e.chatd.cluster.v1.LeaveChannelH\x00R\fleaveChannel\x12;\n" +
 	"\theartbeat\x18\x0f \x01(\v2\x1b.chatd.cluster.v1.HeartbeatH\x00R\theartbeat\x129\n" +
 	"\tnode_stop\x18\x10 \x01(\v2\x1a.chatd.cluster.v1.NodeStopH\x00R\bnodeStop\x129\n" +
-	"\tmark_read\x18\x11 \x01(\v2\x1a.chatd.cluster.v1.MarkReadH\x00R\bmarkReadB\b\n" +
+	"\tmark_read\x18\x11 \x01(\v2\x1a.chatd.cluster.v1.MarkReadH\x00R\bmarkRead\x122\n" +
+	"\x06typing\x18\x12 \x01(\v2\x18.chatd.cluster.v1.TypingH\x00R\x06typingB\b\n" +
 	"\x06action\";\n" +
 	"\x06Stream\x12\x19\n" +
 	"\buser_key\x18\x01 \x01(\tR\auserKey\x12\x16\n" +
@@ -1727,19 +2047,32 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tsigned_in\x18\b \x01(\bR\bsignedIn\"g\n" +
 	"\x05Leave\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12,\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xa1\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xf7\x01\n" +
 	"\x04Send\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x18\n" +
 	"\achannel\x18\x03 \x01(\tR\achannel\x12\x1c\n" +
 	"\trecipient\x18\x04 \x01(\tR\trecipient\x12\x1b\n" +
-	"\tclient_id\x18\x05 \x01(\tR\bclientId\"Y\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x19\n" +
+	"\breply_to\x18\x06 \x01(\x04R\areplyTo\x129\n" +
+	"\bmentions\x18\a \x03(\v2\x1d.chatd.cluster.v1.MentionWordR\bmentions\"B\n" +
+	"\vMentionWord\x123\n" +
+	"\x05forms\x18\x01 \x03(\v2\x1d.chatd.cluster.v1.MentionFormR\x05forms\"M\n" +
+	"\vMentionForm\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x15\n" +
+	"\x06skel_a\x18\x02 \x01(\tR\x05skelA\x12\x15\n" +
+	"\x06skel_b\x18\x03 \x01(\tR\x05skelB\"Y\n" +
 	"\vJoinChannel\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\"Z\n" +
 	"\fLeaveChannel\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
-	"\achannel\x18\x02 \x01(\tR\achannel\"\x82\x01\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\"\x8c\x01\n" +
+	"\x06Typing\x120\n" +
+	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x03 \x01(\tR\trecipient\x12\x18\n" +
+	"\astopped\x18\x04 \x01(\bR\astopped\"\x82\x01\n" +
 	"\bMarkRead\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x12\n" +
@@ -1748,7 +2081,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\n" +
 	"\n" +
-	"\bNodeStop\"\xf8\x03\n" +
+	"\bNodeStop\"\xb1\x04\n" +
 	"\bSnapshot\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x129\n" +
@@ -1762,19 +2095,27 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05nodes\x18\t \x03(\v2\x16.chatd.cluster.v1.NodeR\x05nodes\x126\n" +
 	"\bsettings\x18\n" +
 	" \x01(\v2\x1a.chatd.cluster.v1.SettingsR\bsettings\x125\n" +
-	"\baccounts\x18\v \x03(\v2\x19.chatd.cluster.v1.AccountR\baccounts\"\x94\x01\n" +
+	"\baccounts\x18\v \x03(\v2\x19.chatd.cluster.v1.AccountR\baccounts\x127\n" +
+	"\x06recent\x18\f \x03(\v2\x1f.chatd.cluster.v1.RecentMessageR\x06recent\"m\n" +
+	"\rRecentMessage\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x04R\x06number\x12\x12\n" +
+	"\x04conv\x18\x02 \x01(\tR\x04conv\x12\x16\n" +
+	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\x18\n" +
+	"\aexcerpt\x18\x04 \x01(\tR\aexcerpt\"\x94\x01\n" +
 	"\aAccount\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
 	"\tsigned_in\x18\x03 \x01(\bR\bsignedIn\x120\n" +
 	"\x05reads\x18\x04 \x03(\v2\x1a.chatd.cluster.v1.ReadMarkR\x05reads\x12\x14\n" +
-	"\x05inbox\x18\x05 \x03(\rR\x05inbox\"z\n" +
+	"\x05inbox\x18\x05 \x03(\rR\x05inbox\"\xb4\x01\n" +
 	"\bReadMark\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06number\x18\x03 \x01(\x04R\x06number\x12\x16\n" +
 	"\x06unread\x18\x04 \x01(\rR\x06unread\x12\x16\n" +
-	"\x06recent\x18\x05 \x03(\x04R\x06recent\"=\n" +
+	"\x06recent\x18\x05 \x03(\x04R\x06recent\x12\x1a\n" +
+	"\bmentions\x18\x06 \x01(\rR\bmentions\x12\x1c\n" +
+	"\tmentioned\x18\a \x03(\x04R\tmentioned\"=\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12\x18\n" +
 	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xf5\x02\n" +
@@ -1840,7 +2181,7 @@ func file_chatd_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(MemberState)(0),              // 0: chatd.cluster.v1.MemberState
 	(*Command)(nil),               // 1: chatd.cluster.v1.Command
@@ -1848,58 +2189,67 @@ var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(*Join)(nil),                  // 3: chatd.cluster.v1.Join
 	(*Leave)(nil),                 // 4: chatd.cluster.v1.Leave
 	(*Send)(nil),                  // 5: chatd.cluster.v1.Send
-	(*JoinChannel)(nil),           // 6: chatd.cluster.v1.JoinChannel
-	(*LeaveChannel)(nil),          // 7: chatd.cluster.v1.LeaveChannel
-	(*MarkRead)(nil),              // 8: chatd.cluster.v1.MarkRead
-	(*Heartbeat)(nil),             // 9: chatd.cluster.v1.Heartbeat
-	(*NodeStop)(nil),              // 10: chatd.cluster.v1.NodeStop
-	(*Snapshot)(nil),              // 11: chatd.cluster.v1.Snapshot
-	(*Account)(nil),               // 12: chatd.cluster.v1.Account
-	(*ReadMark)(nil),              // 13: chatd.cluster.v1.ReadMark
-	(*Event)(nil),                 // 14: chatd.cluster.v1.Event
-	(*Member)(nil),                // 15: chatd.cluster.v1.Member
-	(*Channel)(nil),               // 16: chatd.cluster.v1.Channel
-	(*Node)(nil),                  // 17: chatd.cluster.v1.Node
-	(*Settings)(nil),              // 18: chatd.cluster.v1.Settings
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(v1.LeaveReason)(0),           // 20: chat.v1.LeaveReason
-	(*v1.User)(nil),               // 21: chat.v1.User
+	(*MentionWord)(nil),           // 6: chatd.cluster.v1.MentionWord
+	(*MentionForm)(nil),           // 7: chatd.cluster.v1.MentionForm
+	(*JoinChannel)(nil),           // 8: chatd.cluster.v1.JoinChannel
+	(*LeaveChannel)(nil),          // 9: chatd.cluster.v1.LeaveChannel
+	(*Typing)(nil),                // 10: chatd.cluster.v1.Typing
+	(*MarkRead)(nil),              // 11: chatd.cluster.v1.MarkRead
+	(*Heartbeat)(nil),             // 12: chatd.cluster.v1.Heartbeat
+	(*NodeStop)(nil),              // 13: chatd.cluster.v1.NodeStop
+	(*Snapshot)(nil),              // 14: chatd.cluster.v1.Snapshot
+	(*RecentMessage)(nil),         // 15: chatd.cluster.v1.RecentMessage
+	(*Account)(nil),               // 16: chatd.cluster.v1.Account
+	(*ReadMark)(nil),              // 17: chatd.cluster.v1.ReadMark
+	(*Event)(nil),                 // 18: chatd.cluster.v1.Event
+	(*Member)(nil),                // 19: chatd.cluster.v1.Member
+	(*Channel)(nil),               // 20: chatd.cluster.v1.Channel
+	(*Node)(nil),                  // 21: chatd.cluster.v1.Node
+	(*Settings)(nil),              // 22: chatd.cluster.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(v1.LeaveReason)(0),           // 24: chat.v1.LeaveReason
+	(*v1.User)(nil),               // 25: chat.v1.User
 }
 var file_chatd_cluster_v1_cluster_proto_depIdxs = []int32{
-	19, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
+	23, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
 	4,  // 2: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
 	5,  // 3: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
-	6,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
-	7,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
-	9,  // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
-	10, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
-	8,  // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
-	2,  // 9: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
-	20, // 10: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
-	2,  // 11: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 12: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 13: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 14: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
-	19, // 15: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
-	19, // 16: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
-	14, // 17: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
-	15, // 18: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
-	16, // 19: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
-	17, // 20: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
-	18, // 21: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
-	12, // 22: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
-	13, // 23: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
-	21, // 24: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
-	0,  // 25: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
-	19, // 26: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
-	19, // 27: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
-	19, // 28: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
+	9,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
+	12, // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
+	13, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
+	11, // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
+	10, // 9: chatd.cluster.v1.Command.typing:type_name -> chatd.cluster.v1.Typing
+	2,  // 10: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
+	24, // 11: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
+	2,  // 12: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
+	6,  // 13: chatd.cluster.v1.Send.mentions:type_name -> chatd.cluster.v1.MentionWord
+	7,  // 14: chatd.cluster.v1.MentionWord.forms:type_name -> chatd.cluster.v1.MentionForm
+	2,  // 15: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 16: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 17: chatd.cluster.v1.Typing.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 18: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
+	23, // 19: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
+	23, // 20: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
+	18, // 21: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
+	19, // 22: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
+	20, // 23: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
+	21, // 24: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
+	22, // 25: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
+	16, // 26: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
+	15, // 27: chatd.cluster.v1.Snapshot.recent:type_name -> chatd.cluster.v1.RecentMessage
+	17, // 28: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
+	25, // 29: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
+	0,  // 30: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
+	23, // 31: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
+	23, // 32: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
+	23, // 33: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_chatd_cluster_v1_cluster_proto_init() }
@@ -1916,6 +2266,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 		(*Command_Heartbeat)(nil),
 		(*Command_NodeStop)(nil),
 		(*Command_MarkRead)(nil),
+		(*Command_Typing)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1923,7 +2274,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_cluster_v1_cluster_proto_rawDesc), len(file_chatd_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

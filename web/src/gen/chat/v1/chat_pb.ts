@@ -18,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEixgIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAQggKBmFjdGlvbiKAAQoESm9pbhIQCgh1c2VybmFtZRgBIAEoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkSEAoIbGFzdF9zZXEYAyABKAQSEgoKYXV0aF90b2tlbhgEIAEoCRIWCg5hY2NlcHRfYmF0Y2hlcxgFIAEoCBISCgpkZXZpY2Vfa2V5GAYgASgJIj8KC1NlbmRNZXNzYWdlEgwKBHRleHQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIRCglyZWNpcGllbnQYAyABKAkiBwoFTGVhdmUiHgoLSm9pbkNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIfCgxMZWF2ZUNoYW5uZWwSDwoHY2hhbm5lbBgBIAEoCSIOCgxMaXN0Q2hhbm5lbHMiPQoITWFya1JlYWQSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhIKCm1lc3NhZ2VfaWQYAyABKAki9wMKDENoYXRSZXNwb25zZRILCgNzZXEYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHaGlzdG9yeRgDIAEoCBIjCgd3ZWxjb21lGAogASgLMhAuY2hhdC52MS5XZWxjb21lSAASKgoLdXNlcl9qb2luZWQYCyABKAsyEy5jaGF0LnYxLlVzZXJKb2luZWRIABImCgl1c2VyX2xlZnQYDCABKAsyES5jaGF0LnYxLlVzZXJMZWZ0SAASIwoHbWVzc2FnZRgNIAEoCzIQLmNoYXQudjEuTWVzc2FnZUgAEiUKCHJlamVjdGVkGA4gASgLMhEuY2hhdC52MS5SZWplY3RlZEgAEjAKDmNoYW5uZWxfam9pbmVkGA8gASgLMhYuY2hhdC52MS5DaGFubmVsSm9pbmVkSAASLAoMY2hhbm5lbF9sZWZ0GBAgASgLMhQuY2hhdC52MS5DaGFubmVsTGVmdEgAEiwKDGNoYW5uZWxfbGlzdBgRIAEoCzIULmNoYXQudjEuQ2hhbm5lbExpc3RIABIfCgViYXRjaBgSIAEoCzIOLmNoYXQudjEuQmF0Y2hIABIiCgRyZWFkGBMgASgLMhIuY2hhdC52MS5SZWFkU3RhdGVIAEIHCgVldmVudCJQCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0iLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uImoKB01lc3NhZ2USCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEgwKBHRleHQYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSEQoJcmVjaXBpZW50GAYgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIqoAEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEMpUCCgtDaGF0U2VydmljZRI3CgRDaGF0EhQuY2hhdC52MS5DaGF0UmVxdWVzdBoVLmNoYXQudjEuQ2hhdFJlc3BvbnNlKAEwARJCCglMaXN0VXNlcnMSGS5jaGF0LnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5jaGF0LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKDExpc3RDaGFubmVscxIcLmNoYXQudjEuTGlzdENoYW5uZWxzUmVxdWVzdBodLmNoYXQudjEuTGlzdENoYW5uZWxzUmVzcG9uc2USPAoHSGlzdG9yeRIXLmNoYXQudjEuSGlzdG9yeVJlcXVlc3QaGC5jaGF0LnYxLkhpc3RvcnlSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEi6QIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAEiEKBnR5cGluZxgJIAEoCzIPLmNoYXQudjEuVHlwaW5nSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiUQoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCRIQCghyZXBseV90bxgEIAEoCSI9CgZUeXBpbmcSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHc3RvcHBlZBgDIAEoCCIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyI9CghNYXJrUmVhZBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSKfBAoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAEiIKBHJlYWQYEyABKAsyEi5jaGF0LnYxLlJlYWRTdGF0ZUgAEiYKBnR5cGluZxgUIAEoCzIULmNoYXQudjEuVHlwaW5nU3RhdGVIAEIHCgVldmVudCJiCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0SEAoIbWVudGlvbnMYBSABKA0iTAoLVHlwaW5nU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEg0KBXVzZXJzGAMgAygJEg8KB3NldmVyYWwYBCABKAgiLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIqABCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCRIiCghyZXBseV90bxgHIAEoCzIQLmNoYXQudjEuUmVwbHlUbxIQCghtZW50aW9ucxgIIAMoCSI2CgdSZXBseVRvEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIPCgdleGNlcnB0GAMgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIqoAEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEMpUCCgtDaGF0U2VydmljZRI3CgRDaGF0EhQuY2hhdC52MS5DaGF0UmVxdWVzdBoVLmNoYXQudjEuQ2hhdFJlc3BvbnNlKAEwARJCCglMaXN0VXNlcnMSGS5jaGF0LnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5jaGF0LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKDExpc3RDaGFubmVscxIcLmNoYXQudjEuTGlzdENoYW5uZWxzUmVxdWVzdBodLmNoYXQudjEuTGlzdENoYW5uZWxzUmVzcG9uc2USPAoHSGlzdG9yeRIXLmNoYXQudjEuSGlzdG9yeVJlcXVlc3QaGC5jaGF0LnYxLkhpc3RvcnlSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -102,6 +102,14 @@ export type ChatRequest = Message$1<"chat.v1.ChatRequest"> & {
      */
     value: MarkRead;
     case: "markRead";
+  } | {
+    /**
+     * typing says the user is typing in a conversation, or stopped.
+     *
+     * @generated from field: chat.v1.Typing typing = 9;
+     */
+    value: Typing;
+    case: "typing";
   } | { case: undefined; value?: undefined };
 };
 
@@ -243,6 +251,16 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
    * @generated from field: string recipient = 3;
    */
   recipient: string;
+
+  /**
+   * reply_to, if set, is the id of the message this one answers: a
+   * message of the same conversation, among the chat's recent ones
+   * (NOT_FOUND otherwise). The message then carries reply_to with the
+   * original's sender and the start of its text.
+   *
+   * @generated from field: string reply_to = 4;
+   */
+  replyTo: string;
 };
 
 /**
@@ -251,6 +269,47 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
  */
 export const SendMessageSchema: GenMessage<SendMessage> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 2);
+
+/**
+ * Typing says the user is typing in a conversation: a channel it is in, or
+ * the private conversation with recipient. The others there get a typing
+ * event. Send it again at most every 2 seconds while typing goes on (more
+ * often is ignored); it ends when the user's message to the conversation
+ * arrives (in the same order: never after it), with stopped, or by itself
+ * 6 seconds after the last one. Typing is never kept: not in history, not
+ * replayed on a resume.
+ *
+ * @generated from message chat.v1.Typing
+ */
+export type Typing = Message$1<"chat.v1.Typing"> & {
+  /**
+   * channel is the channel's name.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * recipient is the other user of a private conversation.
+   *
+   * @generated from field: string recipient = 2;
+   */
+  recipient: string;
+
+  /**
+   * stopped says the user stopped typing without sending.
+   *
+   * @generated from field: bool stopped = 3;
+   */
+  stopped: boolean;
+};
+
+/**
+ * Describes the message chat.v1.Typing.
+ * Use `create(TypingSchema)` to create a new message.
+ */
+export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 3);
 
 /**
  * Leave logs out of the chat.
@@ -265,7 +324,7 @@ export type Leave = Message$1<"chat.v1.Leave"> & {
  * Use `create(LeaveSchema)` to create a new message.
  */
 export const LeaveSchema: GenMessage<Leave> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 3);
+  messageDesc(file_chat_v1_chat, 4);
 
 /**
  * JoinChannel enters a channel. Channel names are 1 to 32 characters:
@@ -293,7 +352,7 @@ export type JoinChannel = Message$1<"chat.v1.JoinChannel"> & {
  * Use `create(JoinChannelSchema)` to create a new message.
  */
 export const JoinChannelSchema: GenMessage<JoinChannel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 4);
+  messageDesc(file_chat_v1_chat, 5);
 
 /**
  * LeaveChannel leaves a channel. Every member, the leaver included, gets a
@@ -315,7 +374,7 @@ export type LeaveChannel = Message$1<"chat.v1.LeaveChannel"> & {
  * Use `create(LeaveChannelSchema)` to create a new message.
  */
 export const LeaveChannelSchema: GenMessage<LeaveChannel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 5);
+  messageDesc(file_chat_v1_chat, 6);
 
 /**
  * ListChannels asks for every channel with its member count.
@@ -330,7 +389,7 @@ export type ListChannels = Message$1<"chat.v1.ListChannels"> & {
  * Use `create(ListChannelsSchema)` to create a new message.
  */
 export const ListChannelsSchema: GenMessage<ListChannels> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 6);
+  messageDesc(file_chat_v1_chat, 7);
 
 /**
  * MarkRead says the user has read a conversation up to a message: a
@@ -373,7 +432,7 @@ export type MarkRead = Message$1<"chat.v1.MarkRead"> & {
  * Use `create(MarkReadSchema)` to create a new message.
  */
 export const MarkReadSchema: GenMessage<MarkRead> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 7);
+  messageDesc(file_chat_v1_chat, 8);
 
 /**
  * ChatResponse is one event pushed by the server on a Chat stream.
@@ -502,6 +561,15 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
      */
     value: ReadState;
     case: "read";
+  } | {
+    /**
+     * typing says who is typing in a conversation now. It has seq 0: it is
+     * not an event of the session, and is not replayed.
+     *
+     * @generated from field: chat.v1.TypingState typing = 20;
+     */
+    value: TypingState;
+    case: "typing";
   } | { case: undefined; value?: undefined };
 };
 
@@ -510,7 +578,7 @@ export type ChatResponse = Message$1<"chat.v1.ChatResponse"> & {
  * Use `create(ChatResponseSchema)` to create a new message.
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 8);
+  messageDesc(file_chat_v1_chat, 9);
 
 /**
  * ReadState is where the user stands in one conversation: the last message
@@ -550,6 +618,13 @@ export type ReadState = Message$1<"chat.v1.ReadState"> & {
    * @generated from field: uint32 unread = 4;
    */
   unread: number;
+
+  /**
+   * mentions is how many of those name the user (see Message.mentions).
+   *
+   * @generated from field: uint32 mentions = 5;
+   */
+  mentions: number;
 };
 
 /**
@@ -557,7 +632,56 @@ export type ReadState = Message$1<"chat.v1.ReadState"> & {
  * Use `create(ReadStateSchema)` to create a new message.
  */
 export const ReadStateSchema: GenMessage<ReadState> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 9);
+  messageDesc(file_chat_v1_chat, 10);
+
+/**
+ * TypingState is who is typing in a conversation now, replacing what the
+ * last one said of it. A message from one of them also ends its typing:
+ * take its sender out of users then (if several was set, a new
+ * TypingState follows when the names are few enough to show again).
+ *
+ * @generated from message chat.v1.TypingState
+ */
+export type TypingState = Message$1<"chat.v1.TypingState"> & {
+  /**
+   * channel is the channel, for a channel's conversation.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * with is the other user, for a private conversation: the one typing.
+   *
+   * @generated from field: string with = 2;
+   */
+  with: string;
+
+  /**
+   * users are who is typing, as their names are shown, in the order they
+   * began; they may name you (show the others). Empty if nobody is, or if
+   * several is set.
+   *
+   * @generated from field: repeated string users = 3;
+   */
+  users: string[];
+
+  /**
+   * several says more than 3 users are typing ("several people are
+   * typing"): their names are not sent, so that a busy channel's typing
+   * costs little.
+   *
+   * @generated from field: bool several = 4;
+   */
+  several: boolean;
+};
+
+/**
+ * Describes the message chat.v1.TypingState.
+ * Use `create(TypingStateSchema)` to create a new message.
+ */
+export const TypingStateSchema: GenMessage<TypingState> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 11);
 
 /**
  * Batch is several events of a session, in the order they happened: read
@@ -578,7 +702,7 @@ export type Batch = Message$1<"chat.v1.Batch"> & {
  * Use `create(BatchSchema)` to create a new message.
  */
 export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 10);
+  messageDesc(file_chat_v1_chat, 12);
 
 /**
  * User is a user who is online.
@@ -606,7 +730,7 @@ export type User = Message$1<"chat.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 11);
+  messageDesc(file_chat_v1_chat, 13);
 
 /**
  * Welcome answers a successful join.
@@ -672,7 +796,7 @@ export type Welcome = Message$1<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 12);
+  messageDesc(file_chat_v1_chat, 14);
 
 /**
  * UserJoined says a user came online: its first device joined. A new session is in "general" from
@@ -704,7 +828,7 @@ export type UserJoined = Message$1<"chat.v1.UserJoined"> & {
  * Use `create(UserJoinedSchema)` to create a new message.
  */
 export const UserJoinedSchema: GenMessage<UserJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 13);
+  messageDesc(file_chat_v1_chat, 15);
 
 /**
  * UserLeft says a user went offline: its last device left, for reason. The
@@ -734,7 +858,7 @@ export type UserLeft = Message$1<"chat.v1.UserLeft"> & {
  * Use `create(UserLeftSchema)` to create a new message.
  */
 export const UserLeftSchema: GenMessage<UserLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 14);
+  messageDesc(file_chat_v1_chat, 16);
 
 /**
  * Message is a chat message.
@@ -785,6 +909,22 @@ export type Message = Message$1<"chat.v1.Message"> & {
    * @generated from field: string recipient = 6;
    */
   recipient: string;
+
+  /**
+   * reply_to is set on a message that answers another.
+   *
+   * @generated from field: chat.v1.ReplyTo reply_to = 7;
+   */
+  replyTo?: ReplyTo | undefined;
+
+  /**
+   * mentions are the users the text names with @name (in any letter case,
+   * or with letters that look alike), as their names are shown, each once,
+   * in the order first named.
+   *
+   * @generated from field: repeated string mentions = 8;
+   */
+  mentions: string[];
 };
 
 /**
@@ -792,7 +932,43 @@ export type Message = Message$1<"chat.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 15);
+  messageDesc(file_chat_v1_chat, 17);
+
+/**
+ * ReplyTo is the message a message answers, as it was when answered.
+ *
+ * @generated from message chat.v1.ReplyTo
+ */
+export type ReplyTo = Message$1<"chat.v1.ReplyTo"> & {
+  /**
+   * id is the original's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * sender is who sent the original.
+   *
+   * @generated from field: string sender = 2;
+   */
+  sender: string;
+
+  /**
+   * excerpt is the start of the original's text: at most 100 characters,
+   * ending with "…" if cut.
+   *
+   * @generated from field: string excerpt = 3;
+   */
+  excerpt: string;
+};
+
+/**
+ * Describes the message chat.v1.ReplyTo.
+ * Use `create(ReplyToSchema)` to create a new message.
+ */
+export const ReplyToSchema: GenMessage<ReplyTo> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 18);
 
 /**
  * ChannelJoined says a user entered a channel.
@@ -844,7 +1020,7 @@ export type ChannelJoined = Message$1<"chat.v1.ChannelJoined"> & {
  * Use `create(ChannelJoinedSchema)` to create a new message.
  */
 export const ChannelJoinedSchema: GenMessage<ChannelJoined> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 16);
+  messageDesc(file_chat_v1_chat, 19);
 
 /**
  * ChannelLeft says a user left a channel by leave_channel.
@@ -872,7 +1048,7 @@ export type ChannelLeft = Message$1<"chat.v1.ChannelLeft"> & {
  * Use `create(ChannelLeftSchema)` to create a new message.
  */
 export const ChannelLeftSchema: GenMessage<ChannelLeft> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 17);
+  messageDesc(file_chat_v1_chat, 20);
 
 /**
  * Channel describes a channel.
@@ -909,7 +1085,7 @@ export type Channel = Message$1<"chat.v1.Channel"> & {
  * Use `create(ChannelSchema)` to create a new message.
  */
 export const ChannelSchema: GenMessage<Channel> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 18);
+  messageDesc(file_chat_v1_chat, 21);
 
 /**
  * ChannelList lists every channel.
@@ -937,7 +1113,7 @@ export type ChannelList = Message$1<"chat.v1.ChannelList"> & {
  * Use `create(ChannelListSchema)` to create a new message.
  */
 export const ChannelListSchema: GenMessage<ChannelList> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 19);
+  messageDesc(file_chat_v1_chat, 22);
 
 /**
  * Rejected says a request was refused. The session goes on.
@@ -973,7 +1149,7 @@ export type Rejected = Message$1<"chat.v1.Rejected"> & {
  * Use `create(RejectedSchema)` to create a new message.
  */
 export const RejectedSchema: GenMessage<Rejected> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 20);
+  messageDesc(file_chat_v1_chat, 23);
 
 /**
  * ListUsersRequest asks who is online.
@@ -988,7 +1164,7 @@ export type ListUsersRequest = Message$1<"chat.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 21);
+  messageDesc(file_chat_v1_chat, 24);
 
 /**
  * ListUsersResponse lists who is online.
@@ -1009,7 +1185,7 @@ export type ListUsersResponse = Message$1<"chat.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 22);
+  messageDesc(file_chat_v1_chat, 25);
 
 /**
  * ListChannelsRequest asks for every channel.
@@ -1024,7 +1200,7 @@ export type ListChannelsRequest = Message$1<"chat.v1.ListChannelsRequest"> & {
  * Use `create(ListChannelsRequestSchema)` to create a new message.
  */
 export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 23);
+  messageDesc(file_chat_v1_chat, 26);
 
 /**
  * ListChannelsResponse lists every channel.
@@ -1045,7 +1221,7 @@ export type ListChannelsResponse = Message$1<"chat.v1.ListChannelsResponse"> & {
  * Use `create(ListChannelsResponseSchema)` to create a new message.
  */
 export const ListChannelsResponseSchema: GenMessage<ListChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 24);
+  messageDesc(file_chat_v1_chat, 27);
 
 /**
  * HistoryRequest asks for a page of a conversation's past messages. Set
@@ -1100,7 +1276,7 @@ export type HistoryRequest = Message$1<"chat.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 25);
+  messageDesc(file_chat_v1_chat, 28);
 
 /**
  * HistoryResponse is a page of a conversation's past messages.
@@ -1130,7 +1306,7 @@ export type HistoryResponse = Message$1<"chat.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 26);
+  messageDesc(file_chat_v1_chat, 29);
 
 /**
  * Recovery is the outcome of a resume.
