@@ -130,6 +130,8 @@ func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 		return outcome{err: h.leaveChannelLocked(cmd.GetNode(), a.LeaveChannel)}
 	case *clusterv1.Command_MarkRead:
 		return outcome{err: h.markReadLocked(cmd.GetNode(), a.MarkRead)}
+	case *clusterv1.Command_Typing:
+		return outcome{err: h.typingLocked(cmd.GetNode(), a.Typing)}
 	case *clusterv1.Command_Heartbeat:
 		return outcome{} // being heard is all it does (see heardLocked)
 	case *clusterv1.Command_NodeStop:
@@ -283,6 +285,7 @@ func (h *hub) addDeviceLocked(per *person, node string, j *clusterv1.Join, p *pe
 	for _, ch := range per.channels {
 		h.channelCatchUpLocked(sess, ch)
 	}
+	h.typingCatchUpLocked(sess)
 	// A user back online is given what was kept for it meanwhile.
 	h.deliverInboxLocked(per)
 	return s
@@ -364,6 +367,7 @@ func (h *hub) resumeLocked(sess *session, node string, j *clusterv1.Join, p *pen
 			}},
 		})})
 		s.queue.pushCatchUp(missed...)
+		h.typingCatchUpLocked(sess)
 		return s
 	}
 	// Incomplete: start the client over with a fresh catch-up, in the channels it
@@ -386,6 +390,7 @@ func (h *hub) resumeLocked(sess *session, node string, j *clusterv1.Join, p *pen
 	for _, ch := range per.channels {
 		h.channelCatchUpLocked(sess, ch)
 	}
+	h.typingCatchUpLocked(sess)
 	return s
 }
 
@@ -475,6 +480,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		h.readChannelLocked(ch, from, h.msgs, mentioned)
 		h.publishLocked(ch, ev, nil)
 		ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
+		h.typedLocked(ch.conv, from)
 	default:
 		// Every device of both users gets it: the sender's copy is its
 		// acknowledgement on the device that sent it. One offline has it
@@ -485,6 +491,9 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		}
 		if to != from {
 			h.deliverUserLocked(from, ev)
+		}
+		if to != nil {
+			h.typedLocked(typingPrivate(from.key, to.key), from)
 		}
 	}
 	return nil
@@ -529,6 +538,9 @@ func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 			s.forgive = s.queue.forgiving()
 		}
 		h.channelCatchUpLocked(d, ch)
+		if tc := h.typing[ch.conv]; tc != nil && d.stream != nil {
+			h.queueLocked(d.stream, delivery{event: privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})})
+		}
 	}
 	return nil
 }

@@ -87,6 +87,7 @@ func (h *hub) exitLocked(per *person, ch *channel) {
 	}
 	ch.remove(per, h.now)
 	delete(per.acct.reads, ch.conv)
+	h.untypeChannelLocked(per, ch)
 	for i, c := range per.channels {
 		if c == ch {
 			per.channels = slices.Delete(per.channels, i, i+1)

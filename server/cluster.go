@@ -446,10 +446,21 @@ const tickMargin = time.Millisecond
 // on every node alike. hub.mu must be held.
 func (c *Cluster) armTickLocked() {
 	h := c.h
-	if len(h.deadline) == 0 || !c.ready.Load() {
+	if len(h.deadline) == 0 && len(h.typingDeadline) == 0 || !c.ready.Load() {
 		return
 	}
-	at := h.deadline[0].at
+	var at time.Time
+	switch {
+	case len(h.deadline) == 0:
+		at = h.typingDeadline[0].at
+	case len(h.typingDeadline) == 0:
+		at = h.deadline[0].at
+	default:
+		at = h.deadline[0].at
+		if t := h.typingDeadline[0].at; t.Before(at) {
+			at = t
+		}
+	}
 	if c.tickTimer != nil && !c.tickAt.After(at) {
 		return // one falls due sooner, or this one is armed
 	}

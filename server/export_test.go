@@ -63,6 +63,21 @@ func RestoreMachine(cfg Config, snap []byte) (*Machine, error) {
 	return m, nil
 }
 
+// Typing returns the names of who is typing in channel, as the machine
+// keeps them.
+func (m *Machine) Typing(channel string) []string {
+	h := m.c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var names []string
+	if tc := h.typing[channelConv(channel)]; tc != nil {
+		for _, t := range tc.typers {
+			names = append(names, t.per.user.Username)
+		}
+	}
+	return names
+}
+
 // Devices returns how many sessions user (by its key) has.
 func (m *Machine) Devices(key string) int {
 	h := m.c.h

@@ -55,27 +55,29 @@ type hub struct {
 	closing   chan struct{} // closed by Shutdown: streams not joined yet end at once, not holding it up
 	closeOnce sync.Once
 
-	mu          sync.Mutex            // guards the fields below, every session and channel, and the hub-owned fields of every stream; taken before any other lock (see LOCKS.md)
-	now         time.Time             // the chat's clock: when the command being applied happened
-	msgs        uint64                // messages sent so far; numbers message ids
-	attaches    uint64                // streams attached so far; numbers attachments
-	byKey       map[string]*person    // every user with a session (online, held or parked), by username key
-	byToken     map[string]*session   // every session by the hash of its resume token
-	bySkel      map[string]*person    // every user by both its lookalikeKeys
-	head        *person               // oldest user on the online list; the list runs in the order they came online
-	tail        *person               // newest user on the online list
-	listed      int                   // users on the online list
-	parked      map[*session]struct{} // sessions whose stream ended, within their grace period
-	held        int                   // sessions in stateHeld, for the metrics
-	deadline    []expiry              // held and parked sessions by deadline, soonest first
-	channels    map[string]*channel   // by name key
-	accounts    map[string]*account   // read marks and inboxes, by user key (see account)
-	recent      []*recentMsg          // the last messages, oldest first, for replies (see messages.go)
-	recentByNum map[uint64]*recentMsg // recent by number
-	general     *channel
-	slow        []*stream            // sessions whose queue overflowed, to drop before mu is released
-	nodes       map[string]*nodeInfo // cluster: the nodes heard from, by id
-	live        liveness             // cluster: how long the log has been heard without a break
+	mu             sync.Mutex             // guards the fields below, every session and channel, and the hub-owned fields of every stream; taken before any other lock (see LOCKS.md)
+	now            time.Time              // the chat's clock: when the command being applied happened
+	msgs           uint64                 // messages sent so far; numbers message ids
+	attaches       uint64                 // streams attached so far; numbers attachments
+	byKey          map[string]*person     // every user with a session (online, held or parked), by username key
+	byToken        map[string]*session    // every session by the hash of its resume token
+	bySkel         map[string]*person     // every user by both its lookalikeKeys
+	head           *person                // oldest user on the online list; the list runs in the order they came online
+	tail           *person                // newest user on the online list
+	listed         int                    // users on the online list
+	parked         map[*session]struct{}  // sessions whose stream ended, within their grace period
+	held           int                    // sessions in stateHeld, for the metrics
+	deadline       []expiry               // held and parked sessions by deadline, soonest first
+	channels       map[string]*channel    // by name key
+	accounts       map[string]*account    // read marks and inboxes, by user key (see account)
+	recent         []*recentMsg           // the last messages, oldest first, for replies (see messages.go)
+	typing         map[string]*typingConv // who is typing, by conversation (see typing.go); never in a snapshot
+	typingDeadline []typingExpiry         // typers' deadlines, soonest first
+	recentByNum    map[uint64]*recentMsg  // recent by number
+	general        *channel
+	slow           []*stream            // sessions whose queue overflowed, to drop before mu is released
+	nodes          map[string]*nodeInfo // cluster: the nodes heard from, by id
+	live           liveness             // cluster: how long the log has been heard without a break
 
 	// Lists as last built, shared by every answer until they change (nil
 	// then), so that a flood of list calls costs no O(users) copy each
@@ -125,6 +127,7 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
 		channels:    make(map[string]*channel),
 		accounts:    make(map[string]*account),
 		recentByNum: make(map[uint64]*recentMsg),
+		typing:      make(map[string]*typingConv),
 		nodes:       make(map[string]*nodeInfo),
 		closing:     make(chan struct{}),
 		met:         newMetrics(),
@@ -219,6 +222,13 @@ func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, r
 	if err != nil {
 		return err
 	}
+	return h.appendPipelined(ctx, s, cmd, clientID, sent)
+}
+
+// appendPipelined appends cmd, a command of s that may be refused when it
+// is applied, and returns once the log has it (see sendPipelined); done,
+// if not nil, is called under hub.mu once it is applied without refusal.
+func (h *hub) appendPipelined(ctx context.Context, s *stream, cmd *clusterv1.Command, clientID string, done func()) error {
 	select {
 	case s.inflight <- struct{}{}:
 	case <-s.ended:
@@ -230,7 +240,9 @@ func (h *hub) sendPipelined(ctx context.Context, s *stream, text, channelName, r
 		<-s.inflight
 		switch {
 		case out.err == nil:
-			sent()
+			if done != nil {
+				done()
+			}
 		case s.answered():
 			// Counted as a refusal like one met before the log, but
 			// not against the session's budget (see service.handle).
@@ -495,6 +507,7 @@ func (h *hub) tickLocked(now time.Time) {
 	}
 	h.checkNodesLocked()
 	h.expireLocked()
+	h.expireTypingLocked()
 }
 
 // unreadChannelsLocked is the channel list with per's unread counts. Lock

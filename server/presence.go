@@ -61,6 +61,7 @@ func (h *hub) unlistLocked(per *person) {
 	}
 	per.listed = false
 	h.listed--
+	h.untypeLocked(per)
 	if per.prev != nil {
 		per.prev.next = per.next
 	} else {

@@ -396,6 +396,9 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 		// counted against the session's refusal budget (every message is
 		// rate-limited already).
 		snd := action.Send
+		// The message ends its sender's typing there: typing again may
+		// be shown at once.
+		delete(s.typed, snd.GetChannel()+"\x00"+snd.GetRecipient())
 		return svc.hub.sendPipelined(ctx, s, snd.GetText(), snd.GetChannel(), snd.GetRecipient(), snd.GetReplyTo(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannel(ctx, s, action.JoinChannel.GetChannel())
@@ -404,6 +407,12 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 	case *chatv1.ChatRequest_ListChannels:
 		svc.hub.listChannels(s, clientID)
 		return nil
+	case *chatv1.ChatRequest_Typing:
+		ty := action.Typing
+		if !ty.GetStopped() && !s.typingDue(ty.GetChannel(), ty.GetRecipient(), time.Now()) {
+			return nil // a refresh too soon after the last: it changes nothing
+		}
+		return svc.hub.Typing(ctx, s, ty.GetChannel(), ty.GetRecipient(), ty.GetStopped(), clientID)
 	case *chatv1.ChatRequest_MarkRead:
 		mr := action.MarkRead
 		return svc.hub.MarkRead(ctx, s, mr.GetChannel(), mr.GetWith(), mr.GetMessageId())

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync/atomic"
+	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	clusterv1 "github.com/chatd/chatd/gen/chatd/cluster/v1"
@@ -31,6 +32,10 @@ type stream struct {
 	endErr    error
 	endReason chatv1.LeaveReason
 
+	// typed is when the stream's typing in each conversation was last
+	// appended (see typingDue). Owned by the stream's reader.
+	typed map[string]time.Time
+
 	// Owned by the hub: read and written only with hub.mu held.
 	overflowed bool // queue overflowed; gets no more events
 	endClosed  bool // ended has been closed
@@ -50,6 +55,26 @@ func newStream(sess *session, queueSize, queueBytes int) *stream {
 		forgive: true,
 	}
 }
+
+// typingDue reports whether a typing refresh in a conversation (a channel,
+// or the private one with recipient) is due at now, and notes it as sent
+// if so: one every typingEvery at most, so that a client that sends one
+// per keystroke costs the chat no more than one that follows the rule.
+// Only the stream's reader may call it.
+func (s *stream) typingDue(channel, recipient string, now time.Time) bool {
+	conv := channel + "\x00" + recipient
+	if last, ok := s.typed[conv]; ok && now.Sub(last) < typingEvery {
+		return false
+	}
+	if s.typed == nil || len(s.typed) >= maxTypingConvs {
+		s.typed = make(map[string]time.Time)
+	}
+	s.typed[conv] = now
+	return true
+}
+
+// maxTypingConvs bounds what a stream's reader keeps of its typing.
+const maxTypingConvs = 64
 
 // answered reports whether s's requests are answered: it is attached, or
 // it was given up with this node and is about to end (see
