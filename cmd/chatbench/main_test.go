@@ -221,6 +221,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--chatd", "x", "--server-pid", "12"}, "--server-pid goes with --server"},
 		{[]string{"--server", "y:1", "--chatd-arg", "--queue-size=1"}, "--chatd-arg goes with --chatd"},
 		{[]string{"--server", "y:1", "--members", "0"}, "--members must be at least 1"},
+		{[]string{"--server", "y:1", "--devices", "0"}, "--devices must be at least 1"},
 		{[]string{"--server", "y:1", "--members", "3", "--senders", "4"}, "--senders must be between 0 and --members (3)"},
 		{[]string{"--server", "y:1", "--window", "0"}, "--window must be at least 1"},
 		{[]string{"--server", "y:1", "--rate", "-1"}, "--rate must be 0"},
@@ -333,7 +334,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n", "-devices N\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}
