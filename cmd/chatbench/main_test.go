@@ -90,6 +90,7 @@ func TestSmoke(t *testing.T) {
 
 	c := rep.Chatd
 	for name, v := range map[string]*float64{
+		"chatbench_cpu_s":                     c.ChatbenchCPUS,
 		"server_cpu_s":                        c.ServerCPUS,
 		"server_cpu_s_per_million_deliveries": c.ServerCPUPerMillion,
 		"server_rss_joined_mib":               c.ServerRSSJoinedMiB,
@@ -139,8 +140,11 @@ func checkResultReach(t *testing.T, r *result, members, reach int) {
 	if !(l.P50 > 0 && l.P50 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("latency %+v: want 0 < p50 <= p99 <= p99.9 <= max", *l)
 	}
-	if r.ChatbenchCPUS == nil || *r.ChatbenchCPUS <= 0 {
-		t.Errorf("chatbench CPU %v, want positive", r.ChatbenchCPUS)
+	// /proc counts CPU time in clock ticks (10 ms): a light half-second
+	// run may take less than one. TestSmoke's saturated run checks that
+	// it is more.
+	if r.ChatbenchCPUS == nil || *r.ChatbenchCPUS < 0 {
+		t.Errorf("chatbench CPU %v, want a reading", r.ChatbenchCPUS)
 	}
 }
 
