@@ -42,7 +42,9 @@ type rawServer struct {
 
 	mu     sync.Mutex
 	seq    uint64
-	peers  []*rawPeer // in join order
+	peers  []*rawPeer     // in join order
+	users  []string       // the peers' names, each once, in join order: who is online
+	online map[string]int // peers per name
 	conns  map[net.Conn]struct{}
 	closed bool
 }
@@ -60,7 +62,7 @@ func startRawServer(queueSize int) (*rawServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	s := &rawServer{ln: ln, queueSize: queueSize, conns: make(map[net.Conn]struct{})}
+	s := &rawServer{ln: ln, queueSize: queueSize, online: make(map[string]int), conns: make(map[net.Conn]struct{})}
 	s.wg.Go(s.accept)
 	return s, nil
 }
@@ -117,15 +119,22 @@ func (s *rawServer) serve(c net.Conn) {
 	p := &rawPeer{c: c, name: string(buf[1:]), q: make(chan []byte, s.queueSize), quit: make(chan struct{})}
 
 	s.mu.Lock()
-	s.seq++
-	s.publishLocked(serverFrame(frameJoin, s.seq, nil, p.name))
+	// Presence is per name, as chatd's is per user: another connection
+	// under a name already here (a member's other device, --devices) is
+	// announced to nobody.
+	if s.online[p.name] == 0 {
+		s.seq++
+		s.publishLocked(serverFrame(frameJoin, s.seq, nil, p.name))
+		s.users = append(s.users, p.name)
+	}
+	s.online[p.name]++
 	s.peers = append(s.peers, p)
-	names := make([]byte, 0, len(s.peers)*8)
-	for i, o := range s.peers {
+	names := make([]byte, 0, len(s.users)*8)
+	for i, u := range s.users {
 		if i > 0 {
 			names = append(names, ',')
 		}
-		names = append(names, o.name...)
+		names = append(names, u...)
 	}
 	p.q <- serverFrame(frameWelcome, s.seq, names, "") // the queue is new
 	s.mu.Unlock()
@@ -149,15 +158,17 @@ func (s *rawServer) serve(c net.Conn) {
 	s.mu.Lock()
 	if !p.dropped {
 		s.removeLocked(p)
-		s.seq++
-		s.publishLocked(serverFrame(frameLeft, s.seq, nil, p.name))
+		if s.online[p.name] == 0 { // its last connection
+			s.seq++
+			s.publishLocked(serverFrame(frameLeft, s.seq, nil, p.name))
+		}
 	}
 	s.mu.Unlock()
 }
 
 // publishLocked queues f on every peer without blocking, and drops the peers
 // whose queue is full (without telling the others: unlike chatd's hub, the
-// baseline keeps no presence, so it needs no extra event).
+// baseline sends no event for it).
 func (s *rawServer) publishLocked(f []byte) {
 	var full []*rawPeer
 	for _, p := range s.peers {
@@ -178,6 +189,12 @@ func (s *rawServer) removeLocked(p *rawPeer) {
 	close(p.quit)
 	if i := slices.Index(s.peers, p); i >= 0 {
 		s.peers = slices.Delete(s.peers, i, i+1)
+	}
+	if s.online[p.name]--; s.online[p.name] == 0 {
+		delete(s.online, p.name)
+		if i := slices.Index(s.users, p.name); i >= 0 {
+			s.users = slices.Delete(s.users, i, i+1)
+		}
 	}
 }
 
@@ -249,25 +266,27 @@ func (t *rawTransport) join(ctx context.Context, m *member) (client, welcome, er
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: %w", m, err)
 	}
 	t.mu.Lock()
 	t.conns = append(t.conns, c)
 	t.mu.Unlock()
 	rc := &rawClient{c: c, r: bufio.NewReaderSize(c, 32<<10)}
 	if err := rc.write(frameJoin, []byte(m.name)); err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m, err)
 	}
 	// Closing the connection is what ends a blocked read when ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	if rc.buf, err = readFrame(rc.r, rc.buf); err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: join: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: join: %w", m, err)
 	}
 	if len(rc.buf) < 9 || rc.buf[0] != frameWelcome {
-		return nil, welcome{}, fmt.Errorf("%s: join answered with frame type %q, want a welcome", m.name, rc.buf[:min(len(rc.buf), 1)])
+		return nil, welcome{}, fmt.Errorf("%s: join answered with frame type %q, want a welcome", m, rc.buf[:min(len(rc.buf), 1)])
 	}
-	w := welcome{seq: binary.BigEndian.Uint64(rc.buf[1:9]), online: uint64(bytes.Count(rc.buf[9:], []byte{','}) + 1)}
+	// Anyone may connect under any name, so a member's other devices need
+	// no key: the name stands for one.
+	w := welcome{seq: binary.BigEndian.Uint64(rc.buf[1:9]), online: uint64(bytes.Count(rc.buf[9:], []byte{','}) + 1), deviceKey: m.name}
 	return rc, w, nil
 }
 

@@ -33,9 +33,16 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	if rs != nil {
 		mv = &mover{tr: tr.(resumer), nodes: len(f.nodes), timeout: cfg.joinTimeout}
 	}
-	ms := make([]*member, cfg.members)
+	// Every session: the members' first devices, which are the members
+	// (senders first) as without --devices, then their second devices,
+	// and so on. Whatever is done for every session ranges over ms.
+	ms := make([]*member, cfg.sessions())
 	for i := range ms {
-		ms[i] = newMember(i, cfg.senders, cfg.channels)
+		if i < cfg.members {
+			ms[i] = newMember(i, cfg.senders, cfg.channels)
+		} else {
+			ms[i] = newDevice(ms[i%cfg.members], i/cfg.members)
+		}
 		ms[i].mayMove = mv != nil
 	}
 	for _, m := range ms[:cfg.senders] {
@@ -78,7 +85,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 				moving++
 			}
 		}
-		line := fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), cfg.members, sent, recv)
+		line := fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), len(ms), sent, recv)
 		if rs != nil {
 			line += fmt.Sprintf(", moving %d", moving)
 		}
@@ -96,7 +103,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	defer watchdog.Stop()
 	startReceiving := func(m *member, c client, w welcome) {
 		m.client, m.changed, m.lastSeq, m.token = c, make(chan struct{}), w.seq, w.token
-		m.joined, m.home, m.node = true, nodeOf(m.idx, len(f.nodes)), nodeOf(m.idx, len(f.nodes))
+		m.joined, m.home, m.node = true, nodeOf(m, len(f.nodes)), nodeOf(m, len(f.nodes))
 		m.joins.Store(w.online)
 		joined.Add(1)
 		recvWG.Go(func() {
@@ -117,17 +124,19 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	res.JoinS = time.Since(start).Seconds()
 	if err != nil {
 		if runCtx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("joins did not finish within --join-timeout %s (%d of %d joined): %w", cfg.joinTimeout, res.Joined, cfg.members, err)
+			err = fmt.Errorf("joins did not finish within --join-timeout %s (%d of %d sessions joined): %w", cfg.joinTimeout, res.Joined, len(ms), err)
 		}
 		return res, err
 	}
 
-	// Settle: every member has received every join (the join storm is
-	// over), and with --channels is in its channel, or was dropped.
+	// Settle: every session has received every member's join (the join
+	// storm is over: presence is per user, so a member's other devices
+	// announce nothing), and with --channels is in its channel, or was
+	// dropped.
 	phase.Store("receiving the joins")
 	settled := waitUntil(runCtx, func() bool {
 		for _, m := range ms {
-			if (m.joins.Load() < uint64(len(ms)) || m.chanName != "" && !m.inChannel.Load()) && !m.ended() {
+			if (m.joins.Load() < uint64(cfg.members) || m.chanName != "" && !m.inChannel.Load()) && !m.ended() {
 				return false
 			}
 		}
@@ -169,42 +178,91 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 	return res, nil
 }
 
-// joinAll joins every member, cfg.joinConcurrency at a time, and calls
-// started for each as soon as it is welcomed, so that it reads the join
-// storm while the others join. It stops at the first failure.
+// joinAll joins every session, cfg.joinConcurrency at a time, in the
+// order of ms, and calls started for each as soon as it is welcomed, so
+// that it reads the join storm while the others join. A member's other
+// devices wait for its first device's welcome, which has the key they join
+// with; the first device was taken before them, so it is on its way. It
+// stops at the first failure.
 func joinAll(ctx context.Context, cfg *config, tr transport, ms []*member, started func(*member, client, welcome)) error {
 	var next atomic.Int64
 	var failed sync.Once
 	var firstErr error
-	var stop atomic.Bool
+	stop := make(chan struct{}) // closed at the first failure
 	var wg sync.WaitGroup
 	for range min(cfg.joinConcurrency, len(ms)) {
 		wg.Go(func() {
-			for !stop.Load() {
+			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(ms) {
 					return
 				}
-				c, w, err := tr.join(ctx, ms[i])
-				if err == nil && ms[i].chanName != "" {
+				m := ms[i]
+				err := waitForKey(ctx, m, stop)
+				if errors.Is(err, errJoinsStopped) {
+					return
+				}
+				var c client
+				var w welcome
+				if err == nil {
+					c, w, err = tr.join(ctx, m)
+				}
+				if err == nil && m.chanName != "" && m.dev == 0 {
 					// Its channel_joined waits in the stream until
-					// the receive goroutine starts.
-					if err = c.joinChannel(ms[i].chanName); err != nil {
+					// the receive goroutine starts. The member's
+					// other devices are in the channel with it.
+					if err = c.joinChannel(m.chanName); err != nil {
 						c.close()
-						err = fmt.Errorf("%s: join channel %s: %w", ms[i].name, ms[i].chanName, err)
+						err = fmt.Errorf("%s: join channel %s: %w", m, m.chanName, err)
+					}
+				}
+				if err == nil && m.dev == 0 && cfg.devices > 1 {
+					if w.deviceKey == "" {
+						c.close()
+						err = fmt.Errorf("%s: the welcome has no device key for the member's other devices: this server does not know devices; run without --devices", m)
+					} else {
+						m.key = w.deviceKey
+						close(m.keyed)
 					}
 				}
 				if err != nil {
-					failed.Do(func() { firstErr = err })
-					stop.Store(true)
+					failed.Do(func() {
+						firstErr = err
+						close(stop)
+					})
 					return
 				}
-				started(ms[i], c, w)
+				started(m, c, w)
+				select {
+				case <-stop:
+					return
+				default:
+				}
 			}
 		})
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// errJoinsStopped is how waitForKey says that another join failed first.
+var errJoinsStopped = errors.New("another join failed")
+
+// waitForKey waits until m, if it is not its member's first device, can
+// join: its first device was welcomed with the key. It returns
+// errJoinsStopped if another join failed first.
+func waitForKey(ctx context.Context, m *member, stop <-chan struct{}) error {
+	if m.first == nil {
+		return nil
+	}
+	select {
+	case <-m.first.keyed:
+		return nil
+	case <-stop:
+		return errJoinsStopped
+	case <-ctx.Done():
+		return fmt.Errorf("%s: waiting for the first device's key: %w", m, ctx.Err())
+	}
 }
 
 // sendAndDrain runs the send phase, waits until every member has every

@@ -40,15 +40,15 @@ type proc struct {
 
 // startChatd starts the chatd at path on a free loopback port, with the
 // rate limit off (the benchmark sends far faster than a person), room for
-// every member and no limits per client address, then extra, and waits
+// that many sessions and no limits per client address, then extra, and waits
 // until it listens. Its HTTP port (the page and the gateway) is off
 // unless extra gives it an address, e.g. --http-addr=127.0.0.1:0 for
 // --transport grpc-web: then it also waits until that listens.
-func startChatd(ctx context.Context, path string, members int, extra []string) (*proc, error) {
+func startChatd(ctx context.Context, path string, sessions int, extra []string) (*proc, error) {
 	args := []string{
 		"--grpc-addr", "127.0.0.1:0",
 		"--message-rate", "0",
-		"--max-sessions", strconv.Itoa(members + 16),
+		"--max-sessions", strconv.Itoa(sessions + 16),
 	}
 	// A chatd with a browser gateway would also listen on a fixed HTTP
 	// port: turn it off, so that runs (and tests) never collide on it and

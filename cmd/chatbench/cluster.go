@@ -39,7 +39,7 @@ type cluster struct {
 
 	// How the nodes were started, to start one again (see restart).
 	chatdPath string
-	members   int
+	sessions  int        // room for them on every node (see startChatd)
 	args      [][]string // each node's flags after chatbench's own
 }
 
@@ -59,7 +59,7 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 			return nil, err
 		}
 	}
-	c = &cluster{chatdPath: cfg.chatdPath, members: cfg.members}
+	c = &cluster{chatdPath: cfg.chatdPath, sessions: cfg.sessions()}
 	defer func() {
 		if err != nil {
 			c.kill()
@@ -77,7 +77,7 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 	prefix := fmt.Sprintf("chatbench_%d_%s", os.Getpid(), rand.Text()[:8])
 	for k := range cfg.nodes {
 		name := fmt.Sprintf("n%d", k+1)
-		c.args = append(c.args, append([]string{"--nats-url", c.url, "--node-name", name, "--nats-prefix", prefix}, cfg.chatdArgs...))
+		c.args = append(c.args, append([]string{"--nats-url", c.url, "--node-name", name, "--nats-prefix", prefix}, cfg.chatdExtra()...))
 		p, err := c.startNode(ctx, k, nil)
 		if err != nil {
 			return c, err
@@ -95,7 +95,7 @@ func startCluster(ctx context.Context, cfg *config) (c *cluster, err error) {
 // startNode starts node k (from 0) with its flags, then more.
 func (c *cluster) startNode(ctx context.Context, k int, more []string) (*proc, error) {
 	name := fmt.Sprintf("n%d", k+1)
-	p, err := startChatd(ctx, c.chatdPath, c.members, append(slices.Clip(c.args[k]), more...))
+	p, err := startChatd(ctx, c.chatdPath, c.sessions, append(slices.Clip(c.args[k]), more...))
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", name, err)
 	}

@@ -87,7 +87,7 @@ func TestCluster(t *testing.T) {
 // members sharing two connections per node; then with a node that is not
 // there, which fails the run before it starts.
 func TestAttachCluster(t *testing.T) {
-	c, err := startCluster(t.Context(), &config{chatdPath: chatdBin, nodes: 3, members: 30, chatdArgs: []string{perNodeLimit}})
+	c, err := startCluster(t.Context(), &config{chatdPath: chatdBin, nodes: 3, members: 30, devices: 1, chatdArgs: []string{perNodeLimit}})
 	if err != nil {
 		t.Fatal(err)
 	}

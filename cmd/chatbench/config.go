@@ -43,6 +43,7 @@ type config struct {
 	restartAt   time.Duration
 
 	members         int
+	devices         int // sessions per member (see member.dev); 1: one
 	senders         int // 0: join only (memory per idle session)
 	window          int // saturated mode: unacknowledged messages per sender
 	rate            float64
@@ -64,6 +65,19 @@ type config struct {
 
 // saturated reports whether senders send as fast as acknowledgements allow.
 func (c *config) saturated() bool { return c.rate == 0 }
+
+// sessions is how many sessions join: every device of every member.
+func (c *config) sessions() int { return c.members * c.devices }
+
+// chatdExtra is the flags for every chatd chatbench starts after its own:
+// room for every member's devices, then --chatd-arg's, which may change it.
+func (c *config) chatdExtra() []string {
+	var args []string
+	if c.devices > 1 {
+		args = append(args, "--max-devices-per-user="+strconv.Itoa(c.devices))
+	}
+	return append(args, c.chatdArgs...)
+}
 
 // stringsFlag is a flag that may be repeated; each use adds one value.
 type stringsFlag []string
@@ -171,6 +185,18 @@ in --web-server. --channels N spreads the members over N channels besides
 general, each sender sending to its own: every message must reach its
 channel's members, and them only.
 
+--devices N has each member join on N devices, as a person with a laptop
+and a phone does: the first joins as a new user, the others under the same
+name with the device key of the first's welcome (Join.device_key), on
+other nodes of a cluster where there are (device d of member i on node
+(i+d) mod N). Each device is a session of its own, with its own seq, that
+receives everything its member receives and is checked as a member is: a
+message reaches members × N sessions, and the join storm is members × N
+joins. Senders send from their first device. The report's per-session and
+per-delivery figures are then per device, so that a run with --devices 2
+against one with --devices 1 says what a second device costs. --chatd
+starts chatd with --max-devices-per-user N.
+
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
 limits per client address names the chatd flags that lift them. Either
@@ -192,7 +218,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors go through run's one error path
 	fs.Usage = func() {}
-	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions and no limits per client address, and stop it at the end")
+	fs.StringVar(&cfg.chatdPath, "chatd", "", "start the chatd binary at `path` on a free loopback port, with --message-rate 0, enough --max-sessions (and --max-devices-per-user for --devices) and no limits per client address, and stop it at the end")
 	fs.Var((*stringsFlag)(&cfg.chatdArgs), "chatd-arg", "extra `flag` for the chatd that --chatd starts (every node of a --nodes cluster), e.g. --chatd-arg=--queue-size=4096 (repeatable; later flags override chatbench's)")
 	fs.IntVar(&cfg.nodes, "nodes", 0, "with --chatd: start a cluster of `N` chatd nodes on a nats-server with JetStream that chatbench starts too (0: one chatd, no NATS)")
 	fs.IntVar(&cfg.restartNode, "restart-node", 0, "with --nodes: restart node `K` (1 to N) during the send phase: SIGTERM, then the same chatd again on the same address; its members resume on the next node (0: none)")
@@ -206,7 +232,8 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.batches, "batches", true, "members ask chatd for several events per response when several are waiting (Join.accept_batches), as chatctl and the page do; --batches=false: one response per event, as a client that does not know batches gets")
 	fs.StringVar(&cfg.caFile, "ca-file", "", "talk to chatd over TLS, trusting the CA certificates in this PEM `file` (start it with --chatd-arg=--tls-cert=… --chatd-arg=--tls-key=…); plaintext without it")
 	fs.Var((*pidsFlag)(&cfg.serverPIDs), "server-pid", "`pids` of the chatd at --server, one per address in the same order, comma-separated, to read their CPU time and memory from /proc (without them they are unavailable); with one chatd running, \"$(pidof chatd)\" gives its pid; with several, pidof gives them all in no useful order")
-	fs.IntVar(&cfg.members, "members", 100, "sessions that join; every one receives every message")
+	fs.IntVar(&cfg.members, "members", 100, "users that join (each on --devices sessions); every one receives every message")
+	fs.IntVar(&cfg.devices, "devices", 1, "each member joins on `N` devices, each a session of its own that receives and checks everything the member does: the first joins as a new user, the others under the same name with its welcome's device key; senders send from their first device; on several nodes, device d of member i joins on the (i+d) mod n-th")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
 	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
 	fs.Float64Var(&cfg.rate, "rate", 0, "send this many `messages/s` in total across senders, instead of saturating (0: saturate)")
@@ -359,6 +386,9 @@ func (c *config) validate() error {
 	}
 	if c.members < 1 {
 		bad("--members must be at least 1, got %d", c.members)
+	}
+	if c.devices < 1 {
+		bad("--devices must be at least 1 (one session per member), got %d", c.devices)
 	}
 	if c.senders < 0 || c.senders > c.members {
 		bad("--senders must be between 0 and --members (%d), got %d", c.members, c.senders)

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// grpcTransport reaches chatd over gRPC, with one connection per member
+// grpcTransport reaches chatd over gRPC, with one connection per session
 // unless told to share a few. With several addresses (the nodes of a
-// cluster), member i joins on addrs[nodeOf(i, len(addrs))].
+// cluster), session m joins on addrs[nodeOf(m, len(addrs))].
 type grpcTransport struct {
 	addrs   []string
 	timeout time.Duration        // for each connection to be ready
@@ -80,14 +80,14 @@ func (t *grpcTransport) dial(ctx context.Context, addr string) (*grpc.ClientConn
 
 func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, error) {
 	n := len(t.addrs)
-	k := nodeOf(m.idx, n)
+	k := nodeOf(m, n)
 	var cc, own *grpc.ClientConn
 	if len(t.shared) > 0 {
 		cc = t.sharedConn(m, k)
 	} else {
 		var err error
 		if cc, err = t.dial(ctx, t.addrs[k]); err != nil {
-			return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
+			return nil, welcome{}, fmt.Errorf("%s: %w", m, err)
 		}
 		if err := t.keep(cc); err != nil {
 			return nil, welcome{}, err
@@ -97,13 +97,13 @@ func (t *grpcTransport) join(ctx context.Context, m *member) (client, welcome, e
 	// WaitForReady: a shared connection may be reconnecting; ride that
 	// out, within --join-timeout, as any real client would.
 	sctx, cancel := context.WithCancel(ctx)
-	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, AcceptBatches: t.batches}, grpc.WaitForReady(true))
+	c, w, err := joinStream(sctx, cc, &chatv1.Join{Username: m.name, AcceptBatches: t.batches, DeviceKey: m.deviceKey()}, grpc.WaitForReady(true))
 	if c != nil {
 		c.tag, c.channel = t.tag, m.chanName
 	}
 	if err != nil {
 		cancel()
-		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: %w", m, err)
 	}
 	c.cancel, c.own = cancel, own
 	return c, w, nil
@@ -151,10 +151,10 @@ func (t *grpcTransport) resume(ctx context.Context, m *member, node int, lastSeq
 	return c, w, nil
 }
 
-// sharedConn is the connection to node k that member m shares
-// (--conns): the node's members are m.idx = k, k+n, k+2n, … and take its
-// connections in turn; a member that moved to k takes one by the same
-// rule.
+// sharedConn is the connection to node k that session m shares
+// (--conns): a device's sessions on the node are those of members
+// m.idx = k-d, k-d+n, k-d+2n, … (mod n) and take its connections in turn;
+// a session that moved to k takes one by the same rule.
 func (t *grpcTransport) sharedConn(m *member, k int) *grpc.ClientConn {
 	return t.shared[k][(m.idx/len(t.addrs))%len(t.shared[k])]
 }
@@ -197,10 +197,11 @@ func joinStream(ctx context.Context, cc *grpc.ClientConn, j *chatv1.Join, opts .
 		return nil, welcome{}, fmt.Errorf("join answered with %v, want a welcome", resp)
 	}
 	w := welcome{
-		seq:      resp.GetSeq(),
-		online:   uint64(len(wel.GetOnlineUsers())),
-		token:    wel.GetResumeToken(),
-		complete: wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
+		seq:       resp.GetSeq(),
+		online:    uint64(len(wel.GetOnlineUsers())),
+		token:     wel.GetResumeToken(),
+		complete:  wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
+		deviceKey: wel.GetDeviceKey(),
 	}
 	return &grpcClient{stream: stream, resp: new(chatv1.ChatResponse), rest: rest}, w, nil
 }

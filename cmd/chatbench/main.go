@@ -29,6 +29,13 @@
 // "b:<sender>:<n>:<sent at>", so each member sees each sender's numbers in
 // order and can tell a lost message from a duplicate, and the latency of
 // every single delivery goes into a histogram.
+//
+// With --devices N every member joins on N devices (Join.device_key), each
+// a session of its own that receives and checks everything its member
+// does, so that a run against one with --devices 1 says what a second
+// device costs per session and per delivery.
+//
+//	chatbench --chatd bin/chatd --members 1000 --devices 2 --senders 5 --rate 5 --duration 10s
 package main
 
 import (
@@ -106,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func newReport(cfg *config) *report {
-	rep := &report{Members: cfg.members, Senders: cfg.senders, Conns: cfg.conns, Transport: cfg.transport, ClientBDP: cfg.clientBDP, Channels: cfg.channels}
+	rep := &report{Members: cfg.members, Devices: cfg.devices, Sessions: cfg.sessions(), Senders: cfg.senders, Conns: cfg.conns, Transport: cfg.transport, ClientBDP: cfg.clientBDP, Channels: cfg.channels}
 	switch {
 	case cfg.senders == 0:
 		rep.Mode = "join-only"
@@ -158,13 +165,13 @@ func benchChatd(ctx context.Context, cfg *config, rep *report, prog *progress) e
 		// Stop the cluster before the members hang up, as for one chatd.
 		stopServer = func() { stopErr = c.stop() }
 	case cfg.chatdPath != "":
-		extra := cfg.chatdArgs
+		extra := cfg.chatdExtra()
 		if cfg.transport == "grpc-web" {
 			// Its page and gateway on a free port of their own;
 			// --chatd-arg may still say where.
 			extra = append([]string{"--http-addr=127.0.0.1:0"}, extra...)
 		}
-		p, err := startChatd(ctx, cfg.chatdPath, cfg.members, extra)
+		p, err := startChatd(ctx, cfg.chatdPath, cfg.sessions(), extra)
 		if err != nil {
 			return err
 		}

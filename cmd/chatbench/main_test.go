@@ -90,6 +90,7 @@ func TestSmoke(t *testing.T) {
 
 	c := rep.Chatd
 	for name, v := range map[string]*float64{
+		"chatbench_cpu_s":                     c.ChatbenchCPUS,
 		"server_cpu_s":                        c.ServerCPUS,
 		"server_cpu_s_per_million_deliveries": c.ServerCPUPerMillion,
 		"server_rss_joined_mib":               c.ServerRSSJoinedMiB,
@@ -139,8 +140,11 @@ func checkResultReach(t *testing.T, r *result, members, reach int) {
 	if !(l.P50 > 0 && l.P50 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("latency %+v: want 0 < p50 <= p99 <= p99.9 <= max", *l)
 	}
-	if r.ChatbenchCPUS == nil || *r.ChatbenchCPUS <= 0 {
-		t.Errorf("chatbench CPU %v, want positive", r.ChatbenchCPUS)
+	// /proc counts CPU time in clock ticks (10 ms): a light half-second
+	// run may take less than one. TestSmoke's saturated run checks that
+	// it is more.
+	if r.ChatbenchCPUS == nil || *r.ChatbenchCPUS < 0 {
+		t.Errorf("chatbench CPU %v, want a reading", r.ChatbenchCPUS)
 	}
 }
 
@@ -221,6 +225,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--chatd", "x", "--server-pid", "12"}, "--server-pid goes with --server"},
 		{[]string{"--server", "y:1", "--chatd-arg", "--queue-size=1"}, "--chatd-arg goes with --chatd"},
 		{[]string{"--server", "y:1", "--members", "0"}, "--members must be at least 1"},
+		{[]string{"--server", "y:1", "--devices", "0"}, "--devices must be at least 1"},
 		{[]string{"--server", "y:1", "--members", "3", "--senders", "4"}, "--senders must be between 0 and --members (3)"},
 		{[]string{"--server", "y:1", "--window", "0"}, "--window must be at least 1"},
 		{[]string{"--server", "y:1", "--rate", "-1"}, "--rate must be 0"},
@@ -333,7 +338,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n", "-devices N\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}

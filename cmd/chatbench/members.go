@@ -15,7 +15,8 @@ import (
 // baseline. Both carry the same texts, and number each member's events
 // without gaps.
 type transport interface {
-	// join connects m, joins it under m.name and waits for the welcome. It
+	// join connects m, joins it under m.name (with m.deviceKey() if it is
+	// not the member's first device) and waits for the welcome. It
 	// returns the welcome: its seq (every later event m receives is seq+1,
 	// seq+2, …) and how many users it lists. The stream lives until ctx
 	// ends or the transport is closed.
@@ -46,10 +47,11 @@ type client interface {
 
 // welcome is what a member learns from its welcome.
 type welcome struct {
-	seq      uint64 // the welcome's seq
-	online   uint64 // users online, the member included
-	token    string // the resume token, if the server gives one
-	complete bool   // a resume's welcome said RECOVERY_COMPLETE
+	seq       uint64 // the welcome's seq
+	online    uint64 // users online, the member included
+	token     string // the resume token, if the server gives one
+	complete  bool   // a resume's welcome said RECOVERY_COMPLETE
+	deviceKey string // what the member's other devices join with, if the server gives one
 }
 
 // errSlowDropped is how a session that the server dropped as too slow ends.
@@ -62,13 +64,22 @@ var epoch = time.Now()
 
 func now() int64 { return int64(time.Since(epoch)) }
 
-// member is one session. Its receive goroutine owns the unexported counters
-// below and publishes through the atomic ones what other goroutines need
-// while the run goes on; the rest is read only after that goroutine ends.
+// member is one session: one device of a member (--devices), the only one
+// by default. Its receive goroutine owns the unexported counters below and
+// publishes through the atomic ones what other goroutines need while the
+// run goes on; the rest is read only after that goroutine ends.
 type member struct {
-	idx  int
-	name string
-	snd  *sender // nil unless this member sends
+	idx  int     // the member (the user), from 0: every device of it has the same
+	dev  int     // which of the member's devices, from 0 (the first, which joins as a new user)
+	name string  // the member's user name, the same on every device
+	snd  *sender // nil unless this member sends (only ever on its first device)
+
+	// The device key, for the member's other devices. On the first
+	// device, key is set from its welcome before keyed is closed; the
+	// other devices point at it with first, and wait for keyed to join.
+	first *member
+	key   string
+	keyed chan struct{}
 
 	// The session's stream. The join sets it before the receive goroutine
 	// starts; a move (move.go) takes it away and puts another in its
@@ -149,17 +160,44 @@ type sender struct {
 // over channels channels (0: everyone in general only).
 func newMember(idx, senders, channels int) *member {
 	m := &member{
-		idx:  idx,
-		name: fmt.Sprintf("m%05d", idx+1),
-		next: make([]uint64, senders),
-		got:  make([]uint64, senders),
-		done: make(chan struct{}),
+		idx:   idx,
+		name:  fmt.Sprintf("m%05d", idx+1),
+		next:  make([]uint64, senders),
+		got:   make([]uint64, senders),
+		done:  make(chan struct{}),
+		keyed: make(chan struct{}),
 	}
 	if channels > 0 {
 		m.group, m.channels = idx%channels, channels
 		m.chanName = channelName(m.group)
 	}
 	return m
+}
+
+// newDevice makes device dev (from 1) of first's member: a session of its
+// own, under the same name, in the same channel, that never sends.
+func newDevice(first *member, dev int) *member {
+	m := newMember(first.idx, len(first.next), first.channels)
+	m.dev, m.first = dev, first
+	return m
+}
+
+// deviceKey is the key m joins with: its first device's (which it must
+// wait for, see keyed), or none for the first device itself.
+func (m *member) deviceKey() string {
+	if m.first == nil {
+		return ""
+	}
+	return m.first.key
+}
+
+// String names the session in messages: the member, and which device if
+// it is not the first.
+func (m *member) String() string {
+	if m.dev == 0 {
+		return m.name
+	}
+	return fmt.Sprintf("%s (device %d)", m.name, m.dev+1)
 }
 
 // channelName is the name of the channel of group k (--channels).

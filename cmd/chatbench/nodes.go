@@ -18,9 +18,9 @@ import (
 type nodeResult struct {
 	Name       string `json:"name"`
 	Addr       string `json:"addr"`
-	Members    int    `json:"members"`    // sessions that joined on this node
+	Members    int    `json:"members"`    // sessions that joined on this node (with --devices, each device is one)
 	Senders    int    `json:"senders"`    // of them, those that sent
-	Deliveries uint64 `json:"deliveries"` // messages received by members while their stream was on this node
+	Deliveries uint64 `json:"deliveries"` // messages received by sessions while their stream was on this node
 	procFigures
 	MemPerSessionKiB *float64 `json:"mem_per_session_kib"` // its RSS growth over its own members
 }
@@ -92,8 +92,8 @@ func (r *result) setSendCPU(d []time.Duration) {
 }
 
 // setMemory records each process's RSS before the joins and once every
-// member had joined, and the growth per session: over all members for the
-// total, over its own for a node.
+// session had joined, and the growth per session: over all sessions (every
+// device of every member) for the total, over its own for a node.
 func (r *result) setMemory(before, joined []uint64, ms []*member) {
 	r.ServerRSSBeforeMiB = ptr(mib(sum(before[:r.nodes])))
 	r.ServerRSSJoinedMiB = ptr(mib(sum(joined[:r.nodes])))
@@ -104,7 +104,7 @@ func (r *result) setMemory(before, joined []uint64, ms []*member) {
 	on := make([]int, r.nodes)
 	for _, m := range ms {
 		if m.joined {
-			on[nodeOf(m.idx, r.nodes)]++
+			on[nodeOf(m, r.nodes)]++
 		}
 	}
 	for k, n := range r.Nodes {
@@ -121,7 +121,7 @@ func (r *result) accountNodes(ms []*member) {
 		return
 	}
 	for _, m := range ms {
-		k := nodeOf(m.idx, r.nodes)
+		k := nodeOf(m, r.nodes)
 		n := r.Nodes[k]
 		if m.joined {
 			n.Members++
@@ -173,7 +173,7 @@ func growthKiB(before, after uint64) float64 { return (float64(after) - float64(
 // writeNodes writes a cluster's figures node by node, for people.
 func writeNodes(w io.Writer, r *result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\taddress\tpid\tmembers\tdeliveries\tCPU for the joins\tCPU sending\tCPU per 1M deliveries\tRSS joined, idle\tmemory per session\t")
+	fmt.Fprintln(tw, "node\taddress\tpid\tsessions\tdeliveries\tCPU for the joins\tCPU sending\tCPU per 1M deliveries\tRSS joined, idle\tmemory per session\t")
 	pid := func(p int) string {
 		if p == 0 {
 			return "n/a"

@@ -143,7 +143,9 @@ func explainRefusal(err error) error {
 	case strings.Contains(msg, "your address"):
 		return fmt.Errorf("chatd refused it (%q): it limits what one client address may do, and every member connects from this machine; run chatd with %s", msg, perAddressFlags)
 	case strings.Contains(msg, "server is full"):
-		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-sessions above --members", msg)
+		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-sessions above --members × --devices", msg)
+	case strings.Contains(msg, "device") && strings.Contains(msg, "the most allowed"):
+		return fmt.Errorf("chatd refused it (%q): run chatd with a --max-devices-per-user of at least --devices", msg)
 	}
 	return err
 }

@@ -14,6 +14,8 @@ import (
 // as one JSON line; figures that could not be measured are null, not 0.
 type report struct {
 	Members   int      `json:"members"`
+	Devices   int      `json:"devices"`  // sessions per member: 1, or --devices
+	Sessions  int      `json:"sessions"` // members × devices: the per-session figures are over these
 	Senders   int      `json:"senders"`
 	Mode      string   `json:"mode"`              // "saturated", "rate" or "join-only"
 	Window    *int     `json:"window"`            // saturated mode
@@ -36,15 +38,15 @@ type result struct {
 	Server    string `json:"server"`               // what was measured
 	ServerPID int    `json:"server_pid,omitempty"` // one server: whose CPU and memory are reported
 
-	Joined  int     `json:"joined"`
+	Joined  int     `json:"joined"`        // sessions welcomed: every device of every member
 	JoinS   float64 `json:"join_s"`        // first join sent → last welcome received
-	SettleS float64 `json:"join_settle_s"` // → every member has received every join
+	SettleS float64 `json:"join_settle_s"` // → every session has received every member's join
 
 	Sent               uint64   `json:"sent"`
 	Rejected           uint64   `json:"rejected"`            // sends the server refused
 	StopRefused        uint64   `json:"refused_stopping"`    // of those, refused by a node stopping (--restart-node): told, not sent, no failure
-	Deliveries         uint64   `json:"deliveries"`          // messages received, summed over members
-	ExpectedDeliveries uint64   `json:"expected_deliveries"` // what members still online should have received
+	Deliveries         uint64   `json:"deliveries"`          // messages received, summed over sessions (every device of every member)
+	ExpectedDeliveries uint64   `json:"expected_deliveries"` // what sessions still online should have received
 	SendS              float64  `json:"send_s"`              // first send → last delivery
 	DeliveriesPerS     *float64 `json:"deliveries_per_s"`
 	LatencyMS          *latency `json:"latency_ms"` // send → receipt, over every delivery
@@ -57,17 +59,17 @@ type result struct {
 	// Misdelivered: with --channels, messages a member got from a sender
 	// in another channel than its own.
 	Misdelivered uint64 `json:"misdelivered"`
-	SlowDropped  int    `json:"slow_dropped"` // members the server dropped as too slow
+	SlowDropped  int    `json:"slow_dropped"` // sessions the server dropped as too slow
 	Errors       int    `json:"errors"`       // sessions that ended otherwise before the end
 	FirstError   string `json:"first_error,omitempty"`
 
-	ServerJoinCPUS         *float64 `json:"server_join_cpu_s"` // joins, until every member has every join
-	ServerCPUS             *float64 `json:"server_cpu_s"`      // during the send phase
-	ServerCPUPerMillion    *float64 `json:"server_cpu_s_per_million_deliveries"`
-	ServerRSSBeforeMiB     *float64 `json:"server_rss_before_mib"` // before the joins
-	ServerRSSJoinedMiB     *float64 `json:"server_rss_joined_mib"` // every member joined and idle
-	ServerMemPerSessionKiB *float64 `json:"server_mem_per_session_kib"`
-	ChatbenchCPUS          *float64 `json:"chatbench_cpu_s"` // chatbench's own process during the send phase
+	ServerJoinCPUS         *float64 `json:"server_join_cpu_s"`                   // joins, until every member has every join
+	ServerCPUS             *float64 `json:"server_cpu_s"`                        // during the send phase
+	ServerCPUPerMillion    *float64 `json:"server_cpu_s_per_million_deliveries"` // a delivery is one message to one session (device)
+	ServerRSSBeforeMiB     *float64 `json:"server_rss_before_mib"`               // before the joins
+	ServerRSSJoinedMiB     *float64 `json:"server_rss_joined_mib"`               // every session joined and idle
+	ServerMemPerSessionKiB *float64 `json:"server_mem_per_session_kib"`          // the RSS's growth over joined: per device, not per member
+	ChatbenchCPUS          *float64 `json:"chatbench_cpu_s"`                     // chatbench's own process during the send phase
 	Unavailable            []string `json:"unavailable,omitempty"`
 
 	Nodes   []*nodeResult  `json:"nodes,omitempty"`   // a cluster: each chatd node's figures, in --server order
@@ -145,7 +147,7 @@ func (r *result) account(ms []*member, senders int) {
 			if errors.Is(m.endErr, errSlowDropped) {
 				r.SlowDropped++
 			} else if m.endErr != nil {
-				r.fail(fmt.Errorf("%s: session ended: %w", m.name, m.endErr))
+				r.fail(fmt.Errorf("%s: session ended: %w", m, m.endErr))
 			}
 			continue
 		}
@@ -251,13 +253,17 @@ func (rep *report) writeJSON(w io.Writer) error {
 
 // writeText writes the report for people: a column per server.
 func (rep *report) writeText(w io.Writer) {
+	members := fmt.Sprintf("%d members", rep.Members)
+	if rep.Devices > 1 {
+		members += fmt.Sprintf(" on %d devices each (%d sessions)", rep.Devices, rep.Sessions)
+	}
 	switch rep.Mode {
 	case "saturated":
-		fmt.Fprintf(w, "%d members, %d senders, saturated (window %d per sender) for %gs\n", rep.Members, rep.Senders, *rep.Window, *rep.DurationS)
+		fmt.Fprintf(w, "%s, %d senders, saturated (window %d per sender) for %gs\n", members, rep.Senders, *rep.Window, *rep.DurationS)
 	case "rate":
-		fmt.Fprintf(w, "%d members, %d senders, %g messages/s in total for %gs\n", rep.Members, rep.Senders, *rep.Rate, *rep.DurationS)
+		fmt.Fprintf(w, "%s, %d senders, %g messages/s in total for %gs\n", members, rep.Senders, *rep.Rate, *rep.DurationS)
 	default:
-		fmt.Fprintf(w, "%d members joining, nobody sending\n", rep.Members)
+		fmt.Fprintf(w, "%s joining, nobody sending\n", members)
 	}
 	how := "native gRPC, fixed flow-control windows"
 	switch {
@@ -284,7 +290,7 @@ func (rep *report) writeText(w io.Writer) {
 		fmt.Fprintln(tw)
 	}
 	row("", func(r *result) string { return r.Server })
-	row("joined", func(r *result) string { return fmt.Sprint(r.Joined) })
+	row("sessions joined", func(r *result) string { return fmt.Sprint(r.Joined) })
 	row("all joined in", func(r *result) string { return fmt.Sprintf("%.3f s", r.JoinS) })
 	row("every join received in", func(r *result) string { return fmt.Sprintf("%.3f s", r.SettleS) })
 	row("server CPU for the joins", func(r *result) string { return num(r.ServerJoinCPUS, "%.2f s") })

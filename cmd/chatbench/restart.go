@@ -99,9 +99,9 @@ type restartResult struct {
 	ServingS  *float64 `json:"node_serving_s"` // SIGTERM → started again and SERVING
 	Error     string   `json:"error,omitempty"`
 
-	OnNode     int      `json:"members_on_node"` // members that joined on the node
-	Moved      int      `json:"moved"`           // members whose stream ended and who resumed on another node
-	NotBack    int      `json:"not_back"`        // members whose stream ended and who could not resume
+	OnNode     int      `json:"members_on_node"` // sessions that joined on the node (with --devices, each device is one)
+	Moved      int      `json:"moved"`           // sessions whose stream ended and that resumed on another node
+	NotBack    int      `json:"not_back"`        // sessions whose stream ended and that could not resume
 	Attempts   int      `json:"resume_attempts"` // resume attempts, over all members
 	Incomplete int      `json:"incomplete"`      // resumes welcomed without RECOVERY_COMPLETE
 	AllBackS   *float64 `json:"all_back_s"`      // SIGTERM → the last moved member's welcome

@@ -14,16 +14,19 @@ type watched struct {
 }
 
 // fleet is the servers one run measures: the chatd nodes that members are
-// spread over (member i joins on nodes[nodeOf(i, len(nodes))]) and, under a
+// spread over (session m joins on nodes[nodeOf(m, len(nodes))]) and, under a
 // cluster that chatbench started, its nats-server.
 type fleet struct {
 	nodes []watched
 	nats  *watched
 }
 
-// nodeOf is the node that member idx joins on, of n: round-robin, so that
-// members, senders (the first members) and joins are spread evenly.
-func nodeOf(idx, n int) int { return idx % n }
+// nodeOf is the node, of n, that session m joins on: device d of member i
+// on node (i+d) mod n. Round-robin, so that members, senders (the first
+// members, on their first device) and joins are spread evenly, and a
+// member's devices are on different nodes (as far as there are nodes
+// enough), as a person's laptop and phone would likely be.
+func nodeOf(m *member, n int) int { return (m.idx + m.dev) % n }
 
 // cluster reports whether the run is reported node by node: several chatd
 // nodes, or any number on a nats-server chatbench started.

@@ -49,13 +49,13 @@ const webReadLimit = 64 << 20
 func (t *webTransport) join(ctx context.Context, m *member) (client, welcome, error) {
 	c, err := t.dial(ctx)
 	if err != nil {
-		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: %w", m, err)
 	}
 	c.channel = m.chanName
-	w, err := c.joinAndWait(ctx, &chatv1.Join{Username: m.name, AcceptBatches: t.batches}, t.timeout)
+	w, err := c.joinAndWait(ctx, &chatv1.Join{Username: m.name, AcceptBatches: t.batches, DeviceKey: m.deviceKey()}, t.timeout)
 	if err != nil {
 		c.close()
-		return nil, welcome{}, fmt.Errorf("%s: %w", m.name, err)
+		return nil, welcome{}, fmt.Errorf("%s: %w", m, err)
 	}
 	return c, w, nil
 }
@@ -181,10 +181,11 @@ func (c *webClient) joinAndWait(ctx context.Context, j *chatv1.Join, timeout tim
 		return welcome{}, fmt.Errorf("join answered with %v, want a welcome", resp)
 	}
 	return welcome{
-		seq:      resp.GetSeq(),
-		online:   uint64(len(wel.GetOnlineUsers())),
-		token:    wel.GetResumeToken(),
-		complete: wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
+		seq:       resp.GetSeq(),
+		online:    uint64(len(wel.GetOnlineUsers())),
+		token:     wel.GetResumeToken(),
+		complete:  wel.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE,
+		deviceKey: wel.GetDeviceKey(),
 	}, nil
 }
 
