@@ -137,6 +137,12 @@ export class ChatModel {
   readonly dirty: Dirty = { lists: true, people: true, current: true };
 
   private nextID = 0;
+  /**
+   * idPrefix makes this page's client_ids its own: a message sent from
+   * another device of the user comes back with that device's client_id,
+   * which must not be taken for the answer to a request of this one.
+   */
+  private readonly idPrefix = randomID();
   /** pending are the requests sent and not answered yet, by client_id, in the order they were sent. */
   private readonly pending = new Map<string, Tracked>();
   /** resent are the client_ids of the joins sent again after the last recovery (see unanswered). */
@@ -172,7 +178,7 @@ export class ChatModel {
 
   /** track remembers a request sent on the current stream and returns the client_id to send it with. */
   track(p: Pending): string {
-    const id = `c${++this.nextID}`;
+    const id = `c${this.idPrefix}.${++this.nextID}`;
     this.pending.set(id, { ...p, epoch: this.epoch });
     // Every request is answered (a join or leave by its channel_joined or
     // channel_left), or found lost after a recovery; this bound is for a
@@ -588,6 +594,13 @@ export class ChatModel {
   private markAll(): void {
     this.dirty.lists = this.dirty.people = this.dirty.current = true;
   }
+}
+
+/** randomID is a short random string, to tell this page's client_ids from another device's. */
+function randomID(): string {
+  const b = new Uint8Array(4);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /** quote shows a message's text in a notice, shortened if long. */
