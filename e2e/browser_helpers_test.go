@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -111,6 +113,18 @@ func openTab(t *testing.T, browser context.Context, name, url string) *tab {
 	}
 	tb.run(t, chromedp.Navigate(url), chromedp.WaitVisible("#name", chromedp.ByQuery))
 	return tb
+}
+
+// front brings the tab to the front of its browser, as a person does
+// before clicking in it: the other tabs are hidden, and this page is the
+// one the person sees (visible and focused), which reads the conversation
+// it shows.
+func (tb *tab) front(t *testing.T) {
+	t.Helper()
+	tb.run(t, chromedp.ActionFunc(func(ctx context.Context) error {
+		c := chromedp.FromContext(ctx)
+		return target.ActivateTarget(c.Target.TargetID).Do(cdp.WithExecutor(ctx, c.Browser))
+	}))
 }
 
 // close closes the tab, as a user closing it would.
@@ -249,11 +263,12 @@ func (tb *tab) tryJoinChannel(t *testing.T, name string) {
 	)
 }
 
-// openConv clicks the conversation key ("#general", "@bob") in the sidebar
-// and waits until it is the one shown.
+// openConv brings the tab to the front, clicks the conversation key
+// ("#general", "@bob") in the sidebar and waits until it is the one shown.
 func (tb *tab) openConv(t *testing.T, key string) {
 	t.Helper()
 	sel := fmt.Sprintf(`[data-conv=%s]`, js(key))
+	tb.front(t)
 	tb.run(t, chromedp.Click(sel, chromedp.ByQuery))
 	tb.waitFor(t, waitTimeout, "conversation "+key+" shown", sel+`[aria-current="true"]`, func(got []string) bool { return len(got) == 1 })
 }

@@ -1,11 +1,12 @@
 // The chat page: a login form, then channels, private conversations and
 // who is online, all driven by one Chat stream at a time. This file is the
-// session: joining, resuming after a lost connection (with backoff), and
-// logging out; the state is in model.ts and the DOM in view.ts.
+// session: joining, resuming after a lost connection (with backoff),
+// marking what the person has read, and logging out; the state is in
+// model.ts and the DOM in view.ts.
 import { fetchHistory, grpc, openChat, type ChatStream } from "./rpc";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
-import { ChatModel, channelKey, fold, type Pending } from "./model";
+import { ChatModel, READ_ID, channelKey, fold, type Pending } from "./model";
 import { View } from "./view";
 import { readFragment, signInToken, tokenSubject } from "./signin";
 
@@ -26,6 +27,7 @@ let attempt = 0; // reconnects since the last welcome
 let reconnectTimer: number | undefined;
 let countdownTimer: number | undefined;
 let logoutTimer: number | undefined;
+let markTimer: number | undefined;
 
 const model: ChatModel = new ChatModel({
   added: (c, e) => view.added(c, e),
@@ -47,11 +49,13 @@ const view: View = new View(model, {
   select(key) {
     model.select(key);
     view.render();
+    markSoon();
   },
   openPrivate(user) {
     model.openPrivate(user);
     view.render();
     view.textInput.focus();
+    markSoon();
   },
   joinChannel,
   leaveChannel(channel) {
@@ -68,6 +72,7 @@ const view: View = new View(model, {
     fetchHistory(location.origin, req, signInToken()).then(
       (page) => {
         view.prepended(c, model.prepend(c, page.messages, page.more));
+        markSoon();
       },
       (err: Error) => {
         // Tried again on the next scroll, not at once.
@@ -120,6 +125,20 @@ view.logoutButton.addEventListener("click", () => {
     showLogin();
   }, 3000);
 });
+
+// The person reads the conversation shown while the page is in front of
+// them; what comes meanwhile is marked read as it comes (see markSoon).
+model.inView = inView();
+for (const [target, type] of [
+  [document, "visibilitychange"],
+  [window, "focus"],
+  [window, "blur"],
+] as const) {
+  target.addEventListener(type, () => {
+    model.inView = inView();
+    markSoon();
+  });
+}
 
 // A sign-in token in the URL (#token=…) is taken and removed from it; a
 // new one set later (an embedding app renewing it) is taken for the next
@@ -197,6 +216,7 @@ function joinChannel(input: string, typed = false): void {
     model.select(c.key);
     view.render();
     view.channelInput.value = "";
+    markSoon();
     return;
   }
   model.want(channel);
@@ -212,6 +232,7 @@ function connect(): void {
   const s = openChat(location.origin, {
     onEvent: (ev) => {
       if (s !== stream) return;
+      model.inView = inView();
       model.apply(ev);
       if (ev.event.case === "welcome") {
         joined = everJoined = true;
@@ -224,6 +245,7 @@ function connect(): void {
         for (const [id, p] of model.unanswered()) s.send({ clientId: id, action: action(p) });
       }
       view.render();
+      markSoon();
     },
     onEnd: (code, message) => {
       if (s === stream) handleEnd(code, message);
@@ -238,6 +260,30 @@ function connect(): void {
     if (sv && fold(sv.name) === fold(name)) token = sv.token;
   }
   s.send({ action: { case: "join", value: { username: name, resumeToken: token, lastSeq: model.lastSeq, authToken: signInToken() } } });
+}
+
+/** inView reports whether the person can be reading the page: it is shown and has the focus. */
+function inView(): boolean {
+  return document.visibilityState === "visible" && document.hasFocus();
+}
+
+/**
+ * markSoon sends, shortly, the mark_read the conversation shown needs, if
+ * the person is looking at it: one for a burst of messages, not one each.
+ * The server tells every device of the user, which clears the count there
+ * too.
+ */
+function markSoon(): void {
+  if (markTimer !== undefined) return;
+  markTimer = window.setTimeout(() => {
+    markTimer = undefined;
+    model.inView = inView();
+    if (!stream || !joined) return;
+    const m = model.markRead();
+    if (!m) return;
+    stream.send({ clientId: READ_ID, action: { case: "markRead", value: m } });
+    view.render();
+  }, 250);
 }
 
 function handleEnd(code: grpc.Code, message: string): void {

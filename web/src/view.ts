@@ -184,6 +184,8 @@ export class View {
     this.privatesSection.hidden = privates.length === 0;
     this.menuUnread.textContent = unread > 0 ? String(unread) : "";
     this.menuUnread.hidden = unread === 0;
+    // Seen from another tab, or the taskbar.
+    document.title = unread > 0 ? `(${unread}) chatd` : "chatd";
   }
 
   private convItem(key: string): HTMLLIElement {
