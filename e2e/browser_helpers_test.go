@@ -100,8 +100,18 @@ type tab struct {
 	name   string // for failure messages
 }
 
-// openTab opens url in a new tab of browser.
+// openTab opens url in a new tab of browser, and waits for the login form.
 func openTab(t *testing.T, browser context.Context, name, url string) *tab {
+	t.Helper()
+	tb := openPage(t, browser, name, url)
+	tb.run(t, chromedp.WaitVisible("#name", chromedp.ByQuery))
+	return tb
+}
+
+// openPage opens url in a new tab of browser, the front one, and waits
+// only for the page to load: a link that joins by itself (a link for
+// another device) may hide the form before it is seen.
+func openPage(t *testing.T, browser context.Context, name, url string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	tb := &tab{ctx: ctx, cancel: cancel, name: name}
@@ -111,7 +121,7 @@ func openTab(t *testing.T, browser context.Context, name, url string) *tab {
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("%s: open tab: %v", name, err)
 	}
-	tb.run(t, chromedp.Navigate(url), chromedp.WaitVisible("#name", chromedp.ByQuery))
+	tb.run(t, chromedp.Navigate(url), chromedp.WaitReady("body", chromedp.ByQuery))
 	return tb
 }
 

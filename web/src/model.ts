@@ -2,8 +2,9 @@
 // who is online, the conversations (channels the session is in, and
 // private conversations with one user each) with their entries and unread
 // counts (the server's, which every device of the user shares), and what
-// the resume needs (token and last seq). No DOM here: the view draws from
-// this state, told what changed through ModelEvents and the dirty flags.
+// the resume and other devices need (token, last seq, device key). No DOM
+// here: the view draws from this state, told what changed through
+// ModelEvents and the dirty flags.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   LeaveReason,
@@ -150,6 +151,11 @@ export class ChatModel {
   /** token is the session's resume token; empty until the first welcome. */
   token = "";
   /**
+   * deviceKey lets another device join as the same user (see Join.device_key);
+   * empty until a welcome carries it (a device signed in is not given one).
+   */
+  deviceKey = "";
+  /**
    * inView says the person is looking at the page (the tab is visible and
    * focused): live messages in the conversation shown are then read as they
    * come, not counted as unread. The page keeps it up to date.
@@ -187,7 +193,7 @@ export class ChatModel {
 
   /** reset forgets everything, for a new login. */
   reset(): void {
-    this.me = this.token = this.wanted = this.welcomeNote = this.current = "";
+    this.me = this.token = this.deviceKey = this.wanted = this.welcomeNote = this.current = "";
     this.lastSeq = 0n;
     this.epoch = 0;
     this.online.clear();
@@ -324,6 +330,9 @@ export class ChatModel {
     const hadState = this.me !== "";
     this.me = w.you?.username ?? this.me;
     this.token = w.resumeToken;
+    // Only the welcome of the user's first device, or of a join that gave
+    // the key, carries it: a resume without it keeps the one known.
+    if (w.deviceKey !== "") this.deviceKey = w.deviceKey;
     this.epoch++;
     this.resent.clear();
     this.markAll();
