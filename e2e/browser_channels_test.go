@@ -463,7 +463,7 @@ func TestBrowserScreenshot(t *testing.T) {
 	alice.waitLine(t, "#messages li.message.mine", "looks good to me")
 
 	var png []byte
-	alice.run(t, chromedp.EmulateViewport(1000, 620), chromedp.CaptureScreenshot(&png))
+	alice.run(t, chromedp.EmulateViewport(1000, 650), chromedp.CaptureScreenshot(&png))
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -98,8 +100,18 @@ type tab struct {
 	name   string // for failure messages
 }
 
-// openTab opens url in a new tab of browser.
+// openTab opens url in a new tab of browser, and waits for the login form.
 func openTab(t *testing.T, browser context.Context, name, url string) *tab {
+	t.Helper()
+	tb := openPage(t, browser, name, url)
+	tb.run(t, chromedp.WaitVisible("#name", chromedp.ByQuery))
+	return tb
+}
+
+// openPage opens url in a new tab of browser, the front one, and waits
+// only for the page to load: a link that joins by itself (a link for
+// another device) may hide the form before it is seen.
+func openPage(t *testing.T, browser context.Context, name, url string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	tb := &tab{ctx: ctx, cancel: cancel, name: name}
@@ -109,8 +121,20 @@ func openTab(t *testing.T, browser context.Context, name, url string) *tab {
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("%s: open tab: %v", name, err)
 	}
-	tb.run(t, chromedp.Navigate(url), chromedp.WaitVisible("#name", chromedp.ByQuery))
+	tb.run(t, chromedp.Navigate(url), chromedp.WaitReady("body", chromedp.ByQuery))
 	return tb
+}
+
+// front brings the tab to the front of its browser, as a person does
+// before clicking in it: the other tabs are hidden, and this page is the
+// one the person sees (visible and focused), which reads the conversation
+// it shows.
+func (tb *tab) front(t *testing.T) {
+	t.Helper()
+	tb.run(t, chromedp.ActionFunc(func(ctx context.Context) error {
+		c := chromedp.FromContext(ctx)
+		return target.ActivateTarget(c.Target.TargetID).Do(cdp.WithExecutor(ctx, c.Browser))
+	}))
 }
 
 // close closes the tab, as a user closing it would.
@@ -249,11 +273,12 @@ func (tb *tab) tryJoinChannel(t *testing.T, name string) {
 	)
 }
 
-// openConv clicks the conversation key ("#general", "@bob") in the sidebar
-// and waits until it is the one shown.
+// openConv brings the tab to the front, clicks the conversation key
+// ("#general", "@bob") in the sidebar and waits until it is the one shown.
 func (tb *tab) openConv(t *testing.T, key string) {
 	t.Helper()
 	sel := fmt.Sprintf(`[data-conv=%s]`, js(key))
+	tb.front(t)
 	tb.run(t, chromedp.Click(sel, chromedp.ByQuery))
 	tb.waitFor(t, waitTimeout, "conversation "+key+" shown", sel+`[aria-current="true"]`, func(got []string) bool { return len(got) == 1 })
 }

@@ -1,20 +1,25 @@
 // The chat page: a login form, then channels, private conversations and
 // who is online, all driven by one Chat stream at a time. This file is the
-// session: joining, resuming after a lost connection (with backoff), and
-// logging out; the state is in model.ts and the DOM in view.ts.
+// session: joining (from the form, a reload, a sign-in link or a link for
+// another device), resuming after a lost connection (with backoff),
+// marking what the person has read, and logging out; the state is in
+// model.ts and the DOM in view.ts.
 import { fetchHistory, grpc, openChat, type ChatStream } from "./rpc";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
-import { ChatModel, channelKey, fold, type Pending } from "./model";
+import { ChatModel, READ_ID, channelKey, fold, type Pending } from "./model";
 import { View } from "./view";
 import { readFragment, signInToken, tokenSubject } from "./signin";
+import { deviceLink, readDeviceLink, type DeviceLink } from "./device";
 
 // The tab's session, kept in sessionStorage so that a reload resumes it:
-// per tab, and gone when the tab is closed.
+// per tab, and gone when the tab is closed. The device key is as secret as
+// the token (whoever has it can join as the user) and kept with it.
 const storeKey = "chatd.session";
 interface Saved {
   name: string;
   token: string;
+  deviceKey: string;
 }
 
 let stream: ChatStream | undefined;
@@ -26,6 +31,9 @@ let attempt = 0; // reconnects since the last welcome
 let reconnectTimer: number | undefined;
 let countdownTimer: number | undefined;
 let logoutTimer: number | undefined;
+let markTimer: number | undefined;
+let link: DeviceLink | undefined; // the link for another device this page was opened with
+let sentKey = false; // the current stream's join gave a device key
 
 const model: ChatModel = new ChatModel({
   added: (c, e) => view.added(c, e),
@@ -47,11 +55,13 @@ const view: View = new View(model, {
   select(key) {
     model.select(key);
     view.render();
+    markSoon();
   },
   openPrivate(user) {
     model.openPrivate(user);
     view.render();
     view.textInput.focus();
+    markSoon();
   },
   joinChannel,
   leaveChannel(channel) {
@@ -68,6 +78,7 @@ const view: View = new View(model, {
     fetchHistory(location.origin, req, signInToken()).then(
       (page) => {
         view.prepended(c, model.prepend(c, page.messages, page.more));
+        markSoon();
       },
       (err: Error) => {
         // Tried again on the next scroll, not at once.
@@ -77,6 +88,11 @@ const view: View = new View(model, {
         }, 2000);
       },
     );
+  },
+  addDevice() {
+    if (signInToken() !== "") view.showDevice({ signedIn: true });
+    else if (model.deviceKey !== "") view.showDevice({ link: deviceLink(model.me, model.deviceKey) });
+    else view.showDevice({});
   },
 });
 
@@ -121,17 +137,46 @@ view.logoutButton.addEventListener("click", () => {
   }, 3000);
 });
 
+// The person reads the conversation shown while the page is in front of
+// them; what comes meanwhile is marked read as it comes (see markSoon).
+model.inView = inView();
+for (const [target, type] of [
+  [document, "visibilitychange"],
+  [window, "focus"],
+  [window, "blur"],
+] as const) {
+  target.addEventListener(type, () => {
+    model.inView = inView();
+    markSoon();
+  });
+}
+
 // A sign-in token in the URL (#token=…) is taken and removed from it; a
 // new one set later (an embedding app renewing it) is taken for the next
-// join, a reconnection's included.
+// join, a reconnection's included. A link for another device
+// (#device=…&name=…) is taken and removed likewise, and joins as its user
+// if the page is not in the chat yet.
 readFragment();
-window.addEventListener("hashchange", readFragment);
+link = readDeviceLink();
+window.addEventListener("hashchange", () => {
+  readFragment();
+  const l = readDeviceLink();
+  if (l && !everJoined && !stream) {
+    link = l;
+    view.nameInput.value = l.name;
+    login(l.name);
+  }
+});
 
-// A reload (or a tab restored) takes its session back; a link with a
-// token joins under the token's name.
+// A link for another device joins as its user; a reload (or a tab
+// restored) takes its session back; a link with a sign-in token joins
+// under the token's name.
 const saved = load();
 const subject = tokenSubject();
-if (saved && (subject === "" || fold(saved.name) === fold(subject))) {
+if (link && (subject === "" || fold(link.name) === fold(subject))) {
+  view.nameInput.value = link.name;
+  login(link.name);
+} else if (saved && (subject === "" || fold(saved.name) === fold(subject))) {
   view.nameInput.value = saved.name;
   login(saved.name);
 } else if (subject !== "") {
@@ -197,6 +242,7 @@ function joinChannel(input: string, typed = false): void {
     model.select(c.key);
     view.render();
     view.channelInput.value = "";
+    markSoon();
     return;
   }
   model.want(channel);
@@ -212,18 +258,23 @@ function connect(): void {
   const s = openChat(location.origin, {
     onEvent: (ev) => {
       if (s !== stream) return;
+      model.inView = inView();
       model.apply(ev);
       if (ev.event.case === "welcome") {
         joined = everJoined = true;
         attempt = 0;
         clearTimers();
-        save({ name, token: model.token });
+        // The link did its work: the key, if it is still the user's, is
+        // the welcome's now, and kept with the session.
+        link = undefined;
+        save({ name, token: model.token, deviceKey: model.deviceKey });
         view.showChat();
         // Answers are not replayed on a resume: ask again what the break
         // left unanswered (nothing, on a new login).
         for (const [id, p] of model.unanswered()) s.send({ clientId: id, action: action(p) });
       }
       view.render();
+      markSoon();
     },
     onEnd: (code, message) => {
       if (s === stream) handleEnd(code, message);
@@ -231,13 +282,48 @@ function connect(): void {
   });
   stream = s;
   // The token asks for the session back: the one this page holds, or, on
-  // a fresh page, the one this tab saved before a reload.
+  // a fresh page, the one this tab saved before a reload. The device key
+  // joins as another device of the user if the session cannot be taken
+  // back (or this is a new device): the one this page was given, the
+  // link's, or the one saved.
   let token = model.token;
-  if (token === "") {
-    const sv = load();
-    if (sv && fold(sv.name) === fold(name)) token = sv.token;
-  }
-  s.send({ action: { case: "join", value: { username: name, resumeToken: token, lastSeq: model.lastSeq, authToken: signInToken() } } });
+  let deviceKey = model.deviceKey;
+  const sv = load();
+  const mine = sv && fold(sv.name) === fold(name) ? sv : undefined;
+  if (token === "") token = mine?.token ?? "";
+  if (deviceKey === "" && link && fold(link.name) === fold(name)) deviceKey = link.key;
+  if (deviceKey === "") deviceKey = mine?.deviceKey ?? "";
+  sentKey = deviceKey !== "";
+  s.send({
+    action: {
+      case: "join",
+      value: { username: name, resumeToken: token, lastSeq: model.lastSeq, authToken: signInToken(), deviceKey },
+    },
+  });
+}
+
+/** inView reports whether the person can be reading the page: it is shown and has the focus. */
+function inView(): boolean {
+  return document.visibilityState === "visible" && document.hasFocus();
+}
+
+/**
+ * markSoon sends, shortly, the mark_read the conversation shown needs, if
+ * the person is looking at it: one for a burst of messages, not one each.
+ * The server tells every device of the user, which clears the count there
+ * too.
+ */
+function markSoon(): void {
+  if (markTimer !== undefined) return;
+  markTimer = window.setTimeout(() => {
+    markTimer = undefined;
+    model.inView = inView();
+    if (!stream || !joined) return;
+    const m = model.markRead();
+    if (!m) return;
+    stream.send({ clientId: READ_ID, action: { case: "markRead", value: m } });
+    view.render();
+  }, 250);
 }
 
 function handleEnd(code: grpc.Code, message: string): void {
@@ -358,11 +444,17 @@ function showLogin(): void {
 function joinError(code: grpc.Code, message: string): string {
   switch (code) {
     case grpc.Code.AlreadyExists:
-      return `The name "${name}" is taken. Choose another one.`;
+      if (sentKey && link && fold(link.name) === fold(name)) {
+        return `This link cannot add this device as ${name}: its key is not the one of ${name}'s devices now (mistyped, or from before ${name} last left the chat). On a device where you are in the chat as ${name}, open "Add a device" for a new link.`;
+      }
+      return `The name "${name}" is taken. Choose another one. If it is you, on another device or tab, open "Add a device" there for a link that brings this one in.`;
     case grpc.Code.InvalidArgument:
       return `"${name}" cannot be used as a name: use 1 to 32 letters, digits or punctuation, without spaces.`;
     case grpc.Code.ResourceExhausted:
-      return "The chat is full right now. Try again in a little while.";
+      // The chat full, this address's sessions, or the user's devices: the
+      // server says which.
+      if (!message) return "The chat is full right now. Try again in a little while.";
+      return sentKey && link && fold(link.name) === fold(name) ? `This link cannot add this device: ${message}.` : `Could not join: ${message}.`;
     case grpc.Code.Unavailable:
       return "The chat server is not available right now (it may be restarting). Try again in a moment.";
     case grpc.Code.Unauthenticated:
@@ -379,7 +471,9 @@ function joinError(code: grpc.Code, message: string): string {
 function load(): Saved | undefined {
   try {
     const v = JSON.parse(sessionStorage.getItem(storeKey) ?? "null") as Partial<Saved> | null;
-    if (typeof v?.name === "string" && typeof v.token === "string" && v.name !== "") return { name: v.name, token: v.token };
+    if (typeof v?.name === "string" && typeof v.token === "string" && v.name !== "") {
+      return { name: v.name, token: v.token, deviceKey: typeof v.deviceKey === "string" ? v.deviceKey : "" };
+    }
   } catch {
     // Storage off or garbled: start afresh.
   }

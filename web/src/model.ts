@@ -1,9 +1,10 @@
 // The page's state, driven by the Chat stream's events and nothing else:
 // who is online, the conversations (channels the session is in, and
 // private conversations with one user each) with their entries and unread
-// counts, and what the resume needs (token and last seq). No DOM here: the
-// view draws from this state, told what changed through ModelEvents and the
-// dirty flags.
+// counts (the server's, which every device of the user shares), and what
+// the resume and other devices need (token, last seq, device key). No DOM
+// here: the view draws from this state, told what changed through
+// ModelEvents and the dirty flags.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   LeaveReason,
@@ -12,6 +13,7 @@ import {
   type ChannelJoined,
   type ChatResponse,
   type Message,
+  type ReadState,
   type Rejected,
   type User,
   type Welcome,
@@ -49,8 +51,17 @@ export interface Conversation {
   readonly entries: Entry[];
   /** ids of the messages shown, so that history already on screen is not shown twice. */
   readonly ids: Set<string>;
-  /** unread counts live messages from others that arrived while another conversation was shown. */
+  /**
+   * unread is how many messages of others came after the user's read mark,
+   * as the server counts them for every device of the user: set from the
+   * server (a channel's channel_joined, the welcome, a channel list, a read
+   * event), and counted on from there by the live messages that follow.
+   */
   unread: number;
+  /** lastRead is the id of the last message read, as the server last said; "" if none. */
+  lastRead: string;
+  /** markSent is the id of the last message this stream marked read, not yet confirmed by a read event; "" if none. */
+  markSent: string;
   /** historyLeft is how many history messages announced by channel_joined are still to come. */
   historyLeft: number;
   /** separated: the "earlier messages" separator of the current history is in. */
@@ -81,6 +92,21 @@ export interface Unsent {
 
 /** FAILED_PRECONDITION is the gRPC code of "you are already in" that answers a join of a channel one is in. */
 const FAILED_PRECONDITION = 9;
+
+/**
+ * READ_ID is the client_id of every mark_read. A mark is answered by a
+ * read event, which names the conversation and carries no client_id, so
+ * marks are not tracked; a refused one (the channel was left meanwhile) is
+ * only logged.
+ */
+export const READ_ID = "read";
+
+/** MarkRead is what a mark_read asks: a channel's conversation, or the private one with a user, read up to a message. */
+export interface MarkRead {
+  channel?: string;
+  with?: string;
+  messageId: string;
+}
 
 /** ModelEvents is how the model tells the view about what is not a redraw. */
 export interface ModelEvents {
@@ -124,6 +150,17 @@ export class ChatModel {
   me = "";
   /** token is the session's resume token; empty until the first welcome. */
   token = "";
+  /**
+   * deviceKey lets another device join as the same user (see Join.device_key);
+   * empty until a welcome carries it (a device signed in is not given one).
+   */
+  deviceKey = "";
+  /**
+   * inView says the person is looking at the page (the tab is visible and
+   * focused): live messages in the conversation shown are then read as they
+   * come, not counted as unread. The page keeps it up to date.
+   */
+  inView = false;
   /** lastSeq is the seq of the last event received (0 before any). */
   lastSeq = 0n;
   /** epoch counts the welcomes of this login: each is a stream, and requests go on the last one. */
@@ -137,6 +174,12 @@ export class ChatModel {
   readonly dirty: Dirty = { lists: true, people: true, current: true };
 
   private nextID = 0;
+  /**
+   * idPrefix makes this page's client_ids its own: a message sent from
+   * another device of the user comes back with that device's client_id,
+   * which must not be taken for the answer to a request of this one.
+   */
+  private readonly idPrefix = randomID();
   /** pending are the requests sent and not answered yet, by client_id, in the order they were sent. */
   private readonly pending = new Map<string, Tracked>();
   /** resent are the client_ids of the joins sent again after the last recovery (see unanswered). */
@@ -150,7 +193,7 @@ export class ChatModel {
 
   /** reset forgets everything, for a new login. */
   reset(): void {
-    this.me = this.token = this.wanted = this.welcomeNote = this.current = "";
+    this.me = this.token = this.deviceKey = this.wanted = this.welcomeNote = this.current = "";
     this.lastSeq = 0n;
     this.epoch = 0;
     this.online.clear();
@@ -172,7 +215,7 @@ export class ChatModel {
 
   /** track remembers a request sent on the current stream and returns the client_id to send it with. */
   track(p: Pending): string {
-    const id = `c${++this.nextID}`;
+    const id = `c${this.idPrefix}.${++this.nextID}`;
     this.pending.set(id, { ...p, epoch: this.epoch });
     // Every request is answered (a join or leave by its channel_joined or
     // channel_left), or found lost after a recovery; this bound is for a
@@ -206,13 +249,32 @@ export class ChatModel {
     this.wanted = channelKey(channel);
   }
 
-  /** select shows the conversation key. */
+  /** select shows the conversation key. It is read once the person sees it (see markRead). */
   select(key: string): void {
     const c = this.convs.get(key);
     if (!c) return;
     this.current = key;
-    c.unread = 0;
     this.dirty.current = this.dirty.lists = this.dirty.people = true;
+  }
+
+  /**
+   * markRead returns the mark_read to send for the conversation shown, if
+   * the person is looking at it and it shows a message after its read mark
+   * (the last one shown is marked, so a burst of messages makes one mark);
+   * undefined if there is none to send. The count is taken as cleared until
+   * the server's read event says otherwise.
+   */
+  markRead(): MarkRead | undefined {
+    const c = this.conv();
+    if (!this.inView || !c?.joined) return undefined;
+    const last = lastMessageID(c);
+    if (last === "" || last === c.lastRead || last === c.markSent) return undefined;
+    c.markSent = last;
+    if (c.unread !== 0) {
+      c.unread = 0;
+      this.dirty.lists = true;
+    }
+    return c.kind === "channel" ? { channel: c.name, messageId: last } : { with: c.name, messageId: last };
   }
 
   /** openPrivate opens (creating it if need be) the private conversation with user, and shows it. */
@@ -253,10 +315,13 @@ export class ChatModel {
         break;
       case "channelList":
         this.pending.delete(e.value.clientId);
-        this.events.channelList(e.value.channels);
+        this.channelList(e.value.channels);
         break;
       case "rejected":
         this.rejected(e.value, when);
+        break;
+      case "read":
+        this.read(e.value);
         break;
     }
   }
@@ -265,9 +330,14 @@ export class ChatModel {
     const hadState = this.me !== "";
     this.me = w.you?.username ?? this.me;
     this.token = w.resumeToken;
+    // Only the welcome of the user's first device, or of a join that gave
+    // the key, carries it: a resume without it keeps the one known.
+    if (w.deviceKey !== "") this.deviceKey = w.deviceKey;
     this.epoch++;
     this.resent.clear();
     this.markAll();
+    // A mark sent on the stream that broke may have been lost with it.
+    for (const c of this.convs.values()) c.markSent = "";
     if (hadState && w.recovery === Recovery.COMPLETE) {
       // Everything missed follows: the state stays. A message sent before
       // the break is confirmed by its echo in what follows, or found lost
@@ -277,6 +347,11 @@ export class ChatModel {
     }
     this.online.clear();
     for (const u of w.onlineUsers) this.online.set(fold(u.username), u);
+    // The private conversations with unread messages, as the server counts
+    // them: listed, so that a new device or a reload shows them (their
+    // messages come from History when opened); the others have none.
+    for (const c of this.convs.values()) if (c.kind === "private") c.unread = 0;
+    for (const r of w.unreadPrivate) this.setRead(this.privateConv(r.with), r);
     if (!hadState) {
       // A new session: general and its history follow.
       this.welcomeNote = `You joined as ${this.me}`;
@@ -291,6 +366,7 @@ export class ChatModel {
       if (c.kind !== "channel") continue;
       c.joined = false;
       c.members.clear();
+      c.unread = 0; // the server's count comes with its channel_joined
       c.historyLeft = 0;
       c.afterHistory = undefined;
     }
@@ -385,10 +461,51 @@ export class ChatModel {
     }
     c.ids.add(m.id);
     this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: false });
-    if (!mine && c.key !== this.current) {
+    if (mine) {
+      // The server takes the user's own message, from any device, as
+      // having read the conversation up to it.
+      c.lastRead = m.id;
+      c.markSent = "";
+      if (c.unread !== 0) this.dirty.lists = true;
+      c.unread = 0;
+    } else if (!(c.key === this.current && this.inView)) {
+      // As the server counts it, until it says more; a message the person
+      // sees as it comes is marked read instead (see markRead).
       c.unread++;
       this.dirty.lists = true;
     }
+  }
+
+  /** read applies a read event: the user's read mark of a conversation moved, on this device or another. */
+  private read(r: ReadState): void {
+    let c: Conversation | undefined;
+    if (r.channel !== "") {
+      c = this.convs.get(channelKey(r.channel));
+    } else if (r.with !== "") {
+      c = this.convs.get(privateKey(r.with)) ?? (r.unread > 0 ? this.privateConv(r.with) : undefined);
+    }
+    if (!c) return;
+    if (c.markSent === r.lastReadId) c.markSent = "";
+    this.setRead(c, r);
+  }
+
+  /** setRead takes the server's read state of c. */
+  private setRead(c: Conversation, r: ReadState): void {
+    c.lastRead = r.lastReadId;
+    c.unread = r.unread;
+    this.dirty.lists = true;
+  }
+
+  /** channelList takes the unread counts of a list_channels answer, and passes it on. */
+  private channelList(channels: readonly Channel[]): void {
+    for (const ch of channels) {
+      const c = this.convs.get(channelKey(ch.name));
+      if (c?.joined && c.unread !== ch.unread) {
+        c.unread = ch.unread;
+        this.dirty.lists = true;
+      }
+    }
+    this.events.channelList(channels);
   }
 
   private channelJoined(j: ChannelJoined, when: Date): void {
@@ -417,6 +534,9 @@ export class ChatModel {
     }
     c.historyLeft = j.historyCount;
     c.separated = false;
+    c.markSent = "";
+    if (j.read) this.setRead(c, j.read);
+    else c.unread = 0; // entering a channel reads what came before
     c.afterHistory = { time: when, text };
     this.answered("joinChannel", key);
     if (c.historyLeft === 0) this.endHistory(c);
@@ -448,6 +568,11 @@ export class ChatModel {
   }
 
   private rejected(r: Rejected, when: Date): void {
+    if (r.clientId === READ_ID) {
+      // Nothing the person asked for: the conversation was left meanwhile.
+      console.warn(`chatd: mark_read refused: ${r.reason}`);
+      return;
+    }
     const p = this.pending.get(r.clientId);
     const reason = r.reason || "the server refused it";
     if (p?.kind === "send") {
@@ -527,6 +652,8 @@ export class ChatModel {
       entries: [],
       ids: new Set(),
       unread: 0,
+      lastRead: "",
+      markSent: "",
       historyLeft: 0,
       separated: false,
       scroll: "more",
@@ -588,6 +715,22 @@ export class ChatModel {
   private markAll(): void {
     this.dirty.lists = this.dirty.people = this.dirty.current = true;
   }
+}
+
+/** lastMessageID is the id of the last message c shows, "" if it shows none. */
+function lastMessageID(c: Conversation): string {
+  for (let i = c.entries.length - 1; i >= 0; i--) {
+    const e = c.entries[i];
+    if (e.kind === "message") return e.id;
+  }
+  return "";
+}
+
+/** randomID is a short random string, to tell this page's client_ids from another device's. */
+function randomID(): string {
+  const b = new Uint8Array(4);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /** quote shows a message's text in a notice, shortened if long. */

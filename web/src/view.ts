@@ -26,6 +26,18 @@ export interface ViewActions {
   listChannels(): void;
   /** scrollBack asks for the messages of the conversation shown before the oldest it shows. */
   scrollBack(): void;
+  /** addDevice asks how to bring another device in as this user (see showDevice). */
+  addDevice(): void;
+}
+
+/**
+ * DeviceHelp is how another device joins as this user: with a link
+ * carrying the device key, or by signing in there too; neither, if the
+ * page has no key (it was never given one).
+ */
+export interface DeviceHelp {
+  link?: string;
+  signedIn?: boolean;
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -64,6 +76,11 @@ export class View {
   private readonly dialog = el<HTMLDialogElement>("channel-dialog");
   private readonly dialogStatus = el<HTMLElement>("channel-status");
   private readonly dialogList = el<HTMLUListElement>("channel-list");
+  private readonly deviceDialog = el<HTMLDialogElement>("device-dialog");
+  private readonly deviceHelp = el<HTMLElement>("device-help");
+  private readonly deviceRow = el<HTMLElement>("device-row");
+  private readonly deviceLink = el<HTMLInputElement>("device-link");
+  private readonly deviceStatus = el<HTMLElement>("device-status");
 
   /** connected: the session is live, so the page may send. */
   private connected = false;
@@ -78,6 +95,16 @@ export class View {
     el("browse").addEventListener("click", () => this.openChannels());
     el("channel-refresh").addEventListener("click", () => this.openChannels());
     el("channel-close").addEventListener("click", () => this.dialog.close());
+    el("add-device").addEventListener("click", () => {
+      this.closeMenu();
+      this.act.addDevice();
+    });
+    el("device-close").addEventListener("click", () => this.deviceDialog.close());
+    el("device-copy").addEventListener("click", () => void this.copyDeviceLink());
+    // Closed, the dialog forgets the link: it is a secret, not to be left in the page.
+    this.deviceDialog.addEventListener("close", () => {
+      this.deviceLink.value = "";
+    });
     // Scrolled to the top: older messages, if there are any (see prepended).
     this.messageList.addEventListener("scroll", () => {
       if (this.messageList.scrollTop < 40) this.act.scrollBack();
@@ -96,6 +123,7 @@ export class View {
     this.chatView.hidden = true;
     this.loginView.hidden = false;
     if (this.dialog.open) this.dialog.close();
+    if (this.deviceDialog.open) this.deviceDialog.close();
     this.joinButton.disabled = false;
     this.joinButton.textContent = "Join";
     this.hideBanner();
@@ -184,6 +212,8 @@ export class View {
     this.privatesSection.hidden = privates.length === 0;
     this.menuUnread.textContent = unread > 0 ? String(unread) : "";
     this.menuUnread.hidden = unread === 0;
+    // Seen from another tab, or the taskbar.
+    document.title = unread > 0 ? `(${unread}) chatd` : "chatd";
   }
 
   private convItem(key: string): HTMLLIElement {
@@ -382,6 +412,41 @@ export class View {
 
   listFailed(text: string): void {
     if (this.dialog.open) this.dialogStatus.textContent = text;
+  }
+
+  // --- adding a device ---
+
+  /** showDevice opens the dialog that says how to be in the chat as this user on another device too. */
+  showDevice(h: DeviceHelp): void {
+    const me = this.m.me;
+    this.deviceStatus.textContent = "";
+    this.deviceRow.hidden = h.link === undefined;
+    this.deviceLink.value = h.link ?? "";
+    if (h.link !== undefined) {
+      this.deviceHelp.textContent =
+        `Open this link on your phone or another computer to be in the chat there as ${me} too: ` +
+        "the same channels, and your messages on both. Whoever has the link can join as you: keep it to yourself.";
+    } else if (h.signedIn) {
+      this.deviceHelp.textContent = `Open the chat on the other device from the app that signs you in, as you did here: you will be ${me} there too. No link is needed.`;
+    } else {
+      this.deviceHelp.textContent = `This page has no link for another device. Log out and join again as ${me} to get one.`;
+    }
+    if (!this.deviceDialog.open) this.deviceDialog.showModal();
+    if (h.link !== undefined) this.deviceLink.select();
+  }
+
+  private async copyDeviceLink(): Promise<void> {
+    const text = this.deviceLink.value;
+    if (text === "") return;
+    try {
+      await navigator.clipboard.writeText(text);
+      this.deviceStatus.textContent = "Copied. Open it on the other device.";
+    } catch {
+      // No clipboard for the page (not a secure origin, or refused): the
+      // link is selected, to copy by hand.
+      this.deviceLink.select();
+      this.deviceStatus.textContent = "Copy the selected link (Ctrl+C, or ⌘C), then open it on the other device.";
+    }
   }
 
   // --- the sidebar on a phone ---
