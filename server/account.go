@@ -145,15 +145,14 @@ func (h *hub) unreadPrivateLocked(acct *account) []*chatv1.ReadState {
 // users of keys mentioned: unread for every member but from, for whom the
 // channel is read up to it. Lock must be held.
 func (h *hub) readChannelLocked(ch *channel, from *person, num uint64, mentioned []string) {
-	conv := ch.conv
-	for _, per := range ch.members {
-		mk := per.acct.mark(conv, ch.name, num-1)
-		if per == from {
+	for _, m := range ch.members {
+		mk := m.mark
+		if m.per == from {
 			mk.num, mk.unread, mk.mentions = num, 0, 0
 			continue
 		}
 		mk.unread++
-		if len(mentioned) > 0 && contains(mentioned, per.key) {
+		if len(mentioned) > 0 && contains(mentioned, m.per.key) {
 			mk.mentions++
 		}
 	}

@@ -306,8 +306,7 @@ func (h *hub) returnLocked(per *person) {
 		}}), per)
 		// The others add per at the end of the channel's members, as
 		// for anyone entering it: so does the channel.
-		ch.remove(per, h.now)
-		ch.members = append(ch.members, per)
+		ch.members = append(ch.members, ch.remove(per, h.now))
 	}
 }
 

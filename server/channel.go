@@ -21,7 +21,7 @@ type channel struct {
 	// members are the users in it, online and offline, in the order they
 	// entered. Every session of a member receives the channel's events
 	// (a parked one into its replay), but a member offline is not shown.
-	members []*person
+	members []member
 	online  int         // how many members are online (listed)
 	history eventBuffer // the last messages, oldest first, marked as history
 
@@ -33,10 +33,21 @@ func newChannel(name, key string) *channel {
 	return &channel{name: name, key: key, conv: channelConv(key)}
 }
 
-// remove takes per out of the channel's members; now is the chat's clock.
-func (ch *channel) remove(per *person, now time.Time) {
+// member is a user in a channel, with its read mark there (the one its
+// account keeps under the channel's conversation), so that counting a
+// message unread for every member looks nothing up.
+type member struct {
+	per  *person
+	mark *readMark
+}
+
+// remove takes per out of the channel's members, and returns it as it was
+// there; now is the chat's clock.
+func (ch *channel) remove(per *person, now time.Time) member {
+	var m member
 	for i, x := range ch.members {
-		if x == per {
+		if x.per == per {
+			m = x
 			ch.members = slices.Delete(ch.members, i, i+1) // clears the freed slot
 			break
 		}
@@ -44,15 +55,16 @@ func (ch *channel) remove(per *person, now time.Time) {
 	if len(ch.members) == 0 {
 		ch.idleSince = now
 	}
+	return m
 }
 
 // onlineMembers lists the members who are online, in the order they
 // entered.
 func (ch *channel) onlineMembers() []*chatv1.User {
 	users := make([]*chatv1.User, 0, len(ch.members))
-	for _, per := range ch.members {
-		if per.listed {
-			users = append(users, per.user)
+	for _, m := range ch.members {
+		if m.per.listed {
+			users = append(users, m.per.user)
 		}
 	}
 	return users
@@ -67,12 +79,12 @@ func (ch *channel) info() *chatv1.Channel {
 // hub.mu must be held.
 func (h *hub) enterLocked(per *person, ch *channel) {
 	h.channelList = nil
-	ch.members = append(ch.members, per)
-	per.channels = append(per.channels, ch)
 	// Whoever enters a channel has read what came before: its history is
 	// shown as that.
 	mk := per.acct.mark(ch.conv, ch.name, h.msgs)
-	mk.num, mk.unread = h.msgs, 0
+	mk.num, mk.unread, mk.mentions = h.msgs, 0, 0
+	ch.members = append(ch.members, member{per: per, mark: mk})
+	per.channels = append(per.channels, ch)
 	if per.listed {
 		ch.online++
 	}

@@ -29,9 +29,9 @@ func (h *hub) broadcastLocked(ev *event, skip *person) {
 // publishLocked gives ev to every session of every member of ch except
 // skip.
 func (h *hub) publishLocked(ch *channel, ev *event, skip *person) {
-	for _, per := range ch.members {
-		if per != skip {
-			h.deliverUserLocked(per, ev)
+	for _, m := range ch.members {
+		if m.per != skip {
+			h.deliverUserLocked(m.per, ev)
 		}
 	}
 }

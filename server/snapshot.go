@@ -83,8 +83,8 @@ func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 	}
 	for _, ch := range h.channels {
 		cc := channelCopy{name: ch.name, key: ch.key, history: ch.history.items(), idleSince: ch.idleSince}
-		for _, per := range ch.members {
-			cc.members = append(cc.members, per.key)
+		for _, m := range ch.members {
+			cc.members = append(cc.members, m.per.key)
 		}
 		c.channels = append(c.channels, cc)
 	}
@@ -320,8 +320,9 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			if per == nil {
 				return fmt.Errorf("cluster: the snapshot's #%s has a member it does not have", ch.name)
 			}
-			// listLocked counted it in ch.online.
-			ch.members = append(ch.members, per)
+			// listLocked counted it in ch.online. A snapshot of a chatd
+			// before read marks has none: everything before it is read.
+			ch.members = append(ch.members, member{per: per, mark: per.acct.mark(ch.conv, ch.name, h.msgs)})
 		}
 	}
 	for _, pn := range snap.GetNodes() {

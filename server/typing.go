@@ -252,8 +252,8 @@ func (h *hub) showTypingLocked(conv string, tc *typingConv, before string) {
 func (h *hub) sendTypingLocked(tc *typingConv) {
 	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})
 	if tc.ch != nil {
-		for _, per := range tc.ch.members {
-			h.tellUserLocked(per, ev)
+		for _, m := range tc.ch.members {
+			h.tellUserLocked(m.per, ev)
 		}
 		return
 	}
