@@ -85,6 +85,19 @@ type session struct {
 
 	unconfirmed map[string]unconfirmed // messages sent but not echoed nor rejected yet, by client_id
 	queue       []*chatv1.ChatRequest  // requests typed while disconnected
+
+	// deviceKey is the user's device key: the one given, then the last a
+	// welcome carried. A resume sends it with the token: should the
+	// session have expired, it makes this a device of the user again
+	// rather than a join refused the name its other devices hold.
+	deviceKey string
+	// showDeviceKey says to tell the person how to join from another
+	// device when a welcome carries a device key they have not seen:
+	// on a terminal, and not signed in (a token is all another device
+	// needs then). joinFlags are the flags to repeat there.
+	showDeviceKey bool
+	joinFlags     string
+	keyShown      string // the device key given or last shown
 }
 
 // channel is a channel the session is in.
@@ -302,7 +315,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			result := make(chan reconnected)
 			reconnects = result
 			c, deadline, from := s.connector, time.Now().Add(s.reconnectTimeout), s.server
-			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq}
+			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq, DeviceKey: s.deviceKey}
 			helpers.Go(func() {
 				res := c.reconnect(rctx, deadline, join, from)
 				select {
@@ -553,6 +566,15 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	// A session keeps its token for life: another one is a new session.
 	fresh := s.token != "" && w.GetResumeToken() != s.token
 	s.token = w.GetResumeToken()
+	if key := w.GetDeviceKey(); key != "" {
+		s.deviceKey = key
+		if s.showDeviceKey && key != s.keyShown {
+			// Once, and again only if the key changed: a restarted
+			// chatd forgot the old one.
+			s.keyShown = key
+			notes = append(notes, otherDeviceHint(s.you, key, s.joinFlags))
+		}
+	}
 	clear(s.resent)
 	// Leaves sent on an earlier link are not sent again: the events that
 	// follow say whether they happened.
@@ -563,7 +585,7 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
 		// The state is current, and the missed events follow; answers to
 		// requests do not.
-		return s.resend()
+		return append(notes, s.resend()...)
 	}
 	// A fresh snapshot: whatever we knew is stale.
 	s.online = slices.Clone(w.GetOnlineUsers())
@@ -591,7 +613,7 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 			// was and what was typed meanwhile goes where it was meant to.
 			s.rejoin(was)
 		}
-		notes = s.resend()
+		notes = append(notes, s.resend()...)
 		if len(s.unconfirmed) > 0 {
 			var texts []string
 			for _, u := range s.unconfirmed {
