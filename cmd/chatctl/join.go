@@ -58,6 +58,13 @@ the welcome's deviceKey. Give it to the other device's join in
 $CHATD_DEVICE_KEY, or with --device-key, which shows in ps. With sign-in
 no key is needed: a token for the same user is enough.
 
+What join prints is read: it marks each conversation read on chatd up to
+the last message printed in it, /history's included (at most once a second
+per conversation), so that your other devices stop counting those as
+unread; --mark-read=false does not. Joining says what is unread: "N
+unread" beside a channel you are in, and the private conversations with
+unread messages; /channels counts what is unread in each of your channels.
+
 With -o json, each response from the server is printed as one line of
 protojson on stdout, and chatctl's own output (/who, /help, notes) goes to
 stderr.
@@ -69,6 +76,7 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	reconnectTimeout := fs.Duration("reconnect-timeout", 30*time.Second, "when the connection breaks, try to reconnect for this `duration`; 0 to exit at once")
 	var device deviceKey
 	device.define(fs)
+	markRead := fs.Bool("mark-read", true, "mark what is printed as read, so that your other devices stop counting it as unread; --mark-read=false for a session nobody reads, such as a log")
 	if err := parse(fs, opts, args, stdout, "--name NAME [flags]", joinAbout); err != nil {
 		return err
 	}
@@ -124,6 +132,7 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	s.deviceKey, s.keyShown = device.key, device.key
 	s.showDeviceKey, s.joinFlags = showDeviceKey, joinFlags(opts)
+	s.markRead = *markRead
 	s.connected()
 	if err := s.handle(welcome); err != nil {
 		l.close()

@@ -98,6 +98,13 @@ type session struct {
 	showDeviceKey bool
 	joinFlags     string
 	keyShown      string // the device key given or last shown
+
+	// markRead says to mark what is printed as read (see read.go).
+	markRead  bool
+	markEvery time.Duration       // the least time between two marks of one conversation
+	markDue   <-chan time.Time    // fires when the marks in unmarked are to be sent; nil if none are waiting
+	unmarked  map[string]readMark // by conversation: the last message printed, not marked read yet
+	lastRead  map[string]string   // by conversation: the last message read, as far as chatctl knows
 }
 
 // channel is a channel the session is in.
@@ -148,6 +155,9 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		resent:           map[string]bool{},
 		parting:          map[string]string{},
 		unconfirmed:      map[string]unconfirmed{},
+		markEvery:        markEvery,
+		unmarked:         map[string]readMark{},
+		lastRead:         map[string]string{},
 	}
 }
 
@@ -235,6 +245,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 	closeSend := func() {
 		leaving = true
 		if sendOpen {
+			s.sendMarks() // what was printed is read: say so before the end
 			_ = s.link.stream.CloseSend()
 			sendOpen = false
 		}
@@ -244,6 +255,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 		leaving = true
 		lines, typed = nil, nil // read no more
 		if sendOpen {
+			s.sendMarks()
 			sendLeave(s.link.stream)
 			closeSend()
 		}
@@ -342,6 +354,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 				return err
 			}
 			s.flush()
+			s.marksLater()
 			if endOfInput {
 				closeSend()
 			}
@@ -349,6 +362,12 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			typed = append(typed, in)
 			if in.err != nil {
 				lines = nil // nothing follows the end of input
+			}
+		case <-s.markDue:
+			if sendOpen {
+				s.sendMarks()
+			} else {
+				s.markDue = nil // the session is ending: no more requests
 			}
 		case <-overdue:
 			overdue, hurry = nil, true
@@ -475,6 +494,12 @@ func (s *session) channel(name string) *channel {
 
 // handle applies ev to the session's state and prints it.
 func (s *session) handle(ev *chatv1.ChatResponse) error {
+	if ev.GetRejected().GetClientId() == markReadID {
+		// A mark of chatctl's own, refused: a channel left on another
+		// device meanwhile, say. Nothing the user asked for, so nothing
+		// to show, even in JSON.
+		return nil
+	}
 	welcome := ev.GetWelcome()
 	if seq := ev.GetSeq(); seq != 0 {
 		// The server promises every event exactly once, in order; say so if
@@ -518,6 +543,8 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 		notes = s.confirmed(e.Message)
 	case *chatv1.ChatResponse_ChannelList:
 		delete(s.listing, e.ChannelList.GetClientId())
+	case *chatv1.ChatResponse_Read:
+		s.readState(e.Read)
 	case *chatv1.ChatResponse_Rejected:
 		id := e.Rejected.GetClientId()
 		delete(s.listing, id)
@@ -544,6 +571,7 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 	if err := s.out.event(ev, s.view()); err != nil {
 		return err
 	}
+	s.printedMessage(ev)
 	if ev.GetHistory() && s.historyLeft > 0 {
 		if s.historyLeft--; s.historyLeft == 0 {
 			if err := s.endHistory(); err != nil {
@@ -575,6 +603,9 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 			notes = append(notes, otherDeviceHint(s.you, key, s.joinFlags))
 		}
 	}
+	if n := unreadNote(w.GetUnreadPrivate()); n != "" {
+		notes = append(notes, n)
+	}
 	clear(s.resent)
 	// Leaves sent on an earlier link are not sent again: the events that
 	// follow say whether they happened.
@@ -587,7 +618,9 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 		// requests do not.
 		return append(notes, s.resend()...)
 	}
-	// A fresh snapshot: whatever we knew is stale.
+	// A fresh snapshot: whatever we knew is stale. The catch-ups that
+	// follow say where the user stands in each channel.
+	s.forgetReads("")
 	s.online = slices.Clone(w.GetOnlineUsers())
 	was := s.channels
 	s.channels = nil
@@ -698,6 +731,9 @@ func (s *session) channelJoined(cj *chatv1.ChannelJoined) {
 		return
 	}
 	s.snapshotDue = false
+	if r := cj.GetRead(); r != nil {
+		s.readState(r)
+	}
 	c := s.channel(name)
 	if c == nil {
 		c = &channel{}
@@ -761,6 +797,7 @@ func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
 		return nil
 	}
 	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
+	s.forgetReads(conversation(name, ""))
 	maps.DeleteFunc(s.parting, func(_ string, ch string) bool { return sameChannel(ch, name) })
 	if !sameChannel(s.current, name) {
 		return nil
