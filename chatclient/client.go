@@ -25,9 +25,13 @@ var ErrReconnecting = errors.New("chatclient: not connected, reconnecting")
 // and the seq of the last event it returned, and returns the new welcome
 // (see the package comment).
 //
-// Recv must be called from one goroutine at a time; Send, Leave and Close
-// may be called from any goroutine, concurrently with Recv and with each
-// other.
+// A user may be on several devices at once, each a Client of its own:
+// Config.DeviceKey joins as another device of a user already in the chat,
+// and every device gets the user's messages, channels and read marks.
+//
+// Recv must be called from one goroutine at a time; Send, Leave, Close and
+// the other methods may be called from any goroutine, concurrently with
+// Recv and with each other.
 type Client struct {
 	cfg     Config
 	welcome *chatv1.Welcome // the first welcome; never changed
@@ -45,25 +49,29 @@ type Client struct {
 	// waits for flow control, so it is never taken with mu held.
 	sendMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below; never held while sending
-	stream  *Stream    // nil while reconnecting
-	server  int        // index in cfg.Servers of stream's server, or of the one lost
-	leaving bool       // Leave was called: the stream's end is no error
-	closed  bool
+	mu        sync.Mutex // guards the fields below; never held while sending
+	stream    *Stream    // nil while reconnecting
+	server    int        // index in cfg.Servers of stream's server, or of the one lost
+	deviceKey string     // the last device key a welcome carried
+	leaving   bool       // Leave was called: the stream's end is no error
+	closed    bool
 }
 
 // Connect joins the chat as username on the first of cfg.Servers that
 // welcomes it, moving on to the next while a server is unreachable or
-// answers UNAVAILABLE (shutting down). ctx bounds the connection and the
+// answers UNAVAILABLE (shutting down). With cfg.DeviceKey it joins as
+// another device of username's user. ctx bounds the connection and the
 // join only. Errors are [Open]'s, from the last server tried: a join
 // refused has the server's status (codes.AlreadyExists: the name is in
-// use; codes.InvalidArgument: it is not a valid name; codes.Unauthenticated:
+// use, and cfg.DeviceKey is not its user's; codes.InvalidArgument: it is
+// not a valid name; codes.ResourceExhausted: the user is on as many
+// devices as chatd allows, or chatd is full; codes.Unauthenticated:
 // sign-in required).
 func Connect(ctx context.Context, cfg Config, username string) (*Client, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("chatclient: Config.Servers is empty")
 	}
-	join := &chatv1.Join{Username: username}
+	join := &chatv1.Join{Username: username, DeviceKey: cfg.DeviceKey}
 	var err error
 	for i, addr := range cfg.Servers {
 		var (
@@ -88,6 +96,20 @@ func Connect(ctx context.Context, cfg Config, username string) (*Client, error) 
 // (Welcome.You), who was online, the resume token. Later welcomes, of
 // reconnections, come out of Recv.
 func (c *Client) Welcome() *chatv1.Welcome { return c.welcome }
+
+// DeviceKey is the key another device gives as its Config.DeviceKey to
+// join as this client's user: the one the last welcome carried, which
+// chatd sets on the welcome of the user's first device and of each device
+// that presented it. It lasts while any of the user's devices is online or
+// reconnecting. It is "" on a device that joined signed in, with no key,
+// as a user already there (a token for the user is all another device
+// needs). It is
+// secret: whoever has it can join as the user.
+func (c *Client) DeviceKey() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deviceKey
+}
 
 // Recv returns the next event of the session, one at a time, in the order
 // the server sent them. When the stream breaks and cfg.ReconnectTimeout is
@@ -138,13 +160,19 @@ func (c *Client) ended(err error) error {
 	return err
 }
 
-// see notes ev's seq and, for a welcome, who the session is.
+// see notes ev's seq and, for a welcome, who the session is and its
+// device key. mu must not be held.
 func (c *Client) see(ev *chatv1.ChatResponse) {
 	if seq := ev.GetSeq(); seq != 0 {
 		c.seq = seq
 	}
 	if w := ev.GetWelcome(); w != nil {
 		c.you, c.token = w.GetYou().GetUsername(), w.GetResumeToken()
+		if key := w.GetDeviceKey(); key != "" {
+			c.mu.Lock()
+			c.deviceKey = key
+			c.mu.Unlock()
+		}
 	}
 }
 
@@ -155,9 +183,18 @@ func (c *Client) reconnect(lost *Stream) (*chatv1.ChatResponse, error) {
 	lost.Close()
 	c.stream = nil
 	from := c.server
+	key := c.deviceKey
 	c.mu.Unlock()
+	if key == "" {
+		key = c.cfg.DeviceKey
+	}
 
-	join := &chatv1.Join{Username: c.you, ResumeToken: c.token, LastSeq: c.seq}
+	// The resume token is enough to take the session back; the device key
+	// is for when it is not: once the session has expired (away longer
+	// than chatd's grace period), the name is still held by the user's
+	// other devices, and the key makes this one of them again, afresh,
+	// where the join would otherwise be refused as a name in use.
+	join := &chatv1.Join{Username: c.you, ResumeToken: c.token, LastSeq: c.seq, DeviceKey: key}
 	deadline := time.Now().Add(c.cfg.ReconnectTimeout)
 	var (
 		s *Stream
@@ -178,13 +215,14 @@ func (c *Client) reconnect(lost *Stream) (*chatv1.ChatResponse, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		s.Close()
 		return nil, ErrClosed
 	}
 	c.stream, c.server = s, server
-	c.see(w)
+	c.mu.Unlock()
+	c.see(w) // takes mu for the device key
 	return w, nil
 }
 
@@ -221,6 +259,24 @@ func (c *Client) SendText(channel, text, clientID string) error {
 	return c.Send(&chatv1.ChatRequest{
 		ClientId: clientID,
 		Action:   &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Channel: channel, Text: text}},
+	})
+}
+
+// MarkRead marks a conversation read up to the message messageID: the
+// channel's (channel set, with or without its "#"), or the private messages
+// with the user with. The server keeps the mark for the user, and each of
+// the user's devices, this one included, gets a Read event with the new
+// mark and what is left unread; a mark at or before the current one changes
+// nothing and sends nothing. A message the user sends marks its
+// conversation read already. A mark refused (a channel the user is not in,
+// an id that is no message) comes back as a Rejected event that carries
+// clientID.
+func (c *Client) MarkRead(channel, with, messageID, clientID string) error {
+	return c.Send(&chatv1.ChatRequest{
+		ClientId: clientID,
+		Action: &chatv1.ChatRequest_MarkRead{MarkRead: &chatv1.MarkRead{
+			Channel: channel, With: with, MessageId: messageID,
+		}},
 	})
 }
 

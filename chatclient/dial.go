@@ -33,6 +33,12 @@ type Config struct {
 	// --auth-jwt-key), sent with every call as "authorization: Bearer".
 	// It may go over plaintext, for a chatd on loopback.
 	Token string
+	// DeviceKey, if set, joins as another device of a user who is in the
+	// chat already: the [Client.DeviceKey] of one of that user's devices
+	// (a laptop's, for a phone). Without it, a name in use is refused.
+	// With sign-in it is not needed: a token for the same user is proof
+	// enough. It is secret: whoever has it can join as the user.
+	DeviceKey string
 	// ReconnectTimeout is how long a [Client] tries to take its session
 	// back after its stream breaks; 0 means it does not try, and Recv
 	// returns why the stream ended.

@@ -21,7 +21,19 @@
 // event it handed over. The new welcome comes out of Recv like any other
 // event; its Recovery says whether nothing was missed
 // (RECOVERY_COMPLETE: the missed events follow) or the session's state
-// starts afresh from the welcome's snapshot (RECOVERY_INCOMPLETE).
+// starts afresh from the welcome's snapshot (RECOVERY_INCOMPLETE). A
+// session away longer than chatd keeps it comes back as a new session, as
+// a device of its user again if the user is still on another one (see
+// below): the resume carries the device key too.
+//
+// One user may be in the chat on several devices at once (a laptop and a
+// phone), each a Client of its own: the first device's welcome carries a
+// device key ([Client.DeviceKey]), and a Client whose Config.DeviceKey is
+// that key joins as another device of the same user rather than being
+// refused the name. Every device gets the user's messages and channels,
+// and [Client.MarkRead] marks a conversation read for all of them: each
+// gets a Read event, and a new device learns what is unread from its
+// welcome (UnreadPrivate) and its channels' ChannelJoined (Read).
 //
 // The pieces a Client is made of are exported for programs that keep their
 // own state across reconnections (chatctl, chatbench): [Dial] connects to

@@ -51,3 +51,41 @@ func ExampleClient_SendText() {
 	// Output:
 	// #general grace: hello
 }
+
+// Join as a second device of a user already in the chat: the first
+// device's key shows chatd that the phone is the same person as the
+// laptop, not someone taking the name. What one device sends, the other
+// gets too.
+func ExampleClient_DeviceKey() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	laptop, err := chatclient.Connect(ctx, chatclient.Config{Servers: []string{chatdAddr}}, "lin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer laptop.Close()
+
+	phone, err := chatclient.Connect(ctx, chatclient.Config{Servers: []string{chatdAddr}, DeviceKey: laptop.DeviceKey()}, "lin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer phone.Close()
+	fmt.Println("the phone joined as", phone.Welcome().GetYou().GetUsername())
+
+	if err := phone.SendText("general", "on my way", "p1"); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		ev, err := laptop.Recv()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if m := ev.GetMessage(); m != nil && m.GetClientId() == "p1" {
+			fmt.Printf("the laptop got #%s %s: %s\n", m.GetChannel(), m.GetSender(), m.GetText())
+			break
+		}
+	}
+	// Output:
+	// the phone joined as lin
+	// the laptop got #general lin: on my way
+}

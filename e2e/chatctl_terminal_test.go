@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -392,5 +393,39 @@ func TestChatctlJoinInATerminalEndOfInput(t *testing.T) {
 	}
 	if !alice.lineMode(t) {
 		t.Errorf("the terminal is not in line mode after chatctl exited")
+	}
+}
+
+// On a terminal, join says once how to join as the same user from another
+// device, as a command to paste, the key in the environment; pasted, it
+// joins.
+func TestChatctlJoinInATerminalShowsTheOtherDeviceCommand(t *testing.T) {
+	t.Parallel()
+	srv := startChatd(t)
+	alice := startTerminal(t, "join", "--name", "alice", "--server", srv.addr)
+	hint := `^To join as alice from another device: CHATD_DEVICE_KEY=([A-Za-z0-9_-]+) chatctl join --name alice --server ` + regexp.QuoteMeta(srv.addr) + `$`
+	alice.waitRow(t, hint)
+	alice.waitPrompt(t, "#general> ", "")
+	var key string
+	rows, _, _ := alice.screen.lines()
+	for _, r := range rows {
+		if m := regexp.MustCompile(hint).FindStringSubmatch(r); m != nil {
+			if key != "" {
+				t.Errorf("the command is shown twice:\n%s", alice.screen)
+			}
+			key = m[1]
+		}
+	}
+
+	other := startEnv(t, []string{"CHATD_DEVICE_KEY=" + key}, chatctlBin, "join", "--name", "alice", "--server", srv.addr)
+	other.send(t, "from the other device")
+	other.stdin.Close()
+	if code := other.wait(t); code != exitOK {
+		t.Fatalf("the command shown: exit code %d\n%s", code, other.stderr)
+	}
+	alice.waitRow(t, clock+`#general alice: from the other device$`)
+	alice.typeKeys(t, "\x04")
+	if code := alice.wait(t); code != exitOK {
+		t.Errorf("exit code %d after Ctrl-D, want 0\n%s", code, alice.screen)
 	}
 }

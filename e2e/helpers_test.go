@@ -138,12 +138,21 @@ type proc struct {
 // that and waitTimeout, the process is killed.
 func start(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, bin, args...)
+}
+
+// startEnv is start with env (NAME=value) added to the environment.
+func startEnv(t *testing.T, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{
 		name:   filepath.Base(bin) + " " + strings.Join(args, " "),
 		cmd:    exec.Command(bin, args...),
 		stdout: newLineBuffer(),
 		stderr: newLineBuffer(),
 		exited: make(chan struct{}),
+	}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	// If a process leaves a child holding its output, do not wait forever.

@@ -9,6 +9,8 @@ import (
 
 const channelsAbout = `channels lists every channel, by name, with how many users online are in it.
 With -o json it prints the ListChannelsResponse as one line of protojson.
+What you have not read is counted per user: /channels in chatctl join
+shows it.
 `
 
 func runChannels(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

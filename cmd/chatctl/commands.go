@@ -14,7 +14,7 @@ import (
 const sessionHelp = `  /join #name      enter a channel (created if new) and talk there
   /leave [#name]   leave a channel, the current one by default
   /switch #name    talk in another channel you are in
-  /channels        list every channel and how many are in it
+  /channels        list every channel, how many are in it, what is unread
   /msg NAME text   send text to NAME only
   /who [#name]     list who is online, or who is in a channel you are in
   /history [#name|NAME] [N]  show the last N (20) messages of the current channel,
@@ -72,6 +72,9 @@ func (s *session) command(line string) (quit bool) {
 		}
 		s.switchChannel(args[0])
 	case "/channels", "/list":
+		// What was printed is read: marked so first, the counts agree
+		// with the screen (chatd answers requests in order).
+		s.sendMarks()
 		id := newClientID()
 		s.order++
 		s.listing[id] = listRequest{order: s.order}

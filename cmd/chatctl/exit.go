@@ -17,7 +17,7 @@ const (
 	exitNameTaken   = 4 // the name is online already (names are unique ignoring case)
 	exitInvalidName = 5 // the server refused the name as invalid
 	exitConnLost    = 6 // the session ended with an error (server shutdown, too slow, network) and join could not resume it
-	exitServerFull  = 7 // the server has as many users as it admits, or as many as it admits from this address
+	exitServerFull  = 7 // the server has as many users as it admits, or as many as it admits from this address, or the user as many devices
 	exitSignIn      = 8 // sign-in refused: no token, or an invalid or expired one, or one for another name
 )
 
@@ -33,7 +33,7 @@ var exitCodeHelp = []struct {
 	{exitNameTaken, "the name is taken (names are unique ignoring case)"},
 	{exitInvalidName, "the server refused the name as invalid"},
 	{exitConnLost, "connection lost (server shutdown, too slow, network) and not regained within --reconnect-timeout, or the session taken over"},
-	{exitServerFull, "the server is full, or has as many sessions or joins from this address as it takes"},
+	{exitServerFull, "the server is full, or has as many sessions or joins from this address as it takes, or the user is on as many devices as it allows"},
 	{exitSignIn, "sign-in refused: chatd wants a token (--token, --token-file or $" + tokenEnv + ") and got none, an invalid or expired one, or one for another name"},
 }
 

@@ -86,4 +86,11 @@ func (s *session) history(args []string) {
 		}
 	}
 	s.note("-- end of history --")
+	// The last page is the newest: what it shows is read, as everything
+	// printed is. A new device learns of unread private messages this
+	// way (they are not replayed on the stream). A channel the session is
+	// not in has no read state to mark.
+	if with != "" || s.channel(req.Channel) != nil {
+		s.printedMessage(page[len(page)-1])
+	}
 }

@@ -49,6 +49,22 @@ takes it back: "reconnected: nothing missed"; a chatd of its own starts it
 afresh).
 If another client takes the session over, join exits without reconnecting.
 
+You may be in the chat on several devices at once (a laptop and a phone,
+beside the chat page), each getting everything you get. The first device's
+welcome carries a device key; on a terminal join shows, once, the command
+for another device ("To join as alice from another device:
+CHATD_DEVICE_KEY=... chatctl join --name alice"), and with -o json it is
+the welcome's deviceKey. Give it to the other device's join in
+$CHATD_DEVICE_KEY, or with --device-key, which shows in ps. With sign-in
+no key is needed: a token for the same user is enough.
+
+What join prints is read: it marks each conversation read on chatd up to
+the last message printed in it, /history's included (at most once a second
+per conversation), so that your other devices stop counting those as
+unread; --mark-read=false does not. Joining says what is unread: "N
+unread" beside a channel you are in, and the private conversations with
+unread messages; /channels counts what is unread in each of your channels.
+
 With -o json, each response from the server is printed as one line of
 protojson on stdout, and chatctl's own output (/who, /help, notes) goes to
 stderr.
@@ -58,9 +74,13 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs, opts := newFlagSet("join")
 	name := fs.String("name", "", "the `username` to chat under (required): letters, digits and punctuation, no spaces")
 	reconnectTimeout := fs.Duration("reconnect-timeout", 30*time.Second, "when the connection breaks, try to reconnect for this `duration`; 0 to exit at once")
+	var device deviceKey
+	device.define(fs)
+	markRead := fs.Bool("mark-read", true, "mark what is printed as read, so that your other devices stop counting it as unread; --mark-read=false for a session nobody reads, such as a log")
 	if err := parse(fs, opts, args, stdout, "--name NAME [flags]", joinAbout); err != nil {
 		return err
 	}
+	device.load()
 	if *name == "" {
 		return usageErrorf("join: --name is required; run 'chatctl join --help' for usage")
 	}
@@ -71,10 +91,16 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usageErrorf("join: --reconnect-timeout must not be negative, got %s", *reconnectTimeout)
 	}
 
+	// Before stdout is the console's: how to join from another device
+	// is for a person at a terminal, and the key is a secret, not for a
+	// log (-o json has it in the welcome, for a program). A signed-in
+	// device needs no key, only a token for the same user.
+	showDeviceKey := opts.output == outputText && isTerminal(stdout) && opts.security.tokenFrom == ""
+
 	c := newConnector(opts)
-	l, welcome, err := c.first(ctx, stderr, &chatv1.Join{Username: *name})
+	l, welcome, err := c.first(ctx, stderr, &chatv1.Join{Username: *name, DeviceKey: device.key})
 	if err != nil {
-		return err // explained by joinError
+		return device.explain(err) // explained by joinError
 	}
 	// On a terminal, Ctrl-C comes as a key (see keys) and does what SIGINT
 	// does.
@@ -94,7 +120,7 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 		}()
 		stdout, read = con, con.readLines
-		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal(stderr) {
 			// The same terminal, most likely: what goes there must not
 			// break into the line being typed either.
 			stderr = con
@@ -104,10 +130,19 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if con != nil {
 		s.prompt = con.setPrompt
 	}
+	s.deviceKey, s.keyShown = device.key, device.key
+	s.showDeviceKey, s.joinFlags = showDeviceKey, joinFlags(opts)
+	s.markRead = *markRead
 	s.connected()
 	if err := s.handle(welcome); err != nil {
 		l.close()
 		return err
 	}
 	return s.run(ctx, read)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -93,6 +93,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"channels  list the channels"}},
 		{[]string{"--help"}, []string{"comma-separated (a:50051,b:50051)", "With several servers", "an order chatctl picks at random for each\nrun", "moves on to the next server"}},
 		{[]string{"join", "--help"}, []string{"With several --server addresses, join reconnects to the next server", `"chatctl: connected to ADDR"`}},
+		{[]string{"join", "--help"}, []string{"--device-key key", "$CHATD_DEVICE_KEY is used", "shows in ps", "several devices"}},
+		{[]string{"join", "--help"}, []string{"--mark-read", "(default true)", "What join prints is read"}},
+		{[]string{"send", "--help"}, []string{"--device-key key", "$CHATD_DEVICE_KEY"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,6 +104,10 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 		_, err = fmt.Fprintf(p.w, "%s * %s left %s\n", at, who, channelName(e.ChannelLeft.GetChannel()))
 	case *chatv1.ChatResponse_ChannelList:
 		err = p.channelList(at, e.ChannelList.GetChannels(), v)
+	case *chatv1.ChatResponse_Read:
+		// A read mark moved, from this device or another of the
+		// user's: what was read here was seen here, and what was read
+		// elsewhere was printed here already.
 	default:
 		// A newer server may send events this chatctl predates.
 		_, err = fmt.Fprintf(p.w, "%s ? an event this chatctl does not know (try a newer chatctl)\n", at)
@@ -138,6 +144,10 @@ func (p *textPrinter) channelJoined(at string, cj *chatv1.ChannelJoined, v view)
 	if v.current != "" && sameChannel(v.current, cj.GetChannel()) {
 		line += ", your current channel"
 	}
+	if n := cj.GetRead().GetUnread(); n > 0 {
+		// Where the user stands, as another device of theirs left it.
+		line += fmt.Sprintf(", %d unread", n)
+	}
 	if n := cj.GetHistoryCount(); n > 0 {
 		line += fmt.Sprintf("\n-- history of %s (%s) --", ch, plural(int(n), "message"))
 	}
@@ -146,12 +156,19 @@ func (p *textPrinter) channelJoined(at string, cj *chatv1.ChannelJoined, v view)
 }
 
 // channelList shows a channel_list answer with the session's own channels
-// marked.
+// marked, and how many messages of each the user has not read, if any.
 func (p *textPrinter) channelList(at string, channels []*chatv1.Channel, v view) error {
 	if _, err := fmt.Fprintf(p.w, "%s Channels (%d):\n", at, len(channels)); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
+	// A column for unread counts only if one is shown: most lists have
+	// none, and read as they always did.
+	unread := slices.ContainsFunc(channels, func(c *chatv1.Channel) bool { return c.GetUnread() > 0 })
+	// Every cell ends with a tab, so that each column lines up even
+	// where a line has none of it; the padding this leaves at the ends
+	// of lines is cut.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 8, 2, ' ', 0)
 	for _, c := range channels {
 		mark := ""
 		switch {
@@ -160,13 +177,26 @@ func (p *textPrinter) channelList(at string, channels []*chatv1.Channel, v view)
 		case v.in(c.GetName()):
 			mark = "(joined)"
 		}
-		line := "  " + channelName(c.GetName()) + "\t" + plural(int(c.GetMemberCount()), "member")
-		if mark != "" {
-			line += "\t" + mark
+		cells := []string{"  " + channelName(c.GetName()), plural(int(c.GetMemberCount()), "member")}
+		if unread {
+			n := ""
+			if c.GetUnread() > 0 {
+				n = fmt.Sprintf("%d unread", c.GetUnread())
+			}
+			cells = append(cells, n)
 		}
-		fmt.Fprintln(tw, line)
+		cells = append(cells, mark)
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		if _, err := fmt.Fprintln(p.w, strings.TrimRight(line, " \n")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *textPrinter) historyEnd(string) error {

@@ -81,6 +81,31 @@ func TestTextPrinterChannelEvents(t *testing.T) {
 				"  #rust     0 members\n",
 		},
 		{
+			name: "channel list with unread counts",
+			ev: &chatv1.ChatResponse{Time: testTime, Event: &chatv1.ChatResponse_ChannelList{ChannelList: &chatv1.ChannelList{Channels: []*chatv1.Channel{
+				{Name: "general", MemberCount: 3, Unread: 12}, {Name: "Go", MemberCount: 1}, {Name: "rust", MemberCount: 0}, {Name: "ops", MemberCount: 2, Unread: 1},
+			}}}},
+			v: view{you: "bob", current: "go", joined: func(ch string) bool { return !sameChannel(ch, "rust") }},
+			want: "15:04:05 Channels (4):\n" +
+				"  #general  3 members  12 unread  (joined)\n" +
+				"  #Go       1 member              (current)\n" +
+				"  #rust     0 members\n" +
+				"  #ops      2 members  1 unread   (joined)\n",
+		},
+		{
+			name: "you joined a channel with messages unread",
+			ev:   ev(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelJoined{ChannelJoined: &chatv1.ChannelJoined{Channel: "go", User: bob, Members: []*chatv1.User{alice, bob}, HistoryCount: 3, Read: &chatv1.ReadState{Channel: "go", Unread: 2}}}}),
+			v:    asBob,
+			want: "15:04:05 * you joined #go (2 members), your current channel, 2 unread\n-- history of #go (3 messages) --\n",
+		},
+		{
+			name: "you joined a channel with everything read",
+			ev:   ev(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_ChannelJoined{ChannelJoined: &chatv1.ChannelJoined{Channel: "rust", User: bob, Members: []*chatv1.User{bob}, Read: &chatv1.ReadState{Channel: "rust"}}}}),
+			v:    asBob,
+			want: "15:04:05 * you joined #rust (1 member)\n",
+		},
+		{"a read mark moved", ev(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Read{Read: &chatv1.ReadState{Channel: "go", LastReadId: "m9"}}}), asBob, ""},
+		{
 			name: "complete recovery",
 			ev:   ev(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: &chatv1.Welcome{You: bob, Recovery: chatv1.Recovery_RECOVERY_COMPLETE}}}),
 			v:    asBob,

@@ -161,7 +161,8 @@ func TestReconnectIncompleteKeepsChannels(t *testing.T) {
 	proxy.Refuse(false)
 	alice.expect(t, clock+`\* reconnected, but some events were lost: state rebuilt$`)
 	alice.expect(t, clock+`\* you joined #general \(1 member\)$`)
-	alice.expect(t, clock+`\* you joined #go \(1 member\), your current channel$`)
+	// What was missed is unread, on every device of alice's: she is told.
+	alice.expect(t, clock+`\* you joined #go \(1 member\), your current channel, 5 unread$`)
 	alice.expect(t, clock+`\[history\] #go bot4: missed$`)
 	alice.expect(t, clock+`\* you joined #rust \(1 member\)$`)
 	alice.send(t, "still in go")

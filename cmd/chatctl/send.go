@@ -19,6 +19,10 @@ prints the delivered message as join would.
 A --channel other than general is entered first (and created if it does not
 exist), since only its members may send to it.
 
+To send as a user who is in the chat on another device (your own chatctl
+join, say), give that device's key in $CHATD_DEVICE_KEY (or --device-key):
+send is then one more device of the user, for one message.
+
 Flags may come before or after TEXT; "--" ends them, for a TEXT that starts
 with "-": chatctl send --name bot -- "-1 for that".
 `
@@ -28,9 +32,12 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	name := fs.String("name", "", "the `username` to send as (required)")
 	channel := fs.String("channel", "", "send to this `channel` instead of general")
 	to := fs.String("to", "", "send privately to this `username`, who must be online")
+	var device deviceKey
+	device.define(fs)
 	if err := parse(fs, opts, args, stdout, "--name NAME [--channel NAME | --to NAME] [flags] TEXT", sendAbout); err != nil {
 		return err
 	}
+	device.load()
 	if *name == "" {
 		return usageErrorf("send: --name is required; run 'chatctl send --help' for usage")
 	}
@@ -50,9 +57,9 @@ func runSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 
 	// Only the join moves on to the next server (see tryInTurn): once
 	// the message may have been sent, it is not sent again anywhere.
-	l, welcome, err := newConnector(opts).first(ctx, stderr, &chatv1.Join{Username: *name})
+	l, welcome, err := newConnector(opts).first(ctx, stderr, &chatv1.Join{Username: *name, DeviceKey: device.key})
 	if err != nil {
-		return err // explained by joinError
+		return device.explain(err) // explained by joinError
 	}
 	defer l.close()
 	// Ctrl-C cancels ctx and with it the stream: a disconnect.

@@ -85,6 +85,26 @@ type session struct {
 
 	unconfirmed map[string]unconfirmed // messages sent but not echoed nor rejected yet, by client_id
 	queue       []*chatv1.ChatRequest  // requests typed while disconnected
+
+	// deviceKey is the user's device key: the one given, then the last a
+	// welcome carried. A resume sends it with the token: should the
+	// session have expired, it makes this a device of the user again
+	// rather than a join refused the name its other devices hold.
+	deviceKey string
+	// showDeviceKey says to tell the person how to join from another
+	// device when a welcome carries a device key they have not seen:
+	// on a terminal, and not signed in (a token is all another device
+	// needs then). joinFlags are the flags to repeat there.
+	showDeviceKey bool
+	joinFlags     string
+	keyShown      string // the device key given or last shown
+
+	// markRead says to mark what is printed as read (see read.go).
+	markRead  bool
+	markEvery time.Duration       // the least time between two marks of one conversation
+	markDue   <-chan time.Time    // fires when the marks in unmarked are to be sent; nil if none are waiting
+	unmarked  map[string]readMark // by conversation: the last message printed, not marked read yet
+	lastRead  map[string]string   // by conversation: the last message read, as far as chatctl knows
 }
 
 // channel is a channel the session is in.
@@ -135,6 +155,9 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		resent:           map[string]bool{},
 		parting:          map[string]string{},
 		unconfirmed:      map[string]unconfirmed{},
+		markEvery:        markEvery,
+		unmarked:         map[string]readMark{},
+		lastRead:         map[string]string{},
 	}
 }
 
@@ -222,6 +245,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 	closeSend := func() {
 		leaving = true
 		if sendOpen {
+			s.sendMarks() // what was printed is read: say so before the end
 			_ = s.link.stream.CloseSend()
 			sendOpen = false
 		}
@@ -231,6 +255,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 		leaving = true
 		lines, typed = nil, nil // read no more
 		if sendOpen {
+			s.sendMarks()
 			sendLeave(s.link.stream)
 			closeSend()
 		}
@@ -302,7 +327,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			result := make(chan reconnected)
 			reconnects = result
 			c, deadline, from := s.connector, time.Now().Add(s.reconnectTimeout), s.server
-			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq}
+			join := &chatv1.Join{Username: s.you, ResumeToken: s.token, LastSeq: s.seq, DeviceKey: s.deviceKey}
 			helpers.Go(func() {
 				res := c.reconnect(rctx, deadline, join, from)
 				select {
@@ -329,6 +354,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 				return err
 			}
 			s.flush()
+			s.marksLater()
 			if endOfInput {
 				closeSend()
 			}
@@ -336,6 +362,12 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 			typed = append(typed, in)
 			if in.err != nil {
 				lines = nil // nothing follows the end of input
+			}
+		case <-s.markDue:
+			if sendOpen {
+				s.sendMarks()
+			} else {
+				s.markDue = nil // the session is ending: no more requests
 			}
 		case <-overdue:
 			overdue, hurry = nil, true
@@ -462,6 +494,12 @@ func (s *session) channel(name string) *channel {
 
 // handle applies ev to the session's state and prints it.
 func (s *session) handle(ev *chatv1.ChatResponse) error {
+	if ev.GetRejected().GetClientId() == markReadID {
+		// A mark of chatctl's own, refused: a channel left on another
+		// device meanwhile, say. Nothing the user asked for, so nothing
+		// to show, even in JSON.
+		return nil
+	}
 	welcome := ev.GetWelcome()
 	if seq := ev.GetSeq(); seq != 0 {
 		// The server promises every event exactly once, in order; say so if
@@ -505,6 +543,8 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 		notes = s.confirmed(e.Message)
 	case *chatv1.ChatResponse_ChannelList:
 		delete(s.listing, e.ChannelList.GetClientId())
+	case *chatv1.ChatResponse_Read:
+		s.readState(e.Read)
 	case *chatv1.ChatResponse_Rejected:
 		id := e.Rejected.GetClientId()
 		delete(s.listing, id)
@@ -531,6 +571,7 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 	if err := s.out.event(ev, s.view()); err != nil {
 		return err
 	}
+	s.printedMessage(ev)
 	if ev.GetHistory() && s.historyLeft > 0 {
 		if s.historyLeft--; s.historyLeft == 0 {
 			if err := s.endHistory(); err != nil {
@@ -553,6 +594,18 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	// A session keeps its token for life: another one is a new session.
 	fresh := s.token != "" && w.GetResumeToken() != s.token
 	s.token = w.GetResumeToken()
+	if key := w.GetDeviceKey(); key != "" {
+		s.deviceKey = key
+		if s.showDeviceKey && key != s.keyShown {
+			// Once, and again only if the key changed: a restarted
+			// chatd forgot the old one.
+			s.keyShown = key
+			notes = append(notes, otherDeviceHint(s.you, key, s.joinFlags))
+		}
+	}
+	if n := unreadNote(w.GetUnreadPrivate()); n != "" {
+		notes = append(notes, n)
+	}
 	clear(s.resent)
 	// Leaves sent on an earlier link are not sent again: the events that
 	// follow say whether they happened.
@@ -563,9 +616,11 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	if w.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE {
 		// The state is current, and the missed events follow; answers to
 		// requests do not.
-		return s.resend()
+		return append(notes, s.resend()...)
 	}
-	// A fresh snapshot: whatever we knew is stale.
+	// A fresh snapshot: whatever we knew is stale. The catch-ups that
+	// follow say where the user stands in each channel.
+	s.forgetReads("")
 	s.online = slices.Clone(w.GetOnlineUsers())
 	was := s.channels
 	s.channels = nil
@@ -591,7 +646,7 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 			// was and what was typed meanwhile goes where it was meant to.
 			s.rejoin(was)
 		}
-		notes = s.resend()
+		notes = append(notes, s.resend()...)
 		if len(s.unconfirmed) > 0 {
 			var texts []string
 			for _, u := range s.unconfirmed {
@@ -676,6 +731,9 @@ func (s *session) channelJoined(cj *chatv1.ChannelJoined) {
 		return
 	}
 	s.snapshotDue = false
+	if r := cj.GetRead(); r != nil {
+		s.readState(r)
+	}
 	c := s.channel(name)
 	if c == nil {
 		c = &channel{}
@@ -739,6 +797,7 @@ func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
 		return nil
 	}
 	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
+	s.forgetReads(conversation(name, ""))
 	maps.DeleteFunc(s.parting, func(_ string, ch string) bool { return sameChannel(ch, name) })
 	if !sameChannel(s.current, name) {
 		return nil

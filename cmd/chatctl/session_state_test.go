@@ -663,3 +663,21 @@ func TestSessionRejoinsChannelsAfterARestart(t *testing.T) {
 		t.Errorf("current %q, want general", st.s.current)
 	}
 }
+
+// A welcome says which private conversations have messages unread, with
+// how to read them: they are not replayed on the stream.
+func TestSessionSaysWhatIsUnreadPrivately(t *testing.T) {
+	t.Parallel()
+	st := newStateTest(t)
+	w := welcomeEv("alice", "alice")
+	w.GetWelcome().UnreadPrivate = []*chatv1.ReadState{{With: "bob", Unread: 3}, {With: "carol\x1b", Unread: 1}}
+	st.feed(false, w)
+	want := "Unread private messages: 3 from bob, 1 from carol\\x1b (/history NAME shows them).\n"
+	if got := st.printed(); !strings.HasSuffix(got, want) {
+		t.Errorf("the welcome printed\n%s\nwant it to end with\n%s", got, want)
+	}
+	st.feed(false, welcomeEv("alice", "alice"))
+	if got := st.printed(); strings.Contains(got, "Unread") {
+		t.Errorf("a welcome with nothing unread printed\n%s", got)
+	}
+}
