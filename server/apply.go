@@ -72,6 +72,7 @@ func (p *pending) deviceKeyFor(per *person, j *clusterv1.Join) string {
 type outcome struct {
 	s   *stream // a join's stream, if it is on this node
 	ok  bool    // a leave found its stream attached
+	ban *ban    // a ban's record
 	err error   // why the command was refused
 }
 
@@ -132,6 +133,13 @@ func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 		return outcome{err: h.markReadLocked(cmd.GetNode(), a.MarkRead)}
 	case *clusterv1.Command_Typing:
 		return outcome{err: h.typingLocked(cmd.GetNode(), a.Typing)}
+	case *clusterv1.Command_Kick:
+		return outcome{err: h.kickLocked(a.Kick)}
+	case *clusterv1.Command_Ban:
+		b, err := h.banLocked(a.Ban)
+		return outcome{ban: b, err: err}
+	case *clusterv1.Command_Unban:
+		return outcome{err: h.unbanLocked(a.Unban)}
 	case *clusterv1.Command_Heartbeat:
 		return outcome{} // being heard is all it does (see heardLocked)
 	case *clusterv1.Command_NodeStop:
@@ -184,6 +192,9 @@ func (h *hub) joinLocked(node string, j *clusterv1.Join, p *pending) outcome {
 		return outcome{err: err}
 	}
 	skels := lookalikeKeys(display, key)
+	if b := h.bannedLocked(key, skels); b != nil {
+		return outcome{err: b.refusal()}
+	}
 	recovery := chatv1.Recovery_RECOVERY_UNSPECIFIED
 	if len(j.GetResumeHash()) > 0 {
 		// A token for another name is treated as unknown, so that a token
@@ -263,7 +274,7 @@ func (h *hub) addDeviceLocked(per *person, node string, j *clusterv1.Join, p *pe
 	if len(per.devices) > 0 && !per.online() {
 		h.returnLocked(per)
 	}
-	sess := &session{person: per, tokenHash: string(j.GetTokenHash())}
+	sess := &session{person: per, tokenHash: string(j.GetTokenHash()), addr: j.GetClientAddr()}
 	per.devices = append(per.devices, sess)
 	h.byToken[sess.tokenHash] = sess
 	s := h.attachLocked(sess, node, p)
@@ -318,6 +329,7 @@ func (h *hub) returnLocked(per *person) {
 // stream if it is on this node. Lock must be held.
 func (h *hub) resumeLocked(sess *session, node string, j *clusterv1.Join, p *pending) *stream {
 	per, lastSeq := sess.person, j.GetLastSeq()
+	sess.addr = j.GetClientAddr()
 	if node != h.node {
 		h.releaseLocked(sess) // counted where it is now
 	}

@@ -30,6 +30,7 @@ type testCluster struct {
 	prefix string
 	cfg    server.Config
 	ccfg   server.ClusterConfig
+	opts   []server.Option // the nodes' options
 	nodes  []*servertest.Node
 }
 
@@ -49,7 +50,13 @@ func testClusterConfig(edit func(*server.ClusterConfig)) server.ClusterConfig {
 // startCluster starts n nodes with cfg and ccfg on a new NATS server.
 func startCluster(t *testing.T, n int, cfg server.Config, ccfg server.ClusterConfig) (*testCluster, []*testServer) {
 	t.Helper()
-	tc := &testCluster{t: t, nats: natstest.Start(t), prefix: "test", cfg: cfg, ccfg: ccfg}
+	return startClusterWith(t, n, cfg, ccfg)
+}
+
+// startClusterWith is startCluster with the nodes built with opts.
+func startClusterWith(t *testing.T, n int, cfg server.Config, ccfg server.ClusterConfig, opts ...server.Option) (*testCluster, []*testServer) {
+	t.Helper()
+	tc := &testCluster{t: t, nats: natstest.Start(t), prefix: "test", cfg: cfg, ccfg: ccfg, opts: opts}
 	servers := make([]*testServer, n)
 	for i := range servers {
 		servers[i] = tc.startNode(fmt.Sprintf("n%d", i+1))
@@ -72,7 +79,7 @@ func (tc *testCluster) startWrappedNode(name string, wrap func(server.Log) serve
 	t.Cleanup(logw.stop)
 	ccfg := tc.ccfg
 	ccfg.Name = name
-	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap)
+	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap, tc.opts...)
 	tc.nodes = append(tc.nodes, node)
 	ts := &testServer{srv: node.Srv, addr: node.Addr, node: node}
 	ts.admin = dial(t, ts.addr)
@@ -433,7 +440,7 @@ func TestClusterAnswerLostAfterApply(t *testing.T) {
 	wrap := func(l server.Log) server.Log {
 		return &lostAnswerLog{Log: l, marker: []byte("answer lost"), applied: map[string]chan struct{}{}}
 	}
-	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap)
+	node := servertest.StartNodeWrapped(t, tc.cfg, ccfg, tc.nats.URL(), tc.prefix, slog.New(slog.NewTextHandler(logw, nil)), wrap, tc.opts...)
 	ts := &testServer{srv: node.Srv, addr: node.Addr, node: node}
 	ts.admin = dial(t, ts.addr)
 

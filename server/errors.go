@@ -33,6 +33,7 @@ var (
 	ErrTooManyChannels  = errors.New("too many channels")
 	ErrTooManyDevices   = errors.New("too many devices")
 	ErrInboxFull        = errors.New("offline inbox full")
+	ErrBanned           = errors.New("banned")
 	ErrReplaced         = errors.New("session taken over")
 	ErrTooManyRefusals  = errors.New("too many refused requests")
 	ErrUnavailable      = errors.New("cluster unavailable")
@@ -141,6 +142,7 @@ var kindCodes = []struct {
 	{ErrUnavailable, codes.Unavailable},
 	{ErrUnauthenticated, codes.Unauthenticated},
 	{ErrPermissionDenied, codes.PermissionDenied},
+	{ErrBanned, codes.PermissionDenied},
 }
 
 // Status turns any error met while serving into the gRPC status a client

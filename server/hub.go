@@ -70,6 +70,7 @@ type hub struct {
 	deadline       []expiry               // held and parked sessions by deadline, soonest first
 	channels       map[string]*channel    // by name key
 	accounts       map[string]*account    // read marks and inboxes, by user key (see account)
+	bans           map[string]*ban        // bans, by the banned name's key (see bans.go)
 	recent         []*recentMsg           // the last messages, oldest first, for replies (see messages.go)
 	typing         map[string]*typingConv // who is typing, by conversation (see typing.go); never in a snapshot
 	typingDeadline []typingExpiry         // typers' deadlines, soonest first
@@ -126,6 +127,7 @@ func newHub(cfg Config, lim *admission.Limiter, node, idPrefix string) *hub {
 		parked:      make(map[*session]struct{}),
 		channels:    make(map[string]*channel),
 		accounts:    make(map[string]*account),
+		bans:        make(map[string]*ban),
 		recentByNum: make(map[uint64]*recentMsg),
 		typing:      make(map[string]*typingConv),
 		nodes:       make(map[string]*nodeInfo),
@@ -190,6 +192,7 @@ func (h *hub) join(ctx context.Context, r joinRequest) (*stream, error) {
 	if r.deviceKey != "" {
 		j.DeviceHash = hashToken(r.deviceKey)
 	}
+	j.ClientAddr = addrString(r.client)
 	if client := r.client; client.IsValid() && h.lim != nil {
 		p.client = client
 		// Counted here, before the command is applied, because whether

@@ -23,6 +23,8 @@ type options struct {
 	authn *authenticator          // made by grpcOptions if auth is set
 
 	archive Archive
+
+	adminToken []byte // SHA-256 of WithAdminToken's token
 }
 
 func newOptions(opts []Option) *options {

@@ -22,7 +22,7 @@ func (h *hub) attachLocked(sess *session, node string, p *pending) *stream {
 		h.held--
 	}
 	h.attaches++
-	sess.state, sess.node, sess.attach = stateOnline, node, h.attaches
+	sess.state, sess.node, sess.attach, sess.since = stateOnline, node, h.attaches, h.now
 	var s *stream
 	if node == h.node {
 		s = newStream(sess, h.cfg.QueueSize, h.cfg.QueueBytes)

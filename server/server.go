@@ -16,11 +16,12 @@ import (
 	"google.golang.org/grpc/reflection"
 )
 
-// Server is a ready-to-serve gRPC server carrying the chat service, the
-// standard health service and server reflection.
+// Server is a ready-to-serve gRPC server carrying the chat service, its
+// admin service, the standard health service and server reflection.
 type Server struct {
 	grpc   *grpc.Server
 	svc    *service
+	admin  *adminService
 	lim    *admission.Limiter
 	health *health.Server
 	cl     *Cluster // the node's part in the chat's log: its own, or a cluster's
@@ -125,6 +126,8 @@ func newServer(cfg Config, hub *hub, lim *admission.Limiter, logger *slog.Logger
 	)...)
 	s := &Server{grpc: g, svc: svc, lim: lim, health: health.NewServer()}
 	chatv1.RegisterChatServiceServer(g, s.svc)
+	s.admin = &adminService{svc: svc, logger: logger.With("logger", "admin")}
+	chatv1.RegisterAdminServiceServer(g, s.admin)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
@@ -135,6 +138,7 @@ func newServer(cfg Config, hub *hub, lim *admission.Limiter, logger *slog.Logger
 // other.
 func (s *Server) setAuth(o *options) {
 	s.svc.auth = o.auth
+	s.admin.tokenHash, s.admin.verifier = o.adminToken, o.auth
 	if o.authn != nil {
 		o.authn.svc = s.svc
 	}

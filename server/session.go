@@ -46,6 +46,8 @@ type session struct {
 	stream *stream // its stream, while online on this node; nil otherwise
 
 	client netip.Addr // the client address it counts against on this node; zero for none
+	addr   string     // the client address it last joined from, for the admins
+	since  time.Time  // when its stream attached, while online
 
 	// seq numbers the session's events. replay keeps the last numbered events
 	// for a resume, up to and including seq: their seqs follow from

@@ -29,12 +29,14 @@ type stateCopy struct {
 	nodes          []*clusterv1.Node
 	accounts       []*clusterv1.Account // Inbox not set: see inboxes
 	recent         []*clusterv1.RecentMessage
+	bans           []*clusterv1.BanRecord
 	inboxes        [][]*event // each account's inbox
 }
 
 type sessionCopy struct {
 	key, tokenHash, node string
-	deviceHash           string
+	deviceHash, addr     string
+	since                time.Time
 	user                 *chatv1.User
 	state                sessionState
 	attach, seq, gen     uint64
@@ -65,7 +67,7 @@ func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 		for _, sess := range per.devices {
 			c.members = append(c.members, sessionCopy{key: per.key, tokenHash: sess.tokenHash, deviceHash: per.deviceHash, node: sess.node,
 				user: per.user, state: sess.state, attach: sess.attach, seq: sess.seq, gen: sess.gen, deadline: sess.deadline,
-				replay: sess.replay.items(), channels: channels})
+				replay: sess.replay.items(), channels: channels, addr: sess.addr, since: sess.since})
 		}
 	}
 	for per := h.head; per != nil; per = per.next {
@@ -90,6 +92,7 @@ func (h *hub) snapshotLocked(seq uint64) *stateCopy {
 	}
 	slices.SortFunc(c.channels, func(a, b channelCopy) int { return cmp.Compare(a.key, b.key) })
 	c.recent = h.recentCopy()
+	c.bans = h.bansCopy()
 	c.accounts = h.accountsCopy()
 	c.inboxes = make([][]*event, len(c.accounts))
 	for i, pa := range c.accounts {
@@ -114,6 +117,7 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		Settings:  c.settings,
 		Nodes:     c.nodes,
 		Recent:    c.recent,
+		Bans:      c.bans,
 	}
 	// Events are shared by many replays and histories: each is written once.
 	index := make(map[*event]uint32)
@@ -135,6 +139,7 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 			User:       m.user,
 			TokenHash:  []byte(m.tokenHash),
 			DeviceHash: []byte(m.deviceHash),
+			ClientAddr: m.addr,
 			State:      clusterv1.MemberState(m.state),
 			Node:       m.node,
 			Attach:     m.attach,
@@ -144,6 +149,8 @@ func (c *stateCopy) proto() *clusterv1.Snapshot {
 		}
 		if m.state != stateOnline {
 			pm.Deadline = timestamppb.New(m.deadline)
+		} else {
+			pm.Since = timestamppb.New(m.since)
 		}
 		pm.Log = make([]uint32, len(m.replay))
 		for i, ev := range m.replay {
@@ -230,6 +237,7 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 	if err := h.restoreRecentLocked(snap); err != nil {
 		return err
 	}
+	h.restoreBansLocked(snap)
 	for _, pa := range snap.GetAccounts() {
 		acct := &account{key: pa.GetKey(), name: pa.GetName(), signedIn: pa.GetSignedIn(), reads: make(map[string]*readMark)}
 		for _, pr := range pa.GetReads() {
@@ -283,6 +291,10 @@ func (h *hub) restoreLocked(snap *clusterv1.Snapshot) error {
 			attach:    pm.GetAttach(),
 			seq:       pm.GetSeq(),
 			gen:       pm.GetParkCount(),
+			addr:      pm.GetClientAddr(),
+		}
+		if pm.GetSince() != nil {
+			sess.since = pm.GetSince().AsTime()
 		}
 		per.devices = append(per.devices, sess)
 		for _, i := range pm.GetLog() {

@@ -19,7 +19,7 @@ import (
 // from the start or from a snapshot taken midway. That is what lets every
 // node of a cluster, and a chatd restarted on its data directory, agree.
 // Random logs of joins (a user's first device or another), resumes, messages (to channels and privately),
-// channels entered and left, read marks, typing, disconnects, logouts, heartbeats, nodes
+// channels entered and left, read marks, typing, kicks and bans, disconnects, logouts, heartbeats, nodes
 // stopping and time passing (deadlines falling due, nodes given up) go to
 // two machines, and to a third restored from the first's snapshot halfway.
 func TestSameLogSameState(t *testing.T) {
@@ -104,7 +104,7 @@ func randomLog(seed uint64, n int, cfg server.Config) []server.Entry {
 			return &clusterv1.Stream{UserKey: key, Attach: uint64(rng.IntN(5))}
 		}
 		cmd := &clusterv1.Command{}
-		switch k := rng.IntN(17); {
+		switch k := rng.IntN(18); {
 		case k < 3:
 			tokens++
 			tok := fmt.Sprint("token-", tokens)
@@ -140,6 +140,15 @@ func randomLog(seed uint64, n int, cfg server.Config) []server.Entry {
 			cmd.Action = &clusterv1.Command_Leave{Leave: &clusterv1.Leave{Stream: ref(), Reason: reason}}
 		case k < 13:
 			cmd.Action = &clusterv1.Command_Heartbeat{Heartbeat: &clusterv1.Heartbeat{Name: node}}
+		case k == 16:
+			switch rng.IntN(3) {
+			case 0:
+				cmd.Action = &clusterv1.Command_Kick{Kick: &clusterv1.Kick{User: user, Reason: "r"}}
+			case 1:
+				cmd.Action = &clusterv1.Command_Ban{Ban: &clusterv1.Ban{User: user, DurationMs: uint64(rng.IntN(20_000))}}
+			default:
+				cmd.Action = &clusterv1.Command_Unban{Unban: &clusterv1.Unban{User: user}}
+			}
 		case k == 14:
 			ty := &clusterv1.Typing{Stream: ref(), Stopped: rng.IntN(4) == 0}
 			if rng.IntN(2) == 0 {
@@ -148,7 +157,7 @@ func randomLog(seed uint64, n int, cfg server.Config) []server.Entry {
 				ty.Recipient = users[rng.IntN(len(users))]
 			}
 			cmd.Action = &clusterv1.Command_Typing{Typing: ty}
-		case k >= 15:
+		case k == 15:
 			mr := &clusterv1.MarkRead{Stream: ref(), Number: uint64(rng.IntN(60))}
 			if rng.IntN(2) == 0 {
 				mr.Channel = channels[rng.IntN(len(channels))]

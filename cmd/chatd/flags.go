@@ -108,6 +108,8 @@ func newFlagSet() (*flag.FlagSet, *config) {
 	fs.StringVar(&cfg.authKeyFile, "auth-jwt-key", "", "`file` of the key that signs sign-in tokens (JWTs): an HMAC secret (at least 32 bytes; HS256/384/512) or a PEM public key (RSA: RS256/384/512; ECDSA: ES256/384/512 by curve; Ed25519: EdDSA). With it, every call but health checks needs a valid token, and the username is the token's sub; without it, anyone may join under any name")
 	fs.StringVar(&cfg.authIssuer, "auth-issuer", "", "the `iss` every sign-in token must have; empty takes any (needs --auth-jwt-key)")
 	fs.StringVar(&cfg.authAudience, "auth-audience", "", "the `aud` every sign-in token must include; empty takes any (needs --auth-jwt-key)")
+	fs.StringVar(&cfg.authAdminClaim, "auth-admin-claim", "chatd_admin", "the `claim` that makes a sign-in token's holder an admin of the chat (chat.v1.AdminService) when it is true (needs --auth-jwt-key)")
+	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", "", "`file` holding a secret (at least 32 bytes) whose holder may call chat.v1.AdminService (authorization: Bearer <secret>), with or without sign-in")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.Float64Var(&cfg.logRate, "log-rate", 20, "most log lines per second about single clients (joins, leaves, refusals), in bursts of ten times that; the next line logged says how many were dropped. 0 logs them all")

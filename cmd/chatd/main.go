@@ -64,6 +64,8 @@ type config struct {
 	authKeyFile      string // "": no sign-in
 	authIssuer       string
 	authAudience     string
+	authAdminClaim   string // the claim that makes a sign-in token an admin's
+	adminTokenFile   string // "": no admin token
 	server           server.Config
 	cluster          clusterConfig // used if cluster.nats.URLs is set
 	dataDir          string        // where a chat of its own is kept, unless memory

@@ -19,6 +19,10 @@ type security struct {
 	options []server.Option // for server.New
 }
 
+// minAdminToken is the shortest admin token chatd takes: one that cannot
+// be guessed.
+const minAdminToken = 32
+
 // loadSecurity reads the files that --tls-cert, --tls-key and
 // --auth-jwt-key name. Each problem names its flag.
 func loadSecurity(cfg config, log *slog.Logger) (security, error) {
@@ -45,12 +49,23 @@ func loadSecurity(cfg config, log *slog.Logger) (security, error) {
 		if err != nil {
 			return sec, fmt.Errorf("--auth-jwt-key %s: %w", cfg.authKeyFile, err)
 		}
-		v, err := auth.NewVerifier(auth.Config{Key: key, Issuer: cfg.authIssuer, Audience: cfg.authAudience})
+		v, err := auth.NewVerifier(auth.Config{Key: key, Issuer: cfg.authIssuer, Audience: cfg.authAudience, AdminClaim: cfg.authAdminClaim})
 		if err != nil {
 			return sec, fmt.Errorf("--auth-jwt-key: %w", err)
 		}
 		sec.signIn = key.String()
 		sec.options = append(sec.options, server.WithAuth(v))
+	}
+	if cfg.adminTokenFile != "" {
+		data, err := os.ReadFile(cfg.adminTokenFile)
+		if err != nil {
+			return sec, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		token := strings.TrimSpace(string(data))
+		if len(token) < minAdminToken {
+			return sec, fmt.Errorf("--admin-token-file %s: the token is %d bytes; use at least %d random ones (openssl rand -base64 32)", cfg.adminTokenFile, len(token), minAdminToken)
+		}
+		sec.options = append(sec.options, server.WithAdminToken(token))
 	}
 	return sec, nil
 }

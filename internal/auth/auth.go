@@ -17,6 +17,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,6 +45,9 @@ type Config struct {
 	Audience string
 	// Clock tells the time; nil is the system's.
 	Clock Clock
+	// AdminClaim, if not empty, is the claim that makes a token's holder
+	// an admin of the chat, when it is the JSON value true.
+	AdminClaim string
 }
 
 // Verifier checks tokens. It is safe for concurrent use.
@@ -59,6 +63,33 @@ type Identity struct {
 	Subject string
 	// Expires is the token's "exp".
 	Expires time.Time
+	// Admin says the token's admin claim (Config.AdminClaim) is true.
+	Admin bool
+}
+
+// claims are a token's registered claims, and whether its admin claim is
+// true.
+type claims struct {
+	jwt.RegisteredClaims
+	adminClaim string
+	admin      bool
+}
+
+// UnmarshalJSON reads the registered claims, and the admin claim if one is
+// configured.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &c.RegisteredClaims); err != nil {
+		return err
+	}
+	if c.adminClaim == "" {
+		return nil
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	c.admin = string(all[c.adminClaim]) == "true"
+	return nil
 }
 
 // NewVerifier returns a verifier for cfg.
@@ -111,8 +142,8 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if len(token) > MaxTokenBytes {
 		return Identity{}, &Error{Msg: fmt.Sprintf("invalid token: longer than %d bytes", MaxTokenBytes)}
 	}
-	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+	claims := &claims{adminClaim: v.cfg.AdminClaim}
+	_, err := v.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
 		// The parser has checked the algorithm against the key's already
 		// (WithValidMethods): the key is the one key, whatever the header
 		// says ("kid" is not used).
@@ -124,7 +155,7 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if claims.Subject == "" {
 		return Identity{}, &Error{Msg: "invalid token: it has no \"sub\" (the username it signs in)"}
 	}
-	return Identity{Subject: claims.Subject, Expires: claims.ExpiresAt.Time}, nil
+	return Identity{Subject: claims.Subject, Expires: claims.ExpiresAt.Time, Admin: claims.admin}, nil
 }
 
 // refusal says why the parser refused a token. The parser's own messages

@@ -83,6 +83,8 @@ type Claims struct {
 	Audience string
 	Expires  time.Time // zero: no "exp"
 	IssuedAt time.Time
+	// Extra are more claims, by name: an admin claim, for one.
+	Extra map[string]any
 }
 
 func (c Claims) jwt() jwt.RegisteredClaims {
@@ -102,7 +104,22 @@ func (c Claims) jwt() jwt.RegisteredClaims {
 // Sign returns a token with claims, signed by method with key.
 func Sign(t testing.TB, method jwt.SigningMethod, key any, c Claims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(method, c.jwt()).SignedString(key)
+	var claims jwt.Claims = c.jwt()
+	if len(c.Extra) > 0 {
+		b, err := json.Marshal(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := jwt.MapClaims{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c.Extra {
+			m[k] = v
+		}
+		claims = m
+	}
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}

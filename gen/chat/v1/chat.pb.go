@@ -15,6 +15,7 @@ package chatv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -103,6 +104,12 @@ const (
 	// single chatd sends no user_left when it stops (its sessions all end
 	// with UNAVAILABLE); this is for servers that share one chat.
 	LeaveReason_LEAVE_REASON_SERVER_SHUTDOWN LeaveReason = 4
+	// LEAVE_REASON_KICKED: an admin removed the user from the chat; the
+	// user may join again.
+	LeaveReason_LEAVE_REASON_KICKED LeaveReason = 5
+	// LEAVE_REASON_BANNED: an admin banned the user from the chat; its joins
+	// are refused until the ban ends.
+	LeaveReason_LEAVE_REASON_BANNED LeaveReason = 6
 )
 
 // Enum value maps for LeaveReason.
@@ -113,6 +120,8 @@ var (
 		2: "LEAVE_REASON_DISCONNECTED",
 		3: "LEAVE_REASON_TOO_SLOW",
 		4: "LEAVE_REASON_SERVER_SHUTDOWN",
+		5: "LEAVE_REASON_KICKED",
+		6: "LEAVE_REASON_BANNED",
 	}
 	LeaveReason_value = map[string]int32{
 		"LEAVE_REASON_UNSPECIFIED":     0,
@@ -120,6 +129,8 @@ var (
 		"LEAVE_REASON_DISCONNECTED":    2,
 		"LEAVE_REASON_TOO_SLOW":        3,
 		"LEAVE_REASON_SERVER_SHUTDOWN": 4,
+		"LEAVE_REASON_KICKED":          5,
+		"LEAVE_REASON_BANNED":          6,
 	}
 )
 
@@ -2472,11 +2483,682 @@ func (x *HistoryResponse) GetMore() bool {
 	return false
 }
 
+// ListSessionsRequest asks who is in the chat.
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+}
+
+// ListSessionsResponse lists who is in the chat.
+type ListSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// users are everyone with a session, online or reconnecting, in the
+	// order they came online (those reconnecting last).
+	Users         []*UserSessions `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListSessionsResponse) GetUsers() []*UserSessions {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// UserSessions is one user and its devices.
+type UserSessions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the user as others see it.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// online says others see it online.
+	Online bool `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	// devices are its sessions, in the order they joined.
+	Devices       []*DeviceSession `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserSessions) Reset() {
+	*x = UserSessions{}
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserSessions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserSessions) ProtoMessage() {}
+
+func (x *UserSessions) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserSessions.ProtoReflect.Descriptor instead.
+func (*UserSessions) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UserSessions) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *UserSessions) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *UserSessions) GetDevices() []*DeviceSession {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// DeviceSession is one session of a user.
+type DeviceSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is "online", "held" (its node stopped; reconnecting) or
+	// "parked" (disconnected, within its resume grace).
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// node is the name of the node its stream is on, while online.
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// address is the client address it joined from.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// since is when its stream joined or resumed, while online.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceSession) Reset() {
+	*x = DeviceSession{}
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceSession) ProtoMessage() {}
+
+func (x *DeviceSession) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceSession.ProtoReflect.Descriptor instead.
+func (*DeviceSession) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeviceSession) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DeviceSession) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *DeviceSession) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DeviceSession) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// KickRequest names the user to remove.
+type KickRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is shown to the user and logged; at most 200 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickRequest) Reset() {
+	*x = KickRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickRequest) ProtoMessage() {}
+
+func (x *KickRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickRequest.ProtoReflect.Descriptor instead.
+func (*KickRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *KickRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *KickRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// KickResponse answers a kick.
+type KickResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickResponse) Reset() {
+	*x = KickResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickResponse) ProtoMessage() {}
+
+func (x *KickResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickResponse.ProtoReflect.Descriptor instead.
+func (*KickResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+}
+
+// BanRequest names the user to ban.
+type BanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// duration is how long the ban lasts; 0 for good.
+	Duration *durationpb.Duration `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	// reason is shown to the user and logged; at most 200 characters.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanRequest) Reset() {
+	*x = BanRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanRequest) ProtoMessage() {}
+
+func (x *BanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
+func (*BanRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BanRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BanRequest) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *BanRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// BanResponse answers a ban.
+type BanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ban is the ban in force.
+	Ban           *Ban `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanResponse) Reset() {
+	*x = BanResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanResponse) ProtoMessage() {}
+
+func (x *BanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
+func (*BanResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BanResponse) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
+// UnbanRequest names the user whose ban ends.
+type UnbanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanRequest) Reset() {
+	*x = UnbanRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanRequest) ProtoMessage() {}
+
+func (x *UnbanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanRequest.ProtoReflect.Descriptor instead.
+func (*UnbanRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UnbanRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// UnbanResponse answers an unban.
+type UnbanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanResponse) Reset() {
+	*x = UnbanResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanResponse) ProtoMessage() {}
+
+func (x *UnbanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanResponse.ProtoReflect.Descriptor instead.
+func (*UnbanResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
+}
+
+// ListBansRequest asks for the bans in force.
+type ListBansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansRequest) Reset() {
+	*x = ListBansRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansRequest) ProtoMessage() {}
+
+func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
+func (*ListBansRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
+}
+
+// ListBansResponse lists the bans in force.
+type ListBansResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bans          []*Ban                 `protobuf:"bytes,1,rep,name=bans,proto3" json:"bans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBansResponse) Reset() {
+	*x = ListBansResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBansResponse) ProtoMessage() {}
+
+func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
+func (*ListBansResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListBansResponse) GetBans() []*Ban {
+	if x != nil {
+		return x.Bans
+	}
+	return nil
+}
+
+// Ban is a ban in force.
+type Ban struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the banned name, as the admin gave it.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is the admin's reason.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// by is the admin who banned: its sign-in name, or "admin-token".
+	By string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// since is when the ban began.
+	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// until is when it ends; unset for good.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ban) Reset() {
+	*x = Ban{}
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ban) ProtoMessage() {}
+
+func (x *Ban) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ban.ProtoReflect.Descriptor instead.
+func (*Ban) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *Ban) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Ban) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Ban) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Ban) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *Ban) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
+	"\x12chat/v1/chat.proto\x12\achat.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
 	"\vChatRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\x04join\x18\x02 \x01(\v2\r.chat.v1.JoinH\x00R\x04join\x12*\n" +
@@ -2614,22 +3296,65 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\"X\n" +
 	"\x0fHistoryResponse\x121\n" +
 	"\bmessages\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\bmessages\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more*T\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x15\n" +
+	"\x13ListSessionsRequest\"C\n" +
+	"\x14ListSessionsResponse\x12+\n" +
+	"\x05users\x18\x01 \x03(\v2\x15.chat.v1.UserSessionsR\x05users\"{\n" +
+	"\fUserSessions\x12!\n" +
+	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\x120\n" +
+	"\adevices\x18\x03 \x03(\v2\x16.chat.v1.DeviceSessionR\adevices\"\x85\x01\n" +
+	"\rDeviceSession\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"9\n" +
+	"\vKickRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x0e\n" +
+	"\fKickResponse\"o\n" +
+	"\n" +
+	"BanRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x125\n" +
+	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"-\n" +
+	"\vBanResponse\x12\x1e\n" +
+	"\x03ban\x18\x01 \x01(\v2\f.chat.v1.BanR\x03ban\"\"\n" +
+	"\fUnbanRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\x0f\n" +
+	"\rUnbanResponse\"\x11\n" +
+	"\x0fListBansRequest\"4\n" +
+	"\x10ListBansResponse\x12 \n" +
+	"\x04bans\x18\x01 \x03(\v2\f.chat.v1.BanR\x04bans\"\xa5\x01\n" +
+	"\x03Ban\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*T\n" +
 	"\bRecovery\x12\x18\n" +
 	"\x14RECOVERY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECOVERY_COMPLETE\x10\x01\x12\x17\n" +
-	"\x13RECOVERY_INCOMPLETE\x10\x02*\xa0\x01\n" +
+	"\x13RECOVERY_INCOMPLETE\x10\x02*\xd2\x01\n" +
 	"\vLeaveReason\x12\x1c\n" +
 	"\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LEAVE_REASON_LOGOUT\x10\x01\x12\x1d\n" +
 	"\x19LEAVE_REASON_DISCONNECTED\x10\x02\x12\x19\n" +
 	"\x15LEAVE_REASON_TOO_SLOW\x10\x03\x12 \n" +
-	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x042\x95\x02\n" +
+	"\x1cLEAVE_REASON_SERVER_SHUTDOWN\x10\x04\x12\x17\n" +
+	"\x13LEAVE_REASON_KICKED\x10\x05\x12\x17\n" +
+	"\x13LEAVE_REASON_BANNED\x10\x062\x95\x02\n" +
 	"\vChatService\x127\n" +
 	"\x04Chat\x12\x14.chat.v1.ChatRequest\x1a\x15.chat.v1.ChatResponse(\x010\x01\x12B\n" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12K\n" +
 	"\fListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponse\x12<\n" +
-	"\aHistory\x12\x17.chat.v1.HistoryRequest\x1a\x18.chat.v1.HistoryResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
+	"\aHistory\x12\x17.chat.v1.HistoryRequest\x1a\x18.chat.v1.HistoryResponse2\xbb\x02\n" +
+	"\fAdminService\x12K\n" +
+	"\fListSessions\x12\x1c.chat.v1.ListSessionsRequest\x1a\x1d.chat.v1.ListSessionsResponse\x123\n" +
+	"\x04Kick\x12\x14.chat.v1.KickRequest\x1a\x15.chat.v1.KickResponse\x120\n" +
+	"\x03Ban\x12\x13.chat.v1.BanRequest\x1a\x14.chat.v1.BanResponse\x126\n" +
+	"\x05Unban\x12\x15.chat.v1.UnbanRequest\x1a\x16.chat.v1.UnbanResponse\x12?\n" +
+	"\bListBans\x12\x18.chat.v1.ListBansRequest\x1a\x19.chat.v1.ListBansResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -2644,7 +3369,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
@@ -2678,7 +3403,21 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ListChannelsResponse)(nil),  // 29: chat.v1.ListChannelsResponse
 	(*HistoryRequest)(nil),        // 30: chat.v1.HistoryRequest
 	(*HistoryResponse)(nil),       // 31: chat.v1.HistoryResponse
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*ListSessionsRequest)(nil),   // 32: chat.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 33: chat.v1.ListSessionsResponse
+	(*UserSessions)(nil),          // 34: chat.v1.UserSessions
+	(*DeviceSession)(nil),         // 35: chat.v1.DeviceSession
+	(*KickRequest)(nil),           // 36: chat.v1.KickRequest
+	(*KickResponse)(nil),          // 37: chat.v1.KickResponse
+	(*BanRequest)(nil),            // 38: chat.v1.BanRequest
+	(*BanResponse)(nil),           // 39: chat.v1.BanResponse
+	(*UnbanRequest)(nil),          // 40: chat.v1.UnbanRequest
+	(*UnbanResponse)(nil),         // 41: chat.v1.UnbanResponse
+	(*ListBansRequest)(nil),       // 42: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),      // 43: chat.v1.ListBansResponse
+	(*Ban)(nil),                   // 44: chat.v1.Ban
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
@@ -2689,7 +3428,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	9,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
 	10, // 6: chat.v1.ChatRequest.mark_read:type_name -> chat.v1.MarkRead
 	5,  // 7: chat.v1.ChatRequest.typing:type_name -> chat.v1.Typing
-	32, // 8: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	45, // 8: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
 	16, // 9: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
 	17, // 10: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
 	18, // 11: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
@@ -2702,7 +3441,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	12, // 18: chat.v1.ChatResponse.read:type_name -> chat.v1.ReadState
 	13, // 19: chat.v1.ChatResponse.typing:type_name -> chat.v1.TypingState
 	11, // 20: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
-	32, // 21: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	45, // 21: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
 	15, // 22: chat.v1.Welcome.you:type_name -> chat.v1.User
 	15, // 23: chat.v1.Welcome.online_users:type_name -> chat.v1.User
 	0,  // 24: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
@@ -2719,19 +3458,38 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	15, // 35: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
 	23, // 36: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
 	11, // 37: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
-	2,  // 38: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
-	26, // 39: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
-	28, // 40: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
-	30, // 41: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
-	11, // 42: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	27, // 43: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	29, // 44: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	31, // 45: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
-	42, // [42:46] is the sub-list for method output_type
-	38, // [38:42] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	34, // 38: chat.v1.ListSessionsResponse.users:type_name -> chat.v1.UserSessions
+	15, // 39: chat.v1.UserSessions.user:type_name -> chat.v1.User
+	35, // 40: chat.v1.UserSessions.devices:type_name -> chat.v1.DeviceSession
+	45, // 41: chat.v1.DeviceSession.since:type_name -> google.protobuf.Timestamp
+	46, // 42: chat.v1.BanRequest.duration:type_name -> google.protobuf.Duration
+	44, // 43: chat.v1.BanResponse.ban:type_name -> chat.v1.Ban
+	44, // 44: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	45, // 45: chat.v1.Ban.since:type_name -> google.protobuf.Timestamp
+	45, // 46: chat.v1.Ban.until:type_name -> google.protobuf.Timestamp
+	2,  // 47: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
+	26, // 48: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
+	28, // 49: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
+	30, // 50: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
+	32, // 51: chat.v1.AdminService.ListSessions:input_type -> chat.v1.ListSessionsRequest
+	36, // 52: chat.v1.AdminService.Kick:input_type -> chat.v1.KickRequest
+	38, // 53: chat.v1.AdminService.Ban:input_type -> chat.v1.BanRequest
+	40, // 54: chat.v1.AdminService.Unban:input_type -> chat.v1.UnbanRequest
+	42, // 55: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	11, // 56: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	27, // 57: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	29, // 58: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	31, // 59: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
+	33, // 60: chat.v1.AdminService.ListSessions:output_type -> chat.v1.ListSessionsResponse
+	37, // 61: chat.v1.AdminService.Kick:output_type -> chat.v1.KickResponse
+	39, // 62: chat.v1.AdminService.Ban:output_type -> chat.v1.BanResponse
+	41, // 63: chat.v1.AdminService.Unban:output_type -> chat.v1.UnbanResponse
+	43, // 64: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	56, // [56:65] is the sub-list for method output_type
+	47, // [47:56] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2768,9 +3526,9 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   43,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_chat_v1_chat_proto_goTypes,
 		DependencyIndexes: file_chat_v1_chat_proto_depIdxs,

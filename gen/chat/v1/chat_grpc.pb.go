@@ -296,3 +296,295 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "chat/v1/chat.proto",
 }
+
+const (
+	AdminService_ListSessions_FullMethodName = "/chat.v1.AdminService/ListSessions"
+	AdminService_Kick_FullMethodName         = "/chat.v1.AdminService/Kick"
+	AdminService_Ban_FullMethodName          = "/chat.v1.AdminService/Ban"
+	AdminService_Unban_FullMethodName        = "/chat.v1.AdminService/Unban"
+	AdminService_ListBans_FullMethodName     = "/chat.v1.AdminService/ListBans"
+)
+
+// AdminServiceClient is the client API for AdminService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AdminService is for the chat's admins only: with sign-in, a token whose
+// admin claim is true (--auth-admin-claim, "chatd_admin" by default); with
+// or without sign-in, the secret of --admin-token-file. Either is sent as
+// "authorization: Bearer <token>". A call without one of them is refused
+// with UNAUTHENTICATED, one with a token that is not an admin's with
+// PERMISSION_DENIED. Every action is a command in the chat's one order,
+// taking effect at one point of it on every node, and is logged as an
+// audit line.
+type AdminServiceClient interface {
+	// ListSessions lists who is in the chat: each user with its devices.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// Kick removes a user from the chat: its streams end with
+	// PERMISSION_DENIED, its sessions cannot be resumed, and everyone sees it
+	// leave with LEAVE_REASON_KICKED. It may join again.
+	Kick(ctx context.Context, in *KickRequest, opts ...grpc.CallOption) (*KickResponse, error)
+	// Ban removes a user as Kick does (LEAVE_REASON_BANNED, if it is in the
+	// chat) and refuses its joins with PERMISSION_DENIED until the ban ends:
+	// by name, names that look like it included, or with sign-in by the
+	// identity the name is. Banning a user banned already replaces its ban.
+	Ban(ctx context.Context, in *BanRequest, opts ...grpc.CallOption) (*BanResponse, error)
+	// Unban ends a ban. NOT_FOUND if the user is not banned.
+	Unban(ctx context.Context, in *UnbanRequest, opts ...grpc.CallOption) (*UnbanResponse, error)
+	// ListBans lists the bans in force, soonest to end first.
+	ListBans(ctx context.Context, in *ListBansRequest, opts ...grpc.CallOption) (*ListBansResponse, error)
+}
+
+type adminServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAdminServiceClient(cc grpc.ClientConnInterface) AdminServiceClient {
+	return &adminServiceClient{cc}
+}
+
+func (c *adminServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) Kick(ctx context.Context, in *KickRequest, opts ...grpc.CallOption) (*KickResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KickResponse)
+	err := c.cc.Invoke(ctx, AdminService_Kick_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) Ban(ctx context.Context, in *BanRequest, opts ...grpc.CallOption) (*BanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BanResponse)
+	err := c.cc.Invoke(ctx, AdminService_Ban_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) Unban(ctx context.Context, in *UnbanRequest, opts ...grpc.CallOption) (*UnbanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnbanResponse)
+	err := c.cc.Invoke(ctx, AdminService_Unban_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListBans(ctx context.Context, in *ListBansRequest, opts ...grpc.CallOption) (*ListBansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBansResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListBans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AdminServiceServer is the server API for AdminService service.
+// All implementations must embed UnimplementedAdminServiceServer
+// for forward compatibility.
+//
+// AdminService is for the chat's admins only: with sign-in, a token whose
+// admin claim is true (--auth-admin-claim, "chatd_admin" by default); with
+// or without sign-in, the secret of --admin-token-file. Either is sent as
+// "authorization: Bearer <token>". A call without one of them is refused
+// with UNAUTHENTICATED, one with a token that is not an admin's with
+// PERMISSION_DENIED. Every action is a command in the chat's one order,
+// taking effect at one point of it on every node, and is logged as an
+// audit line.
+type AdminServiceServer interface {
+	// ListSessions lists who is in the chat: each user with its devices.
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// Kick removes a user from the chat: its streams end with
+	// PERMISSION_DENIED, its sessions cannot be resumed, and everyone sees it
+	// leave with LEAVE_REASON_KICKED. It may join again.
+	Kick(context.Context, *KickRequest) (*KickResponse, error)
+	// Ban removes a user as Kick does (LEAVE_REASON_BANNED, if it is in the
+	// chat) and refuses its joins with PERMISSION_DENIED until the ban ends:
+	// by name, names that look like it included, or with sign-in by the
+	// identity the name is. Banning a user banned already replaces its ban.
+	Ban(context.Context, *BanRequest) (*BanResponse, error)
+	// Unban ends a ban. NOT_FOUND if the user is not banned.
+	Unban(context.Context, *UnbanRequest) (*UnbanResponse, error)
+	// ListBans lists the bans in force, soonest to end first.
+	ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error)
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+// UnimplementedAdminServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAdminServiceServer struct{}
+
+func (UnimplementedAdminServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedAdminServiceServer) Kick(context.Context, *KickRequest) (*KickResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Kick not implemented")
+}
+func (UnimplementedAdminServiceServer) Ban(context.Context, *BanRequest) (*BanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ban not implemented")
+}
+func (UnimplementedAdminServiceServer) Unban(context.Context, *UnbanRequest) (*UnbanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unban not implemented")
+}
+func (UnimplementedAdminServiceServer) ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBans not implemented")
+}
+func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
+func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeAdminServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AdminServiceServer will
+// result in compilation errors.
+type UnsafeAdminServiceServer interface {
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+func RegisterAdminServiceServer(s grpc.ServiceRegistrar, srv AdminServiceServer) {
+	// If the following call panics, it indicates UnimplementedAdminServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AdminService_ServiceDesc, srv)
+}
+
+func _AdminService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_Kick_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KickRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Kick(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Kick_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Kick(ctx, req.(*KickRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_Ban_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Ban(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Ban_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Ban(ctx, req.(*BanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_Unban_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnbanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Unban(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Unban_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Unban(ctx, req.(*UnbanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListBans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListBans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListBans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListBans(ctx, req.(*ListBansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AdminService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "chat.v1.AdminService",
+	HandlerType: (*AdminServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListSessions",
+			Handler:    _AdminService_ListSessions_Handler,
+		},
+		{
+			MethodName: "Kick",
+			Handler:    _AdminService_Kick_Handler,
+		},
+		{
+			MethodName: "Ban",
+			Handler:    _AdminService_Ban_Handler,
+		},
+		{
+			MethodName: "Unban",
+			Handler:    _AdminService_Unban_Handler,
+		},
+		{
+			MethodName: "ListBans",
+			Handler:    _AdminService_ListBans_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "chat/v1/chat.proto",
+}

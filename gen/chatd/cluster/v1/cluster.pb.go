@@ -116,6 +116,9 @@ type Command struct {
 	//	*Command_NodeStop
 	//	*Command_MarkRead
 	//	*Command_Typing
+	//	*Command_Kick
+	//	*Command_Ban
+	//	*Command_Unban
 	Action        isCommand_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -260,6 +263,33 @@ func (x *Command) GetTyping() *Typing {
 	return nil
 }
 
+func (x *Command) GetKick() *Kick {
+	if x != nil {
+		if x, ok := x.Action.(*Command_Kick); ok {
+			return x.Kick
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetBan() *Ban {
+	if x != nil {
+		if x, ok := x.Action.(*Command_Ban); ok {
+			return x.Ban
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUnban() *Unban {
+	if x != nil {
+		if x, ok := x.Action.(*Command_Unban); ok {
+			return x.Unban
+		}
+	}
+	return nil
+}
+
 type isCommand_Action interface {
 	isCommand_Action()
 }
@@ -308,6 +338,18 @@ type Command_Typing struct {
 	Typing *Typing `protobuf:"bytes,18,opt,name=typing,proto3,oneof"`
 }
 
+type Command_Kick struct {
+	Kick *Kick `protobuf:"bytes,19,opt,name=kick,proto3,oneof"`
+}
+
+type Command_Ban struct {
+	Ban *Ban `protobuf:"bytes,20,opt,name=ban,proto3,oneof"`
+}
+
+type Command_Unban struct {
+	Unban *Unban `protobuf:"bytes,21,opt,name=unban,proto3,oneof"`
+}
+
 func (*Command_Join) isCommand_Action() {}
 
 func (*Command_Leave) isCommand_Action() {}
@@ -325,6 +367,12 @@ func (*Command_NodeStop) isCommand_Action() {}
 func (*Command_MarkRead) isCommand_Action() {}
 
 func (*Command_Typing) isCommand_Action() {}
+
+func (*Command_Kick) isCommand_Action() {}
+
+func (*Command_Ban) isCommand_Action() {}
+
+func (*Command_Unban) isCommand_Action() {}
 
 // Stream names one stream of a session: the attachment that sent a command.
 // A command from a stream the session no longer has (it was dropped, or
@@ -408,7 +456,9 @@ type Join struct {
 	NewDeviceHash []byte `protobuf:"bytes,7,opt,name=new_device_hash,json=newDeviceHash,proto3" json:"new_device_hash,omitempty"`
 	// signed_in says the node checked a sign-in token naming this user: a
 	// join of a user online already is then another of its devices.
-	SignedIn      bool `protobuf:"varint,8,opt,name=signed_in,json=signedIn,proto3" json:"signed_in,omitempty"`
+	SignedIn bool `protobuf:"varint,8,opt,name=signed_in,json=signedIn,proto3" json:"signed_in,omitempty"`
+	// client_addr is the client's address, for the admins' list of sessions.
+	ClientAddr    string `protobuf:"bytes,9,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +547,13 @@ func (x *Join) GetSignedIn() bool {
 		return x.SignedIn
 	}
 	return false
+}
+
+func (x *Join) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
 }
 
 // Leave ends a session's stream.
@@ -947,6 +1004,189 @@ func (x *Typing) GetStopped() bool {
 	return false
 }
 
+// Kick removes a user from the chat, for an admin.
+type Kick struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is the admin's.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// by is the admin.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Kick) Reset() {
+	*x = Kick{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Kick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Kick) ProtoMessage() {}
+
+func (x *Kick) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Kick.ProtoReflect.Descriptor instead.
+func (*Kick) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Kick) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Kick) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Kick) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+// Ban bans a user from the chat, for an admin.
+type Ban struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// reason is the admin's.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// by is the admin.
+	By string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// duration_ms is how long; 0 for good.
+	DurationMs    uint64 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ban) Reset() {
+	*x = Ban{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ban) ProtoMessage() {}
+
+func (x *Ban) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ban.ProtoReflect.Descriptor instead.
+func (*Ban) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Ban) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Ban) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Ban) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Ban) GetDurationMs() uint64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+// Unban ends a ban.
+type Unban struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the username.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unban) Reset() {
+	*x = Unban{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unban) ProtoMessage() {}
+
+func (x *Unban) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unban.ProtoReflect.Descriptor instead.
+func (*Unban) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Unban) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
 // MarkRead moves a user's read mark in a conversation.
 type MarkRead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -964,7 +1204,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1216,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1229,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MarkRead) GetStream() *Stream {
@@ -1033,7 +1273,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1285,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1298,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Heartbeat) GetName() string {
@@ -1077,7 +1317,7 @@ type NodeStop struct {
 
 func (x *NodeStop) Reset() {
 	*x = NodeStop{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1329,7 @@ func (x *NodeStop) String() string {
 func (*NodeStop) ProtoMessage() {}
 
 func (x *NodeStop) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1342,7 @@ func (x *NodeStop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStop.ProtoReflect.Descriptor instead.
 func (*NodeStop) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 // Snapshot is the chat's state after the command at seq had been applied: a
@@ -1134,14 +1374,16 @@ type Snapshot struct {
 	Accounts []*Account `protobuf:"bytes,11,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	// recent are the chat's recent messages that others may answer, oldest
 	// first.
-	Recent        []*RecentMessage `protobuf:"bytes,12,rep,name=recent,proto3" json:"recent,omitempty"`
+	Recent []*RecentMessage `protobuf:"bytes,12,rep,name=recent,proto3" json:"recent,omitempty"`
+	// bans are the bans in force, by key.
+	Bans          []*BanRecord `protobuf:"bytes,13,rep,name=bans,proto3" json:"bans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1395,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1408,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Snapshot) GetSeq() uint64 {
@@ -1253,6 +1495,101 @@ func (x *Snapshot) GetRecent() []*RecentMessage {
 	return nil
 }
 
+func (x *Snapshot) GetBans() []*BanRecord {
+	if x != nil {
+		return x.Bans
+	}
+	return nil
+}
+
+// BanRecord is a ban in force.
+type BanRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the banned name's key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// user is the banned name, as the admin gave it.
+	User   string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	By     string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	Since  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// until is unset for a ban for good.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanRecord) Reset() {
+	*x = BanRecord{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanRecord) ProtoMessage() {}
+
+func (x *BanRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanRecord.ProtoReflect.Descriptor instead.
+func (*BanRecord) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *BanRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BanRecord) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BanRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BanRecord) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *BanRecord) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *BanRecord) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 // RecentMessage is what the chat keeps of a recent message, for replies.
 type RecentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1270,7 +1607,7 @@ type RecentMessage struct {
 
 func (x *RecentMessage) Reset() {
 	*x = RecentMessage{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1619,7 @@ func (x *RecentMessage) String() string {
 func (*RecentMessage) ProtoMessage() {}
 
 func (x *RecentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1632,7 @@ func (x *RecentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentMessage.ProtoReflect.Descriptor instead.
 func (*RecentMessage) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RecentMessage) GetNumber() uint64 {
@@ -1348,7 +1685,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1697,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1710,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Account) GetKey() string {
@@ -1435,7 +1772,7 @@ type ReadMark struct {
 
 func (x *ReadMark) Reset() {
 	*x = ReadMark{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1784,7 @@ func (x *ReadMark) String() string {
 func (*ReadMark) ProtoMessage() {}
 
 func (x *ReadMark) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1797,7 @@ func (x *ReadMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadMark.ProtoReflect.Descriptor instead.
 func (*ReadMark) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReadMark) GetConv() string {
@@ -1525,7 +1862,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1874,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1887,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Event) GetResponse() []byte {
@@ -1596,14 +1933,18 @@ type Member struct {
 	ParkCount uint64 `protobuf:"varint,11,opt,name=park_count,json=parkCount,proto3" json:"park_count,omitempty"`
 	// device_hash is the SHA-256 of its user's device key (the same on each
 	// of the user's sessions); empty in a snapshot of a chatd before devices.
-	DeviceHash    []byte `protobuf:"bytes,12,opt,name=device_hash,json=deviceHash,proto3" json:"device_hash,omitempty"`
+	DeviceHash []byte `protobuf:"bytes,12,opt,name=device_hash,json=deviceHash,proto3" json:"device_hash,omitempty"`
+	// client_addr is the client address it last joined from.
+	ClientAddr string `protobuf:"bytes,13,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	// since is when its stream joined or resumed, while online.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1956,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1969,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetKey() string {
@@ -1715,6 +2056,20 @@ func (x *Member) GetDeviceHash() []byte {
 	return nil
 }
 
+func (x *Member) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *Member) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 // Channel is one channel.
 type Channel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1735,7 +2090,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +2102,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2115,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Channel) GetName() string {
@@ -1813,7 +2168,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2180,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2193,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Node) GetId() string {
@@ -1897,7 +2252,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2264,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2277,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Settings) GetMaxSessions() uint32 {
@@ -2013,7 +2368,7 @@ var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x04\n" +
+	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x05\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x127\n" +
@@ -2027,11 +2382,14 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\theartbeat\x18\x0f \x01(\v2\x1b.chatd.cluster.v1.HeartbeatH\x00R\theartbeat\x129\n" +
 	"\tnode_stop\x18\x10 \x01(\v2\x1a.chatd.cluster.v1.NodeStopH\x00R\bnodeStop\x129\n" +
 	"\tmark_read\x18\x11 \x01(\v2\x1a.chatd.cluster.v1.MarkReadH\x00R\bmarkRead\x122\n" +
-	"\x06typing\x18\x12 \x01(\v2\x18.chatd.cluster.v1.TypingH\x00R\x06typingB\b\n" +
+	"\x06typing\x18\x12 \x01(\v2\x18.chatd.cluster.v1.TypingH\x00R\x06typing\x12,\n" +
+	"\x04kick\x18\x13 \x01(\v2\x16.chatd.cluster.v1.KickH\x00R\x04kick\x12)\n" +
+	"\x03ban\x18\x14 \x01(\v2\x15.chatd.cluster.v1.BanH\x00R\x03ban\x12/\n" +
+	"\x05unban\x18\x15 \x01(\v2\x17.chatd.cluster.v1.UnbanH\x00R\x05unbanB\b\n" +
 	"\x06action\";\n" +
 	"\x06Stream\x12\x19\n" +
 	"\buser_key\x18\x01 \x01(\tR\auserKey\x12\x16\n" +
-	"\x06attach\x18\x02 \x01(\x04R\x06attach\"\x84\x02\n" +
+	"\x06attach\x18\x02 \x01(\x04R\x06attach\"\xa5\x02\n" +
 	"\x04Join\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -2044,7 +2402,9 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\vdevice_hash\x18\x06 \x01(\fR\n" +
 	"deviceHash\x12&\n" +
 	"\x0fnew_device_hash\x18\a \x01(\fR\rnewDeviceHash\x12\x1b\n" +
-	"\tsigned_in\x18\b \x01(\bR\bsignedIn\"g\n" +
+	"\tsigned_in\x18\b \x01(\bR\bsignedIn\x12\x1f\n" +
+	"\vclient_addr\x18\t \x01(\tR\n" +
+	"clientAddr\"g\n" +
 	"\x05Leave\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12,\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xf7\x01\n" +
@@ -2072,7 +2432,19 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1c\n" +
 	"\trecipient\x18\x03 \x01(\tR\trecipient\x12\x18\n" +
-	"\astopped\x18\x04 \x01(\bR\astopped\"\x82\x01\n" +
+	"\astopped\x18\x04 \x01(\bR\astopped\"B\n" +
+	"\x04Kick\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\"b\n" +
+	"\x03Ban\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x1f\n" +
+	"\vduration_ms\x18\x04 \x01(\x04R\n" +
+	"durationMs\"\x1b\n" +
+	"\x05Unban\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\x82\x01\n" +
 	"\bMarkRead\x120\n" +
 	"\x06stream\x18\x01 \x01(\v2\x18.chatd.cluster.v1.StreamR\x06stream\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x12\n" +
@@ -2081,7 +2453,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\n" +
 	"\n" +
-	"\bNodeStop\"\xb1\x04\n" +
+	"\bNodeStop\"\xe2\x04\n" +
 	"\bSnapshot\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x129\n" +
@@ -2096,7 +2468,15 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\bsettings\x18\n" +
 	" \x01(\v2\x1a.chatd.cluster.v1.SettingsR\bsettings\x125\n" +
 	"\baccounts\x18\v \x03(\v2\x19.chatd.cluster.v1.AccountR\baccounts\x127\n" +
-	"\x06recent\x18\f \x03(\v2\x1f.chatd.cluster.v1.RecentMessageR\x06recent\"m\n" +
+	"\x06recent\x18\f \x03(\v2\x1f.chatd.cluster.v1.RecentMessageR\x06recent\x12/\n" +
+	"\x04bans\x18\r \x03(\v2\x1b.chatd.cluster.v1.BanRecordR\x04bans\"\xbd\x01\n" +
+	"\tBanRecord\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"m\n" +
 	"\rRecentMessage\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x04R\x06number\x12\x12\n" +
 	"\x04conv\x18\x02 \x01(\tR\x04conv\x12\x16\n" +
@@ -2118,7 +2498,7 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tmentioned\x18\a \x03(\x04R\tmentioned\"=\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bresponse\x18\x01 \x01(\fR\bresponse\x12\x18\n" +
-	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xf5\x02\n" +
+	"\ahistory\x18\x02 \x01(\bR\ahistory\"\xc8\x03\n" +
 	"\x06Member\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\x04user\x18\x02 \x01(\v2\r.chat.v1.UserR\x04user\x12\x1d\n" +
@@ -2135,7 +2515,10 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"park_count\x18\v \x01(\x04R\tparkCount\x12\x1f\n" +
 	"\vdevice_hash\x18\f \x01(\fR\n" +
-	"deviceHash\"\x9e\x01\n" +
+	"deviceHash\x12\x1f\n" +
+	"\vclient_addr\x18\r \x01(\tR\n" +
+	"clientAddr\x120\n" +
+	"\x05since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x9e\x01\n" +
 	"\aChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
@@ -2181,7 +2564,7 @@ func file_chatd_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(MemberState)(0),              // 0: chatd.cluster.v1.MemberState
 	(*Command)(nil),               // 1: chatd.cluster.v1.Command
@@ -2194,62 +2577,73 @@ var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(*JoinChannel)(nil),           // 8: chatd.cluster.v1.JoinChannel
 	(*LeaveChannel)(nil),          // 9: chatd.cluster.v1.LeaveChannel
 	(*Typing)(nil),                // 10: chatd.cluster.v1.Typing
-	(*MarkRead)(nil),              // 11: chatd.cluster.v1.MarkRead
-	(*Heartbeat)(nil),             // 12: chatd.cluster.v1.Heartbeat
-	(*NodeStop)(nil),              // 13: chatd.cluster.v1.NodeStop
-	(*Snapshot)(nil),              // 14: chatd.cluster.v1.Snapshot
-	(*RecentMessage)(nil),         // 15: chatd.cluster.v1.RecentMessage
-	(*Account)(nil),               // 16: chatd.cluster.v1.Account
-	(*ReadMark)(nil),              // 17: chatd.cluster.v1.ReadMark
-	(*Event)(nil),                 // 18: chatd.cluster.v1.Event
-	(*Member)(nil),                // 19: chatd.cluster.v1.Member
-	(*Channel)(nil),               // 20: chatd.cluster.v1.Channel
-	(*Node)(nil),                  // 21: chatd.cluster.v1.Node
-	(*Settings)(nil),              // 22: chatd.cluster.v1.Settings
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(v1.LeaveReason)(0),           // 24: chat.v1.LeaveReason
-	(*v1.User)(nil),               // 25: chat.v1.User
+	(*Kick)(nil),                  // 11: chatd.cluster.v1.Kick
+	(*Ban)(nil),                   // 12: chatd.cluster.v1.Ban
+	(*Unban)(nil),                 // 13: chatd.cluster.v1.Unban
+	(*MarkRead)(nil),              // 14: chatd.cluster.v1.MarkRead
+	(*Heartbeat)(nil),             // 15: chatd.cluster.v1.Heartbeat
+	(*NodeStop)(nil),              // 16: chatd.cluster.v1.NodeStop
+	(*Snapshot)(nil),              // 17: chatd.cluster.v1.Snapshot
+	(*BanRecord)(nil),             // 18: chatd.cluster.v1.BanRecord
+	(*RecentMessage)(nil),         // 19: chatd.cluster.v1.RecentMessage
+	(*Account)(nil),               // 20: chatd.cluster.v1.Account
+	(*ReadMark)(nil),              // 21: chatd.cluster.v1.ReadMark
+	(*Event)(nil),                 // 22: chatd.cluster.v1.Event
+	(*Member)(nil),                // 23: chatd.cluster.v1.Member
+	(*Channel)(nil),               // 24: chatd.cluster.v1.Channel
+	(*Node)(nil),                  // 25: chatd.cluster.v1.Node
+	(*Settings)(nil),              // 26: chatd.cluster.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(v1.LeaveReason)(0),           // 28: chat.v1.LeaveReason
+	(*v1.User)(nil),               // 29: chat.v1.User
 }
 var file_chatd_cluster_v1_cluster_proto_depIdxs = []int32{
-	23, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
+	27, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
 	4,  // 2: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
 	5,  // 3: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
 	8,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
 	9,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
-	12, // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
-	13, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
-	11, // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
+	15, // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
+	16, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
+	14, // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
 	10, // 9: chatd.cluster.v1.Command.typing:type_name -> chatd.cluster.v1.Typing
-	2,  // 10: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
-	24, // 11: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
-	2,  // 12: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
-	6,  // 13: chatd.cluster.v1.Send.mentions:type_name -> chatd.cluster.v1.MentionWord
-	7,  // 14: chatd.cluster.v1.MentionWord.forms:type_name -> chatd.cluster.v1.MentionForm
-	2,  // 15: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 16: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 17: chatd.cluster.v1.Typing.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 18: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
-	23, // 19: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
-	23, // 20: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
-	18, // 21: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
-	19, // 22: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
-	20, // 23: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
-	21, // 24: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
-	22, // 25: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
-	16, // 26: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
-	15, // 27: chatd.cluster.v1.Snapshot.recent:type_name -> chatd.cluster.v1.RecentMessage
-	17, // 28: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
-	25, // 29: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
-	0,  // 30: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
-	23, // 31: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
-	23, // 32: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
-	23, // 33: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	11, // 10: chatd.cluster.v1.Command.kick:type_name -> chatd.cluster.v1.Kick
+	12, // 11: chatd.cluster.v1.Command.ban:type_name -> chatd.cluster.v1.Ban
+	13, // 12: chatd.cluster.v1.Command.unban:type_name -> chatd.cluster.v1.Unban
+	2,  // 13: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
+	28, // 14: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
+	2,  // 15: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
+	6,  // 16: chatd.cluster.v1.Send.mentions:type_name -> chatd.cluster.v1.MentionWord
+	7,  // 17: chatd.cluster.v1.MentionWord.forms:type_name -> chatd.cluster.v1.MentionForm
+	2,  // 18: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 19: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 20: chatd.cluster.v1.Typing.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 21: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
+	27, // 22: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
+	27, // 23: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
+	22, // 24: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
+	23, // 25: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
+	24, // 26: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
+	25, // 27: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
+	26, // 28: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
+	20, // 29: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
+	19, // 30: chatd.cluster.v1.Snapshot.recent:type_name -> chatd.cluster.v1.RecentMessage
+	18, // 31: chatd.cluster.v1.Snapshot.bans:type_name -> chatd.cluster.v1.BanRecord
+	27, // 32: chatd.cluster.v1.BanRecord.since:type_name -> google.protobuf.Timestamp
+	27, // 33: chatd.cluster.v1.BanRecord.until:type_name -> google.protobuf.Timestamp
+	21, // 34: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
+	29, // 35: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
+	0,  // 36: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
+	27, // 37: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
+	27, // 38: chatd.cluster.v1.Member.since:type_name -> google.protobuf.Timestamp
+	27, // 39: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
+	27, // 40: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_chatd_cluster_v1_cluster_proto_init() }
@@ -2267,6 +2661,9 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 		(*Command_NodeStop)(nil),
 		(*Command_MarkRead)(nil),
 		(*Command_Typing)(nil),
+		(*Command_Kick)(nil),
+		(*Command_Ban)(nil),
+		(*Command_Unban)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2274,7 +2671,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_cluster_v1_cluster_proto_rawDesc), len(file_chatd_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

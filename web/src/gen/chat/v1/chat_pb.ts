@@ -10,15 +10,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEi6QIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAEiEKBnR5cGluZxgJIAEoCzIPLmNoYXQudjEuVHlwaW5nSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiUQoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCRIQCghyZXBseV90bxgEIAEoCSI9CgZUeXBpbmcSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHc3RvcHBlZBgDIAEoCCIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyI9CghNYXJrUmVhZBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSKfBAoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAEiIKBHJlYWQYEyABKAsyEi5jaGF0LnYxLlJlYWRTdGF0ZUgAEiYKBnR5cGluZxgUIAEoCzIULmNoYXQudjEuVHlwaW5nU3RhdGVIAEIHCgVldmVudCJiCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0SEAoIbWVudGlvbnMYBSABKA0iTAoLVHlwaW5nU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEg0KBXVzZXJzGAMgAygJEg8KB3NldmVyYWwYBCABKAgiLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIqABCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCRIiCghyZXBseV90bxgHIAEoCzIQLmNoYXQudjEuUmVwbHlUbxIQCghtZW50aW9ucxgIIAMoCSI2CgdSZXBseVRvEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIPCgdleGNlcnB0GAMgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIqoAEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEMpUCCgtDaGF0U2VydmljZRI3CgRDaGF0EhQuY2hhdC52MS5DaGF0UmVxdWVzdBoVLmNoYXQudjEuQ2hhdFJlc3BvbnNlKAEwARJCCglMaXN0VXNlcnMSGS5jaGF0LnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5jaGF0LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKDExpc3RDaGFubmVscxIcLmNoYXQudjEuTGlzdENoYW5uZWxzUmVxdWVzdBodLmNoYXQudjEuTGlzdENoYW5uZWxzUmVzcG9uc2USPAoHSGlzdG9yeRIXLmNoYXQudjEuSGlzdG9yeVJlcXVlc3QaGC5jaGF0LnYxLkhpc3RvcnlSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEi6QIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAEiEKBnR5cGluZxgJIAEoCzIPLmNoYXQudjEuVHlwaW5nSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiUQoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCRIQCghyZXBseV90bxgEIAEoCSI9CgZUeXBpbmcSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHc3RvcHBlZBgDIAEoCCIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyI9CghNYXJrUmVhZBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSKfBAoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAEiIKBHJlYWQYEyABKAsyEi5jaGF0LnYxLlJlYWRTdGF0ZUgAEiYKBnR5cGluZxgUIAEoCzIULmNoYXQudjEuVHlwaW5nU3RhdGVIAEIHCgVldmVudCJiCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0SEAoIbWVudGlvbnMYBSABKA0iTAoLVHlwaW5nU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEg0KBXVzZXJzGAMgAygJEg8KB3NldmVyYWwYBCABKAgiLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIqABCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCRIiCghyZXBseV90bxgHIAEoCzIQLmNoYXQudjEuUmVwbHlUbxIQCghtZW50aW9ucxgIIAMoCSI2CgdSZXBseVRvEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIPCgdleGNlcnB0GAMgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPAoUTGlzdFNlc3Npb25zUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jaGF0LnYxLlVzZXJTZXNzaW9ucyJkCgxVc2VyU2Vzc2lvbnMSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIOCgZvbmxpbmUYAiABKAgSJwoHZGV2aWNlcxgDIAMoCzIWLmNoYXQudjEuRGV2aWNlU2Vzc2lvbiJoCg1EZXZpY2VTZXNzaW9uEg0KBXN0YXRlGAEgASgJEgwKBG5vZGUYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoLS2lja1JlcXVlc3QSDAoEdXNlchgBIAEoCRIOCgZyZWFzb24YAiABKAkiDgoMS2lja1Jlc3BvbnNlIlcKCkJhblJlcXVlc3QSDAoEdXNlchgBIAEoCRIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZyZWFzb24YAyABKAkiKAoLQmFuUmVzcG9uc2USGQoDYmFuGAEgASgLMgwuY2hhdC52MS5CYW4iHAoMVW5iYW5SZXF1ZXN0EgwKBHVzZXIYASABKAkiDwoNVW5iYW5SZXNwb25zZSIRCg9MaXN0QmFuc1JlcXVlc3QiLgoQTGlzdEJhbnNSZXNwb25zZRIaCgRiYW5zGAEgAygLMgwuY2hhdC52MS5CYW4ihQEKA0JhbhIMCgR1c2VyGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIKCgJieRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIq0gEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEEhcKE0xFQVZFX1JFQVNPTl9LSUNLRUQQBRIXChNMRUFWRV9SRUFTT05fQkFOTkVEEAYylQIKC0NoYXRTZXJ2aWNlEjcKBENoYXQSFC5jaGF0LnYxLkNoYXRSZXF1ZXN0GhUuY2hhdC52MS5DaGF0UmVzcG9uc2UoATABEkIKCUxpc3RVc2VycxIZLmNoYXQudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmNoYXQudjEuTGlzdFVzZXJzUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRI8CgdIaXN0b3J5EhcuY2hhdC52MS5IaXN0b3J5UmVxdWVzdBoYLmNoYXQudjEuSGlzdG9yeVJlc3BvbnNlMrsCCgxBZG1pblNlcnZpY2USSwoMTGlzdFNlc3Npb25zEhwuY2hhdC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRIzCgRLaWNrEhQuY2hhdC52MS5LaWNrUmVxdWVzdBoVLmNoYXQudjEuS2lja1Jlc3BvbnNlEjAKA0JhbhITLmNoYXQudjEuQmFuUmVxdWVzdBoULmNoYXQudjEuQmFuUmVzcG9uc2USNgoFVW5iYW4SFS5jaGF0LnYxLlVuYmFuUmVxdWVzdBoWLmNoYXQudjEuVW5iYW5SZXNwb25zZRI/CghMaXN0QmFucxIYLmNoYXQudjEuTGlzdEJhbnNSZXF1ZXN0GhkuY2hhdC52MS5MaXN0QmFuc1Jlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -1309,6 +1309,339 @@ export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 29);
 
 /**
+ * ListSessionsRequest asks who is in the chat.
+ *
+ * @generated from message chat.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message$1<"chat.v1.ListSessionsRequest"> & {
+};
+
+/**
+ * Describes the message chat.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 30);
+
+/**
+ * ListSessionsResponse lists who is in the chat.
+ *
+ * @generated from message chat.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message$1<"chat.v1.ListSessionsResponse"> & {
+  /**
+   * users are everyone with a session, online or reconnecting, in the
+   * order they came online (those reconnecting last).
+   *
+   * @generated from field: repeated chat.v1.UserSessions users = 1;
+   */
+  users: UserSessions[];
+};
+
+/**
+ * Describes the message chat.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 31);
+
+/**
+ * UserSessions is one user and its devices.
+ *
+ * @generated from message chat.v1.UserSessions
+ */
+export type UserSessions = Message$1<"chat.v1.UserSessions"> & {
+  /**
+   * user is the user as others see it.
+   *
+   * @generated from field: chat.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * online says others see it online.
+   *
+   * @generated from field: bool online = 2;
+   */
+  online: boolean;
+
+  /**
+   * devices are its sessions, in the order they joined.
+   *
+   * @generated from field: repeated chat.v1.DeviceSession devices = 3;
+   */
+  devices: DeviceSession[];
+};
+
+/**
+ * Describes the message chat.v1.UserSessions.
+ * Use `create(UserSessionsSchema)` to create a new message.
+ */
+export const UserSessionsSchema: GenMessage<UserSessions> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 32);
+
+/**
+ * DeviceSession is one session of a user.
+ *
+ * @generated from message chat.v1.DeviceSession
+ */
+export type DeviceSession = Message$1<"chat.v1.DeviceSession"> & {
+  /**
+   * state is "online", "held" (its node stopped; reconnecting) or
+   * "parked" (disconnected, within its resume grace).
+   *
+   * @generated from field: string state = 1;
+   */
+  state: string;
+
+  /**
+   * node is the name of the node its stream is on, while online.
+   *
+   * @generated from field: string node = 2;
+   */
+  node: string;
+
+  /**
+   * address is the client address it joined from.
+   *
+   * @generated from field: string address = 3;
+   */
+  address: string;
+
+  /**
+   * since is when its stream joined or resumed, while online.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chat.v1.DeviceSession.
+ * Use `create(DeviceSessionSchema)` to create a new message.
+ */
+export const DeviceSessionSchema: GenMessage<DeviceSession> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 33);
+
+/**
+ * KickRequest names the user to remove.
+ *
+ * @generated from message chat.v1.KickRequest
+ */
+export type KickRequest = Message$1<"chat.v1.KickRequest"> & {
+  /**
+   * user is the username.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * reason is shown to the user and logged; at most 200 characters.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message chat.v1.KickRequest.
+ * Use `create(KickRequestSchema)` to create a new message.
+ */
+export const KickRequestSchema: GenMessage<KickRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 34);
+
+/**
+ * KickResponse answers a kick.
+ *
+ * @generated from message chat.v1.KickResponse
+ */
+export type KickResponse = Message$1<"chat.v1.KickResponse"> & {
+};
+
+/**
+ * Describes the message chat.v1.KickResponse.
+ * Use `create(KickResponseSchema)` to create a new message.
+ */
+export const KickResponseSchema: GenMessage<KickResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 35);
+
+/**
+ * BanRequest names the user to ban.
+ *
+ * @generated from message chat.v1.BanRequest
+ */
+export type BanRequest = Message$1<"chat.v1.BanRequest"> & {
+  /**
+   * user is the username.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * duration is how long the ban lasts; 0 for good.
+   *
+   * @generated from field: google.protobuf.Duration duration = 2;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * reason is shown to the user and logged; at most 200 characters.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message chat.v1.BanRequest.
+ * Use `create(BanRequestSchema)` to create a new message.
+ */
+export const BanRequestSchema: GenMessage<BanRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 36);
+
+/**
+ * BanResponse answers a ban.
+ *
+ * @generated from message chat.v1.BanResponse
+ */
+export type BanResponse = Message$1<"chat.v1.BanResponse"> & {
+  /**
+   * ban is the ban in force.
+   *
+   * @generated from field: chat.v1.Ban ban = 1;
+   */
+  ban?: Ban | undefined;
+};
+
+/**
+ * Describes the message chat.v1.BanResponse.
+ * Use `create(BanResponseSchema)` to create a new message.
+ */
+export const BanResponseSchema: GenMessage<BanResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 37);
+
+/**
+ * UnbanRequest names the user whose ban ends.
+ *
+ * @generated from message chat.v1.UnbanRequest
+ */
+export type UnbanRequest = Message$1<"chat.v1.UnbanRequest"> & {
+  /**
+   * user is the username.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+};
+
+/**
+ * Describes the message chat.v1.UnbanRequest.
+ * Use `create(UnbanRequestSchema)` to create a new message.
+ */
+export const UnbanRequestSchema: GenMessage<UnbanRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 38);
+
+/**
+ * UnbanResponse answers an unban.
+ *
+ * @generated from message chat.v1.UnbanResponse
+ */
+export type UnbanResponse = Message$1<"chat.v1.UnbanResponse"> & {
+};
+
+/**
+ * Describes the message chat.v1.UnbanResponse.
+ * Use `create(UnbanResponseSchema)` to create a new message.
+ */
+export const UnbanResponseSchema: GenMessage<UnbanResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 39);
+
+/**
+ * ListBansRequest asks for the bans in force.
+ *
+ * @generated from message chat.v1.ListBansRequest
+ */
+export type ListBansRequest = Message$1<"chat.v1.ListBansRequest"> & {
+};
+
+/**
+ * Describes the message chat.v1.ListBansRequest.
+ * Use `create(ListBansRequestSchema)` to create a new message.
+ */
+export const ListBansRequestSchema: GenMessage<ListBansRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 40);
+
+/**
+ * ListBansResponse lists the bans in force.
+ *
+ * @generated from message chat.v1.ListBansResponse
+ */
+export type ListBansResponse = Message$1<"chat.v1.ListBansResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.Ban bans = 1;
+   */
+  bans: Ban[];
+};
+
+/**
+ * Describes the message chat.v1.ListBansResponse.
+ * Use `create(ListBansResponseSchema)` to create a new message.
+ */
+export const ListBansResponseSchema: GenMessage<ListBansResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 41);
+
+/**
+ * Ban is a ban in force.
+ *
+ * @generated from message chat.v1.Ban
+ */
+export type Ban = Message$1<"chat.v1.Ban"> & {
+  /**
+   * user is the banned name, as the admin gave it.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * reason is the admin's reason.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * by is the admin who banned: its sign-in name, or "admin-token".
+   *
+   * @generated from field: string by = 3;
+   */
+  by: string;
+
+  /**
+   * since is when the ban began.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * until is when it ends; unset for good.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chat.v1.Ban.
+ * Use `create(BanSchema)` to create a new message.
+ */
+export const BanSchema: GenMessage<Ban> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 42);
+
+/**
  * Recovery is the outcome of a resume.
  *
  * @generated from enum chat.v1.Recovery
@@ -1390,6 +1723,22 @@ export enum LeaveReason {
    * @generated from enum value: LEAVE_REASON_SERVER_SHUTDOWN = 4;
    */
   SERVER_SHUTDOWN = 4,
+
+  /**
+   * LEAVE_REASON_KICKED: an admin removed the user from the chat; the
+   * user may join again.
+   *
+   * @generated from enum value: LEAVE_REASON_KICKED = 5;
+   */
+  KICKED = 5,
+
+  /**
+   * LEAVE_REASON_BANNED: an admin banned the user from the chat; its joins
+   * are refused until the ban ends.
+   *
+   * @generated from enum value: LEAVE_REASON_BANNED = 6;
+   */
+  BANNED = 6,
 }
 
 /**
@@ -1471,4 +1820,75 @@ export const ChatService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 0);
+
+/**
+ * AdminService is for the chat's admins only: with sign-in, a token whose
+ * admin claim is true (--auth-admin-claim, "chatd_admin" by default); with
+ * or without sign-in, the secret of --admin-token-file. Either is sent as
+ * "authorization: Bearer <token>". A call without one of them is refused
+ * with UNAUTHENTICATED, one with a token that is not an admin's with
+ * PERMISSION_DENIED. Every action is a command in the chat's one order,
+ * taking effect at one point of it on every node, and is logged as an
+ * audit line.
+ *
+ * @generated from service chat.v1.AdminService
+ */
+export const AdminService: GenService<{
+  /**
+   * ListSessions lists who is in the chat: each user with its devices.
+   *
+   * @generated from rpc chat.v1.AdminService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * Kick removes a user from the chat: its streams end with
+   * PERMISSION_DENIED, its sessions cannot be resumed, and everyone sees it
+   * leave with LEAVE_REASON_KICKED. It may join again.
+   *
+   * @generated from rpc chat.v1.AdminService.Kick
+   */
+  kick: {
+    methodKind: "unary";
+    input: typeof KickRequestSchema;
+    output: typeof KickResponseSchema;
+  },
+  /**
+   * Ban removes a user as Kick does (LEAVE_REASON_BANNED, if it is in the
+   * chat) and refuses its joins with PERMISSION_DENIED until the ban ends:
+   * by name, names that look like it included, or with sign-in by the
+   * identity the name is. Banning a user banned already replaces its ban.
+   *
+   * @generated from rpc chat.v1.AdminService.Ban
+   */
+  ban: {
+    methodKind: "unary";
+    input: typeof BanRequestSchema;
+    output: typeof BanResponseSchema;
+  },
+  /**
+   * Unban ends a ban. NOT_FOUND if the user is not banned.
+   *
+   * @generated from rpc chat.v1.AdminService.Unban
+   */
+  unban: {
+    methodKind: "unary";
+    input: typeof UnbanRequestSchema;
+    output: typeof UnbanResponseSchema;
+  },
+  /**
+   * ListBans lists the bans in force, soonest to end first.
+   *
+   * @generated from rpc chat.v1.AdminService.ListBans
+   */
+  listBans: {
+    methodKind: "unary";
+    input: typeof ListBansRequestSchema;
+    output: typeof ListBansResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_chat_v1_chat, 1);
 
