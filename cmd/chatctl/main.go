@@ -5,6 +5,7 @@
 //	chatctl send --name bot --to alice "psst"  send one private message
 //	chatctl who                                list who is online
 //	chatctl channels                           list the channels
+//	chatctl admin ban mallory --for 24h        ban a user (for admins)
 //
 // Every command takes --server, --dial-timeout and -o/--output; run
 // "chatctl --help" for the details and the exit codes, which scripts may rely
@@ -49,6 +50,7 @@ var commands = []command{
 	{"send", "join, send one message, wait for it to be delivered, leave", runSend},
 	{"who", "list who is online", runWho},
 	{"channels", "list the channels and how many are in each", runChannels},
+	{"admin", "for the chat's admins: list sessions, kick, ban, unban, list bans", runAdmin},
 }
 
 // run runs chatctl with the arguments after the program name and returns the
