@@ -409,7 +409,10 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 		return nil
 	case *chatv1.ChatRequest_Typing:
 		ty := action.Typing
-		if !ty.GetStopped() && !s.typingDue(ty.GetChannel(), ty.GetRecipient(), time.Now()) {
+		if ty.GetStopped() {
+			// Typing again may be shown at once.
+			delete(s.typed, ty.GetChannel()+"\x00"+ty.GetRecipient())
+		} else if !s.typingDue(ty.GetChannel(), ty.GetRecipient(), time.Now()) {
 			return nil // a refresh too soon after the last: it changes nothing
 		}
 		return svc.hub.Typing(ctx, s, ty.GetChannel(), ty.GetRecipient(), ty.GetStopped(), clientID)

@@ -35,6 +35,7 @@ const (
 type typingConv struct {
 	ch     *channel // a channel's conversation; nil for a private one
 	to     *person  // a private one: the user typed to, the only one shown it
+	from   *person  // a private one: the user typing, its only typer
 	typers []typer  // in the order they began
 }
 
@@ -75,8 +76,9 @@ func (tc *typingConv) state() *chatv1.TypingState {
 	ts := &chatv1.TypingState{Several: len(tc.typers) > typingNames}
 	if tc.ch != nil {
 		ts.Channel = tc.ch.name
-	} else if len(tc.typers) > 0 {
-		ts.With = tc.typers[0].per.user.Username
+	} else {
+		// Named even once it stopped: that is whose typing ended.
+		ts.With = tc.from.user.Username
 	}
 	if !ts.Several {
 		for _, t := range tc.typers {
@@ -127,7 +129,7 @@ func (h *hub) typingLocked(node string, ty *clusterv1.Typing) error {
 		if to == nil || !to.online() || to == per {
 			return nil // nobody to show it to
 		}
-		conv, tc.to = typingPrivate(per.key, to.key), to
+		conv, tc.to, tc.from = typingPrivate(per.key, to.key), to, per
 	} else {
 		name, key := ty.GetChannel(), generalChannel
 		if name != "" {

@@ -54,7 +54,12 @@ func TestTyping(t *testing.T) {
 		expectTyping(t, c.name, c.next(t), "general", "", nil, false)
 	}
 
-	// Privately, only the other user is shown it.
+	// Privately, only the other user is shown it; a stop names whose
+	// typing ended, and typing again right after a stop is shown at once.
+	bob.send(t, typingReq("", "alice", false))
+	expectTyping(t, "alice", alice.next(t), "", "bob", []string{"bob"}, false)
+	bob.send(t, typingReq("", "alice", true))
+	expectTyping(t, "alice", alice.next(t), "", "bob", nil, false)
 	bob.send(t, typingReq("", "alice", false))
 	expectTyping(t, "alice", alice.next(t), "", "bob", []string{"bob"}, false)
 	bob.send(t, sendReq("psst", "", "alice", "p"))
