@@ -1,6 +1,8 @@
 // The page's DOM: it draws the model and turns clicks into calls to
 // ViewActions. Everything a user typed (names, channel names, messages) is
-// put on the page with textContent, never as markup.
+// put on the page as text (textContent, or text nodes), never as markup;
+// the http and https addresses in messages become links, made with
+// createElement.
 import type { Channel, User } from "./gen/chat/v1/chat_pb";
 import { channelKey, fold, type ChatModel, type Conversation, type Entry } from "./model";
 
@@ -511,10 +513,74 @@ function entryItem(e: Entry): HTMLLIElement {
   if (e.kind === "message") {
     if (e.mine) li.classList.add("mine");
     if (e.history) li.classList.add("history");
-    li.append(make("span", "sender", e.sender), make("span", "text", e.text));
+    const text = make("span", "text");
+    text.append(...withLinks(e.text));
+    li.append(make("span", "sender", e.sender), text);
   } else {
     if (e.tone !== "plain") li.classList.add(e.tone);
     li.append(make("span", "text", e.text));
   }
   return li;
+}
+
+/** urlPattern finds the http and https addresses in a message's text. */
+const urlPattern = /\bhttps?:\/\/[^\s<>"]+/gi;
+
+/**
+ * withLinks returns a message's text as what to append to its element:
+ * its http and https addresses as links, which open in a new tab and tell
+ * the site nothing of the page (nor vouch for it, for search engines),
+ * the rest as strings, which append puts in as text. Nothing of the text
+ * is ever parsed as markup, and no other scheme (javascript:, data:)
+ * becomes a link.
+ */
+function withLinks(text: string): (string | HTMLAnchorElement)[] {
+  const out: (string | HTMLAnchorElement)[] = [];
+  let at = 0;
+  for (const m of text.matchAll(urlPattern)) {
+    const url = trimURL(m[0]);
+    const href = httpHref(url);
+    if (href === undefined) continue;
+    if (m.index > at) out.push(text.slice(at, m.index));
+    const a = make("a", "", url);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer nofollow";
+    out.push(a);
+    at = m.index + url.length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
+/**
+ * trimURL takes off an address the punctuation that ends the sentence
+ * around it ("see https://example.com."), and a closing bracket it does
+ * not open ("(at https://example.com)"), keeping those of
+ * "https://en.wikipedia.org/wiki/Go_(game)".
+ */
+function trimURL(url: string): string {
+  for (;;) {
+    const last = url[url.length - 1];
+    if (".,;:!?'\"*…’”»".includes(last)) {
+      url = url.slice(0, -1);
+      continue;
+    }
+    const open = last === ")" ? "(" : last === "]" ? "[" : "";
+    if (open !== "" && url.split(open).length < url.split(last).length) {
+      url = url.slice(0, -1);
+      continue;
+    }
+    return url;
+  }
+}
+
+/** httpHref returns url as a link's address if it is a valid http or https one, else undefined. */
+function httpHref(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : undefined;
+  } catch {
+    return undefined;
+  }
 }
