@@ -1,7 +1,8 @@
 // The page's state, driven by the Chat stream's events and nothing else:
 // who is online, the conversations (channels the session is in, and
 // private conversations with one user each) with their entries and unread
-// counts (the server's, which every device of the user shares), and what
+// and mention counts (the server's, which every device of the user
+// shares), and what
 // the resume and other devices need (token, last seq, device key). No DOM
 // here: the view draws from this state, told what changed through
 // ModelEvents and the dirty flags.
@@ -32,9 +33,22 @@ export const privateKey = (user: string): string => "@" + fold(user);
 /** Tone is how a notice is shown. */
 export type Tone = "plain" | "warn" | "error";
 
+/** MessageEntry is a message in a conversation. */
+export interface MessageEntry {
+  kind: "message";
+  time: Date;
+  id: string;
+  sender: string;
+  text: string;
+  mine: boolean;
+  history: boolean;
+  /** mentionsMe: the message names the user with @name (see Message.mentions). */
+  mentionsMe: boolean;
+}
+
 /** Entry is one line of a conversation. */
 export type Entry =
-  | { kind: "message"; time: Date; id: string; sender: string; text: string; mine: boolean; history: boolean }
+  | MessageEntry
   | { kind: "notice"; time: Date; text: string; tone: Tone }
   | { kind: "separator"; time: Date; text: string };
 
@@ -58,6 +72,8 @@ export interface Conversation {
    * event), and counted on from there by the live messages that follow.
    */
   unread: number;
+  /** mentions is how many of the unread messages name the user, counted as unread is. */
+  mentions: number;
   /** lastRead is the id of the last message read, as the server last said; "" if none. */
   lastRead: string;
   /** markSent is the id of the last message this stream marked read, not yet confirmed by a read event; "" if none. */
@@ -132,7 +148,7 @@ export interface ModelEvents {
 
 /** Dirty says which parts of the page need drawing again. */
 export interface Dirty {
-  /** lists: the channel and private conversation lists (names, unread counts, which is current). */
+  /** lists: the channel and private conversation lists (names, unread and mention counts, which is current). */
   lists: boolean;
   /** people: who is online and the current channel's members. */
   people: boolean;
@@ -270,8 +286,8 @@ export class ChatModel {
     const last = lastMessageID(c);
     if (last === "" || last === c.lastRead || last === c.markSent) return undefined;
     c.markSent = last;
-    if (c.unread !== 0) {
-      c.unread = 0;
+    if (c.unread !== 0 || c.mentions !== 0) {
+      c.unread = c.mentions = 0;
       this.dirty.lists = true;
     }
     return c.kind === "channel" ? { channel: c.name, messageId: last } : { with: c.name, messageId: last };
@@ -350,7 +366,7 @@ export class ChatModel {
     // The private conversations with unread messages, as the server counts
     // them: listed, so that a new device or a reload shows them (their
     // messages come from History when opened); the others have none.
-    for (const c of this.convs.values()) if (c.kind === "private") c.unread = 0;
+    for (const c of this.convs.values()) if (c.kind === "private") c.unread = c.mentions = 0;
     for (const r of w.unreadPrivate) this.setRead(this.privateConv(r.with), r);
     if (!hadState) {
       // A new session: general and its history follow.
@@ -366,7 +382,7 @@ export class ChatModel {
       if (c.kind !== "channel") continue;
       c.joined = false;
       c.members.clear();
-      c.unread = 0; // the server's count comes with its channel_joined
+      c.unread = c.mentions = 0; // the server's counts come with its channel_joined
       c.historyLeft = 0;
       c.afterHistory = undefined;
     }
@@ -449,7 +465,7 @@ export class ChatModel {
           this.add(c, { kind: "separator", time: when, text: "Earlier messages" });
         }
         c.ids.add(m.id);
-        this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: true });
+        this.add(c, this.entry(m, when, true));
       }
       if (c.historyLeft > 0 && --c.historyLeft === 0) this.endHistory(c);
       return;
@@ -460,18 +476,20 @@ export class ChatModel {
       this.endHistory(c);
     }
     c.ids.add(m.id);
-    this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: false });
+    const e = this.entry(m, when, false);
+    this.add(c, e);
     if (mine) {
       // The server takes the user's own message, from any device, as
       // having read the conversation up to it.
       c.lastRead = m.id;
       c.markSent = "";
-      if (c.unread !== 0) this.dirty.lists = true;
-      c.unread = 0;
+      if (c.unread !== 0 || c.mentions !== 0) this.dirty.lists = true;
+      c.unread = c.mentions = 0;
     } else if (!(c.key === this.current && this.inView)) {
-      // As the server counts it, until it says more; a message the person
-      // sees as it comes is marked read instead (see markRead).
+      // As the server counts them, until it says more; a message the
+      // person sees as it comes is marked read instead (see markRead).
       c.unread++;
+      if (e.mentionsMe) c.mentions++;
       this.dirty.lists = true;
     }
   }
@@ -493,15 +511,21 @@ export class ChatModel {
   private setRead(c: Conversation, r: ReadState): void {
     c.lastRead = r.lastReadId;
     c.unread = r.unread;
+    c.mentions = r.mentions;
     this.dirty.lists = true;
   }
 
-  /** channelList takes the unread counts of a list_channels answer, and passes it on. */
+  /**
+   * channelList takes the unread counts of a list_channels answer, and
+   * passes it on. It has no mention counts: those stay, but for a channel
+   * now read, or with fewer unread messages than it counted mentions.
+   */
   private channelList(channels: readonly Channel[]): void {
     for (const ch of channels) {
       const c = this.convs.get(channelKey(ch.name));
       if (c?.joined && c.unread !== ch.unread) {
         c.unread = ch.unread;
+        c.mentions = Math.min(c.mentions, c.unread);
         this.dirty.lists = true;
       }
     }
@@ -536,7 +560,7 @@ export class ChatModel {
     c.separated = false;
     c.markSent = "";
     if (j.read) this.setRead(c, j.read);
-    else c.unread = 0; // entering a channel reads what came before
+    else c.unread = c.mentions = 0; // entering a channel reads what came before
     c.afterHistory = { time: when, text };
     this.answered("joinChannel", key);
     if (c.historyLeft === 0) this.endHistory(c);
@@ -652,6 +676,7 @@ export class ChatModel {
       entries: [],
       ids: new Set(),
       unread: 0,
+      mentions: 0,
       lastRead: "",
       markSent: "",
       historyLeft: 0,
@@ -693,8 +718,7 @@ export class ChatModel {
       const m = ev.event.value;
       if (c.ids.has(m.id)) continue;
       c.ids.add(m.id);
-      const when = ev.time ? timestampDate(ev.time) : new Date();
-      items.push({ kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine: this.isMe(m.sender), history: true });
+      items.push(this.entry(m, ev.time ? timestampDate(ev.time) : new Date(), true));
     }
     const at = c.entries[0]?.kind === "separator" ? 1 : 0;
     if (at === 0 && items.length > 0) {
@@ -705,6 +729,20 @@ export class ChatModel {
     c.scroll = more ? "more" : "done";
     if (c.key === this.current) this.dirty.current = true;
     return { at, count: items.length };
+  }
+
+  /** entry is the entry that shows m. */
+  private entry(m: Message, time: Date, history: boolean): MessageEntry {
+    return {
+      kind: "message",
+      time,
+      id: m.id,
+      sender: m.sender,
+      text: m.text,
+      mine: this.isMe(m.sender),
+      history,
+      mentionsMe: m.mentions.some((u) => this.isMe(u)),
+    };
   }
 
   private add(c: Conversation, e: Entry): void {

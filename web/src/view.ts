@@ -244,17 +244,9 @@ export class View {
       name.textContent = c.name;
       name.className = this.m.online.has(fold(c.name)) ? "conv-name dot on" : "conv-name dot";
     }
-    let badge = b.querySelector<HTMLElement>(".badge");
-    if (c.unread === 0) {
-      badge?.remove();
-      return;
-    }
-    if (!badge) {
-      badge = make("span", "badge");
-      b.append(badge);
-    }
-    badge.textContent = String(c.unread);
-    badge.setAttribute("aria-label", `${c.unread} unread`);
+    // Mentions first: "@1 3" is one message naming you among three unread.
+    setBadge(b, "mention-badge", c.mentions, `@${c.mentions}`, plural(c.mentions, "mention") + " of you", b.querySelector(".badge"));
+    setBadge(b, "badge", c.unread, String(c.unread), `${c.unread} unread`);
   }
 
   private drawPeople(): void {
@@ -496,6 +488,25 @@ class KeyedList {
   }
 }
 
+/**
+ * setBadge shows n in the conversation button b's badge of class cls, as
+ * text (read out as label), made before the element before if not null;
+ * none for 0.
+ */
+function setBadge(b: HTMLButtonElement, cls: string, n: number, text: string, label: string, before: Element | null = null): void {
+  let badge = b.querySelector<HTMLElement>("." + cls);
+  if (n === 0) {
+    badge?.remove();
+    return;
+  }
+  if (!badge) {
+    badge = make("span", cls);
+    b.insertBefore(badge, before);
+  }
+  badge.textContent = text;
+  badge.setAttribute("aria-label", label);
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
@@ -513,6 +524,7 @@ function entryItem(e: Entry): HTMLLIElement {
   if (e.kind === "message") {
     if (e.mine) li.classList.add("mine");
     if (e.history) li.classList.add("history");
+    if (e.mentionsMe) li.classList.add("mention");
     const text = make("span", "text");
     text.append(...withLinks(e.text));
     li.append(make("span", "sender", e.sender), text);
