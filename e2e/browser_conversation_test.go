@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chromedp/chromedp"
@@ -116,4 +117,80 @@ func TestBrowserMentions(t *testing.T) {
 	}
 	alice.waitUnread(t, "#ops", 0)
 	alice.waitMentions(t, "#ops", 0)
+}
+
+// inView reports whether the message id is within the conversation's
+// scrolled view.
+func (tb *tab) inView(t *testing.T, id string) bool {
+	t.Helper()
+	var in bool
+	tb.eval(t, fmt.Sprintf(`(() => {
+		const l = document.getElementById("messages").getBoundingClientRect();
+		const r = document.querySelector("li.message[data-id=" + CSS.escape(%s) + "]").getBoundingClientRect();
+		return r.top >= l.top && r.bottom <= l.bottom;
+	})()`, js(id)), &in)
+	return in
+}
+
+// Reply on a message answers it: the page shows what is answered above the
+// message box until it is sent (or the reply cancelled), and a reply shows
+// a quote of the message it answers, which scrolls to it.
+func TestBrowserReplies(t *testing.T) {
+	t.Parallel()
+	srv := startWebChatd(t, "", "", "--message-rate", "0") // bob sends many at once
+	alice := openTab(t, newBrowser(t), "alice", srv.url)
+	loginAll(t, alice)
+	bob := &member{name: "bob"}
+	bob.connect(t, srv.addr)
+	bob.sendTo(t, "#general", "lunch at noon?")
+	var orig string
+	bob.until(t, func(ev *chatv1.ChatResponse) bool {
+		orig = ev.GetMessage().GetId()
+		return ev.GetMessage().GetText() == "lunch at noon?"
+	})
+	reply := fmt.Sprintf(`li.message[data-id=%s] .reply-action`, js(orig))
+	alice.waitLine(t, "#messages li.message", "boblunch at noon?")
+
+	alice.run(t, chromedp.Click(reply, chromedp.ByQuery))
+	alice.waitVisible(t, "reply-bar", true)
+	alice.waitLine(t, "#reply-quote", "boblunch at noon?")
+	alice.run(t, chromedp.Click("#reply-cancel", chromedp.ByQuery))
+	alice.waitVisible(t, "reply-bar", false)
+	alice.run(t, chromedp.Click(reply, chromedp.ByQuery))
+	alice.waitVisible(t, "reply-bar", true)
+	alice.say(t, "yes, 12:30")
+	alice.waitVisible(t, "reply-bar", false)
+	var answer *chatv1.Message
+	bob.until(t, func(ev *chatv1.ChatResponse) bool {
+		answer = ev.GetMessage()
+		return answer.GetText() == "yes, 12:30"
+	})
+	if r := answer.GetReplyTo(); r.GetId() != orig || r.GetSender() != "bob" || r.GetExcerpt() != "lunch at noon?" {
+		t.Errorf("alice's reply reached bob answering %v; want %s, bob's \"lunch at noon?\"", r, orig)
+	}
+	alice.waitLine(t, "#messages li.message.mine", "aliceyes, 12:30")
+	if got := alice.text(t, "#messages li.message.mine .quote"); !slices.Equal(got, []string{"boblunch at noon?"}) {
+		t.Errorf("alice's reply is shown quoting %q; want bob's \"lunch at noon?\"", got)
+	}
+
+	// Further down, a quote takes the reader back to the message answered.
+	for i := range 40 {
+		bob.sendTo(t, "#general", fmt.Sprintf("filler %d", i))
+	}
+	bob.request(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Send{Send: &chatv1.SendMessage{Text: "noon it is", ReplyTo: orig}}})
+	alice.waitLine(t, "#messages li.message", "bobnoon it is")
+	if got := alice.text(t, "#messages li.message:last-child .quote"); !slices.Equal(got, []string{"boblunch at noon?"}) {
+		t.Errorf("bob's reply is shown quoting %q; want his \"lunch at noon?\"", got)
+	}
+	if alice.inView(t, orig) {
+		t.Fatal("bob's first message is still in view after 40 more: the test cannot tell scrolling to it")
+	}
+	alice.run(t, chromedp.Click("#messages li.message:last-child .quote", chromedp.ByQuery))
+	deadline := time.Now().Add(waitTimeout)
+	for !alice.inView(t, orig) {
+		if time.Now().After(deadline) {
+			t.Fatal("clicking the quote of bob's \"lunch at noon?\" did not bring it into view")
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not an assertion
+	}
 }

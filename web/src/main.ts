@@ -45,9 +45,10 @@ const model: ChatModel = new ChatModel({
   listFailed: (text) => view.listFailed(text),
   notDelivered(sends) {
     // Only the text of the conversation shown: the box sends there. The
-    // notices quote the others.
+    // notices quote the others. A reply answers its message again.
     const s = sends.find((u) => u.conv === model.current);
-    if (s) giveBack(view.textInput, s.text);
+    const c = model.conv();
+    if (s && giveBack(view.textInput, s.text) && s.reply && c) model.giveBackReply(c, s.reply);
   },
 });
 
@@ -89,6 +90,10 @@ const view: View = new View(model, {
       },
     );
   },
+  reply(id) {
+    model.replyTo(id);
+    view.render();
+  },
   addDevice() {
     if (signInToken() !== "") view.showDevice({ signedIn: true });
     else if (model.deviceKey !== "") view.showDevice({ link: deviceLink(model.me, model.deviceKey) });
@@ -112,8 +117,12 @@ view.sendForm.addEventListener("submit", (e) => {
   const c = model.conv();
   if (text.trim() === "" || !c) return;
   // The text stays with the request until the server confirms it, to be
-  // given back if the connection loses it.
-  if (request({ kind: "send", conv: c.key, text })) view.textInput.value = "";
+  // given back if the connection loses it; so does the message answered.
+  if (request({ kind: "send", conv: c.key, text, reply: c.reply })) {
+    view.textInput.value = "";
+    model.replyTo(undefined);
+    view.render();
+  }
 });
 
 view.channelForm.addEventListener("submit", (e) => {
@@ -196,13 +205,16 @@ function login(n: string): void {
 
 /**
  * giveBack puts the text of a request that failed (a message, a channel
- * name) back in the box it was typed in, to be mended or sent again. Only
- * into an empty box: anything in it was typed after the request went, and
- * replacing it would lose it, while joining the two would make one text of
- * two. The failure's notice or error quotes what is not given back.
+ * name) back in the box it was typed in, to be mended or sent again, and
+ * reports whether it did. Only into an empty box: anything in it was typed
+ * after the request went, and replacing it would lose it, while joining
+ * the two would make one text of two. The failure's notice or error quotes
+ * what is not given back.
  */
-function giveBack(box: HTMLInputElement, text: string): void {
-  if (box.value === "") box.value = text;
+function giveBack(box: HTMLInputElement, text: string): boolean {
+  if (box.value !== "") return false;
+  box.value = text;
+  return true;
 }
 
 /** request sends p on the live session, tracked to place its answer, and reports whether it could. */
@@ -218,7 +230,7 @@ function action(p: Pending): MessageInitShape<typeof ChatRequestSchema>["action"
     case "send": {
       const c = model.convs.get(p.conv);
       const to = c?.kind === "private" ? { recipient: c.name } : { channel: c?.name ?? p.conv.slice(1) };
-      return { case: "send", value: { text: p.text, ...to } };
+      return { case: "send", value: { text: p.text, replyTo: p.reply?.id ?? "", ...to } };
     }
     case "joinChannel":
       return { case: "joinChannel", value: { channel: p.channel } };

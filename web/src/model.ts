@@ -33,6 +33,13 @@ export const privateKey = (user: string): string => "@" + fold(user);
 /** Tone is how a notice is shown. */
 export type Tone = "plain" | "warn" | "error";
 
+/** Quote is the message a message answers: its id, sender and the start of its text. */
+export interface Quote {
+  id: string;
+  sender: string;
+  excerpt: string;
+}
+
 /** MessageEntry is a message in a conversation. */
 export interface MessageEntry {
   kind: "message";
@@ -44,6 +51,8 @@ export interface MessageEntry {
   history: boolean;
   /** mentionsMe: the message names the user with @name (see Message.mentions). */
   mentionsMe: boolean;
+  /** replyTo is the message this one answers, if it answers one. */
+  replyTo?: Quote;
 }
 
 /** Entry is one line of a conversation. */
@@ -86,11 +95,14 @@ export interface Conversation {
   afterHistory?: { time: Date; text: string };
   /** scroll is where scrolling back stands: older messages may be asked for, are being, or there are none. */
   scroll: "more" | "loading" | "done";
+  /** reply is the message the person is answering in the message box, if any (see replyTo). */
+  reply?: Quote;
 }
 
 /** A request the page sent, remembered by client_id to place its answer. */
 export type Pending =
-  | { kind: "send"; conv: string; text: string }
+  /** reply is the message answered, if any. */
+  | { kind: "send"; conv: string; text: string; reply?: Quote }
   /** typed: the name was typed in the channel box, which is given it back if the join is refused. */
   | { kind: "joinChannel"; channel: string; typed?: boolean }
   | { kind: "leaveChannel"; channel: string }
@@ -104,6 +116,8 @@ export interface Unsent {
   /** conv is the key of the conversation it was written in. */
   conv: string;
   text: string;
+  /** reply is the message it answered, if any. */
+  reply?: Quote;
 }
 
 /** FAILED_PRECONDITION is the gRPC code of "you are already in" that answers a join of a channel one is in. */
@@ -154,6 +168,8 @@ export interface Dirty {
   people: boolean;
   /** current: another conversation is shown, or the shown one was redrawn. */
   current: boolean;
+  /** composer: the message being answered changed (see Conversation.reply). */
+  composer: boolean;
 }
 
 /**
@@ -187,7 +203,7 @@ export class ChatModel {
   readonly convs = new Map<string, Conversation>();
   /** current is the key of the conversation shown, or "" for none. */
   current = "";
-  readonly dirty: Dirty = { lists: true, people: true, current: true };
+  readonly dirty: Dirty = { lists: true, people: true, current: true, composer: true };
 
   private nextID = 0;
   /**
@@ -270,7 +286,7 @@ export class ChatModel {
     const c = this.convs.get(key);
     if (!c) return;
     this.current = key;
-    this.dirty.current = this.dirty.lists = this.dirty.people = true;
+    this.dirty.current = this.dirty.lists = this.dirty.people = this.dirty.composer = true;
   }
 
   /**
@@ -291,6 +307,25 @@ export class ChatModel {
       this.dirty.lists = true;
     }
     return c.kind === "channel" ? { channel: c.name, messageId: last } : { with: c.name, messageId: last };
+  }
+
+  /**
+   * replyTo makes the message being written in the conversation shown
+   * answer its message id, or none if id is undefined or not shown there.
+   */
+  replyTo(id: string | undefined): void {
+    const c = this.conv();
+    if (!c) return;
+    const e = id === undefined ? undefined : c.entries.find((e) => e.kind === "message" && e.id === id);
+    c.reply = e?.kind === "message" ? { id: e.id, sender: e.sender, excerpt: excerpt(e.text) } : undefined;
+    this.dirty.composer = true;
+  }
+
+  /** giveBackReply makes the message being written in c answer reply again, unless it answers another. */
+  giveBackReply(c: Conversation, reply: Quote): void {
+    if (c.reply) return;
+    c.reply = reply;
+    if (c.key === this.current) this.dirty.composer = true;
   }
 
   /** openPrivate opens (creating it if need be) the private conversation with user, and shows it. */
@@ -645,7 +680,7 @@ export class ChatModel {
       if (t.kind !== "send" || !lost(t, id)) continue;
       this.pending.delete(id);
       this.note(this.convs.get(t.conv) ?? this.conv(), when, say(t.text), tone);
-      out.push({ conv: t.conv, text: t.text });
+      out.push({ conv: t.conv, text: t.text, reply: t.reply });
     }
     if (out.length > 0) this.events.notDelivered(out);
   }
@@ -742,6 +777,7 @@ export class ChatModel {
       mine: this.isMe(m.sender),
       history,
       mentionsMe: m.mentions.some((u) => this.isMe(u)),
+      replyTo: m.replyTo ? { id: m.replyTo.id, sender: m.replyTo.sender, excerpt: m.replyTo.excerpt } : undefined,
     };
   }
 
@@ -751,7 +787,7 @@ export class ChatModel {
   }
 
   private markAll(): void {
-    this.dirty.lists = this.dirty.people = this.dirty.current = true;
+    this.dirty.lists = this.dirty.people = this.dirty.current = this.dirty.composer = true;
   }
 }
 
@@ -769,6 +805,12 @@ function randomID(): string {
   const b = new Uint8Array(4);
   crypto.getRandomValues(b);
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** excerpt is the start of a message's text, as the server quotes it in a reply: 100 characters at most, "…" if cut. */
+function excerpt(text: string): string {
+  const t = Array.from(text); // by code point, not to split a pair
+  return t.length > 100 ? t.slice(0, 99).join("") + "…" : text;
 }
 
 /** quote shows a message's text in a notice, shortened if long. */

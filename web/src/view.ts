@@ -4,7 +4,7 @@
 // the http and https addresses in messages become links, made with
 // createElement.
 import type { Channel, User } from "./gen/chat/v1/chat_pb";
-import { channelKey, fold, type ChatModel, type Conversation, type Entry } from "./model";
+import { channelKey, fold, type ChatModel, type Conversation, type Entry, type Quote } from "./model";
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -30,6 +30,8 @@ export interface ViewActions {
   scrollBack(): void;
   /** addDevice asks how to bring another device in as this user (see showDevice). */
   addDevice(): void;
+  /** reply makes the message being written answer the message id of the conversation shown; undefined: none. */
+  reply(id: string | undefined): void;
 }
 
 /**
@@ -83,6 +85,8 @@ export class View {
   private readonly deviceRow = el<HTMLElement>("device-row");
   private readonly deviceLink = el<HTMLInputElement>("device-link");
   private readonly deviceStatus = el<HTMLElement>("device-status");
+  private readonly replyBar = el<HTMLElement>("reply-bar");
+  private readonly replyQuote = el<HTMLElement>("reply-quote");
 
   /** connected: the session is live, so the page may send. */
   private connected = false;
@@ -110,6 +114,25 @@ export class View {
     // Scrolled to the top: older messages, if there are any (see prepended).
     this.messageList.addEventListener("scroll", () => {
       if (this.messageList.scrollTop < 40) this.act.scrollBack();
+    });
+    // A message's Reply, and the quote of the message it answers.
+    this.messageList.addEventListener("click", (ev) => {
+      const target = ev.target as Element;
+      const reply = target.closest<HTMLElement>("li.message .reply-action");
+      if (reply) {
+        this.act.reply(reply.closest<HTMLElement>("li.message")?.dataset.id);
+        this.textInput.focus();
+        return;
+      }
+      const quote = target.closest<HTMLElement>("li.message .quote");
+      if (quote?.dataset.id) this.showMessage(quote.dataset.id);
+    });
+    el("reply-cancel").addEventListener("click", () => {
+      this.act.reply(undefined);
+      this.textInput.focus();
+    });
+    this.textInput.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && this.m.conv()?.reply) this.act.reply(undefined);
     });
     this.convAction.addEventListener("click", () => {
       const c = this.m.conv();
@@ -188,7 +211,8 @@ export class View {
     if (d.lists) this.drawLists();
     if (d.people) this.drawPeople();
     if (d.current) this.drawCurrent();
-    d.lists = d.people = d.current = false;
+    if (d.composer) this.drawReply();
+    d.lists = d.people = d.current = d.composer = false;
   }
 
   /** added shows a new entry if its conversation is the one shown. */
@@ -371,6 +395,23 @@ export class View {
     this.textInput.placeholder = hint;
   }
 
+  /** drawReply shows the message being answered above the message box, if any. */
+  private drawReply(): void {
+    const r = this.m.conv()?.reply;
+    this.replyBar.hidden = r === undefined;
+    this.replyQuote.replaceChildren(...(r ? quoteParts(r) : []));
+  }
+
+  /** showMessage scrolls to the message id, if it is shown, and marks it a moment. */
+  private showMessage(id: string): void {
+    const li = this.messageList.querySelector<HTMLElement>(`li.message[data-id="${CSS.escape(id)}"]`);
+    if (!li) return; // not loaded: the quote says what it was
+    li.scrollIntoView({ block: "center" });
+    li.classList.remove("flash");
+    void li.offsetWidth; // starts the animation again
+    li.classList.add("flash");
+  }
+
   // --- the channel list dialog ---
 
   private openChannels(): void {
@@ -522,17 +563,35 @@ function entryItem(e: Entry): HTMLLIElement {
   t.dateTime = e.time.toISOString();
   li.append(t);
   if (e.kind === "message") {
+    li.dataset.id = e.id;
+    if (e.replyTo) {
+      // Above the line; a click shows the message answered.
+      const q = make("button", "quote");
+      q.type = "button";
+      q.dataset.id = e.replyTo.id;
+      q.title = "Show the message this answers";
+      q.append(...quoteParts(e.replyTo));
+      li.prepend(q);
+    }
     if (e.mine) li.classList.add("mine");
     if (e.history) li.classList.add("history");
     if (e.mentionsMe) li.classList.add("mention");
     const text = make("span", "text");
     text.append(...withLinks(e.text));
-    li.append(make("span", "sender", e.sender), text);
+    const reply = make("button", "reply-action", "Reply");
+    reply.type = "button";
+    reply.title = `Reply to ${e.sender}`;
+    li.append(make("span", "sender", e.sender), text, reply);
   } else {
     if (e.tone !== "plain") li.classList.add(e.tone);
     li.append(make("span", "text", e.text));
   }
   return li;
+}
+
+/** quoteParts are the sender and excerpt of a quoted message. */
+function quoteParts(q: Quote): HTMLElement[] {
+  return [make("span", "quote-sender", q.sender), make("span", "quote-text", q.excerpt)];
 }
 
 /** urlPattern finds the http and https addresses in a message's text. */
