@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"google.golang.org/protobuf/proto"
 )
 
 // The conversation features of issue 19 on the page: links, mentions,
@@ -193,4 +196,179 @@ func TestBrowserReplies(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not an assertion
 	}
+}
+
+// sentRequest is a request the page sent, and when, in milliseconds of
+// the page's clock.
+type sentRequest struct {
+	at  float64
+	req *chatv1.ChatRequest
+}
+
+// recordRequests has the page keep, from now on, every request it sends
+// on its Chat streams, to be read by sentRequests. Call it before the page
+// connects.
+func (tb *tab) recordRequests(t *testing.T) {
+	t.Helper()
+	tb.run(t, chromedp.Evaluate(`(() => {
+		const Real = WebSocket;
+		window.chatdTestSent = [];
+		window.WebSocket = class extends Real {
+			send(data) {
+				if (ArrayBuffer.isView(data)) {
+					const b = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+					window.chatdTestSent.push({ At: performance.now(), Data: btoa(String.fromCharCode(...b)) });
+				}
+				super.send(data);
+			}
+		};
+	})()`, nil))
+}
+
+// sentRequests returns the requests the page sent since recordRequests, in
+// order. Each websocket message of improbable's grpc-web is a byte 0, then
+// a gRPC frame: a flag byte 0, the length (4 bytes, big-endian) and the
+// request; the one with the stream's headers is not a request.
+func (tb *tab) sentRequests(t *testing.T) []sentRequest {
+	t.Helper()
+	var sent []struct {
+		At   float64
+		Data []byte
+	}
+	tb.eval(t, `window.chatdTestSent`, &sent)
+	var out []sentRequest
+	for _, s := range sent {
+		b := s.Data
+		if len(b) < 6 || b[0] != 0 || b[1] != 0 || int(binary.BigEndian.Uint32(b[2:6])) != len(b)-6 {
+			continue
+		}
+		req := &chatv1.ChatRequest{}
+		if err := proto.Unmarshal(b[6:], req); err != nil {
+			t.Fatalf("%s: the page sent a request that does not decode: %v", tb.name, err)
+		}
+		out = append(out, sentRequest{s.At, req})
+	}
+	return out
+}
+
+// typing sends typing in a channel, or to recipient.
+func (m *member) typing(t *testing.T, channel, recipient string, stopped bool) {
+	t.Helper()
+	m.request(t, &chatv1.ChatRequest{Action: &chatv1.ChatRequest_Typing{Typing: &chatv1.Typing{Channel: channel, Recipient: recipient, Stopped: stopped}}})
+}
+
+// untilTyping reads the member's events until one says that users (none:
+// nobody) are typing in channel, or privately with the member.
+func (m *member) untilTyping(t *testing.T, channel, with string, users ...string) {
+	t.Helper()
+	m.until(t, func(ev *chatv1.ChatResponse) bool {
+		ts := ev.GetTyping()
+		return ts != nil && ts.GetChannel() == channel && ts.GetWith() == with && slices.Equal(ts.GetUsers(), users) && !ts.GetSeveral()
+	})
+}
+
+// waitTyping waits until the page says who is typing as want ("" for
+// nobody).
+func (tb *tab) waitTyping(t *testing.T, want string) {
+	t.Helper()
+	tb.waitFor(t, waitTimeout, fmt.Sprintf("typing shown as %q", want), "#typing", func(got []string) bool {
+		return slices.Equal(got, []string{want})
+	})
+}
+
+// The page shows who is typing in the conversation shown, from the typing
+// events of chatd, and tells chatd when its person types: again every 2
+// seconds at most while it goes on, stopped when the box is emptied or
+// they go to another conversation, and not after sending (the message
+// ends it).
+func TestBrowserTyping(t *testing.T) {
+	t.Parallel()
+	srv := startWebChatd(t, "", "")
+	alice := openTab(t, newBrowser(t), "alice", srv.url)
+	alice.recordRequests(t)
+	loginAll(t, alice)
+	alice.openConv(t, "#general")
+	var bob, carol, dave = &member{name: "bob"}, &member{name: "carol"}, &member{name: "dave"}
+	for _, m := range []*member{bob, carol, dave} {
+		m.connect(t, srv.addr)
+	}
+	alice.waitUsers(t, "alice you", "bob", "carol", "dave")
+
+	// Shown, and cleared by a message or a stop.
+	bob.typing(t, "general", "", false)
+	alice.waitTyping(t, "bob is typing…")
+	carol.typing(t, "general", "", false)
+	alice.waitTyping(t, "bob and carol are typing…")
+	bob.sendTo(t, "#general", "done")
+	alice.waitTyping(t, "carol is typing…")
+	carol.typing(t, "general", "", true)
+	alice.waitTyping(t, "")
+
+	// Said as alice types, and stopped when she empties the box; her own
+	// name is not shown to her.
+	alice.run(t, chromedp.SendKeys("#text", "he", chromedp.ByQuery))
+	bob.untilTyping(t, "general", "", "alice")
+	dave.typing(t, "general", "", false)
+	bob.untilTyping(t, "general", "", "alice", "dave")
+	alice.waitTyping(t, "dave is typing…")
+	alice.run(t, chromedp.SendKeys("#text", kb.Backspace+kb.Backspace, chromedp.ByQuery))
+	bob.untilTyping(t, "general", "", "dave")
+	dave.typing(t, "general", "", true)
+	bob.untilTyping(t, "general", "")
+	alice.waitTyping(t, "")
+
+	// Said again while typing goes on, every 2 seconds at most; the message
+	// ends it.
+	for _, r := range "typing on" {
+		alice.run(t, chromedp.SendKeys("#text", string(r), chromedp.ByQuery))
+		time.Sleep(500 * time.Millisecond) // a person's pace: 4.5 s in all
+	}
+	alice.run(t, chromedp.SendKeys("#text", "\r", chromedp.ByQuery))
+	bob.until(t, func(ev *chatv1.ChatResponse) bool { return ev.GetMessage().GetText() == "typing on" })
+	time.Sleep(500 * time.Millisecond) // room for a stop after the message, were the page to send one
+	var said []float64
+	var stops, afterSend int
+	sent := false
+	for _, s := range alice.sentRequests(t) {
+		ty := s.req.GetTyping()
+		switch {
+		case s.req.GetSend().GetText() == "typing on":
+			sent = true
+		case ty == nil:
+		case ty.GetChannel() != "general" || ty.GetRecipient() != "":
+			t.Errorf("alice's page said she typed in %v; she typed in #general only", ty)
+		case sent:
+			afterSend++
+		case ty.GetStopped():
+			stops++
+		default:
+			said = append(said, s.at)
+		}
+	}
+	if stops != 1 || afterSend != 0 {
+		t.Errorf("alice's page said she stopped typing %d times, and %d typing after sending; want 1 (she emptied the box once) and none", stops, afterSend)
+	}
+	if len(said) < 3 {
+		t.Errorf("alice's page said she was typing %d times, typing for 4.5 s after a first word; want at least 3 (once for the first, again every 2 s)", len(said))
+	}
+	for i := 1; i < len(said); i++ {
+		if gap := said[i] - said[i-1]; gap < 1990 {
+			t.Errorf("alice's page said she was typing twice within %.0f ms; want 2 s apart at least", gap)
+		}
+	}
+
+	// Going to another conversation stops it; privately it goes to the
+	// one talked to.
+	alice.run(t, chromedp.SendKeys("#text", "x", chromedp.ByQuery))
+	bob.untilTyping(t, "general", "", "alice")
+	alice.openPrivate(t, "bob")
+	bob.untilTyping(t, "general", "")
+	alice.run(t, chromedp.SendKeys("#text", "y", chromedp.ByQuery))
+	bob.untilTyping(t, "", "alice", "alice")
+
+	// And bob's, to alice, shows in their conversation until he stops.
+	bob.typing(t, "", "alice", false)
+	alice.waitTyping(t, "bob is typing…")
+	bob.typing(t, "", "alice", true)
+	alice.waitTyping(t, "")
 }

@@ -1,11 +1,10 @@
 // The page's state, driven by the Chat stream's events and nothing else:
 // who is online, the conversations (channels the session is in, and
-// private conversations with one user each) with their entries and unread
-// and mention counts (the server's, which every device of the user
-// shares), and what
-// the resume and other devices need (token, last seq, device key). No DOM
-// here: the view draws from this state, told what changed through
-// ModelEvents and the dirty flags.
+// private conversations with one user each) with their entries, unread
+// and mention counts (the server's, which every device of the user shares)
+// and who is typing there, and what the resume and other devices need
+// (token, last seq, device key). No DOM here: the view draws from this
+// state, told what changed through ModelEvents and the dirty flags.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   LeaveReason,
@@ -16,6 +15,7 @@ import {
   type Message,
   type ReadState,
   type Rejected,
+  type TypingState,
   type User,
   type Welcome,
 } from "./gen/chat/v1/chat_pb";
@@ -97,6 +97,14 @@ export interface Conversation {
   scroll: "more" | "loading" | "done";
   /** reply is the message the person is answering in the message box, if any (see replyTo). */
   reply?: Quote;
+  /**
+   * typing is who is typing there now, as the server last said (the user
+   * included, if so), less those whose message came since; empty if
+   * nobody is, or if severalTyping.
+   */
+  typing: string[];
+  /** severalTyping: more are typing than the server names. */
+  severalTyping: boolean;
 }
 
 /** A request the page sent, remembered by client_id to place its answer. */
@@ -130,6 +138,9 @@ const FAILED_PRECONDITION = 9;
  * only logged.
  */
 export const READ_ID = "read";
+
+/** TYPING_ID is the client_id of every typing request: like a mark, it is not tracked, and a refusal is only logged. */
+export const TYPING_ID = "typing";
 
 /** MarkRead is what a mark_read asks: a channel's conversation, or the private one with a user, read up to a message. */
 export interface MarkRead {
@@ -168,7 +179,7 @@ export interface Dirty {
   people: boolean;
   /** current: another conversation is shown, or the shown one was redrawn. */
   current: boolean;
-  /** composer: the message being answered changed (see Conversation.reply). */
+  /** composer: what goes with the message box changed: the message being answered, who is typing. */
   composer: boolean;
 }
 
@@ -374,6 +385,9 @@ export class ChatModel {
       case "read":
         this.read(e.value);
         break;
+      case "typing":
+        this.typing(e.value);
+        break;
     }
   }
 
@@ -387,8 +401,12 @@ export class ChatModel {
     this.epoch++;
     this.resent.clear();
     this.markAll();
-    // A mark sent on the stream that broke may have been lost with it.
-    for (const c of this.convs.values()) c.markSent = "";
+    for (const c of this.convs.values()) {
+      // A mark sent on the stream that broke may have been lost with it.
+      c.markSent = "";
+      // Typing is not replayed: who is typing now is told after the welcome.
+      this.setTyping(c, [], false);
+    }
     if (hadState && w.recovery === Recovery.COMPLETE) {
       // Everything missed follows: the state stays. A message sent before
       // the break is confirmed by its echo in what follows, or found lost
@@ -513,6 +531,9 @@ export class ChatModel {
     c.ids.add(m.id);
     const e = this.entry(m, when, false);
     this.add(c, e);
+    // A message ends its sender's typing, which the server does not say.
+    const typers = c.typing.filter((u) => fold(u) !== fold(m.sender));
+    if (typers.length !== c.typing.length) this.setTyping(c, typers, c.severalTyping);
     if (mine) {
       // The server takes the user's own message, from any device, as
       // having read the conversation up to it.
@@ -540,6 +561,29 @@ export class ChatModel {
     if (!c) return;
     if (c.markSent === r.lastReadId) c.markSent = "";
     this.setRead(c, r);
+  }
+
+  /**
+   * typing takes who is typing in a conversation now: a channel's, or the
+   * private one with the user typing. chatd names a private conversation
+   * by its typer only, so the state saying that nobody types there any more
+   * (the typer stopped, or was silent for 6 seconds) comes with no name:
+   * it is taken for every private conversation's.
+   */
+  private typing(ts: TypingState): void {
+    if (ts.channel === "" && ts.with === "") {
+      for (const c of this.convs.values()) if (c.kind === "private") this.setTyping(c, [], false);
+      return;
+    }
+    const c = ts.channel !== "" ? this.convs.get(channelKey(ts.channel)) : this.convs.get(privateKey(ts.with));
+    if (c) this.setTyping(c, ts.users, ts.several);
+  }
+
+  private setTyping(c: Conversation, users: string[], several: boolean): void {
+    if (c.typing.length === 0 && users.length === 0 && c.severalTyping === several) return;
+    c.typing = users;
+    c.severalTyping = several;
+    if (c.key === this.current) this.dirty.composer = true;
   }
 
   /** setRead takes the server's read state of c. */
@@ -627,9 +671,9 @@ export class ChatModel {
   }
 
   private rejected(r: Rejected, when: Date): void {
-    if (r.clientId === READ_ID) {
+    if (r.clientId === READ_ID || r.clientId === TYPING_ID) {
       // Nothing the person asked for: the conversation was left meanwhile.
-      console.warn(`chatd: mark_read refused: ${r.reason}`);
+      console.warn(`chatd: ${r.clientId === READ_ID ? "mark_read" : "typing"} refused: ${r.reason}`);
       return;
     }
     const p = this.pending.get(r.clientId);
@@ -717,6 +761,8 @@ export class ChatModel {
       historyLeft: 0,
       separated: false,
       scroll: "more",
+      typing: [],
+      severalTyping: false,
     };
     this.convs.set(key, c);
     this.dirty.lists = true;

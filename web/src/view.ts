@@ -85,6 +85,7 @@ export class View {
   private readonly deviceRow = el<HTMLElement>("device-row");
   private readonly deviceLink = el<HTMLInputElement>("device-link");
   private readonly deviceStatus = el<HTMLElement>("device-status");
+  private readonly typingLine = el<HTMLElement>("typing");
   private readonly replyBar = el<HTMLElement>("reply-bar");
   private readonly replyQuote = el<HTMLElement>("reply-quote");
 
@@ -211,7 +212,7 @@ export class View {
     if (d.lists) this.drawLists();
     if (d.people) this.drawPeople();
     if (d.current) this.drawCurrent();
-    if (d.composer) this.drawReply();
+    if (d.composer) this.drawBelow();
     d.lists = d.people = d.current = d.composer = false;
   }
 
@@ -395,9 +396,11 @@ export class View {
     this.textInput.placeholder = hint;
   }
 
-  /** drawReply shows the message being answered above the message box, if any. */
-  private drawReply(): void {
-    const r = this.m.conv()?.reply;
+  /** drawBelow shows who is typing under the conversation, and the message being answered above the message box. */
+  private drawBelow(): void {
+    const c = this.m.conv();
+    this.typingLine.textContent = c ? typingText(c.typing.filter((u) => !this.m.isMe(u)), c.severalTyping) : "";
+    const r = c?.reply;
     this.replyBar.hidden = r === undefined;
     this.replyQuote.replaceChildren(...(r ? quoteParts(r) : []));
   }
@@ -587,6 +590,19 @@ function entryItem(e: Entry): HTMLLIElement {
     li.append(make("span", "text", e.text));
   }
   return li;
+}
+
+/** typingText says who is typing: the others, or several people (names unsaid). */
+function typingText(others: string[], several: boolean): string {
+  if (several) return "several people are typing…";
+  switch (others.length) {
+    case 0:
+      return "";
+    case 1:
+      return `${others[0]} is typing…`;
+    default:
+      return `${others.slice(0, -1).join(", ")} and ${others[others.length - 1]} are typing…`;
+  }
 }
 
 /** quoteParts are the sender and excerpt of a quoted message. */
