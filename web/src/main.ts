@@ -3,11 +3,12 @@
 // session: joining (from the form, a reload, a sign-in link or a link for
 // another device), resuming after a lost connection (with backoff),
 // marking what the person has read, and logging out; the state is in
-// model.ts and the DOM in view.ts.
+// model.ts and the DOM in view.ts. It also tells the others when the
+// person is typing.
 import { fetchHistory, grpc, openChat, type ChatStream } from "./rpc";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChatRequestSchema } from "./gen/chat/v1/chat_pb";
-import { ChatModel, READ_ID, channelKey, fold, type Pending } from "./model";
+import { ChatModel, READ_ID, TYPING_ID, channelKey, fold, type Conversation, type Pending } from "./model";
 import { View } from "./view";
 import { readFragment, signInToken, tokenSubject } from "./signin";
 import { deviceLink, readDeviceLink, type DeviceLink } from "./device";
@@ -34,6 +35,13 @@ let logoutTimer: number | undefined;
 let markTimer: number | undefined;
 let link: DeviceLink | undefined; // the link for another device this page was opened with
 let sentKey = false; // the current stream's join gave a device key
+// Typing: the key of the conversation the person is typing in ("" for
+// none), and when this stream last said so in each (Date.now()).
+let typingIn = "";
+const typingSaid = new Map<string, number>();
+
+/** TYPING_EVERY is how often, at most, typing is said again while it goes on, as chatd asks. */
+const TYPING_EVERY = 2000;
 
 const model: ChatModel = new ChatModel({
   added: (c, e) => view.added(c, e),
@@ -45,21 +53,22 @@ const model: ChatModel = new ChatModel({
   listFailed: (text) => view.listFailed(text),
   notDelivered(sends) {
     // Only the text of the conversation shown: the box sends there. The
-    // notices quote the others.
+    // notices quote the others. A reply answers its message again.
     const s = sends.find((u) => u.conv === model.current);
-    if (s) giveBack(view.textInput, s.text);
+    const c = model.conv();
+    if (s && giveBack(view.textInput, s.text) && s.reply && c) model.giveBackReply(c, s.reply);
   },
 });
 
 const view: View = new View(model, {
   select(key) {
     model.select(key);
-    view.render();
+    render();
     markSoon();
   },
   openPrivate(user) {
     model.openPrivate(user);
-    view.render();
+    render();
     view.textInput.focus();
     markSoon();
   },
@@ -89,6 +98,10 @@ const view: View = new View(model, {
       },
     );
   },
+  reply(id) {
+    model.replyTo(id);
+    render();
+  },
   addDevice() {
     if (signInToken() !== "") view.showDevice({ signedIn: true });
     else if (model.deviceKey !== "") view.showDevice({ link: deviceLink(model.me, model.deviceKey) });
@@ -112,9 +125,19 @@ view.sendForm.addEventListener("submit", (e) => {
   const c = model.conv();
   if (text.trim() === "" || !c) return;
   // The text stays with the request until the server confirms it, to be
-  // given back if the connection loses it.
-  if (request({ kind: "send", conv: c.key, text })) view.textInput.value = "";
+  // given back if the connection loses it; so does the message answered.
+  if (request({ kind: "send", conv: c.key, text, reply: c.reply })) {
+    view.textInput.value = "";
+    // The message ends the typing, for chatd and those shown it, and the
+    // next typing there may be said at once.
+    if (typingIn === c.key) typingIn = "";
+    typingSaid.delete(c.key);
+    model.replyTo(undefined);
+    render();
+  }
 });
+
+view.textInput.addEventListener("input", typed);
 
 view.channelForm.addEventListener("submit", (e) => {
   e.preventDefault();
@@ -147,6 +170,8 @@ for (const [target, type] of [
 ] as const) {
   target.addEventListener(type, () => {
     model.inView = inView();
+    // Gone to another tab: no longer typing here.
+    if (document.visibilityState === "hidden") stopTyping();
     markSoon();
   });
 }
@@ -184,25 +209,67 @@ if (link && (subject === "" || fold(link.name) === fold(subject))) {
   login(subject);
 }
 
+/** render draws what changed; the person no longer types in a conversation they left for another. */
+function render(): void {
+  view.render();
+  if (typingIn !== "" && typingIn !== model.current) stopTyping();
+}
+
+/**
+ * typed tells the others in the conversation shown that the person is
+ * typing there (again every 2 seconds at most while they go on), or that
+ * they stopped: the box was emptied without sending.
+ */
+function typed(): void {
+  const c = model.conv();
+  if (!c || !stream || !joined) return;
+  if (view.textInput.value.trim() === "") {
+    stopTyping();
+    return;
+  }
+  if (typingIn !== c.key) stopTyping();
+  typingIn = c.key;
+  const now = Date.now();
+  const said = typingSaid.get(c.key);
+  if (said !== undefined && now - said < TYPING_EVERY) return;
+  typingSaid.set(c.key, now);
+  sendTyping(c, false);
+}
+
+/** stopTyping says that the person stopped typing, if they were. */
+function stopTyping(): void {
+  const c = model.convs.get(typingIn);
+  typingIn = "";
+  if (c && stream && joined) sendTyping(c, true);
+}
+
+function sendTyping(c: Conversation, stopped: boolean): void {
+  const to = c.kind === "private" ? { recipient: c.name } : { channel: c.name };
+  stream?.send({ clientId: TYPING_ID, action: { case: "typing", value: { ...to, stopped } } });
+}
+
 function login(n: string): void {
   name = n;
   everJoined = false;
   attempt = 0;
   model.reset();
-  view.render();
+  render();
   view.showJoining();
   connect();
 }
 
 /**
  * giveBack puts the text of a request that failed (a message, a channel
- * name) back in the box it was typed in, to be mended or sent again. Only
- * into an empty box: anything in it was typed after the request went, and
- * replacing it would lose it, while joining the two would make one text of
- * two. The failure's notice or error quotes what is not given back.
+ * name) back in the box it was typed in, to be mended or sent again, and
+ * reports whether it did. Only into an empty box: anything in it was typed
+ * after the request went, and replacing it would lose it, while joining
+ * the two would make one text of two. The failure's notice or error quotes
+ * what is not given back.
  */
-function giveBack(box: HTMLInputElement, text: string): void {
-  if (box.value === "") box.value = text;
+function giveBack(box: HTMLInputElement, text: string): boolean {
+  if (box.value !== "") return false;
+  box.value = text;
+  return true;
 }
 
 /** request sends p on the live session, tracked to place its answer, and reports whether it could. */
@@ -218,7 +285,7 @@ function action(p: Pending): MessageInitShape<typeof ChatRequestSchema>["action"
     case "send": {
       const c = model.convs.get(p.conv);
       const to = c?.kind === "private" ? { recipient: c.name } : { channel: c?.name ?? p.conv.slice(1) };
-      return { case: "send", value: { text: p.text, ...to } };
+      return { case: "send", value: { text: p.text, replyTo: p.reply?.id ?? "", ...to } };
     }
     case "joinChannel":
       return { case: "joinChannel", value: { channel: p.channel } };
@@ -240,7 +307,7 @@ function joinChannel(input: string, typed = false): void {
   const c = model.convs.get(channelKey(channel));
   if (c?.joined) {
     model.select(c.key);
-    view.render();
+    render();
     view.channelInput.value = "";
     markSoon();
     return;
@@ -255,6 +322,10 @@ function joinChannel(input: string, typed = false): void {
 
 function connect(): void {
   joined = false;
+  // chatd counts typing's 2 seconds per stream, so a new one may say it at
+  // once; what the last one said ends by itself within 6 seconds.
+  typingIn = "";
+  typingSaid.clear();
   const s = openChat(location.origin, {
     onEvent: (ev) => {
       if (s !== stream) return;
@@ -273,7 +344,7 @@ function connect(): void {
         // left unanswered (nothing, on a new login).
         for (const [id, p] of model.unanswered()) s.send({ clientId: id, action: action(p) });
       }
-      view.render();
+      render();
       markSoon();
     },
     onEnd: (code, message) => {
@@ -322,7 +393,7 @@ function markSoon(): void {
     const m = model.markRead();
     if (!m) return;
     stream.send({ clientId: READ_ID, action: { case: "markRead", value: m } });
-    view.render();
+    render();
   }, 250);
 }
 

@@ -1,10 +1,10 @@
 // The page's state, driven by the Chat stream's events and nothing else:
 // who is online, the conversations (channels the session is in, and
-// private conversations with one user each) with their entries and unread
-// counts (the server's, which every device of the user shares), and what
-// the resume and other devices need (token, last seq, device key). No DOM
-// here: the view draws from this state, told what changed through
-// ModelEvents and the dirty flags.
+// private conversations with one user each) with their entries, unread
+// and mention counts (the server's, which every device of the user shares)
+// and who is typing there, and what the resume and other devices need
+// (token, last seq, device key). No DOM here: the view draws from this
+// state, told what changed through ModelEvents and the dirty flags.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   LeaveReason,
@@ -15,6 +15,7 @@ import {
   type Message,
   type ReadState,
   type Rejected,
+  type TypingState,
   type User,
   type Welcome,
 } from "./gen/chat/v1/chat_pb";
@@ -32,9 +33,31 @@ export const privateKey = (user: string): string => "@" + fold(user);
 /** Tone is how a notice is shown. */
 export type Tone = "plain" | "warn" | "error";
 
+/** Quote is the message a message answers: its id, sender and the start of its text. */
+export interface Quote {
+  id: string;
+  sender: string;
+  excerpt: string;
+}
+
+/** MessageEntry is a message in a conversation. */
+export interface MessageEntry {
+  kind: "message";
+  time: Date;
+  id: string;
+  sender: string;
+  text: string;
+  mine: boolean;
+  history: boolean;
+  /** mentionsMe: the message names the user with @name (see Message.mentions). */
+  mentionsMe: boolean;
+  /** replyTo is the message this one answers, if it answers one. */
+  replyTo?: Quote;
+}
+
 /** Entry is one line of a conversation. */
 export type Entry =
-  | { kind: "message"; time: Date; id: string; sender: string; text: string; mine: boolean; history: boolean }
+  | MessageEntry
   | { kind: "notice"; time: Date; text: string; tone: Tone }
   | { kind: "separator"; time: Date; text: string };
 
@@ -58,6 +81,8 @@ export interface Conversation {
    * event), and counted on from there by the live messages that follow.
    */
   unread: number;
+  /** mentions is how many of the unread messages name the user, counted as unread is. */
+  mentions: number;
   /** lastRead is the id of the last message read, as the server last said; "" if none. */
   lastRead: string;
   /** markSent is the id of the last message this stream marked read, not yet confirmed by a read event; "" if none. */
@@ -70,11 +95,22 @@ export interface Conversation {
   afterHistory?: { time: Date; text: string };
   /** scroll is where scrolling back stands: older messages may be asked for, are being, or there are none. */
   scroll: "more" | "loading" | "done";
+  /** reply is the message the person is answering in the message box, if any (see replyTo). */
+  reply?: Quote;
+  /**
+   * typing is who is typing there now, as the server last said (the user
+   * included, if so), less those whose message came since; empty if
+   * nobody is, or if severalTyping.
+   */
+  typing: string[];
+  /** severalTyping: more are typing than the server names. */
+  severalTyping: boolean;
 }
 
 /** A request the page sent, remembered by client_id to place its answer. */
 export type Pending =
-  | { kind: "send"; conv: string; text: string }
+  /** reply is the message answered, if any. */
+  | { kind: "send"; conv: string; text: string; reply?: Quote }
   /** typed: the name was typed in the channel box, which is given it back if the join is refused. */
   | { kind: "joinChannel"; channel: string; typed?: boolean }
   | { kind: "leaveChannel"; channel: string }
@@ -88,6 +124,8 @@ export interface Unsent {
   /** conv is the key of the conversation it was written in. */
   conv: string;
   text: string;
+  /** reply is the message it answered, if any. */
+  reply?: Quote;
 }
 
 /** FAILED_PRECONDITION is the gRPC code of "you are already in" that answers a join of a channel one is in. */
@@ -100,6 +138,9 @@ const FAILED_PRECONDITION = 9;
  * only logged.
  */
 export const READ_ID = "read";
+
+/** TYPING_ID is the client_id of every typing request: like a mark, it is not tracked, and a refusal is only logged. */
+export const TYPING_ID = "typing";
 
 /** MarkRead is what a mark_read asks: a channel's conversation, or the private one with a user, read up to a message. */
 export interface MarkRead {
@@ -132,12 +173,14 @@ export interface ModelEvents {
 
 /** Dirty says which parts of the page need drawing again. */
 export interface Dirty {
-  /** lists: the channel and private conversation lists (names, unread counts, which is current). */
+  /** lists: the channel and private conversation lists (names, unread and mention counts, which is current). */
   lists: boolean;
   /** people: who is online and the current channel's members. */
   people: boolean;
   /** current: another conversation is shown, or the shown one was redrawn. */
   current: boolean;
+  /** composer: what goes with the message box changed: the message being answered, who is typing. */
+  composer: boolean;
 }
 
 /**
@@ -171,7 +214,7 @@ export class ChatModel {
   readonly convs = new Map<string, Conversation>();
   /** current is the key of the conversation shown, or "" for none. */
   current = "";
-  readonly dirty: Dirty = { lists: true, people: true, current: true };
+  readonly dirty: Dirty = { lists: true, people: true, current: true, composer: true };
 
   private nextID = 0;
   /**
@@ -254,7 +297,7 @@ export class ChatModel {
     const c = this.convs.get(key);
     if (!c) return;
     this.current = key;
-    this.dirty.current = this.dirty.lists = this.dirty.people = true;
+    this.dirty.current = this.dirty.lists = this.dirty.people = this.dirty.composer = true;
   }
 
   /**
@@ -270,11 +313,30 @@ export class ChatModel {
     const last = lastMessageID(c);
     if (last === "" || last === c.lastRead || last === c.markSent) return undefined;
     c.markSent = last;
-    if (c.unread !== 0) {
-      c.unread = 0;
+    if (c.unread !== 0 || c.mentions !== 0) {
+      c.unread = c.mentions = 0;
       this.dirty.lists = true;
     }
     return c.kind === "channel" ? { channel: c.name, messageId: last } : { with: c.name, messageId: last };
+  }
+
+  /**
+   * replyTo makes the message being written in the conversation shown
+   * answer its message id, or none if id is undefined or not shown there.
+   */
+  replyTo(id: string | undefined): void {
+    const c = this.conv();
+    if (!c) return;
+    const e = id === undefined ? undefined : c.entries.find((e) => e.kind === "message" && e.id === id);
+    c.reply = e?.kind === "message" ? { id: e.id, sender: e.sender, excerpt: excerpt(e.text) } : undefined;
+    this.dirty.composer = true;
+  }
+
+  /** giveBackReply makes the message being written in c answer reply again, unless it answers another. */
+  giveBackReply(c: Conversation, reply: Quote): void {
+    if (c.reply) return;
+    c.reply = reply;
+    if (c.key === this.current) this.dirty.composer = true;
   }
 
   /** openPrivate opens (creating it if need be) the private conversation with user, and shows it. */
@@ -323,6 +385,9 @@ export class ChatModel {
       case "read":
         this.read(e.value);
         break;
+      case "typing":
+        this.typing(e.value);
+        break;
     }
   }
 
@@ -336,8 +401,12 @@ export class ChatModel {
     this.epoch++;
     this.resent.clear();
     this.markAll();
-    // A mark sent on the stream that broke may have been lost with it.
-    for (const c of this.convs.values()) c.markSent = "";
+    for (const c of this.convs.values()) {
+      // A mark sent on the stream that broke may have been lost with it.
+      c.markSent = "";
+      // Typing is not replayed: who is typing now is told after the welcome.
+      this.setTyping(c, [], false);
+    }
     if (hadState && w.recovery === Recovery.COMPLETE) {
       // Everything missed follows: the state stays. A message sent before
       // the break is confirmed by its echo in what follows, or found lost
@@ -350,7 +419,7 @@ export class ChatModel {
     // The private conversations with unread messages, as the server counts
     // them: listed, so that a new device or a reload shows them (their
     // messages come from History when opened); the others have none.
-    for (const c of this.convs.values()) if (c.kind === "private") c.unread = 0;
+    for (const c of this.convs.values()) if (c.kind === "private") c.unread = c.mentions = 0;
     for (const r of w.unreadPrivate) this.setRead(this.privateConv(r.with), r);
     if (!hadState) {
       // A new session: general and its history follow.
@@ -366,7 +435,7 @@ export class ChatModel {
       if (c.kind !== "channel") continue;
       c.joined = false;
       c.members.clear();
-      c.unread = 0; // the server's count comes with its channel_joined
+      c.unread = c.mentions = 0; // the server's counts come with its channel_joined
       c.historyLeft = 0;
       c.afterHistory = undefined;
     }
@@ -449,7 +518,7 @@ export class ChatModel {
           this.add(c, { kind: "separator", time: when, text: "Earlier messages" });
         }
         c.ids.add(m.id);
-        this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: true });
+        this.add(c, this.entry(m, when, true));
       }
       if (c.historyLeft > 0 && --c.historyLeft === 0) this.endHistory(c);
       return;
@@ -460,18 +529,23 @@ export class ChatModel {
       this.endHistory(c);
     }
     c.ids.add(m.id);
-    this.add(c, { kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine, history: false });
+    const e = this.entry(m, when, false);
+    this.add(c, e);
+    // A message ends its sender's typing, which the server does not say.
+    const typers = c.typing.filter((u) => fold(u) !== fold(m.sender));
+    if (typers.length !== c.typing.length) this.setTyping(c, typers, c.severalTyping);
     if (mine) {
       // The server takes the user's own message, from any device, as
       // having read the conversation up to it.
       c.lastRead = m.id;
       c.markSent = "";
-      if (c.unread !== 0) this.dirty.lists = true;
-      c.unread = 0;
+      if (c.unread !== 0 || c.mentions !== 0) this.dirty.lists = true;
+      c.unread = c.mentions = 0;
     } else if (!(c.key === this.current && this.inView)) {
-      // As the server counts it, until it says more; a message the person
-      // sees as it comes is marked read instead (see markRead).
+      // As the server counts them, until it says more; a message the
+      // person sees as it comes is marked read instead (see markRead).
       c.unread++;
+      if (e.mentionsMe) c.mentions++;
       this.dirty.lists = true;
     }
   }
@@ -489,19 +563,48 @@ export class ChatModel {
     this.setRead(c, r);
   }
 
+  /**
+   * typing takes who is typing in a conversation now: a channel's, or the
+   * private one with the user typing. chatd names a private conversation
+   * by its typer only, so the state saying that nobody types there any more
+   * (the typer stopped, or was silent for 6 seconds) comes with no name:
+   * it is taken for every private conversation's.
+   */
+  private typing(ts: TypingState): void {
+    if (ts.channel === "" && ts.with === "") {
+      for (const c of this.convs.values()) if (c.kind === "private") this.setTyping(c, [], false);
+      return;
+    }
+    const c = ts.channel !== "" ? this.convs.get(channelKey(ts.channel)) : this.convs.get(privateKey(ts.with));
+    if (c) this.setTyping(c, ts.users, ts.several);
+  }
+
+  private setTyping(c: Conversation, users: string[], several: boolean): void {
+    if (c.typing.length === 0 && users.length === 0 && c.severalTyping === several) return;
+    c.typing = users;
+    c.severalTyping = several;
+    if (c.key === this.current) this.dirty.composer = true;
+  }
+
   /** setRead takes the server's read state of c. */
   private setRead(c: Conversation, r: ReadState): void {
     c.lastRead = r.lastReadId;
     c.unread = r.unread;
+    c.mentions = r.mentions;
     this.dirty.lists = true;
   }
 
-  /** channelList takes the unread counts of a list_channels answer, and passes it on. */
+  /**
+   * channelList takes the unread counts of a list_channels answer, and
+   * passes it on. It has no mention counts: those stay, but for a channel
+   * now read, or with fewer unread messages than it counted mentions.
+   */
   private channelList(channels: readonly Channel[]): void {
     for (const ch of channels) {
       const c = this.convs.get(channelKey(ch.name));
       if (c?.joined && c.unread !== ch.unread) {
         c.unread = ch.unread;
+        c.mentions = Math.min(c.mentions, c.unread);
         this.dirty.lists = true;
       }
     }
@@ -536,7 +639,7 @@ export class ChatModel {
     c.separated = false;
     c.markSent = "";
     if (j.read) this.setRead(c, j.read);
-    else c.unread = 0; // entering a channel reads what came before
+    else c.unread = c.mentions = 0; // entering a channel reads what came before
     c.afterHistory = { time: when, text };
     this.answered("joinChannel", key);
     if (c.historyLeft === 0) this.endHistory(c);
@@ -568,9 +671,9 @@ export class ChatModel {
   }
 
   private rejected(r: Rejected, when: Date): void {
-    if (r.clientId === READ_ID) {
+    if (r.clientId === READ_ID || r.clientId === TYPING_ID) {
       // Nothing the person asked for: the conversation was left meanwhile.
-      console.warn(`chatd: mark_read refused: ${r.reason}`);
+      console.warn(`chatd: ${r.clientId === READ_ID ? "mark_read" : "typing"} refused: ${r.reason}`);
       return;
     }
     const p = this.pending.get(r.clientId);
@@ -621,7 +724,7 @@ export class ChatModel {
       if (t.kind !== "send" || !lost(t, id)) continue;
       this.pending.delete(id);
       this.note(this.convs.get(t.conv) ?? this.conv(), when, say(t.text), tone);
-      out.push({ conv: t.conv, text: t.text });
+      out.push({ conv: t.conv, text: t.text, reply: t.reply });
     }
     if (out.length > 0) this.events.notDelivered(out);
   }
@@ -652,11 +755,14 @@ export class ChatModel {
       entries: [],
       ids: new Set(),
       unread: 0,
+      mentions: 0,
       lastRead: "",
       markSent: "",
       historyLeft: 0,
       separated: false,
       scroll: "more",
+      typing: [],
+      severalTyping: false,
     };
     this.convs.set(key, c);
     this.dirty.lists = true;
@@ -693,8 +799,7 @@ export class ChatModel {
       const m = ev.event.value;
       if (c.ids.has(m.id)) continue;
       c.ids.add(m.id);
-      const when = ev.time ? timestampDate(ev.time) : new Date();
-      items.push({ kind: "message", time: when, id: m.id, sender: m.sender, text: m.text, mine: this.isMe(m.sender), history: true });
+      items.push(this.entry(m, ev.time ? timestampDate(ev.time) : new Date(), true));
     }
     const at = c.entries[0]?.kind === "separator" ? 1 : 0;
     if (at === 0 && items.length > 0) {
@@ -707,13 +812,28 @@ export class ChatModel {
     return { at, count: items.length };
   }
 
+  /** entry is the entry that shows m. */
+  private entry(m: Message, time: Date, history: boolean): MessageEntry {
+    return {
+      kind: "message",
+      time,
+      id: m.id,
+      sender: m.sender,
+      text: m.text,
+      mine: this.isMe(m.sender),
+      history,
+      mentionsMe: m.mentions.some((u) => this.isMe(u)),
+      replyTo: m.replyTo ? { id: m.replyTo.id, sender: m.replyTo.sender, excerpt: m.replyTo.excerpt } : undefined,
+    };
+  }
+
   private add(c: Conversation, e: Entry): void {
     c.entries.push(e);
     this.events.added(c, e);
   }
 
   private markAll(): void {
-    this.dirty.lists = this.dirty.people = this.dirty.current = true;
+    this.dirty.lists = this.dirty.people = this.dirty.current = this.dirty.composer = true;
   }
 }
 
@@ -731,6 +851,12 @@ function randomID(): string {
   const b = new Uint8Array(4);
   crypto.getRandomValues(b);
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** excerpt is the start of a message's text, as the server quotes it in a reply: 100 characters at most, "…" if cut. */
+function excerpt(text: string): string {
+  const t = Array.from(text); // by code point, not to split a pair
+  return t.length > 100 ? t.slice(0, 99).join("") + "…" : text;
 }
 
 /** quote shows a message's text in a notice, shortened if long. */

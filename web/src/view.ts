@@ -1,8 +1,10 @@
 // The page's DOM: it draws the model and turns clicks into calls to
 // ViewActions. Everything a user typed (names, channel names, messages) is
-// put on the page with textContent, never as markup.
+// put on the page as text (textContent, or text nodes), never as markup;
+// the http and https addresses in messages become links, made with
+// createElement.
 import type { Channel, User } from "./gen/chat/v1/chat_pb";
-import { channelKey, fold, type ChatModel, type Conversation, type Entry } from "./model";
+import { channelKey, fold, type ChatModel, type Conversation, type Entry, type Quote } from "./model";
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -28,6 +30,8 @@ export interface ViewActions {
   scrollBack(): void;
   /** addDevice asks how to bring another device in as this user (see showDevice). */
   addDevice(): void;
+  /** reply makes the message being written answer the message id of the conversation shown; undefined: none. */
+  reply(id: string | undefined): void;
 }
 
 /**
@@ -81,6 +85,9 @@ export class View {
   private readonly deviceRow = el<HTMLElement>("device-row");
   private readonly deviceLink = el<HTMLInputElement>("device-link");
   private readonly deviceStatus = el<HTMLElement>("device-status");
+  private readonly typingLine = el<HTMLElement>("typing");
+  private readonly replyBar = el<HTMLElement>("reply-bar");
+  private readonly replyQuote = el<HTMLElement>("reply-quote");
 
   /** connected: the session is live, so the page may send. */
   private connected = false;
@@ -108,6 +115,25 @@ export class View {
     // Scrolled to the top: older messages, if there are any (see prepended).
     this.messageList.addEventListener("scroll", () => {
       if (this.messageList.scrollTop < 40) this.act.scrollBack();
+    });
+    // A message's Reply, and the quote of the message it answers.
+    this.messageList.addEventListener("click", (ev) => {
+      const target = ev.target as Element;
+      const reply = target.closest<HTMLElement>("li.message .reply-action");
+      if (reply) {
+        this.act.reply(reply.closest<HTMLElement>("li.message")?.dataset.id);
+        this.textInput.focus();
+        return;
+      }
+      const quote = target.closest<HTMLElement>("li.message .quote");
+      if (quote?.dataset.id) this.showMessage(quote.dataset.id);
+    });
+    el("reply-cancel").addEventListener("click", () => {
+      this.act.reply(undefined);
+      this.textInput.focus();
+    });
+    this.textInput.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && this.m.conv()?.reply) this.act.reply(undefined);
     });
     this.convAction.addEventListener("click", () => {
       const c = this.m.conv();
@@ -186,7 +212,8 @@ export class View {
     if (d.lists) this.drawLists();
     if (d.people) this.drawPeople();
     if (d.current) this.drawCurrent();
-    d.lists = d.people = d.current = false;
+    if (d.composer) this.drawBelow();
+    d.lists = d.people = d.current = d.composer = false;
   }
 
   /** added shows a new entry if its conversation is the one shown. */
@@ -242,17 +269,9 @@ export class View {
       name.textContent = c.name;
       name.className = this.m.online.has(fold(c.name)) ? "conv-name dot on" : "conv-name dot";
     }
-    let badge = b.querySelector<HTMLElement>(".badge");
-    if (c.unread === 0) {
-      badge?.remove();
-      return;
-    }
-    if (!badge) {
-      badge = make("span", "badge");
-      b.append(badge);
-    }
-    badge.textContent = String(c.unread);
-    badge.setAttribute("aria-label", `${c.unread} unread`);
+    // Mentions first: "@1 3" is one message naming you among three unread.
+    setBadge(b, "mention-badge", c.mentions, `@${c.mentions}`, plural(c.mentions, "mention") + " of you", b.querySelector(".badge"));
+    setBadge(b, "badge", c.unread, String(c.unread), `${c.unread} unread`);
   }
 
   private drawPeople(): void {
@@ -377,6 +396,25 @@ export class View {
     this.textInput.placeholder = hint;
   }
 
+  /** drawBelow shows who is typing under the conversation, and the message being answered above the message box. */
+  private drawBelow(): void {
+    const c = this.m.conv();
+    this.typingLine.textContent = c ? typingText(c.typing.filter((u) => !this.m.isMe(u)), c.severalTyping) : "";
+    const r = c?.reply;
+    this.replyBar.hidden = r === undefined;
+    this.replyQuote.replaceChildren(...(r ? quoteParts(r) : []));
+  }
+
+  /** showMessage scrolls to the message id, if it is shown, and marks it a moment. */
+  private showMessage(id: string): void {
+    const li = this.messageList.querySelector<HTMLElement>(`li.message[data-id="${CSS.escape(id)}"]`);
+    if (!li) return; // not loaded: the quote says what it was
+    li.scrollIntoView({ block: "center" });
+    li.classList.remove("flash");
+    void li.offsetWidth; // starts the animation again
+    li.classList.add("flash");
+  }
+
   // --- the channel list dialog ---
 
   private openChannels(): void {
@@ -494,6 +532,25 @@ class KeyedList {
   }
 }
 
+/**
+ * setBadge shows n in the conversation button b's badge of class cls, as
+ * text (read out as label), made before the element before if not null;
+ * none for 0.
+ */
+function setBadge(b: HTMLButtonElement, cls: string, n: number, text: string, label: string, before: Element | null = null): void {
+  let badge = b.querySelector<HTMLElement>("." + cls);
+  if (n === 0) {
+    badge?.remove();
+    return;
+  }
+  if (!badge) {
+    badge = make("span", cls);
+    b.insertBefore(badge, before);
+  }
+  badge.textContent = text;
+  badge.setAttribute("aria-label", label);
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
@@ -509,12 +566,108 @@ function entryItem(e: Entry): HTMLLIElement {
   t.dateTime = e.time.toISOString();
   li.append(t);
   if (e.kind === "message") {
+    li.dataset.id = e.id;
+    if (e.replyTo) {
+      // Above the line; a click shows the message answered.
+      const q = make("button", "quote");
+      q.type = "button";
+      q.dataset.id = e.replyTo.id;
+      q.title = "Show the message this answers";
+      q.append(...quoteParts(e.replyTo));
+      li.prepend(q);
+    }
     if (e.mine) li.classList.add("mine");
     if (e.history) li.classList.add("history");
-    li.append(make("span", "sender", e.sender), make("span", "text", e.text));
+    if (e.mentionsMe) li.classList.add("mention");
+    const text = make("span", "text");
+    text.append(...withLinks(e.text));
+    const reply = make("button", "reply-action", "Reply");
+    reply.type = "button";
+    reply.title = `Reply to ${e.sender}`;
+    li.append(make("span", "sender", e.sender), text, reply);
   } else {
     if (e.tone !== "plain") li.classList.add(e.tone);
     li.append(make("span", "text", e.text));
   }
   return li;
+}
+
+/** typingText says who is typing: the others, or several people (names unsaid). */
+function typingText(others: string[], several: boolean): string {
+  if (several) return "several people are typing…";
+  switch (others.length) {
+    case 0:
+      return "";
+    case 1:
+      return `${others[0]} is typing…`;
+    default:
+      return `${others.slice(0, -1).join(", ")} and ${others[others.length - 1]} are typing…`;
+  }
+}
+
+/** quoteParts are the sender and excerpt of a quoted message. */
+function quoteParts(q: Quote): HTMLElement[] {
+  return [make("span", "quote-sender", q.sender), make("span", "quote-text", q.excerpt)];
+}
+
+/** urlPattern finds the http and https addresses in a message's text. */
+const urlPattern = /\bhttps?:\/\/[^\s<>"]+/gi;
+
+/**
+ * withLinks returns a message's text as what to append to its element:
+ * its http and https addresses as links, which open in a new tab and tell
+ * the site nothing of the page (nor vouch for it, for search engines),
+ * the rest as strings, which append puts in as text. Nothing of the text
+ * is ever parsed as markup, and no other scheme (javascript:, data:)
+ * becomes a link.
+ */
+function withLinks(text: string): (string | HTMLAnchorElement)[] {
+  const out: (string | HTMLAnchorElement)[] = [];
+  let at = 0;
+  for (const m of text.matchAll(urlPattern)) {
+    const url = trimURL(m[0]);
+    const href = httpHref(url);
+    if (href === undefined) continue;
+    if (m.index > at) out.push(text.slice(at, m.index));
+    const a = make("a", "", url);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer nofollow";
+    out.push(a);
+    at = m.index + url.length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
+/**
+ * trimURL takes off an address the punctuation that ends the sentence
+ * around it ("see https://example.com."), and a closing bracket it does
+ * not open ("(at https://example.com)"), keeping those of
+ * "https://en.wikipedia.org/wiki/Go_(game)".
+ */
+function trimURL(url: string): string {
+  for (;;) {
+    const last = url[url.length - 1];
+    if (".,;:!?'\"*…’”»".includes(last)) {
+      url = url.slice(0, -1);
+      continue;
+    }
+    const open = last === ")" ? "(" : last === "]" ? "[" : "";
+    if (open !== "" && url.split(open).length < url.split(last).length) {
+      url = url.slice(0, -1);
+      continue;
+    }
+    return url;
+  }
+}
+
+/** httpHref returns url as a link's address if it is a valid http or https one, else undefined. */
+function httpHref(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : undefined;
+  } catch {
+    return undefined;
+  }
 }
