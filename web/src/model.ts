@@ -565,10 +565,10 @@ export class ChatModel {
 
   /**
    * typing takes who is typing in a conversation now: a channel's, or the
-   * private one with the user typing. chatd names a private conversation
-   * by its typer only, so the state saying that nobody types there any more
-   * (the typer stopped, or was silent for 6 seconds) comes with no name:
-   * it is taken for every private conversation's.
+   * private one with the user typing (with, also once that user stopped).
+   * A chatd of before that fix sent the state saying that nobody types in
+   * a private conversation any more with no name: it is taken for every
+   * private conversation's.
    */
   private typing(ts: TypingState): void {
     if (ts.channel === "" && ts.with === "") {
