@@ -398,7 +398,7 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 		snd := action.Send
 		// The message ends its sender's typing there: typing again may
 		// be shown at once.
-		delete(s.typed, snd.GetChannel()+"\x00"+snd.GetRecipient())
+		delete(s.typed, typingKey(snd.GetChannel(), snd.GetRecipient()))
 		return svc.hub.sendPipelined(ctx, s, snd.GetText(), snd.GetChannel(), snd.GetRecipient(), snd.GetReplyTo(), clientID, sent.Inc)
 	case *chatv1.ChatRequest_JoinChannel:
 		return svc.hub.JoinChannel(ctx, s, action.JoinChannel.GetChannel())
@@ -411,8 +411,8 @@ func (svc *service) handle(ctx context.Context, s *stream, action any, clientID 
 		ty := action.Typing
 		if ty.GetStopped() {
 			// Typing again may be shown at once.
-			delete(s.typed, ty.GetChannel()+"\x00"+ty.GetRecipient())
-		} else if !s.typingDue(ty.GetChannel(), ty.GetRecipient(), time.Now()) {
+			delete(s.typed, typingKey(ty.GetChannel(), ty.GetRecipient()))
+		} else if !s.typingDue(typingKey(ty.GetChannel(), ty.GetRecipient()), time.Now()) {
 			return nil // a refresh too soon after the last: it changes nothing
 		}
 		return svc.hub.Typing(ctx, s, ty.GetChannel(), ty.GetRecipient(), ty.GetStopped(), clientID)

@@ -56,13 +56,12 @@ func newStream(sess *session, queueSize, queueBytes int) *stream {
 	}
 }
 
-// typingDue reports whether a typing refresh in a conversation (a channel,
-// or the private one with recipient) is due at now, and notes it as sent
-// if so: one every typingEvery at most, so that a client that sends one
-// per keystroke costs the chat no more than one that follows the rule.
-// Only the stream's reader may call it.
-func (s *stream) typingDue(channel, recipient string, now time.Time) bool {
-	conv := channel + "\x00" + recipient
+// typingDue reports whether a typing refresh in conversation conv (see
+// typingKey) is due at now, and notes it as sent if so: one every
+// typingEvery at most, so that a client that sends one per keystroke
+// costs the chat no more than one that follows the rule. Only the
+// stream's reader may call it.
+func (s *stream) typingDue(conv string, now time.Time) bool {
 	if last, ok := s.typed[conv]; ok && now.Sub(last) < typingEvery {
 		return false
 	}
@@ -71,6 +70,26 @@ func (s *stream) typingDue(channel, recipient string, now time.Time) bool {
 	}
 	s.typed[conv] = now
 	return true
+}
+
+// typingKey names the conversation of a typing or a message, as a
+// stream's reader tells them apart: whatever the letter case, and general
+// whether named or not. A name that is no valid one is kept as it is:
+// the hub refuses it.
+func typingKey(channel, recipient string) string {
+	if recipient != "" {
+		if _, key, err := CheckUsername(recipient); err == nil {
+			return "@" + key
+		}
+		return "@" + recipient
+	}
+	if channel == "" {
+		return "#" + generalChannel
+	}
+	if _, key, err := CheckChannel(channel); err == nil {
+		return "#" + key
+	}
+	return "#" + channel
 }
 
 // maxTypingConvs bounds what a stream's reader keeps of its typing.

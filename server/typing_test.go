@@ -40,10 +40,20 @@ func TestTyping(t *testing.T) {
 	for _, c := range []*client{alice, bob} {
 		expectTyping(t, c.name, c.next(t), "general", "", []string{"alice"}, false)
 	}
-	alice.send(t, typingReq("general", "", false)) // a refresh: nothing new
+	alice.send(t, typingReq("General", "", false)) // a refresh: nothing new
 	alice.say(t, "done typing", "a1")
 	for _, c := range []*client{alice, bob} {
 		expectMessage(t, c.name, c.next(t), "alice", "done typing", "a1")
+	}
+	// Her message, to general unnamed, ends the typing she named general:
+	// typing again is shown at once.
+	alice.send(t, typingReq("#GENERAL", "", false))
+	for _, c := range []*client{alice, bob} {
+		expectTyping(t, c.name, c.next(t), "general", "", []string{"alice"}, false)
+	}
+	alice.send(t, typingReq("", "", true))
+	for _, c := range []*client{alice, bob} {
+		expectTyping(t, c.name, c.next(t), "general", "", nil, false)
 	}
 	bob.send(t, typingReq("", "", false))
 	for _, c := range []*client{alice, bob} {
