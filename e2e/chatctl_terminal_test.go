@@ -27,6 +27,9 @@ import (
 // wraps, which keeps the screen model simple.
 const screenCols = 200
 
+// shortID is the number a terminal shows before each message, for /reply.
+const shortID = `\[\d+\] `
+
 // screen is what a VT100-like terminal shows after the output it was fed:
 // enough of one for x/term's line editor (cursor moves, erasing to the end
 // of a line) and plain output. Rows grow downward without scrolling. Its
@@ -342,10 +345,10 @@ func TestChatctlJoinInATerminal(t *testing.T) {
 	}
 	alice.waitRow(t, clock+`\* bob left \(logged out\)$`)
 	alice.waitPrompt(t, "#general> ", "hel")
-	alice.waitRow(t, clock+`#general bob: hi alice \\x1b\[2J$`)
+	alice.waitRow(t, clock+shortID+`#general bob: hi alice \\x1b\[2J$`)
 
 	alice.typeKeys(t, "lo\r")
-	alice.waitRow(t, clock+`#general alice: hello$`)
+	alice.waitRow(t, clock+shortID+`#general alice: hello$`)
 	alice.waitPrompt(t, "#general> ", "")
 
 	// The prompt names the channel lines go to.
@@ -423,7 +426,7 @@ func TestChatctlJoinInATerminalShowsTheOtherDeviceCommand(t *testing.T) {
 	if code := other.wait(t); code != exitOK {
 		t.Fatalf("the command shown: exit code %d\n%s", code, other.stderr)
 	}
-	alice.waitRow(t, clock+`#general alice: from the other device$`)
+	alice.waitRow(t, clock+shortID+`#general alice: from the other device$`)
 	alice.typeKeys(t, "\x04")
 	if code := alice.wait(t); code != exitOK {
 		t.Errorf("exit code %d after Ctrl-D, want 0\n%s", code, alice.screen)

@@ -45,6 +45,7 @@ type view struct {
 	you     string               // the session's username
 	current string               // the channel plain lines go to, if any
 	joined  func(ch string) bool // whether the session is in channel ch; nil for none
+	ids     *shortIDs            // the numbers of the messages printed; nil for none
 }
 
 // in reports whether v's session is in channel ch.
@@ -66,6 +67,9 @@ func newPrinter(format outputFormat, stdout, stderr io.Writer) printer {
 type textPrinter struct {
 	w   io.Writer
 	loc *time.Location // time zone of the times shown
+	// styled says w is a person's terminal: each message shows its short
+	// id, dimmed, for /reply. A pipe gets plain lines, as it always did.
+	styled bool
 }
 
 // indent starts the continuation lines of a multi-line message, under the
@@ -87,11 +91,7 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 	case *chatv1.ChatResponse_UserLeft:
 		_, err = fmt.Fprintf(p.w, "%s * %s left (%s)\n", at, sanitize(e.UserLeft.GetUser().GetUsername(), ""), leaveReason(e.UserLeft.GetReason()))
 	case *chatv1.ChatResponse_Message:
-		mark := ""
-		if ev.GetHistory() {
-			mark = "[history] "
-		}
-		_, err = fmt.Fprintf(p.w, "%s %s%s: %s\n", at, mark, messageHead(e.Message), sanitize(e.Message.GetText(), indent))
+		err = p.message(at, ev.GetHistory(), e.Message, v)
 	case *chatv1.ChatResponse_Rejected:
 		_, err = fmt.Fprintf(p.w, "%s ! %s\n", at, sanitize(e.Rejected.GetReason(), indent))
 	case *chatv1.ChatResponse_ChannelJoined:
@@ -114,6 +114,53 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 	}
 	return err
 }
+
+// message shows a message: "15:04:05 #go bob: text", marked [history] if
+// it was sent before it was shown, with a quote of the message it answers
+// if it is a reply; on a terminal, after its short id.
+func (p *textPrinter) message(at string, history bool, m *chatv1.Message, v view) error {
+	var b strings.Builder
+	b.WriteString(at + " ")
+	if n := v.ids.number(m.GetId()); p.styled && n > 0 {
+		b.WriteString(dim(fmt.Sprintf("[%d]", n)) + " ")
+	}
+	if history {
+		b.WriteString("[history] ")
+	}
+	b.WriteString(messageHead(m))
+	if r := m.GetReplyTo(); r != nil {
+		b.WriteString(" " + p.quote(r, v))
+	}
+	b.WriteString(": " + sanitize(m.GetText(), indent) + "\n")
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// quoteLen is the most characters of a reply's excerpt shown: the server
+// sends up to 100, too many to fit beside the reply on one line.
+const quoteLen = 40
+
+// quote is the compact quote of the message a reply answers, as the
+// server sends it: (re bob: "lunch at noon?"), on one line, and on a
+// terminal with the original's short id if it has one, dimmed.
+func (p *textPrinter) quote(r *chatv1.ReplyTo, v view) string {
+	excerpt := strings.Join(strings.Fields(r.GetExcerpt()), " ")
+	if runes := []rune(excerpt); len(runes) > quoteLen {
+		excerpt = strings.TrimRight(string(runes[:quoteLen-1]), " …") + "…"
+	}
+	ref := ""
+	if n := v.ids.number(r.GetId()); p.styled && n > 0 {
+		ref = fmt.Sprintf("[%d] ", n)
+	}
+	q := fmt.Sprintf(`(re %s%s: "%s")`, ref, sanitize(r.GetSender(), ""), sanitize(excerpt, ""))
+	if p.styled {
+		q = dim(q)
+	}
+	return q
+}
+
+// dim shows s faint on a terminal (SGR 2, then 22: normal intensity).
+func dim(s string) string { return "\x1b[2m" + s + "\x1b[22m" }
 
 // welcome shows a welcome: a new session's snapshot, or the outcome of a
 // reconnection.

@@ -105,6 +105,9 @@ type session struct {
 	markDue   <-chan time.Time    // fires when the marks in unmarked are to be sent; nil if none are waiting
 	unmarked  map[string]readMark // by conversation: the last message printed, not marked read yet
 	lastRead  map[string]string   // by conversation: the last message read, as far as chatctl knows
+
+	ids    *shortIDs         // the numbers of the messages printed (see reply.go)
+	lastIn map[string]msgRef // by channel's conversation: the last message printed in it
 }
 
 // channel is a channel the session is in.
@@ -158,6 +161,8 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		markEvery:        markEvery,
 		unmarked:         map[string]readMark{},
 		lastRead:         map[string]string{},
+		ids:              newShortIDs(),
+		lastIn:           map[string]msgRef{},
 	}
 }
 
@@ -479,7 +484,7 @@ func (s *session) ended(err error, leaving, cancelled bool) error {
 
 // view is the session's state as the printer needs it.
 func (s *session) view() view {
-	return view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }}
+	return view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }, ids: s.ids}
 }
 
 // channel returns the channel the session is in called name, or nil.
@@ -568,7 +573,7 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 			notes = append(notes, fmt.Sprintf("Not sent: %q", u.text))
 		}
 	}
-	if err := s.out.event(ev, s.view()); err != nil {
+	if err := s.show(ev); err != nil {
 		return err
 	}
 	s.printedMessage(ev)
@@ -798,6 +803,7 @@ func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
 	}
 	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
 	s.forgetReads(conversation(name, ""))
+	delete(s.lastIn, conversation(name, ""))
 	maps.DeleteFunc(s.parting, func(_ string, ch string) bool { return sameChannel(ch, name) })
 	if !sameChannel(s.current, name) {
 		return nil
