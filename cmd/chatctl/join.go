@@ -32,7 +32,9 @@ Entering a channel shows its recent messages, marked [history], between
 On a terminal each message is shown after a number, dimmed ("[12]"), that
 /reply takes: "/reply 12 sure" answers that message, in its conversation,
 and "/reply last sure" the last one shown in your current channel. A reply
-is shown with a quote of what it answers: (re bob: "lunch?").
+is shown with a quote of what it answers: (re bob: "lunch?"). A message
+that names you (@alice) is in bold, with the bell if it is new, and
+joining and /channels say how many of your unread messages name you.
 
 If the connection breaks (network failure, chatd restarting, a stream reset
 on the way, too slow), join reconnects on its own, with backoff, for up to

@@ -46,10 +46,21 @@ type view struct {
 	current string               // the channel plain lines go to, if any
 	joined  func(ch string) bool // whether the session is in channel ch; nil for none
 	ids     *shortIDs            // the numbers of the messages printed; nil for none
+	// mentions says how many unread messages of channel ch name the
+	// user; nil for none.
+	mentions func(ch string) uint32
 }
 
 // in reports whether v's session is in channel ch.
 func (v view) in(ch string) bool { return v.joined != nil && v.joined(ch) }
+
+// mentionsIn is how many unread messages of channel ch name the user.
+func (v view) mentionsIn(ch string) uint32 {
+	if v.mentions == nil {
+		return 0
+	}
+	return v.mentions(ch)
+}
 
 // newPrinter returns the printer for format. Output meant for programs goes
 // to stdout; in JSON mode chatctl's own notes go to stderr, so that stdout
@@ -68,7 +79,9 @@ type textPrinter struct {
 	w   io.Writer
 	loc *time.Location // time zone of the times shown
 	// styled says w is a person's terminal: each message shows its short
-	// id, dimmed, for /reply. A pipe gets plain lines, as it always did.
+	// id, dimmed, for /reply, and one that names the user stands out, in
+	// bold, with the terminal's bell if it is new. A pipe gets plain
+	// lines, as it always did.
 	styled bool
 }
 
@@ -117,7 +130,8 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 
 // message shows a message: "15:04:05 #go bob: text", marked [history] if
 // it was sent before it was shown, with a quote of the message it answers
-// if it is a reply; on a terminal, after its short id.
+// if it is a reply; on a terminal, after its short id, and in bold if it
+// names the user (with the bell, unless it is history).
 func (p *textPrinter) message(at string, history bool, m *chatv1.Message, v view) error {
 	var b strings.Builder
 	b.WriteString(at + " ")
@@ -127,13 +141,29 @@ func (p *textPrinter) message(at string, history bool, m *chatv1.Message, v view
 	if history {
 		b.WriteString("[history] ")
 	}
-	b.WriteString(messageHead(m))
+	head, text := messageHead(m), sanitize(m.GetText(), indent)
+	highlight := p.styled && m.GetSender() != v.you && mentionsYou(m, v.you)
+	if highlight {
+		head, text = bold(head), bold(text)
+	}
+	b.WriteString(head)
 	if r := m.GetReplyTo(); r != nil {
 		b.WriteString(" " + p.quote(r, v))
 	}
-	b.WriteString(": " + sanitize(m.GetText(), indent) + "\n")
+	b.WriteString(": " + text)
+	if highlight && !history {
+		b.WriteString(bell)
+	}
+	b.WriteString("\n")
 	_, err := io.WriteString(p.w, b.String())
 	return err
+}
+
+// mentionsYou reports whether m names you (@you).
+func mentionsYou(m *chatv1.Message, you string) bool {
+	// The server lists names as they are shown; names are unique whatever
+	// their letter case.
+	return you != "" && slices.ContainsFunc(m.GetMentions(), func(n string) bool { return strings.EqualFold(n, you) })
 }
 
 // quoteLen is the most characters of a reply's excerpt shown: the server
@@ -161,6 +191,21 @@ func (p *textPrinter) quote(r *chatv1.ReplyTo, v view) string {
 
 // dim shows s faint on a terminal (SGR 2, then 22: normal intensity).
 func dim(s string) string { return "\x1b[2m" + s + "\x1b[22m" }
+
+// bold shows s bold on a terminal (SGR 1, then 22).
+func bold(s string) string { return "\x1b[1m" + s + "\x1b[22m" }
+
+// bell rings the terminal's bell.
+const bell = "\a"
+
+// mentionCount is ", 2 mentioning you" when n > 0, to follow an unread
+// count.
+func mentionCount(n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d mentioning you", n)
+}
 
 // welcome shows a welcome: a new session's snapshot, or the outcome of a
 // reconnection.
@@ -193,7 +238,7 @@ func (p *textPrinter) channelJoined(at string, cj *chatv1.ChannelJoined, v view)
 	}
 	if n := cj.GetRead().GetUnread(); n > 0 {
 		// Where the user stands, as another device of theirs left it.
-		line += fmt.Sprintf(", %d unread", n)
+		line += fmt.Sprintf(", %d unread", n) + mentionCount(cj.GetRead().GetMentions())
 	}
 	if n := cj.GetHistoryCount(); n > 0 {
 		line += fmt.Sprintf("\n-- history of %s (%s) --", ch, plural(int(n), "message"))
@@ -228,7 +273,9 @@ func (p *textPrinter) channelList(at string, channels []*chatv1.Channel, v view)
 		if unread {
 			n := ""
 			if c.GetUnread() > 0 {
-				n = fmt.Sprintf("%d unread", c.GetUnread())
+				// A channel's entry has no mentions: the session counts
+				// them (see session.countMention), never past unread.
+				n = fmt.Sprintf("%d unread", c.GetUnread()) + mentionCount(min(v.mentionsIn(c.GetName()), c.GetUnread()))
 			}
 			cells = append(cells, n)
 		}

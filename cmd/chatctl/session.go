@@ -105,6 +105,7 @@ type session struct {
 	markDue   <-chan time.Time    // fires when the marks in unmarked are to be sent; nil if none are waiting
 	unmarked  map[string]readMark // by conversation: the last message printed, not marked read yet
 	lastRead  map[string]string   // by conversation: the last message read, as far as chatctl knows
+	mentions  map[string]uint32   // by conversation: how many unread messages name the user (see countMention)
 
 	ids    *shortIDs         // the numbers of the messages printed (see reply.go)
 	lastIn map[string]msgRef // by channel's conversation: the last message printed in it
@@ -161,6 +162,7 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		markEvery:        markEvery,
 		unmarked:         map[string]readMark{},
 		lastRead:         map[string]string{},
+		mentions:         map[string]uint32{},
 		ids:              newShortIDs(),
 		lastIn:           map[string]msgRef{},
 	}
@@ -484,7 +486,13 @@ func (s *session) ended(err error, leaving, cancelled bool) error {
 
 // view is the session's state as the printer needs it.
 func (s *session) view() view {
-	return view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }, ids: s.ids}
+	return view{
+		you:      s.you,
+		current:  s.current,
+		joined:   func(ch string) bool { return s.channel(ch) != nil },
+		ids:      s.ids,
+		mentions: func(ch string) uint32 { return s.mentions[conversation(ch, "")] },
+	}
 }
 
 // channel returns the channel the session is in called name, or nil.
@@ -576,6 +584,7 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 	if err := s.show(ev); err != nil {
 		return err
 	}
+	s.countMention(ev)
 	s.printedMessage(ev)
 	if ev.GetHistory() && s.historyLeft > 0 {
 		if s.historyLeft--; s.historyLeft == 0 {
