@@ -35,6 +35,10 @@ and "/reply last sure" the last one shown in your current channel. A reply
 is shown with a quote of what it answers: (re bob: "lunch?"). A message
 that names you (@alice) is in bold, with the bell if it is new, and
 joining and /channels say how many of your unread messages name you.
+While you type a message on a terminal, the others in its conversation
+see that you are typing, until you send it or clear the line; and the
+prompt shows who else is typing in your current channel, or to you:
+"(bob is typing…) #general> ". In a pipe, neither.
 
 If the connection breaks (network failure, chatd restarting, a stream reset
 on the way, too slow), join reconnects on its own, with backoff, for up to

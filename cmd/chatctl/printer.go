@@ -121,6 +121,10 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 		// A read mark moved, from this device or another of the
 		// user's: what was read here was seen here, and what was read
 		// elsewhere was printed here already.
+	case *chatv1.ChatResponse_Typing:
+		// Who is typing shows on a terminal's prompt (see
+		// session.showPrompt), and a line in the scroll-back for each
+		// key someone presses would drown the conversation.
 	default:
 		// A newer server may send events this chatctl predates.
 		_, err = fmt.Fprintf(p.w, "%s ? an event this chatctl does not know (try a newer chatctl)\n", at)
