@@ -40,6 +40,7 @@ type screen struct {
 	row, col int
 	pending  []byte        // an escape sequence or a rune not complete yet
 	changed  chan struct{} // signalled on every write
+	raw      []byte        // everything written, for what the model leaves out (styles, the bell)
 }
 
 func newScreen() *screen {
@@ -49,6 +50,7 @@ func newScreen() *screen {
 func (s *screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.raw = append(s.raw, p...)
 	b := append(s.pending, p...)
 	s.pending = nil
 	for len(b) > 0 {
@@ -162,6 +164,13 @@ func (s *screen) lines() (rows []string, row, col int) {
 		rows = append(rows, strings.TrimRight(string(r), " "))
 	}
 	return rows, s.row, s.col
+}
+
+// output returns everything written to the screen, escapes included.
+func (s *screen) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.raw)
 }
 
 func (s *screen) String() string {
