@@ -27,6 +27,9 @@ import (
 // wraps, which keeps the screen model simple.
 const screenCols = 200
 
+// shortID is the number a terminal shows before each message, for /reply.
+const shortID = `\[\d+\] `
+
 // screen is what a VT100-like terminal shows after the output it was fed:
 // enough of one for x/term's line editor (cursor moves, erasing to the end
 // of a line) and plain output. Rows grow downward without scrolling. Its
@@ -37,6 +40,7 @@ type screen struct {
 	row, col int
 	pending  []byte        // an escape sequence or a rune not complete yet
 	changed  chan struct{} // signalled on every write
+	raw      []byte        // everything written, for what the model leaves out (styles, the bell)
 }
 
 func newScreen() *screen {
@@ -46,6 +50,7 @@ func newScreen() *screen {
 func (s *screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.raw = append(s.raw, p...)
 	b := append(s.pending, p...)
 	s.pending = nil
 	for len(b) > 0 {
@@ -159,6 +164,13 @@ func (s *screen) lines() (rows []string, row, col int) {
 		rows = append(rows, strings.TrimRight(string(r), " "))
 	}
 	return rows, s.row, s.col
+}
+
+// output returns everything written to the screen, escapes included.
+func (s *screen) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.raw)
 }
 
 func (s *screen) String() string {
@@ -342,10 +354,10 @@ func TestChatctlJoinInATerminal(t *testing.T) {
 	}
 	alice.waitRow(t, clock+`\* bob left \(logged out\)$`)
 	alice.waitPrompt(t, "#general> ", "hel")
-	alice.waitRow(t, clock+`#general bob: hi alice \\x1b\[2J$`)
+	alice.waitRow(t, clock+shortID+`#general bob: hi alice \\x1b\[2J$`)
 
 	alice.typeKeys(t, "lo\r")
-	alice.waitRow(t, clock+`#general alice: hello$`)
+	alice.waitRow(t, clock+shortID+`#general alice: hello$`)
 	alice.waitPrompt(t, "#general> ", "")
 
 	// The prompt names the channel lines go to.
@@ -423,7 +435,7 @@ func TestChatctlJoinInATerminalShowsTheOtherDeviceCommand(t *testing.T) {
 	if code := other.wait(t); code != exitOK {
 		t.Fatalf("the command shown: exit code %d\n%s", code, other.stderr)
 	}
-	alice.waitRow(t, clock+`#general alice: from the other device$`)
+	alice.waitRow(t, clock+shortID+`#general alice: from the other device$`)
 	alice.typeKeys(t, "\x04")
 	if code := alice.wait(t); code != exitOK {
 		t.Errorf("exit code %d after Ctrl-D, want 0\n%s", code, alice.screen)

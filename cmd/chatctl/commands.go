@@ -16,6 +16,9 @@ const sessionHelp = `  /join #name      enter a channel (created if new) and tal
   /switch #name    talk in another channel you are in
   /channels        list every channel, how many are in it, what is unread
   /msg NAME text   send text to NAME only
+  /reply ID|last text  answer a message, in its conversation: ID is the number
+                   shown before it on a terminal ([12]) or its id (-o json's),
+                   last the last message shown in your current channel
   /who [#name]     list who is online, or who is in a channel you are in
   /history [#name|NAME] [N]  show the last N (20) messages of the current channel,
                    another one, or your private messages with NAME
@@ -81,6 +84,8 @@ func (s *session) command(line string) (quit bool) {
 		if !s.request(listChannelsRequest(id)) {
 			delete(s.listing, id)
 		}
+	case "/reply":
+		s.reply(rest)
 	case "/msg":
 		to, text := splitWord(rest)
 		if to == "" || text == "" {

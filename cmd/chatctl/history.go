@@ -81,7 +81,7 @@ func (s *session) history(args []string) {
 	}
 	s.note(fmt.Sprintf("-- the last %s of %s --", plural(len(page), "message"), what))
 	for _, ev := range page {
-		if err := s.out.event(ev, s.view()); err != nil {
+		if err := s.show(ev); err != nil {
 			return
 		}
 	}

@@ -29,6 +29,17 @@ Commands, typed as a line of their own:
 Entering a channel shows its recent messages, marked [history], between
 "-- history of #name --" and "-- end of history --".
 
+On a terminal each message is shown after a number, dimmed ("[12]"), that
+/reply takes: "/reply 12 sure" answers that message, in its conversation,
+and "/reply last sure" the last one shown in your current channel. A reply
+is shown with a quote of what it answers: (re bob: "lunch?"). A message
+that names you (@alice) is in bold, with the bell if it is new, and
+joining and /channels say how many of your unread messages name you.
+While you type a message on a terminal, the others in its conversation
+see that you are typing, until you send it or clear the line; and the
+prompt shows who else is typing in your current channel, or to you:
+"(bob is typing…) #general> ". In a pipe, neither.
+
 If the connection breaks (network failure, chatd restarting, a stream reset
 on the way, too slow), join reconnects on its own, with backoff, for up to
 --reconnect-timeout, and takes the session back: "reconnected: nothing
@@ -126,7 +137,11 @@ func runJoin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			stderr = con
 		}
 	}
-	s := newSession(c, l, newPrinter(opts.output, stdout, stderr), stderr, *reconnectTimeout)
+	out := newPrinter(opts.output, stdout, stderr)
+	if tp, ok := out.(*textPrinter); ok && con != nil {
+		tp.styled = true // a person reads it, and may /reply to a number
+	}
+	s := newSession(c, l, out, stderr, *reconnectTimeout)
 	if con != nil {
 		s.prompt = con.setPrompt
 	}

@@ -86,7 +86,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"-h"}, []string{"Usage: chatctl <command>"}},
 		{[]string{"help"}, []string{"Usage: chatctl <command>"}},
 		{[]string{"help", "send"}, []string{"Usage: chatctl send --name NAME [--channel NAME | --to NAME] [flags] TEXT"}},
-		{[]string{"join", "--help"}, []string{"Usage: chatctl join", "--name username", "/quit", "/who", "/join #name", "/leave", "/switch", "/channels", "/msg NAME text", "--reconnect-timeout duration", "(default 30s)", "default localhost:50051", "Exit codes:"}},
+		{[]string{"join", "--help"}, []string{"Usage: chatctl join", "--name username", "/quit", "/who", "/join #name", "/leave", "/switch", "/channels", "/msg NAME text", "/reply ID|last text", "--reconnect-timeout duration", "(default 30s)", "default localhost:50051", "Exit codes:"}},
 		{[]string{"send", "-h"}, []string{"Usage: chatctl send", "--name username", "--channel channel", "--to username"}},
 		{[]string{"who", "--help"}, []string{"Usage: chatctl who", "-o format"}},
 		{[]string{"channels", "--help"}, []string{"Usage: chatctl channels", "-o format"}},

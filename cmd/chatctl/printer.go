@@ -45,10 +45,22 @@ type view struct {
 	you     string               // the session's username
 	current string               // the channel plain lines go to, if any
 	joined  func(ch string) bool // whether the session is in channel ch; nil for none
+	ids     *shortIDs            // the numbers of the messages printed; nil for none
+	// mentions says how many unread messages of channel ch name the
+	// user; nil for none.
+	mentions func(ch string) uint32
 }
 
 // in reports whether v's session is in channel ch.
 func (v view) in(ch string) bool { return v.joined != nil && v.joined(ch) }
+
+// mentionsIn is how many unread messages of channel ch name the user.
+func (v view) mentionsIn(ch string) uint32 {
+	if v.mentions == nil {
+		return 0
+	}
+	return v.mentions(ch)
+}
 
 // newPrinter returns the printer for format. Output meant for programs goes
 // to stdout; in JSON mode chatctl's own notes go to stderr, so that stdout
@@ -66,6 +78,11 @@ func newPrinter(format outputFormat, stdout, stderr io.Writer) printer {
 type textPrinter struct {
 	w   io.Writer
 	loc *time.Location // time zone of the times shown
+	// styled says w is a person's terminal: each message shows its short
+	// id, dimmed, for /reply, and one that names the user stands out, in
+	// bold, with the terminal's bell if it is new. A pipe gets plain
+	// lines, as it always did.
+	styled bool
 }
 
 // indent starts the continuation lines of a multi-line message, under the
@@ -87,11 +104,7 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 	case *chatv1.ChatResponse_UserLeft:
 		_, err = fmt.Fprintf(p.w, "%s * %s left (%s)\n", at, sanitize(e.UserLeft.GetUser().GetUsername(), ""), leaveReason(e.UserLeft.GetReason()))
 	case *chatv1.ChatResponse_Message:
-		mark := ""
-		if ev.GetHistory() {
-			mark = "[history] "
-		}
-		_, err = fmt.Fprintf(p.w, "%s %s%s: %s\n", at, mark, messageHead(e.Message), sanitize(e.Message.GetText(), indent))
+		err = p.message(at, ev.GetHistory(), e.Message, v)
 	case *chatv1.ChatResponse_Rejected:
 		_, err = fmt.Fprintf(p.w, "%s ! %s\n", at, sanitize(e.Rejected.GetReason(), indent))
 	case *chatv1.ChatResponse_ChannelJoined:
@@ -108,11 +121,94 @@ func (p *textPrinter) event(ev *chatv1.ChatResponse, v view) error {
 		// A read mark moved, from this device or another of the
 		// user's: what was read here was seen here, and what was read
 		// elsewhere was printed here already.
+	case *chatv1.ChatResponse_Typing:
+		// Who is typing shows on a terminal's prompt (see
+		// session.showPrompt), and a line in the scroll-back for each
+		// key someone presses would drown the conversation.
 	default:
 		// A newer server may send events this chatctl predates.
 		_, err = fmt.Fprintf(p.w, "%s ? an event this chatctl does not know (try a newer chatctl)\n", at)
 	}
 	return err
+}
+
+// message shows a message: "15:04:05 #go bob: text", marked [history] if
+// it was sent before it was shown, with a quote of the message it answers
+// if it is a reply; on a terminal, after its short id, and in bold if it
+// names the user (with the bell, unless it is history).
+func (p *textPrinter) message(at string, history bool, m *chatv1.Message, v view) error {
+	var b strings.Builder
+	b.WriteString(at + " ")
+	if n := v.ids.number(m.GetId()); p.styled && n > 0 {
+		b.WriteString(dim(fmt.Sprintf("[%d]", n)) + " ")
+	}
+	if history {
+		b.WriteString("[history] ")
+	}
+	head, text := messageHead(m), sanitize(m.GetText(), indent)
+	highlight := p.styled && m.GetSender() != v.you && mentionsYou(m, v.you)
+	if highlight {
+		head, text = bold(head), bold(text)
+	}
+	b.WriteString(head)
+	if r := m.GetReplyTo(); r != nil {
+		b.WriteString(" " + p.quote(r, v))
+	}
+	b.WriteString(": " + text)
+	if highlight && !history {
+		b.WriteString(bell)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// mentionsYou reports whether m names you (@you).
+func mentionsYou(m *chatv1.Message, you string) bool {
+	// The server lists names as they are shown; names are unique whatever
+	// their letter case.
+	return you != "" && slices.ContainsFunc(m.GetMentions(), func(n string) bool { return strings.EqualFold(n, you) })
+}
+
+// quoteLen is the most characters of a reply's excerpt shown: the server
+// sends up to 100, too many to fit beside the reply on one line.
+const quoteLen = 40
+
+// quote is the compact quote of the message a reply answers, as the
+// server sends it: (re bob: "lunch at noon?"), on one line, and on a
+// terminal with the original's short id if it has one, dimmed.
+func (p *textPrinter) quote(r *chatv1.ReplyTo, v view) string {
+	excerpt := strings.Join(strings.Fields(r.GetExcerpt()), " ")
+	if runes := []rune(excerpt); len(runes) > quoteLen {
+		excerpt = strings.TrimRight(string(runes[:quoteLen-1]), " …") + "…"
+	}
+	ref := ""
+	if n := v.ids.number(r.GetId()); p.styled && n > 0 {
+		ref = fmt.Sprintf("[%d] ", n)
+	}
+	q := fmt.Sprintf(`(re %s%s: "%s")`, ref, sanitize(r.GetSender(), ""), sanitize(excerpt, ""))
+	if p.styled {
+		q = dim(q)
+	}
+	return q
+}
+
+// dim shows s faint on a terminal (SGR 2, then 22: normal intensity).
+func dim(s string) string { return "\x1b[2m" + s + "\x1b[22m" }
+
+// bold shows s bold on a terminal (SGR 1, then 22).
+func bold(s string) string { return "\x1b[1m" + s + "\x1b[22m" }
+
+// bell rings the terminal's bell.
+const bell = "\a"
+
+// mentionCount is ", 2 mentioning you" when n > 0, to follow an unread
+// count.
+func mentionCount(n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d mentioning you", n)
 }
 
 // welcome shows a welcome: a new session's snapshot, or the outcome of a
@@ -146,7 +242,7 @@ func (p *textPrinter) channelJoined(at string, cj *chatv1.ChannelJoined, v view)
 	}
 	if n := cj.GetRead().GetUnread(); n > 0 {
 		// Where the user stands, as another device of theirs left it.
-		line += fmt.Sprintf(", %d unread", n)
+		line += fmt.Sprintf(", %d unread", n) + mentionCount(cj.GetRead().GetMentions())
 	}
 	if n := cj.GetHistoryCount(); n > 0 {
 		line += fmt.Sprintf("\n-- history of %s (%s) --", ch, plural(int(n), "message"))
@@ -181,7 +277,9 @@ func (p *textPrinter) channelList(at string, channels []*chatv1.Channel, v view)
 		if unread {
 			n := ""
 			if c.GetUnread() > 0 {
-				n = fmt.Sprintf("%d unread", c.GetUnread())
+				// A channel's entry has no mentions: the session counts
+				// them (see session.countMention), never past unread.
+				n = fmt.Sprintf("%d unread", c.GetUnread()) + mentionCount(min(v.mentionsIn(c.GetName()), c.GetUnread()))
 			}
 			cells = append(cells, n)
 		}

@@ -78,6 +78,11 @@ func (s *session) printedMessage(ev *chatv1.ChatResponse) {
 func (s *session) readState(r *chatv1.ReadState) {
 	key := conversation(r.GetChannel(), r.GetWith())
 	s.lastRead[key] = r.GetLastReadId()
+	if n := r.GetMentions(); n > 0 {
+		s.mentions[key] = n
+	} else {
+		delete(s.mentions, key)
+	}
 	if u, ok := s.unmarked[key]; ok && u.id == r.GetLastReadId() {
 		delete(s.unmarked, key)
 	}
@@ -90,10 +95,32 @@ func (s *session) forgetReads(key string) {
 	if key == "" {
 		clear(s.unmarked)
 		clear(s.lastRead)
+		clear(s.mentions)
 		return
 	}
 	delete(s.unmarked, key)
 	delete(s.lastRead, key)
+	delete(s.mentions, key)
+}
+
+// countMention counts a message just received in the unread messages
+// that name the user, per conversation, for /channels: the server's
+// channel list has no such count, but its read states do, and the
+// messages that come after one in the one order are what it counts next.
+// A history message is one it counted already; the user's own message
+// marks its conversation read.
+func (s *session) countMention(ev *chatv1.ChatResponse) {
+	m := ev.GetMessage()
+	if m == nil || ev.GetHistory() {
+		return
+	}
+	key := conversation(messageConv(m, s.you))
+	switch {
+	case m.GetSender() == s.you:
+		delete(s.mentions, key)
+	case mentionsYou(m, s.you):
+		s.mentions[key]++
+	}
 }
 
 // sendMarks sends the marks due, one per conversation, in the order of
@@ -129,7 +156,11 @@ func unreadNote(unread []*chatv1.ReadState) string {
 	var parts []string
 	for _, r := range unread {
 		if r.GetUnread() > 0 && r.GetWith() != "" {
-			parts = append(parts, fmt.Sprintf("%d from %s", r.GetUnread(), sanitize(r.GetWith(), "")))
+			part := fmt.Sprintf("%d from %s", r.GetUnread(), sanitize(r.GetWith(), ""))
+			if n := r.GetMentions(); n > 0 {
+				part += fmt.Sprintf(" (%d mentioning you)", n)
+			}
+			parts = append(parts, part)
 		}
 	}
 	if len(parts) == 0 {

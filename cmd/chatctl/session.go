@@ -105,6 +105,19 @@ type session struct {
 	markDue   <-chan time.Time    // fires when the marks in unmarked are to be sent; nil if none are waiting
 	unmarked  map[string]readMark // by conversation: the last message printed, not marked read yet
 	lastRead  map[string]string   // by conversation: the last message read, as far as chatctl knows
+	mentions  map[string]uint32   // by conversation: how many unread messages name the user (see countMention)
+
+	ids    *shortIDs         // the numbers of the messages printed (see reply.go)
+	lastIn map[string]msgRef // by channel's conversation: the last message printed in it
+
+	// typing is where the user is typing, as last said to chatd; nil
+	// if nowhere (see typing.go). typedAt is when it was last said in
+	// each conversation, on this link, while chatd would drop it again.
+	// typers is who is typing, by conversation, as chatd last said.
+	typing  *typingTo
+	typedAt map[string]time.Time
+	typers  map[string]typers
+	now     func() time.Time // the clock typing is timed by
 }
 
 // channel is a channel the session is in.
@@ -158,13 +171,22 @@ func newSession(c *connector, l *link, out printer, stderr io.Writer, reconnectT
 		markEvery:        markEvery,
 		unmarked:         map[string]readMark{},
 		lastRead:         map[string]string{},
+		mentions:         map[string]uint32{},
+		ids:              newShortIDs(),
+		lastIn:           map[string]msgRef{},
+		typedAt:          map[string]time.Time{},
+		typers:           map[string]typers{},
+		now:              time.Now,
 	}
 }
 
-// input is one line of standard input, or with err set, the end of it.
+// input is one line of standard input, or with err set, the end of it;
+// with draft set, the line being typed on a terminal, each time it changes
+// (see console.readLines).
 type input struct {
-	line string
-	err  error
+	line  string
+	err   error
+	draft bool
 }
 
 // received is one response from a stream, or with err set, its end.
@@ -348,6 +370,7 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 				return reconnectFailed(lost, res.err, s.reconnectTimeout)
 			}
 			s.link, s.server, s.epoch, sendOpen = res.link, res.link.server, s.epoch+1, true
+			s.connectedTyping()
 			events = receive(s.link)
 			s.connected()
 			if err := s.handle(res.welcome); err != nil {
@@ -359,6 +382,13 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 				closeSend()
 			}
 		case in := <-readMore:
+			if in.draft {
+				s.draft(in.line) // at once: it is about now
+				continue
+			}
+			if in.err == nil {
+				s.entered(in.line)
+			}
 			typed = append(typed, in)
 			if in.err != nil {
 				lines = nil // nothing follows the end of input
@@ -388,17 +418,21 @@ func (s *session) run(ctx context.Context, read lineReader) error {
 	}
 }
 
-// showPrompt shows, on a terminal, where a line typed now goes.
+// showPrompt shows, on a terminal, where a line typed now goes, after
+// who is typing there (see typingNote), if anyone is.
 func (s *session) showPrompt() {
 	if s.prompt == nil {
 		return
 	}
-	if s.current == "" {
-		s.prompt("(no channel)> ")
-		return
+	p := "(no channel)> "
+	if s.current != "" {
+		// channelName escapes the name, which comes from the server.
+		p = channelName(s.current) + "> "
 	}
-	// channelName escapes the name, which comes from the server.
-	s.prompt(channelName(s.current) + "> ")
+	if note := s.typingNote(); note != "" {
+		p = dim("("+note+")") + " " + p
+	}
+	s.prompt(p)
 }
 
 // awaiting reports whether the server has yet to answer what was sent on
@@ -479,7 +513,13 @@ func (s *session) ended(err error, leaving, cancelled bool) error {
 
 // view is the session's state as the printer needs it.
 func (s *session) view() view {
-	return view{you: s.you, current: s.current, joined: func(ch string) bool { return s.channel(ch) != nil }}
+	return view{
+		you:      s.you,
+		current:  s.current,
+		joined:   func(ch string) bool { return s.channel(ch) != nil },
+		ids:      s.ids,
+		mentions: func(ch string) uint32 { return s.mentions[conversation(ch, "")] },
+	}
 }
 
 // channel returns the channel the session is in called name, or nil.
@@ -494,10 +534,10 @@ func (s *session) channel(name string) *channel {
 
 // handle applies ev to the session's state and prints it.
 func (s *session) handle(ev *chatv1.ChatResponse) error {
-	if ev.GetRejected().GetClientId() == markReadID {
-		// A mark of chatctl's own, refused: a channel left on another
-		// device meanwhile, say. Nothing the user asked for, so nothing
-		// to show, even in JSON.
+	if id := ev.GetRejected().GetClientId(); id == markReadID || id == typingID {
+		// A mark or a typing of chatctl's own, refused: a channel left
+		// on another device meanwhile, say. Nothing the user asked for,
+		// so nothing to show, even in JSON.
 		return nil
 	}
 	welcome := ev.GetWelcome()
@@ -541,6 +581,11 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 		notes = s.channelLeft(e.ChannelLeft)
 	case *chatv1.ChatResponse_Message:
 		notes = s.confirmed(e.Message)
+		if !ev.GetHistory() {
+			s.typed(e.Message)
+		}
+	case *chatv1.ChatResponse_Typing:
+		s.typingState(e.Typing)
 	case *chatv1.ChatResponse_ChannelList:
 		delete(s.listing, e.ChannelList.GetClientId())
 	case *chatv1.ChatResponse_Read:
@@ -568,9 +613,10 @@ func (s *session) handle(ev *chatv1.ChatResponse) error {
 			notes = append(notes, fmt.Sprintf("Not sent: %q", u.text))
 		}
 	}
-	if err := s.out.event(ev, s.view()); err != nil {
+	if err := s.show(ev); err != nil {
 		return err
 	}
+	s.countMention(ev)
 	s.printedMessage(ev)
 	if ev.GetHistory() && s.historyLeft > 0 {
 		if s.historyLeft--; s.historyLeft == 0 {
@@ -606,6 +652,9 @@ func (s *session) welcome(w *chatv1.Welcome) (notes []string) {
 	if n := unreadNote(w.GetUnreadPrivate()); n != "" {
 		notes = append(notes, n)
 	}
+	// Who is typing now follows, whatever the recovery: typing is not
+	// replayed, so what was known may be over.
+	clear(s.typers)
 	clear(s.resent)
 	// Leaves sent on an earlier link are not sent again: the events that
 	// follow say whether they happened.
@@ -798,6 +847,8 @@ func (s *session) channelLeft(cl *chatv1.ChannelLeft) (notes []string) {
 	}
 	s.channels = slices.DeleteFunc(s.channels, func(c *channel) bool { return sameChannel(c.name, name) })
 	s.forgetReads(conversation(name, ""))
+	delete(s.lastIn, conversation(name, ""))
+	delete(s.typers, conversation(name, ""))
 	maps.DeleteFunc(s.parting, func(_ string, ch string) bool { return sameChannel(ch, name) })
 	if !sameChannel(s.current, name) {
 		return nil
