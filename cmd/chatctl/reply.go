@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -107,9 +106,9 @@ func (s *session) reply(rest string) {
 		s.note(replyUsage)
 		return
 	}
-	to, err := s.original(ref)
-	if err != nil {
-		s.note(err.Error())
+	to, why := s.original(ref)
+	if why != "" {
+		s.note(why)
 		return
 	}
 	if err := checkLength(text); err != nil {
@@ -124,31 +123,32 @@ func (s *session) reply(rest string) {
 // original finds the message /reply names: "last", a number chatctl
 // showed ("12" or "[12]"), or a message id. An id chatctl has not printed
 // is taken as one of the current channel's: the server says if it is not.
-func (s *session) original(ref string) (msgRef, error) {
+// If there is none, it says why, as a note to the person.
+func (s *session) original(ref string) (msgRef, string) {
 	if ref == "last" {
 		if s.current == "" {
-			return msgRef{}, errors.New("You are in no channel: /reply ID text answers a message by the number shown before it.")
+			return msgRef{}, "You are in no channel: /reply ID text answers a message by the number shown before it."
 		}
 		m, ok := s.lastIn[conversation(s.current, "")]
 		if !ok {
-			return msgRef{}, fmt.Errorf("No message in %s to reply to yet.", channelName(s.current))
+			return msgRef{}, fmt.Sprintf("No message in %s to reply to yet.", channelName(s.current))
 		}
-		return m, nil
+		return m, ""
 	}
 	if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(ref, "["), "]")); err == nil {
 		if m, ok := s.ids.byNum[n]; ok {
-			return m, nil
+			return m, ""
 		}
 		if n > 0 && n < s.ids.next {
-			return msgRef{}, fmt.Errorf("Message [%d] is too far back: chatctl keeps the numbers of the last %d messages it showed; /history shows older ones again, with new numbers.", n, maxShortIDs)
+			return msgRef{}, fmt.Sprintf("Message [%d] is too far back: chatctl keeps the numbers of the last %d messages it showed; /history shows older ones again, with new numbers.", n, maxShortIDs)
 		}
-		return msgRef{}, fmt.Errorf("No message [%d]: reply to a number shown before a message.", n)
+		return msgRef{}, fmt.Sprintf("No message [%d]: reply to a number shown before a message.", n)
 	}
 	if n, ok := s.ids.byID[ref]; ok {
-		return s.ids.byNum[n], nil
+		return s.ids.byNum[n], ""
 	}
 	if s.current == "" {
-		return msgRef{}, fmt.Errorf("You are in no channel, and chatctl has not shown message %q: /reply ID text answers a message by the number shown before it.", ref)
+		return msgRef{}, fmt.Sprintf("You are in no channel, and chatctl has not shown message %q: /reply ID text answers a message by the number shown before it.", ref)
 	}
-	return msgRef{id: ref, channel: s.current}, nil
+	return msgRef{id: ref, channel: s.current}, ""
 }

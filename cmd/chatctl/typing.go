@@ -72,7 +72,7 @@ func (s *session) lineTarget(line string) (channel, recipient string, ok bool) {
 		if text == "" {
 			break
 		}
-		if m, err := s.original(ref); err == nil {
+		if m, why := s.original(ref); why == "" {
 			return m.channel, m.with, true
 		}
 	}
