@@ -195,6 +195,14 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 	if num == 0 || num > h.msgs {
 		return &Error{Kind: ErrInvalidRequest, Msg: "that is no message of this chat"}
 	}
+	// A recent message of another conversation is refused; an older one
+	// is taken as the place in the chat's order it is.
+	other := func(conv string) error {
+		if m := h.recentByNum[num]; m != nil && m.conv != conv {
+			return &Error{Kind: ErrNotFound, Msg: "that message is not one of this conversation's"}
+		}
+		return nil
+	}
 	var rs *chatv1.ReadState
 	if name := mr.GetChannel(); name != "" {
 		_, key, err := CheckChannel(name)
@@ -205,7 +213,10 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 		if ch == nil || !per.in(ch) {
 			return &Error{Kind: ErrNotInChannel, Msg: fmt.Sprintf("you are not in #%s", name)}
 		}
-		mk := per.acct.mark(channelConv(key), ch.name, h.msgs)
+		if err := other(ch.conv); err != nil {
+			return err
+		}
+		mk := per.acct.mark(ch.conv, ch.name, h.msgs)
 		if num <= mk.num {
 			return nil
 		}
@@ -233,6 +244,9 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 			}
 			mk = per.acct.mark(privateMark(key), other.name, 0)
 		}
+		if err := other(privateConv(per.key, key)); err != nil {
+			return err
+		}
 		if num <= mk.num {
 			return nil
 		}
@@ -249,13 +263,15 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 	return nil
 }
 
-// mentionsUser reports whether the message ev is mentions the user of key.
+// mentionsUser reports whether the message ev is mentions the user of key:
+// as the chat's index of recent messages says, or, for an older one, as
+// its encoding does.
 func (h *hub) mentionsUser(ev *event, key string) bool {
-	if ev.wire == nil {
-		return false
+	if m := h.recentByNum[h.eventNumber(ev)]; m != nil {
+		return contains(m.mentions, key)
 	}
 	resp := &chatv1.ChatResponse{}
-	if proto.Unmarshal(ev.wire, resp) != nil {
+	if ev.wire == nil || proto.Unmarshal(ev.wire, resp) != nil {
 		return false
 	}
 	for _, name := range resp.GetMessage().GetMentions() {

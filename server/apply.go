@@ -485,7 +485,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 	h.msgs++
 	ev.num = h.msgs
 	h.archiveLocked(conv, ev)
-	h.rememberLocked(h.msgs, conv, from.user.Username, snd.GetText())
+	h.rememberLocked(h.msgs, conv, from.user.Username, snd.GetText(), mentioned)
 	switch {
 	case ch != nil:
 		h.readChannelLocked(ch, from, h.msgs, mentioned)

@@ -34,17 +34,20 @@ type recentMsg struct {
 	conv    string // its conversation (channelConv, privateConv)
 	sender  string // as shown
 	excerpt string
+	// mentions are the keys of the users it mentions, for read marks'
+	// counts: shared with the users, nothing of its own but the slice.
+	mentions []string
 }
 
 // rememberLocked keeps what a reply needs of message num, dropping the
 // oldest past recentMessages. Lock must be held.
-func (h *hub) rememberLocked(num uint64, conv, sender, text string) {
+func (h *hub) rememberLocked(num uint64, conv, sender, text string, mentions []string) {
 	if len(h.recent) == recentMessages {
 		delete(h.recentByNum, h.recent[0].num)
 		h.recent[0] = nil
 		h.recent = h.recent[1:]
 	}
-	m := &recentMsg{num: num, conv: conv, sender: sender, excerpt: excerpt(text)}
+	m := &recentMsg{num: num, conv: conv, sender: sender, excerpt: excerpt(text), mentions: mentions}
 	h.recent = append(h.recent, m)
 	h.recentByNum[num] = m
 }
@@ -173,7 +176,7 @@ func contains(list []string, s string) bool {
 func (h *hub) recentCopy() []*clusterv1.RecentMessage {
 	out := make([]*clusterv1.RecentMessage, len(h.recent))
 	for i, m := range h.recent {
-		out[i] = &clusterv1.RecentMessage{Number: m.num, Conv: m.conv, Sender: m.sender, Excerpt: m.excerpt}
+		out[i] = &clusterv1.RecentMessage{Number: m.num, Conv: m.conv, Sender: m.sender, Excerpt: m.excerpt, Mentions: m.mentions}
 	}
 	return out
 }
@@ -185,7 +188,7 @@ func (h *hub) restoreRecentLocked(snap *clusterv1.Snapshot) error {
 		if _, dup := h.recentByNum[pm.GetNumber()]; dup || len(h.recent) == recentMessages {
 			return fmt.Errorf("cluster: the snapshot's recent messages repeat message %d, or are too many", pm.GetNumber())
 		}
-		m := &recentMsg{num: pm.GetNumber(), conv: pm.GetConv(), sender: pm.GetSender(), excerpt: pm.GetExcerpt()}
+		m := &recentMsg{num: pm.GetNumber(), conv: pm.GetConv(), sender: pm.GetSender(), excerpt: pm.GetExcerpt(), mentions: pm.GetMentions()}
 		h.recent = append(h.recent, m)
 		h.recentByNum[m.num] = m
 	}

@@ -146,6 +146,8 @@ func TestMarkReadRefusals(t *testing.T) {
 	alice := join(t, ts, "alice")
 	alice.say(t, "hello", "")
 	id := alice.next(t).GetMessage().GetId()
+	alice.send(t, sendReq("note to self", "", "alice", ""))
+	private := alice.next(t).GetMessage().GetId()
 	for _, tc := range []struct {
 		name string
 		req  *chatv1.ChatRequest
@@ -157,6 +159,7 @@ func TestMarkReadRefusals(t *testing.T) {
 		{"both a channel and a user", markReadReq("general", "bob", id, "x4"), codes.InvalidArgument},
 		{"neither", markReadReq("", "", id, "x5"), codes.InvalidArgument},
 		{"nobody she talked to", markReadReq("", "nobody", id, "x6"), codes.NotFound},
+		{"a message of another conversation", markReadReq("general", "", private, "x7"), codes.NotFound},
 	} {
 		alice.send(t, tc.req)
 		expectRejected(t, tc.name, alice.next(t), tc.req.GetClientId(), tc.code)

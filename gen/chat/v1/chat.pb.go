@@ -835,7 +835,8 @@ func (*ListChannels) Descriptor() ([]byte, []int) {
 // the mark while the user is in the chat on any device, and with sign-in
 // for good (a restart too, on a chatd that keeps its chat on disk or in a
 // cluster). A channel the user is not in is FAILED_PRECONDITION; an id that
-// is no message of this chat is INVALID_ARGUMENT.
+// is no message of this chat is INVALID_ARGUMENT, one of the chat's recent
+// messages that is not of this conversation NOT_FOUND.
 type MarkRead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// channel is the channel's name.

@@ -1600,7 +1600,9 @@ type RecentMessage struct {
 	// sender is who sent it, as shown.
 	Sender string `protobuf:"bytes,3,opt,name=sender,proto3" json:"sender,omitempty"`
 	// excerpt is the start of its text.
-	Excerpt       string `protobuf:"bytes,4,opt,name=excerpt,proto3" json:"excerpt,omitempty"`
+	Excerpt string `protobuf:"bytes,4,opt,name=excerpt,proto3" json:"excerpt,omitempty"`
+	// mentions are the keys of the users it mentions.
+	Mentions      []string `protobuf:"bytes,5,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1661,6 +1663,13 @@ func (x *RecentMessage) GetExcerpt() string {
 		return x.Excerpt
 	}
 	return ""
+}
+
+func (x *RecentMessage) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
 }
 
 // Account is what the chat keeps of a user beyond its sessions: kept while
@@ -2476,12 +2485,13 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x120\n" +
 	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"m\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x89\x01\n" +
 	"\rRecentMessage\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x04R\x06number\x12\x12\n" +
 	"\x04conv\x18\x02 \x01(\tR\x04conv\x12\x16\n" +
 	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\x18\n" +
-	"\aexcerpt\x18\x04 \x01(\tR\aexcerpt\"\x94\x01\n" +
+	"\aexcerpt\x18\x04 \x01(\tR\aexcerpt\x12\x1a\n" +
+	"\bmentions\x18\x05 \x03(\tR\bmentions\"\x94\x01\n" +
 	"\aAccount\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +

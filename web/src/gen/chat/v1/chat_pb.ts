@@ -400,7 +400,8 @@ export const ListChannelsSchema: GenMessage<ListChannels> = /*@__PURE__*/
  * the mark while the user is in the chat on any device, and with sign-in
  * for good (a restart too, on a chatd that keeps its chat on disk or in a
  * cluster). A channel the user is not in is FAILED_PRECONDITION; an id that
- * is no message of this chat is INVALID_ARGUMENT.
+ * is no message of this chat is INVALID_ARGUMENT, one of the chat's recent
+ * messages that is not of this conversation NOT_FOUND.
  *
  * @generated from message chat.v1.MarkRead
  */
