@@ -326,6 +326,11 @@ func (c *rawClient) joinChannel(string) error {
 	return errors.New("the raw TCP baseline has no channels")
 }
 
+// typing: the baseline has no typing (--typers goes without it).
+func (c *rawClient) typing(string, bool) error {
+	return errors.New("the raw TCP baseline has no typing")
+}
+
 func (c *rawClient) close() { c.c.Close() }
 
 func (c *rawClient) receive(m *member) error {

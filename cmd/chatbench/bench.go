@@ -55,6 +55,10 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 		}
 	}
 
+	for _, m := range ms[cfg.senders : cfg.senders+cfg.typers] {
+		m.typ = &typer{}
+	}
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var tearing atomic.Bool // set before chatbench ends the sessions itself
@@ -79,13 +83,21 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 			sent += m.snd.sent.Load()
 		}
 		var moving int
+		var typed, typingEvents uint64
 		for _, m := range ms {
 			recv += m.received.Load()
+			typingEvents += m.typingEvents.Load()
+			if m.typ != nil {
+				typed += m.typ.sent.Load()
+			}
 			if m.moving.Load() {
 				moving++
 			}
 		}
 		line := fmt.Sprintf("%s: %s: joined %d/%d, sent %d, received %d", name, phase.Load(), joined.Load(), len(ms), sent, recv)
+		if cfg.typers > 0 {
+			line += fmt.Sprintf(", typing sent %d, typing events %d", typed, typingEvents)
+		}
 		if rs != nil {
 			line += fmt.Sprintf(", moving %d", moving)
 		}
@@ -163,7 +175,7 @@ func bench(ctx context.Context, cfg *config, name string, tr transport, f fleet,
 		res.setMemory(rssBefore, rssJoined, ms)
 	}
 
-	if cfg.senders > 0 {
+	if cfg.sends() {
 		phase.Store("sending")
 		if err := sendAndDrain(runCtx, cfg, ms, procs, res, rs, &phase); err != nil {
 			return res, err
@@ -265,13 +277,16 @@ func waitForKey(ctx context.Context, m *member, stop <-chan struct{}) error {
 	}
 }
 
-// sendAndDrain runs the send phase, waits until every member has every
-// message, and records the servers' CPU use over that span. With rs, a
-// node is restarted meanwhile, and the drain waits for it to be back.
+// sendAndDrain runs the send phase (messages, typing or both), waits until
+// every member has every message and is shown nobody typing, and records
+// the servers' CPU use over that span. With rs, a node is restarted
+// meanwhile, and the drain waits for it to be back.
 func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watched, res *result, rs *restarter, phase *atomic.Value) error {
 	senders := ms[:cfg.senders]
+	typers := ms[cfg.senders : cfg.senders+cfg.typers]
 	cpu0, cpuErr := cpuOf(procs)
 	self0, selfErr := procCPU(os.Getpid())
+	phase0 := time.Now()
 
 	sendStart := now()
 	deadline := sendStart + int64(cfg.duration)
@@ -294,13 +309,19 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 			}
 		})
 	}
+	for _, m := range typers {
+		wg.Go(func() {
+			m.typ.err = typeAway(ctx, m, cfg, sendStart, deadline)
+		})
+	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 
 	// Drain: every member that is still there has every message that was
-	// sent and not refused.
+	// sent and not refused, and, every typer having stopped, is shown
+	// nobody typing.
 	phase.Store("draining")
 	drainCtx, cancel := context.WithTimeout(ctx, cfg.drainTimeout)
 	defer cancel()
@@ -316,7 +337,7 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 			want[m.group] += m.snd.sent.Load() - m.snd.rejected.Load() - m.snd.unconfirmed.Load()
 		}
 		for _, m := range ms {
-			if (m.received.Load() < want[m.group] || m.moving.Load()) && !m.ended() {
+			if (m.received.Load() < want[m.group] || m.moving.Load() || m.typingShown.Load()) && !m.ended() {
 				return false
 			}
 		}
@@ -333,6 +354,7 @@ func sendAndDrain(ctx context.Context, cfg *config, ms []*member, procs []watche
 	}
 	res.SendS = time.Duration(max(last-sendStart, 0)).Seconds()
 	cpu1, err := rs.cpuOf(procs)
+	res.PhaseS = time.Since(phase0).Seconds()
 	if d, err := cpuSpan(cpu0, cpu1, cpuErr, err); err != nil {
 		res.unavailable("server CPU", err)
 	} else {

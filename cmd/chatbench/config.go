@@ -44,12 +44,21 @@ type config struct {
 
 	members         int
 	devices         int // sessions per member (see member.dev); 1: one
-	senders         int // 0: join only (memory per idle session)
+	senders         int // 0: join only (memory per idle session), or typing only
 	window          int // saturated mode: unacknowledged messages per sender
 	rate            float64
 	duration        time.Duration
 	joinConcurrency int
 	conns           int // 0: one gRPC connection per member
+
+	// Typing (see typing.go): typers members after the senders type in
+	// their channel during the send phase, a refresh every typingEvery,
+	// in bursts of typingFor with typingPause between them (0: without
+	// pause, for the whole phase).
+	typers      int
+	typingEvery time.Duration
+	typingFor   time.Duration
+	typingPause time.Duration
 
 	joinTimeout  time.Duration
 	drainTimeout time.Duration
@@ -65,6 +74,9 @@ type config struct {
 
 // saturated reports whether senders send as fast as acknowledgements allow.
 func (c *config) saturated() bool { return c.rate == 0 }
+
+// sends reports whether the run has a send phase: messages, typing or both.
+func (c *config) sends() bool { return c.senders > 0 || c.typers > 0 }
 
 // sessions is how many sessions join: every device of every member.
 func (c *config) sessions() int { return c.members * c.devices }
@@ -197,6 +209,18 @@ per-delivery figures are then per device, so that a run with --devices 2
 against one with --devices 1 says what a second device costs. --chatd
 starts chatd with --max-devices-per-user N.
 
+--typers N has N members other than the senders type in their channel
+(general, or theirs with --channels) for the whole send phase, as people
+who type and do not send: a typing request every --typing-every (chatd
+drops refreshes closer than 2 s), in bursts of --typing-for, each ended by
+a stopped request, with --typing-pause between them (0: one burst for the
+whole phase); each typer starts at a random point of its cycle, so that
+the requests are spread out. Every session counts the typing events it
+gets (unnumbered: they take no part in the seq checks), and after the
+phase every session must be shown nobody typing. With --senders 0 the
+run is typing only: what typing costs, in server CPU seconds per second
+of the phase, beside a run with messages only. The baseline is not run.
+
 Before the joins, a probe session checks that chatd answers and does not
 refuse a burst of messages for its rate limit; a join refused for chatd's
 limits per client address names the chatd flags that lift them. Either
@@ -235,6 +259,10 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.members, "members", 100, "users that join (each on --devices sessions); every one receives every message")
 	fs.IntVar(&cfg.devices, "devices", 1, "each member joins on `N` devices, each a session of its own that receives and checks everything the member does: the first joins as a new user, the others under the same name with its welcome's device key; senders send from their first device; on several nodes, device d of member i joins on the (i+d) mod n-th")
 	fs.IntVar(&cfg.senders, "senders", 5, "members that send messages (0: only join, to measure memory per idle session)")
+	fs.IntVar(&cfg.typers, "typers", 0, "members other than the senders (the next `N` after them) that type in their channel during the send phase, and never send (0: none; with --senders 0, a run of typing only)")
+	fs.DurationVar(&cfg.typingEvery, "typing-every", 2*time.Second, "with --typers: how often each typer sends typing while it types (chatd drops refreshes closer than 2s)")
+	fs.DurationVar(&cfg.typingFor, "typing-for", 6*time.Second, "with --typers: how long each burst of typing lasts; a stopped request ends it")
+	fs.DurationVar(&cfg.typingPause, "typing-pause", 4*time.Second, "with --typers: how long a typer rests between bursts (0: it types for the whole send phase, then stops)")
 	fs.IntVar(&cfg.window, "window", 16, "saturated mode: messages each sender may have sent but not yet seen echoed")
 	fs.Float64Var(&cfg.rate, "rate", 0, "send this many `messages/s` in total across senders, instead of saturating (0: saturate)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long senders send")
@@ -266,6 +294,18 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 			return nil, usageErrorf("--baseline goes without --channels: the raw TCP baseline has one channel")
 		}
 		cfg.baseline = false
+	}
+	if cfg.typers > 0 {
+		if set["baseline"] && cfg.baseline {
+			return nil, usageErrorf("--baseline goes without --typers: the raw TCP baseline has no typing")
+		}
+		cfg.baseline = false
+	} else {
+		for _, f := range []string{"typing-every", "typing-for", "typing-pause"} {
+			if set[f] {
+				return nil, usageErrorf("--%s goes with --typers", f)
+			}
+		}
 	}
 	if cfg.restartNode > 0 {
 		if set["baseline"] && cfg.baseline {
@@ -393,13 +433,24 @@ func (c *config) validate() error {
 	if c.senders < 0 || c.senders > c.members {
 		bad("--senders must be between 0 and --members (%d), got %d", c.members, c.senders)
 	}
+	switch {
+	case c.typers < 0 || c.typers > c.members-max(c.senders, 0):
+		bad("--typers must be between 0 and --members less --senders (%d), got %d", max(c.members-max(c.senders, 0), 0), c.typers)
+	case c.typers == 0:
+	case c.restartNode > 0:
+		bad("--typers goes without --restart-node")
+	case c.typingEvery <= 0 || c.typingFor <= 0:
+		bad("--typing-every and --typing-for must be positive, got %s and %s", c.typingEvery, c.typingFor)
+	case c.typingPause < 0:
+		bad("--typing-pause must be 0 (no pause) or positive, got %s", c.typingPause)
+	}
 	if c.window < 1 {
 		bad("--window must be at least 1, got %d", c.window)
 	}
 	if c.rate < 0 || c.rate != c.rate {
 		bad("--rate must be 0 (saturate) or positive, got %g", c.rate)
 	}
-	if c.senders > 0 && c.duration <= 0 {
+	if c.sends() && c.duration <= 0 {
 		bad("--duration must be positive, got %s", c.duration)
 	}
 	if c.joinConcurrency < 1 {

@@ -245,6 +245,10 @@ func (c *grpcClient) joinChannel(name string) error {
 	return c.stream.Send(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: name}}})
 }
 
+func (c *grpcClient) typing(channel string, stopped bool) error {
+	return c.stream.Send(typingRequest(channel, stopped))
+}
+
 func (c *grpcClient) close() {
 	c.cancel()
 	if c.own != nil {
@@ -305,6 +309,8 @@ func handle(m *member, resp *chatv1.ChatResponse) {
 		}
 	case *chatv1.ChatResponse_Rejected:
 		m.reject(ev.Rejected.GetReason(), ev.Rejected.GetClientId())
+	case *chatv1.ChatResponse_Typing:
+		m.onTyping(ev.Typing)
 	}
 }
 

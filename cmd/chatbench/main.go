@@ -30,6 +30,13 @@
 // order and can tell a lost message from a duplicate, and the latency of
 // every single delivery goes into a histogram.
 //
+// With --typers N, N members other than the senders type in their channel
+// during the send phase, in bursts, as people do who type and do not send
+// (typing.go); with --senders 0 the run is typing only, so that what
+// typing costs chatd can be set beside what messages cost:
+//
+//	chatbench --chatd bin/chatd --members 1000 --senders 0 --typers 100 --duration 30s
+//
 // With --devices N every member joins on N devices (Join.device_key), each
 // a session of its own that receives and checks everything its member
 // does, so that a run against one with --devices 1 says what a second
@@ -115,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func newReport(cfg *config) *report {
 	rep := &report{Members: cfg.members, Devices: cfg.devices, Sessions: cfg.sessions(), Senders: cfg.senders, Conns: cfg.conns, Transport: cfg.transport, ClientBDP: cfg.clientBDP, Channels: cfg.channels}
 	switch {
+	case cfg.senders == 0 && cfg.typers > 0:
+		rep.Mode = "typing-only"
 	case cfg.senders == 0:
 		rep.Mode = "join-only"
 	case cfg.saturated():
@@ -122,8 +131,12 @@ func newReport(cfg *config) *report {
 	default:
 		rep.Mode, rep.Rate = "rate", ptr(cfg.rate)
 	}
-	if cfg.senders > 0 {
+	if cfg.sends() {
 		rep.DurationS = ptr(cfg.duration.Seconds())
+	}
+	if cfg.typers > 0 {
+		rep.Typers = cfg.typers
+		rep.TypingEveryS, rep.TypingForS, rep.TypingPauseS = ptr(cfg.typingEvery.Seconds()), ptr(cfg.typingFor.Seconds()), ptr(cfg.typingPause.Seconds())
 	}
 	return rep
 }

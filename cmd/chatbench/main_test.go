@@ -280,6 +280,16 @@ func TestUsage(t *testing.T) {
 		{[]string{"--chatd", "x", "--channels", "3", "--members", "2", "--senders", "0"}, "fewer --members (2) than channels"},
 		{[]string{"--chatd", "x", "--channels", "2", "--senders", "2", "--baseline"}, "--baseline goes without --channels"},
 		{[]string{"--chatd", "x", "--nodes", "2", "--channels", "2", "--senders", "2", "--restart-node", "1"}, "--channels goes without --restart-node"},
+		// Typing: members that do not send, typing at a pace.
+		{[]string{"--chatd", "x", "--members", "5", "--senders", "1", "--typers", "5"}, "--typers must be between 0 and --members less --senders (4), got 5"},
+		{[]string{"--chatd", "x", "--typers", "-1"}, "--typers must be between 0"},
+		{[]string{"--chatd", "x", "--typing-every", "1s"}, "--typing-every goes with --typers"},
+		{[]string{"--chatd", "x", "--typing-pause", "0s"}, "--typing-pause goes with --typers"},
+		{[]string{"--chatd", "x", "--typers", "2", "--typing-every", "0s"}, "--typing-every and --typing-for must be positive"},
+		{[]string{"--chatd", "x", "--typers", "2", "--typing-pause", "-1s"}, "--typing-pause must be 0 (no pause) or positive"},
+		{[]string{"--chatd", "x", "--typers", "2", "--senders", "0", "--duration", "0s"}, "--duration must be positive"},
+		{[]string{"--chatd", "x", "--typers", "2", "--baseline"}, "--baseline goes without --typers"},
+		{[]string{"--chatd", "x", "--nodes", "3", "--typers", "2", "--restart-node", "2"}, "--typers goes without --restart-node"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -338,7 +348,7 @@ func TestHelp(t *testing.T) {
 	}
 	// The flag package takes a usage's `quoted` word for the argument's
 	// name: "-rate second" would be a lie.
-	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n", "-devices N\n"} {
+	for _, want := range []string{"Usage: chatbench", "-members", "-baseline", "-rate messages/s\n", "-server addresses\n", "-server-pid pids\n", "-nodes N\n", "-nats-server path\n", "-restart-node K\n", "-transport grpc\n", "-web-server address\n", "-channels N\n", "-devices N\n", "-typers N\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not mention %q:\n%s", want, &stdout)
 		}

@@ -36,6 +36,9 @@ type client interface {
 	// joinChannel asks to enter a channel (--channels); the join calls it
 	// before the member's receive goroutine starts.
 	joinChannel(name string) error
+	// typing says the member is typing in channel ("": general), or
+	// stopped (--typers). Only the member's typer goroutine calls it.
+	typing(channel string, stopped bool) error
 	// receive reads events and hands them to m until the session ends, and
 	// returns why it ended: errSlowDropped if the server dropped m as too
 	// slow.
@@ -73,6 +76,7 @@ type member struct {
 	dev  int     // which of the member's devices, from 0 (the first, which joins as a new user)
 	name string  // the member's user name, the same on every device
 	snd  *sender // nil unless this member sends (only ever on its first device)
+	typ  *typer  // nil unless this member types (--typers; a first device that does not send)
 
 	// The device key, for the member's other devices. On the first
 	// device, key is set from its welcome before keyed is closed; the
@@ -130,6 +134,11 @@ type member struct {
 	// messages sent there from now on reach it.
 	inChannel atomic.Bool
 	moving    atomic.Bool // between its stream's end and its resume's welcome
+	// typingEvents counts the typing events received (unnumbered, not
+	// benchmark messages); typingShown is whether the last one showed
+	// anyone typing.
+	typingEvents atomic.Uint64
+	typingShown  atomic.Bool
 
 	// Set when the receive goroutine ends, before done is closed.
 	done   chan struct{}
@@ -224,10 +233,18 @@ func (m *member) seq(seq uint64) {
 	m.lastSeq = seq
 }
 
-// reject counts a refused send: the sender may send another. clientID,
-// if set, is the refused message's text (see grpcTransport.tag).
+// reject counts a refused send, or a refused typing request of a typer:
+// the sender may send another. clientID, if set, is the refused message's
+// text (see grpcTransport.tag).
 func (m *member) reject(reason, clientID string) {
 	if m.snd == nil {
+		if m.typ != nil {
+			// A typer sends nothing else.
+			m.typ.rejected.Add(1)
+			if m.rejected == "" {
+				m.rejected = reason
+			}
+		}
 		return
 	}
 	if m.rejected == "" {

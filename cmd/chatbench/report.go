@@ -17,10 +17,10 @@ type report struct {
 	Devices   int      `json:"devices"`  // sessions per member: 1, or --devices
 	Sessions  int      `json:"sessions"` // members × devices: the per-session figures are over these
 	Senders   int      `json:"senders"`
-	Mode      string   `json:"mode"`              // "saturated", "rate" or "join-only"
+	Mode      string   `json:"mode"`              // "saturated", "rate", "join-only" or "typing-only" (--senders 0 with --typers)
 	Window    *int     `json:"window"`            // saturated mode
 	Rate      *float64 `json:"rate_per_s"`        // rate mode: messages per second, in total
-	DurationS *float64 `json:"duration_s"`        // how long senders sent
+	DurationS *float64 `json:"duration_s"`        // how long senders (and typers) sent
 	Conns     int      `json:"conns"`             // 0: one gRPC connection per member
 	Transport string   `json:"transport"`         // how members reach chatd: "grpc" or "grpc-web" (the page's way, through the gateway)
 	ClientBDP bool     `json:"client_bdp"`        // gRPC members use grpc-go's default flow control, not fixed windows
@@ -29,6 +29,14 @@ type report struct {
 	Baseline  *result  `json:"baseline"`          // null with --baseline=false
 	Ratio     *float64 `json:"chatd_vs_baseline"` // chatd's deliveries/s over the baseline's
 	OK        bool     `json:"ok"`                // no loss, duplicate, gap, error or refusal
+
+	// Typers: members that type in their channel during the send phase,
+	// a request every typing_every_s in bursts of typing_for_s with
+	// typing_pause_s between them (0: one burst); null without typers.
+	Typers       int      `json:"typers"`
+	TypingEveryS *float64 `json:"typing_every_s"`
+	TypingForS   *float64 `json:"typing_for_s"`
+	TypingPauseS *float64 `json:"typing_pause_s"`
 }
 
 // result is what one run against one server, or one cluster, measured.
@@ -63,8 +71,22 @@ type result struct {
 	Errors       int    `json:"errors"`       // sessions that ended otherwise before the end
 	FirstError   string `json:"first_error,omitempty"`
 
+	// Typing (--typers). Typing events are unnumbered and none is a
+	// delivery; chatd sends one to a conversation only when what it shows
+	// changes, and past 3 typers it shows "several" and sends nothing for
+	// changes among them.
+	TypingSent     uint64 `json:"typing_sent"`     // typing requests the typers sent, stops included
+	TypingStops    uint64 `json:"typing_stops"`    // of them, stopped
+	TypingRejected uint64 `json:"typing_rejected"` // typing requests the server refused
+	TypingEvents   uint64 `json:"typing_events"`   // typing events received, summed over sessions
+	// TypingShownAtEnd: sessions still shown someone typing after every
+	// typer had stopped.
+	TypingShownAtEnd int `json:"typing_shown_at_end"`
+
 	ServerJoinCPUS         *float64 `json:"server_join_cpu_s"`                   // joins, until every member has every join
-	ServerCPUS             *float64 `json:"server_cpu_s"`                        // during the send phase
+	ServerCPUS             *float64 `json:"server_cpu_s"`                        // during the send phase and the drain
+	PhaseS                 float64  `json:"phase_s"`                             // how long server_cpu_s was measured over: the send phase and the drain
+	ServerCPUPerS          *float64 `json:"server_cpu_s_per_s"`                  // server_cpu_s over phase_s: what a load costs when it has no deliveries to count (typing)
 	ServerCPUPerMillion    *float64 `json:"server_cpu_s_per_million_deliveries"` // a delivery is one message to one session (device)
 	ServerRSSBeforeMiB     *float64 `json:"server_rss_before_mib"`               // before the joins
 	ServerRSSJoinedMiB     *float64 `json:"server_rss_joined_mib"`               // every session joined and idle
@@ -132,15 +154,30 @@ func (r *result) account(ms []*member, senders int) {
 		}
 	}
 	var h histogram
-	var rejection string
+	var rejection, typingRejection string
 	for _, m := range ms {
 		h.merge(m.hist)
+		r.TypingEvents += m.typingEvents.Load()
+		if t := m.typ; t != nil {
+			r.TypingSent += t.sent.Load()
+			r.TypingStops += t.stops.Load()
+			r.TypingRejected += t.rejected.Load()
+			if typingRejection == "" {
+				typingRejection = m.rejected
+			}
+			if t.err != nil {
+				r.fail(fmt.Errorf("%s could not type: %w", m, t.err))
+			}
+		}
+		if m.typingShown.Load() && !m.early {
+			r.TypingShownAtEnd++
+		}
 		r.Deliveries += m.received.Load()
 		r.Duplicated += m.dup
 		r.SeqGaps += m.seqGaps
 		r.Foreign += m.foreign
 		r.Misdelivered += m.misdelivered
-		if rejection == "" {
+		if rejection == "" && m.snd != nil {
 			rejection = m.rejected
 		}
 		if m.early {
@@ -183,6 +220,9 @@ func (r *result) account(ms []*member, senders int) {
 		r.DeliveriesPerS = ptr(float64(r.Deliveries) / r.SendS)
 	}
 	r.ServerCPUPerMillion = perMillion(r.ServerCPUS, r.Deliveries)
+	if r.ServerCPUS != nil && r.PhaseS > 0 {
+		r.ServerCPUPerS = ptr(*r.ServerCPUS / r.PhaseS)
+	}
 	r.accountNodes(ms)
 
 	if r.Lost > 0 {
@@ -202,6 +242,15 @@ func (r *result) account(ms []*member, senders int) {
 	}
 	if r.Rejected > r.StopRefused {
 		r.Problems = append(r.Problems, fmt.Sprintf("the server refused %d messages (%q): run chatd with --message-rate 0", r.Rejected-r.StopRefused, rejection))
+	}
+	if r.TypingRejected > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("the server refused %d typing requests (%q)", r.TypingRejected, typingRejection))
+	}
+	if r.TypingSent > 0 && r.TypingEvents == 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d typing requests sent, and no session got a typing event", r.TypingSent))
+	}
+	if r.TypingShownAtEnd > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d sessions were still shown someone typing after every typer had stopped", r.TypingShownAtEnd))
 	}
 	if r.Errors > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d sessions failed, the first with: %s", r.Errors, r.FirstError))
@@ -262,6 +311,8 @@ func (rep *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "%s, %d senders, saturated (window %d per sender) for %gs\n", members, rep.Senders, *rep.Window, *rep.DurationS)
 	case "rate":
 		fmt.Fprintf(w, "%s, %d senders, %g messages/s in total for %gs\n", members, rep.Senders, *rep.Rate, *rep.DurationS)
+	case "typing-only":
+		fmt.Fprintf(w, "%s, nobody sending, %d typing for %gs\n", members, rep.Typers, *rep.DurationS)
 	default:
 		fmt.Fprintf(w, "%s joining, nobody sending\n", members)
 	}
@@ -277,6 +328,13 @@ func (rep *report) writeText(w io.Writer) {
 		where = fmt.Sprintf("spread over %d channels besides general, each message to its channel only", rep.Channels)
 	}
 	fmt.Fprintf(w, "members: %s; %s\n", how, where)
+	if rep.Typers > 0 {
+		bursts := fmt.Sprintf("in bursts of %gs, each ended by a stop, %gs apart", *rep.TypingForS, *rep.TypingPauseS)
+		if *rep.TypingPauseS == 0 {
+			bursts = "for the whole phase, then a stop"
+		}
+		fmt.Fprintf(w, "typers: %d, each typing in its channel every %gs %s\n", rep.Typers, *rep.TypingEveryS, bursts)
+	}
 	rs := []*result{rep.Chatd}
 	if rep.Baseline != nil {
 		rs = append(rs, rep.Baseline)
@@ -315,8 +373,22 @@ func (rep *report) writeText(w io.Writer) {
 		if rep.Channels > 0 {
 			row("to another channel", func(r *result) string { return fmt.Sprint(r.Misdelivered) })
 		}
-		row("server CPU", func(r *result) string { return num(r.ServerCPUS, "%.2f s") })
-		row("server CPU per 1M deliveries", func(r *result) string { return num(r.ServerCPUPerMillion, "%.2f s") })
+	}
+	if rep.Typers > 0 {
+		row("typing requests sent (stops)", func(r *result) string { return fmt.Sprintf("%d (%d)", r.TypingSent, r.TypingStops) })
+		row("typing events received", func(r *result) string { return fmt.Sprint(r.TypingEvents) })
+	}
+	if rep.DurationS != nil {
+		row("server CPU", func(r *result) string {
+			if r.ServerCPUS == nil {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.2f s in %.1f s", *r.ServerCPUS, r.PhaseS)
+		})
+		row("server CPU per second", func(r *result) string { return num(r.ServerCPUPerS, "%.3f s") })
+		if rep.Senders > 0 {
+			row("server CPU per 1M deliveries", func(r *result) string { return num(r.ServerCPUPerMillion, "%.2f s") })
+		}
 		row("chatbench CPU", func(r *result) string { return num(r.ChatbenchCPUS, "%.2f s") })
 	}
 	row("dropped as too slow", func(r *result) string { return fmt.Sprint(r.SlowDropped) })
@@ -345,6 +417,8 @@ func (rep *report) writeText(w io.Writer) {
 	switch {
 	case rep.OK && rep.Chatd.Restart != nil:
 		fmt.Fprintln(w, "OK: no message lost or duplicated, every member back with a complete resume, nobody seen to leave or come back")
+	case rep.OK && rep.Typers > 0:
+		fmt.Fprintln(w, "OK: no message lost or duplicated, no typing refused, nobody shown typing once the typers stopped")
 	case rep.OK:
 		fmt.Fprintln(w, "OK: no message lost or duplicated")
 	}

@@ -217,6 +217,10 @@ func (c *webClient) joinChannel(name string) error {
 	return c.write(&chatv1.ChatRequest{Action: &chatv1.ChatRequest_JoinChannel{JoinChannel: &chatv1.JoinChannel{Channel: name}}})
 }
 
+func (c *webClient) typing(channel string, stopped bool) error {
+	return c.write(typingRequest(channel, stopped))
+}
+
 // close closes a stream nobody reads (a join that failed). The library's
 // goroutine ends only once one of its reads or writes fails, or after a
 // close handshake (which waits up to 5 s for an answer): closing the TCP
