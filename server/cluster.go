@@ -446,21 +446,14 @@ const tickMargin = time.Millisecond
 // on every node alike. hub.mu must be held.
 func (c *Cluster) armTickLocked() {
 	h := c.h
-	if len(h.deadline) == 0 && len(h.typingDeadline) == 0 || !c.ready.Load() {
+	// Typing's deadlines arm nothing: every node's heartbeat moves the
+	// chat's clock each second, which ends a typing within a second of its
+	// time. A tick for each refresh's deadline, stale as most are by the
+	// time they fall due, cost a heartbeat command per refresh.
+	if len(h.deadline) == 0 || !c.ready.Load() {
 		return
 	}
-	var at time.Time
-	switch {
-	case len(h.deadline) == 0:
-		at = h.typingDeadline[0].at
-	case len(h.typingDeadline) == 0:
-		at = h.deadline[0].at
-	default:
-		at = h.deadline[0].at
-		if t := h.typingDeadline[0].at; t.Before(at) {
-			at = t
-		}
-	}
+	at := h.deadline[0].at
 	if c.tickTimer != nil && !c.tickAt.After(at) {
 		return // one falls due sooner, or this one is armed
 	}

@@ -23,7 +23,8 @@ const (
 	// appended at most: refreshes closer than that are dropped by the
 	// stream's node, before the log.
 	typingEvery = 2 * time.Second
-	// typingTimeout ends a typing this long after its last refresh.
+	// typingTimeout ends a typing this long after its last refresh, as the
+	// chat's clock goes: at the next heartbeat past it (one a second).
 	typingTimeout = 6 * time.Second
 	// typingNames is how many typers a conversation names; past it, it
 	// shows "several", and changes among them are not sent: in a busy
@@ -157,7 +158,6 @@ func (h *hub) typingLocked(node string, ty *clusterv1.Typing) error {
 	}
 	until := h.now.Add(typingTimeout)
 	h.typingDeadline = append(h.typingDeadline, typingExpiry{conv: conv, per: per, at: until})
-	h.cl.armTickLocked()
 	if i >= 0 {
 		tc.typers[i].until = until // a refresh: nothing shown changes
 		return nil
