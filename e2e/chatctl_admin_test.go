@@ -52,6 +52,13 @@ func TestChatctlAdmin(t *testing.T) {
 	if code, out, _ := admin("unban", "mallory"); code != 0 || !strings.Contains(out, "no longer banned") {
 		t.Errorf("admin unban: exit %d, %q", code, out)
 	}
+	if code, out, errOut := admin("publish", "--as", "weather", "rain", "at", "5"); code != 0 || !strings.Contains(out, "sent: ") {
+		t.Errorf("admin publish: exit %d, %q %q", code, out, errOut)
+	}
+	alice.until(t, func(ev *chatv1.ChatResponse) bool {
+		m := ev.GetMessage()
+		return m.GetSender() == "weather (bot)" && m.GetBot() == "weather" && m.GetText() == "rain at 5"
+	})
 	code, _, errOut := runChatctl(t, "", "admin", "--server", c.addr, "--token", "a guess", "bans")
 	if code != 8 || !strings.Contains(errOut, "admin token") {
 		t.Errorf("admin bans with a wrong token: exit %d, %q; want 8 and the refusal", code, errOut)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -149,6 +150,29 @@ func (a *adminService) Unban(ctx context.Context, req *chatv1.UnbanRequest) (*ch
 		return nil, a.svc.refuse(out.err)
 	}
 	return &chatv1.UnbanResponse{}, nil
+}
+
+func (a *adminService) Publish(ctx context.Context, req *chatv1.PublishRequest) (*chatv1.PublishResponse, error) {
+	who, err := a.admin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	text, err := CleanText(req.GetText())
+	if err == nil && req.GetChannel() != "" && req.GetRecipient() != "" {
+		err = &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
+	}
+	if err != nil {
+		return nil, a.svc.refuse(err)
+	}
+	h := a.svc.hub
+	out := h.submit(ctx, h.command(&clusterv1.Command{Action: &clusterv1.Command_Publish{Publish: &clusterv1.Publish{
+		Channel: req.GetChannel(), Recipient: req.GetRecipient(), Text: text, Bot: req.GetBot(), By: who, Mentions: mentionWords(text),
+	}}}), nil)
+	a.logger.Info("admin", "action", "publish", "by", who, "bot", req.GetBot(), "channel", req.GetChannel(), "recipient", req.GetRecipient(), "err", out.err)
+	if out.err != nil {
+		return nil, a.svc.refuse(out.err)
+	}
+	return &chatv1.PublishResponse{MessageId: h.idPrefix + strconv.FormatUint(out.num, 10)}, nil
 }
 
 func (a *adminService) ListBans(ctx context.Context, _ *chatv1.ListBansRequest) (*chatv1.ListBansResponse, error) {

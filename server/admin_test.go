@@ -293,3 +293,44 @@ func TestBanEndsOnTime(t *testing.T) {
 		}
 	}
 }
+
+// An admin publishes as the chat itself or as a bot, under names no user
+// can have; refusals are as for a user's message.
+func TestAdminPublish(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig(nil), server.WithAdminToken(adminToken))
+	alice := join(t, ts, "alice")
+	a := newAdmin(t, ts, adminToken)
+	resp, err := a.cli.Publish(a.ctx(t), &chatv1.PublishRequest{Text: "maintenance at noon, @alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := expectChannelMessage(t, "alice", alice.next(t), "general", "chatd system", "maintenance at noon, @alice")
+	if !m.GetSystem() || m.GetBot() != "" || m.GetId() != resp.GetMessageId() || !slices.Equal(m.GetMentions(), []string{"alice"}) {
+		t.Errorf("the system's message: %v (answer %v)", m, resp)
+	}
+	if _, err := a.cli.Publish(a.ctx(t), &chatv1.PublishRequest{Bot: "weather", Recipient: "ALICE", Text: "rain at 5"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := alice.next(t)
+	if m := ev.GetMessage(); m.GetSender() != "weather (bot)" || m.GetBot() != "weather" || m.GetSystem() || m.GetRecipient() != "alice" || ev.GetSeq() == 0 {
+		t.Errorf("the bot's private message: %v", ev)
+	}
+	for _, tc := range []struct {
+		name string
+		req  *chatv1.PublishRequest
+		code codes.Code
+	}{
+		{"no channel of that name", &chatv1.PublishRequest{Channel: "nowhere", Text: "x"}, codes.NotFound},
+		{"a user not online", &chatv1.PublishRequest{Recipient: "bob", Text: "x"}, codes.NotFound},
+		{"a bot name with a space", &chatv1.PublishRequest{Bot: "bad name", Text: "x"}, codes.InvalidArgument},
+		{"no text", &chatv1.PublishRequest{Text: "  "}, codes.InvalidArgument},
+		{"both a channel and a user", &chatv1.PublishRequest{Channel: "general", Recipient: "alice", Text: "x"}, codes.InvalidArgument},
+	} {
+		if _, err := a.cli.Publish(a.ctx(t), tc.req); status.Code(err) != tc.code {
+			t.Errorf("%s: %v; want %v", tc.name, err, tc.code)
+		}
+	}
+	alice.say(t, "ok", "")
+	expectChannelMessage(t, "alice", alice.next(t), "general", "alice", "ok")
+}

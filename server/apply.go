@@ -73,6 +73,7 @@ type outcome struct {
 	s   *stream // a join's stream, if it is on this node
 	ok  bool    // a leave found its stream attached
 	ban *ban    // a ban's record
+	num uint64  // a publish's message number
 	err error   // why the command was refused
 }
 
@@ -140,6 +141,9 @@ func (h *hub) applyLocked(cmd *clusterv1.Command, p *pending) outcome {
 		return outcome{ban: b, err: err}
 	case *clusterv1.Command_Unban:
 		return outcome{err: h.unbanLocked(a.Unban)}
+	case *clusterv1.Command_Publish:
+		n, err := h.publishAdminLocked(a.Publish)
+		return outcome{num: n, err: err}
 	case *clusterv1.Command_Heartbeat:
 		return outcome{} // being heard is all it does (see heardLocked)
 	case *clusterv1.Command_NodeStop:

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
@@ -186,4 +187,75 @@ func (h *hub) restoreBansLocked(snap *clusterv1.Snapshot) {
 		}
 		h.bans[b.key] = b
 	}
+}
+
+// systemSender is the sender of what an admin publishes as the chat
+// itself: a name no user can have, for it holds a space.
+const systemSender = "chatd system"
+
+// botSender is the sender of what an admin publishes as bot: a name no
+// user can have either.
+func botSender(bot string) string { return bot + " (bot)" }
+
+// publishAdminLocked sends a message as the system or a bot (see
+// adminService.Publish), to a channel's members or to one user online, and
+// returns its number. A private one is not archived or counted unread: a
+// bot is no user to have a conversation with. Lock must be held.
+func (h *hub) publishAdminLocked(pb *clusterv1.Publish) (uint64, error) {
+	sender, bot := systemSender, ""
+	if pb.GetBot() != "" {
+		display, _, err := CheckUsername(pb.GetBot())
+		if err != nil {
+			return 0, &Error{Kind: ErrInvalidRequest, Msg: "a bot's name is checked as a username is: " + err.Error()}
+		}
+		sender, bot = botSender(display), display
+	}
+	var to *person
+	var ch *channel
+	if recipient := pb.GetRecipient(); recipient != "" {
+		name, key, err := CheckUsername(recipient)
+		if err != nil {
+			return 0, notOnline(recipient)
+		}
+		if to = h.byKey[key]; to == nil || !to.online() {
+			return 0, notOnline(name)
+		}
+	} else {
+		name, key := pb.GetChannel(), generalChannel
+		if name != "" {
+			var err error
+			if _, key, err = CheckChannel(name); err != nil {
+				return 0, err
+			}
+		}
+		if ch = h.channels[key]; ch == nil {
+			return 0, &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s", name)}
+		}
+	}
+	mentions, mentioned := h.mentionsLocked(pb.GetMentions())
+	h.msgs++
+	msg := &chatv1.Message{
+		Id:       h.idPrefix + strconv.FormatUint(h.msgs, 10),
+		Sender:   sender,
+		Text:     pb.GetText(),
+		Mentions: mentions,
+		Bot:      bot,
+		System:   bot == "",
+	}
+	if ch != nil {
+		msg.Channel = ch.name
+		ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}})
+		ev.num = h.msgs
+		h.archiveLocked(ch.conv, ev)
+		h.rememberLocked(h.msgs, ch.conv, sender, pb.GetText(), mentioned)
+		h.readChannelLocked(ch, nil, h.msgs, mentioned)
+		h.publishLocked(ch, ev, nil)
+		ch.history.push(ev.asHistory(), h.cfg.HistorySize, h.cfg.HistoryBytes)
+		return h.msgs, nil
+	}
+	msg.Recipient = to.user.Username
+	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Message{Message: msg}})
+	ev.num = h.msgs
+	h.deliverUserLocked(to, ev)
+	return h.msgs, nil
 }

@@ -19,7 +19,7 @@ import (
 // from the start or from a snapshot taken midway. That is what lets every
 // node of a cluster, and a chatd restarted on its data directory, agree.
 // Random logs of joins (a user's first device or another), resumes, messages (to channels and privately),
-// channels entered and left, read marks, typing, kicks and bans, disconnects, logouts, heartbeats, nodes
+// channels entered and left, read marks, typing, kicks, bans and admins' notices, disconnects, logouts, heartbeats, nodes
 // stopping and time passing (deadlines falling due, nodes given up) go to
 // two machines, and to a third restored from the first's snapshot halfway.
 func TestSameLogSameState(t *testing.T) {
@@ -141,7 +141,15 @@ func randomLog(seed uint64, n int, cfg server.Config) []server.Entry {
 		case k < 13:
 			cmd.Action = &clusterv1.Command_Heartbeat{Heartbeat: &clusterv1.Heartbeat{Name: node}}
 		case k == 16:
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
+			case 3:
+				p := &clusterv1.Publish{Text: "notice", Bot: []string{"", "weather"}[rng.IntN(2)]}
+				if rng.IntN(2) == 0 {
+					p.Recipient = users[rng.IntN(len(users))]
+				} else {
+					p.Channel = channels[rng.IntN(len(channels))]
+				}
+				cmd.Action = &clusterv1.Command_Publish{Publish: p}
 			case 0:
 				cmd.Action = &clusterv1.Command_Kick{Kick: &clusterv1.Kick{User: user, Reason: "r"}}
 			case 1:

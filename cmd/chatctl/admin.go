@@ -30,6 +30,9 @@ const adminAbout = `admin calls chat.v1.AdminService, for the chat's admins: the
                                                          24h), or for good without --for
   chatctl admin unban USER                               end USER's ban
   chatctl admin bans                                     the bans in force
+  chatctl admin publish [--channel C | --to USER] [--as BOT] TEXT
+                                                         send TEXT as the chat itself ("chatd
+                                                         system") or as bot BOT ("BOT (bot)")
 
 With -o json each prints the service's answer as one line of protojson.
 `
@@ -43,7 +46,10 @@ func runAdmin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs, opts := newFlagSet("admin")
 	reason := fs.String("reason", "", "with kick and ban: the `reason`, shown to the user and logged (at most 200 characters)")
 	dur := fs.Duration("for", 0, "with ban: how long the ban lasts (`duration`, e.g. 24h); 0 for good")
-	if err := parse(fs, opts, args, stdout, "sessions | kick USER | ban USER | unban USER | bans [flags]", adminAbout); err != nil {
+	channel := fs.String("channel", "", "with publish: the `channel` to send to (general if neither --channel nor --to)")
+	to := fs.String("to", "", "with publish: the `user` to send to privately")
+	as := fs.String("as", "", "with publish: the `bot` to send as; the chat itself without it")
+	if err := parse(fs, opts, args, stdout, "sessions | kick USER | ban USER | unban USER | bans | publish TEXT [flags]", adminAbout); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -52,11 +58,17 @@ func runAdmin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	action, rest := fs.Arg(0), fs.Args()[1:]
 	wantUser := action == "kick" || action == "ban" || action == "unban"
 	switch {
-	case !wantUser && action != "sessions" && action != "bans":
-		return usageErrorf("admin: unknown action %q: sessions, kick, ban, unban or bans", action)
+	case !wantUser && action != "sessions" && action != "bans" && action != "publish":
+		return usageErrorf("admin: unknown action %q: sessions, kick, ban, unban, bans or publish", action)
 	case wantUser && len(rest) != 1:
 		return usageErrorf("admin %s: give one USER", action)
-	case !wantUser && len(rest) > 0:
+	case action == "publish" && len(rest) == 0:
+		return usageErrorf("admin publish: give the TEXT to send")
+	case action == "publish" && *channel != "" && *to != "":
+		return usageErrorf("admin publish: --channel or --to, not both")
+	case action != "publish" && (*channel != "" || *to != "" || *as != ""):
+		return usageErrorf("admin %s: --channel, --to and --as are for publish", action)
+	case !wantUser && action != "publish" && len(rest) > 0:
 		return usageErrorf("admin %s: unexpected argument %q", action, rest[0])
 	case *reason != "" && action != "kick" && action != "ban":
 		return usageErrorf("admin %s: --reason is for kick and ban", action)
@@ -79,6 +91,8 @@ func runAdmin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return c.Ban(ctx, req)
 		case "unban":
 			return c.Unban(ctx, &chatv1.UnbanRequest{User: rest[0]})
+		case "publish":
+			return c.Publish(ctx, &chatv1.PublishRequest{Channel: *channel, Recipient: *to, Bot: *as, Text: strings.Join(rest, " ")})
 		}
 		return c.ListBans(ctx, &chatv1.ListBansRequest{})
 	}
@@ -159,6 +173,9 @@ func printAdmin(w io.Writer, action string, rest []string, resp proto.Message) e
 		return err
 	case *chatv1.UnbanResponse:
 		_, err := fmt.Fprintf(w, "%s is no longer banned\n", sanitize(rest[0], " "))
+		return err
+	case *chatv1.PublishResponse:
+		_, err := fmt.Fprintf(w, "sent: %s\n", sanitize(r.GetMessageId(), " "))
 		return err
 	}
 	return errors.New("admin: an answer of an unknown kind")

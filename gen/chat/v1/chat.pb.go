@@ -1691,7 +1691,13 @@ type Message struct {
 	// mentions are the users the text names with @name (in any letter case,
 	// or with letters that look alike), as their names are shown, each once,
 	// in the order first named.
-	Mentions      []string `protobuf:"bytes,8,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	Mentions []string `protobuf:"bytes,8,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	// bot is set on a message an admin published as a bot: the bot's name
+	// (sender is "<bot> (bot)").
+	Bot string `protobuf:"bytes,9,opt,name=bot,proto3" json:"bot,omitempty"`
+	// system is set on a message an admin published as the chat itself
+	// (sender is "chatd system").
+	System        bool `protobuf:"varint,10,opt,name=system,proto3" json:"system,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1780,6 +1786,20 @@ func (x *Message) GetMentions() []string {
 		return x.Mentions
 	}
 	return nil
+}
+
+func (x *Message) GetBot() string {
+	if x != nil {
+		return x.Bot
+	}
+	return ""
+}
+
+func (x *Message) GetSystem() bool {
+	if x != nil {
+		return x.System
+	}
+	return false
 }
 
 // ReplyTo is the message a message answers, as it was when answered.
@@ -2484,6 +2504,127 @@ func (x *HistoryResponse) GetMore() bool {
 	return false
 }
 
+// PublishRequest is a message from the system or a bot.
+type PublishRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel to send to; with neither channel nor
+	// recipient, general.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// recipient is the user to send to privately.
+	Recipient string `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// text is the message, as a user's is checked.
+	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// bot is the bot's name (as a username is checked); empty for the
+	// system.
+	Bot           string `protobuf:"bytes,4,opt,name=bot,proto3" json:"bot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishRequest) Reset() {
+	*x = PublishRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishRequest) ProtoMessage() {}
+
+func (x *PublishRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
+func (*PublishRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PublishRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *PublishRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *PublishRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *PublishRequest) GetBot() string {
+	if x != nil {
+		return x.Bot
+	}
+	return ""
+}
+
+// PublishResponse answers a publish.
+type PublishResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message_id is the message's id.
+	MessageId     string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishResponse) Reset() {
+	*x = PublishResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishResponse) ProtoMessage() {}
+
+func (x *PublishResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
+func (*PublishResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PublishResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
 // ListSessionsRequest asks who is in the chat.
 type ListSessionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2493,7 +2634,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2646,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[30]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2659,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
 }
 
 // ListSessionsResponse lists who is in the chat.
@@ -2533,7 +2674,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2686,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[31]
+	mi := &file_chat_v1_chat_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2699,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListSessionsResponse) GetUsers() []*UserSessions {
@@ -2583,7 +2724,7 @@ type UserSessions struct {
 
 func (x *UserSessions) Reset() {
 	*x = UserSessions{}
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2736,7 @@ func (x *UserSessions) String() string {
 func (*UserSessions) ProtoMessage() {}
 
 func (x *UserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[32]
+	mi := &file_chat_v1_chat_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2749,7 @@ func (x *UserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSessions.ProtoReflect.Descriptor instead.
 func (*UserSessions) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UserSessions) GetUser() *User {
@@ -2650,7 +2791,7 @@ type DeviceSession struct {
 
 func (x *DeviceSession) Reset() {
 	*x = DeviceSession{}
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2803,7 @@ func (x *DeviceSession) String() string {
 func (*DeviceSession) ProtoMessage() {}
 
 func (x *DeviceSession) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[33]
+	mi := &file_chat_v1_chat_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2816,7 @@ func (x *DeviceSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceSession.ProtoReflect.Descriptor instead.
 func (*DeviceSession) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{33}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeviceSession) GetState() string {
@@ -2719,7 +2860,7 @@ type KickRequest struct {
 
 func (x *KickRequest) Reset() {
 	*x = KickRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2872,7 @@ func (x *KickRequest) String() string {
 func (*KickRequest) ProtoMessage() {}
 
 func (x *KickRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[34]
+	mi := &file_chat_v1_chat_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +2885,7 @@ func (x *KickRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickRequest.ProtoReflect.Descriptor instead.
 func (*KickRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{34}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *KickRequest) GetUser() string {
@@ -2770,7 +2911,7 @@ type KickResponse struct {
 
 func (x *KickResponse) Reset() {
 	*x = KickResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2923,7 @@ func (x *KickResponse) String() string {
 func (*KickResponse) ProtoMessage() {}
 
 func (x *KickResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[35]
+	mi := &file_chat_v1_chat_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2936,7 @@ func (x *KickResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickResponse.ProtoReflect.Descriptor instead.
 func (*KickResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{35}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
 }
 
 // BanRequest names the user to ban.
@@ -2813,7 +2954,7 @@ type BanRequest struct {
 
 func (x *BanRequest) Reset() {
 	*x = BanRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +2966,7 @@ func (x *BanRequest) String() string {
 func (*BanRequest) ProtoMessage() {}
 
 func (x *BanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[36]
+	mi := &file_chat_v1_chat_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +2979,7 @@ func (x *BanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRequest.ProtoReflect.Descriptor instead.
 func (*BanRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{36}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BanRequest) GetUser() string {
@@ -2873,7 +3014,7 @@ type BanResponse struct {
 
 func (x *BanResponse) Reset() {
 	*x = BanResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3026,7 @@ func (x *BanResponse) String() string {
 func (*BanResponse) ProtoMessage() {}
 
 func (x *BanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[37]
+	mi := &file_chat_v1_chat_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3039,7 @@ func (x *BanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanResponse.ProtoReflect.Descriptor instead.
 func (*BanResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{37}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BanResponse) GetBan() *Ban {
@@ -2919,7 +3060,7 @@ type UnbanRequest struct {
 
 func (x *UnbanRequest) Reset() {
 	*x = UnbanRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3072,7 @@ func (x *UnbanRequest) String() string {
 func (*UnbanRequest) ProtoMessage() {}
 
 func (x *UnbanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[38]
+	mi := &file_chat_v1_chat_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3085,7 @@ func (x *UnbanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanRequest.ProtoReflect.Descriptor instead.
 func (*UnbanRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{38}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UnbanRequest) GetUser() string {
@@ -2963,7 +3104,7 @@ type UnbanResponse struct {
 
 func (x *UnbanResponse) Reset() {
 	*x = UnbanResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3116,7 @@ func (x *UnbanResponse) String() string {
 func (*UnbanResponse) ProtoMessage() {}
 
 func (x *UnbanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[39]
+	mi := &file_chat_v1_chat_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3129,7 @@ func (x *UnbanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanResponse.ProtoReflect.Descriptor instead.
 func (*UnbanResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{39}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
 }
 
 // ListBansRequest asks for the bans in force.
@@ -3000,7 +3141,7 @@ type ListBansRequest struct {
 
 func (x *ListBansRequest) Reset() {
 	*x = ListBansRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3012,7 +3153,7 @@ func (x *ListBansRequest) String() string {
 func (*ListBansRequest) ProtoMessage() {}
 
 func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[40]
+	mi := &file_chat_v1_chat_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3025,7 +3166,7 @@ func (x *ListBansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansRequest.ProtoReflect.Descriptor instead.
 func (*ListBansRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{40}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{42}
 }
 
 // ListBansResponse lists the bans in force.
@@ -3038,7 +3179,7 @@ type ListBansResponse struct {
 
 func (x *ListBansResponse) Reset() {
 	*x = ListBansResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +3191,7 @@ func (x *ListBansResponse) String() string {
 func (*ListBansResponse) ProtoMessage() {}
 
 func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[41]
+	mi := &file_chat_v1_chat_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +3204,7 @@ func (x *ListBansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBansResponse.ProtoReflect.Descriptor instead.
 func (*ListBansResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{41}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListBansResponse) GetBans() []*Ban {
@@ -3092,7 +3233,7 @@ type Ban struct {
 
 func (x *Ban) Reset() {
 	*x = Ban{}
-	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3245,7 @@ func (x *Ban) String() string {
 func (*Ban) ProtoMessage() {}
 
 func (x *Ban) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[42]
+	mi := &file_chat_v1_chat_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3258,7 @@ func (x *Ban) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ban.ProtoReflect.Descriptor instead.
 func (*Ban) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{42}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Ban) GetUser() string {
@@ -3249,7 +3390,7 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\aresumed\x18\x02 \x01(\bR\aresumed\"[\n" +
 	"\bUserLeft\x12!\n" +
 	"\x04user\x18\x01 \x01(\v2\r.chat.v1.UserR\x04user\x12,\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\xe3\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x14.chat.v1.LeaveReasonR\x06reason\"\x8d\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x12\n" +
@@ -3258,7 +3399,10 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1c\n" +
 	"\trecipient\x18\x06 \x01(\tR\trecipient\x12+\n" +
 	"\breply_to\x18\a \x01(\v2\x10.chat.v1.ReplyToR\areplyTo\x12\x1a\n" +
-	"\bmentions\x18\b \x03(\tR\bmentions\"K\n" +
+	"\bmentions\x18\b \x03(\tR\bmentions\x12\x10\n" +
+	"\x03bot\x18\t \x01(\tR\x03bot\x12\x16\n" +
+	"\x06system\x18\n" +
+	" \x01(\bR\x06system\"K\n" +
 	"\aReplyTo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
@@ -3297,7 +3441,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\"X\n" +
 	"\x0fHistoryResponse\x121\n" +
 	"\bmessages\x18\x01 \x03(\v2\x15.chat.v1.ChatResponseR\bmessages\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\x15\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"n\n" +
+	"\x0ePublishRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x02 \x01(\tR\trecipient\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x10\n" +
+	"\x03bot\x18\x04 \x01(\tR\x03bot\"0\n" +
+	"\x0fPublishResponse\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\"\x15\n" +
 	"\x13ListSessionsRequest\"C\n" +
 	"\x14ListSessionsResponse\x12+\n" +
 	"\x05users\x18\x01 \x03(\v2\x15.chat.v1.UserSessionsR\x05users\"{\n" +
@@ -3349,13 +3501,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04Chat\x12\x14.chat.v1.ChatRequest\x1a\x15.chat.v1.ChatResponse(\x010\x01\x12B\n" +
 	"\tListUsers\x12\x19.chat.v1.ListUsersRequest\x1a\x1a.chat.v1.ListUsersResponse\x12K\n" +
 	"\fListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponse\x12<\n" +
-	"\aHistory\x12\x17.chat.v1.HistoryRequest\x1a\x18.chat.v1.HistoryResponse2\xbb\x02\n" +
+	"\aHistory\x12\x17.chat.v1.HistoryRequest\x1a\x18.chat.v1.HistoryResponse2\xf9\x02\n" +
 	"\fAdminService\x12K\n" +
 	"\fListSessions\x12\x1c.chat.v1.ListSessionsRequest\x1a\x1d.chat.v1.ListSessionsResponse\x123\n" +
 	"\x04Kick\x12\x14.chat.v1.KickRequest\x1a\x15.chat.v1.KickResponse\x120\n" +
 	"\x03Ban\x12\x13.chat.v1.BanRequest\x1a\x14.chat.v1.BanResponse\x126\n" +
 	"\x05Unban\x12\x15.chat.v1.UnbanRequest\x1a\x16.chat.v1.UnbanResponse\x12?\n" +
-	"\bListBans\x12\x18.chat.v1.ListBansRequest\x1a\x19.chat.v1.ListBansResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
+	"\bListBans\x12\x18.chat.v1.ListBansRequest\x1a\x19.chat.v1.ListBansResponse\x12<\n" +
+	"\aPublish\x12\x17.chat.v1.PublishRequest\x1a\x18.chat.v1.PublishResponseB+Z)github.com/chatd/chatd/gen/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -3370,7 +3523,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                 // 0: chat.v1.Recovery
 	(LeaveReason)(0),              // 1: chat.v1.LeaveReason
@@ -3404,21 +3557,23 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ListChannelsResponse)(nil),  // 29: chat.v1.ListChannelsResponse
 	(*HistoryRequest)(nil),        // 30: chat.v1.HistoryRequest
 	(*HistoryResponse)(nil),       // 31: chat.v1.HistoryResponse
-	(*ListSessionsRequest)(nil),   // 32: chat.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 33: chat.v1.ListSessionsResponse
-	(*UserSessions)(nil),          // 34: chat.v1.UserSessions
-	(*DeviceSession)(nil),         // 35: chat.v1.DeviceSession
-	(*KickRequest)(nil),           // 36: chat.v1.KickRequest
-	(*KickResponse)(nil),          // 37: chat.v1.KickResponse
-	(*BanRequest)(nil),            // 38: chat.v1.BanRequest
-	(*BanResponse)(nil),           // 39: chat.v1.BanResponse
-	(*UnbanRequest)(nil),          // 40: chat.v1.UnbanRequest
-	(*UnbanResponse)(nil),         // 41: chat.v1.UnbanResponse
-	(*ListBansRequest)(nil),       // 42: chat.v1.ListBansRequest
-	(*ListBansResponse)(nil),      // 43: chat.v1.ListBansResponse
-	(*Ban)(nil),                   // 44: chat.v1.Ban
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*PublishRequest)(nil),        // 32: chat.v1.PublishRequest
+	(*PublishResponse)(nil),       // 33: chat.v1.PublishResponse
+	(*ListSessionsRequest)(nil),   // 34: chat.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 35: chat.v1.ListSessionsResponse
+	(*UserSessions)(nil),          // 36: chat.v1.UserSessions
+	(*DeviceSession)(nil),         // 37: chat.v1.DeviceSession
+	(*KickRequest)(nil),           // 38: chat.v1.KickRequest
+	(*KickResponse)(nil),          // 39: chat.v1.KickResponse
+	(*BanRequest)(nil),            // 40: chat.v1.BanRequest
+	(*BanResponse)(nil),           // 41: chat.v1.BanResponse
+	(*UnbanRequest)(nil),          // 42: chat.v1.UnbanRequest
+	(*UnbanResponse)(nil),         // 43: chat.v1.UnbanResponse
+	(*ListBansRequest)(nil),       // 44: chat.v1.ListBansRequest
+	(*ListBansResponse)(nil),      // 45: chat.v1.ListBansResponse
+	(*Ban)(nil),                   // 46: chat.v1.Ban
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	3,  // 0: chat.v1.ChatRequest.join:type_name -> chat.v1.Join
@@ -3429,7 +3584,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	9,  // 5: chat.v1.ChatRequest.list_channels:type_name -> chat.v1.ListChannels
 	10, // 6: chat.v1.ChatRequest.mark_read:type_name -> chat.v1.MarkRead
 	5,  // 7: chat.v1.ChatRequest.typing:type_name -> chat.v1.Typing
-	45, // 8: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
+	47, // 8: chat.v1.ChatResponse.time:type_name -> google.protobuf.Timestamp
 	16, // 9: chat.v1.ChatResponse.welcome:type_name -> chat.v1.Welcome
 	17, // 10: chat.v1.ChatResponse.user_joined:type_name -> chat.v1.UserJoined
 	18, // 11: chat.v1.ChatResponse.user_left:type_name -> chat.v1.UserLeft
@@ -3442,7 +3597,7 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	12, // 18: chat.v1.ChatResponse.read:type_name -> chat.v1.ReadState
 	13, // 19: chat.v1.ChatResponse.typing:type_name -> chat.v1.TypingState
 	11, // 20: chat.v1.Batch.events:type_name -> chat.v1.ChatResponse
-	45, // 21: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
+	47, // 21: chat.v1.User.join_time:type_name -> google.protobuf.Timestamp
 	15, // 22: chat.v1.Welcome.you:type_name -> chat.v1.User
 	15, // 23: chat.v1.Welcome.online_users:type_name -> chat.v1.User
 	0,  // 24: chat.v1.Welcome.recovery:type_name -> chat.v1.Recovery
@@ -3459,35 +3614,37 @@ var file_chat_v1_chat_proto_depIdxs = []int32{
 	15, // 35: chat.v1.ListUsersResponse.users:type_name -> chat.v1.User
 	23, // 36: chat.v1.ListChannelsResponse.channels:type_name -> chat.v1.Channel
 	11, // 37: chat.v1.HistoryResponse.messages:type_name -> chat.v1.ChatResponse
-	34, // 38: chat.v1.ListSessionsResponse.users:type_name -> chat.v1.UserSessions
+	36, // 38: chat.v1.ListSessionsResponse.users:type_name -> chat.v1.UserSessions
 	15, // 39: chat.v1.UserSessions.user:type_name -> chat.v1.User
-	35, // 40: chat.v1.UserSessions.devices:type_name -> chat.v1.DeviceSession
-	45, // 41: chat.v1.DeviceSession.since:type_name -> google.protobuf.Timestamp
-	46, // 42: chat.v1.BanRequest.duration:type_name -> google.protobuf.Duration
-	44, // 43: chat.v1.BanResponse.ban:type_name -> chat.v1.Ban
-	44, // 44: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
-	45, // 45: chat.v1.Ban.since:type_name -> google.protobuf.Timestamp
-	45, // 46: chat.v1.Ban.until:type_name -> google.protobuf.Timestamp
+	37, // 40: chat.v1.UserSessions.devices:type_name -> chat.v1.DeviceSession
+	47, // 41: chat.v1.DeviceSession.since:type_name -> google.protobuf.Timestamp
+	48, // 42: chat.v1.BanRequest.duration:type_name -> google.protobuf.Duration
+	46, // 43: chat.v1.BanResponse.ban:type_name -> chat.v1.Ban
+	46, // 44: chat.v1.ListBansResponse.bans:type_name -> chat.v1.Ban
+	47, // 45: chat.v1.Ban.since:type_name -> google.protobuf.Timestamp
+	47, // 46: chat.v1.Ban.until:type_name -> google.protobuf.Timestamp
 	2,  // 47: chat.v1.ChatService.Chat:input_type -> chat.v1.ChatRequest
 	26, // 48: chat.v1.ChatService.ListUsers:input_type -> chat.v1.ListUsersRequest
 	28, // 49: chat.v1.ChatService.ListChannels:input_type -> chat.v1.ListChannelsRequest
 	30, // 50: chat.v1.ChatService.History:input_type -> chat.v1.HistoryRequest
-	32, // 51: chat.v1.AdminService.ListSessions:input_type -> chat.v1.ListSessionsRequest
-	36, // 52: chat.v1.AdminService.Kick:input_type -> chat.v1.KickRequest
-	38, // 53: chat.v1.AdminService.Ban:input_type -> chat.v1.BanRequest
-	40, // 54: chat.v1.AdminService.Unban:input_type -> chat.v1.UnbanRequest
-	42, // 55: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
-	11, // 56: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
-	27, // 57: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
-	29, // 58: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
-	31, // 59: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
-	33, // 60: chat.v1.AdminService.ListSessions:output_type -> chat.v1.ListSessionsResponse
-	37, // 61: chat.v1.AdminService.Kick:output_type -> chat.v1.KickResponse
-	39, // 62: chat.v1.AdminService.Ban:output_type -> chat.v1.BanResponse
-	41, // 63: chat.v1.AdminService.Unban:output_type -> chat.v1.UnbanResponse
-	43, // 64: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
-	56, // [56:65] is the sub-list for method output_type
-	47, // [47:56] is the sub-list for method input_type
+	34, // 51: chat.v1.AdminService.ListSessions:input_type -> chat.v1.ListSessionsRequest
+	38, // 52: chat.v1.AdminService.Kick:input_type -> chat.v1.KickRequest
+	40, // 53: chat.v1.AdminService.Ban:input_type -> chat.v1.BanRequest
+	42, // 54: chat.v1.AdminService.Unban:input_type -> chat.v1.UnbanRequest
+	44, // 55: chat.v1.AdminService.ListBans:input_type -> chat.v1.ListBansRequest
+	32, // 56: chat.v1.AdminService.Publish:input_type -> chat.v1.PublishRequest
+	11, // 57: chat.v1.ChatService.Chat:output_type -> chat.v1.ChatResponse
+	27, // 58: chat.v1.ChatService.ListUsers:output_type -> chat.v1.ListUsersResponse
+	29, // 59: chat.v1.ChatService.ListChannels:output_type -> chat.v1.ListChannelsResponse
+	31, // 60: chat.v1.ChatService.History:output_type -> chat.v1.HistoryResponse
+	35, // 61: chat.v1.AdminService.ListSessions:output_type -> chat.v1.ListSessionsResponse
+	39, // 62: chat.v1.AdminService.Kick:output_type -> chat.v1.KickResponse
+	41, // 63: chat.v1.AdminService.Ban:output_type -> chat.v1.BanResponse
+	43, // 64: chat.v1.AdminService.Unban:output_type -> chat.v1.UnbanResponse
+	45, // 65: chat.v1.AdminService.ListBans:output_type -> chat.v1.ListBansResponse
+	33, // 66: chat.v1.AdminService.Publish:output_type -> chat.v1.PublishResponse
+	57, // [57:67] is the sub-list for method output_type
+	47, // [47:57] is the sub-list for method input_type
 	47, // [47:47] is the sub-list for extension type_name
 	47, // [47:47] is the sub-list for extension extendee
 	0,  // [0:47] is the sub-list for field type_name
@@ -3527,7 +3684,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -303,6 +303,7 @@ const (
 	AdminService_Ban_FullMethodName          = "/chat.v1.AdminService/Ban"
 	AdminService_Unban_FullMethodName        = "/chat.v1.AdminService/Unban"
 	AdminService_ListBans_FullMethodName     = "/chat.v1.AdminService/ListBans"
+	AdminService_Publish_FullMethodName      = "/chat.v1.AdminService/Publish"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -333,6 +334,12 @@ type AdminServiceClient interface {
 	Unban(ctx context.Context, in *UnbanRequest, opts ...grpc.CallOption) (*UnbanResponse, error)
 	// ListBans lists the bans in force, soonest to end first.
 	ListBans(ctx context.Context, in *ListBansRequest, opts ...grpc.CallOption) (*ListBansResponse, error)
+	// Publish sends a message as the chat itself (system) or as a named bot:
+	// to a channel's members, or privately to one user online (NOT_FOUND
+	// otherwise, as for a channel that does not exist). Its sender is shown
+	// as "chatd system" or "<bot> (bot)", names no user can have (they hold
+	// a space), and Message.system or Message.bot says which.
+	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 }
 
 type adminServiceClient struct {
@@ -393,6 +400,16 @@ func (c *adminServiceClient) ListBans(ctx context.Context, in *ListBansRequest, 
 	return out, nil
 }
 
+func (c *adminServiceClient) Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishResponse)
+	err := c.cc.Invoke(ctx, AdminService_Publish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -421,6 +438,12 @@ type AdminServiceServer interface {
 	Unban(context.Context, *UnbanRequest) (*UnbanResponse, error)
 	// ListBans lists the bans in force, soonest to end first.
 	ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error)
+	// Publish sends a message as the chat itself (system) or as a named bot:
+	// to a channel's members, or privately to one user online (NOT_FOUND
+	// otherwise, as for a channel that does not exist). Its sender is shown
+	// as "chatd system" or "<bot> (bot)", names no user can have (they hold
+	// a space), and Message.system or Message.bot says which.
+	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -445,6 +468,9 @@ func (UnimplementedAdminServiceServer) Unban(context.Context, *UnbanRequest) (*U
 }
 func (UnimplementedAdminServiceServer) ListBans(context.Context, *ListBansRequest) (*ListBansResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListBans not implemented")
+}
+func (UnimplementedAdminServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -557,6 +583,24 @@ func _AdminService_ListBans_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Publish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Publish(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Publish_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Publish(ctx, req.(*PublishRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -583,6 +627,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBans",
 			Handler:    _AdminService_ListBans_Handler,
+		},
+		{
+			MethodName: "Publish",
+			Handler:    _AdminService_Publish_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

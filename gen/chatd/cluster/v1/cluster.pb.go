@@ -119,6 +119,7 @@ type Command struct {
 	//	*Command_Kick
 	//	*Command_Ban
 	//	*Command_Unban
+	//	*Command_Publish
 	Action        isCommand_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +291,15 @@ func (x *Command) GetUnban() *Unban {
 	return nil
 }
 
+func (x *Command) GetPublish() *Publish {
+	if x != nil {
+		if x, ok := x.Action.(*Command_Publish); ok {
+			return x.Publish
+		}
+	}
+	return nil
+}
+
 type isCommand_Action interface {
 	isCommand_Action()
 }
@@ -350,6 +360,10 @@ type Command_Unban struct {
 	Unban *Unban `protobuf:"bytes,21,opt,name=unban,proto3,oneof"`
 }
 
+type Command_Publish struct {
+	Publish *Publish `protobuf:"bytes,22,opt,name=publish,proto3,oneof"`
+}
+
 func (*Command_Join) isCommand_Action() {}
 
 func (*Command_Leave) isCommand_Action() {}
@@ -373,6 +387,8 @@ func (*Command_Kick) isCommand_Action() {}
 func (*Command_Ban) isCommand_Action() {}
 
 func (*Command_Unban) isCommand_Action() {}
+
+func (*Command_Publish) isCommand_Action() {}
 
 // Stream names one stream of a session: the attachment that sent a command.
 // A command from a stream the session no longer has (it was dropped, or
@@ -1141,6 +1157,94 @@ func (x *Ban) GetDurationMs() uint64 {
 	return 0
 }
 
+// Publish sends a message as the system or a bot, for an admin.
+type Publish struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Channel   string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Recipient string                 `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Text      string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// bot is the bot's name; empty for the system.
+	Bot string `protobuf:"bytes,4,opt,name=bot,proto3" json:"bot,omitempty"`
+	// by is the admin.
+	By string `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`
+	// mentions are the text's @names, as for Send.
+	Mentions      []*MentionWord `protobuf:"bytes,6,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Publish) Reset() {
+	*x = Publish{}
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Publish) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Publish) ProtoMessage() {}
+
+func (x *Publish) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Publish.ProtoReflect.Descriptor instead.
+func (*Publish) Descriptor() ([]byte, []int) {
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Publish) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Publish) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *Publish) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Publish) GetBot() string {
+	if x != nil {
+		return x.Bot
+	}
+	return ""
+}
+
+func (x *Publish) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Publish) GetMentions() []*MentionWord {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
 // Unban ends a ban.
 type Unban struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1152,7 +1256,7 @@ type Unban struct {
 
 func (x *Unban) Reset() {
 	*x = Unban{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1268,7 @@ func (x *Unban) String() string {
 func (*Unban) ProtoMessage() {}
 
 func (x *Unban) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1281,7 @@ func (x *Unban) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unban.ProtoReflect.Descriptor instead.
 func (*Unban) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Unban) GetUser() string {
@@ -1204,7 +1308,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1320,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1333,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MarkRead) GetStream() *Stream {
@@ -1273,7 +1377,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1389,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1402,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Heartbeat) GetName() string {
@@ -1317,7 +1421,7 @@ type NodeStop struct {
 
 func (x *NodeStop) Reset() {
 	*x = NodeStop{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1433,7 @@ func (x *NodeStop) String() string {
 func (*NodeStop) ProtoMessage() {}
 
 func (x *NodeStop) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1446,7 @@ func (x *NodeStop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStop.ProtoReflect.Descriptor instead.
 func (*NodeStop) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 // Snapshot is the chat's state after the command at seq had been applied: a
@@ -1383,7 +1487,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1499,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1512,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Snapshot) GetSeq() uint64 {
@@ -1520,7 +1624,7 @@ type BanRecord struct {
 
 func (x *BanRecord) Reset() {
 	*x = BanRecord{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1636,7 @@ func (x *BanRecord) String() string {
 func (*BanRecord) ProtoMessage() {}
 
 func (x *BanRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1649,7 @@ func (x *BanRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanRecord.ProtoReflect.Descriptor instead.
 func (*BanRecord) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BanRecord) GetKey() string {
@@ -1609,7 +1713,7 @@ type RecentMessage struct {
 
 func (x *RecentMessage) Reset() {
 	*x = RecentMessage{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1725,7 @@ func (x *RecentMessage) String() string {
 func (*RecentMessage) ProtoMessage() {}
 
 func (x *RecentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1738,7 @@ func (x *RecentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentMessage.ProtoReflect.Descriptor instead.
 func (*RecentMessage) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecentMessage) GetNumber() uint64 {
@@ -1694,7 +1798,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1810,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1823,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Account) GetKey() string {
@@ -1781,7 +1885,7 @@ type ReadMark struct {
 
 func (x *ReadMark) Reset() {
 	*x = ReadMark{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1897,7 @@ func (x *ReadMark) String() string {
 func (*ReadMark) ProtoMessage() {}
 
 func (x *ReadMark) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1910,7 @@ func (x *ReadMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadMark.ProtoReflect.Descriptor instead.
 func (*ReadMark) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReadMark) GetConv() string {
@@ -1871,7 +1975,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1987,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2000,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetResponse() []byte {
@@ -1953,7 +2057,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2069,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2082,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Member) GetKey() string {
@@ -2099,7 +2203,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2215,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2228,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Channel) GetName() string {
@@ -2177,7 +2281,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2293,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2306,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Node) GetId() string {
@@ -2261,7 +2365,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2377,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_chatd_cluster_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2390,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_chatd_cluster_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Settings) GetMaxSessions() uint32 {
@@ -2377,7 +2481,7 @@ var File_chatd_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x05\n" +
+	"\x1echatd/cluster/v1/cluster.proto\x12\x10chatd.cluster.v1\x1a\x12chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x06\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x127\n" +
@@ -2394,7 +2498,8 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06typing\x18\x12 \x01(\v2\x18.chatd.cluster.v1.TypingH\x00R\x06typing\x12,\n" +
 	"\x04kick\x18\x13 \x01(\v2\x16.chatd.cluster.v1.KickH\x00R\x04kick\x12)\n" +
 	"\x03ban\x18\x14 \x01(\v2\x15.chatd.cluster.v1.BanH\x00R\x03ban\x12/\n" +
-	"\x05unban\x18\x15 \x01(\v2\x17.chatd.cluster.v1.UnbanH\x00R\x05unbanB\b\n" +
+	"\x05unban\x18\x15 \x01(\v2\x17.chatd.cluster.v1.UnbanH\x00R\x05unban\x125\n" +
+	"\apublish\x18\x16 \x01(\v2\x19.chatd.cluster.v1.PublishH\x00R\apublishB\b\n" +
 	"\x06action\";\n" +
 	"\x06Stream\x12\x19\n" +
 	"\buser_key\x18\x01 \x01(\tR\auserKey\x12\x16\n" +
@@ -2451,7 +2556,14 @@ const file_chatd_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x04R\n" +
-	"durationMs\"\x1b\n" +
+	"durationMs\"\xb2\x01\n" +
+	"\aPublish\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1c\n" +
+	"\trecipient\x18\x02 \x01(\tR\trecipient\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x10\n" +
+	"\x03bot\x18\x04 \x01(\tR\x03bot\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\x129\n" +
+	"\bmentions\x18\x06 \x03(\v2\x1d.chatd.cluster.v1.MentionWordR\bmentions\"\x1b\n" +
 	"\x05Unban\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"\x82\x01\n" +
 	"\bMarkRead\x120\n" +
@@ -2574,7 +2686,7 @@ func file_chatd_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_chatd_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(MemberState)(0),              // 0: chatd.cluster.v1.MemberState
 	(*Command)(nil),               // 1: chatd.cluster.v1.Command
@@ -2589,71 +2701,74 @@ var file_chatd_cluster_v1_cluster_proto_goTypes = []any{
 	(*Typing)(nil),                // 10: chatd.cluster.v1.Typing
 	(*Kick)(nil),                  // 11: chatd.cluster.v1.Kick
 	(*Ban)(nil),                   // 12: chatd.cluster.v1.Ban
-	(*Unban)(nil),                 // 13: chatd.cluster.v1.Unban
-	(*MarkRead)(nil),              // 14: chatd.cluster.v1.MarkRead
-	(*Heartbeat)(nil),             // 15: chatd.cluster.v1.Heartbeat
-	(*NodeStop)(nil),              // 16: chatd.cluster.v1.NodeStop
-	(*Snapshot)(nil),              // 17: chatd.cluster.v1.Snapshot
-	(*BanRecord)(nil),             // 18: chatd.cluster.v1.BanRecord
-	(*RecentMessage)(nil),         // 19: chatd.cluster.v1.RecentMessage
-	(*Account)(nil),               // 20: chatd.cluster.v1.Account
-	(*ReadMark)(nil),              // 21: chatd.cluster.v1.ReadMark
-	(*Event)(nil),                 // 22: chatd.cluster.v1.Event
-	(*Member)(nil),                // 23: chatd.cluster.v1.Member
-	(*Channel)(nil),               // 24: chatd.cluster.v1.Channel
-	(*Node)(nil),                  // 25: chatd.cluster.v1.Node
-	(*Settings)(nil),              // 26: chatd.cluster.v1.Settings
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(v1.LeaveReason)(0),           // 28: chat.v1.LeaveReason
-	(*v1.User)(nil),               // 29: chat.v1.User
+	(*Publish)(nil),               // 13: chatd.cluster.v1.Publish
+	(*Unban)(nil),                 // 14: chatd.cluster.v1.Unban
+	(*MarkRead)(nil),              // 15: chatd.cluster.v1.MarkRead
+	(*Heartbeat)(nil),             // 16: chatd.cluster.v1.Heartbeat
+	(*NodeStop)(nil),              // 17: chatd.cluster.v1.NodeStop
+	(*Snapshot)(nil),              // 18: chatd.cluster.v1.Snapshot
+	(*BanRecord)(nil),             // 19: chatd.cluster.v1.BanRecord
+	(*RecentMessage)(nil),         // 20: chatd.cluster.v1.RecentMessage
+	(*Account)(nil),               // 21: chatd.cluster.v1.Account
+	(*ReadMark)(nil),              // 22: chatd.cluster.v1.ReadMark
+	(*Event)(nil),                 // 23: chatd.cluster.v1.Event
+	(*Member)(nil),                // 24: chatd.cluster.v1.Member
+	(*Channel)(nil),               // 25: chatd.cluster.v1.Channel
+	(*Node)(nil),                  // 26: chatd.cluster.v1.Node
+	(*Settings)(nil),              // 27: chatd.cluster.v1.Settings
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(v1.LeaveReason)(0),           // 29: chat.v1.LeaveReason
+	(*v1.User)(nil),               // 30: chat.v1.User
 }
 var file_chatd_cluster_v1_cluster_proto_depIdxs = []int32{
-	27, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
+	28, // 0: chatd.cluster.v1.Command.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: chatd.cluster.v1.Command.join:type_name -> chatd.cluster.v1.Join
 	4,  // 2: chatd.cluster.v1.Command.leave:type_name -> chatd.cluster.v1.Leave
 	5,  // 3: chatd.cluster.v1.Command.send:type_name -> chatd.cluster.v1.Send
 	8,  // 4: chatd.cluster.v1.Command.join_channel:type_name -> chatd.cluster.v1.JoinChannel
 	9,  // 5: chatd.cluster.v1.Command.leave_channel:type_name -> chatd.cluster.v1.LeaveChannel
-	15, // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
-	16, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
-	14, // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
+	16, // 6: chatd.cluster.v1.Command.heartbeat:type_name -> chatd.cluster.v1.Heartbeat
+	17, // 7: chatd.cluster.v1.Command.node_stop:type_name -> chatd.cluster.v1.NodeStop
+	15, // 8: chatd.cluster.v1.Command.mark_read:type_name -> chatd.cluster.v1.MarkRead
 	10, // 9: chatd.cluster.v1.Command.typing:type_name -> chatd.cluster.v1.Typing
 	11, // 10: chatd.cluster.v1.Command.kick:type_name -> chatd.cluster.v1.Kick
 	12, // 11: chatd.cluster.v1.Command.ban:type_name -> chatd.cluster.v1.Ban
-	13, // 12: chatd.cluster.v1.Command.unban:type_name -> chatd.cluster.v1.Unban
-	2,  // 13: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
-	28, // 14: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
-	2,  // 15: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
-	6,  // 16: chatd.cluster.v1.Send.mentions:type_name -> chatd.cluster.v1.MentionWord
-	7,  // 17: chatd.cluster.v1.MentionWord.forms:type_name -> chatd.cluster.v1.MentionForm
-	2,  // 18: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 19: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 20: chatd.cluster.v1.Typing.stream:type_name -> chatd.cluster.v1.Stream
-	2,  // 21: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
-	27, // 22: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
-	27, // 23: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
-	22, // 24: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
-	23, // 25: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
-	24, // 26: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
-	25, // 27: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
-	26, // 28: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
-	20, // 29: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
-	19, // 30: chatd.cluster.v1.Snapshot.recent:type_name -> chatd.cluster.v1.RecentMessage
-	18, // 31: chatd.cluster.v1.Snapshot.bans:type_name -> chatd.cluster.v1.BanRecord
-	27, // 32: chatd.cluster.v1.BanRecord.since:type_name -> google.protobuf.Timestamp
-	27, // 33: chatd.cluster.v1.BanRecord.until:type_name -> google.protobuf.Timestamp
-	21, // 34: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
-	29, // 35: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
-	0,  // 36: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
-	27, // 37: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
-	27, // 38: chatd.cluster.v1.Member.since:type_name -> google.protobuf.Timestamp
-	27, // 39: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
-	27, // 40: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	14, // 12: chatd.cluster.v1.Command.unban:type_name -> chatd.cluster.v1.Unban
+	13, // 13: chatd.cluster.v1.Command.publish:type_name -> chatd.cluster.v1.Publish
+	2,  // 14: chatd.cluster.v1.Leave.stream:type_name -> chatd.cluster.v1.Stream
+	29, // 15: chatd.cluster.v1.Leave.reason:type_name -> chat.v1.LeaveReason
+	2,  // 16: chatd.cluster.v1.Send.stream:type_name -> chatd.cluster.v1.Stream
+	6,  // 17: chatd.cluster.v1.Send.mentions:type_name -> chatd.cluster.v1.MentionWord
+	7,  // 18: chatd.cluster.v1.MentionWord.forms:type_name -> chatd.cluster.v1.MentionForm
+	2,  // 19: chatd.cluster.v1.JoinChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 20: chatd.cluster.v1.LeaveChannel.stream:type_name -> chatd.cluster.v1.Stream
+	2,  // 21: chatd.cluster.v1.Typing.stream:type_name -> chatd.cluster.v1.Stream
+	6,  // 22: chatd.cluster.v1.Publish.mentions:type_name -> chatd.cluster.v1.MentionWord
+	2,  // 23: chatd.cluster.v1.MarkRead.stream:type_name -> chatd.cluster.v1.Stream
+	28, // 24: chatd.cluster.v1.Snapshot.time:type_name -> google.protobuf.Timestamp
+	28, // 25: chatd.cluster.v1.Snapshot.live_since:type_name -> google.protobuf.Timestamp
+	23, // 26: chatd.cluster.v1.Snapshot.events:type_name -> chatd.cluster.v1.Event
+	24, // 27: chatd.cluster.v1.Snapshot.members:type_name -> chatd.cluster.v1.Member
+	25, // 28: chatd.cluster.v1.Snapshot.channels:type_name -> chatd.cluster.v1.Channel
+	26, // 29: chatd.cluster.v1.Snapshot.nodes:type_name -> chatd.cluster.v1.Node
+	27, // 30: chatd.cluster.v1.Snapshot.settings:type_name -> chatd.cluster.v1.Settings
+	21, // 31: chatd.cluster.v1.Snapshot.accounts:type_name -> chatd.cluster.v1.Account
+	20, // 32: chatd.cluster.v1.Snapshot.recent:type_name -> chatd.cluster.v1.RecentMessage
+	19, // 33: chatd.cluster.v1.Snapshot.bans:type_name -> chatd.cluster.v1.BanRecord
+	28, // 34: chatd.cluster.v1.BanRecord.since:type_name -> google.protobuf.Timestamp
+	28, // 35: chatd.cluster.v1.BanRecord.until:type_name -> google.protobuf.Timestamp
+	22, // 36: chatd.cluster.v1.Account.reads:type_name -> chatd.cluster.v1.ReadMark
+	30, // 37: chatd.cluster.v1.Member.user:type_name -> chat.v1.User
+	0,  // 38: chatd.cluster.v1.Member.state:type_name -> chatd.cluster.v1.MemberState
+	28, // 39: chatd.cluster.v1.Member.deadline:type_name -> google.protobuf.Timestamp
+	28, // 40: chatd.cluster.v1.Member.since:type_name -> google.protobuf.Timestamp
+	28, // 41: chatd.cluster.v1.Channel.idle_since:type_name -> google.protobuf.Timestamp
+	28, // 42: chatd.cluster.v1.Node.last_heard:type_name -> google.protobuf.Timestamp
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_chatd_cluster_v1_cluster_proto_init() }
@@ -2674,6 +2789,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 		(*Command_Kick)(nil),
 		(*Command_Ban)(nil),
 		(*Command_Unban)(nil),
+		(*Command_Publish)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2681,7 +2797,7 @@ func file_chatd_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_cluster_v1_cluster_proto_rawDesc), len(file_chatd_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

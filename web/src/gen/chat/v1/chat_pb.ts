@@ -18,7 +18,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEi6QIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAEiEKBnR5cGluZxgJIAEoCzIPLmNoYXQudjEuVHlwaW5nSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiUQoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCRIQCghyZXBseV90bxgEIAEoCSI9CgZUeXBpbmcSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHc3RvcHBlZBgDIAEoCCIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyI9CghNYXJrUmVhZBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSKfBAoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAEiIKBHJlYWQYEyABKAsyEi5jaGF0LnYxLlJlYWRTdGF0ZUgAEiYKBnR5cGluZxgUIAEoCzIULmNoYXQudjEuVHlwaW5nU3RhdGVIAEIHCgVldmVudCJiCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0SEAoIbWVudGlvbnMYBSABKA0iTAoLVHlwaW5nU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEg0KBXVzZXJzGAMgAygJEg8KB3NldmVyYWwYBCABKAgiLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIqABCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCRIiCghyZXBseV90bxgHIAEoCzIQLmNoYXQudjEuUmVwbHlUbxIQCghtZW50aW9ucxgIIAMoCSI2CgdSZXBseVRvEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIPCgdleGNlcnB0GAMgASgJIpYBCg1DaGFubmVsSm9pbmVkEg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlchIeCgdtZW1iZXJzGAMgAygLMg0uY2hhdC52MS5Vc2VyEhUKDWhpc3RvcnlfY291bnQYBCABKA0SIAoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZFN0YXRlIjsKC0NoYW5uZWxMZWZ0Eg8KB2NoYW5uZWwYASABKAkSGwoEdXNlchgCIAEoCzINLmNoYXQudjEuVXNlciI9CgdDaGFubmVsEgwKBG5hbWUYASABKAkSFAoMbWVtYmVyX2NvdW50GAIgASgNEg4KBnVucmVhZBgDIAEoDSJECgtDaGFubmVsTGlzdBIRCgljbGllbnRfaWQYASABKAkSIgoIY2hhbm5lbHMYAiADKAsyEC5jaGF0LnYxLkNoYW5uZWwiOwoIUmVqZWN0ZWQSEQoJY2xpZW50X2lkGAEgASgJEgwKBGNvZGUYAiABKAUSDgoGcmVhc29uGAMgASgJIhIKEExpc3RVc2Vyc1JlcXVlc3QiMQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5jaGF0LnYxLlVzZXIiFQoTTGlzdENoYW5uZWxzUmVxdWVzdCI6ChRMaXN0Q2hhbm5lbHNSZXNwb25zZRIiCghjaGFubmVscxgBIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCJnCg5IaXN0b3J5UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEQoJYmVmb3JlX2lkGAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDHJlc3VtZV90b2tlbhgFIAEoCSJICg9IaXN0b3J5UmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5jaGF0LnYxLkNoYXRSZXNwb25zZRIMCgRtb3JlGAIgASgIIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPAoUTGlzdFNlc3Npb25zUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jaGF0LnYxLlVzZXJTZXNzaW9ucyJkCgxVc2VyU2Vzc2lvbnMSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIOCgZvbmxpbmUYAiABKAgSJwoHZGV2aWNlcxgDIAMoCzIWLmNoYXQudjEuRGV2aWNlU2Vzc2lvbiJoCg1EZXZpY2VTZXNzaW9uEg0KBXN0YXRlGAEgASgJEgwKBG5vZGUYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoLS2lja1JlcXVlc3QSDAoEdXNlchgBIAEoCRIOCgZyZWFzb24YAiABKAkiDgoMS2lja1Jlc3BvbnNlIlcKCkJhblJlcXVlc3QSDAoEdXNlchgBIAEoCRIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZyZWFzb24YAyABKAkiKAoLQmFuUmVzcG9uc2USGQoDYmFuGAEgASgLMgwuY2hhdC52MS5CYW4iHAoMVW5iYW5SZXF1ZXN0EgwKBHVzZXIYASABKAkiDwoNVW5iYW5SZXNwb25zZSIRCg9MaXN0QmFuc1JlcXVlc3QiLgoQTGlzdEJhbnNSZXNwb25zZRIaCgRiYW5zGAEgAygLMgwuY2hhdC52MS5CYW4ihQEKA0JhbhIMCgR1c2VyGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIKCgJieRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlQKCFJlY292ZXJ5EhgKFFJFQ09WRVJZX1VOU1BFQ0lGSUVEEAASFQoRUkVDT1ZFUllfQ09NUExFVEUQARIXChNSRUNPVkVSWV9JTkNPTVBMRVRFEAIq0gEKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0xFQVZFX1JFQVNPTl9MT0dPVVQQARIdChlMRUFWRV9SRUFTT05fRElTQ09OTkVDVEVEEAISGQoVTEVBVkVfUkVBU09OX1RPT19TTE9XEAMSIAocTEVBVkVfUkVBU09OX1NFUlZFUl9TSFVURE9XThAEEhcKE0xFQVZFX1JFQVNPTl9LSUNLRUQQBRIXChNMRUFWRV9SRUFTT05fQkFOTkVEEAYylQIKC0NoYXRTZXJ2aWNlEjcKBENoYXQSFC5jaGF0LnYxLkNoYXRSZXF1ZXN0GhUuY2hhdC52MS5DaGF0UmVzcG9uc2UoATABEkIKCUxpc3RVc2VycxIZLmNoYXQudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmNoYXQudjEuTGlzdFVzZXJzUmVzcG9uc2USSwoMTGlzdENoYW5uZWxzEhwuY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRI8CgdIaXN0b3J5EhcuY2hhdC52MS5IaXN0b3J5UmVxdWVzdBoYLmNoYXQudjEuSGlzdG9yeVJlc3BvbnNlMrsCCgxBZG1pblNlcnZpY2USSwoMTGlzdFNlc3Npb25zEhwuY2hhdC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0Gh0uY2hhdC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRIzCgRLaWNrEhQuY2hhdC52MS5LaWNrUmVxdWVzdBoVLmNoYXQudjEuS2lja1Jlc3BvbnNlEjAKA0JhbhITLmNoYXQudjEuQmFuUmVxdWVzdBoULmNoYXQudjEuQmFuUmVzcG9uc2USNgoFVW5iYW4SFS5jaGF0LnYxLlVuYmFuUmVxdWVzdBoWLmNoYXQudjEuVW5iYW5SZXNwb25zZRI/CghMaXN0QmFucxIYLmNoYXQudjEuTGlzdEJhbnNSZXF1ZXN0GhkuY2hhdC52MS5MaXN0QmFuc1Jlc3BvbnNlQitaKWdpdGh1Yi5jb20vY2hhdGQvY2hhdGQvZ2VuL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEi6QIKC0NoYXRSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCRIdCgRqb2luGAIgASgLMg0uY2hhdC52MS5Kb2luSAASJAoEc2VuZBgDIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIfCgVsZWF2ZRgEIAEoCzIOLmNoYXQudjEuTGVhdmVIABIsCgxqb2luX2NoYW5uZWwYBSABKAsyFC5jaGF0LnYxLkpvaW5DaGFubmVsSAASLgoNbGVhdmVfY2hhbm5lbBgGIAEoCzIVLmNoYXQudjEuTGVhdmVDaGFubmVsSAASLgoNbGlzdF9jaGFubmVscxgHIAEoCzIVLmNoYXQudjEuTGlzdENoYW5uZWxzSAASJgoJbWFya19yZWFkGAggASgLMhEuY2hhdC52MS5NYXJrUmVhZEgAEiEKBnR5cGluZxgJIAEoCzIPLmNoYXQudjEuVHlwaW5nSABCCAoGYWN0aW9uIoABCgRKb2luEhAKCHVzZXJuYW1lGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBISCgphdXRoX3Rva2VuGAQgASgJEhYKDmFjY2VwdF9iYXRjaGVzGAUgASgIEhIKCmRldmljZV9rZXkYBiABKAkiUQoLU2VuZE1lc3NhZ2USDAoEdGV4dBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhEKCXJlY2lwaWVudBgDIAEoCRIQCghyZXBseV90bxgEIAEoCSI9CgZUeXBpbmcSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHc3RvcHBlZBgDIAEoCCIHCgVMZWF2ZSIeCgtKb2luQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIh8KDExlYXZlQ2hhbm5lbBIPCgdjaGFubmVsGAEgASgJIg4KDExpc3RDaGFubmVscyI9CghNYXJrUmVhZBIPCgdjaGFubmVsGAEgASgJEgwKBHdpdGgYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCSKfBAoMQ2hhdFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdoaXN0b3J5GAMgASgIEiMKB3dlbGNvbWUYCiABKAsyEC5jaGF0LnYxLldlbGNvbWVIABIqCgt1c2VyX2pvaW5lZBgLIAEoCzITLmNoYXQudjEuVXNlckpvaW5lZEgAEiYKCXVzZXJfbGVmdBgMIAEoCzIRLmNoYXQudjEuVXNlckxlZnRIABIjCgdtZXNzYWdlGA0gASgLMhAuY2hhdC52MS5NZXNzYWdlSAASJQoIcmVqZWN0ZWQYDiABKAsyES5jaGF0LnYxLlJlamVjdGVkSAASMAoOY2hhbm5lbF9qb2luZWQYDyABKAsyFi5jaGF0LnYxLkNoYW5uZWxKb2luZWRIABIsCgxjaGFubmVsX2xlZnQYECABKAsyFC5jaGF0LnYxLkNoYW5uZWxMZWZ0SAASLAoMY2hhbm5lbF9saXN0GBEgASgLMhQuY2hhdC52MS5DaGFubmVsTGlzdEgAEh8KBWJhdGNoGBIgASgLMg4uY2hhdC52MS5CYXRjaEgAEiIKBHJlYWQYEyABKAsyEi5jaGF0LnYxLlJlYWRTdGF0ZUgAEiYKBnR5cGluZxgUIAEoCzIULmNoYXQudjEuVHlwaW5nU3RhdGVIAEIHCgVldmVudCJiCglSZWFkU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEhQKDGxhc3RfcmVhZF9pZBgDIAEoCRIOCgZ1bnJlYWQYBCABKA0SEAoIbWVudGlvbnMYBSABKA0iTAoLVHlwaW5nU3RhdGUSDwoHY2hhbm5lbBgBIAEoCRIMCgR3aXRoGAIgASgJEg0KBXVzZXJzGAMgAygJEg8KB3NldmVyYWwYBCABKAgiLgoFQmF0Y2gSJQoGZXZlbnRzGAEgAygLMhUuY2hhdC52MS5DaGF0UmVzcG9uc2UiRwoEVXNlchIQCgh1c2VybmFtZRgBIAEoCRItCglqb2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsUBCgdXZWxjb21lEhoKA3lvdRgBIAEoCzINLmNoYXQudjEuVXNlchIjCgxvbmxpbmVfdXNlcnMYAiADKAsyDS5jaGF0LnYxLlVzZXISFAoMcmVzdW1lX3Rva2VuGAMgASgJEiMKCHJlY292ZXJ5GAQgASgOMhEuY2hhdC52MS5SZWNvdmVyeRISCgpkZXZpY2Vfa2V5GAUgASgJEioKDnVucmVhZF9wcml2YXRlGAYgAygLMhIuY2hhdC52MS5SZWFkU3RhdGUiOgoKVXNlckpvaW5lZBIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg8KB3Jlc3VtZWQYAiABKAgiTQoIVXNlckxlZnQSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchIkCgZyZWFzb24YAiABKA4yFC5jaGF0LnYxLkxlYXZlUmVhc29uIr0BCgdNZXNzYWdlEgoKAmlkGAEgASgJEg4KBnNlbmRlchgCIAEoCRIMCgR0ZXh0GAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdjaGFubmVsGAUgASgJEhEKCXJlY2lwaWVudBgGIAEoCRIiCghyZXBseV90bxgHIAEoCzIQLmNoYXQudjEuUmVwbHlUbxIQCghtZW50aW9ucxgIIAMoCRILCgNib3QYCSABKAkSDgoGc3lzdGVtGAogASgIIjYKB1JlcGx5VG8SCgoCaWQYASABKAkSDgoGc2VuZGVyGAIgASgJEg8KB2V4Y2VycHQYAyABKAkilgEKDUNoYW5uZWxKb2luZWQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyEh4KB21lbWJlcnMYAyADKAsyDS5jaGF0LnYxLlVzZXISFQoNaGlzdG9yeV9jb3VudBgEIAEoDRIgCgRyZWFkGAUgASgLMhIuY2hhdC52MS5SZWFkU3RhdGUiOwoLQ2hhbm5lbExlZnQSDwoHY2hhbm5lbBgBIAEoCRIbCgR1c2VyGAIgASgLMg0uY2hhdC52MS5Vc2VyIj0KB0NoYW5uZWwSDAoEbmFtZRgBIAEoCRIUCgxtZW1iZXJfY291bnQYAiABKA0SDgoGdW5yZWFkGAMgASgNIkQKC0NoYW5uZWxMaXN0EhEKCWNsaWVudF9pZBgBIAEoCRIiCghjaGFubmVscxgCIAMoCzIQLmNoYXQudjEuQ2hhbm5lbCI7CghSZWplY3RlZBIRCgljbGllbnRfaWQYASABKAkSDAoEY29kZRgCIAEoBRIOCgZyZWFzb24YAyABKAkiEgoQTGlzdFVzZXJzUmVxdWVzdCIxChFMaXN0VXNlcnNSZXNwb25zZRIcCgV1c2VycxgBIAMoCzINLmNoYXQudjEuVXNlciIVChNMaXN0Q2hhbm5lbHNSZXF1ZXN0IjoKFExpc3RDaGFubmVsc1Jlc3BvbnNlEiIKCGNoYW5uZWxzGAEgAygLMhAuY2hhdC52MS5DaGFubmVsImcKDkhpc3RvcnlSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEd2l0aBgCIAEoCRIRCgliZWZvcmVfaWQYAyABKAkSDQoFbGltaXQYBCABKA0SFAoMcmVzdW1lX3Rva2VuGAUgASgJIkgKD0hpc3RvcnlSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmNoYXQudjEuQ2hhdFJlc3BvbnNlEgwKBG1vcmUYAiABKAgiTwoOUHVibGlzaFJlcXVlc3QSDwoHY2hhbm5lbBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDAoEdGV4dBgDIAEoCRILCgNib3QYBCABKAkiJQoPUHVibGlzaFJlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI8ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIkCgV1c2VycxgBIAMoCzIVLmNoYXQudjEuVXNlclNlc3Npb25zImQKDFVzZXJTZXNzaW9ucxIbCgR1c2VyGAEgASgLMg0uY2hhdC52MS5Vc2VyEg4KBm9ubGluZRgCIAEoCBInCgdkZXZpY2VzGAMgAygLMhYuY2hhdC52MS5EZXZpY2VTZXNzaW9uImgKDURldmljZVNlc3Npb24SDQoFc3RhdGUYASABKAkSDAoEbm9kZRgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIrCgtLaWNrUmVxdWVzdBIMCgR1c2VyGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIOCgxLaWNrUmVzcG9uc2UiVwoKQmFuUmVxdWVzdBIMCgR1c2VyGAEgASgJEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnJlYXNvbhgDIAEoCSIoCgtCYW5SZXNwb25zZRIZCgNiYW4YASABKAsyDC5jaGF0LnYxLkJhbiIcCgxVbmJhblJlcXVlc3QSDAoEdXNlchgBIAEoCSIPCg1VbmJhblJlc3BvbnNlIhEKD0xpc3RCYW5zUmVxdWVzdCIuChBMaXN0QmFuc1Jlc3BvbnNlEhoKBGJhbnMYASADKAsyDC5jaGF0LnYxLkJhbiKFAQoDQmFuEgwKBHVzZXIYASABKAkSDgoGcmVhc29uGAIgASgJEgoKAmJ5GAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqVAoIUmVjb3ZlcnkSGAoUUkVDT1ZFUllfVU5TUEVDSUZJRUQQABIVChFSRUNPVkVSWV9DT01QTEVURRABEhcKE1JFQ09WRVJZX0lOQ09NUExFVEUQAirSAQoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTTEVBVkVfUkVBU09OX0xPR09VVBABEh0KGUxFQVZFX1JFQVNPTl9ESVNDT05ORUNURUQQAhIZChVMRUFWRV9SRUFTT05fVE9PX1NMT1cQAxIgChxMRUFWRV9SRUFTT05fU0VSVkVSX1NIVVRET1dOEAQSFwoTTEVBVkVfUkVBU09OX0tJQ0tFRBAFEhcKE0xFQVZFX1JFQVNPTl9CQU5ORUQQBjKVAgoLQ2hhdFNlcnZpY2USNwoEQ2hhdBIULmNoYXQudjEuQ2hhdFJlcXVlc3QaFS5jaGF0LnYxLkNoYXRSZXNwb25zZSgBMAESQgoJTGlzdFVzZXJzEhkuY2hhdC52MS5MaXN0VXNlcnNSZXF1ZXN0GhouY2hhdC52MS5MaXN0VXNlcnNSZXNwb25zZRJLCgxMaXN0Q2hhbm5lbHMSHC5jaGF0LnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RDaGFubmVsc1Jlc3BvbnNlEjwKB0hpc3RvcnkSFy5jaGF0LnYxLkhpc3RvcnlSZXF1ZXN0GhguY2hhdC52MS5IaXN0b3J5UmVzcG9uc2Uy+QIKDEFkbWluU2VydmljZRJLCgxMaXN0U2Vzc2lvbnMSHC5jaGF0LnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlEjMKBEtpY2sSFC5jaGF0LnYxLktpY2tSZXF1ZXN0GhUuY2hhdC52MS5LaWNrUmVzcG9uc2USMAoDQmFuEhMuY2hhdC52MS5CYW5SZXF1ZXN0GhQuY2hhdC52MS5CYW5SZXNwb25zZRI2CgVVbmJhbhIVLmNoYXQudjEuVW5iYW5SZXF1ZXN0GhYuY2hhdC52MS5VbmJhblJlc3BvbnNlEj8KCExpc3RCYW5zEhguY2hhdC52MS5MaXN0QmFuc1JlcXVlc3QaGS5jaGF0LnYxLkxpc3RCYW5zUmVzcG9uc2USPAoHUHVibGlzaBIXLmNoYXQudjEuUHVibGlzaFJlcXVlc3QaGC5jaGF0LnYxLlB1Ymxpc2hSZXNwb25zZUIrWilnaXRodWIuY29tL2NoYXRkL2NoYXRkL2dlbi9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ChatRequest is one action from the client on a Chat stream.
@@ -926,6 +926,22 @@ export type Message = Message$1<"chat.v1.Message"> & {
    * @generated from field: repeated string mentions = 8;
    */
   mentions: string[];
+
+  /**
+   * bot is set on a message an admin published as a bot: the bot's name
+   * (sender is "<bot> (bot)").
+   *
+   * @generated from field: string bot = 9;
+   */
+  bot: string;
+
+  /**
+   * system is set on a message an admin published as the chat itself
+   * (sender is "chatd system").
+   *
+   * @generated from field: bool system = 10;
+   */
+  system: boolean;
 };
 
 /**
@@ -1310,6 +1326,71 @@ export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 29);
 
 /**
+ * PublishRequest is a message from the system or a bot.
+ *
+ * @generated from message chat.v1.PublishRequest
+ */
+export type PublishRequest = Message$1<"chat.v1.PublishRequest"> & {
+  /**
+   * channel is the channel to send to; with neither channel nor
+   * recipient, general.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * recipient is the user to send to privately.
+   *
+   * @generated from field: string recipient = 2;
+   */
+  recipient: string;
+
+  /**
+   * text is the message, as a user's is checked.
+   *
+   * @generated from field: string text = 3;
+   */
+  text: string;
+
+  /**
+   * bot is the bot's name (as a username is checked); empty for the
+   * system.
+   *
+   * @generated from field: string bot = 4;
+   */
+  bot: string;
+};
+
+/**
+ * Describes the message chat.v1.PublishRequest.
+ * Use `create(PublishRequestSchema)` to create a new message.
+ */
+export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 30);
+
+/**
+ * PublishResponse answers a publish.
+ *
+ * @generated from message chat.v1.PublishResponse
+ */
+export type PublishResponse = Message$1<"chat.v1.PublishResponse"> & {
+  /**
+   * message_id is the message's id.
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message chat.v1.PublishResponse.
+ * Use `create(PublishResponseSchema)` to create a new message.
+ */
+export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 31);
+
+/**
  * ListSessionsRequest asks who is in the chat.
  *
  * @generated from message chat.v1.ListSessionsRequest
@@ -1322,7 +1403,7 @@ export type ListSessionsRequest = Message$1<"chat.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 30);
+  messageDesc(file_chat_v1_chat, 32);
 
 /**
  * ListSessionsResponse lists who is in the chat.
@@ -1344,7 +1425,7 @@ export type ListSessionsResponse = Message$1<"chat.v1.ListSessionsResponse"> & {
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 31);
+  messageDesc(file_chat_v1_chat, 33);
 
 /**
  * UserSessions is one user and its devices.
@@ -1379,7 +1460,7 @@ export type UserSessions = Message$1<"chat.v1.UserSessions"> & {
  * Use `create(UserSessionsSchema)` to create a new message.
  */
 export const UserSessionsSchema: GenMessage<UserSessions> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 32);
+  messageDesc(file_chat_v1_chat, 34);
 
 /**
  * DeviceSession is one session of a user.
@@ -1422,7 +1503,7 @@ export type DeviceSession = Message$1<"chat.v1.DeviceSession"> & {
  * Use `create(DeviceSessionSchema)` to create a new message.
  */
 export const DeviceSessionSchema: GenMessage<DeviceSession> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 33);
+  messageDesc(file_chat_v1_chat, 35);
 
 /**
  * KickRequest names the user to remove.
@@ -1450,7 +1531,7 @@ export type KickRequest = Message$1<"chat.v1.KickRequest"> & {
  * Use `create(KickRequestSchema)` to create a new message.
  */
 export const KickRequestSchema: GenMessage<KickRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 34);
+  messageDesc(file_chat_v1_chat, 36);
 
 /**
  * KickResponse answers a kick.
@@ -1465,7 +1546,7 @@ export type KickResponse = Message$1<"chat.v1.KickResponse"> & {
  * Use `create(KickResponseSchema)` to create a new message.
  */
 export const KickResponseSchema: GenMessage<KickResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 35);
+  messageDesc(file_chat_v1_chat, 37);
 
 /**
  * BanRequest names the user to ban.
@@ -1500,7 +1581,7 @@ export type BanRequest = Message$1<"chat.v1.BanRequest"> & {
  * Use `create(BanRequestSchema)` to create a new message.
  */
 export const BanRequestSchema: GenMessage<BanRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 36);
+  messageDesc(file_chat_v1_chat, 38);
 
 /**
  * BanResponse answers a ban.
@@ -1521,7 +1602,7 @@ export type BanResponse = Message$1<"chat.v1.BanResponse"> & {
  * Use `create(BanResponseSchema)` to create a new message.
  */
 export const BanResponseSchema: GenMessage<BanResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 37);
+  messageDesc(file_chat_v1_chat, 39);
 
 /**
  * UnbanRequest names the user whose ban ends.
@@ -1542,7 +1623,7 @@ export type UnbanRequest = Message$1<"chat.v1.UnbanRequest"> & {
  * Use `create(UnbanRequestSchema)` to create a new message.
  */
 export const UnbanRequestSchema: GenMessage<UnbanRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 38);
+  messageDesc(file_chat_v1_chat, 40);
 
 /**
  * UnbanResponse answers an unban.
@@ -1557,7 +1638,7 @@ export type UnbanResponse = Message$1<"chat.v1.UnbanResponse"> & {
  * Use `create(UnbanResponseSchema)` to create a new message.
  */
 export const UnbanResponseSchema: GenMessage<UnbanResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 39);
+  messageDesc(file_chat_v1_chat, 41);
 
 /**
  * ListBansRequest asks for the bans in force.
@@ -1572,7 +1653,7 @@ export type ListBansRequest = Message$1<"chat.v1.ListBansRequest"> & {
  * Use `create(ListBansRequestSchema)` to create a new message.
  */
 export const ListBansRequestSchema: GenMessage<ListBansRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 40);
+  messageDesc(file_chat_v1_chat, 42);
 
 /**
  * ListBansResponse lists the bans in force.
@@ -1591,7 +1672,7 @@ export type ListBansResponse = Message$1<"chat.v1.ListBansResponse"> & {
  * Use `create(ListBansResponseSchema)` to create a new message.
  */
 export const ListBansResponseSchema: GenMessage<ListBansResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 41);
+  messageDesc(file_chat_v1_chat, 43);
 
 /**
  * Ban is a ban in force.
@@ -1640,7 +1721,7 @@ export type Ban = Message$1<"chat.v1.Ban"> & {
  * Use `create(BanSchema)` to create a new message.
  */
 export const BanSchema: GenMessage<Ban> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 42);
+  messageDesc(file_chat_v1_chat, 44);
 
 /**
  * Recovery is the outcome of a resume.
@@ -1889,6 +1970,20 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListBansRequestSchema;
     output: typeof ListBansResponseSchema;
+  },
+  /**
+   * Publish sends a message as the chat itself (system) or as a named bot:
+   * to a channel's members, or privately to one user online (NOT_FOUND
+   * otherwise, as for a channel that does not exist). Its sender is shown
+   * as "chatd system" or "<bot> (bot)", names no user can have (they hold
+   * a space), and Message.system or Message.bot says which.
+   *
+   * @generated from rpc chat.v1.AdminService.Publish
+   */
+  publish: {
+    methodKind: "unary";
+    input: typeof PublishRequestSchema;
+    output: typeof PublishResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 1);
