@@ -10,6 +10,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -96,22 +97,9 @@ func runAdmin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		}
 		return c.ListBans(ctx, &chatv1.ListBansRequest{})
 	}
-	order := inTurn(opts.servers)
-	var resp proto.Message
-	_, err := tryInTurn(ctx, order, stderr, func(server int) error {
-		conn, err := dial(ctx, order[server], opts.dialTimeout, &opts.security)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		defer cancel()
-		resp, err = call(cctx, chatv1.NewAdminServiceClient(conn))
-		return err
+	resp, err := callInTurn(ctx, opts, stderr, func(ctx context.Context, conn *grpc.ClientConn) (proto.Message, error) {
+		return call(ctx, chatv1.NewAdminServiceClient(conn))
 	}, func(err error) error {
-		if _, ok := status.FromError(err); !ok {
-			return err // dial's, already explained
-		}
 		code := status.Code(err)
 		err = fmt.Errorf("admin %s: %s", action, status.Convert(err).Message())
 		if code == codes.Unauthenticated || code == codes.PermissionDenied {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	chatv1 "github.com/chatd/chatd/gen/chat/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -38,22 +39,9 @@ func runList[R any](ctx context.Context, name, about, what string, args []string
 	if fs.NArg() > 0 {
 		return usageErrorf("%s: unexpected argument %q", name, fs.Arg(0))
 	}
-	order := inTurn(opts.servers)
-	var resp R
-	_, err := tryInTurn(ctx, order, stderr, func(server int) error {
-		conn, err := dial(ctx, order[server], opts.dialTimeout, &opts.security)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		defer cancel()
-		resp, err = call(cctx, chatv1.NewChatServiceClient(conn))
-		return err
+	resp, err := callInTurn(ctx, opts, stderr, func(ctx context.Context, conn *grpc.ClientConn) (R, error) {
+		return call(ctx, chatv1.NewChatServiceClient(conn))
 	}, func(err error) error {
-		if _, ok := status.FromError(err); !ok {
-			return err // dial's, already explained
-		}
 		code := status.Code(err)
 		err = fmt.Errorf("cannot list %s: %s", what, status.Convert(err).Message())
 		if code == codes.Unauthenticated || code == codes.PermissionDenied {
@@ -65,4 +53,31 @@ func runList[R any](ctx context.Context, name, about, what string, args []string
 		return err
 	}
 	return show(newPrinter(opts.output, stdout, stderr), resp)
+}
+
+// callInTurn makes one call on the first of opts' servers that can be
+// reached (see tryInTurn), within rpcTimeout once connected. refused
+// words the server's refusal (a gRPC status) for the person; what dial
+// says is explained already.
+func callInTurn[R any](ctx context.Context, opts *options, stderr io.Writer,
+	call func(context.Context, *grpc.ClientConn) (R, error), refused func(error) error) (R, error) {
+	order := inTurn(opts.servers)
+	var resp R
+	_, err := tryInTurn(ctx, order, stderr, func(server int) error {
+		conn, err := dial(ctx, order[server], opts.dialTimeout, &opts.security)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		resp, err = call(cctx, conn)
+		return err
+	}, func(err error) error {
+		if _, ok := status.FromError(err); !ok {
+			return err // dial's, already explained
+		}
+		return refused(err)
+	})
+	return resp, err
 }
