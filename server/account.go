@@ -152,7 +152,7 @@ func (h *hub) readChannelLocked(ch *channel, from *person, num uint64, mentioned
 			continue
 		}
 		mk.unread++
-		if len(mentioned) > 0 && contains(mentioned, m.per.key) {
+		if len(mentioned) > 0 && slices.Contains(mentioned, m.per.key) {
 			mk.mentions++
 		}
 	}
@@ -268,7 +268,7 @@ func (h *hub) markReadLocked(node string, mr *clusterv1.MarkRead) error {
 // its encoding does.
 func (h *hub) mentionsUser(ev *event, key string) bool {
 	if m := h.recentByNum[h.eventNumber(ev)]; m != nil {
-		return contains(m.mentions, key)
+		return slices.Contains(m.mentions, key)
 	}
 	resp := &chatv1.ChatResponse{}
 	if ev.wire == nil || proto.Unmarshal(ev.wire, resp) != nil {

@@ -158,8 +158,8 @@ func (a *adminService) Publish(ctx context.Context, req *chatv1.PublishRequest) 
 		return nil, err
 	}
 	text, err := CleanText(req.GetText())
-	if err == nil && req.GetChannel() != "" && req.GetRecipient() != "" {
-		err = &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
+	if err == nil {
+		err = checkTarget(req.GetChannel(), req.GetRecipient(), "a message goes to a channel or to a recipient, not both: set only one")
 	}
 	if err != nil {
 		return nil, a.svc.refuse(err)

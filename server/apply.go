@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -434,11 +435,10 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 			to = nil
 		}
 	} else {
-		name, key := snd.GetChannel(), generalChannel
-		if name != "" {
-			if _, key, err = CheckChannel(name); err != nil {
-				return err
-			}
+		name := snd.GetChannel()
+		key, err := channelKey(name)
+		if err != nil {
+			return err
 		}
 		switch ch = h.channels[key]; {
 		case ch == nil:
@@ -500,7 +500,7 @@ func (h *hub) sendLocked(node string, snd *clusterv1.Send) error {
 		// Every device of both users gets it: the sender's copy is its
 		// acknowledgement on the device that sent it. One offline has it
 		// in its inbox.
-		h.readPrivateLocked(from.acct, other, h.msgs, contains(mentioned, other.key))
+		h.readPrivateLocked(from.acct, other, h.msgs, slices.Contains(mentioned, other.key))
 		if to != nil {
 			h.deliverUserLocked(to, ev)
 		}

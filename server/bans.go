@@ -221,12 +221,10 @@ func (h *hub) publishAdminLocked(pb *clusterv1.Publish) (uint64, error) {
 			return 0, notOnline(name)
 		}
 	} else {
-		name, key := pb.GetChannel(), generalChannel
-		if name != "" {
-			var err error
-			if _, key, err = CheckChannel(name); err != nil {
-				return 0, err
-			}
+		name := pb.GetChannel()
+		key, err := channelKey(name)
+		if err != nil {
+			return 0, err
 		}
 		if ch = h.channels[key]; ch == nil {
 			return 0, &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("there is no channel #%s", name)}

@@ -276,23 +276,42 @@ func (h *hub) sendCommand(s *stream, text, channelName, recipient, replyTo, clie
 			return nil, &Error{Kind: ErrInvalidRequest, Msg: fmt.Sprintf("reply_to %q is no message id of this chat", replyTo)}
 		}
 	}
-	switch {
-	case channelName != "" && recipient != "":
-		return nil, &Error{Kind: ErrInvalidRequest, Msg: "a message goes to a channel or to a recipient, not both: set only one"}
-	case recipient != "":
-		if _, _, err := CheckUsername(recipient); err != nil {
-			// No such name can be online.
-			return nil, notOnline(recipient)
-		}
-	case channelName != "":
-		if _, _, err := CheckChannel(channelName); err != nil {
-			return nil, err
-		}
+	if err := checkTarget(channelName, recipient, "a message goes to a channel or to a recipient, not both: set only one"); err != nil {
+		return nil, err
 	}
 	return h.command(&clusterv1.Command{Action: &clusterv1.Command_Send{Send: &clusterv1.Send{
 		Stream: s.ref(), Text: text, Channel: channelName, Recipient: recipient, ClientId: clientID, ReplyTo: replyNum,
 		Mentions: mentionWords(text),
 	}}}), nil
+}
+
+// checkTarget checks, before the log, where a message or a typing goes: a
+// channel, or one user, not both (both is the refusal then).
+func checkTarget(channelName, recipient, both string) error {
+	switch {
+	case channelName != "" && recipient != "":
+		return &Error{Kind: ErrInvalidRequest, Msg: both}
+	case recipient != "":
+		if _, _, err := CheckUsername(recipient); err != nil {
+			// No such name can be online.
+			return notOnline(recipient)
+		}
+	case channelName != "":
+		if _, _, err := CheckChannel(channelName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// channelKey is the key of the channel a message or a typing names:
+// general if it names none.
+func channelKey(name string) (string, error) {
+	if name == "" {
+		return generalChannel, nil
+	}
+	_, key, err := CheckChannel(name)
+	return key, err
 }
 
 // JoinChannel puts s in a channel, creating it if there is none of that

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -142,7 +143,7 @@ func (h *hub) mentionsLocked(words []*clusterv1.MentionWord) (names, keys []stri
 			if key == "" {
 				continue
 			}
-			if !contains(keys, key) && len(keys) < maxMentions {
+			if !slices.Contains(keys, key) && len(keys) < maxMentions {
 				names, keys = append(names, name), append(keys, key)
 			}
 			break
@@ -161,15 +162,6 @@ func (h *hub) userNamedLocked(mf *clusterv1.MentionForm) (name, key string) {
 		return per.user.Username, per.key
 	}
 	return "", ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // recentCopy lists the recent messages for a snapshot. Lock must be held.

@@ -94,17 +94,8 @@ func (tc *typingConv) state() *chatv1.TypingState {
 // message, it returns once the log has it, and a refusal met when it is
 // applied reaches s as a rejected answer to clientID.
 func (h *hub) Typing(ctx context.Context, s *stream, channelName, recipient string, stopped bool, clientID string) error {
-	switch {
-	case channelName != "" && recipient != "":
-		return &Error{Kind: ErrInvalidRequest, Msg: "typing is in a channel or to a recipient, not both: set only one"}
-	case recipient != "":
-		if _, _, err := CheckUsername(recipient); err != nil {
-			return notOnline(recipient)
-		}
-	case channelName != "":
-		if _, _, err := CheckChannel(channelName); err != nil {
-			return err
-		}
+	if err := checkTarget(channelName, recipient, "typing is in a channel or to a recipient, not both: set only one"); err != nil {
+		return err
 	}
 	cmd := h.command(&clusterv1.Command{Action: &clusterv1.Command_Typing{Typing: &clusterv1.Typing{
 		Stream: s.ref(), Channel: channelName, Recipient: recipient, Stopped: stopped,
@@ -132,11 +123,9 @@ func (h *hub) typingLocked(node string, ty *clusterv1.Typing) error {
 		}
 		conv, tc.to, tc.from = typingPrivate(per.key, to.key), to, per
 	} else {
-		name, key := ty.GetChannel(), generalChannel
-		if name != "" {
-			if _, key, err = CheckChannel(name); err != nil {
-				return err
-			}
+		key, err := channelKey(ty.GetChannel())
+		if err != nil {
+			return err
 		}
 		ch := h.channels[key]
 		if ch == nil || !per.in(ch) {
