@@ -554,7 +554,7 @@ func (h *hub) joinChannelLocked(node string, jc *clusterv1.JoinChannel) error {
 		}
 		h.channelCatchUpLocked(d, ch)
 		if tc := h.typing[ch.conv]; tc != nil && d.stream != nil {
-			h.queueLocked(d.stream, delivery{event: privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})})
+			h.tellTypingLocked(d.stream, tc)
 		}
 	}
 	return nil

@@ -241,7 +241,7 @@ func (h *hub) showTypingLocked(conv string, tc *typingConv, before string) {
 // sendTypingLocked sends tc's state, unnumbered, to the streams of those
 // shown it: a channel's members, or the user typed to. Lock must be held.
 func (h *hub) sendTypingLocked(tc *typingConv) {
-	ev := newEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})
+	ev := newEvent(h.typingResponse(tc))
 	if tc.ch != nil {
 		for _, m := range tc.ch.members {
 			h.tellUserLocked(m.per, ev)
@@ -261,6 +261,18 @@ func (h *hub) tellUserLocked(per *person, ev *event) {
 	}
 }
 
+// typingResponse is tc's state as a response.
+func (h *hub) typingResponse(tc *typingConv) *chatv1.ChatResponse {
+	return &chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}}
+}
+
+// tellTypingLocked queues tc's state for s alone, unnumbered: a stream
+// that joins, resumes or enters a channel is told who types there now.
+// Lock must be held.
+func (h *hub) tellTypingLocked(s *stream, tc *typingConv) {
+	h.queueLocked(s, delivery{event: privateEvent(h.typingResponse(tc))})
+}
+
 // typingCatchUpLocked tells sess, whose stream just joined or resumed, who
 // is typing in its user's conversations now. Lock must be held.
 func (h *hub) typingCatchUpLocked(sess *session) {
@@ -271,12 +283,12 @@ func (h *hub) typingCatchUpLocked(sess *session) {
 	per := sess.person
 	for _, ch := range per.channels {
 		if tc := h.typing[ch.conv]; tc != nil {
-			h.queueLocked(s, delivery{event: privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})})
+			h.tellTypingLocked(s, tc)
 		}
 	}
 	for _, tc := range h.typing {
 		if tc.to == per {
-			h.queueLocked(s, delivery{event: privateEvent(&chatv1.ChatResponse{Time: timestamppb.New(h.now), Event: &chatv1.ChatResponse_Typing{Typing: tc.state()}})})
+			h.tellTypingLocked(s, tc)
 		}
 	}
 }
