@@ -134,14 +134,16 @@ func TestJoinInterruptLeaves(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	ctx, interrupt := context.WithCancel(t.Context())
-	r := startJoin(t, ctx, "--name", "alice", "--server", ts.addr)
-	ts.waitOnline(t, "alice")
+	r := startLive(t, ctx, "--name", "alice", "--server", ts.addr)
+	// Joined as chatctl sees it: the server lists alice as soon as it
+	// takes her join, before her welcome may have reached chatctl, and a
+	// Ctrl-C then is one while joining.
+	r.expect(t, `\* you joined as alice`)
 
 	start := time.Now()
 	interrupt() // what Ctrl-C does
-	r.wait(t)
-	if r.code != exitOK {
-		t.Errorf("exit code %d after Ctrl-C, want 0; stderr: %s", r.code, r.stderr.String())
+	if code := r.wait(t); code != exitOK {
+		t.Errorf("exit code %d after Ctrl-C, want 0; stderr: %s", code, r.stderr.String())
 	}
 	if !strings.Contains(r.stdout.String(), "* alice left (logged out)") {
 		t.Errorf("Ctrl-C did not log out; stdout:\n%s", r.stdout.String())
@@ -174,12 +176,11 @@ func TestJoinQuit(t *testing.T) {
 func TestJoinConnectionLost(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	r := startJoin(t, t.Context(), "--name", "alice", "--server", ts.addr, "--reconnect-timeout", "0")
-	ts.waitOnline(t, "alice")
+	r := startLive(t, t.Context(), "--name", "alice", "--server", ts.addr, "--reconnect-timeout", "0")
+	r.expect(t, `\* you joined as alice`) // welcomed: a session to lose, not a join
 	ts.stop(t)
-	r.wait(t)
-	if r.code != exitConnLost {
-		t.Errorf("exit code %d, want %d (connection lost)", r.code, exitConnLost)
+	if code := r.wait(t); code != exitConnLost {
+		t.Errorf("exit code %d, want %d (connection lost)", code, exitConnLost)
 	}
 	if want := "chatctl: connection lost: server shutting down"; !strings.Contains(r.stderr.String(), want) {
 		t.Errorf("stderr %q does not say %q", r.stderr.String(), want)
